@@ -1,0 +1,97 @@
+// The agent's in-memory picture of one reading from a telematics unit or the
+// gateway itself. Every other library speaks in these types: sources produce
+// them, the codec turns them into FlatBuffers, the store keeps them as blobs.
+// Plain values only: no library dependency, cheap to copy.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace eport::model {
+
+// GNSS fix quality, numbered as in the NMEA GGA "quality" field.
+enum class FixQuality : std::uint8_t {
+  kNoFix = 0,
+  kGps = 1,
+  kDgps = 2,
+  kPps = 3,
+  kRtkFixed = 4,
+  kRtkFloat = 5,
+  kEstimated = 6,
+  kManual = 7,
+  kSimulated = 8,
+};
+
+struct Position {
+  std::int32_t lat_e7 = 0;  // degrees * 1e7, north positive
+  std::int32_t lon_e7 = 0;  // degrees * 1e7, east positive
+  std::optional<std::uint16_t> speed_cm_s;    // ground speed, cm/s
+  std::optional<std::uint16_t> heading_cdeg;  // course over ground, 0..35999 (0.01 deg)
+  FixQuality fix = FixQuality::kNoFix;
+  std::uint8_t satellites = 0;                // satellites used in the fix
+  std::optional<std::uint16_t> hdop_centi;    // HDOP * 100
+  bool operator==(const Position&) const = default;
+};
+
+enum class SealState : std::uint8_t { kUnknown = 0, kSealed = 1, kOpened = 2, kTampered = 3 };
+
+struct SealEvent {
+  std::string seal_id;  // printed seal number, at most 32 bytes
+  SealState state = SealState::kUnknown;
+  bool operator==(const SealEvent&) const = default;
+};
+
+enum class DoorState : std::uint8_t { kUnknown = 0, kClosed = 1, kOpen = 2 };
+
+struct DoorEvent {
+  DoorState state = DoorState::kUnknown;
+  bool operator==(const DoorEvent&) const = default;
+};
+
+// One sample of the container's sensors. A field is absent when the unit has
+// no such sensor or the sensor did not answer.
+struct SensorSample {
+  std::optional<std::int16_t> temperature_centi_c;   // 0.01 degC
+  std::optional<std::uint16_t> humidity_centi_pct;   // 0.01 %RH, 0..10000
+  std::optional<std::uint16_t> shock_milli_g;        // peak since last sample, 0.001 g
+  std::optional<std::uint16_t> battery_mv;           // millivolts
+  std::optional<std::uint8_t> battery_pct;           // 0..100
+  std::optional<std::int16_t> reefer_setpoint_centi_c;  // reefer units only
+  bool operator==(const SensorSample&) const = default;
+};
+
+using Payload = std::variant<Position, SealEvent, DoorEvent, SensorSample>;
+
+// Kind names, as used in config files, logs and JSON output.
+enum class Kind : std::uint8_t { kPosition = 0, kSeal = 1, kDoor = 2, kSensor = 3 };
+inline Kind kind_of(const Payload& p) { return static_cast<Kind>(p.index()); }
+std::string_view kind_name(Kind k);
+
+struct Reading {
+  std::string source_id;     // telematics unit id (or the gateway's own id), <= 32 bytes
+  std::string container_id;  // ISO 6346, e.g. "MSKU1234565"; empty for the gateway
+  std::uint64_t seq = 0;     // per-source, strictly increasing, kept across restarts
+  std::uint64_t time_utc_ms = 0;  // milliseconds since 1970-01-01T00:00:00Z
+  Payload payload;
+  bool operator==(const Reading&) const = default;
+};
+
+// Priority classes, highest first when the outbox drains. The numeric value
+// is stored on disk: never renumber.
+enum class Priority : std::uint8_t { kBulk = 0, kTelemetry = 1, kEvent = 2, kAlarm = 3 };
+constexpr int kPriorityCount = 4;
+std::string_view priority_name(Priority p);
+std::optional<Priority> priority_from_name(std::string_view name);
+
+// The built-in classification: seal tampered or opened and door open are
+// alarms, other seal and door events are events, the rest is telemetry.
+Priority default_priority(const Reading& r);
+
+// True for a valid ISO 6346 container number (owner code, category,
+// serial, check digit).
+bool is_valid_iso6346(std::string_view container_id);
+
+}  // namespace eport::model

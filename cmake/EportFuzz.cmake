@@ -1,0 +1,23 @@
+# libFuzzer targets. With EPORT_FUZZ=ON (clang only) each target is built with
+# -fsanitize=fuzzer and registered as a short, bounded ctest run over its seed
+# corpus; long runs are documented in docs/testing.md.
+#   eport_add_fuzzer(NAME fuzz_x SOURCES a.cpp LIBS lib... CORPUS dir [SECONDS n])
+function(eport_add_fuzzer)
+  cmake_parse_arguments(F "" "NAME;CORPUS;SECONDS" "SOURCES;LIBS" ${ARGN})
+  if(NOT EPORT_FUZZ)
+    return()
+  endif()
+  if(NOT F_SECONDS)
+    set(F_SECONDS 15)
+  endif()
+  add_executable(${F_NAME} ${F_SOURCES})
+  target_link_libraries(${F_NAME} PRIVATE ${F_LIBS})
+  target_compile_options(${F_NAME} PRIVATE -fsanitize=fuzzer)
+  target_link_options(${F_NAME} PRIVATE -fsanitize=fuzzer)
+  set(work ${CMAKE_CURRENT_BINARY_DIR}/${F_NAME}.corpus)
+  add_test(NAME ${F_NAME}
+    COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=1
+      sh -c "mkdir -p '${work}' && exec \"$0\" -max_total_time=${F_SECONDS} -timeout=5 -rss_limit_mb=1024 -print_final_stats=1 '${work}' '${F_CORPUS}'"
+      $<TARGET_FILE:${F_NAME}>)
+  set_tests_properties(${F_NAME} PROPERTIES LABELS "fuzz" TIMEOUT 120)
+endfunction()

@@ -1,0 +1,212 @@
+/* eport firmware bridge (epb): the framed link between a telematics unit's
+ * firmware and the eport agent on the gateway. This header is the whole API
+ * of a C99 library meant for microcontrollers: no heap, no libc beyond the
+ * freestanding headers and memcpy/memset, all buffers owned by the caller.
+ * The same code runs in the agent (C++) and in eport-sim.
+ *
+ * Wire format (docs/firmware-bridge.md has the full spec and byte examples):
+ *   frame   = COBS(body) 0x00
+ *   body    = version:u8 type:u8 payload:bytes crc:u32le
+ *   crc     = CRC-32C (Castagnoli) over version, type and payload
+ * All multi-byte integers are little-endian. A body is at most
+ * EPB_MAX_BODY bytes; anything longer is rejected as oversized.
+ *
+ * Thread-safety: none; one decoder per byte stream. */
+#ifndef EPB_EPB_H
+#define EPB_EPB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EPB_PROTOCOL_VERSION 1u
+#define EPB_MAX_BODY 128u                      /* version+type+payload+crc */
+#define EPB_MAX_ENCODED (EPB_MAX_BODY + EPB_MAX_BODY / 254u + 2u) /* COBS + 0x00 */
+#define EPB_UNIT_ID_MAX 32u                    /* bytes, without terminator */
+#define EPB_CONTAINER_ID_MAX 11u               /* ISO 6346 */
+#define EPB_FIRMWARE_MAX 16u
+#define EPB_SEAL_ID_MAX 32u
+
+typedef enum {
+  EPB_MSG_HELLO = 1,      /* unit -> agent: who I am; first message on a link */
+  EPB_MSG_WELCOME = 2,    /* agent -> unit: accepted; last stored seq, window, time */
+  EPB_MSG_READING = 3,    /* unit -> agent: one reading */
+  EPB_MSG_ACK = 4,        /* agent -> unit: every reading with seq <= ack.seq is stored */
+  EPB_MSG_NACK = 5,       /* agent -> unit: reading seq refused, with a reason */
+  EPB_MSG_TIME_SYNC = 6,  /* agent -> unit: current UTC */
+  EPB_MSG_SETTINGS = 7,   /* agent -> unit: reporting intervals */
+  EPB_MSG_PING = 8,       /* either way: liveness, answered by PONG */
+  EPB_MSG_PONG = 9
+} epb_msg_type;
+
+typedef enum {
+  EPB_READING_POSITION = 0,
+  EPB_READING_SEAL = 1,
+  EPB_READING_DOOR = 2,
+  EPB_READING_SENSOR = 3
+} epb_reading_kind;
+
+/* Reasons carried by a NACK. */
+typedef enum {
+  EPB_NACK_MALFORMED = 1,    /* the frame decoded but its content is invalid */
+  EPB_NACK_NO_HELLO = 2,     /* a reading arrived before HELLO */
+  EPB_NACK_STORE_FULL = 3,   /* backpressure: the store refuses this class now; resend later */
+  EPB_NACK_WINDOW = 4,       /* more unacknowledged readings than the window allows */
+  EPB_NACK_OUT_OF_ORDER = 5, /* seq not above the last one seen and not a resend */
+  EPB_NACK_INTERNAL = 6      /* the agent could not store it; resend later */
+} epb_nack_reason;
+
+/* Result of decoding. EPB_OK and EPB_NEED_MORE are not errors; every other
+ * status means one frame was rejected and counted, and decoding continues
+ * with the next frame. */
+typedef enum {
+  EPB_OK = 0,
+  EPB_NEED_MORE = 1,
+  EPB_ERR_OVERSIZE = 2,   /* more than EPB_MAX_ENCODED bytes before a 0x00 */
+  EPB_ERR_COBS = 3,       /* COBS code points past the end of the frame */
+  EPB_ERR_TRUNCATED = 4,  /* body shorter than version+type+crc */
+  EPB_ERR_CRC = 5,        /* CRC-32C mismatch */
+  EPB_ERR_VERSION = 6,    /* unsupported protocol version */
+  EPB_ERR_TYPE = 7,       /* unknown message type */
+  EPB_ERR_PAYLOAD = 8     /* payload length or field value invalid for its type */
+} epb_status;
+#define EPB_STATUS_COUNT 9
+
+/* Sensor presence bits for epb_sensor.present. */
+#define EPB_SENSOR_TEMPERATURE 0x01u
+#define EPB_SENSOR_HUMIDITY 0x02u
+#define EPB_SENSOR_SHOCK 0x04u
+#define EPB_SENSOR_BATTERY_MV 0x08u
+#define EPB_SENSOR_BATTERY_PCT 0x10u
+#define EPB_SENSOR_REEFER_SETPOINT 0x20u
+
+/* Position optional-field bits for epb_position.present. */
+#define EPB_POS_SPEED 0x01u
+#define EPB_POS_HEADING 0x02u
+#define EPB_POS_HDOP 0x04u
+
+typedef struct {
+  int32_t lat_e7, lon_e7;   /* degrees * 1e7 */
+  uint16_t speed_cm_s;      /* valid if present & EPB_POS_SPEED */
+  uint16_t heading_cdeg;    /* 0..35999, valid if present & EPB_POS_HEADING */
+  uint16_t hdop_centi;      /* valid if present & EPB_POS_HDOP */
+  uint8_t fix;              /* NMEA GGA quality 0..8 */
+  uint8_t satellites;
+  uint8_t present;
+} epb_position;
+
+typedef struct {
+  uint8_t state;                         /* 0 unknown, 1 sealed, 2 opened, 3 tampered */
+  uint8_t seal_id_len;                   /* 0..EPB_SEAL_ID_MAX */
+  char seal_id[EPB_SEAL_ID_MAX + 1];     /* NUL-terminated after decode */
+} epb_seal;
+
+typedef struct {
+  uint8_t state;  /* 0 unknown, 1 closed, 2 open */
+} epb_door;
+
+typedef struct {
+  uint8_t present;              /* EPB_SENSOR_* bits */
+  int16_t temperature_centi_c;
+  uint16_t humidity_centi_pct;  /* 0..10000 */
+  uint16_t shock_milli_g;
+  uint16_t battery_mv;
+  uint8_t battery_pct;          /* 0..100 */
+  int16_t reefer_setpoint_centi_c;
+} epb_sensor;
+
+typedef struct {
+  uint64_t seq;          /* per-unit, strictly increasing, never reused */
+  uint64_t time_utc_ms;  /* ms since the Unix epoch, UTC */
+  uint8_t kind;          /* epb_reading_kind */
+  union {
+    epb_position position;
+    epb_seal seal;
+    epb_door door;
+    epb_sensor sensor;
+  } u;
+} epb_reading;
+
+typedef struct {
+  uint8_t unit_id_len;
+  char unit_id[EPB_UNIT_ID_MAX + 1];             /* printable ASCII, NUL-terminated */
+  uint8_t container_id_len;
+  char container_id[EPB_CONTAINER_ID_MAX + 1];   /* may be empty */
+  uint8_t firmware_len;
+  char firmware[EPB_FIRMWARE_MAX + 1];
+  uint64_t next_seq;  /* seq the unit will use for its next new reading */
+} epb_hello;
+
+typedef struct {
+  uint64_t last_stored_seq;  /* highest seq of this unit already stored (0: none) */
+  uint16_t window;           /* max readings in flight without an ACK */
+  uint64_t utc_ms;           /* agent's clock at send time */
+} epb_welcome;
+
+typedef struct { uint64_t seq; } epb_ack;
+typedef struct { uint64_t seq; uint8_t reason; } epb_nack;  /* reason: epb_nack_reason */
+typedef struct { uint64_t utc_ms; } epb_time_sync;
+typedef struct {
+  uint32_t position_interval_s;  /* 0: leave unchanged */
+  uint32_t sensor_interval_s;    /* 0: leave unchanged */
+} epb_settings;
+typedef struct { uint32_t nonce; } epb_ping;  /* also used for PONG */
+
+typedef struct {
+  uint8_t type;  /* epb_msg_type */
+  union {
+    epb_hello hello;
+    epb_welcome welcome;
+    epb_reading reading;
+    epb_ack ack;
+    epb_nack nack;
+    epb_time_sync time_sync;
+    epb_settings settings;
+    epb_ping ping;
+  } m;
+} epb_message;
+
+/* Encodes one message as a complete frame (COBS body and the trailing 0x00)
+ * into out[0..cap). Returns the number of bytes written, or 0 if the message
+ * is invalid (e.g. a string too long or not printable) or cap is too small.
+ * EPB_MAX_ENCODED bytes always suffice. */
+size_t epb_encode(const epb_message *msg, uint8_t *out, size_t cap);
+
+/* Incremental stream decoder. Holds one partial frame; zero-initialise it
+ * with epb_decoder_init. Counts every outcome in counts[status]. */
+typedef struct {
+  uint8_t buf[EPB_MAX_ENCODED];
+  size_t len;
+  uint8_t discarding;  /* inside an oversized frame: drop until the next 0x00 */
+  uint32_t counts[EPB_STATUS_COUNT];
+} epb_decoder;
+
+void epb_decoder_init(epb_decoder *d);
+
+/* Consumes bytes from data[0..len) up to and including the end of the first
+ * complete frame, and returns how many bytes it consumed. *status says what
+ * happened: EPB_NEED_MORE (all bytes consumed, no frame finished), EPB_OK
+ * (*out holds a message), or an EPB_ERR_* (that frame was dropped). Call it
+ * again with the rest of the bytes until it returns EPB_NEED_MORE.
+ * Empty frames (two 0x00 in a row) are skipped silently: a sender may send a
+ * 0x00 first to resynchronise the receiver. */
+size_t epb_decoder_feed(epb_decoder *d, const uint8_t *data, size_t len,
+                        epb_message *out, epb_status *status);
+
+/* Decodes one body (already COBS-decoded, without the delimiter). */
+epb_status epb_decode_body(const uint8_t *body, size_t len, epb_message *out);
+
+/* CRC-32C (Castagnoli), reflected, init and xorout 0xFFFFFFFF. */
+uint32_t epb_crc32c(const uint8_t *data, size_t len);
+
+/* Short English name of a status, e.g. "bad crc". Never NULL. */
+const char *epb_status_name(epb_status s);
+const char *epb_nack_reason_name(uint8_t reason);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EPB_EPB_H */
