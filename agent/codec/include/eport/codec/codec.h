@@ -1,0 +1,79 @@
+// The codec turns model readings into the FlatBuffers wire format of
+// schema/telemetry.fbs and back. It is the only library that links
+// FlatBuffers. Everything that arrives from outside passes the FlatBuffers
+// Verifier with explicit limits before a single field is read.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "eport/model/reading.h"
+#include "eport/model/result.h"
+
+namespace eport::codec {
+
+inline constexpr std::uint16_t kSchemaVersion = 1;
+inline constexpr const char* kFileIdentifier = "EPT1";
+
+struct EnvelopeHeader {
+  std::string site_id;
+  std::string gateway_id;
+  std::uint64_t envelope_seq = 0;
+  std::uint64_t sent_utc_ms = 0;
+  model::Priority priority = model::Priority::kTelemetry;
+  std::uint16_t schema_version = kSchemaVersion;
+  bool operator==(const EnvelopeHeader&) const = default;
+};
+
+struct Envelope {
+  EnvelopeHeader header;
+  std::vector<model::Reading> readings;
+};
+
+// Limits applied when verifying a buffer from outside.
+struct DecodeLimits {
+  std::size_t max_bytes = 4u << 20;      // larger buffers are rejected unread
+  std::size_t max_readings = 100000;
+  std::size_t max_depth = 16;
+};
+
+// Builds envelopes, reusing one FlatBufferBuilder between calls so that a
+// steady publisher does not allocate per envelope. Not thread-safe.
+class EnvelopeEncoder {
+ public:
+  EnvelopeEncoder();
+  ~EnvelopeEncoder();
+  EnvelopeEncoder(const EnvelopeEncoder&) = delete;
+  EnvelopeEncoder& operator=(const EnvelopeEncoder&) = delete;
+
+  // Encodes header and readings; the returned bytes stay valid until the
+  // next call. Readings keep their order.
+  std::span<const std::uint8_t> encode(const EnvelopeHeader& header,
+                                       std::span<const model::Reading> readings);
+
+ private:
+  struct Impl;
+  Impl* impl_;
+};
+
+std::vector<std::uint8_t> encode_envelope(const EnvelopeHeader& header,
+                                          std::span<const model::Reading> readings);
+
+// Verifies then decodes. The error names the first problem found
+// ("too large", "not an EPT1 buffer", "failed verification", "reading 3: no payload").
+Result<Envelope> decode_envelope(std::span<const std::uint8_t> bytes, const DecodeLimits& limits = {});
+
+// One reading as a standalone FlatBuffer (root: Reading). This is the form
+// readings take in the store, so stores written by an older agent stay
+// readable under the schema evolution rules.
+std::vector<std::uint8_t> encode_reading(const model::Reading& reading);
+Result<model::Reading> decode_reading(std::span<const std::uint8_t> bytes);
+
+// JSON rendering for people and scripts (eport-tail, logs). One object per
+// reading, keys in a fixed order; absent optional fields are left out.
+std::string reading_to_json(const model::Reading& reading);
+std::string envelope_header_to_json(const EnvelopeHeader& header);
+
+}  // namespace eport::codec

@@ -1,0 +1,31 @@
+// The MQTT topic scheme, part of the contract with cloud subscribers
+// (docs/topics.md). Every topic of a gateway lives under
+// eport/v1/<site>/<gateway>/.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "eport/model/reading.h"
+
+namespace eport::codec::topics {
+
+inline constexpr std::string_view kRoot = "eport/v1";
+
+// eport/v1/<site>/<gateway>/data/<class>: FlatBuffers envelopes, QoS 1.
+std::string data(std::string_view site, std::string_view gateway, model::Priority priority);
+// eport/v1/<site>/<gateway>/status: retained JSON, birth and last will.
+std::string status(std::string_view site, std::string_view gateway);
+// Subscription filter for every gateway's data on every site.
+inline constexpr std::string_view kAllData = "eport/v1/+/+/data/#";
+
+struct DataTopic {
+  std::string site;
+  std::string gateway;
+  model::Priority priority;
+};
+// Parses a data topic; nullopt if the topic is not one.
+std::optional<DataTopic> parse_data(std::string_view topic);
+
+}  // namespace eport::codec::topics

@@ -1,0 +1,309 @@
+// FlatBuffers encoding and verified decoding of readings and envelopes
+// (schema/telemetry.fbs), and their JSON rendering.
+#include "eport/codec/codec.h"
+
+#include <flatbuffers/flatbuffers.h>
+
+#include <cstdio>
+
+#include "eport/schema/telemetry_generated.h"
+
+namespace eport::codec {
+namespace fb = eport::telemetry::v1;
+
+namespace {
+
+template <class T>
+flatbuffers::Optional<T> to_fb(const std::optional<T>& v) {
+  return v ? flatbuffers::Optional<T>(*v) : flatbuffers::nullopt;
+}
+
+template <class T>
+std::optional<T> from_fb(const flatbuffers::Optional<T>& v) {
+  return v.has_value() ? std::optional<T>(*v) : std::nullopt;
+}
+
+// Strings repeat across the readings of an envelope (unit and container ids):
+// CreateSharedString stores each distinct one once.
+flatbuffers::Offset<fb::Reading> build_reading(flatbuffers::FlatBufferBuilder& b, const model::Reading& r) {
+  auto source = b.CreateSharedString(r.source_id);
+  flatbuffers::Offset<flatbuffers::String> container;
+  if (!r.container_id.empty()) container = b.CreateSharedString(r.container_id);
+
+  fb::Payload type = fb::Payload::NONE;
+  flatbuffers::Offset<void> payload;
+  std::visit(
+      [&](const auto& p) {
+        using P = std::decay_t<decltype(p)>;
+        if constexpr (std::is_same_v<P, model::Position>) {
+          type = fb::Payload::Position;
+          payload = fb::CreatePosition(b, p.lat_e7, p.lon_e7, to_fb(p.speed_cm_s), to_fb(p.heading_cdeg),
+                                       static_cast<fb::FixQuality>(p.fix), p.satellites, to_fb(p.hdop_centi))
+                        .Union();
+        } else if constexpr (std::is_same_v<P, model::SealEvent>) {
+          type = fb::Payload::SealEvent;
+          auto seal_id = b.CreateSharedString(p.seal_id);
+          payload = fb::CreateSealEvent(b, seal_id, static_cast<fb::SealState>(p.state)).Union();
+        } else if constexpr (std::is_same_v<P, model::DoorEvent>) {
+          type = fb::Payload::DoorEvent;
+          payload = fb::CreateDoorEvent(b, static_cast<fb::DoorState>(p.state)).Union();
+        } else {
+          type = fb::Payload::SensorSample;
+          payload = fb::CreateSensorSample(b, to_fb(p.temperature_centi_c), to_fb(p.humidity_centi_pct),
+                                           to_fb(p.shock_milli_g), to_fb(p.battery_mv), to_fb(p.battery_pct),
+                                           to_fb(p.reefer_setpoint_centi_c))
+                        .Union();
+        }
+      },
+      r.payload);
+  return fb::CreateReading(b, source, container, r.seq, r.time_utc_ms, type, payload);
+}
+
+std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+Result<model::Reading> read_reading(const fb::Reading* in) {
+  if (in == nullptr) return Error{"null reading"};
+  model::Reading r;
+  r.source_id = str(in->source_id());
+  if (r.source_id.empty()) return Error{"reading without source_id"};
+  r.container_id = str(in->container_id());
+  r.seq = in->seq();
+  r.time_utc_ms = in->time_utc_ms();
+  switch (in->payload_type()) {
+    case fb::Payload::Position: {
+      const auto* p = in->payload_as_Position();
+      model::Position m;
+      m.lat_e7 = p->lat_e7();
+      m.lon_e7 = p->lon_e7();
+      m.speed_cm_s = from_fb(p->speed_cm_s());
+      m.heading_cdeg = from_fb(p->heading_cdeg());
+      m.fix = static_cast<model::FixQuality>(p->fix());
+      m.satellites = p->satellites();
+      m.hdop_centi = from_fb(p->hdop_centi());
+      r.payload = m;
+      break;
+    }
+    case fb::Payload::SealEvent: {
+      const auto* p = in->payload_as_SealEvent();
+      r.payload = model::SealEvent{str(p->seal_id()), static_cast<model::SealState>(p->state())};
+      break;
+    }
+    case fb::Payload::DoorEvent:
+      r.payload = model::DoorEvent{static_cast<model::DoorState>(in->payload_as_DoorEvent()->state())};
+      break;
+    case fb::Payload::SensorSample: {
+      const auto* p = in->payload_as_SensorSample();
+      model::SensorSample m;
+      m.temperature_centi_c = from_fb(p->temperature_centi_c());
+      m.humidity_centi_pct = from_fb(p->humidity_centi_pct());
+      m.shock_milli_g = from_fb(p->shock_milli_g());
+      m.battery_mv = from_fb(p->battery_mv());
+      m.battery_pct = from_fb(p->battery_pct());
+      m.reefer_setpoint_centi_c = from_fb(p->reefer_setpoint_centi_c());
+      r.payload = m;
+      break;
+    }
+    default:
+      // NONE, or a payload kind added by a newer schema: this agent cannot
+      // represent it, so it is reported rather than silently changed.
+      return Error{"unknown or missing payload type " + std::to_string(static_cast<int>(in->payload_type()))};
+  }
+  return r;
+}
+
+}  // namespace
+
+struct EnvelopeEncoder::Impl {
+  flatbuffers::FlatBufferBuilder builder{16 * 1024};
+  std::vector<flatbuffers::Offset<fb::Reading>> offsets;
+};
+
+EnvelopeEncoder::EnvelopeEncoder() : impl_(new Impl) {}
+EnvelopeEncoder::~EnvelopeEncoder() { delete impl_; }
+
+std::span<const std::uint8_t> EnvelopeEncoder::encode(const EnvelopeHeader& h,
+                                                      std::span<const model::Reading> readings) {
+  auto& b = impl_->builder;
+  b.Clear();
+  impl_->offsets.clear();
+  impl_->offsets.reserve(readings.size());
+  for (const auto& r : readings) impl_->offsets.push_back(build_reading(b, r));
+  auto vec = b.CreateVector(impl_->offsets);
+  auto site = b.CreateString(h.site_id);
+  auto gw = b.CreateString(h.gateway_id);
+  fb::EnvelopeBuilder eb(b);
+  eb.add_schema_version(h.schema_version);
+  eb.add_site_id(site);
+  eb.add_gateway_id(gw);
+  eb.add_envelope_seq(h.envelope_seq);
+  eb.add_sent_utc_ms(h.sent_utc_ms);
+  eb.add_priority(static_cast<fb::Priority>(h.priority));
+  eb.add_readings(vec);
+  b.Finish(eb.Finish(), fb::EnvelopeIdentifier());
+  return {b.GetBufferPointer(), b.GetSize()};
+}
+
+std::vector<std::uint8_t> encode_envelope(const EnvelopeHeader& header, std::span<const model::Reading> readings) {
+  EnvelopeEncoder enc;
+  auto bytes = enc.encode(header, readings);
+  return {bytes.begin(), bytes.end()};
+}
+
+Result<Envelope> decode_envelope(std::span<const std::uint8_t> bytes, const DecodeLimits& limits) {
+  if (bytes.size() > limits.max_bytes) {
+    return Error{"envelope too large: " + std::to_string(bytes.size()) + " bytes > " +
+                 std::to_string(limits.max_bytes)};
+  }
+  if (bytes.size() < 8 || !flatbuffers::BufferHasIdentifier(bytes.data(), fb::EnvelopeIdentifier())) {
+    return Error{"not an EPT1 envelope (missing file identifier)"};
+  }
+  flatbuffers::Verifier verifier(bytes.data(), bytes.size(), limits.max_depth,
+                                 /*max_tables=*/limits.max_readings * 4 + 16);
+  if (!fb::VerifyEnvelopeBuffer(verifier)) return Error{"envelope failed FlatBuffers verification"};
+  const auto* env = fb::GetEnvelope(bytes.data());
+  Envelope out;
+  out.header.schema_version = env->schema_version();
+  out.header.site_id = str(env->site_id());
+  out.header.gateway_id = str(env->gateway_id());
+  out.header.envelope_seq = env->envelope_seq();
+  out.header.sent_utc_ms = env->sent_utc_ms();
+  out.header.priority = static_cast<model::Priority>(env->priority());
+  if (const auto* rs = env->readings()) {
+    if (rs->size() > limits.max_readings) {
+      return Error{"envelope holds " + std::to_string(rs->size()) + " readings > limit " +
+                   std::to_string(limits.max_readings)};
+    }
+    out.readings.reserve(rs->size());
+    for (flatbuffers::uoffset_t i = 0; i < rs->size(); ++i) {
+      auto r = read_reading(rs->Get(i));
+      if (!r) return Error{"reading " + std::to_string(i) + ": " + r.error()};
+      out.readings.push_back(std::move(r).value());
+    }
+  }
+  return out;
+}
+
+std::vector<std::uint8_t> encode_reading(const model::Reading& reading) {
+  flatbuffers::FlatBufferBuilder b(256);
+  b.Finish(build_reading(b, reading));
+  return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
+}
+
+Result<model::Reading> decode_reading(std::span<const std::uint8_t> bytes) {
+  flatbuffers::Verifier verifier(bytes.data(), bytes.size(), 8, 64);
+  if (!verifier.VerifyBuffer<fb::Reading>(nullptr)) return Error{"stored reading failed FlatBuffers verification"};
+  return read_reading(flatbuffers::GetRoot<fb::Reading>(bytes.data()));
+}
+
+namespace {
+
+void append_escaped(std::string& out, std::string_view s) {
+  out += '"';
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+template <class T>
+void field(std::string& out, std::string_view key, const T& v) {
+  out += ",\"";
+  out += key;
+  out += "\":";
+  if constexpr (std::is_same_v<T, std::string>) {
+    append_escaped(out, v);
+  } else {
+    out += std::to_string(v);
+  }
+}
+
+template <class T>
+void opt_field(std::string& out, std::string_view key, const std::optional<T>& v) {
+  if (v) field(out, key, static_cast<long long>(*v));
+}
+
+std::string_view seal_state_name(model::SealState s) {
+  switch (s) {
+    case model::SealState::kSealed: return "sealed";
+    case model::SealState::kOpened: return "opened";
+    case model::SealState::kTampered: return "tampered";
+    default: return "unknown";
+  }
+}
+
+std::string_view door_state_name(model::DoorState s) {
+  switch (s) {
+    case model::DoorState::kClosed: return "closed";
+    case model::DoorState::kOpen: return "open";
+    default: return "unknown";
+  }
+}
+
+}  // namespace
+
+std::string reading_to_json(const model::Reading& r) {
+  std::string out = "{\"source\":";
+  append_escaped(out, r.source_id);
+  if (!r.container_id.empty()) field(out, "container", r.container_id);
+  field(out, "seq", r.seq);
+  field(out, "time_utc_ms", r.time_utc_ms);
+  out += ",\"kind\":\"";
+  out += model::kind_name(model::kind_of(r.payload));
+  out += '"';
+  std::visit(
+      [&](const auto& p) {
+        using P = std::decay_t<decltype(p)>;
+        if constexpr (std::is_same_v<P, model::Position>) {
+          field(out, "lat_e7", p.lat_e7);
+          field(out, "lon_e7", p.lon_e7);
+          opt_field(out, "speed_cm_s", p.speed_cm_s);
+          opt_field(out, "heading_cdeg", p.heading_cdeg);
+          field(out, "fix", static_cast<int>(p.fix));
+          field(out, "satellites", static_cast<int>(p.satellites));
+          opt_field(out, "hdop_centi", p.hdop_centi);
+        } else if constexpr (std::is_same_v<P, model::SealEvent>) {
+          field(out, "seal_id", p.seal_id);
+          field(out, "state", std::string(seal_state_name(p.state)));
+        } else if constexpr (std::is_same_v<P, model::DoorEvent>) {
+          field(out, "state", std::string(door_state_name(p.state)));
+        } else {
+          opt_field(out, "temperature_centi_c", p.temperature_centi_c);
+          opt_field(out, "humidity_centi_pct", p.humidity_centi_pct);
+          opt_field(out, "shock_milli_g", p.shock_milli_g);
+          opt_field(out, "battery_mv", p.battery_mv);
+          opt_field(out, "battery_pct", p.battery_pct);
+          opt_field(out, "reefer_setpoint_centi_c", p.reefer_setpoint_centi_c);
+        }
+      },
+      r.payload);
+  out += '}';
+  return out;
+}
+
+std::string envelope_header_to_json(const EnvelopeHeader& h) {
+  std::string out = "{\"site\":";
+  append_escaped(out, h.site_id);
+  field(out, "gateway", h.gateway_id);
+  field(out, "envelope_seq", h.envelope_seq);
+  field(out, "sent_utc_ms", h.sent_utc_ms);
+  field(out, "priority", std::string(model::priority_name(h.priority)));
+  field(out, "schema_version", static_cast<int>(h.schema_version));
+  out += '}';
+  return out;
+}
+
+}  // namespace eport::codec

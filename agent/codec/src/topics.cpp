@@ -1,0 +1,40 @@
+// Building and parsing the topic names of docs/topics.md.
+#include "eport/codec/topics.h"
+
+#include <vector>
+
+namespace eport::codec::topics {
+
+namespace {
+std::string base(std::string_view site, std::string_view gateway) {
+  std::string t(kRoot);
+  t += '/';
+  t += site;
+  t += '/';
+  t += gateway;
+  return t;
+}
+}  // namespace
+
+std::string data(std::string_view site, std::string_view gateway, model::Priority priority) {
+  return base(site, gateway) + "/data/" + std::string(model::priority_name(priority));
+}
+
+std::string status(std::string_view site, std::string_view gateway) { return base(site, gateway) + "/status"; }
+
+std::optional<DataTopic> parse_data(std::string_view topic) {
+  std::vector<std::string_view> levels;
+  std::size_t start = 0;
+  while (true) {
+    auto slash = topic.find('/', start);
+    levels.push_back(topic.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start));
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  if (levels.size() != 6 || levels[0] != "eport" || levels[1] != "v1" || levels[4] != "data") return std::nullopt;
+  auto p = model::priority_from_name(levels[5]);
+  if (!p || levels[2].empty() || levels[3].empty()) return std::nullopt;
+  return DataTopic{std::string(levels[2]), std::string(levels[3]), *p};
+}
+
+}  // namespace eport::codec::topics

@@ -1,0 +1,99 @@
+// The agent's configuration: a TOML file validated as a whole before anything
+// starts. One table of key specs (key, type, default, range, description)
+// drives parsing, validation, the --help text and docs/config.md, so they
+// cannot disagree. The only library that links toml++.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "eport/model/reading.h"
+#include "eport/model/result.h"
+
+namespace eport::config {
+
+struct GatewayConfig {
+  std::string id;    // [a-z0-9][a-z0-9-]{0,31}; MQTT client id and topic level
+  std::string site;  // same pattern; topic level
+};
+
+struct BridgeConfig {
+  std::string unix_socket;  // "" disables
+  std::string tcp_listen;   // "host:port", "" disables
+  std::int64_t window = 256;
+  std::int64_t max_units = 2000;
+};
+
+struct StoreConfig {
+  std::string path;
+  std::string durability;  // "full" | "normal"
+  std::int64_t commit_interval_ms = 10;
+  std::int64_t commit_max_readings = 2000;
+};
+
+struct MqttConfig {
+  std::string uri;
+  std::string client_id;  // "" -> gateway id
+  std::int64_t keepalive_s = 30;
+  std::int64_t connect_timeout_s = 10;
+  std::int64_t reconnect_min_ms = 500;
+  std::int64_t reconnect_max_ms = 30000;
+  std::int64_t max_inflight = 16;
+};
+
+struct PublishConfig {
+  std::int64_t max_readings = 500;
+  std::int64_t max_bytes = 65536;
+  std::int64_t max_age_ms = 200;
+};
+
+struct LogConfig {
+  std::string level;  // error | warn | info | debug
+};
+
+struct AgentConfig {
+  GatewayConfig gateway;
+  BridgeConfig bridge;
+  StoreConfig store;
+  MqttConfig mqtt;
+  PublishConfig publish;
+  LogConfig log;
+};
+
+// One configuration key. Exactly one of the accessors is set.
+struct KeySpec {
+  std::string_view key;          // dotted path, e.g. "mqtt.keepalive_s"
+  std::string_view default_text; // as written in TOML; "" with required = true
+  std::string_view description;
+  bool required = false;
+  std::int64_t min = 0, max = 0;           // integers, inclusive
+  std::vector<std::string_view> choices;   // strings restricted to a set
+  std::string_view pattern_name;           // strings checked by a named rule ("id", "uri", "hostport")
+  std::function<std::string&(AgentConfig&)> str;
+  std::function<std::int64_t&(AgentConfig&)> integer;
+  std::string_view type_name() const { return str ? "string" : "integer"; }
+};
+
+const std::vector<KeySpec>& key_specs();
+
+// Parses and validates. On failure the error lists every problem, one per
+// line, each naming the file, line and key: "agent.toml:7: mqtt.keepalive_s:
+// 0 is out of range 1..3600".
+Result<AgentConfig> load_file(const std::string& path);
+Result<AgentConfig> load_string(std::string_view toml_text, std::string_view source_name = "<string>");
+
+// A config with every default applied and gateway id/site set; for tests.
+AgentConfig defaults();
+
+// Markdown table of every key (docs/config.md embeds it verbatim).
+std::string reference_markdown();
+
+// Stable hash of the effective config (FNV-1a over key=value lines), for
+// the birth message: lets the cloud see which config a gateway runs.
+std::string config_hash(const AgentConfig& config);
+
+}  // namespace eport::config

@@ -1,0 +1,377 @@
+// TOML loading and validation driven by the key-spec table below. Adding a
+// key means adding one row here; docs/config.md is checked against
+// reference_markdown() by a test.
+#include "eport/config/config.h"
+
+#include <cctype>
+#include <cinttypes>
+#include <cstdio>
+#include <map>
+#include <sstream>
+
+// Debian ships toml++ as a shared library built with exceptions: parse errors
+// arrive as toml::parse_error, caught right here at the library boundary.
+#include <toml++/toml.h>
+
+namespace eport::config {
+
+namespace {
+
+KeySpec str_key(std::string_view key, std::string_view def, std::string_view desc,
+                std::function<std::string&(AgentConfig&)> f) {
+  KeySpec k;
+  k.key = key;
+  k.default_text = def;
+  k.description = desc;
+  k.str = std::move(f);
+  return k;
+}
+
+KeySpec int_key(std::string_view key, std::string_view def, std::int64_t min, std::int64_t max, std::string_view desc,
+                std::function<std::int64_t&(AgentConfig&)> f) {
+  KeySpec k;
+  k.key = key;
+  k.default_text = def;
+  k.description = desc;
+  k.min = min;
+  k.max = max;
+  k.integer = std::move(f);
+  return k;
+}
+
+KeySpec with_choices(KeySpec k, std::vector<std::string_view> choices) {
+  k.choices = std::move(choices);
+  return k;
+}
+KeySpec with_pattern(KeySpec k, std::string_view pattern) {
+  k.pattern_name = pattern;
+  return k;
+}
+KeySpec required(KeySpec k) {
+  k.required = true;
+  return k;
+}
+
+std::vector<KeySpec> build_specs() {
+  std::vector<KeySpec> s;
+  s.push_back(required(with_pattern(str_key("gateway.id", "", "This gateway's id: MQTT client id and a topic level. Lower-case letters, digits and '-', 1-32 characters.",
+                                            [](AgentConfig& c) -> std::string& { return c.gateway.id; }),
+                                    "id")));
+  s.push_back(required(with_pattern(str_key("gateway.site", "", "The port site this gateway belongs to (a topic level), same rule as gateway.id.",
+                                            [](AgentConfig& c) -> std::string& { return c.gateway.site; }),
+                                    "id")));
+  s.push_back(str_key("bridge.unix_socket", "\"/run/eport-agent/bridge.sock\"",
+                      "UNIX socket on which telematics units (or eport-sim) connect. Empty: no UNIX socket.",
+                      [](AgentConfig& c) -> std::string& { return c.bridge.unix_socket; }));
+  s.push_back(with_pattern(str_key("bridge.tcp_listen", "\"\"",
+                                   "host:port on which units connect over TCP, e.g. \"0.0.0.0:7700\". Empty: no TCP listener.",
+                                   [](AgentConfig& c) -> std::string& { return c.bridge.tcp_listen; }),
+                           "hostport"));
+  s.push_back(int_key("bridge.window", "256", 1, 4096,
+                      "Readings a unit may have in flight without an ACK (sent to the unit in WELCOME).",
+                      [](AgentConfig& c) -> std::int64_t& { return c.bridge.window; }));
+  s.push_back(int_key("bridge.max_units", "2000", 1, 100000, "Connections accepted at once; more are closed at accept.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.bridge.max_units; }));
+  s.push_back(str_key("store.path", "\"/var/lib/eport-agent/outbox.db\"",
+                      "SQLite outbox file (WAL mode: the -wal and -shm files live beside it).",
+                      [](AgentConfig& c) -> std::string& { return c.store.path; }));
+  s.push_back(with_choices(
+      str_key("store.durability", "\"full\"",
+              "\"full\": fsync at every commit, an acknowledged reading survives power loss. \"normal\": survives a "
+              "crash of the agent; power loss may lose the last commits. See docs/store.md.",
+              [](AgentConfig& c) -> std::string& { return c.store.durability; }),
+      {"full", "normal"}));
+  s.push_back(int_key("store.commit_interval_ms", "10", 0, 10000,
+                      "Group commit: longest a received reading waits before its transaction commits (and it is "
+                      "acknowledged).",
+                      [](AgentConfig& c) -> std::int64_t& { return c.store.commit_interval_ms; }));
+  s.push_back(int_key("store.commit_max_readings", "2000", 1, 100000,
+                      "Group commit: most readings in one transaction.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.store.commit_max_readings; }));
+  s.push_back(with_pattern(str_key("mqtt.uri", "\"tcp://127.0.0.1:1883\"",
+                                   "Broker URI: tcp://host:port or mqtt://host:port (ssl:// and mqtts:// arrive with TLS).",
+                                   [](AgentConfig& c) -> std::string& { return c.mqtt.uri; }),
+                           "uri"));
+  s.push_back(str_key("mqtt.client_id", "\"\"", "MQTT client id. Empty: the gateway id.",
+                      [](AgentConfig& c) -> std::string& { return c.mqtt.client_id; }));
+  s.push_back(int_key("mqtt.keepalive_s", "30", 5, 3600,
+                      "MQTT keep-alive interval; a silent link is declared dead after 1.5 times this.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.mqtt.keepalive_s; }));
+  s.push_back(int_key("mqtt.connect_timeout_s", "10", 1, 300, "Give up one connection attempt after this long.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.mqtt.connect_timeout_s; }));
+  s.push_back(int_key("mqtt.reconnect_min_ms", "500", 10, 600000, "First delay before reconnecting; doubles after each failure.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.mqtt.reconnect_min_ms; }));
+  s.push_back(int_key("mqtt.reconnect_max_ms", "30000", 10, 3600000, "Longest delay between reconnection attempts.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.mqtt.reconnect_max_ms; }));
+  s.push_back(int_key("mqtt.max_inflight", "16", 1, 1000, "Envelopes published and not yet acknowledged (PUBACK) at once.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.mqtt.max_inflight; }));
+  s.push_back(int_key("publish.max_readings", "500", 1, 10000, "Most readings in one envelope.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.publish.max_readings; }));
+  s.push_back(int_key("publish.max_bytes", "65536", 256, 4194304, "Envelope size goal in bytes of stored readings.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.publish.max_bytes; }));
+  s.push_back(int_key("publish.max_age_ms", "200", 0, 60000,
+                      "Longest the publisher waits for a fuller envelope once a reading is waiting.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.publish.max_age_ms; }));
+  s.push_back(with_choices(str_key("log.level", "\"info\"", "Least severe level logged to stderr.",
+                                   [](AgentConfig& c) -> std::string& { return c.log.level; }),
+                           {"error", "warn", "info", "debug"}));
+  return s;
+}
+
+bool is_id(std::string_view v) {
+  if (v.empty() || v.size() > 32) return false;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    char c = v[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && i > 0);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool parse_port(std::string_view s) {
+  if (s.empty() || s.size() > 5) return false;
+  long v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  return v >= 1 && v <= 65535;
+}
+
+bool is_hostport(std::string_view v) {
+  auto colon = v.rfind(':');
+  return colon != std::string_view::npos && colon > 0 && parse_port(v.substr(colon + 1));
+}
+
+bool is_uri(std::string_view v) {
+  for (std::string_view scheme : {"tcp://", "mqtt://"}) {
+    if (v.substr(0, scheme.size()) == scheme) return is_hostport(v.substr(scheme.size()));
+  }
+  return false;
+}
+
+std::string pattern_error(std::string_view pattern) {
+  if (pattern == "id") return "must be 1-32 of a-z, 0-9 and '-' (not first)";
+  if (pattern == "hostport") return "must be host:port with a port 1-65535";
+  if (pattern == "uri") return "must be tcp://host:port or mqtt://host:port";
+  return "invalid";
+}
+
+bool matches(std::string_view pattern, std::string_view v) {
+  if (pattern == "id") return is_id(v);
+  if (pattern == "hostport") return is_hostport(v);
+  if (pattern == "uri") return is_uri(v);
+  return true;
+}
+
+std::string unquote(std::string_view def) {
+  if (def.size() >= 2 && def.front() == '"' && def.back() == '"') return std::string(def.substr(1, def.size() - 2));
+  return std::string(def);
+}
+
+void apply_defaults(AgentConfig& c) {
+  for (const auto& k : key_specs()) {
+    if (k.required) continue;
+    if (k.str) {
+      k.str(c) = unquote(k.default_text);
+    } else {
+      k.integer(c) = std::strtoll(std::string(k.default_text).c_str(), nullptr, 10);
+    }
+  }
+}
+
+const KeySpec* find_spec(std::string_view key) {
+  for (const auto& k : key_specs())
+    if (k.key == key) return &k;
+  return nullptr;
+}
+
+bool is_section(std::string_view name) {
+  for (const auto& k : key_specs()) {
+    auto dot = k.key.find('.');
+    if (k.key.substr(0, dot) == name) return true;
+  }
+  return false;
+}
+
+class Validator {
+ public:
+  Validator(std::string_view source) : source_(source) {}
+
+  void error(const toml::source_region& where, std::string_view key, const std::string& what) {
+    std::ostringstream o;
+    o << source_;
+    if (where.begin.line > 0) o << ':' << where.begin.line;
+    o << ": ";
+    if (!key.empty()) o << key << ": ";
+    o << what;
+    errors_.push_back(o.str());
+  }
+
+  void check_leaf(const KeySpec& spec, const toml::node& node, AgentConfig& out) {
+    if (spec.str) {
+      const auto* v = node.as_string();
+      if (v == nullptr) return error(node.source(), spec.key, std::string("expected a string, got ") + type_of(node));
+      const std::string& s = v->get();
+      if (!spec.choices.empty()) {
+        bool found = false;
+        std::string list;
+        for (auto c : spec.choices) {
+          found |= (c == s);
+          list += (list.empty() ? "" : ", ") + std::string(c);
+        }
+        if (!found) return error(node.source(), spec.key, "\"" + s + "\" is not one of: " + list);
+      }
+      if (!spec.pattern_name.empty() && !(s.empty() && !spec.required) && !matches(spec.pattern_name, s)) {
+        return error(node.source(), spec.key, "\"" + s + "\" " + pattern_error(spec.pattern_name));
+      }
+      spec.str(out) = s;
+    } else {
+      const auto* v = node.as_integer();
+      if (v == nullptr) return error(node.source(), spec.key, std::string("expected an integer, got ") + type_of(node));
+      std::int64_t n = v->get();
+      if (n < spec.min || n > spec.max) {
+        return error(node.source(), spec.key,
+                     std::to_string(n) + " is out of range " + std::to_string(spec.min) + ".." + std::to_string(spec.max));
+      }
+      spec.integer(out) = n;
+    }
+  }
+
+  static const char* type_of(const toml::node& n) {
+    switch (n.type()) {
+      case toml::node_type::string: return "a string";
+      case toml::node_type::integer: return "an integer";
+      case toml::node_type::floating_point: return "a float";
+      case toml::node_type::boolean: return "a boolean";
+      case toml::node_type::table: return "a table";
+      case toml::node_type::array: return "an array";
+      default: return "a date/time";
+    }
+  }
+
+  std::vector<std::string> errors_;
+  std::string source_;
+};
+
+}  // namespace
+
+const std::vector<KeySpec>& key_specs() {
+  static const std::vector<KeySpec> specs = build_specs();
+  return specs;
+}
+
+AgentConfig defaults() {
+  AgentConfig c;
+  apply_defaults(c);
+  c.gateway.id = "gw-dev";
+  c.gateway.site = "dev";
+  return c;
+}
+
+Result<AgentConfig> load_string(std::string_view text, std::string_view source_name) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source_name);
+  } catch (const toml::parse_error& e) {
+    return Error{std::string(source_name) + ":" + std::to_string(e.source().begin.line) + ": TOML syntax error: " +
+                 std::string(e.description())};
+  }
+  AgentConfig out;
+  apply_defaults(out);
+  Validator v(source_name);
+  std::map<std::string_view, bool> seen;
+
+  for (const auto& [section_key, section_node] : root) {
+    std::string_view section = section_key.str();
+    const auto* table = section_node.as_table();
+    if (table == nullptr || !is_section(section)) {
+      if (table == nullptr && find_spec(section) == nullptr && !is_section(section)) {
+        v.error(section_node.source(), section, "unknown key");
+      } else if (table == nullptr) {
+        v.error(section_node.source(), section, "expected a table [" + std::string(section) + "]");
+      } else {
+        v.error(section_node.source(), section, "unknown section");
+      }
+      continue;
+    }
+    for (const auto& [leaf_key, leaf_node] : *table) {
+      std::string full = std::string(section) + "." + std::string(leaf_key.str());
+      const KeySpec* spec = find_spec(full);
+      if (spec == nullptr) {
+        v.error(leaf_node.source(), full, "unknown key");
+        continue;
+      }
+      seen[spec->key] = true;
+      v.check_leaf(*spec, leaf_node, out);
+    }
+  }
+  for (const auto& k : key_specs()) {
+    if (k.required && !seen[k.key]) v.error(toml::source_region{}, k.key, "required key is missing");
+  }
+  if (out.mqtt.reconnect_min_ms > out.mqtt.reconnect_max_ms) {
+    v.error(toml::source_region{}, "mqtt.reconnect_min_ms", "must not exceed mqtt.reconnect_max_ms");
+  }
+  if (out.bridge.unix_socket.empty() && out.bridge.tcp_listen.empty()) {
+    v.error(toml::source_region{}, "bridge", "no transport: set bridge.unix_socket or bridge.tcp_listen");
+  }
+  if (out.store.path.empty()) v.error(toml::source_region{}, "store.path", "must not be empty");
+  if (!v.errors_.empty()) {
+    std::string all;
+    for (const auto& e : v.errors_) all += (all.empty() ? "" : "\n") + e;
+    return Error{all};
+  }
+  if (out.mqtt.client_id.empty()) out.mqtt.client_id = out.gateway.id;
+  return out;
+}
+
+Result<AgentConfig> load_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return Error{path + ": cannot open config file"};
+  std::string text;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  std::fclose(f);
+  return load_string(text, path);
+}
+
+std::string reference_markdown() {
+  std::string out = "| key | type | default | range / values | description |\n|---|---|---|---|---|\n";
+  for (const auto& k : key_specs()) {
+    std::string range;
+    if (k.integer) {
+      range = std::to_string(k.min) + " .. " + std::to_string(k.max);
+    } else if (!k.choices.empty()) {
+      for (auto c : k.choices) range += (range.empty() ? "" : ", ") + std::string("`") + std::string(c) + "`";
+    } else if (!k.pattern_name.empty()) {
+      range = pattern_error(k.pattern_name);
+    }
+    out += "| `" + std::string(k.key) + "` | " + std::string(k.type_name()) + " | " +
+           (k.required ? std::string("required") : "`" + std::string(k.default_text) + "`") + " | " + range + " | " +
+           std::string(k.description) + " |\n";
+  }
+  return out;
+}
+
+std::string config_hash(const AgentConfig& config) {
+  AgentConfig copy = config;
+  std::uint64_t h = 1469598103934665603ull;
+  auto mix = [&](std::string_view s) {
+    for (unsigned char ch : s) {
+      h ^= ch;
+      h *= 1099511628211ull;
+    }
+  };
+  for (const auto& k : key_specs()) {
+    mix(k.key);
+    mix("=");
+    mix(k.str ? k.str(copy) : std::to_string(k.integer(copy)));
+    mix("\n");
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016" PRIx64, h);
+  return buf;
+}
+
+}  // namespace eport::config

@@ -1,0 +1,74 @@
+// Ingest: the group-commit stage between sources (units over the bridge, the
+// gateway's GNSS) and the outbox. Sources submit readings; one thread commits
+// them in batches (one SQLite transaction for up to commit_max_readings, or
+// whatever arrived within commit_interval) and then reports each reading's
+// outcome, so that a source acknowledges a reading only once it is durable.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "eport/model/reading.h"
+#include "eport/store/outbox.h"
+
+namespace eport::ingest {
+
+enum class Outcome {
+  kStored,     // committed: acknowledge it
+  kDuplicate,  // already stored earlier (a resend): acknowledge it
+  kFailed,     // not stored (store error): do not acknowledge; the unit resends
+};
+
+// Receives outcomes on the ingest thread, once per submitted reading, in
+// submission order. Must not block. A source implements it once and must
+// outlive the Ingest (or at least every reading it submitted).
+class CompletionSink {
+ public:
+  virtual ~CompletionSink() = default;
+  virtual void completed(std::uint64_t token, Outcome outcome) = 0;
+  // After a batch of completed() calls: a chance to wake the source's thread.
+  virtual void batch_done() {}
+};
+
+struct IngestOptions {
+  std::chrono::milliseconds commit_interval{10};
+  std::size_t commit_max_readings = 2000;
+  std::size_t queue_limit = 100000;  // readings waiting for a commit
+};
+
+struct IngestStats {
+  std::uint64_t submitted = 0;
+  std::uint64_t stored = 0;
+  std::uint64_t duplicates = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t commits = 0;
+  std::uint64_t rejected_queue_full = 0;
+};
+
+class Ingest {
+ public:
+  // on_committed runs on the ingest thread after each successful commit
+  // (the publisher's notify()).
+  Ingest(IngestOptions options, store::Outbox& outbox, std::function<void()> on_committed);
+  ~Ingest();  // stop()
+  Ingest(const Ingest&) = delete;
+  Ingest& operator=(const Ingest&) = delete;
+
+  void start();
+  // Commits what is queued, then stops the thread.
+  void stop();
+
+  // Queues a reading. `token` is handed back to `sink` with the outcome.
+  // Returns false (and never calls the sink) when the queue is full.
+  bool submit(model::Reading reading, model::Priority priority, CompletionSink* sink, std::uint64_t token);
+
+  IngestStats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace eport::ingest

@@ -1,0 +1,154 @@
+// Group commit: a queue of readings drained by one thread into outbox
+// transactions; outcomes go back to each reading's source after the commit.
+#include "eport/ingest/ingest.h"
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "eport/codec/codec.h"
+#include "eport/log/log.h"
+
+namespace eport::ingest {
+
+namespace {
+std::uint64_t now_utc_ms() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+}  // namespace
+
+struct Ingest::Impl {
+  struct Pending {
+    store::Record record;
+    CompletionSink* sink;
+    std::uint64_t token;
+  };
+
+  IngestOptions opt;
+  store::Outbox& outbox;
+  std::function<void()> on_committed;
+
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Pending> queue;
+  bool running = false;
+  bool stopping = false;
+  IngestStats stats;
+  std::thread thread;
+
+  Impl(IngestOptions o, store::Outbox& ob, std::function<void()> cb)
+      : opt(o), outbox(ob), on_committed(std::move(cb)) {}
+
+  void run() {
+    std::vector<Pending> batch;
+    std::vector<store::Record> records;
+    while (true) {
+      {
+        std::unique_lock l(mu);
+        cv.wait(l, [&] { return stopping || !queue.empty(); });
+        if (queue.empty() && stopping) return;
+        // Group commit: once something is waiting, give others up to
+        // commit_interval to join, unless the batch is already full.
+        if (queue.size() < opt.commit_max_readings && !stopping && opt.commit_interval.count() > 0) {
+          cv.wait_for(l, opt.commit_interval,
+                      [&] { return stopping || queue.size() >= opt.commit_max_readings; });
+        }
+        std::size_t n = std::min(queue.size(), opt.commit_max_readings);
+        batch.clear();
+        for (std::size_t i = 0; i < n; ++i) {
+          batch.push_back(std::move(queue.front()));
+          queue.pop_front();
+        }
+      }
+      records.clear();
+      records.reserve(batch.size());
+      for (auto& p : batch) records.push_back(std::move(p.record));
+      auto result = outbox.append(records);
+      commit_outcomes(batch, result);
+    }
+  }
+
+  void commit_outcomes(std::vector<Pending>& batch,
+                       const Result<store::AppendResult>& result) {
+    std::set<CompletionSink*> sinks;
+    if (!result) {
+      log::error("ingest", "commit of " + std::to_string(batch.size()) + " readings failed: " + result.error());
+      for (auto& p : batch) p.sink->completed(p.token, Outcome::kFailed);
+    } else {
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        batch[i].sink->completed(batch[i].token, result->duplicate[i] ? Outcome::kDuplicate : Outcome::kStored);
+      }
+    }
+    for (auto& p : batch) sinks.insert(p.sink);
+    for (auto* s : sinks) s->batch_done();
+    {
+      std::lock_guard l(mu);
+      ++stats.commits;
+      if (result) {
+        stats.stored += result->stored;
+        stats.duplicates += result->duplicates;
+      } else {
+        stats.failed += batch.size();
+      }
+    }
+    if (result && result->stored > 0 && on_committed) on_committed();
+  }
+
+};
+
+Ingest::Ingest(IngestOptions options, store::Outbox& outbox, std::function<void()> on_committed)
+    : impl_(std::make_unique<Impl>(options, outbox, std::move(on_committed))) {}
+
+Ingest::~Ingest() { stop(); }
+
+void Ingest::start() {
+  std::lock_guard l(impl_->mu);
+  if (impl_->running) return;
+  impl_->running = true;
+  impl_->thread = std::thread([this] { impl_->run(); });
+}
+
+void Ingest::stop() {
+  {
+    std::lock_guard l(impl_->mu);
+    if (!impl_->running) return;
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  if (impl_->thread.joinable()) impl_->thread.join();
+  std::lock_guard l(impl_->mu);
+  impl_->running = false;
+  impl_->stopping = false;
+}
+
+bool Ingest::submit(model::Reading reading, model::Priority priority, CompletionSink* sink, std::uint64_t token) {
+  store::Record rec;
+  rec.source_id = reading.source_id;
+  rec.seq = reading.seq;
+  rec.priority = priority;
+  rec.created_utc_ms = now_utc_ms();
+  rec.body = codec::encode_reading(reading);
+  {
+    std::lock_guard l(impl_->mu);
+    if (impl_->queue.size() >= impl_->opt.queue_limit) {
+      ++impl_->stats.rejected_queue_full;
+      return false;
+    }
+    impl_->queue.push_back({std::move(rec), sink, token});
+    ++impl_->stats.submitted;
+  }
+  impl_->cv.notify_all();
+  return true;
+}
+
+IngestStats Ingest::stats() const {
+  std::lock_guard l(impl_->mu);
+  return impl_->stats;
+}
+
+}  // namespace eport::ingest

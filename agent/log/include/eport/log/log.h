@@ -1,0 +1,23 @@
+// Minimal leveled logging to stderr, one line per call, safe from any thread.
+// Never log secrets (passwords, keys): callers pass only what may be shown.
+#pragma once
+
+#include <string_view>
+
+namespace eport::log {
+
+enum class Level { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
+
+void set_level(Level level);
+bool set_level(std::string_view name);  // "error" | "warn" | "info" | "debug"; false if unknown
+bool enabled(Level level);
+void write(Level level, std::string_view component, std::string_view message);
+
+inline void error(std::string_view c, std::string_view m) { write(Level::kError, c, m); }
+inline void warn(std::string_view c, std::string_view m) { write(Level::kWarn, c, m); }
+inline void info(std::string_view c, std::string_view m) { write(Level::kInfo, c, m); }
+inline void debug(std::string_view c, std::string_view m) {
+  if (enabled(Level::kDebug)) write(Level::kDebug, c, m);
+}
+
+}  // namespace eport::log

@@ -1,0 +1,70 @@
+// Names, priorities and ISO 6346 validation for the model types.
+#include "eport/model/reading.h"
+
+#include <array>
+
+namespace eport::model {
+
+std::string_view kind_name(Kind k) {
+  switch (k) {
+    case Kind::kPosition: return "position";
+    case Kind::kSeal: return "seal";
+    case Kind::kDoor: return "door";
+    case Kind::kSensor: return "sensor";
+  }
+  return "unknown";
+}
+
+namespace {
+constexpr std::array<std::string_view, kPriorityCount> kPriorityNames = {"bulk", "telemetry", "event",
+                                                                         "alarm"};
+}
+
+std::string_view priority_name(Priority p) {
+  auto i = static_cast<std::size_t>(p);
+  return i < kPriorityNames.size() ? kPriorityNames[i] : "unknown";
+}
+
+std::optional<Priority> priority_from_name(std::string_view name) {
+  for (std::size_t i = 0; i < kPriorityNames.size(); ++i) {
+    if (kPriorityNames[i] == name) return static_cast<Priority>(i);
+  }
+  return std::nullopt;
+}
+
+Priority default_priority(const Reading& r) {
+  if (const auto* seal = std::get_if<SealEvent>(&r.payload)) {
+    return (seal->state == SealState::kTampered || seal->state == SealState::kOpened) ? Priority::kAlarm
+                                                                                      : Priority::kEvent;
+  }
+  if (const auto* door = std::get_if<DoorEvent>(&r.payload)) {
+    return door->state == DoorState::kOpen ? Priority::kAlarm : Priority::kEvent;
+  }
+  return Priority::kTelemetry;
+}
+
+bool is_valid_iso6346(std::string_view id) {
+  // Owner code (3 letters), category (U, J or Z), 6-digit serial, check digit.
+  if (id.size() != 11) return false;
+  int sum = 0;
+  for (std::size_t i = 0; i < 10; ++i) {
+    char c = id[i];
+    int value;
+    if (i < 4) {
+      if (c < 'A' || c > 'Z') return false;
+      // Letter values skip multiples of 11: A=10, B=12 .. K=21, L=23 ...
+      value = 10 + (c - 'A');
+      value += (value - 1) / 10;  // insert the skipped 11, 22, 33
+      if (i == 3 && c != 'U' && c != 'J' && c != 'Z') return false;
+    } else {
+      if (c < '0' || c > '9') return false;
+      value = c - '0';
+    }
+    sum += value << i;
+  }
+  char check = id[10];
+  if (check < '0' || check > '9') return false;
+  return (sum % 11) % 10 == check - '0';
+}
+
+}  // namespace eport::model

@@ -1,0 +1,155 @@
+// eport-tail: the reference cloud-side consumer. Subscribes to telemetry
+// topics, verifies every payload with the FlatBuffers Verifier, and prints one
+// JSON line per reading (or one error line per bad payload, then carries on).
+#include <mqtt/async_client.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "eport/codec/codec.h"
+#include "eport/codec/topics.h"
+
+namespace {
+
+volatile sig_atomic_t g_stop = 0;
+
+struct Options {
+  std::string broker = "tcp://127.0.0.1:1883";
+  std::string topic = std::string(eport::codec::topics::kAllData);
+  std::string client_id;   // given: a persistent session (clean_session=false) under this id
+  bool persistent = false;
+  long long count = 0;    // exit after this many readings; 0 = no limit
+  double duration_s = 0;  // exit after this long; 0 = no limit
+  double idle_exit_s = 0; // exit after this long without a message; 0 = never
+  bool quiet = false;     // summary only
+  bool envelopes = false; // also print one line per envelope header
+};
+
+[[noreturn]] void usage(const std::string& why) {
+  std::fprintf(stderr,
+               "eport-tail: %s\n"
+               "usage: eport-tail [--broker URI] [--topic FILTER] [--client-id ID] [--count N]\n"
+               "                  [--duration S] [--idle-exit S] [--envelopes] [--quiet]\n",
+               why.c_str());
+  std::exit(64);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) usage("missing value after " + a);
+      return argv[++i];
+    };
+    auto number = [&](const std::string& v) {
+      char* end = nullptr;
+      double d = std::strtod(v.c_str(), &end);
+      if (end == v.c_str() || *end != '\0' || d < 0) usage("bad number for " + a + ": " + v);
+      return d;
+    };
+    if (a == "--broker") o.broker = next();
+    else if (a == "--topic") o.topic = next();
+    else if (a == "--client-id") o.client_id = next();
+    else if (a == "--count") o.count = static_cast<long long>(number(next()));
+    else if (a == "--duration") o.duration_s = number(next());
+    else if (a == "--idle-exit") o.idle_exit_s = number(next());
+    else if (a == "--quiet") o.quiet = true;
+    else if (a == "--envelopes") o.envelopes = true;
+    else usage("unknown option " + a);
+  }
+  o.persistent = !o.client_id.empty();
+  if (o.client_id.empty()) o.client_id = "eport-tail-" + std::to_string(::getpid());
+  return o;
+}
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt = parse(argc, argv);
+  struct sigaction sa{};
+  sa.sa_handler = [](int) { g_stop = 1; };
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  long long readings = 0, envelopes = 0, errors = 0;
+  try {
+    mqtt::async_client client(opt.broker, opt.client_id);
+    mqtt::connect_options co;
+    // With --client-id the broker keeps the subscription and queues QoS 1
+    // messages while tail is away (and, with broker persistence, across a
+    // broker restart); without it tail sees only what arrives while it runs.
+    co.set_clean_session(!opt.persistent);
+    co.set_keep_alive_interval(std::chrono::seconds(20));
+    co.set_automatic_reconnect(std::chrono::seconds(1), std::chrono::seconds(10));
+    // Subscribe again after every automatic reconnect (a clean session
+    // forgets subscriptions). Non-blocking: never wait inside a callback.
+    client.set_connected_handler([&client, &opt](const std::string&) {
+      try {
+        client.subscribe(opt.topic, 1);
+      } catch (const mqtt::exception& e) {
+        std::fprintf(stderr, "eport-tail: resubscribe failed: %s\n", e.what());
+      }
+    });
+    client.start_consuming();
+    client.connect(co)->wait();
+    client.subscribe(opt.topic, 1)->wait();  // the handler's subscribe may still be in flight
+    std::fprintf(stderr, "eport-tail: subscribed to %s on %s\n", opt.topic.c_str(), opt.broker.c_str());
+
+    auto start = std::chrono::steady_clock::now();
+    auto last_message = start;
+    while (!g_stop) {
+      auto now = std::chrono::steady_clock::now();
+      if (opt.duration_s > 0 && now - start >= std::chrono::duration<double>(opt.duration_s)) break;
+      if (opt.idle_exit_s > 0 && now - last_message >= std::chrono::duration<double>(opt.idle_exit_s)) break;
+      if (opt.count > 0 && readings >= opt.count) break;
+      mqtt::const_message_ptr msg;
+      if (!client.try_consume_message_for(&msg, std::chrono::milliseconds(200))) continue;
+      if (!msg) continue;  // connection lost; the connected handler subscribes again
+      last_message = std::chrono::steady_clock::now();
+      const auto& payload = msg->get_payload_ref();
+      auto env = eport::codec::decode_envelope(
+          {reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size()});
+      if (!env) {
+        ++errors;
+        std::printf("{\"error\":\"%s\",\"topic\":\"%s\",\"bytes\":%zu}\n", json_escape(env.error()).c_str(),
+                    json_escape(msg->get_topic()).c_str(), payload.size());
+        std::fflush(stdout);
+        continue;
+      }
+      ++envelopes;
+      if (opt.envelopes && !opt.quiet) {
+        std::printf("{\"envelope\":%s,\"readings\":%zu,\"bytes\":%zu}\n",
+                    eport::codec::envelope_header_to_json(env->header).c_str(), env->readings.size(), payload.size());
+      }
+      for (const auto& r : env->readings) {
+        ++readings;
+        if (!opt.quiet) std::printf("%s\n", eport::codec::reading_to_json(r).c_str());
+      }
+      std::fflush(stdout);
+    }
+    try {
+      client.disconnect()->wait_for(std::chrono::seconds(2));
+    } catch (const mqtt::exception&) {
+    }
+  } catch (const mqtt::exception& e) {
+    std::fprintf(stderr, "eport-tail: %s: %s\n", opt.broker.c_str(), e.what());
+    return 1;
+  }
+  std::fprintf(stderr, "eport-tail: readings=%lld envelopes=%lld errors=%lld\n", readings, envelopes, errors);
+  return 0;
+}
