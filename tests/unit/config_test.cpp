@@ -1,1 +1,107 @@
+// [config] Every kind of bad config is rejected as a whole, each problem named
+// with its line and key; a good one yields exactly the values written.
 #include <catch2/catch.hpp>
+
+#include "eport/config/config.h"
+
+using namespace eport;
+
+namespace {
+const std::string kValid = R"([gateway]
+id = "gw-yangshan-01"
+site = "cnsha"
+[bridge]
+unix_socket = "/run/eport/bridge.sock"
+)";
+}
+
+TEST_CASE("a minimal config gets every default", "[config]") {
+  auto c = config::load_string(kValid, "agent.toml");
+  REQUIRE(c.ok());
+  CHECK(c->gateway.id == "gw-yangshan-01");
+  CHECK(c->gateway.site == "cnsha");
+  CHECK(c->mqtt.uri == "tcp://127.0.0.1:1883");
+  CHECK(c->mqtt.client_id == "gw-yangshan-01");
+  CHECK(c->mqtt.keepalive_s == 30);
+  CHECK(c->store.durability == "full");
+  CHECK(c->publish.max_readings == 500);
+  CHECK(c->log.level == "info");
+}
+
+TEST_CASE("values written are the values used", "[config]") {
+  auto c = config::load_string(kValid + R"([mqtt]
+uri = "mqtt://broker.example:8883"
+keepalive_s = 60
+[store]
+path = "/data/outbox.db"
+durability = "normal"
+[publish]
+max_readings = 1000
+)");
+  REQUIRE(c.ok());
+  CHECK(c->mqtt.uri == "mqtt://broker.example:8883");
+  CHECK(c->mqtt.keepalive_s == 60);
+  CHECK(c->store.path == "/data/outbox.db");
+  CHECK(c->store.durability == "normal");
+  CHECK(c->publish.max_readings == 1000);
+}
+
+TEST_CASE("each config rejection names the line, the key and the problem", "[config]") {
+  struct Case {
+    std::string text;
+    std::string expected;
+  };
+  std::vector<Case> cases = {
+      {kValid + "[mqtt]\nkeepalive_s = 0\n", "agent.toml:7: mqtt.keepalive_s: 0 is out of range 5..3600"},
+      {kValid + "[mqtt]\nkeepalive_s = 99999\n", "out of range 5..3600"},
+      {kValid + "[mqtt]\nkeepalive_s = \"30\"\n", "agent.toml:7: mqtt.keepalive_s: expected an integer, got a string"},
+      {kValid + "[mqtt]\nkeepalive_s = 3.5\n", "expected an integer, got a float"},
+      {kValid + "[mqtt]\nkeep_alive = 30\n", "agent.toml:7: mqtt.keep_alive: unknown key"},
+      {kValid + "[mqttt]\nuri = \"tcp://a:1\"\n", "mqttt: unknown section"},
+      {kValid + "stray = 1\n", "stray: unknown key"},
+      {kValid + "[mqtt]\nuri = \"http://broker:80\"\n", "mqtt.uri: \"http://broker:80\" must be tcp://host:port"},
+      {kValid + "[mqtt]\nuri = \"tcp://broker:0\"\n", "must be tcp://host:port"},
+      {kValid + "[mqtt]\nuri = \"tcp://broker\"\n", "must be tcp://host:port"},
+      {kValid + "[store]\ndurability = \"sometimes\"\n", "\"sometimes\" is not one of: full, normal"},
+      {kValid + "[store]\npath = \"\"\n", "store.path: must not be empty"},
+      {kValid + "[log]\nlevel = \"verbose\"\n", "log.level: \"verbose\" is not one of"},
+      {kValid + "[bridge]\nwindow = 0\n", ""},  // duplicate table: a TOML syntax error
+      {kValid + "[mqtt]\nreconnect_min_ms = 5000\nreconnect_max_ms = 1000\n", "must not exceed mqtt.reconnect_max_ms"},
+      {"[gateway]\nid = \"GW_01\"\nsite = \"cnsha\"\n[bridge]\nunix_socket=\"/x\"\n", "gateway.id: \"GW_01\" must be 1-32"},
+      {"[gateway]\nid = \"-gw\"\nsite = \"cnsha\"\n[bridge]\nunix_socket=\"/x\"\n", "gateway.id"},
+      {"[gateway]\nid = \"gw\"\nsite = \"" + std::string(33, 'a') + "\"\n[bridge]\nunix_socket=\"/x\"\n",
+       "gateway.site"},
+      {"[gateway]\nsite = \"cnsha\"\n[bridge]\nunix_socket=\"/x\"\n", "gateway.id: required key is missing"},
+      {"[gateway]\nid = \"gw\"\nsite = \"s\"\n[bridge]\nunix_socket = \"\"\n", "no transport"},
+      {kValid + "[bridge]\n", "TOML syntax error"},
+      {"[gateway\n", "agent.toml:1: TOML syntax error"},
+      {"gateway = 5\n", "gateway: expected a table"},
+      {kValid.substr(0, kValid.find("[bridge]")) + "[bridge]\ntcp_listen = \"0.0.0.0\"\n", "bridge.tcp_listen"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.text);
+    auto r = config::load_string(c.text, "agent.toml");
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.error(), Catch::Contains(c.expected));
+  }
+}
+
+TEST_CASE("all problems are reported at once, one per line", "[config]") {
+  auto r = config::load_string(kValid + "[mqtt]\nkeepalive_s = 0\nbogus = 1\n[log]\nlevel = \"loud\"\n", "a.toml");
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(r.error(), Catch::Contains("a.toml:7: mqtt.keepalive_s"));
+  CHECK_THAT(r.error(), Catch::Contains("a.toml:8: mqtt.bogus: unknown key"));
+  CHECK_THAT(r.error(), Catch::Contains("a.toml:10: log.level"));
+  CHECK(std::count(r.error().begin(), r.error().end(), '\n') == 2);
+}
+
+TEST_CASE("the reference lists every key and the hash follows the values", "[config]") {
+  auto md = config::reference_markdown();
+  for (const auto& k : config::key_specs()) CHECK_THAT(md, Catch::Contains("`" + std::string(k.key) + "`"));
+  auto a = config::load_string(kValid);
+  auto b = config::load_string(kValid + "[mqtt]\nkeepalive_s = 31\n");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(config::config_hash(*a) != config::config_hash(*b));
+  CHECK(config::config_hash(*a) == config::config_hash(*config::load_string(kValid)));
+}

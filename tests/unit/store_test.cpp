@@ -1,1 +1,218 @@
+// [store] The outbox: what goes in comes out in drain order (highest class
+// first, FIFO within a class), leaves only when acknowledged, survives
+// reopening, and recognises resends by source + seq.
 #include <catch2/catch.hpp>
+
+#include "eport/store/outbox.h"
+#include "test_util.h"
+
+using namespace eport;
+using eport::model::Priority;
+
+namespace {
+store::Record rec(const std::string& source, std::uint64_t seq, Priority p = Priority::kTelemetry,
+                  std::size_t body_size = 40) {
+  store::Record r;
+  r.source_id = source;
+  r.seq = seq;
+  r.priority = p;
+  r.created_utc_ms = 1000 + seq;
+  r.body.assign(body_size, static_cast<std::uint8_t>(seq));
+  return r;
+}
+
+std::unique_ptr<store::Outbox> open(const test::TempDir& dir) {
+  auto ob = store::Outbox::open({dir.file("outbox.db")});
+  REQUIRE(ob.ok());
+  return std::move(ob).value();
+}
+
+std::vector<std::int64_t> ids_of(const std::vector<store::StoredRecord>& rows) {
+  std::vector<std::int64_t> ids;
+  for (const auto& r : rows) ids.push_back(r.id);
+  return ids;
+}
+}  // namespace
+
+TEST_CASE("an empty outbox takes nothing", "[store]") {
+  test::TempDir dir;
+  auto ob = open(dir);
+  auto rows = ob->take(100, 1 << 20);
+  REQUIRE(rows.ok());
+  CHECK(rows->empty());
+  CHECK(ob->stats().total_rows() == 0);
+  CHECK(ob->append({}).ok());
+}
+
+TEST_CASE("insert, take a batch, ack: rows leave only when acknowledged", "[store]") {
+  test::TempDir dir;
+  auto ob = open(dir);
+  std::vector<store::Record> in;
+  for (std::uint64_t s = 1; s <= 10; ++s) in.push_back(rec("tcu-1", s));
+  auto res = ob->append(in);
+  REQUIRE(res.ok());
+  CHECK(res->stored == 10);
+  CHECK(res->duplicates == 0);
+
+  auto batch = ob->take(4, 1 << 20);
+  REQUIRE(batch.ok());
+  REQUIRE(batch->size() == 4);
+  for (std::size_t i = 0; i < 4; ++i) {
+    CHECK((*batch)[i].seq == i + 1);
+    CHECK((*batch)[i].body == in[i].body);
+    CHECK((*batch)[i].source_id == "tcu-1");
+  }
+  // Leased rows are not taken twice.
+  auto next = ob->take(100, 1 << 20);
+  REQUIRE(next->size() == 6);
+  CHECK(next->front().seq == 5);
+  CHECK(ob->take(100, 1 << 20)->empty());
+
+  REQUIRE(ob->ack(ids_of(*batch)).ok());
+  CHECK(ob->stats().total_rows() == 6);
+  CHECK(ob->stats().acked == 4);
+  // Unacknowledged rows come back after a release (reconnect).
+  ob->release_all();
+  auto again = ob->take(100, 1 << 20);
+  REQUIRE(again->size() == 6);
+  CHECK(again->front().seq == 5);
+}
+
+TEST_CASE("drain order: highest class first, FIFO within a class", "[store]") {
+  test::TempDir dir;
+  auto ob = open(dir);
+  REQUIRE(ob->append(std::vector<store::Record>{rec("a", 1, Priority::kTelemetry), rec("a", 2, Priority::kAlarm),
+                                                rec("b", 1, Priority::kBulk), rec("a", 3, Priority::kEvent),
+                                                rec("b", 2, Priority::kAlarm), rec("a", 4, Priority::kTelemetry)})
+              .ok());
+  std::vector<std::pair<Priority, std::string>> order;
+  while (true) {
+    auto b = ob->take(100, 1 << 20);
+    REQUIRE(b.ok());
+    if (b->empty()) break;
+    for (const auto& r : *b) {
+      CHECK(r.priority == b->front().priority);  // one class per batch
+      order.emplace_back(r.priority, r.source_id + "/" + std::to_string(r.seq));
+    }
+  }
+  std::vector<std::pair<Priority, std::string>> expected = {
+      {Priority::kAlarm, "a/2"},     {Priority::kAlarm, "b/2"},     {Priority::kEvent, "a/3"},
+      {Priority::kTelemetry, "a/1"}, {Priority::kTelemetry, "a/4"}, {Priority::kBulk, "b/1"}};
+  CHECK(order == expected);
+}
+
+TEST_CASE("an alarm arriving during a telemetry backlog is taken next", "[store]") {
+  test::TempDir dir;
+  auto ob = open(dir);
+  std::vector<store::Record> backlog;
+  for (std::uint64_t s = 1; s <= 50; ++s) backlog.push_back(rec("a", s));
+  REQUIRE(ob->append(backlog).ok());
+  REQUIRE(ob->take(10, 1 << 20)->size() == 10);
+  REQUIRE(ob->append(std::vector<store::Record>{rec("b", 1, Priority::kAlarm)}).ok());
+  auto next = ob->take(10, 1 << 20);
+  REQUIRE(next->size() == 1);
+  CHECK(next->front().priority == Priority::kAlarm);
+}
+
+TEST_CASE("take respects the byte budget but always returns one row", "[store]") {
+  test::TempDir dir;
+  auto ob = open(dir);
+  REQUIRE(ob->append(std::vector<store::Record>{rec("a", 1, Priority::kTelemetry, 600),
+                                                rec("a", 2, Priority::kTelemetry, 600),
+                                                rec("a", 3, Priority::kTelemetry, 600)})
+              .ok());
+  CHECK(ob->take(100, 1000)->size() == 1);
+  CHECK(ob->take(100, 100)->size() == 1);  // larger than the budget: still one
+  CHECK(ob->take(100, 1200)->size() == 1);
+}
+
+TEST_CASE("a resent reading is stored once, also across reopening", "[store]") {
+  test::TempDir dir;
+  {
+    auto ob = open(dir);
+    auto r1 = ob->append(std::vector<store::Record>{rec("tcu-7", 1), rec("tcu-7", 2), rec("tcu-7", 2)});
+    REQUIRE(r1.ok());
+    CHECK(r1->stored == 2);
+    CHECK(r1->duplicates == 1);
+    CHECK(r1->duplicate == std::vector<bool>{false, false, true});
+    CHECK(ob->last_seq("tcu-7") == 2);
+    CHECK(ob->last_seq("nobody") == 0);
+    // Published and deleted: the seq is still remembered.
+    auto all = ob->take(10, 1 << 20);
+    REQUIRE(ob->ack(ids_of(*all)).ok());
+  }
+  auto ob = open(dir);
+  CHECK(ob->last_seq("tcu-7") == 2);
+  auto r2 = ob->append(std::vector<store::Record>{rec("tcu-7", 1), rec("tcu-7", 3)});
+  REQUIRE(r2.ok());
+  CHECK(r2->stored == 1);
+  CHECK(r2->duplicates == 1);
+  CHECK(ob->stats().total_rows() == 1);
+}
+
+TEST_CASE("rows and counters survive closing and reopening", "[store]") {
+  test::TempDir dir;
+  {
+    auto ob = open(dir);
+    REQUIRE(ob->append(std::vector<store::Record>{rec("a", 1, Priority::kAlarm, 10), rec("a", 2, Priority::kBulk, 30)})
+                .ok());
+  }
+  auto ob = open(dir);
+  auto st = ob->stats();
+  CHECK(st.by_class[static_cast<int>(Priority::kAlarm)].rows == 1);
+  CHECK(st.by_class[static_cast<int>(Priority::kAlarm)].bytes == 10);
+  CHECK(st.by_class[static_cast<int>(Priority::kBulk)].rows == 1);
+  CHECK(st.by_class[static_cast<int>(Priority::kBulk)].bytes == 30);
+  auto rows = ob->take(10, 1 << 20);
+  REQUIRE(rows->size() == 1);
+  CHECK(rows->front().seq == 1);
+}
+
+TEST_CASE("row ids are never reused after the outbox empties", "[store]") {
+  test::TempDir dir;
+  auto ob = open(dir);
+  REQUIRE(ob->append(std::vector<store::Record>{rec("a", 1), rec("a", 2)}).ok());
+  auto first = ob->take(10, 1 << 20);
+  REQUIRE(ob->ack(ids_of(*first)).ok());
+  REQUIRE(ob->append(std::vector<store::Record>{rec("a", 3)}).ok());
+  auto second = ob->take(10, 1 << 20);  // no release in between: the cursor must not hide it
+  REQUIRE(second->size() == 1);
+  CHECK(second->front().id > first->back().id);
+}
+
+TEST_CASE("envelope sequence numbers keep increasing across restarts", "[store]") {
+  test::TempDir dir;
+  std::uint64_t last;
+  {
+    auto ob = open(dir);
+    CHECK(ob->next_envelope_seq() == 1);
+    CHECK(ob->next_envelope_seq() == 2);
+    last = ob->next_envelope_seq();
+  }
+  auto ob = open(dir);
+  CHECK(ob->next_envelope_seq() > last);
+}
+
+TEST_CASE("a database from a newer agent is refused, not altered", "[store]") {
+  test::TempDir dir;
+  { auto ob = open(dir); }
+  {
+    // Pretend a future version wrote it.
+    auto ob = store::Outbox::open({dir.file("outbox.db")});
+    REQUIRE(ob.ok());
+  }
+  std::string cmd = "sqlite3 " + dir.file("outbox.db") + " 'PRAGMA user_version=99' 2>/dev/null";
+  if (std::system(cmd.c_str()) != 0) {
+    WARN("sqlite3 CLI not installed; skipping the newer-schema check");
+    return;
+  }
+  auto ob = store::Outbox::open({dir.file("outbox.db")});
+  REQUIRE_FALSE(ob.ok());
+  CHECK_THAT(ob.error(), Catch::Contains("newer than this agent"));
+}
+
+TEST_CASE("an unwritable location fails with the path in the message", "[store]") {
+  auto ob = store::Outbox::open({"/nonexistent-dir/outbox.db"});
+  REQUIRE_FALSE(ob.ok());
+  CHECK_THAT(ob.error(), Catch::Contains("/nonexistent-dir/outbox.db"));
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The main job, end to end on this machine: a mosquitto on loopback with the
+# dev config, eport-agent, simulated telematics units (eport-sim) and
+# eport-tail printing every decoded reading; a summary at the end.
+# Usage: scripts/demo.sh [--duration SECONDS] [--units N] [--rate PER_UNIT_PER_S]
+#        (defaults: 30 s, 20 units, 2 readings/s each; Ctrl-C ends it early)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+DURATION=30 UNITS=20 RATE=2
+while (($#)); do
+  case "$1" in
+    --duration) DURATION=$2; shift 2 ;;
+    --units) UNITS=$2; shift 2 ;;
+    --rate) RATE=$2; shift 2 ;;
+    *) echo "usage: $0 [--duration S] [--units N] [--rate R]" >&2; exit 64 ;;
+  esac
+done
+
+scripts/setup.sh
+BIN=$ROOT/build/agent
+
+WORK=$(mktemp -d /tmp/eport-demo.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# A free loopback port for the broker (1883 may be taken by a system broker).
+PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+sed -E "s/^listener 1883( .*)?$/listener $PORT 127.0.0.1/" broker-config/dev/mosquitto.conf > "$WORK/mosquitto.conf"
+grep -q "^listener $PORT" "$WORK/mosquitto.conf" || { echo "demo: broker-config/dev/mosquitto.conf has no 'listener 1883' line" >&2; exit 1; }
+echo "user root" >> "$WORK/mosquitto.conf"
+mosquitto -c "$WORK/mosquitto.conf" > "$WORK/mosquitto.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+
+cat > "$WORK/agent.toml" <<TOML
+[gateway]
+id = "gw-yangshan-01"
+site = "cnsha"
+[bridge]
+unix_socket = "$WORK/bridge.sock"
+[store]
+path = "$WORK/outbox.db"
+[mqtt]
+uri = "tcp://127.0.0.1:$PORT"
+TOML
+"$BIN/app/eport-agent" --config "$WORK/agent.toml" 2> "$WORK/agent.log" &
+AGENT_PID=$!
+PIDS+=($AGENT_PID)
+
+"$BIN/tools/eport-tail" --broker "tcp://127.0.0.1:$PORT" > "$WORK/tail.jsonl" 2> "$WORK/tail.err" &
+TAIL_PID=$!
+PIDS+=($TAIL_PID)
+tail -n +1 -f "$WORK/tail.jsonl" &
+PIDS+=($!)
+for _ in $(seq 50); do grep -q subscribed "$WORK/tail.err" 2>/dev/null && [ -S "$WORK/bridge.sock" ] && break; sleep 0.1; done
+
+echo "demo: broker 127.0.0.1:$PORT, $UNITS units at $RATE readings/s each for $DURATION s (files in $WORK)" >&2
+set +e
+"$BIN/tools/eport-sim" --connect "unix:$WORK/bridge.sock" --units "$UNITS" --rate "$RATE" \
+  --duration "$DURATION" --quiet > "$WORK/sim.out" 2> "$WORK/sim.err" &
+SIM_PID=$!
+trap 'kill -INT $SIM_PID 2>/dev/null' INT
+wait $SIM_PID
+trap - INT
+set -e
+sleep 1
+kill -TERM "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true
+sleep 0.5
+kill -INT "$TAIL_PID"; wait "$TAIL_PID" 2>/dev/null || true
+
+sent=$(sed -nE 's/.*generated=([0-9]+).*/\1/p' "$WORK/sim.out")
+acked=$(sed -nE 's/.* acked=([0-9]+).*/\1/p' "$WORK/sim.out")
+published=$(sed -nE 's/.* ([0-9]+) published and acknowledged.*/\1/p' "$WORK/agent.log")
+received=$(sed -nE 's/.*readings=([0-9]+).*/\1/p' "$WORK/tail.err")
+echo
+echo "== summary: readings sent ${sent:-?}, acknowledged by the agent ${acked:-?}, published ${published:-?}, received by the subscriber ${received:-?}"

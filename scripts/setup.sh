@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what eport-edge needs on a Debian 12 machine (only the packages
+# that are missing; apt-get needs root) and builds it into build/.
+# Usage: scripts/setup.sh [--test]   (--test adds the test-only packages)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNTIME_PKGS=(build-essential cmake ninja-build pkg-config
+  libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev
+  mosquitto mosquitto-clients
+  libflatbuffers-dev flatbuffers-compiler
+  libsqlite3-dev sqlite3
+  libtomlplusplus-dev libzstd-dev libsystemd-dev libgps-dev
+  catch2 python3)
+TEST_PKGS=(clang libclang-rt-14-dev gcc-arm-none-eabi
+  python3-paho-mqtt openssl gpsd gpsd-clients)
+
+want=("${RUNTIME_PKGS[@]}")
+if [[ "${1:-}" == "--test" ]]; then want+=("${TEST_PKGS[@]}"); fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# gpsd's package enables a system service on install; the project never needs it.
+if command -v systemctl >/dev/null && systemctl is-active --quiet gpsd.socket 2>/dev/null; then
+  systemctl stop gpsd.socket gpsd.service 2>/dev/null || true
+fi
+
+BUILD_DIR=${EPORT_BUILD_DIR:-build}
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEPORT_WERROR=ON >/dev/null
+cmake --build "$BUILD_DIR" -- -j"$(nproc)"

@@ -1,0 +1,229 @@
+"""Process harness for eport-edge integration tests: starts a real mosquitto on
+a free loopback port, the real eport-agent, eport-sim and eport-tail, and
+gives tests the readings each side saw. Standard library only.
+
+Binaries come from the build tree given in EPORT_BIN_DIR (set by ctest).
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BIN = os.environ.get("EPORT_BIN_DIR", os.path.join(os.path.dirname(__file__), "../../build/agent"))
+AGENT = os.path.join(BIN, "app", "eport-agent")
+SIM = os.path.join(BIN, "tools", "eport-sim")
+TAIL = os.path.join(BIN, "tools", "eport-tail")
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Workdir:
+    """A temp directory readable by the mosquitto user (it drops privileges)."""
+
+    def __init__(self, name):
+        self.path = tempfile.mkdtemp(prefix=f"eport-{name}-")
+        os.chmod(self.path, 0o777)
+
+    def file(self, name):
+        return os.path.join(self.path, name)
+
+    def cleanup(self):
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+class Broker:
+    def __init__(self, work, persistent=False):
+        self.work = work
+        self.port = free_port()
+        self.persistent = persistent
+        self.proc = None
+        self.conf = work.file("mosquitto.conf")
+        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "user root",
+                 "max_queued_messages 0"]
+        if persistent:
+            lines += ["persistence true", f"persistence_location {work.path}/", "autosave_interval 1"]
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    @property
+    def uri(self):
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.log = open(self.work.file("mosquitto.log"), "a")
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf], stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for_port(self.port)
+        log(f"mosquitto up on {self.port}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+class Agent:
+    def __init__(self, work, broker_uri, gateway="gw-test-01", site="cnsha", extra=""):
+        self.work = work
+        self.socket = work.file("bridge.sock")
+        self.db = work.file("outbox.db")
+        self.config = work.file("agent.toml")
+        self.proc = None
+        self.starts = 0
+        with open(self.config, "w") as f:
+            f.write(f"""[gateway]
+id = "{gateway}"
+site = "{site}"
+[bridge]
+unix_socket = "{self.socket}"
+[store]
+path = "{self.db}"
+[mqtt]
+uri = "{broker_uri}"
+reconnect_min_ms = 200
+reconnect_max_ms = 2000
+[log]
+level = "info"
+{extra}
+""")
+
+    def start(self):
+        self.starts += 1
+        self.log = open(self.work.file(f"agent-{self.starts}.log"), "w")
+        self.proc = subprocess.Popen([AGENT, "--config", self.config], stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until(lambda: os.path.exists(self.socket) or self.proc.poll() is not None, 10, "agent socket")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"agent exited with {self.proc.returncode}: {self.read_log()}")
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        log(f"agent SIGKILLed (pid {self.proc.pid})")
+
+    def terminate(self, timeout=20):
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=timeout)
+        return rc
+
+    def read_log(self):
+        out = []
+        for i in range(1, self.starts + 1):
+            with open(self.work.file(f"agent-{i}.log")) as f:
+                out.append(f.read())
+        return "\n".join(out)
+
+
+class Tail:
+    """eport-tail in the background, decoding every envelope it receives."""
+
+    def __init__(self, work, broker_uri, client_id=None, name="tail"):
+        self.out = work.file(f"{name}.jsonl")
+        self.err = work.file(f"{name}.err")
+        args = [TAIL, "--broker", broker_uri]
+        if client_id:
+            args += ["--client-id", client_id]
+        self.proc = subprocess.Popen(args, stdout=open(self.out, "w"), stderr=open(self.err, "w"))
+        wait_until(lambda: "subscribed" in open(self.err).read() or self.proc.poll() is not None, 10,
+                   "eport-tail subscription")
+
+    def readings(self):
+        rows = []
+        with open(self.out) as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    rows.append(json.loads(line))
+        return rows
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(timeout=10)
+        return open(self.err).read()
+
+
+def run_sim(agent, units, rate, count, acked_log, seed=1, timeout=120, background=False, drain_timeout=60):
+    args = [SIM, "--connect", "unix:" + agent.socket, "--units", str(units), "--rate", str(rate), "--count",
+            str(count), "--seed", str(seed), "--acked-log", acked_log, "--drain-timeout", str(drain_timeout)]
+    if background:
+        return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    return p
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def key(r):
+    return (r["source"], r["seq"])
+
+
+def check_all_arrived(acked, received):
+    """Every acknowledged reading arrived, field by field. Returns the number of
+    duplicate deliveries (allowed: identified by source + seq)."""
+    got = {}
+    dups = 0
+    for r in received:
+        k = key(r)
+        if k in got:
+            dups += 1
+            assert got[k] == r, f"duplicate of {k} differs: {got[k]} vs {r}"
+        got[k] = r
+    missing = [key(r) for r in acked if key(r) not in got]
+    assert not missing, f"{len(missing)} acknowledged readings never arrived, e.g. {missing[:5]}"
+    for r in acked:
+        assert got[key(r)] == r, f"reading {key(r)} changed on the way: sent {r}, received {got[key(r)]}"
+    return dups
+
+
+def main(test):
+    """Runs test(work) with a fresh work dir; keeps the dir on failure."""
+    work = Workdir(test.__name__)
+    try:
+        test(work)
+    except BaseException:
+        log(f"FAILED; files kept in {work.path}")
+        for name in sorted(os.listdir(work.path)):
+            if name.endswith((".log", ".err")):
+                with open(work.file(name)) as f:
+                    tail = f.read()[-3000:]
+                print(f"----- {name} (end) -----\n{tail}", flush=True)
+        raise
+    work.cleanup()
+    log("PASSED")
