@@ -164,10 +164,16 @@ class Tail:
         rows = []
         with open(self.out) as f:
             for line in f:
+                if not line.endswith("\n"):
+                    break  # still being written
                 line = line.strip()
-                if line:
+                if line and not line.startswith('{"error"'):
                     rows.append(json.loads(line))
         return rows
+
+    def errors(self):
+        with open(self.out) as f:
+            return [line for line in f if line.startswith('{"error"')]
 
     def stop(self):
         if self.proc.poll() is None:

@@ -1,5 +1,7 @@
 """10,000 readings from 50 simulated units reach a subscriber exactly as sent,
 field by field, none missing: sim -> agent -> SQLite -> mosquitto -> eport-tail."""
+import subprocess
+
 import harness as h
 
 
@@ -7,6 +9,11 @@ def test_delivery(work):
     broker = h.Broker(work)
     broker.start()
     tail = h.Tail(work, broker.uri)
+    # A foreign payload on a data topic: tail prints an error line, carries on.
+    subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-q", "1", "-t", "eport/v1/cnsha/gw-rogue/data/alarm",
+                    "-m", "this is not a flatbuffer"], check=True, timeout=10)
+    h.wait_until(lambda: len(tail.errors()) == 1, 10, "tail's error line for the foreign payload")
+    assert "not an EPT1 envelope" in tail.errors()[0], tail.errors()
     agent = h.Agent(work, broker.uri)
     agent.start()
     acked_log = work.file("acked.jsonl")
@@ -22,6 +29,7 @@ def test_delivery(work):
     dups = h.check_all_arrived(acked, received)
     assert dups == 0, f"{dups} duplicates on a clean run"
     assert len(received) == 10000
+    assert len(tail.errors()) == 1, "only the foreign payload may fail to decode"
     kinds = {r["kind"] for r in received}
     assert kinds == {"position", "sensor", "seal", "door"}, kinds
     h.log(f"10000 readings from 50 units delivered field by field; kinds {sorted(kinds)}")
