@@ -65,7 +65,8 @@ typedef enum {
 typedef enum {
   EPB_OK = 0,
   EPB_NEED_MORE = 1,
-  EPB_ERR_OVERSIZE = 2,   /* more than EPB_MAX_ENCODED bytes before a 0x00 */
+  EPB_ERR_OVERSIZE = 2,   /* frame longer than EPB_MAX_ENCODED bytes with its
+                             0x00, i.e. its body would exceed EPB_MAX_BODY */
   EPB_ERR_COBS = 3,       /* COBS code points past the end of the frame */
   EPB_ERR_TRUNCATED = 4,  /* body shorter than version+type+crc */
   EPB_ERR_CRC = 5,        /* CRC-32C mismatch */
@@ -172,11 +173,17 @@ typedef struct {
 /* Encodes one message as a complete frame (COBS body and the trailing 0x00)
  * into out[0..cap). Returns the number of bytes written, or 0 if the message
  * is invalid (e.g. a string too long or not printable) or cap is too small.
- * EPB_MAX_ENCODED bytes always suffice. */
+ * Invalid is exactly what epb_decode_body rejects as EPB_ERR_PAYLOAD: see the
+ * ranges in docs/firmware-bridge.md (among them: reading seq 0, HELLO
+ * next_seq 0 or empty unit_id, WELCOME window 0). Fields whose `present` bit
+ * is clear are not sent, whatever they hold. EPB_MAX_ENCODED bytes always
+ * suffice. */
 size_t epb_encode(const epb_message *msg, uint8_t *out, size_t cap);
 
 /* Incremental stream decoder. Holds one partial frame; zero-initialise it
- * with epb_decoder_init. Counts every outcome in counts[status]. */
+ * with epb_decoder_init. Counts every outcome in counts[status]: one per
+ * frame for EPB_OK and each EPB_ERR_*, and one per feed call that ended
+ * without a frame for EPB_NEED_MORE (an activity count, chunking-dependent). */
 typedef struct {
   uint8_t buf[EPB_MAX_ENCODED];
   size_t len;
@@ -192,11 +199,24 @@ void epb_decoder_init(epb_decoder *d);
  * (*out holds a message), or an EPB_ERR_* (that frame was dropped). Call it
  * again with the rest of the bytes until it returns EPB_NEED_MORE.
  * Empty frames (two 0x00 in a row) are skipped silently: a sender may send a
- * 0x00 first to resynchronise the receiver. */
+ * 0x00 first to resynchronise the receiver.
+ * EPB_ERR_OVERSIZE is reported as soon as a frame outgrows EPB_MAX_ENCODED,
+ * once; the rest of that frame up to its 0x00 is then dropped silently.
+ * Garbage between frames joins the next frame and fails with it (usually as
+ * EPB_ERR_CRC or EPB_ERR_COBS); decoding is back in step after the next 0x00.
+ * *out is written only when a frame ends (not for EPB_NEED_MORE); after an
+ * error it is zeroed or holds what epb_decode_body left there. */
 size_t epb_decoder_feed(epb_decoder *d, const uint8_t *data, size_t len,
                         epb_message *out, epb_status *status);
 
-/* Decodes one body (already COBS-decoded, without the delimiter). */
+/* Decodes one body (already COBS-decoded, without the delimiter). Checks, in
+ * order: length (EPB_ERR_OVERSIZE above EPB_MAX_BODY, EPB_ERR_TRUNCATED below
+ * 6 bytes), crc, version, type, then the payload layout and every field range.
+ * *out is zeroed first; on EPB_ERR_TYPE and EPB_ERR_PAYLOAD out->type holds
+ * the received type, and on EPB_ERR_PAYLOAD the fields parsed before the fault
+ * are filled in (for a READING, seq always is once the payload has 8 bytes:
+ * the agent can NACK it as EPB_NACK_MALFORMED). Absent optional fields
+ * (position/sensor `present` bits clear) decode as zero. */
 epb_status epb_decode_body(const uint8_t *body, size_t len, epb_message *out);
 
 /* CRC-32C (Castagnoli), reflected, init and xorout 0xFFFFFFFF. */

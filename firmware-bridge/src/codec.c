@@ -1,0 +1,330 @@
+/* Message codec: epb_message <-> frame body (version, type, payload, crc).
+ * Field order and ranges are the spec in docs/firmware-bridge.md; encoder and
+ * decoder share one validator so anything encodable decodes and vice versa. */
+#include <string.h>
+
+#include "epb_internal.h"
+
+#define BODY_OVERHEAD 6u /* version + type + crc32c */
+#define POS_PRESENT_ALL (EPB_POS_SPEED | EPB_POS_HEADING | EPB_POS_HDOP)
+#define SENSOR_PRESENT_ALL                                                  \
+  (EPB_SENSOR_TEMPERATURE | EPB_SENSOR_HUMIDITY | EPB_SENSOR_SHOCK |        \
+   EPB_SENSOR_BATTERY_MV | EPB_SENSOR_BATTERY_PCT | EPB_SENSOR_REEFER_SETPOINT)
+
+#define LAT_E7_MAX 900000000L
+#define LON_E7_MAX 1800000000L
+
+/* ---- validation (shared by encode and decode) ---- */
+
+static bool valid_string(const char *s, uint8_t len, uint8_t min, uint8_t max) {
+  uint8_t i;
+  if (len < min || len > max) return false;
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x20u || c > 0x7Eu) return false;
+  }
+  return true;
+}
+
+static bool valid_reading(const epb_reading *r) {
+  if (r->seq == 0) return false; /* seq 0 never names a reading */
+  switch (r->kind) {
+    case EPB_READING_POSITION: {
+      const epb_position *p = &r->u.position;
+      if (p->lat_e7 < -LAT_E7_MAX || p->lat_e7 > LAT_E7_MAX) return false;
+      if (p->lon_e7 < -LON_E7_MAX || p->lon_e7 > LON_E7_MAX) return false;
+      if (p->fix > 8u) return false;
+      if ((p->present & ~POS_PRESENT_ALL) != 0) return false;
+      if ((p->present & EPB_POS_HEADING) && p->heading_cdeg > 35999u) return false;
+      return true;
+    }
+    case EPB_READING_SEAL:
+      return r->u.seal.state <= 3u &&
+             valid_string(r->u.seal.seal_id, r->u.seal.seal_id_len, 0,
+                          EPB_SEAL_ID_MAX);
+    case EPB_READING_DOOR:
+      return r->u.door.state <= 2u;
+    case EPB_READING_SENSOR: {
+      const epb_sensor *s = &r->u.sensor;
+      if ((s->present & ~SENSOR_PRESENT_ALL) != 0) return false;
+      if ((s->present & EPB_SENSOR_HUMIDITY) && s->humidity_centi_pct > 10000u)
+        return false;
+      if ((s->present & EPB_SENSOR_BATTERY_PCT) && s->battery_pct > 100u)
+        return false;
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+static bool valid_message(const epb_message *m) {
+  switch (m->type) {
+    case EPB_MSG_HELLO: {
+      const epb_hello *h = &m->m.hello;
+      return valid_string(h->unit_id, h->unit_id_len, 1, EPB_UNIT_ID_MAX) &&
+             valid_string(h->container_id, h->container_id_len, 0,
+                          EPB_CONTAINER_ID_MAX) &&
+             valid_string(h->firmware, h->firmware_len, 0, EPB_FIRMWARE_MAX) &&
+             h->next_seq != 0;
+    }
+    case EPB_MSG_WELCOME:
+      return m->m.welcome.window != 0;
+    case EPB_MSG_READING:
+      return valid_reading(&m->m.reading);
+    case EPB_MSG_NACK:
+      return m->m.nack.reason >= EPB_NACK_MALFORMED &&
+             m->m.nack.reason <= EPB_NACK_INTERNAL;
+    case EPB_MSG_ACK:
+    case EPB_MSG_TIME_SYNC:
+    case EPB_MSG_SETTINGS:
+    case EPB_MSG_PING:
+    case EPB_MSG_PONG:
+      return true;
+    default:
+      return false;
+  }
+}
+
+/* ---- encoding ---- */
+
+static void put_string(epbi_writer *w, const char *s, uint8_t len) {
+  uint8_t i;
+  epbi_put_u8(w, len);
+  for (i = 0; i < len; i++) epbi_put_u8(w, (uint8_t)s[i]);
+}
+
+static void put_reading(epbi_writer *w, const epb_reading *r) {
+  epbi_put_u64(w, r->seq);
+  epbi_put_u64(w, r->time_utc_ms);
+  epbi_put_u8(w, r->kind);
+  switch (r->kind) {
+    case EPB_READING_POSITION: {
+      const epb_position *p = &r->u.position;
+      epbi_put_u32(w, epbi_from_i32(p->lat_e7));
+      epbi_put_u32(w, epbi_from_i32(p->lon_e7));
+      epbi_put_u8(w, p->fix);
+      epbi_put_u8(w, p->satellites);
+      epbi_put_u8(w, p->present);
+      if (p->present & EPB_POS_SPEED) epbi_put_u16(w, p->speed_cm_s);
+      if (p->present & EPB_POS_HEADING) epbi_put_u16(w, p->heading_cdeg);
+      if (p->present & EPB_POS_HDOP) epbi_put_u16(w, p->hdop_centi);
+      break;
+    }
+    case EPB_READING_SEAL:
+      epbi_put_u8(w, r->u.seal.state);
+      put_string(w, r->u.seal.seal_id, r->u.seal.seal_id_len);
+      break;
+    case EPB_READING_DOOR:
+      epbi_put_u8(w, r->u.door.state);
+      break;
+    default: { /* EPB_READING_SENSOR; others were rejected by valid_reading */
+      const epb_sensor *s = &r->u.sensor;
+      epbi_put_u8(w, s->present);
+      if (s->present & EPB_SENSOR_TEMPERATURE)
+        epbi_put_u16(w, epbi_from_i16(s->temperature_centi_c));
+      if (s->present & EPB_SENSOR_HUMIDITY) epbi_put_u16(w, s->humidity_centi_pct);
+      if (s->present & EPB_SENSOR_SHOCK) epbi_put_u16(w, s->shock_milli_g);
+      if (s->present & EPB_SENSOR_BATTERY_MV) epbi_put_u16(w, s->battery_mv);
+      if (s->present & EPB_SENSOR_BATTERY_PCT) epbi_put_u8(w, s->battery_pct);
+      if (s->present & EPB_SENSOR_REEFER_SETPOINT)
+        epbi_put_u16(w, epbi_from_i16(s->reefer_setpoint_centi_c));
+      break;
+    }
+  }
+}
+
+static void put_payload(epbi_writer *w, const epb_message *m) {
+  switch (m->type) {
+    case EPB_MSG_HELLO:
+      put_string(w, m->m.hello.unit_id, m->m.hello.unit_id_len);
+      put_string(w, m->m.hello.container_id, m->m.hello.container_id_len);
+      put_string(w, m->m.hello.firmware, m->m.hello.firmware_len);
+      epbi_put_u64(w, m->m.hello.next_seq);
+      break;
+    case EPB_MSG_WELCOME:
+      epbi_put_u64(w, m->m.welcome.last_stored_seq);
+      epbi_put_u16(w, m->m.welcome.window);
+      epbi_put_u64(w, m->m.welcome.utc_ms);
+      break;
+    case EPB_MSG_READING:
+      put_reading(w, &m->m.reading);
+      break;
+    case EPB_MSG_ACK:
+      epbi_put_u64(w, m->m.ack.seq);
+      break;
+    case EPB_MSG_NACK:
+      epbi_put_u64(w, m->m.nack.seq);
+      epbi_put_u8(w, m->m.nack.reason);
+      break;
+    case EPB_MSG_TIME_SYNC:
+      epbi_put_u64(w, m->m.time_sync.utc_ms);
+      break;
+    case EPB_MSG_SETTINGS:
+      epbi_put_u32(w, m->m.settings.position_interval_s);
+      epbi_put_u32(w, m->m.settings.sensor_interval_s);
+      break;
+    default: /* PING, PONG */
+      epbi_put_u32(w, m->m.ping.nonce);
+      break;
+  }
+}
+
+size_t epb_encode(const epb_message *msg, uint8_t *out, size_t cap) {
+  uint8_t body[EPB_MAX_BODY];
+  epbi_writer w;
+  uint32_t crc;
+  size_t n;
+
+  if (msg == NULL || out == NULL || !valid_message(msg)) return 0;
+  w.p = body;
+  w.len = 0;
+  w.cap = sizeof body - 4u; /* room for the crc */
+  w.ok = true;
+  epbi_put_u8(&w, (uint8_t)EPB_PROTOCOL_VERSION);
+  epbi_put_u8(&w, msg->type);
+  put_payload(&w, msg);
+  if (!w.ok) return 0;
+  crc = epb_crc32c(body, w.len);
+  w.cap = sizeof body;
+  epbi_put_u32(&w, crc);
+
+  n = epbi_cobs_encode(body, w.len, out, cap);
+  if (n == 0 || n >= cap) return 0;
+  out[n] = 0x00;
+  return n + 1u;
+}
+
+/* ---- decoding ---- */
+
+/* Reads len:u8 + bytes into dst (capacity max + 1) and NUL-terminates.
+ * Printability is checked later by valid_message. */
+static void get_string(epbi_reader *r, char *dst, uint8_t *dst_len, uint8_t max) {
+  uint8_t len = epbi_get_u8(r);
+  uint8_t i;
+  if (!r->ok || len > max || (size_t)len > r->len - r->pos) {
+    r->ok = false;
+    return;
+  }
+  for (i = 0; i < len; i++) dst[i] = (char)r->p[r->pos++];
+  dst[len] = '\0';
+  *dst_len = len;
+}
+
+static void get_reading(epbi_reader *r, epb_reading *out) {
+  out->seq = epbi_get_u64(r);
+  out->time_utc_ms = epbi_get_u64(r);
+  out->kind = epbi_get_u8(r);
+  if (!r->ok) return;
+  switch (out->kind) {
+    case EPB_READING_POSITION: {
+      epb_position *p = &out->u.position;
+      p->lat_e7 = epbi_to_i32(epbi_get_u32(r));
+      p->lon_e7 = epbi_to_i32(epbi_get_u32(r));
+      p->fix = epbi_get_u8(r);
+      p->satellites = epbi_get_u8(r);
+      p->present = epbi_get_u8(r);
+      if (!r->ok || (p->present & ~POS_PRESENT_ALL) != 0) {
+        r->ok = false;
+        return;
+      }
+      if (p->present & EPB_POS_SPEED) p->speed_cm_s = epbi_get_u16(r);
+      if (p->present & EPB_POS_HEADING) p->heading_cdeg = epbi_get_u16(r);
+      if (p->present & EPB_POS_HDOP) p->hdop_centi = epbi_get_u16(r);
+      break;
+    }
+    case EPB_READING_SEAL:
+      out->u.seal.state = epbi_get_u8(r);
+      get_string(r, out->u.seal.seal_id, &out->u.seal.seal_id_len,
+                 EPB_SEAL_ID_MAX);
+      break;
+    case EPB_READING_DOOR:
+      out->u.door.state = epbi_get_u8(r);
+      break;
+    case EPB_READING_SENSOR: {
+      epb_sensor *s = &out->u.sensor;
+      s->present = epbi_get_u8(r);
+      if (!r->ok || (s->present & ~SENSOR_PRESENT_ALL) != 0) {
+        r->ok = false;
+        return;
+      }
+      if (s->present & EPB_SENSOR_TEMPERATURE)
+        s->temperature_centi_c = epbi_to_i16(epbi_get_u16(r));
+      if (s->present & EPB_SENSOR_HUMIDITY) s->humidity_centi_pct = epbi_get_u16(r);
+      if (s->present & EPB_SENSOR_SHOCK) s->shock_milli_g = epbi_get_u16(r);
+      if (s->present & EPB_SENSOR_BATTERY_MV) s->battery_mv = epbi_get_u16(r);
+      if (s->present & EPB_SENSOR_BATTERY_PCT) s->battery_pct = epbi_get_u8(r);
+      if (s->present & EPB_SENSOR_REEFER_SETPOINT)
+        s->reefer_setpoint_centi_c = epbi_to_i16(epbi_get_u16(r));
+      break;
+    }
+    default:
+      r->ok = false; /* unknown kind: the rest cannot be parsed */
+      break;
+  }
+}
+
+static void get_payload(epbi_reader *r, epb_message *out) {
+  switch (out->type) {
+    case EPB_MSG_HELLO:
+      get_string(r, out->m.hello.unit_id, &out->m.hello.unit_id_len,
+                 EPB_UNIT_ID_MAX);
+      get_string(r, out->m.hello.container_id, &out->m.hello.container_id_len,
+                 EPB_CONTAINER_ID_MAX);
+      get_string(r, out->m.hello.firmware, &out->m.hello.firmware_len,
+                 EPB_FIRMWARE_MAX);
+      out->m.hello.next_seq = epbi_get_u64(r);
+      break;
+    case EPB_MSG_WELCOME:
+      out->m.welcome.last_stored_seq = epbi_get_u64(r);
+      out->m.welcome.window = epbi_get_u16(r);
+      out->m.welcome.utc_ms = epbi_get_u64(r);
+      break;
+    case EPB_MSG_READING:
+      get_reading(r, &out->m.reading);
+      break;
+    case EPB_MSG_ACK:
+      out->m.ack.seq = epbi_get_u64(r);
+      break;
+    case EPB_MSG_NACK:
+      out->m.nack.seq = epbi_get_u64(r);
+      out->m.nack.reason = epbi_get_u8(r);
+      break;
+    case EPB_MSG_TIME_SYNC:
+      out->m.time_sync.utc_ms = epbi_get_u64(r);
+      break;
+    case EPB_MSG_SETTINGS:
+      out->m.settings.position_interval_s = epbi_get_u32(r);
+      out->m.settings.sensor_interval_s = epbi_get_u32(r);
+      break;
+    default: /* PING, PONG */
+      out->m.ping.nonce = epbi_get_u32(r);
+      break;
+  }
+}
+
+epb_status epb_decode_body(const uint8_t *body, size_t len, epb_message *out) {
+  epbi_reader r;
+  uint32_t crc;
+
+  if (out == NULL) return EPB_ERR_PAYLOAD;
+  memset(out, 0, sizeof *out);
+  if (len > EPB_MAX_BODY) return EPB_ERR_OVERSIZE;
+  if (body == NULL || len < BODY_OVERHEAD) return EPB_ERR_TRUNCATED;
+
+  crc = (uint32_t)body[len - 4u] | ((uint32_t)body[len - 3u] << 8) |
+        ((uint32_t)body[len - 2u] << 16) | ((uint32_t)body[len - 1u] << 24);
+  if (crc != epb_crc32c(body, len - 4u)) return EPB_ERR_CRC;
+  if (body[0] != EPB_PROTOCOL_VERSION) return EPB_ERR_VERSION;
+  out->type = body[1];
+  if (out->type < EPB_MSG_HELLO || out->type > EPB_MSG_PONG) return EPB_ERR_TYPE;
+
+  r.p = body + 2;
+  r.len = len - BODY_OVERHEAD;
+  r.pos = 0;
+  r.ok = true;
+  get_payload(&r, out);
+  if (!r.ok || r.pos != r.len) return EPB_ERR_PAYLOAD; /* short or trailing */
+  if (!valid_message(out)) return EPB_ERR_PAYLOAD;
+  return EPB_OK;
+}

@@ -1,0 +1,420 @@
+// Helpers shared by the epb tests, the corpus generator and the fuzzer:
+// message builders, semantic equality (ignores absent optional fields), a
+// byte-stream runner, a random valid-message generator and the sample
+// messages the doc examples and the seed corpus are made of.
+#pragma once
+
+#include <epb/epb.h>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace epbt {
+
+using Bytes = std::vector<uint8_t>;
+
+inline epb_message blank(uint8_t type) {
+  epb_message m;
+  std::memset(&m, 0, sizeof m);
+  m.type = type;
+  return m;
+}
+
+template <std::size_t N>
+inline void set_str(char (&dst)[N], uint8_t &len, const std::string &s) {
+  std::memset(dst, 0, N);
+  std::memcpy(dst, s.data(), s.size() < N ? s.size() : N - 1);
+  len = static_cast<uint8_t>(s.size());
+}
+
+inline epb_message hello(const std::string &unit, const std::string &container,
+                         const std::string &fw, uint64_t next_seq) {
+  epb_message m = blank(EPB_MSG_HELLO);
+  set_str(m.m.hello.unit_id, m.m.hello.unit_id_len, unit);
+  set_str(m.m.hello.container_id, m.m.hello.container_id_len, container);
+  set_str(m.m.hello.firmware, m.m.hello.firmware_len, fw);
+  m.m.hello.next_seq = next_seq;
+  return m;
+}
+
+inline epb_message welcome(uint64_t last, uint16_t window, uint64_t utc_ms) {
+  epb_message m = blank(EPB_MSG_WELCOME);
+  m.m.welcome.last_stored_seq = last;
+  m.m.welcome.window = window;
+  m.m.welcome.utc_ms = utc_ms;
+  return m;
+}
+
+inline epb_message reading(uint64_t seq, uint64_t time_ms, uint8_t kind) {
+  epb_message m = blank(EPB_MSG_READING);
+  m.m.reading.seq = seq;
+  m.m.reading.time_utc_ms = time_ms;
+  m.m.reading.kind = kind;
+  return m;
+}
+
+inline epb_message position(uint64_t seq, uint64_t time_ms, int32_t lat, int32_t lon,
+                            uint8_t fix, uint8_t sats, uint8_t present,
+                            uint16_t speed, uint16_t heading, uint16_t hdop) {
+  epb_message m = reading(seq, time_ms, EPB_READING_POSITION);
+  epb_position &p = m.m.reading.u.position;
+  p.lat_e7 = lat;
+  p.lon_e7 = lon;
+  p.fix = fix;
+  p.satellites = sats;
+  p.present = present;
+  p.speed_cm_s = speed;
+  p.heading_cdeg = heading;
+  p.hdop_centi = hdop;
+  return m;
+}
+
+inline epb_message seal(uint64_t seq, uint64_t time_ms, uint8_t state,
+                        const std::string &id) {
+  epb_message m = reading(seq, time_ms, EPB_READING_SEAL);
+  m.m.reading.u.seal.state = state;
+  set_str(m.m.reading.u.seal.seal_id, m.m.reading.u.seal.seal_id_len, id);
+  return m;
+}
+
+inline epb_message door(uint64_t seq, uint64_t time_ms, uint8_t state) {
+  epb_message m = reading(seq, time_ms, EPB_READING_DOOR);
+  m.m.reading.u.door.state = state;
+  return m;
+}
+
+inline epb_message sensor(uint64_t seq, uint64_t time_ms, uint8_t present,
+                          int16_t temp, uint16_t hum, uint16_t shock, uint16_t mv,
+                          uint8_t pct, int16_t setpoint) {
+  epb_message m = reading(seq, time_ms, EPB_READING_SENSOR);
+  epb_sensor &s = m.m.reading.u.sensor;
+  s.present = present;
+  s.temperature_centi_c = temp;
+  s.humidity_centi_pct = hum;
+  s.shock_milli_g = shock;
+  s.battery_mv = mv;
+  s.battery_pct = pct;
+  s.reefer_setpoint_centi_c = setpoint;
+  return m;
+}
+
+inline epb_message ack(uint64_t seq) {
+  epb_message m = blank(EPB_MSG_ACK);
+  m.m.ack.seq = seq;
+  return m;
+}
+
+inline epb_message nack(uint64_t seq, uint8_t reason) {
+  epb_message m = blank(EPB_MSG_NACK);
+  m.m.nack.seq = seq;
+  m.m.nack.reason = reason;
+  return m;
+}
+
+inline epb_message time_sync(uint64_t utc_ms) {
+  epb_message m = blank(EPB_MSG_TIME_SYNC);
+  m.m.time_sync.utc_ms = utc_ms;
+  return m;
+}
+
+inline epb_message settings(uint32_t pos_s, uint32_t sensor_s) {
+  epb_message m = blank(EPB_MSG_SETTINGS);
+  m.m.settings.position_interval_s = pos_s;
+  m.m.settings.sensor_interval_s = sensor_s;
+  return m;
+}
+
+inline epb_message ping(uint8_t type, uint32_t nonce) {
+  epb_message m = blank(type);
+  m.m.ping.nonce = nonce;
+  return m;
+}
+
+// Empty string if a and b carry the same content, else what differs. Fields
+// whose present bit is clear and string bytes past their length are ignored.
+inline std::string diff(const epb_message &a, const epb_message &b) {
+  std::ostringstream o;
+  auto field = [&](const char *name, auto x, auto y) {
+    if (x != y) o << name << ": " << +x << " != " << +y << "; ";
+  };
+  auto str = [&](const char *name, const char *x, uint8_t xl, const char *y,
+                 uint8_t yl) {
+    if (xl != yl || std::memcmp(x, y, xl) != 0)
+      o << name << ": '" << std::string(x, xl) << "' != '" << std::string(y, yl)
+        << "'; ";
+  };
+  field("type", a.type, b.type);
+  if (a.type != b.type) return o.str();
+  switch (a.type) {
+    case EPB_MSG_HELLO: {
+      const epb_hello &x = a.m.hello, &y = b.m.hello;
+      str("unit_id", x.unit_id, x.unit_id_len, y.unit_id, y.unit_id_len);
+      str("container_id", x.container_id, x.container_id_len, y.container_id,
+          y.container_id_len);
+      str("firmware", x.firmware, x.firmware_len, y.firmware, y.firmware_len);
+      field("next_seq", x.next_seq, y.next_seq);
+      break;
+    }
+    case EPB_MSG_WELCOME:
+      field("last_stored_seq", a.m.welcome.last_stored_seq, b.m.welcome.last_stored_seq);
+      field("window", a.m.welcome.window, b.m.welcome.window);
+      field("utc_ms", a.m.welcome.utc_ms, b.m.welcome.utc_ms);
+      break;
+    case EPB_MSG_READING: {
+      const epb_reading &x = a.m.reading, &y = b.m.reading;
+      field("seq", x.seq, y.seq);
+      field("time_utc_ms", x.time_utc_ms, y.time_utc_ms);
+      field("kind", x.kind, y.kind);
+      if (x.kind != y.kind) break;
+      if (x.kind == EPB_READING_POSITION) {
+        const epb_position &p = x.u.position, &q = y.u.position;
+        field("lat_e7", p.lat_e7, q.lat_e7);
+        field("lon_e7", p.lon_e7, q.lon_e7);
+        field("fix", p.fix, q.fix);
+        field("satellites", p.satellites, q.satellites);
+        field("present", p.present, q.present);
+        if (p.present & EPB_POS_SPEED) field("speed", p.speed_cm_s, q.speed_cm_s);
+        if (p.present & EPB_POS_HEADING) field("heading", p.heading_cdeg, q.heading_cdeg);
+        if (p.present & EPB_POS_HDOP) field("hdop", p.hdop_centi, q.hdop_centi);
+      } else if (x.kind == EPB_READING_SEAL) {
+        field("seal state", x.u.seal.state, y.u.seal.state);
+        str("seal_id", x.u.seal.seal_id, x.u.seal.seal_id_len, y.u.seal.seal_id,
+            y.u.seal.seal_id_len);
+      } else if (x.kind == EPB_READING_DOOR) {
+        field("door state", x.u.door.state, y.u.door.state);
+      } else if (x.kind == EPB_READING_SENSOR) {
+        const epb_sensor &s = x.u.sensor, &t = y.u.sensor;
+        field("present", s.present, t.present);
+        if (s.present & EPB_SENSOR_TEMPERATURE)
+          field("temperature", s.temperature_centi_c, t.temperature_centi_c);
+        if (s.present & EPB_SENSOR_HUMIDITY)
+          field("humidity", s.humidity_centi_pct, t.humidity_centi_pct);
+        if (s.present & EPB_SENSOR_SHOCK) field("shock", s.shock_milli_g, t.shock_milli_g);
+        if (s.present & EPB_SENSOR_BATTERY_MV) field("battery_mv", s.battery_mv, t.battery_mv);
+        if (s.present & EPB_SENSOR_BATTERY_PCT)
+          field("battery_pct", s.battery_pct, t.battery_pct);
+        if (s.present & EPB_SENSOR_REEFER_SETPOINT)
+          field("setpoint", s.reefer_setpoint_centi_c, t.reefer_setpoint_centi_c);
+      }
+      break;
+    }
+    case EPB_MSG_ACK:
+      field("seq", a.m.ack.seq, b.m.ack.seq);
+      break;
+    case EPB_MSG_NACK:
+      field("seq", a.m.nack.seq, b.m.nack.seq);
+      field("reason", a.m.nack.reason, b.m.nack.reason);
+      break;
+    case EPB_MSG_TIME_SYNC:
+      field("utc_ms", a.m.time_sync.utc_ms, b.m.time_sync.utc_ms);
+      break;
+    case EPB_MSG_SETTINGS:
+      field("position_interval_s", a.m.settings.position_interval_s,
+            b.m.settings.position_interval_s);
+      field("sensor_interval_s", a.m.settings.sensor_interval_s,
+            b.m.settings.sensor_interval_s);
+      break;
+    default:
+      field("nonce", a.m.ping.nonce, b.m.ping.nonce);
+      break;
+  }
+  return o.str();
+}
+
+inline Bytes encode(const epb_message &m) {
+  Bytes out(EPB_MAX_ENCODED);
+  out.resize(epb_encode(&m, out.data(), out.size()));
+  return out;
+}
+
+// One outcome of the stream decoder: a status and, for EPB_OK, the message.
+struct Outcome {
+  epb_status status;
+  epb_message msg;
+};
+
+// Feeds `stream` to d in chunks whose sizes come from next_chunk() and
+// returns every non-NEED_MORE outcome in order.
+template <class ChunkFn>
+std::vector<Outcome> run_stream(epb_decoder &d, const Bytes &stream, ChunkFn next_chunk) {
+  std::vector<Outcome> outs;
+  std::size_t pos = 0;
+  while (pos < stream.size()) {
+    std::size_t n = next_chunk();
+    if (n > stream.size() - pos) n = stream.size() - pos;
+    std::size_t off = 0;
+    for (;;) {
+      Outcome o;
+      std::size_t used = epb_decoder_feed(&d, stream.data() + pos + off, n - off,
+                                          &o.msg, &o.status);
+      off += used;
+      if (o.status == EPB_NEED_MORE) break;
+      outs.push_back(o);
+    }
+    pos += n;
+  }
+  return outs;
+}
+
+inline std::vector<Outcome> run_stream(const Bytes &stream, std::size_t chunk = SIZE_MAX) {
+  epb_decoder d;
+  epb_decoder_init(&d);
+  return run_stream(d, stream, [chunk] { return chunk; });
+}
+
+inline std::string hex(const Bytes &b) {
+  static const char *digits = "0123456789abcdef";
+  std::string s;
+  for (std::size_t i = 0; i < b.size(); i++) {
+    if (i) s += ' ';
+    s += digits[b[i] >> 4];
+    s += digits[b[i] & 15];
+  }
+  return s;
+}
+
+// Test-side reference COBS (independent of the library's).
+inline Bytes cobs_encode(const Bytes &in) {
+  Bytes out{0};
+  std::size_t code_at = 0;
+  uint8_t code = 1;
+  for (std::size_t i = 0; i < in.size(); i++) {
+    if (in[i] == 0) {
+      out[code_at] = code;
+      code_at = out.size();
+      out.push_back(0);
+      code = 1;
+    } else {
+      out.push_back(in[i]);
+      if (++code == 0xFF) {
+        out[code_at] = code;
+        code_at = out.size();
+        out.push_back(0);
+        code = 1;
+      }
+    }
+  }
+  out[code_at] = code;
+  return out;
+}
+
+inline Bytes cobs_decode(const Bytes &in) {
+  Bytes out;
+  std::size_t i = 0;
+  while (i < in.size()) {
+    uint8_t code = in[i++];
+    for (uint8_t k = 1; k < code && i < in.size(); k++) out.push_back(in[i++]);
+    if (code != 0xFF && i < in.size()) out.push_back(0);
+  }
+  return out;
+}
+
+// Random valid messages of every type and kind.
+class Gen {
+ public:
+  explicit Gen(uint32_t seed) : rng_(seed) {}
+
+  uint64_t u(uint64_t lo, uint64_t hi) {
+    return std::uniform_int_distribution<uint64_t>(lo, hi)(rng_);
+  }
+  int64_t s(int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng_);
+  }
+  std::string str(std::size_t min, std::size_t max) {
+    std::string out(static_cast<std::size_t>(u(min, max)), ' ');
+    for (char &c : out) c = static_cast<char>(u(0x20, 0x7E));
+    return out;
+  }
+
+  epb_message message() {
+    switch (u(EPB_MSG_HELLO, EPB_MSG_PONG)) {
+      case EPB_MSG_HELLO:
+        return hello(str(1, EPB_UNIT_ID_MAX), str(0, EPB_CONTAINER_ID_MAX),
+                     str(0, EPB_FIRMWARE_MAX), u(1, UINT64_MAX));
+      case EPB_MSG_WELCOME:
+        return welcome(u(0, UINT64_MAX), static_cast<uint16_t>(u(1, 65535)),
+                       u(0, UINT64_MAX));
+      case EPB_MSG_READING:
+        return reading_msg();
+      case EPB_MSG_ACK:
+        return ack(u(0, UINT64_MAX));
+      case EPB_MSG_NACK:
+        return nack(u(0, UINT64_MAX),
+                    static_cast<uint8_t>(u(EPB_NACK_MALFORMED, EPB_NACK_INTERNAL)));
+      case EPB_MSG_TIME_SYNC:
+        return time_sync(u(0, UINT64_MAX));
+      case EPB_MSG_SETTINGS:
+        return settings(static_cast<uint32_t>(u(0, UINT32_MAX)),
+                        static_cast<uint32_t>(u(0, UINT32_MAX)));
+      case EPB_MSG_PING:
+        return ping(EPB_MSG_PING, static_cast<uint32_t>(u(0, UINT32_MAX)));
+      default:
+        return ping(EPB_MSG_PONG, static_cast<uint32_t>(u(0, UINT32_MAX)));
+    }
+  }
+
+  epb_message reading_msg() {
+    uint64_t seq = u(1, UINT64_MAX), t = u(0, UINT64_MAX);
+    switch (u(0, 3)) {
+      case EPB_READING_POSITION:
+        return position(seq, t, static_cast<int32_t>(s(-900000000, 900000000)),
+                        static_cast<int32_t>(s(-1800000000, 1800000000)),
+                        static_cast<uint8_t>(u(0, 8)), static_cast<uint8_t>(u(0, 255)),
+                        static_cast<uint8_t>(u(0, 7)), static_cast<uint16_t>(u(0, 65535)),
+                        static_cast<uint16_t>(u(0, 35999)),
+                        static_cast<uint16_t>(u(0, 65535)));
+      case EPB_READING_SEAL:
+        return seal(seq, t, static_cast<uint8_t>(u(0, 3)), str(0, EPB_SEAL_ID_MAX));
+      case EPB_READING_DOOR:
+        return door(seq, t, static_cast<uint8_t>(u(0, 2)));
+      default:
+        return sensor(seq, t, static_cast<uint8_t>(u(0, 63)),
+                      static_cast<int16_t>(s(-32768, 32767)),
+                      static_cast<uint16_t>(u(0, 10000)), static_cast<uint16_t>(u(0, 65535)),
+                      static_cast<uint16_t>(u(0, 65535)), static_cast<uint8_t>(u(0, 100)),
+                      static_cast<int16_t>(s(-32768, 32767)));
+    }
+  }
+
+ private:
+  std::mt19937_64 rng_;
+};
+
+// The worked examples of docs/firmware-bridge.md (asserted byte for byte by
+// test_doc_examples.cpp) and the rest of the seed corpus.
+struct Sample {
+  const char *name;
+  epb_message msg;
+};
+
+inline std::vector<Sample> samples() {
+  const uint64_t t = 1718000000000ull;  // 2024-06-10T06:13:20Z
+  return {
+      {"hello", hello("TU-0042", "MSCU1234566", "1.4.2", 1001)},
+      {"welcome", welcome(1000, 16, t + 250)},
+      {"reading_position",
+       position(1001, t, 519225000, 44791700, 1, 9,
+                EPB_POS_SPEED | EPB_POS_HEADING | EPB_POS_HDOP, 250, 9000, 90)},
+      {"reading_position_bare", position(1004, t + 60000, -338688000, 1512093000, 0, 0,
+                                         0, 0, 0, 0)},
+      {"reading_seal", seal(1002, t + 1000, 1, "SL-778812")},
+      {"reading_door", door(1003, t + 2000, 2)},
+      {"reading_sensor",
+       sensor(1005, t + 3000,
+              EPB_SENSOR_TEMPERATURE | EPB_SENSOR_HUMIDITY | EPB_SENSOR_BATTERY_PCT,
+              -1850, 8120, 0, 0, 87, 0)},
+      {"reading_sensor_all", sensor(1006, t + 4000, 0x3F, 412, 5500, 1250, 3712, 64, -1800)},
+      {"ack", ack(1002)},
+      {"nack", nack(1003, EPB_NACK_STORE_FULL)},
+      {"time_sync", time_sync(t + 5000)},
+      {"settings", settings(60, 900)},
+      {"ping", ping(EPB_MSG_PING, 0x12345678u)},
+      {"pong", ping(EPB_MSG_PONG, 0x12345678u)},
+  };
+}
+
+}  // namespace epbt

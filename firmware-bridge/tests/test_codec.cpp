@@ -1,0 +1,233 @@
+// Round trips of every message type and every optional-field combination,
+// encoder refusals, buffer-size limits, the CRC-32C check value and names.
+#include <catch2/catch.hpp>
+
+#include "epb_test_support.hpp"
+
+using namespace epbt;
+
+namespace {
+
+epb_message roundtrip(const epb_message &m) {
+  Bytes frame = encode(m);
+  REQUIRE(!frame.empty());
+  REQUIRE(frame.size() <= EPB_MAX_ENCODED);
+  REQUIRE(frame.back() == 0x00);
+  for (std::size_t i = 0; i + 1 < frame.size(); i++) REQUIRE(frame[i] != 0x00);
+  std::vector<Outcome> outs = run_stream(frame);
+  REQUIRE(outs.size() == 1);
+  REQUIRE(outs[0].status == EPB_OK);
+  CHECK(diff(m, outs[0].msg) == "");
+  return outs[0].msg;
+}
+
+std::size_t popcount(unsigned v) {
+  std::size_t n = 0;
+  for (; v; v &= v - 1) n++;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("crc32c matches the Castagnoli check value", "[epb]") {
+  const uint8_t check[] = {'1', '2', '3', '4', '5', '6', '7', '8', '9'};
+  CHECK(epb_crc32c(check, sizeof check) == 0xE3069283u);
+  CHECK(epb_crc32c(nullptr, 0) == 0x00000000u);
+  const uint8_t zeros[32] = {};
+  CHECK(epb_crc32c(zeros, sizeof zeros) == 0x8A9136AAu);  // RFC 3720 B.4
+}
+
+TEST_CASE("every message type round-trips", "[epb]") {
+  for (const Sample &s : samples()) {
+    INFO(s.name);
+    roundtrip(s.msg);
+  }
+}
+
+TEST_CASE("extreme values round-trip", "[epb]") {
+  roundtrip(hello(std::string(EPB_UNIT_ID_MAX, '~'), std::string(EPB_CONTAINER_ID_MAX, ' '),
+                  std::string(EPB_FIRMWARE_MAX, 'x'), UINT64_MAX));
+  roundtrip(hello("u", "", "", 1));
+  roundtrip(welcome(0, 1, 0));
+  roundtrip(welcome(UINT64_MAX, 65535, UINT64_MAX));
+  roundtrip(position(1, 0, -900000000, -1800000000, 0, 0, 7, 0, 0, 0));
+  roundtrip(position(UINT64_MAX, UINT64_MAX, 900000000, 1800000000, 8, 255, 7, 65535,
+                     35999, 65535));
+  roundtrip(sensor(1, 0, 0x3F, INT16_MIN, 10000, 65535, 65535, 100, INT16_MAX));
+  roundtrip(sensor(2, 0, 0x3F, INT16_MAX, 0, 0, 0, 0, INT16_MIN));
+  roundtrip(sensor(3, 0, 0, 0, 0, 0, 0, 0, 0));
+  roundtrip(seal(4, 0, 3, std::string(EPB_SEAL_ID_MAX, 'S')));
+  roundtrip(ack(0));
+  roundtrip(ack(UINT64_MAX));
+  roundtrip(nack(0, EPB_NACK_MALFORMED));
+  roundtrip(settings(0, 0));
+  roundtrip(settings(UINT32_MAX, UINT32_MAX));
+  roundtrip(ping(EPB_MSG_PING, 0));
+  roundtrip(ping(EPB_MSG_PONG, UINT32_MAX));
+  roundtrip(time_sync(UINT64_MAX));
+}
+
+TEST_CASE("every seal, door state and nack reason round-trips", "[epb]") {
+  for (uint8_t st = 0; st <= 3; st++) roundtrip(seal(10, 1, st, "S"));
+  for (uint8_t st = 0; st <= 2; st++) roundtrip(door(10, 1, st));
+  for (uint8_t r = EPB_NACK_MALFORMED; r <= EPB_NACK_INTERNAL; r++) roundtrip(nack(5, r));
+}
+
+TEST_CASE("strings of every length and the printable boundaries round-trip", "[epb]") {
+  for (std::size_t n = 0; n <= EPB_SEAL_ID_MAX; n++) roundtrip(seal(1, 2, 1, std::string(n, 'A')));
+  for (std::size_t n = 1; n <= EPB_UNIT_ID_MAX; n++) roundtrip(hello(std::string(n, 'u'), "", "", 1));
+  for (std::size_t n = 0; n <= EPB_CONTAINER_ID_MAX; n++)
+    roundtrip(hello("u", std::string(n, 'C'), "", 1));
+  for (std::size_t n = 0; n <= EPB_FIRMWARE_MAX; n++) roundtrip(hello("u", "", std::string(n, 'f'), 1));
+  std::string all;
+  for (char c = 0x20; c < 0x7E; c++) all += c;
+  all += '\x7E';
+  for (std::size_t i = 0; i < all.size(); i += EPB_SEAL_ID_MAX)
+    roundtrip(seal(1, 2, 1, all.substr(i, EPB_SEAL_ID_MAX)));
+}
+
+TEST_CASE("decoded strings are NUL-terminated", "[epb]") {
+  epb_message m = roundtrip(hello("TU-1", "ABCU1234560", "fw", 3));
+  CHECK(std::string(m.m.hello.unit_id) == "TU-1");
+  CHECK(std::string(m.m.hello.container_id) == "ABCU1234560");
+  CHECK(std::string(m.m.hello.firmware) == "fw");
+  m = roundtrip(seal(1, 1, 1, "SEAL"));
+  CHECK(std::string(m.m.reading.u.seal.seal_id) == "SEAL");
+}
+
+TEST_CASE("position round-trips with every optional-field combination", "[epb]") {
+  const std::size_t base = encode(position(1, 2, 3, 4, 1, 5, 0, 0, 0, 0)).size();
+  for (uint8_t present = 0; present <= 7; present++) {
+    INFO("present=" << +present);
+    // Absent fields carry junk that must neither be sent nor come back.
+    epb_message m = position(77, 1718000000000ull, -12345678, 98765432, 4, 12, present,
+                             1234, 35999, 250);
+    if (!(present & EPB_POS_HEADING)) m.m.reading.u.position.heading_cdeg = 65535;
+    epb_message back = roundtrip(m);
+    const epb_position &p = back.m.reading.u.position;
+    CHECK(encode(m).size() == base + 2 * popcount(present));
+    if (!(present & EPB_POS_SPEED)) CHECK(p.speed_cm_s == 0);
+    if (!(present & EPB_POS_HEADING)) CHECK(p.heading_cdeg == 0);
+    if (!(present & EPB_POS_HDOP)) CHECK(p.hdop_centi == 0);
+  }
+}
+
+TEST_CASE("sensor round-trips with every optional-field combination", "[epb]") {
+  const std::size_t base = encode(sensor(1, 2, 0, 0, 0, 0, 0, 0, 0)).size();
+  for (unsigned present = 0; present <= 0x3F; present++) {
+    INFO("present=" << present);
+    epb_message m = sensor(99, 5, static_cast<uint8_t>(present), -4000, 9999, 30000, 3300,
+                           55, -2500);
+    epb_sensor &in = m.m.reading.u.sensor;
+    // Out-of-range junk in absent fields is ignored by the encoder.
+    if (!(present & EPB_SENSOR_HUMIDITY)) in.humidity_centi_pct = 60000;
+    if (!(present & EPB_SENSOR_BATTERY_PCT)) in.battery_pct = 250;
+    epb_message back = roundtrip(m);
+    const epb_sensor &s = back.m.reading.u.sensor;
+    std::size_t extra = 2 * popcount(present & ~EPB_SENSOR_BATTERY_PCT) +
+                        ((present & EPB_SENSOR_BATTERY_PCT) ? 1 : 0);
+    CHECK(encode(m).size() == base + extra);
+    if (!(present & EPB_SENSOR_TEMPERATURE)) CHECK(s.temperature_centi_c == 0);
+    if (!(present & EPB_SENSOR_HUMIDITY)) CHECK(s.humidity_centi_pct == 0);
+    if (!(present & EPB_SENSOR_SHOCK)) CHECK(s.shock_milli_g == 0);
+    if (!(present & EPB_SENSOR_BATTERY_MV)) CHECK(s.battery_mv == 0);
+    if (!(present & EPB_SENSOR_BATTERY_PCT)) CHECK(s.battery_pct == 0);
+    if (!(present & EPB_SENSOR_REEFER_SETPOINT)) CHECK(s.reefer_setpoint_centi_c == 0);
+  }
+}
+
+TEST_CASE("random valid messages round-trip and re-encode to the same bytes", "[epb]") {
+  Gen g(12345);
+  for (int i = 0; i < 5000; i++) {
+    epb_message m = g.message();
+    epb_message back = roundtrip(m);
+    REQUIRE(encode(back) == encode(m));
+  }
+}
+
+TEST_CASE("the encoder refuses invalid messages", "[epb]") {
+  struct Row {
+    const char *what;
+    epb_message msg;
+  };
+  epb_message bad_unit_char = hello("TU\x01", "", "", 1);
+  epb_message unit_too_long = hello("u", "", "", 1);
+  unit_too_long.m.hello.unit_id_len = EPB_UNIT_ID_MAX + 1;
+  epb_message container_too_long = hello("u", "", "", 1);
+  container_too_long.m.hello.container_id_len = EPB_CONTAINER_ID_MAX + 1;
+  epb_message fw_too_long = hello("u", "", "", 1);
+  fw_too_long.m.hello.firmware_len = EPB_FIRMWARE_MAX + 1;
+  epb_message seal_too_long = seal(1, 1, 1, "");
+  seal_too_long.m.reading.u.seal.seal_id_len = EPB_SEAL_ID_MAX + 1;
+  epb_message bad_kind = reading(1, 1, 4);
+  const Row rows[] = {
+      {"empty unit id", hello("", "", "", 1)},
+      {"unit id with a control char", bad_unit_char},
+      {"unit id with DEL", hello("TU\x7F", "", "", 1)},
+      {"unit id with a high byte", hello("TU\xC3\xA9", "", "", 1)},
+      {"unit id too long", unit_too_long},
+      {"container id too long", container_too_long},
+      {"firmware too long", fw_too_long},
+      {"hello next_seq 0", hello("u", "", "", 0)},
+      {"welcome window 0", welcome(1, 0, 1)},
+      {"reading seq 0", door(0, 1, 1)},
+      {"unknown reading kind", bad_kind},
+      {"fix 9", position(1, 1, 0, 0, 9, 0, 0, 0, 0, 0)},
+      {"heading 36000", position(1, 1, 0, 0, 1, 0, EPB_POS_HEADING, 0, 36000, 0)},
+      {"latitude above 90", position(1, 1, 900000001, 0, 1, 0, 0, 0, 0, 0)},
+      {"latitude below -90", position(1, 1, -900000001, 0, 1, 0, 0, 0, 0, 0)},
+      {"longitude above 180", position(1, 1, 0, 1800000001, 1, 0, 0, 0, 0, 0)},
+      {"longitude below -180", position(1, 1, 0, -1800000001, 1, 0, 0, 0, 0, 0)},
+      {"unknown position bit", position(1, 1, 0, 0, 1, 0, 0x08, 0, 0, 0)},
+      {"humidity 10001", sensor(1, 1, EPB_SENSOR_HUMIDITY, 0, 10001, 0, 0, 0, 0)},
+      {"battery 101 %", sensor(1, 1, EPB_SENSOR_BATTERY_PCT, 0, 0, 0, 0, 101, 0)},
+      {"unknown sensor bit", sensor(1, 1, 0x40, 0, 0, 0, 0, 0, 0)},
+      {"seal state 4", seal(1, 1, 4, "S")},
+      {"seal id too long", seal_too_long},
+      {"seal id with a tab", seal(1, 1, 1, "A\tB")},
+      {"door state 3", door(1, 1, 3)},
+      {"nack reason 0", nack(1, 0)},
+      {"nack reason 7", nack(1, 7)},
+      {"message type 0", blank(0)},
+      {"message type 10", blank(10)},
+  };
+  for (const Row &r : rows) {
+    INFO(r.what);
+    uint8_t out[EPB_MAX_ENCODED];
+    CHECK(epb_encode(&r.msg, out, sizeof out) == 0);
+  }
+  uint8_t out[EPB_MAX_ENCODED];
+  CHECK(epb_encode(nullptr, out, sizeof out) == 0);
+}
+
+TEST_CASE("the encoder needs exactly the frame's size and no more", "[epb]") {
+  for (const Sample &s : samples()) {
+    INFO(s.name);
+    const std::size_t need = encode(s.msg).size();
+    uint8_t out[EPB_MAX_ENCODED + 8];
+    for (std::size_t cap = 0; cap < need; cap++) {
+      std::memset(out, 0xAA, sizeof out);
+      CHECK(epb_encode(&s.msg, out, cap) == 0);
+      for (std::size_t i = cap; i < sizeof out; i++) REQUIRE(out[i] == 0xAA);
+    }
+    CHECK(epb_encode(&s.msg, out, need) == need);
+  }
+  // The largest message there is fits EPB_MAX_ENCODED.
+  epb_message big = hello(std::string(EPB_UNIT_ID_MAX, 'u'), std::string(EPB_CONTAINER_ID_MAX, 'c'),
+                          std::string(EPB_FIRMWARE_MAX, 'f'), UINT64_MAX);
+  CHECK(encode(big).size() <= EPB_MAX_ENCODED);
+}
+
+TEST_CASE("status and nack reason names", "[epb]") {
+  for (int s = 0; s < EPB_STATUS_COUNT; s++) {
+    const char *n = epb_status_name(static_cast<epb_status>(s));
+    REQUIRE(n != nullptr);
+    CHECK(std::string(n) != "unknown status");
+  }
+  CHECK(std::string(epb_status_name(EPB_ERR_CRC)) == "bad crc");
+  CHECK(std::string(epb_status_name(static_cast<epb_status>(15))) == "unknown status");
+  for (uint8_t r = EPB_NACK_MALFORMED; r <= EPB_NACK_INTERNAL; r++)
+    CHECK(std::string(epb_nack_reason_name(r)) != "unknown reason");
+  CHECK(std::string(epb_nack_reason_name(0)) == "unknown reason");
+  CHECK(std::string(epb_nack_reason_name(200)) == "unknown reason");
+}
