@@ -21,8 +21,9 @@ store::Record rec(const std::string& source, std::uint64_t seq, Priority p = Pri
   return r;
 }
 
-std::unique_ptr<store::Outbox> open(const test::TempDir& dir) {
-  auto ob = store::Outbox::open({dir.file("outbox.db")});
+std::unique_ptr<store::Outbox> open(const test::TempDir& dir, store::OutboxOptions o = {}) {
+  o.path = dir.file("outbox.db");
+  auto ob = store::Outbox::open(o);
   REQUIRE(ob.ok());
   return std::move(ob).value();
 }
@@ -134,7 +135,8 @@ TEST_CASE("a resent reading is stored once, also across reopening", "[store]") {
     REQUIRE(r1.ok());
     CHECK(r1->stored == 2);
     CHECK(r1->duplicates == 1);
-    CHECK(r1->duplicate == std::vector<bool>{false, false, true});
+    CHECK(r1->outcome == std::vector<store::AppendOutcome>{store::AppendOutcome::kStored, store::AppendOutcome::kStored,
+                                                           store::AppendOutcome::kDuplicate});
     CHECK(ob->last_seq("tcu-7") == 2);
     CHECK(ob->last_seq("nobody") == 0);
     // Published and deleted: the seq is still remembered.
@@ -160,9 +162,9 @@ TEST_CASE("rows and counters survive closing and reopening", "[store]") {
   auto ob = open(dir);
   auto st = ob->stats();
   CHECK(st.by_class[static_cast<int>(Priority::kAlarm)].rows == 1);
-  CHECK(st.by_class[static_cast<int>(Priority::kAlarm)].bytes == 10);
+  CHECK(st.by_class[static_cast<int>(Priority::kAlarm)].bytes == 10 + store::kRowOverheadBytes);
   CHECK(st.by_class[static_cast<int>(Priority::kBulk)].rows == 1);
-  CHECK(st.by_class[static_cast<int>(Priority::kBulk)].bytes == 30);
+  CHECK(st.by_class[static_cast<int>(Priority::kBulk)].bytes == 30 + store::kRowOverheadBytes);
   auto rows = ob->take(10, 1 << 20);
   REQUIRE(rows->size() == 1);
   CHECK(rows->front().seq == 1);

@@ -4,12 +4,16 @@
 // publisher finish what is in flight, close the store.
 #include <signal.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
 
 #include "eport/bridge/server.h"
+#include "eport/codec/codec.h"
 #include "eport/config/config.h"
 #include "eport/ingest/ingest.h"
 #include "eport/log/log.h"
@@ -23,10 +27,36 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: eport-agent --config FILE        run the agent\n"
-    "       eport-agent --check-config FILE  validate FILE and exit (0: valid)\n"
-    "       eport-agent --config-reference   print every config key as Markdown\n"
+    "usage: eport-agent --config FILE                 run the agent\n"
+    "       eport-agent --check-config FILE           validate FILE and exit (0: valid)\n"
+    "       eport-agent store stats --config FILE     counts, bytes, oldest age and counters per class\n"
+    "       eport-agent store verify --config FILE    full integrity check (0: ok)\n"
+    "       eport-agent store dump --config FILE [--limit N]  waiting readings as JSON lines, drain order\n"
+    "       eport-agent --config-reference            print every config key as Markdown\n"
     "       eport-agent --version\n";
+
+std::uint64_t now_utc_ms() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+eport::store::OutboxOptions outbox_options(const eport::config::AgentConfig& cfg) {
+  using namespace eport;
+  store::OutboxOptions so;
+  so.path = cfg.store.path;
+  so.durability = cfg.store.durability == "normal" ? store::Durability::kNormal : store::Durability::kFull;
+  so.max_bytes = static_cast<std::uint64_t>(cfg.store.max_bytes);
+  so.low_water_pct = static_cast<std::uint32_t>(cfg.store.low_water_pct);
+  so.min_free_bytes = static_cast<std::uint64_t>(cfg.store.min_free_bytes);
+  so.when_full = cfg.store.when_full == "refuse" ? store::WhenFull::kRefuse : store::WhenFull::kEvictLowest;
+  so.ttl[static_cast<int>(model::Priority::kAlarm)] = std::chrono::seconds(cfg.store.ttl_alarm_s);
+  so.ttl[static_cast<int>(model::Priority::kEvent)] = std::chrono::seconds(cfg.store.ttl_event_s);
+  so.ttl[static_cast<int>(model::Priority::kTelemetry)] = std::chrono::seconds(cfg.store.ttl_telemetry_s);
+  so.ttl[static_cast<int>(model::Priority::kBulk)] = std::chrono::seconds(cfg.store.ttl_bulk_s);
+  so.startup_check_budget = std::chrono::milliseconds(cfg.store.startup_check_ms);
+  return so;
+}
 
 int run(const eport::config::AgentConfig& cfg) {
   using namespace eport;
@@ -41,10 +71,7 @@ int run(const eport::config::AgentConfig& cfg) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  store::OutboxOptions so;
-  so.path = cfg.store.path;
-  so.durability = cfg.store.durability == "normal" ? store::Durability::kNormal : store::Durability::kFull;
-  auto outbox = store::Outbox::open(so);
+  auto outbox = store::Outbox::open(outbox_options(cfg));
   if (!outbox) {
     log::error("agent", outbox.error());
     return 1;
@@ -84,7 +111,7 @@ int run(const eport::config::AgentConfig& cfg) {
   bo.gateway_id = cfg.gateway.id;
   bridge::Server server(
       bo, ingest, [&ob](std::string_view unit) { return ob.last_seq(unit); },
-      [](const model::Reading& r) { return model::default_priority(r); });
+      [rules = cfg.priority.rules()](const model::Reading& r) { return model::classify(r, rules); });
 
   ingest.start();
   publisher.start();
@@ -99,8 +126,13 @@ int run(const eport::config::AgentConfig& cfg) {
                          (cfg.bridge.tcp_listen.empty() ? "" : ", units on tcp:" + cfg.bridge.tcp_listen) +
                          ", broker " + cfg.mqtt.uri);
 
+  // The main thread does the store's housekeeping between signals.
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  const timespec interval{static_cast<time_t>(cfg.store.maintenance_interval_s), 0};
+  while ((sig = sigtimedwait(&stop_signals, nullptr, &interval)) < 0) {
+    if (errno != EAGAIN && errno != EINTR) break;
+    if (auto m = ob.maintain(now_utc_ms()); !m) log::error("agent", "store maintenance: " + m.error());
+  }
   log::info("agent", std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
 
   server.stop();
@@ -115,6 +147,85 @@ int run(const eport::config::AgentConfig& cfg) {
   return 0;
 }
 
+// eport-agent store stats|verify|dump --config FILE [--limit N]
+int store_command(int argc, char** argv) {
+  using namespace eport;
+  std::string sub = argc > 2 ? argv[2] : "";
+  std::string config_path;
+  long long limit = -1;
+  for (int i = 3; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (a == "--limit" && i + 1 < argc) {
+      limit = std::atoll(argv[++i]);
+    } else {
+      std::fputs(kUsage, stderr);
+      return 64;
+    }
+  }
+  if ((sub != "stats" && sub != "verify" && sub != "dump") || config_path.empty()) {
+    std::fputs(kUsage, stderr);
+    return 64;
+  }
+  auto cfg = config::load_file(config_path);
+  if (!cfg) {
+    std::fprintf(stderr, "%s\n", cfg.error().c_str());
+    return 2;
+  }
+  log::set_level(cfg->log.level);
+  auto ob = store::Outbox::open(outbox_options(*cfg));
+  if (!ob) {
+    std::fprintf(stderr, "%s\n", ob.error().c_str());
+    return 1;
+  }
+  if (sub == "verify") {
+    auto v = (*ob)->verify();
+    if (!v) {
+      std::fprintf(stderr, "%s\n", v.error().c_str());
+      return 1;
+    }
+    std::printf("%s: %s\n", cfg->store.path.c_str(), v->c_str());
+    return *v == "ok" ? 0 : 1;
+  }
+  if (sub == "dump") {
+    long long n = 0;
+    auto st = (*ob)->for_each([&](const store::StoredRecord& r) {
+      auto reading = codec::decode_reading(r.body);
+      std::string body = reading ? codec::reading_to_json(*reading)
+                                 : "{\"error\":\"undecodable body: " + reading.error() + "\"}";
+      std::printf("{\"id\":%lld,\"priority\":\"%s\",\"created_utc_ms\":%llu,\"reading\":%s}\n",
+                  static_cast<long long>(r.id), std::string(model::priority_name(r.priority)).c_str(),
+                  static_cast<unsigned long long>(r.created_utc_ms), body.c_str());
+      return limit < 0 || ++n < limit;
+    });
+    if (!st) {
+      std::fprintf(stderr, "%s\n", st.error().c_str());
+      return 1;
+    }
+    return 0;
+  }
+  auto s = (*ob)->stats();
+  auto now = now_utc_ms();
+  std::printf("store %s: %llu bytes on disk, limit %llu bytes\n", cfg->store.path.c_str(),
+              static_cast<unsigned long long>(s.file_bytes), static_cast<unsigned long long>(s.max_bytes));
+  std::printf("%-10s %10s %12s %14s %10s %10s %10s\n", "class", "rows", "bytes", "oldest_age_s", "evicted",
+              "expired", "refused");
+  for (int p = model::kPriorityCount - 1; p >= 0; --p) {
+    const auto& c = s.by_class[static_cast<std::size_t>(p)];
+    double age = c.oldest_created_ms > 0 && now > c.oldest_created_ms ? (now - c.oldest_created_ms) / 1000.0 : 0.0;
+    std::printf("%-10s %10llu %12llu %14.1f %10llu %10llu %10llu\n",
+                std::string(model::priority_name(static_cast<model::Priority>(p))).c_str(),
+                static_cast<unsigned long long>(c.rows), static_cast<unsigned long long>(c.bytes), age,
+                static_cast<unsigned long long>(c.evicted), static_cast<unsigned long long>(c.expired),
+                static_cast<unsigned long long>(c.refused));
+  }
+  std::printf("total      %10llu %12llu\n", static_cast<unsigned long long>(s.total_rows()),
+              static_cast<unsigned long long>(s.total_bytes()));
+  if (!s.recovered_from.empty()) std::printf("recovered: damaged store moved to %s\n", s.recovered_from.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -123,6 +234,7 @@ int main(int argc, char** argv) {
     std::printf("eport-agent %s (schema v1)\n", EPORT_VERSION);
     return 0;
   }
+  if (argc >= 2 && std::strcmp(argv[1], "store") == 0) return store_command(argc, argv);
   if (argc == 2 && std::strcmp(argv[1], "--config-reference") == 0) {
     std::fputs(config::reference_markdown().c_str(), stdout);
     return 0;

@@ -313,6 +313,12 @@ struct Server::Impl : public ingest::CompletionSink {
       Session& s = it->second;
       auto seq = s.pending.front();
       s.pending.pop_front();
+      if (outcome == ingest::Outcome::kRefused) {
+        // Backpressure: the unit keeps it and resends later. The store holds
+        // this unit's later readings back too, so no ACK can pass over it.
+        send_nack(s, seq, EPB_NACK_STORE_FULL);
+        continue;
+      }
       if (outcome == ingest::Outcome::kFailed) {
         // Go-back-N: the unit reconnects and resumes from last_stored_seq.
         send_nack(s, seq, EPB_NACK_INTERNAL);

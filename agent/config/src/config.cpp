@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 // Debian ships toml++ as a shared library built with exceptions: parse errors
 // arrive as toml::parse_error, caught right here at the library boundary.
@@ -88,6 +89,51 @@ std::vector<KeySpec> build_specs() {
   s.push_back(int_key("store.commit_max_readings", "2000", 1, 100000,
                       "Group commit: most readings in one transaction.",
                       [](AgentConfig& c) -> std::int64_t& { return c.store.commit_max_readings; }));
+  s.push_back(int_key("store.max_bytes", "268435456", 1 << 20, 1ll << 40,
+                      "Most bytes the waiting readings may take (body + 48 bytes each). When reached, see "
+                      "store.when_full.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.store.max_bytes; }));
+  s.push_back(int_key("store.low_water_pct", "90", 10, 99,
+                      "Eviction frees space down to this share of the limit, so it runs in bursts, not per reading.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.store.low_water_pct; }));
+  s.push_back(int_key("store.min_free_bytes", "67108864", 0, 1ll << 40,
+                      "Free space kept on the store's filesystem; below it the store counts as full. Leaves room for "
+                      "SQLite's journal so that eviction itself can still run on a full disk.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.store.min_free_bytes; }));
+  s.push_back(with_choices(
+      str_key("store.when_full", "\"evict\"",
+              "\"evict\": evict the lowest class, oldest first (never an alarm while anything lower remains; refuse "
+              "when nothing may give way). \"refuse\": never evict; refuse new readings, units keep and resend them.",
+              [](AgentConfig& c) -> std::string& { return c.store.when_full; }),
+      {"evict", "refuse"}));
+  s.push_back(int_key("store.ttl_alarm_s", "0", 0, 10ll * 365 * 86400, "Delete unsent alarms older than this; 0: never.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.store.ttl_alarm_s; }));
+  s.push_back(int_key("store.ttl_event_s", "0", 0, 10ll * 365 * 86400, "Delete unsent events older than this; 0: never.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.store.ttl_event_s; }));
+  s.push_back(int_key("store.ttl_telemetry_s", "0", 0, 10ll * 365 * 86400,
+                      "Delete unsent telemetry older than this; 0: never.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.store.ttl_telemetry_s; }));
+  s.push_back(int_key("store.ttl_bulk_s", "0", 0, 10ll * 365 * 86400, "Delete unsent bulk readings older than this; 0: never.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.store.ttl_bulk_s; }));
+  s.push_back(int_key("store.startup_check_ms", "2000", 0, 600000,
+                      "Time budget of the start-up PRAGMA quick_check; past it the agent starts unverified (logged).",
+                      [](AgentConfig& c) -> std::int64_t& { return c.store.startup_check_ms; }));
+  s.push_back(int_key("store.maintenance_interval_s", "10", 1, 3600,
+                      "How often expiry and space reclaim run.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.store.maintenance_interval_s; }));
+  for (auto [key, def, field] : {
+           std::tuple{"priority.position", "\"telemetry\"", &PriorityConfig::position},
+           std::tuple{"priority.sensor", "\"telemetry\"", &PriorityConfig::sensor},
+           std::tuple{"priority.seal_tampered", "\"alarm\"", &PriorityConfig::seal_tampered},
+           std::tuple{"priority.seal_opened", "\"alarm\"", &PriorityConfig::seal_opened},
+           std::tuple{"priority.seal_other", "\"event\"", &PriorityConfig::seal_other},
+           std::tuple{"priority.door_open", "\"alarm\"", &PriorityConfig::door_open},
+           std::tuple{"priority.door_other", "\"event\"", &PriorityConfig::door_other},
+       }) {
+    s.push_back(with_choices(str_key(key, def, "Priority class of this kind of reading (drain order, eviction order, topic).",
+                                     [field](AgentConfig& c) -> std::string& { return c.priority.*field; }),
+                             {"alarm", "event", "telemetry", "bulk"}));
+  }
   s.push_back(with_pattern(str_key("mqtt.uri", "\"tcp://127.0.0.1:1883\"",
                                    "Broker URI: tcp://host:port or mqtt://host:port (ssl:// and mqtts:// arrive with TLS).",
                                    [](AgentConfig& c) -> std::string& { return c.mqtt.uri; }),
@@ -352,6 +398,19 @@ std::string reference_markdown() {
            std::string(k.description) + " |\n";
   }
   return out;
+}
+
+model::PriorityRules PriorityConfig::rules() const {
+  auto p = [](const std::string& name) { return model::priority_from_name(name).value_or(model::Priority::kTelemetry); };
+  model::PriorityRules r;
+  r.position = p(position);
+  r.sensor = p(sensor);
+  r.seal_tampered = p(seal_tampered);
+  r.seal_opened = p(seal_opened);
+  r.seal_other = p(seal_other);
+  r.door_open = p(door_open);
+  r.door_other = p(door_other);
+  return r;
 }
 
 std::string config_hash(const AgentConfig& config) {

@@ -81,7 +81,10 @@ struct Ingest::Impl {
       for (auto& p : batch) p.sink->completed(p.token, Outcome::kFailed);
     } else {
       for (std::size_t i = 0; i < batch.size(); ++i) {
-        batch[i].sink->completed(batch[i].token, result->duplicate[i] ? Outcome::kDuplicate : Outcome::kStored);
+        Outcome o = Outcome::kStored;
+        if (result->outcome[i] == store::AppendOutcome::kDuplicate) o = Outcome::kDuplicate;
+        if (result->outcome[i] == store::AppendOutcome::kRefused) o = Outcome::kRefused;
+        batch[i].sink->completed(batch[i].token, o);
       }
     }
     for (auto& p : batch) sinks.insert(p.sink);
@@ -92,6 +95,7 @@ struct Ingest::Impl {
       if (result) {
         stats.stored += result->stored;
         stats.duplicates += result->duplicates;
+        stats.refused += result->refused;
       } else {
         stats.failed += batch.size();
       }

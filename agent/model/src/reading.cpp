@@ -32,15 +32,17 @@ std::optional<Priority> priority_from_name(std::string_view name) {
   return std::nullopt;
 }
 
-Priority default_priority(const Reading& r) {
+Priority classify(const Reading& r, const PriorityRules& rules) {
   if (const auto* seal = std::get_if<SealEvent>(&r.payload)) {
-    return (seal->state == SealState::kTampered || seal->state == SealState::kOpened) ? Priority::kAlarm
-                                                                                      : Priority::kEvent;
+    if (seal->state == SealState::kTampered) return rules.seal_tampered;
+    if (seal->state == SealState::kOpened) return rules.seal_opened;
+    return rules.seal_other;
   }
   if (const auto* door = std::get_if<DoorEvent>(&r.payload)) {
-    return door->state == DoorState::kOpen ? Priority::kAlarm : Priority::kEvent;
+    return door->state == DoorState::kOpen ? rules.door_open : rules.door_other;
   }
-  return Priority::kTelemetry;
+  if (std::holds_alternative<Position>(r.payload)) return rules.position;
+  return rules.sensor;
 }
 
 bool is_valid_iso6346(std::string_view id) {

@@ -1,43 +1,44 @@
 // The SQLite outbox: schema and migrations, group-committed appends with
-// per-source duplicate detection, leased drain in priority order, and acks.
+// per-source duplicate detection and ordering, bounds with eviction or
+// refusal, leased drain in priority order, acks, expiry and space reclaim.
+// Opening, migrations, start-up checking and salvage live in open.cpp.
 #include "eport/store/outbox.h"
 
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <algorithm>
+#include <cstdlib>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 
+#include "eport/log/log.h"
+#include "open.h"
 #include "sqlite.h"
 
 namespace eport::store {
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
 constexpr std::uint64_t kEnvelopeSeqBlock = 1024;
-
-// Schema v1. Migrations from older versions go in migrate() keyed by
-// PRAGMA user_version; never edit a shipped version in place.
-constexpr const char* kSchemaV1 = R"sql(
-CREATE TABLE IF NOT EXISTS outbox (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: drain cursors rely on it
-  priority INTEGER NOT NULL,
-  source_id TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  created_ms INTEGER NOT NULL,
-  body BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS outbox_drain ON outbox(priority, id);
-CREATE TABLE IF NOT EXISTS sources (
-  source_id TEXT PRIMARY KEY,
-  last_seq INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (
-  key TEXT PRIMARY KEY,
-  value INTEGER NOT NULL
-) WITHOUT ROWID;
-INSERT OR IGNORE INTO meta(key, value) VALUES ('envelope_seq_reserved', 1);
-)sql";
+constexpr std::int64_t kEvictChunkRows = 256;
+constexpr std::string_view kLog = "store";
 
 std::string sqlite_error(sqlite3* db, const std::string& what) { return what + ": " + sqlite3_errmsg(db); }
+
+std::uint64_t file_size(const std::string& path) {
+  struct stat st{};
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+}
+
+std::string directory_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+std::uint64_t accounted(std::size_t body_bytes) { return body_bytes + kRowOverheadBytes; }
 
 }  // namespace
 
@@ -47,37 +48,52 @@ std::uint64_t OutboxStats::total_rows() const {
   return n;
 }
 
+std::uint64_t OutboxStats::total_bytes() const {
+  std::uint64_t n = 0;
+  for (const auto& c : by_class) n += c.bytes;
+  return n;
+}
+
 struct Outbox::Impl {
+  OutboxOptions opt;
+  std::string dir;
   std::mutex mu;
   sqlite::Db db;
-  sqlite::Stmt insert, select_sources, upsert_source, take, del, set_env_seq;
-  std::unordered_map<std::string, std::uint64_t> last_seq;  // every source ever stored
-  std::array<std::int64_t, model::kPriorityCount> cursor{};  // highest leased id per class
+  sqlite::Stmt insert, upsert_source, take, del, set_env_seq, evict, oldest, expire, freelist, bump;
+  std::int64_t page_size = 4096;
+  std::unordered_map<std::string, std::uint64_t> last_seq;     // every source ever stored
+  std::unordered_map<std::string, std::uint64_t> blocked_from;  // first refused seq, per source
+  std::array<std::int64_t, model::kPriorityCount> cursor{};     // highest leased id per class
   std::uint64_t next_env_seq = 1;      // next envelope seq to hand out
   std::uint64_t reserved_env_seq = 1;  // persisted: first seq not yet reserved
   OutboxStats stats;
 
-  Status migrate() {
-    sqlite::Stmt v;
-    if (auto s = v.prepare(db, "PRAGMA user_version"); !s) return s;
-    if (v.step() != SQLITE_ROW) return Error{sqlite_error(db.get(), "reading user_version")};
-    auto version = v.column_int(0);
-    v.reset();
-    if (version > kSchemaVersion) {
-      return Error{"store schema version " + std::to_string(version) + " is newer than this agent's (" +
-                   std::to_string(kSchemaVersion) + "): refusing to touch it"};
+  Status prepare_all() {
+    for (auto [stmt, sql] : {
+             std::pair{&insert, "INSERT INTO outbox(priority, source_id, seq, created_ms, body) VALUES (?,?,?,?,?)"},
+             std::pair{&upsert_source,
+                       "INSERT INTO sources(source_id, last_seq) VALUES (?1, ?2) "
+                       "ON CONFLICT(source_id) DO UPDATE SET last_seq = max(last_seq, ?2)"},
+             std::pair{&take,
+                       "SELECT id, source_id, seq, created_ms, body FROM outbox WHERE priority = ? AND id > ? "
+                       "ORDER BY id LIMIT ?"},
+             std::pair{&del, "DELETE FROM outbox WHERE id = ? RETURNING priority, length(body)"},
+             std::pair{&set_env_seq, "UPDATE meta SET value = max(value, ?) WHERE key = 'envelope_seq_reserved'"},
+             std::pair{&evict,
+                       "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE priority = ? ORDER BY id LIMIT ?) "
+                       "RETURNING length(body)"},
+             std::pair{&oldest, "SELECT created_ms FROM outbox WHERE priority = ? ORDER BY id LIMIT 1"},
+             std::pair{&expire,
+                       "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE priority = ? AND created_ms < ? "
+                       "ORDER BY id LIMIT 1000) RETURNING length(body)"},
+             std::pair{&freelist, "PRAGMA freelist_count"},
+             std::pair{&bump,
+                       "INSERT INTO meta(key, value) VALUES (?1, ?2) "
+                       "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value"},
+         }) {
+      if (auto s = stmt->prepare(db, sql); !s) return s;
     }
-    if (version == kSchemaVersion) return ok_status();
-    if (auto s = db.exec("BEGIN IMMEDIATE"); !s) return s;
-    if (auto s = db.exec(kSchemaV1); !s) {
-      (void)db.exec("ROLLBACK");
-      return s;
-    }
-    if (auto s = db.exec("PRAGMA user_version = " + std::to_string(kSchemaVersion)); !s) {
-      (void)db.exec("ROLLBACK");
-      return s;
-    }
-    return db.exec("COMMIT");
+    return ok_status();
   }
 
   Status load() {
@@ -94,32 +110,105 @@ struct Outbox::Impl {
     while ((rc = c.step()) == SQLITE_ROW) {
       auto p = c.column_int(0);
       if (p >= 0 && p < model::kPriorityCount) {
-        stats.by_class[static_cast<std::size_t>(p)] = {static_cast<std::uint64_t>(c.column_int(1)),
-                                                       static_cast<std::uint64_t>(c.column_int(2))};
+        auto rows = static_cast<std::uint64_t>(c.column_int(1));
+        auto& cls = stats.by_class[static_cast<std::size_t>(p)];
+        cls.rows = rows;
+        cls.bytes = static_cast<std::uint64_t>(c.column_int(2)) + rows * kRowOverheadBytes;
       }
     }
     if (rc != SQLITE_DONE) return Error{sqlite_error(db.get(), "counting outbox")};
 
-    sqlite::Stmt e;
-    if (auto st = e.prepare(db, "SELECT value FROM meta WHERE key='envelope_seq_reserved'"); !st) return st;
-    if (e.step() == SQLITE_ROW) next_env_seq = reserved_env_seq = static_cast<std::uint64_t>(e.column_int(0));
+    // Lifetime counters (evicted.N, expired.N, refused.N for class N).
+    sqlite::Stmt m;
+    if (auto st = m.prepare(db, "SELECT key, value FROM meta"); !st) return st;
+    while ((rc = m.step()) == SQLITE_ROW) {
+      auto key = m.column_text(0);
+      auto dot = key.find('.');
+      if (dot == std::string::npos) continue;
+      int p = std::atoi(key.c_str() + dot + 1);
+      if (p < 0 || p >= model::kPriorityCount) continue;
+      auto& cls = stats.by_class[static_cast<std::size_t>(p)];
+      auto name = key.substr(0, dot);
+      auto v = static_cast<std::uint64_t>(m.column_int(1));
+      if (name == "evicted") cls.evicted = v;
+      if (name == "expired") cls.expired = v;
+      if (name == "refused") cls.refused = v;
+    }
+    auto reserved = db.query_int("SELECT value FROM meta WHERE key='envelope_seq_reserved'");
+    if (!reserved) return Error{reserved.error()};
+    next_env_seq = reserved_env_seq = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(*reserved));
+    auto ps = db.query_int("PRAGMA page_size");
+    if (ps) page_size = *ps;
     return ok_status();
   }
 
-  Status prepare_all() {
-    for (auto [stmt, sql] : {
-             std::pair{&insert, "INSERT INTO outbox(priority, source_id, seq, created_ms, body) VALUES (?,?,?,?,?)"},
-             std::pair{&upsert_source,
-                       "INSERT INTO sources(source_id, last_seq) VALUES (?1, ?2) "
-                       "ON CONFLICT(source_id) DO UPDATE SET last_seq = max(last_seq, ?2)"},
-             std::pair{&take,
-                       "SELECT id, source_id, seq, body FROM outbox WHERE priority = ? AND id > ? ORDER BY id LIMIT ?"},
-             std::pair{&del, "DELETE FROM outbox WHERE id = ? RETURNING priority, length(body)"},
-             std::pair{&set_env_seq, "UPDATE meta SET value = max(value, ?) WHERE key = 'envelope_seq_reserved'"},
-         }) {
-      if (auto s = stmt->prepare(db, sql); !s) return s;
+  // Adds to a lifetime counter inside the current transaction.
+  bool bump_counter(std::string_view name, std::size_t cls, std::uint64_t delta) {
+    if (delta == 0) return true;
+    sqlite::ResetGuard g(bump);
+    bump.bind(1, std::string(name) + "." + std::to_string(cls));
+    bump.bind(2, static_cast<std::int64_t>(delta));
+    return bump.step() == SQLITE_DONE;
+  }
+
+  std::uint64_t freelist_bytes() {
+    sqlite::ResetGuard g(freelist);
+    return freelist.step() == SQLITE_ROW ? static_cast<std::uint64_t>(freelist.column_int(0) * page_size) : 0;
+  }
+
+  // What all rows may add up to right now: the configured limit, lowered
+  // when the filesystem is short of its free-space reserve.
+  std::uint64_t capacity(std::uint64_t total) {
+    std::uint64_t limit = opt.max_bytes;
+    struct statvfs vfs{};
+    if (opt.min_free_bytes > 0 && statvfs(dir.c_str(), &vfs) == 0) {
+      auto fs_free = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+      auto reusable = freelist_bytes();  // pages SQLite reuses before growing the file
+      std::uint64_t by_disk;
+      if (fs_free >= opt.min_free_bytes) {
+        by_disk = total + reusable + (fs_free - opt.min_free_bytes);
+      } else {
+        std::uint64_t shortfall = opt.min_free_bytes - fs_free;
+        by_disk = total + reusable > shortfall ? total + reusable - shortfall : 0;
+      }
+      limit = std::min(limit, by_disk);
     }
-    return ok_status();
+    return limit;
+  }
+
+  // Deletes the oldest rows of classes that may give way to a reading of
+  // class `incoming` until `total` is at most `target`. Lowest class first;
+  // a class gives way to itself except alarms, which never do.
+  // Returns false on a SQLite error.
+  bool evict_for(model::Priority incoming, std::uint64_t& total, std::uint64_t target,
+                 std::array<ClassStats, model::kPriorityCount>& delta) {
+    for (int p = 0; p < model::kPriorityCount && total > target; ++p) {
+      auto cls = static_cast<model::Priority>(p);
+      if (cls > incoming || (cls == incoming && cls == model::Priority::kAlarm)) break;
+      while (total > target) {
+        // Delete about as many rows as the excess needs (by the class's
+        // average row size), so eviction stops near the low-water mark.
+        const auto& cls_now = stats.by_class[static_cast<std::size_t>(p)];
+        std::uint64_t avg = cls_now.rows > 0 ? std::max<std::uint64_t>(1, cls_now.bytes / cls_now.rows) : 100;
+        auto want = static_cast<std::int64_t>(std::min<std::uint64_t>(kEvictChunkRows, (total - target + avg - 1) / avg));
+        sqlite::ResetGuard g(evict);
+        evict.bind(1, p);
+        evict.bind(2, std::max<std::int64_t>(1, want));
+        std::uint64_t freed_rows = 0;
+        int rc;
+        while ((rc = evict.step()) == SQLITE_ROW) {
+          auto bytes = accounted(static_cast<std::size_t>(evict.column_int(0)));
+          total -= std::min(total, bytes);
+          delta[static_cast<std::size_t>(p)].bytes += bytes;
+          ++freed_rows;
+        }
+        if (rc != SQLITE_DONE) return false;
+        delta[static_cast<std::size_t>(p)].evicted += freed_rows;
+        delta[static_cast<std::size_t>(p)].rows += freed_rows;
+        if (freed_rows == 0) break;  // this class is empty (in this transaction)
+      }
+    }
+    return true;
   }
 
   Error rollback(const std::string& what) {
@@ -127,6 +216,19 @@ struct Outbox::Impl {
     (void)db.exec("ROLLBACK");
     return Error{msg};
   }
+
+  // After a failed commit nothing of the batch is stored: hold every source
+  // back at its first new reading in it, so that no later one overtakes it.
+  void hold_back(std::span<const Record> records) {
+    ++stats.commit_failures;
+    for (const auto& rec : records) {
+      auto it = last_seq.find(rec.source_id);
+      std::uint64_t last = it == last_seq.end() ? 0 : it->second;
+      if (rec.seq > last && !blocked_from.count(rec.source_id)) blocked_from[rec.source_id] = rec.seq;
+    }
+  }
+
+  std::uint64_t file_bytes() { return file_size(opt.path) + file_size(opt.path + "-wal"); }
 };
 
 Outbox::Outbox(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -134,15 +236,15 @@ Outbox::~Outbox() = default;
 
 Result<std::unique_ptr<Outbox>> Outbox::open(const OutboxOptions& options) {
   auto impl = std::make_unique<Impl>();
-  if (auto s = impl->db.open(options.path); !s) return Error{s.error()};
-  sqlite3_busy_timeout(impl->db.get(), static_cast<int>(options.busy_timeout.count()));
-  std::string pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=";
-  pragmas += options.durability == Durability::kFull ? "FULL" : "NORMAL";
-  pragmas += "; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-2048;";
-  if (auto s = impl->db.exec(pragmas); !s) return Error{"store " + options.path + ": " + s.error()};
-  if (auto s = impl->migrate(); !s) return Error{"store " + options.path + ": " + s.error()};
+  impl->opt = options;
+  impl->dir = directory_of(options.path);
+  auto opened = opening::open_checked(impl->db, options);
+  if (!opened) return Error{"store " + options.path + ": " + opened.error()};
+  impl->stats.recovered_from = opened->moved_to;
+  impl->stats.salvaged = opened->salvaged;
   if (auto s = impl->prepare_all(); !s) return Error{"store " + options.path + ": " + s.error()};
   if (auto s = impl->load(); !s) return Error{"store " + options.path + ": " + s.error()};
+  impl->stats.max_bytes = options.max_bytes;
   return std::unique_ptr<Outbox>(new Outbox(std::move(impl)));
 }
 
@@ -151,12 +253,20 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
   std::lock_guard lock(d.mu);
   AppendResult result;
   if (records.empty()) return result;
-  result.duplicate.assign(records.size(), false);
+  result.outcome.assign(records.size(), AppendOutcome::kRefused);
+
+  std::uint64_t total = d.stats.total_bytes();
+  std::uint64_t limit = d.capacity(total);
+  std::uint64_t low_water = limit / 100 * d.opt.low_water_pct;
   if (auto s = d.db.exec("BEGIN IMMEDIATE"); !s) return Error{"append: " + s.error()};
 
-  // Seqs stored by this transaction; merged into d.last_seq only on commit.
+  // Changes made by this transaction; applied to the in-memory state only
+  // once it has committed.
   std::unordered_map<std::string_view, std::uint64_t> batch_max;
-  std::array<ClassStats, model::kPriorityCount> added{};
+  std::unordered_map<std::string_view, std::uint64_t> newly_blocked;
+  std::unordered_set<std::string_view> unblocked;
+  std::array<ClassStats, model::kPriorityCount> added{}, evicted{};
+
   for (std::size_t i = 0; i < records.size(); ++i) {
     const auto& r = records[i];
     std::uint64_t last = 0;
@@ -167,7 +277,31 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
     }
     if (r.seq <= last) {
       ++result.duplicates;
-      result.duplicate[i] = true;
+      result.outcome[i] = AppendOutcome::kDuplicate;
+      continue;
+    }
+    // Keep each source in seq order: after a refusal, hold back its later
+    // readings until the refused one comes again.
+    if (auto nb = newly_blocked.find(r.source_id); nb != newly_blocked.end()) {
+      ++result.refused;
+      continue;
+    }
+    if (auto b = d.blocked_from.find(r.source_id); b != d.blocked_from.end() && !unblocked.count(r.source_id)) {
+      if (r.seq > b->second) {
+        ++result.refused;
+        continue;
+      }
+      unblocked.insert(r.source_id);  // the held-back reading is here again
+    }
+    auto need = accounted(r.body.size());
+    if (total + need > limit && d.opt.when_full == WhenFull::kEvictLowest) {
+      std::uint64_t target = low_water > need ? low_water - need : 0;
+      if (!d.evict_for(r.priority, total, target, evicted)) return d.rollback("append: evict");
+    }
+    if (total + need > limit) {
+      ++result.refused;
+      ++added[static_cast<std::size_t>(r.priority)].refused;
+      newly_blocked[r.source_id] = r.seq;
       continue;
     }
     sqlite::ResetGuard g(d.insert);
@@ -176,12 +310,18 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
     d.insert.bind(3, static_cast<std::int64_t>(r.seq));
     d.insert.bind(4, static_cast<std::int64_t>(r.created_utc_ms));
     d.insert.bind_blob(5, r.body);
-    if (d.insert.step() != SQLITE_DONE) return d.rollback("append: insert");
+    if (d.insert.step() != SQLITE_DONE) {
+      auto e = d.rollback("append: insert");
+      d.hold_back(records);
+      return e;
+    }
     batch_max[r.source_id] = r.seq;
     auto& c = added[static_cast<std::size_t>(r.priority)];
     ++c.rows;
-    c.bytes += r.body.size();
+    c.bytes += need;
+    total += need;
     ++result.stored;
+    result.outcome[i] = AppendOutcome::kStored;
   }
   for (const auto& [source, seq] : batch_max) {
     sqlite::ResetGuard g(d.upsert_source);
@@ -189,13 +329,31 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
     d.upsert_source.bind(2, static_cast<std::int64_t>(seq));
     if (d.upsert_source.step() != SQLITE_DONE) return d.rollback("append: update sources");
   }
-  if (sqlite3_exec(d.db.get(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    return d.rollback("append: commit");
+  for (std::size_t i = 0; i < added.size(); ++i) {
+    if (!d.bump_counter("evicted", i, evicted[i].evicted) || !d.bump_counter("refused", i, added[i].refused)) {
+      return d.rollback("append: counters");
+    }
   }
+  if (sqlite3_exec(d.db.get(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    auto e = d.rollback("append: commit");
+    d.hold_back(records);
+    return e;
+  }
+  for (auto source : unblocked) d.blocked_from.erase(std::string(source));
+  for (const auto& [source, seq] : newly_blocked) d.blocked_from[std::string(source)] = seq;
   for (const auto& [source, seq] : batch_max) d.last_seq[std::string(source)] = seq;
   for (std::size_t i = 0; i < added.size(); ++i) {
-    d.stats.by_class[i].rows += added[i].rows;
-    d.stats.by_class[i].bytes += added[i].bytes;
+    auto& cls = d.stats.by_class[i];
+    cls.rows += added[i].rows;
+    cls.bytes += added[i].bytes;
+    cls.refused += added[i].refused;
+    cls.rows -= std::min(cls.rows, evicted[i].rows);
+    cls.bytes -= std::min(cls.bytes, evicted[i].bytes);
+    cls.evicted += evicted[i].evicted;
+    if (evicted[i].evicted > 0) {
+      log::warn(kLog, "store full: evicted " + std::to_string(evicted[i].evicted) + " " +
+                          std::string(model::priority_name(static_cast<model::Priority>(i))) + " readings");
+    }
   }
   d.stats.appended += result.stored;
   d.stats.duplicates += result.duplicates;
@@ -221,12 +379,13 @@ Result<std::vector<StoredRecord>> Outbox::take(std::size_t max_rows, std::size_t
     std::size_t bytes = 0;
     int rc;
     while ((rc = d.take.step()) == SQLITE_ROW) {
-      auto body = d.take.column_blob(3);
+      auto body = d.take.column_blob(4);
       if (!out.empty() && bytes + body.size() > max_bytes) break;
       StoredRecord r;
       r.id = d.take.column_int(0);
       r.source_id = d.take.column_text(1);
       r.seq = static_cast<std::uint64_t>(d.take.column_int(2));
+      r.created_utc_ms = static_cast<std::uint64_t>(d.take.column_int(3));
       r.priority = static_cast<model::Priority>(p);
       r.body.assign(body.begin(), body.end());
       bytes += body.size();
@@ -255,11 +414,11 @@ Status Outbox::ack(std::span<const std::int64_t> ids) {
       auto p = d.del.column_int(0);
       if (p >= 0 && p < model::kPriorityCount) {
         ++removed[static_cast<std::size_t>(p)].rows;
-        removed[static_cast<std::size_t>(p)].bytes += static_cast<std::uint64_t>(d.del.column_int(1));
+        removed[static_cast<std::size_t>(p)].bytes += accounted(static_cast<std::size_t>(d.del.column_int(1)));
       }
       rc = d.del.step();
     }
-    if (rc != SQLITE_DONE) return d.rollback("ack: delete");
+    if (rc != SQLITE_DONE) return d.rollback("ack: delete");  // (a row evicted meanwhile is simply gone)
   }
   if (sqlite3_exec(d.db.get(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return d.rollback("ack: commit");
   for (std::size_t i = 0; i < removed.size(); ++i) {
@@ -288,9 +447,102 @@ std::uint64_t Outbox::next_envelope_seq() {
   return d.next_env_seq++;
 }
 
+Result<MaintenanceReport> Outbox::maintain(std::uint64_t now_utc_ms) {
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  MaintenanceReport report;
+  for (int p = 0; p < model::kPriorityCount; ++p) {
+    auto ttl_ms = static_cast<std::uint64_t>(d.opt.ttl[static_cast<std::size_t>(p)].count()) * 1000;
+    if (ttl_ms == 0 || now_utc_ms < ttl_ms) continue;
+    auto cutoff = static_cast<std::int64_t>(now_utc_ms - ttl_ms);
+    auto& cls = d.stats.by_class[static_cast<std::size_t>(p)];
+    while (true) {
+      sqlite::ResetGuard g(d.expire);
+      d.expire.bind(1, p);
+      d.expire.bind(2, cutoff);
+      std::uint64_t n = 0;
+      int rc;
+      while ((rc = d.expire.step()) == SQLITE_ROW) {
+        ++n;
+        cls.bytes -= std::min(cls.bytes, accounted(static_cast<std::size_t>(d.expire.column_int(0))));
+      }
+      if (rc != SQLITE_DONE) return Error{sqlite_error(d.db.get(), "expire")};
+      cls.rows -= std::min(cls.rows, n);
+      cls.expired += n;
+      (void)d.bump_counter("expired", static_cast<std::size_t>(p), n);
+      report.expired += n;
+      if (n == 0) break;
+    }
+  }
+  if (report.expired > 0) log::warn(kLog, "expired " + std::to_string(report.expired) + " readings past their TTL");
+
+  // Give space back once a backlog has drained: free pages beyond 4 MiB and
+  // more than a quarter of the file.
+  auto pages = d.db.query_int("PRAGMA page_count");
+  auto free_bytes = d.freelist_bytes();
+  if (pages && free_bytes > (4u << 20) &&
+      free_bytes * 4 > static_cast<std::uint64_t>(*pages * d.page_size)) {
+    auto before = d.file_bytes();
+    if (auto s = d.db.exec("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);"); !s) {
+      return Error{"reclaim: " + s.error()};
+    }
+    auto after = d.file_bytes();
+    report.reclaimed_bytes = before > after ? before - after : 0;
+    log::info(kLog, "reclaimed " + std::to_string(report.reclaimed_bytes) + " bytes of free space");
+  }
+  return report;
+}
+
+Result<std::string> Outbox::verify() {
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  sqlite::Stmt s;
+  if (auto st = s.prepare(d.db, "PRAGMA integrity_check"); !st) return Error{st.error()};
+  std::string out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) out += (out.empty() ? "" : "\n") + s.column_text(0);
+  if (rc != SQLITE_DONE) return Error{sqlite_error(d.db.get(), "integrity_check")};
+  return out;
+}
+
+Status Outbox::for_each(const std::function<bool(const StoredRecord&)>& visit) {
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  sqlite::Stmt s;
+  if (auto st = s.prepare(d.db, "SELECT id, source_id, seq, created_ms, body, priority FROM outbox "
+                                "ORDER BY priority DESC, id");
+      !st)
+    return st;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    StoredRecord r;
+    r.id = s.column_int(0);
+    r.source_id = s.column_text(1);
+    r.seq = static_cast<std::uint64_t>(s.column_int(2));
+    r.created_utc_ms = static_cast<std::uint64_t>(s.column_int(3));
+    auto body = s.column_blob(4);
+    r.body.assign(body.begin(), body.end());
+    r.priority = static_cast<model::Priority>(s.column_int(5));
+    if (!visit(r)) return ok_status();
+  }
+  if (rc != SQLITE_DONE) return Error{sqlite_error(d.db.get(), "dump")};
+  return ok_status();
+}
+
 OutboxStats Outbox::stats() {
-  std::lock_guard lock(impl_->mu);
-  return impl_->stats;
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  OutboxStats s = d.stats;
+  for (int p = 0; p < model::kPriorityCount; ++p) {
+    auto& cls = s.by_class[static_cast<std::size_t>(p)];
+    cls.oldest_created_ms = 0;
+    if (cls.rows == 0) continue;
+    sqlite::ResetGuard g(d.oldest);
+    d.oldest.bind(1, p);
+    if (d.oldest.step() == SQLITE_ROW) cls.oldest_created_ms = static_cast<std::uint64_t>(d.oldest.column_int(0));
+  }
+  s.file_bytes = d.file_bytes();
+  return s;
 }
 
 }  // namespace eport::store

@@ -4,10 +4,9 @@
 
 namespace eport::store::sqlite {
 
-Status Db::open(const std::string& path) {
+Status Db::open(const std::string& path, int flags) {
   close();
-  int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = "cannot open " + path + ": " + (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
     close();
@@ -33,6 +32,15 @@ Status Db::exec(std::string_view sql) {
     return Error{msg};
   }
   return ok_status();
+}
+
+Result<std::int64_t> Db::query_int(std::string_view sql) {
+  Stmt s;
+  if (auto st = s.prepare(*this, sql); !st) return Error{st.error()};
+  int rc = s.step();
+  if (rc == SQLITE_ROW) return s.column_int(0);
+  if (rc == SQLITE_DONE) return std::int64_t{0};
+  return Error{error_message() + " in: " + std::string(sql)};
 }
 
 Status Stmt::prepare(Db& db, std::string_view sql) {

@@ -21,12 +21,21 @@ class Db {
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
 
-  Status open(const std::string& path);
+  Status open(const std::string& path, int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   void close();
   sqlite3* get() const { return db_; }
   // Runs one or more statements that return no rows.
   Status exec(std::string_view sql);
   std::string error_message() const { return db_ ? sqlite3_errmsg(db_) : "no database"; }
+  // Primary result code of the last failed call (SQLITE_CORRUPT, SQLITE_FULL, ...).
+  int error_code() const { return db_ ? (sqlite3_extended_errcode(db_) & 0xff) : SQLITE_CANTOPEN; }
+  // True if the last error means the file is not a usable database.
+  bool last_error_is_corruption() const {
+    int c = error_code();
+    return c == SQLITE_CORRUPT || c == SQLITE_NOTADB;
+  }
+  // Runs a query returning one integer (PRAGMA page_count and the like).
+  Result<std::int64_t> query_int(std::string_view sql);
 
  private:
   sqlite3* db_ = nullptr;

@@ -33,6 +33,19 @@ struct StoreConfig {
   std::string durability;  // "full" | "normal"
   std::int64_t commit_interval_ms = 10;
   std::int64_t commit_max_readings = 2000;
+  std::int64_t max_bytes = 256ll << 20;
+  std::int64_t low_water_pct = 90;
+  std::int64_t min_free_bytes = 64ll << 20;
+  std::string when_full;  // "evict" | "refuse"
+  std::int64_t ttl_alarm_s = 0, ttl_event_s = 0, ttl_telemetry_s = 0, ttl_bulk_s = 0;
+  std::int64_t startup_check_ms = 2000;
+  std::int64_t maintenance_interval_s = 10;
+};
+
+// Priority class names ("alarm", "event", "telemetry", "bulk") per kind of reading.
+struct PriorityConfig {
+  std::string position, sensor, seal_tampered, seal_opened, seal_other, door_open, door_other;
+  model::PriorityRules rules() const;
 };
 
 struct MqttConfig {
@@ -61,6 +74,7 @@ struct AgentConfig {
   StoreConfig store;
   MqttConfig mqtt;
   PublishConfig publish;
+  PriorityConfig priority;
   LogConfig log;
 };
 

@@ -18,6 +18,7 @@ namespace eport::ingest {
 enum class Outcome {
   kStored,     // committed: acknowledge it
   kDuplicate,  // already stored earlier (a resend): acknowledge it
+  kRefused,    // not stored: the store is full for its class (backpressure); resend later
   kFailed,     // not stored (store error): do not acknowledge; the unit resends
 };
 
@@ -42,6 +43,7 @@ struct IngestStats {
   std::uint64_t submitted = 0;
   std::uint64_t stored = 0;
   std::uint64_t duplicates = 0;
+  std::uint64_t refused = 0;
   std::uint64_t failed = 0;
   std::uint64_t commits = 0;
   std::uint64_t rejected_queue_full = 0;

@@ -86,9 +86,22 @@ constexpr int kPriorityCount = 4;
 std::string_view priority_name(Priority p);
 std::optional<Priority> priority_from_name(std::string_view name);
 
-// The built-in classification: seal tampered or opened and door open are
-// alarms, other seal and door events are events, the rest is telemetry.
-Priority default_priority(const Reading& r);
+// Which priority class each kind of reading goes to (config [priority]).
+// The defaults are the built-in classification: seal tampered or opened and
+// door open are alarms, other seal and door events are events, the rest is
+// telemetry.
+struct PriorityRules {
+  Priority position = Priority::kTelemetry;
+  Priority sensor = Priority::kTelemetry;
+  Priority seal_tampered = Priority::kAlarm;
+  Priority seal_opened = Priority::kAlarm;
+  Priority seal_other = Priority::kEvent;  // sealed, unknown
+  Priority door_open = Priority::kAlarm;
+  Priority door_other = Priority::kEvent;  // closed, unknown
+};
+
+Priority classify(const Reading& r, const PriorityRules& rules);
+inline Priority default_priority(const Reading& r) { return classify(r, PriorityRules{}); }
 
 // True for a valid ISO 6346 container number (owner code, category,
 // serial, check digit).

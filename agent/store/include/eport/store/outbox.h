@@ -2,8 +2,10 @@
 // unit hands them over and the broker's PUBACK. A SQLite database in WAL mode;
 // readings go in as opaque blobs with their priority class, source and
 // sequence number, and leave in drain order (highest class first, FIFO within
-// a class) only when the uplink acknowledges them. The only library that
-// links SQLite.
+// a class) only when the uplink acknowledges them. Bounded by bytes and by a
+// free-space reserve: when full it evicts the lowest class first and never an
+// alarm, or refuses (backpressure). The only library that links SQLite.
+// docs/store.md describes the guarantees and every counter.
 //
 // Thread-safety: every method may be called from any thread; calls are
 // serialised on one connection.
@@ -12,6 +14,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -28,10 +31,28 @@ enum class Durability {
   kNormal,  // fsync at WAL checkpoints only: survives a crash, power loss may lose the last commits
 };
 
+enum class WhenFull {
+  kEvictLowest,  // evict the lowest class, oldest first; never an alarm; refuse when nothing lower is left
+  kRefuse,       // never evict: refuse new readings (units keep them and resend later)
+};
+
+// Bytes a row counts for against max_bytes: its body plus this much for the
+// source id, keys and SQLite's per-row cost.
+inline constexpr std::uint64_t kRowOverheadBytes = 48;
+
 struct OutboxOptions {
   std::string path;
   Durability durability = Durability::kFull;
   std::chrono::milliseconds busy_timeout{5000};
+  std::uint64_t max_bytes = 256ull << 20;     // accounted bytes of all rows
+  std::uint32_t low_water_pct = 90;           // eviction frees down to this share of the limit
+  std::uint64_t min_free_bytes = 64ull << 20; // free-space reserve on the filesystem
+  WhenFull when_full = WhenFull::kEvictLowest;
+  // Per class (index = Priority): rows older than this are deleted by
+  // maintain(); zero keeps them until published.
+  std::array<std::chrono::seconds, model::kPriorityCount> ttl{};
+  // Start-up check: PRAGMA quick_check, abandoned (with a warning) after this.
+  std::chrono::milliseconds startup_check_budget{2000};
 };
 
 // One reading on its way in.
@@ -49,18 +70,30 @@ struct StoredRecord {
   std::string source_id;
   std::uint64_t seq = 0;
   model::Priority priority = model::Priority::kTelemetry;
+  std::uint64_t created_utc_ms = 0;
   std::vector<std::uint8_t> body;
+};
+
+enum class AppendOutcome : std::uint8_t {
+  kStored,     // durable now: acknowledge it
+  kDuplicate,  // seq <= the last stored seq of its source: already in custody, acknowledge it
+  kRefused,    // not stored (full, or an earlier reading of its source was refused): nack, resend later
 };
 
 struct AppendResult {
   std::size_t stored = 0;
-  std::size_t duplicates = 0;  // seq <= the last stored seq of its source: already in custody
-  std::vector<bool> duplicate;  // per record, in the order given
+  std::size_t duplicates = 0;
+  std::size_t refused = 0;
+  std::vector<AppendOutcome> outcome;  // per record, in the order given
 };
 
 struct ClassStats {
   std::uint64_t rows = 0;
-  std::uint64_t bytes = 0;
+  std::uint64_t bytes = 0;               // accounted bytes (body + kRowOverheadBytes)
+  std::uint64_t oldest_created_ms = 0;   // 0 when empty
+  std::uint64_t evicted = 0;             // lifetime of the store file
+  std::uint64_t expired = 0;             // lifetime of the store file
+  std::uint64_t refused = 0;             // lifetime of the store file
 };
 
 struct OutboxStats {
@@ -68,21 +101,35 @@ struct OutboxStats {
   std::uint64_t appended = 0;    // since open
   std::uint64_t duplicates = 0;  // since open
   std::uint64_t acked = 0;       // since open
+  std::uint64_t commit_failures = 0;
+  std::uint64_t file_bytes = 0;  // main file + WAL
+  std::uint64_t max_bytes = 0;
+  std::string recovered_from;    // non-empty: the database was unusable at open and moved there
+  std::uint64_t salvaged = 0;    // rows copied out of that database
   std::uint64_t total_rows() const;
+  std::uint64_t total_bytes() const;
+};
+
+struct MaintenanceReport {
+  std::uint64_t expired = 0;
+  std::uint64_t reclaimed_bytes = 0;  // file shrink after a drain
 };
 
 class Outbox {
  public:
-  // Opens or creates the database, applies pragmas and schema migrations.
+  // Opens or creates the database, checks it (bounded in time), applies
+  // pragmas and schema migrations. A database that SQLite cannot read or that
+  // fails the check is moved aside (kept for forensics), its readable rows are
+  // salvaged into a fresh one, and stats().recovered_from says so.
   static Result<std::unique_ptr<Outbox>> open(const OutboxOptions& options);
   ~Outbox();
   Outbox(const Outbox&) = delete;
   Outbox& operator=(const Outbox&) = delete;
 
-  // Commits all records in one transaction; on success every one of them is
-  // durable (per the durability mode) and may be acknowledged to its unit.
-  // A record whose seq is not above its source's last stored seq is a resend
-  // and is skipped. On error nothing was stored.
+  // Commits the records that can be stored in one transaction; each record's
+  // outcome is in the result. A source's readings are kept in seq order: once
+  // one is refused, its later ones are refused too until it is resent. On
+  // error nothing was stored and the sources involved are held back likewise.
   Result<AppendResult> append(std::span<const Record> records);
 
   // Highest seq stored so far for a source (0 if none), kept across restarts
@@ -105,6 +152,17 @@ class Outbox {
   // Next envelope sequence number; strictly increasing across restarts
   // (a crash leaves a gap, never a repeat).
   std::uint64_t next_envelope_seq();
+
+  // Housekeeping, called every few seconds: deletes expired rows, checkpoints
+  // the WAL and gives free pages back to the filesystem once a backlog has
+  // drained.
+  Result<MaintenanceReport> maintain(std::uint64_t now_utc_ms);
+
+  // Full PRAGMA integrity_check; "ok" or SQLite's list of problems.
+  Result<std::string> verify();
+
+  // Every row in drain order, for inspection (does not lease).
+  Status for_each(const std::function<bool(const StoredRecord&)>& visit);
 
   OutboxStats stats();
 

@@ -1,0 +1,212 @@
+// Opening, checking, migrating and, when it must, moving aside and salvaging
+// the outbox database. Corruption is told apart from other failures (no
+// permission, disk full, locked) by SQLite's result codes: only a file SQLite
+// reports as corrupt or not a database is ever moved.
+#include "open.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+#include "eport/log/log.h"
+
+namespace eport::store::opening {
+
+namespace {
+
+constexpr std::string_view kLog = "store";
+
+// Schema v1. A later version adds a migration step from N-1 to N below and
+// never edits a shipped one.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE IF NOT EXISTS outbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: drain cursors rely on it
+  priority INTEGER NOT NULL,
+  source_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_drain ON outbox(priority, id);
+CREATE TABLE IF NOT EXISTS sources (
+  source_id TEXT PRIMARY KEY,
+  last_seq INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta(key, value) VALUES ('envelope_seq_reserved', 1);
+)sql";
+
+bool exists(const std::string& path) {
+  struct stat st{};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+std::string utc_stamp() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+// A failure, and whether it means the file itself is damaged.
+struct Failure {
+  std::string message;
+  bool corrupt = false;
+};
+
+Failure fail(sqlite::Db& db, const std::string& what) { return {what, db.last_error_is_corruption()}; }
+
+int progress_deadline(void* arg) {
+  auto* deadline = static_cast<std::chrono::steady_clock::time_point*>(arg);
+  return std::chrono::steady_clock::now() > *deadline ? 1 : 0;
+}
+
+// PRAGMA quick_check, abandoned after the budget: a large store on a slow
+// card must not keep the agent from starting.
+std::optional<Failure> quick_check(sqlite::Db& db, std::chrono::milliseconds budget) {
+  auto deadline = std::chrono::steady_clock::now() + budget;
+  sqlite3_progress_handler(db.get(), 1000, progress_deadline, &deadline);
+  sqlite::Stmt s;
+  std::optional<Failure> result;
+  if (auto st = s.prepare(db, "PRAGMA quick_check"); !st) {
+    result = fail(db, st.error());
+  } else {
+    std::string report;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) report += (report.empty() ? "" : "; ") + s.column_text(0);
+    if (rc == SQLITE_INTERRUPT) {
+      log::warn(kLog, "start-up check not finished within " + std::to_string(budget.count()) +
+                          " ms: continuing unverified (run 'eport-agent store verify')");
+    } else if (rc != SQLITE_DONE) {
+      result = fail(db, "quick_check: " + db.error_message());
+    } else if (report != "ok") {
+      result = Failure{"quick_check: " + report.substr(0, 500), true};
+    }
+  }
+  s.reset();
+  sqlite3_progress_handler(db.get(), 0, nullptr, nullptr);
+  return result;
+}
+
+std::optional<Failure> migrate(sqlite::Db& db) {
+  auto version = db.query_int("PRAGMA user_version");
+  if (!version) return fail(db, version.error());
+  if (*version > kSchemaVersion) {
+    return Failure{"store schema version " + std::to_string(*version) + " is newer than this agent's (" +
+                       std::to_string(kSchemaVersion) + "): refusing to touch it",
+                   false};
+  }
+  if (*version == kSchemaVersion) return std::nullopt;
+  if (auto s = db.exec("BEGIN IMMEDIATE"); !s) return fail(db, s.error());
+  // version 0 -> 1: the initial schema.
+  if (auto s = db.exec(kSchemaV1); !s) {
+    auto f = fail(db, s.error());
+    (void)db.exec("ROLLBACK");
+    return f;
+  }
+  if (auto s = db.exec("PRAGMA user_version = " + std::to_string(kSchemaVersion) + "; COMMIT"); !s) {
+    auto f = fail(db, s.error());
+    (void)db.exec("ROLLBACK");
+    return f;
+  }
+  return std::nullopt;
+}
+
+std::optional<Failure> try_open(sqlite::Db& db, const OutboxOptions& o) {
+  if (auto s = db.open(o.path); !s) return Failure{s.error(), false};
+  sqlite3_busy_timeout(db.get(), static_cast<int>(o.busy_timeout.count()));
+  // auto_vacuum only takes effect before the first table exists.
+  std::string pragmas = "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=";
+  pragmas += o.durability == Durability::kFull ? "FULL" : "NORMAL";
+  pragmas += "; PRAGMA cache_size=-2048; PRAGMA temp_store=MEMORY;";
+  if (auto s = db.exec(pragmas); !s) return fail(db, s.error());
+  if (auto f = quick_check(db, o.startup_check_budget)) return f;
+  if (auto f = migrate(db)) return f;
+  // A table that fails to read is as bad as a failed check.
+  if (auto n = db.query_int("SELECT count(*) FROM (SELECT 1 FROM outbox LIMIT 1)"); !n) {
+    return fail(db, n.error());
+  }
+  return std::nullopt;
+}
+
+// Copies every readable row of the damaged file into the fresh one. SQLite
+// returns errors, never crashes, on a corrupt file; rows past the first
+// error in a table are left behind.
+std::uint64_t salvage(sqlite::Db& fresh, const std::string& damaged) {
+  sqlite::Db old;
+  if (!old.open(damaged, SQLITE_OPEN_READONLY)) return 0;
+  std::uint64_t copied = 0;
+  sqlite::Stmt read, write;
+  if (!read.prepare(old, "SELECT priority, source_id, seq, created_ms, body FROM outbox ORDER BY id") ||
+      !write.prepare(fresh, "INSERT INTO outbox(priority, source_id, seq, created_ms, body) VALUES (?,?,?,?,?)")) {
+    return 0;
+  }
+  (void)fresh.exec("BEGIN");
+  while (read.step() == SQLITE_ROW) {
+    sqlite::ResetGuard g(write);
+    write.bind(1, read.column_int(0));
+    write.bind(2, read.column_text(1));
+    write.bind(3, read.column_int(2));
+    write.bind(4, read.column_int(3));
+    write.bind_blob(5, read.column_blob(4));
+    if (write.step() == SQLITE_DONE) ++copied;
+  }
+  read.reset();
+  // Sequence numbers per source: from the damaged sources table where it
+  // reads, and never below what the salvaged rows show.
+  sqlite::Stmt src, put;
+  if (src.prepare(old, "SELECT source_id, last_seq FROM sources") &&
+      put.prepare(fresh, "INSERT INTO sources(source_id, last_seq) VALUES (?1, ?2) "
+                         "ON CONFLICT(source_id) DO UPDATE SET last_seq = max(last_seq, ?2)")) {
+    while (src.step() == SQLITE_ROW) {
+      sqlite::ResetGuard g(put);
+      put.bind(1, src.column_text(0));
+      put.bind(2, src.column_int(1));
+      (void)put.step();
+    }
+    src.reset();
+  }
+  (void)fresh.exec(
+      "INSERT INTO sources(source_id, last_seq) SELECT source_id, max(seq) FROM outbox GROUP BY source_id "
+      "ON CONFLICT(source_id) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)");
+  (void)fresh.exec("COMMIT");
+  return copied;
+}
+
+}  // namespace
+
+Result<Opened> open_checked(sqlite::Db& db, const OutboxOptions& options) {
+  Opened opened;
+  auto failure = try_open(db, options);
+  if (!failure) return opened;
+  db.close();
+  if (!failure->corrupt) return Error{failure->message};
+
+  // The file is damaged: keep it (and its WAL) for forensics, start afresh,
+  // and carry over whatever still reads.
+  opened.moved_to = options.path + ".corrupt-" + utc_stamp();
+  log::error(kLog, "ALARM: " + options.path + " is damaged (" + failure->message + "); moving it to " +
+                       opened.moved_to + " and starting a fresh store");
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::string from = options.path + suffix;
+    if (exists(from) && std::rename(from.c_str(), (opened.moved_to + suffix).c_str()) != 0) {
+      return Error{"cannot move damaged " + from + " aside: " + std::strerror(errno)};
+    }
+  }
+  if (auto again = try_open(db, options)) return Error{"fresh store after recovery: " + again->message};
+  opened.salvaged = salvage(db, opened.moved_to);
+  log::error(kLog, "ALARM: salvaged " + std::to_string(opened.salvaged) + " readings from " + opened.moved_to);
+  return opened;
+}
+
+}  // namespace eport::store::opening
