@@ -1,0 +1,326 @@
+"""Command line of eport-broker: gen (inventory -> broker config, ACL,
+certificates, gateway snippets), validate (start a config on a free
+loopback port and probe it), revoke, keys. Every failure ends in one
+"eport-broker <cmd>: error: ..." line naming the input, exit status 1."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from . import broker, pki, render
+from .inventory import InventoryError, keys_help, load
+
+CRL_WARN_DAYS = 30
+CERT_WARN_DAYS = 30
+
+
+class Failure(Exception):
+    pass
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def _copy(src: Path, dst: Path, mode: int) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(src.read_bytes())
+    os.chmod(tmp, mode)
+    os.replace(tmp, dst)
+
+
+# ---------------------------------------------------------------- gen
+
+def cmd_gen(args) -> int:
+    inv = load(args.inventory)
+    out = Path(args.outdir).resolve()
+    pki_dir = out / "pki"
+    out.mkdir(parents=True, exist_ok=True)
+
+    if not (pki_dir / "private" / "ca.key").exists():
+        pki.run_pki("init", str(pki_dir), inv.ca_name)
+        print(f"created CA '{inv.ca_name}' in {pki_dir}")
+
+    wanted_san = {f"DNS:{h}" if not _is_ip(h) else f"IP:{h}" for h in [inv.broker_host, *inv["broker.alt_names"]]}
+    wanted_san |= {"DNS:localhost", "IP:127.0.0.1", "IP:0:0:0:0:0:0:0:1"}
+    server_crt = pki_dir / "issued" / f"{pki.SERVER_CN}.crt"
+    if not server_crt.exists():
+        pki.run_pki("server", str(pki_dir), pki.SERVER_CN, inv.broker_host, *inv["broker.alt_names"])
+        print(f"issued broker certificate for {inv.broker_host}")
+    else:
+        have = pki.san(server_crt)
+        missing = {s for s in wanted_san if s not in have and s.replace("IP:", "IP:") not in have}
+        if missing:
+            raise Failure(f"the existing broker certificate {server_crt} lacks {sorted(missing)}; run "
+                          f"`eport-broker revoke {out} {pki.SERVER_CN}` and gen again to reissue it")
+
+    for cn, role in inv.identities().items():
+        if not (pki_dir / "issued" / f"{cn}.crt").exists():
+            pki.run_pki("client", str(pki_dir), cn)
+            print(f"issued {role} certificate {cn}")
+
+    known = set(inv.identities()) | {pki.SERVER_CN}
+    stale = sorted({e.cn for e in pki.index(pki_dir) if e.status == "V" and e.cn not in known
+                    and (pki_dir / "issued" / f"{e.cn}.crt").exists()})
+    for cn in stale:
+        print(f"warning: {cn} still has a valid certificate but is not in {inv.path}; it can still connect "
+              f"(with no ACL rights). Revoke it: eport-broker revoke {out} {cn}", file=sys.stderr)
+
+    issued = pki_dir / "issued"
+    b = out / "broker"
+    _write(b / "mosquitto.conf", render.broker_conf(inv, args.conf_dir))
+    _write(b / "acl", render.acl(inv))
+    _copy(pki_dir / "ca.crt", b / "ca.crt", 0o644)
+    _copy(pki_dir / "crl.pem", b / "crl.pem", 0o644)
+    _copy(issued / f"{pki.SERVER_CN}.crt", b / "broker.crt", 0o644)
+    _copy(issued / f"{pki.SERVER_CN}.key", b / "broker.key", 0o600)
+
+    for gw in inv.gateways:
+        g = out / "gateways" / gw
+        _copy(pki_dir / "ca.crt", g / "ca.crt", 0o644)
+        _copy(issued / f"{gw}.crt", g / f"{gw}.crt", 0o644)
+        _copy(issued / f"{gw}.key", g / f"{gw}.key", 0o600)
+        _write(g / "agent-tls.toml", render.agent_tls(inv, gw))
+        _write(g / "bridge" / "mosquitto.conf", render.bridge_conf(inv, gw))
+    for cn in (*inv.readers, *inv.commanders):
+        c = out / "clients" / cn
+        _copy(pki_dir / "ca.crt", c / "ca.crt", 0o644)
+        _copy(issued / f"{cn}.crt", c / f"{cn}.crt", 0o644)
+        _copy(issued / f"{cn}.key", c / f"{cn}.key", 0o600)
+    # Output of identities removed from the inventory must not linger.
+    for sub, names in (("gateways", set(inv.gateways)), ("clients", set(inv.readers) | set(inv.commanders))):
+        for d in (out / sub).glob("*") if (out / sub).exists() else []:
+            if d.is_dir() and d.name not in names:
+                shutil.rmtree(d)
+    print(f"site {inv.site}: broker config in {b}/, {len(inv.gateways)} gateway(s) in {out}/gateways/, "
+          f"{len(inv.readers) + len(inv.commanders)} cloud account(s) in {out}/clients/. "
+          f"Keep {pki_dir}/ (the CA key) off the broker.")
+    return 0
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------- revoke
+
+def cmd_revoke(args) -> int:
+    out = Path(args.outdir).resolve()
+    pki_dir = out / "pki"
+    pki.run_pki("revoke", str(pki_dir), args.name)
+    if (out / "broker").is_dir():
+        _copy(pki_dir / "crl.pem", out / "broker" / "crl.pem", 0o644)
+    print(f"revoked {args.name}. Next: remove it from the inventory and run gen (drops its ACL block), install "
+          f"{out}/broker/crl.pem and acl on the broker, then `systemctl reload mosquitto` (refuses new "
+          "connections with that certificate) or `systemctl restart mosquitto` (also cuts an open one).")
+    return 0
+
+
+# ---------------------------------------------------------------- validate
+
+class Report:
+    def __init__(self):
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+
+    def ok(self, msg):
+        print(f"ok: {msg}")
+
+    def warn(self, msg):
+        self.warnings.append(msg)
+        print(f"warning: {msg}")
+
+    def error(self, msg):
+        self.errors.append(msg)
+        print(f"error: {msg}")
+
+
+def _static_checks(cfg: broker.Config, rep: Report) -> None:
+    if not cfg.listeners:
+        rep.error(f"{cfg.path}: no 'listener' line: mosquitto 2.0 would start in local-only mode "
+                  "(loopback port 1883, anonymous) instead of this service")
+        return
+    anonymous = (cfg.options.get("allow_anonymous") or ["false"])[-1] == "true"
+    now = dt.datetime.now(dt.timezone.utc)
+    for lst in cfg.listeners:
+        where = f"{cfg.path}:{lst.line} (listener {lst.port})"
+        o = lst.options
+        if o.get("use_identity_as_username") == "true" and o.get("require_certificate") != "true":
+            rep.error(f"{where}: use_identity_as_username true needs require_certificate true: without it "
+                      "the broker never asks for a client certificate and refuses every client as not authorised")
+        if anonymous and lst.address not in ("127.0.0.1", "::1", "localhost"):
+            rep.warn(f"{where}: allow_anonymous true on a listener that is not loopback-only")
+        if not lst.tls:
+            if lst.address not in ("127.0.0.1", "::1", "localhost"):
+                rep.warn(f"{where}: plain MQTT (no TLS) on a listener that is not loopback-only")
+            continue
+        files = {k: Path(o[k]) for k in ("cafile", "certfile", "keyfile", "crlfile") if k in o}
+        for k in ("cafile", "certfile", "keyfile"):
+            if k not in files:
+                rep.error(f"{where}: TLS listener without {k}")
+        for k, f in files.items():
+            if not f.is_file():
+                rep.error(f"{where}: {k} {f} does not exist")
+        if any(not f.is_file() for f in files.values()) or len(files) < 3:
+            continue
+        try:
+            if not pki.key_matches_cert(files["keyfile"], files["certfile"]):
+                rep.error(f"{where}: keyfile {files['keyfile']} does not belong to certfile {files['certfile']}")
+            left = pki.cert_not_after(files["certfile"]) - now
+            if left.total_seconds() <= 0:
+                rep.error(f"{where}: certfile {files['certfile']} expired")
+            elif left.days < CERT_WARN_DAYS:
+                rep.warn(f"{where}: certfile expires in {left.days} days")
+            if "crlfile" in files:
+                crl = files["crlfile"]
+                nu = pki.crl_next_update(crl)
+                if nu <= now:
+                    rep.error(f"{where}: crlfile {crl} expired at {nu:%Y-%m-%d %H:%M:%S} UTC: mosquitto refuses "
+                              "EVERY client certificate; run `eport-pki crl PKIDIR` and install the new crl.pem")
+                elif (nu - now).days < CRL_WARN_DAYS:
+                    rep.warn(f"{where}: crlfile expires in {(nu - now).days} days ({nu:%Y-%m-%d}); "
+                             "then every client is refused. Regenerate it with `eport-pki crl`")
+                else:
+                    rep.ok(f"CRL valid until {nu:%Y-%m-%d}")
+                if not pki.crl_signed_by(crl, files["cafile"]):
+                    rep.error(f"{where}: crlfile {crl} is not signed by cafile {files['cafile']}")
+            elif o.get("require_certificate") == "true":
+                rep.warn(f"{where}: no crlfile: a certificate cannot be revoked")
+        except pki.PkiError as exc:
+            rep.error(f"{where}: {exc}")
+    acl = (cfg.options.get("acl_file") or [None])[-1]
+    if acl and not Path(acl).is_file():
+        rep.error(f"{cfg.path}: acl_file {acl} does not exist")
+
+
+def cmd_validate(args) -> int:
+    rep = Report()
+    try:
+        cfg = broker.parse_config(args.config)
+    except broker.BrokerError as exc:
+        raise Failure(str(exc)) from None
+    _static_checks(cfg, rep)
+    if rep.errors:
+        print(f"FAILED: {len(rep.errors)} error(s) before starting mosquitto")
+        return 1
+
+    workdir = Path(tempfile.mkdtemp(prefix="eport-validate-"))
+    user = None if args.as_root else broker.drop_user(cfg)
+    try:
+        try:
+            m, copy = broker.start_copy(cfg.path, workdir, stay_root=args.as_root)
+        except broker.BrokerError as exc:
+            msg = str(exc)
+            hint = ""
+            if user and ("Permission denied" in msg or "Unable to open" in msg or "Unable to load" in msg):
+                hint = (f"\nhint: mosquitto switched to user '{user}' before reading its files; make "
+                        f"certificates, key, CRL and ACL readable by that user (key: root:{user} 0640)")
+            rep.error(f"mosquitto did not start with {cfg.path}:\n{msg.rstrip()}{hint}")
+            print(f"FAILED: {len(rep.errors)} error(s)")
+            return 1
+        try:
+            rep.ok(f"mosquitto started from a copy of {cfg.path}" + (f" (as user {user})" if user else ""))
+            for lst in cfg.listeners:
+                port = copy.ports[lst.port]
+                label = f"listener {lst.port} (probed on 127.0.0.1:{port})"
+                o = lst.options
+                if not lst.tls:
+                    accepted, detail = broker.mqtt_probe(port, None)
+                    rep.ok(f"{label}: plain MQTT, anonymous CONNECT: {detail}")
+                    continue
+                ca = args.ca or o["cafile"]
+                # Anonymous TLS client: proves the server certificate, and that
+                # require_certificate refuses clients without one.
+                accepted, detail = broker.mqtt_probe(port, broker.tls_context(ca))
+                if "broker certificate not accepted" in detail:
+                    rep.error(f"{label}: {detail} (checked against {ca} for name 127.0.0.1)")
+                    continue
+                rep.ok(f"{label}: TLS handshake, broker certificate verified against {ca} for 127.0.0.1")
+                if o.get("require_certificate") == "true":
+                    if accepted:
+                        rep.error(f"{label}: a client WITHOUT a certificate was accepted ({detail})")
+                    else:
+                        rep.ok(f"{label}: client without certificate refused ({detail})")
+                elif accepted:
+                    rep.warn(f"{label}: accepts TLS clients without a certificate")
+                if args.cert:
+                    ok, detail = broker.mqtt_probe(port, broker.tls_context(ca, args.cert, args.key))
+                    cn = pki.cert_cn(Path(args.cert))
+                    if ok:
+                        rep.ok(f"{label}: client certificate CN={cn} accepted ({detail})")
+                    else:
+                        rep.error(f"{label}: client certificate CN={cn} refused: {detail}")
+            if not m.running():
+                rep.error(f"mosquitto stopped during the probes:\n{m.log()}")
+        finally:
+            m.stop()
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"kept {workdir}")
+    if rep.errors:
+        print(f"FAILED: {len(rep.errors)} error(s), {len(rep.warnings)} warning(s)")
+        return 1
+    print(f"OK: {cfg.path} ({len(rep.warnings)} warning(s))")
+    return 0
+
+
+# ---------------------------------------------------------------- main
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="eport-broker", description="eport-edge site broker generator and validator")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    g = sub.add_parser("gen", help="render broker config, ACL, certificates and gateway snippets from an inventory")
+    g.add_argument("inventory")
+    g.add_argument("outdir")
+    g.add_argument("--conf-dir", help="directory the broker config refers to for certs and ACL "
+                                      "(default: the inventory's paths.conf_dir)")
+    g.set_defaults(func=cmd_gen)
+
+    v = sub.add_parser("validate", help="start mosquitto with CONFIG on a free loopback port and probe it")
+    v.add_argument("config")
+    v.add_argument("--cert", help="also CONNECT with this client certificate (needs --key)")
+    v.add_argument("--key")
+    v.add_argument("--ca", help="CA to verify the broker certificate with (default: the listener's cafile)")
+    v.add_argument("--as-root", action="store_true", help="run the copy with 'user root' instead of the config's user")
+    v.add_argument("--keep", action="store_true", help="keep the temporary copy and its log")
+    v.set_defaults(func=cmd_validate)
+
+    r = sub.add_parser("revoke", help="revoke NAME's certificate and refresh OUTDIR/broker/crl.pem")
+    r.add_argument("outdir")
+    r.add_argument("name")
+    r.set_defaults(func=cmd_revoke)
+
+    k = sub.add_parser("keys", help="list the inventory keys, defaults and meaning")
+    k.set_defaults(func=lambda a: print(keys_help()) or 0)
+
+    args = ap.parse_args(argv)
+    if getattr(args, "cert", None) and not args.key:
+        ap.error("--cert needs --key")
+    try:
+        return args.func(args)
+    except (Failure, InventoryError, pki.PkiError, broker.BrokerError, render.RenderError) as exc:
+        print(f"eport-broker {args.cmd}: error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,216 @@
+"""Inventory: the one file an operator edits per site (TOML, read with the
+standard library's tomllib). One table of keys below drives parsing, range
+checks, the error messages and `eport-broker keys`; every other module works
+on the validated Inventory value, never on raw TOML."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+try:
+    import tomllib  # Python 3.11+, Debian 12's /usr/bin/python3
+except ModuleNotFoundError:  # pragma: no cover - depends on the machine
+    tomllib = None
+
+# Gateway, site, reader and commander ids. They become MQTT usernames, client
+# ids, certificate CNs and whole topic levels, so no '/', '+', '#' or spaces.
+ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}\Z")
+HOST_RE = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                     r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z")
+EXPIRY_RE = re.compile(r"[1-9][0-9]*[hdwmy]\Z")
+# Names the generator uses for its own files.
+RESERVED = {"broker"}
+
+
+class InventoryError(Exception):
+    """A problem in the inventory; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Key:
+    section: str   # "" for top level
+    name: str
+    kind: type     # str, int, list (of str)
+    default: object  # None = required
+    check: str     # "id", "ids", "host", "hosts", "port", or "int:LO:HI", "expiry", "path", "text", "bind"
+    doc: str
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.section}.{self.name}" if self.section else self.name
+
+
+KEYS: tuple[Key, ...] = (
+    Key("", "site", str, None, "id", "site id, the third topic level: eport/v1/<site>/<gateway>/..."),
+    Key("", "gateways", list, None, "ids", "gateway ids (= certificate CN, MQTT username and client id)"),
+    Key("", "readers", list, [], "ids", "cloud reader accounts, one per consumer process: read data, status, health, reply"),
+    Key("", "commanders", list, [], "ids", "command-service accounts, one per process: write cmd, read reply and status"),
+    Key("broker", "host", str, None, "host", "name (or IP) gateways connect to; in the broker certificate's SAN"),
+    Key("broker", "port", int, 8883, "port", "TLS listener port"),
+    Key("broker", "bind_address", str, "", "bind", "address the listener binds to; empty = all interfaces"),
+    Key("broker", "alt_names", list, [], "hosts", "more SAN entries (names or IPs); localhost, 127.0.0.1 and ::1 are always added"),
+    Key("broker", "ca_name", str, "", "text", "CN of the site CA; default 'eport-edge <site> CA'"),
+    Key("limits", "max_queued_messages", int, 10000, "int:100:10000000", "cloud broker: QoS 1 messages queued per client before dropping"),
+    Key("limits", "max_inflight_messages", int, 20, "int:1:65535", "cloud broker: unacknowledged outgoing QoS 1 messages per client"),
+    Key("limits", "message_size_limit", int, 1048576, "int:1024:268435455", "cloud broker: largest payload in bytes; larger QoS 1 messages are acked and DROPPED"),
+    Key("limits", "max_keepalive", int, 120, "int:10:65535", "cloud broker: longest keepalive (s) granted to MQTT v5 clients"),
+    Key("limits", "persistent_client_expiration", str, "14d", "expiry", "cloud broker: forget persistent sessions unused this long (h d w m y)"),
+    Key("limits", "bridge_max_queued_messages", int, 100000, "int:1000:10000000", "gateway bridge: messages held while the cloud is unreachable"),
+    Key("paths", "conf_dir", str, "/etc/mosquitto/eport", "path", "cloud broker: where ca.crt, broker.crt/.key, crl.pem and acl are installed"),
+    Key("paths", "persistence_dir", str, "/var/lib/mosquitto/", "path", "cloud broker: persistence_location (writable by user mosquitto)"),
+    Key("paths", "gateway_tls_dir", str, "/etc/eport-edge/tls", "path", "gateway: where ca.crt, <id>.crt and <id>.key are installed"),
+    Key("paths", "gateway_persistence_dir", str, "/var/lib/mosquitto/", "path", "gateway bridge broker: persistence_location"),
+)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    path: Path
+    site: str
+    gateways: tuple[str, ...]
+    readers: tuple[str, ...]
+    commanders: tuple[str, ...]
+    values: dict  # dotted key -> validated value, defaults filled in
+
+    def __getitem__(self, dotted: str):
+        return self.values[dotted]
+
+    @property
+    def broker_host(self) -> str:
+        return self.values["broker.host"]
+
+    @property
+    def ca_name(self) -> str:
+        return self.values["broker.ca_name"] or f"eport-edge {self.site} CA"
+
+    def identities(self) -> dict[str, str]:
+        """CN -> role ('gateway', 'reader' or 'commander')."""
+        out = {g: "gateway" for g in self.gateways}
+        out.update({r: "reader" for r in self.readers})
+        out.update({c: "commander" for c in self.commanders})
+        return out
+
+
+def _is_host(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return bool(HOST_RE.match(value))
+
+
+def _check(key: Key, value, where: str):
+    """Return the value if it satisfies key.check, else raise InventoryError."""
+    def fail(why: str):
+        raise InventoryError(f"{where}: {key.dotted} = {value!r}: {why}")
+
+    if key.kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail("must be an integer")
+    elif key.kind is str:
+        if not isinstance(value, str):
+            fail("must be a string")
+    elif key.kind is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            fail("must be a list of strings")
+
+    c = key.check
+    if c == "id" and not ID_RE.match(value):
+        fail(f"must match {ID_RE.pattern[:-2]}")
+    elif c == "ids":
+        for v in value:
+            if not ID_RE.match(v):
+                fail(f"entry {v!r} must match {ID_RE.pattern[:-2]} (it becomes a username and a topic level)")
+            if v in RESERVED:
+                fail(f"entry {v!r} is reserved for the broker's own certificate")
+        dup = sorted({v for v in value if value.count(v) > 1})
+        if dup:
+            fail(f"duplicate entries {dup}")
+    elif c == "host" and not _is_host(value):
+        fail("must be a host name or an IP address")
+    elif c == "hosts":
+        for v in value:
+            if not _is_host(v):
+                fail(f"entry {v!r} is neither a host name nor an IP address")
+    elif c == "bind" and value and not _is_host(value):
+        fail("must be empty or an address/host name")
+    elif c == "port" and not 1 <= value <= 65535:
+        fail("must be 1-65535")
+    elif c.startswith("int:"):
+        lo, hi = (int(x) for x in c.split(":")[1:])
+        if not lo <= value <= hi:
+            fail(f"must be {lo}-{hi}")
+    elif c == "expiry" and not EXPIRY_RE.match(value):
+        fail("must be a number followed by h, d, w, m or y (e.g. 14d)")
+    elif c == "path" and (not value.startswith("/") or any(ch.isspace() for ch in value)):
+        fail("must be an absolute path without spaces (mosquitto reads it unquoted)")
+    elif c == "text" and ("\n" in value or "/" in value):
+        fail("must be one line without '/'")
+    return value
+
+
+def parse(text: str, where: str = "<inventory>") -> Inventory:
+    if tomllib is None:
+        raise InventoryError("this Python has no tomllib (needs 3.11+): run eport-broker with /usr/bin/python3 on Debian 12")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InventoryError(f"{where}: not valid TOML: {exc}") from None
+
+    sections = {k.section for k in KEYS if k.section}
+    known = {k.dotted for k in KEYS}
+    for name, value in raw.items():
+        if isinstance(value, dict):
+            if name not in sections:
+                raise InventoryError(f"{where}: unknown section [{name}] (known: {', '.join(sorted(sections))})")
+            for sub in value:
+                if f"{name}.{sub}" not in known:
+                    raise InventoryError(f"{where}: unknown key {name}.{sub} in [{name}]")
+        elif name not in known:
+            raise InventoryError(f"{where}: unknown key {name!r} (see `eport-broker keys`)")
+
+    values = {}
+    for key in KEYS:
+        table = raw.get(key.section, {}) if key.section else raw
+        if key.name in table:
+            values[key.dotted] = _check(key, table[key.name], where)
+        elif key.default is None:
+            raise InventoryError(f"{where}: missing required key {key.dotted} ({key.doc})")
+        else:
+            values[key.dotted] = key.default
+
+    if not values["gateways"]:
+        raise InventoryError(f"{where}: gateways is empty; list at least one gateway id")
+    seen: dict[str, str] = {}
+    for role in ("gateways", "readers", "commanders"):
+        for ident in values[role]:
+            if ident in seen:
+                raise InventoryError(
+                    f"{where}: {ident!r} is listed in both {seen[ident]} and {role}; every identity "
+                    "is one certificate CN and one MQTT username, so names must be unique")
+            seen[ident] = role
+
+    return Inventory(path=Path(where), site=values["site"], gateways=tuple(values["gateways"]),
+                     readers=tuple(values["readers"]), commanders=tuple(values["commanders"]),
+                     values=values)
+
+
+def load(path: str | Path) -> Inventory:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InventoryError(f"cannot read inventory {p}: {exc.strerror}") from None
+    return parse(text, str(p))
+
+
+def keys_help() -> str:
+    """The key table as text, for `eport-broker keys` and the docs."""
+    lines = []
+    for k in KEYS:
+        default = "(required)" if k.default is None else repr(k.default)
+        lines.append(f"{k.dotted:40} {k.kind.__name__:5} {default:24} {k.doc}")
+    return "\n".join(lines)

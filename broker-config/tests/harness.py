@@ -1,0 +1,227 @@
+"""Test harness of the broker-config tests: generate a site from an inventory
+into a temporary directory, start a real mosquitto from the generated config
+(a test copy on a free loopback port, `user root`), and paho-mqtt clients
+that record what they receive. Run by /usr/bin/python3 (Debian's paho)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BROKER_CONFIG = HERE.parent
+sys.path.insert(0, str(BROKER_CONFIG / "lib"))
+
+from eport_broker import broker as eb  # noqa: E402
+
+SKIP = 77  # ctest SKIP_RETURN_CODE
+
+try:
+    import paho.mqtt.client as mqtt
+except ImportError:  # pragma: no cover
+    print("SKIP: python3-paho-mqtt is not installed for", sys.executable)
+    sys.exit(SKIP)
+
+if not shutil.which("openssl") or not any(os.access(p, os.X_OK) for p in eb.MOSQUITTO_CANDIDATES):
+    print("SKIP: mosquitto or openssl not installed")
+    sys.exit(SKIP)
+
+# Negative outcomes ("not delivered") are waited for this long; positive
+# ones return as soon as they happen.
+QUIET_S = 1.0
+TIMEOUT_S = 5.0
+
+INVENTORY = """\
+site = "{site}"
+gateways = ["gw-a", "gw-b", "gw-c"]
+readers = ["reader-1", "reader-2"]
+commanders = ["cmd-1"]
+[broker]
+host = "mqtt.test.invalid"
+port = 8883
+[limits]
+message_size_limit = 4096
+"""
+
+
+class Site:
+    """A generated site: paths of the broker config and of every identity."""
+
+    def __init__(self, workdir: Path, site: str = "s1", inventory: str | None = None):
+        self.workdir = workdir
+        self.site = site
+        self.inv = workdir / "site.toml"
+        self.inv.write_text(inventory or INVENTORY.format(site=site))
+        self.out = workdir / "out"
+        run([str(BROKER_CONFIG / "eport-broker"), "gen", str(self.inv), str(self.out),
+             "--conf-dir", str(self.out / "broker")])
+        self.conf = self.out / "broker" / "mosquitto.conf"
+        self.ca = self.out / "broker" / "ca.crt"
+
+    def cert(self, cn: str) -> tuple[Path, Path]:
+        for sub in ("gateways", "clients"):
+            d = self.out / sub / cn
+            if d.is_dir():
+                return d / f"{cn}.crt", d / f"{cn}.key"
+        raise KeyError(cn)
+
+    def topic(self, gw: str, leaf: str) -> str:
+        return f"eport/v1/{self.site}/{gw}/{leaf}"
+
+
+def run(cmd: list[str], env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    return proc
+
+
+class Client:
+    """A paho client that records connects, disconnects, messages, subacks
+    and pubacks. connect() waits for the outcome; refused is a result."""
+
+    def __init__(self, port: int, ca: Path | None, cert: Path | None = None, key: Path | None = None,
+                 client_id: str = "", clean_session: bool = True, protocol=None, will: tuple | None = None):
+        self.port = port
+        self.c = mqtt.Client(client_id=client_id, clean_session=clean_session,
+                             protocol=protocol or mqtt.MQTTv311)
+        if ca:
+            self.c.tls_set(ca_certs=str(ca), certfile=str(cert) if cert else None, keyfile=str(key) if key else None)
+        if will:
+            self.c.will_set(*will)
+        self.lock = threading.Lock()
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.connack: int | None = None
+        self.disconnected = threading.Event()
+        self.connected = threading.Event()
+        self.subacks: dict[int, tuple] = {}
+        self.pubacked: set[int] = set()
+        self.error: Exception | None = None
+        self.c.on_connect = self._on_connect
+        self.c.on_disconnect = lambda c, u, rc: self.disconnected.set()
+        self.c.on_message = self._on_message
+        self.c.on_subscribe = self._on_subscribe
+        self.c.on_publish = lambda c, u, mid: self._add(self.pubacked, mid)
+
+    def _add(self, s, v):
+        with self.lock:
+            s.add(v)
+
+    def _on_connect(self, c, u, flags, rc):
+        self.connack = rc
+        if rc == 0:
+            self.connected.set()
+        else:
+            self.disconnected.set()
+
+    def _on_message(self, c, u, msg):
+        with self.lock:
+            self.messages.append((msg.topic, msg.payload, bool(msg.retain)))
+
+    def _on_subscribe(self, c, u, mid, granted):
+        with self.lock:
+            self.subacks[mid] = tuple(granted)
+
+    def connect(self, timeout_s: float = TIMEOUT_S) -> bool:
+        """True if CONNACK 0 arrived; False if refused at TLS or MQTT level."""
+        try:
+            self.c.connect("127.0.0.1", self.port, keepalive=10)
+        except (ssl.SSLError, OSError) as exc:  # TLS alert during the handshake
+            self.error = exc
+            return False
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.connected.is_set():
+                return True
+            if self.disconnected.is_set():
+                return False
+            time.sleep(0.02)
+        return False
+
+    def _loop(self) -> None:
+        # paho 1.6's loop raises when the broker ends the TLS session with an
+        # alert (TLS 1.3 reports a refused client certificate only after the
+        # handshake): an expected "refused" outcome here, not a crash.
+        try:
+            self.c.loop_forever()
+        except (ssl.SSLError, OSError) as exc:
+            self.error = exc
+            self.disconnected.set()
+
+    def subscribe(self, topic: str, qos: int = 1) -> tuple:
+        rc, mid = self.c.subscribe(topic, qos)
+        assert rc == mqtt.MQTT_ERR_SUCCESS, f"subscribe {topic}: rc {rc}"
+        wait_for(lambda: mid in self.subacks, f"SUBACK for {topic}")
+        return self.subacks[mid]
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> None:
+        info = self.c.publish(topic, payload, qos=qos, retain=retain)
+        if qos:
+            wait_for(lambda: info.mid in self.pubacked, f"PUBACK for {topic}")
+
+    def received(self, topic: str | None = None) -> list[bytes]:
+        with self.lock:
+            return [p for t, p, _ in self.messages if topic is None or t == topic]
+
+    def close(self) -> None:
+        self.c.disconnect()
+        if getattr(self, "thread", None):
+            self.thread.join(TIMEOUT_S)
+
+
+def wait_for(pred, what: str, timeout_s: float = TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(0.02)
+
+
+class Checks:
+    """Named checks; the test fails if any failed, and prints a summary line
+    ('N passed, M failed') that ctest's log and a human can read."""
+
+    def __init__(self, name: str):
+        self.name, self.passed, self.failed = name, 0, 0
+
+    def check(self, cond: bool, what: str, detail: str = "") -> None:
+        if cond:
+            self.passed += 1
+            print(f"  PASS {what}")
+        else:
+            self.failed += 1
+            print(f"  FAIL {what}" + (f": {detail}" if detail else ""))
+
+    def done(self) -> int:
+        print(f"{self.name}: {self.passed} passed, {self.failed} failed")
+        return 1 if self.failed else 0
+
+
+def main(test) -> None:
+    """Run test(workdir, checks) in a fresh temp dir; exit 0/1."""
+    name = Path(sys.argv[0]).stem
+    checks = Checks(name)
+    workdir = Path(tempfile.mkdtemp(prefix=f"eport-{name}-"))
+    ok = False
+    try:
+        test(workdir, checks)
+        ok = True
+    except Exception:
+        traceback.print_exc()
+        checks.failed += 1
+    finally:
+        if ok and checks.failed == 0 and not os.environ.get("EPORT_KEEP_TEST_DIR"):
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"(test files kept in {workdir})")
+    sys.exit(checks.done())

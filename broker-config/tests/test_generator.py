@@ -1,0 +1,101 @@
+#!/usr/bin/python3
+"""eport-broker gen: inventory errors name the key; the output has explicit
+per-gateway ACL blocks (no pattern lines), 0600 keys, agent snippets that
+parse as TOML; a rerun changes no certificate; adding a gateway issues one
+certificate; removing one drops its ACL block and warns that its
+certificate is still valid."""
+
+import re
+import stat
+import tomllib
+
+from harness import BROKER_CONFIG, INVENTORY, main, run
+
+EPORT_BROKER = str(BROKER_CONFIG / "eport-broker")
+
+
+def gen(inv_text, workdir, name="inv.toml"):
+    workdir.mkdir(parents=True, exist_ok=True)
+    inv = workdir / name
+    inv.write_text(inv_text)
+    return run([EPORT_BROKER, "gen", str(inv), str(workdir / "out")], check=False)
+
+
+def serials(out):
+    return {p.name: run(["openssl", "x509", "-in", str(p), "-noout", "-serial"]).stdout
+            for p in sorted((out / "pki" / "issued").glob("*.crt"))}
+
+
+def test(workdir, t):
+    base = INVENTORY.format(site="s1")
+    bad_cases = [
+        (base.replace('"gw-b"', '"gw_B"'), "gateways", "an id with '_' or capitals"),
+        (base.replace('"gw-b"', '"gw/b"'), "gateways", "an id with '/'"),
+        (base.replace('readers = ["reader-1", "reader-2"]', 'readers = ["gw-a"]'), "gw-a", "an id in two roles"),
+        (base + "\nsurprise = 1\n", "surprise", "an unknown key"),
+        (base.replace("port = 8883", "port = 88830"), "broker.port", "a port out of range"),
+        (base.replace('site = "s1"\n', ""), "site", "a missing site"),
+        (base.replace('"gw-c"', '"broker"'), "reserved", "the reserved name 'broker'"),
+        (base.replace('site = "s1"', 'site = "s/1"'), "site", "a site id with '/'"),
+    ]
+    for i, (text, needle, what) in enumerate(bad_cases):
+        r = gen(text, workdir / f"bad{i}")
+        t.check(r.returncode == 1 and needle in r.stderr and "error:" in r.stderr,
+                f"gen rejects {what}, naming '{needle}'", r.stderr.strip())
+
+    site = workdir / "site"
+    r = gen(base, site)
+    t.check(r.returncode == 0, "gen succeeds on the test inventory", r.stderr)
+    out = site / "out"
+    acl = (out / "broker" / "acl").read_text()
+    rules = [l for l in acl.splitlines() if l and not l.startswith("#")]
+    t.check(not any(l.startswith("pattern") for l in rules), "the ACL has no pattern lines")
+    block = acl.split("user gw-a\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    t.check(block == ["topic write eport/v1/s1/gw-a/data/#", "topic write eport/v1/s1/gw-a/status",
+                      "topic write eport/v1/s1/gw-a/health", "topic write eport/v1/s1/gw-a/reply",
+                      "topic read eport/v1/s1/gw-a/cmd"], "gw-a's ACL block names only its own topics", repr(block))
+    conf = (out / "broker" / "mosquitto.conf").read_text()
+    t.check(not re.search(r"@[A-Z_]+@", conf), "no placeholder is left in the broker config")
+    for needle in ("require_certificate true", "use_identity_as_username true", "use_username_as_clientid true",
+                   "allow_anonymous false", "tls_version tlsv1.2", "persistence true", "message_size_limit 4096",
+                   "crlfile /etc/mosquitto/eport/crl.pem", "acl_file /etc/mosquitto/eport/acl"):
+        t.check(f"\n{needle}\n" in conf, f"broker config says '{needle}'")
+    keys = list(out.rglob("*.key"))
+    t.check(keys and all(stat.S_IMODE(k.stat().st_mode) == 0o600 for k in keys),
+            f"all {len(keys)} private keys in the output are 0600")
+    snippet = tomllib.loads((out / "gateways" / "gw-a" / "agent-tls.toml").read_text())
+    t.check(snippet["uplink"]["client_id"] == "gw-a" and snippet["uplink"]["server_uri"] ==
+            "ssl://mqtt.test.invalid:8883" and snippet["uplink"]["tls"]["key_file"].endswith("/gw-a.key"),
+            "gw-a's agent snippet is TOML with its client id, broker URI and key path")
+    bridge = (out / "gateways" / "gw-a" / "bridge" / "mosquitto.conf").read_text()
+    for needle in ("topic eport/v1/s1/gw-a/data/# out 1", "topic eport/v1/s1/gw-a/cmd in 1", "cleansession false",
+                   "local_cleansession false", "queue_qos0_messages false", "max_queued_messages 100000",
+                   "bridge_certfile /etc/eport-edge/tls/gw-a.crt", "address mqtt.test.invalid:8883"):
+        t.check(f"\n{needle}\n" in bridge, f"gw-a's bridge config says '{needle}'")
+
+    before = serials(out)
+    r = gen(base, site)
+    t.check(r.returncode == 0 and serials(out) == before and "issued" not in r.stdout,
+            "a second gen with the same inventory issues nothing and changes no certificate")
+
+    grown = base.replace('"gw-c"]', '"gw-c", "gw-d"]')
+    r = gen(grown, site)
+    after = serials(out)
+    t.check(set(after) - set(before) == {"gw-d.crt"} and all(after[k] == before[k] for k in before),
+            "adding gw-d to the inventory issues exactly one new certificate", r.stdout)
+    t.check("user gw-d\n" in (out / "broker" / "acl").read_text(), "gw-d gets an ACL block")
+
+    shrunk = base.replace('"gw-b", ', "")
+    r = gen(shrunk, site)
+    t.check(r.returncode == 0 and "gw-b still has a valid certificate" in r.stderr and "revoke" in r.stderr,
+            "removing gw-b warns that its certificate is still valid and says to revoke it", r.stderr)
+    t.check("gw-b" not in (out / "broker" / "acl").read_text().split("# ----- gateways", 1)[1],
+            "gw-b's ACL block is gone")
+    t.check(not (out / "gateways" / "gw-b").exists(), "gw-b's gateway output directory is removed")
+    r = run([EPORT_BROKER, "revoke", str(out), "gw-b"], check=False)
+    r2 = gen(shrunk, site)
+    t.check(r.returncode == 0 and "gw-b" not in r2.stderr, "after `eport-broker revoke` the warning is gone", r2.stderr)
+
+
+if __name__ == "__main__":
+    main(test)

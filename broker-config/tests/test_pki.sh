@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# pki/eport-pki on its own: private keys 0600 and the CA directory 0700, the
+# broker SAN (host, IP, localhost, 127.0.0.1), client certificates for
+# client auth only, ids checked, no second certificate for one CN until the
+# first is revoked, and revocation visible to `openssl verify -crl_check`.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+pki_tool=$here/../pki/eport-pki
+command -v openssl >/dev/null || { echo "SKIP: openssl not installed"; exit 77; }
+pass=0 fail=0
+check() { if eval "$2"; then echo "  PASS $1"; pass=$((pass+1)); else echo "  FAIL $1"; fail=$((fail+1)); fi; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+p=$work/pki
+"$pki_tool" init "$p" "test CA" >/dev/null
+"$pki_tool" server "$p" broker mqtt.port.test 10.9.8.7 >/dev/null
+"$pki_tool" client "$p" gw-01 >/dev/null
+
+mode() { stat -c %a "$1"; }
+check "CA directory is 0700" '[[ $(mode "$p") == 700 && $(mode "$p/private") == 700 ]]'
+check "every private key is 0600" \
+  '[[ $(find "$p" -name "*.key" ! -perm 600 | wc -l) -eq 0 && $(find "$p" -name "*.key" | wc -l) -eq 3 ]]'
+san=$(openssl x509 -in "$p/issued/broker.crt" -noout -ext subjectAltName)
+check "broker SAN has the host, its IP, localhost and 127.0.0.1" \
+  '[[ $san == *DNS:mqtt.port.test* && $san == *"IP Address:10.9.8.7"* && $san == *DNS:localhost* && $san == *"IP Address:127.0.0.1"* ]]'
+check "broker certificate is for server auth" \
+  'openssl x509 -in "$p/issued/broker.crt" -noout -ext extendedKeyUsage | grep -q "Server Authentication"'
+check "gateway certificate is for client auth, CN = gateway id" \
+  'openssl x509 -in "$p/issued/gw-01.crt" -noout -ext extendedKeyUsage | grep -q "Client Authentication" &&
+   openssl x509 -in "$p/issued/gw-01.crt" -noout -subject | grep -q "CN *= *gw-01"'
+check "a CN that is not a valid id is refused" '! "$pki_tool" client "$p" "gw/01" 2>/dev/null && ! "$pki_tool" client "$p" "GW01" 2>/dev/null'
+check "a second certificate for a CN is refused while the first is valid" '! "$pki_tool" client "$p" gw-01 2>/dev/null'
+check "init refuses to overwrite an existing CA" '! "$pki_tool" init "$p" 2>/dev/null'
+check "gw-01 verifies against the CA and the CRL" \
+  'openssl verify -CAfile "$p/ca.crt" -crl_check -CRLfile "$p/crl.pem" "$p/issued/gw-01.crt" >/dev/null 2>&1'
+
+serial=$(openssl x509 -in "$p/issued/gw-01.crt" -noout -serial | cut -d= -f2)
+"$pki_tool" revoke "$p" gw-01 >/dev/null
+old=$p/revoked/gw-01-$serial.crt
+check "revoke moves the certificate and key to revoked/" '[[ -f $old && -f ${old%.crt}.key && ! -e $p/issued/gw-01.crt ]]'
+check "the CRL lists the revoked serial" 'openssl crl -in "$p/crl.pem" -noout -text | grep -q "Serial Number: $serial"'
+check "openssl verify -crl_check rejects the revoked certificate" \
+  '{ openssl verify -CAfile "$p/ca.crt" -crl_check -CRLfile "$p/crl.pem" "$old" 2>&1 || true; } | grep -q "certificate revoked"'
+"$pki_tool" client "$p" gw-01 >/dev/null
+check "after revocation the same CN can be issued again, and it verifies" \
+  'openssl verify -CAfile "$p/ca.crt" -crl_check -CRLfile "$p/crl.pem" "$p/issued/gw-01.crt" >/dev/null 2>&1'
+EPORT_PKI_CRL_DAYS=7 "$pki_tool" crl "$p" >/dev/null
+next=$(date -u -d "$(openssl crl -in "$p/crl.pem" -noout -nextupdate | cut -d= -f2)" +%s)
+check "EPORT_PKI_CRL_DAYS sets nextUpdate" '(( next - $(date +%s) > 6*86400 && next - $(date +%s) <= 7*86400 ))'
+"$pki_tool" list "$p" >"$work/list"
+check "list shows one revoked and two valid certificates for gw-01/broker" \
+  '[[ $(grep -c "^revoked" "$work/list") -eq 1 && $(grep -c "^valid" "$work/list") -eq 2 ]]'
+echo "test_pki: $pass passed, $fail failed"
+[[ $fail -eq 0 ]]

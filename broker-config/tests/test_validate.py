@@ -1,0 +1,73 @@
+#!/usr/bin/python3
+"""eport-broker validate: accepts a generated config (TLS probe, client
+without certificate refused, gateway certificate accepted) and fails with a
+clear message on the known traps: no listener (local-only mode),
+use_identity_as_username without require_certificate, files unreadable by
+the user mosquitto drops to. Also shows the second trap on a real broker."""
+
+import os
+import re
+
+from harness import BROKER_CONFIG, Client, Site, eb, main, run
+
+EPORT_BROKER = str(BROKER_CONFIG / "eport-broker")
+
+
+def validate(*args):
+    return run([EPORT_BROKER, "validate", *map(str, args)], check=False)
+
+
+def test(workdir, t):
+    site = Site(workdir)
+    crt, key = site.cert("gw-a")
+    v = validate("--as-root", "--cert", crt, "--key", key, site.conf)
+    t.check(v.returncode == 0, "validate accepts the generated config", v.stdout + v.stderr)
+    for needle in ("broker certificate verified", "client without certificate refused",
+                   "client certificate CN=gw-a accepted"):
+        t.check(needle in v.stdout, f"validate reports '{needle}'")
+
+    # The production config is untouched: no port rewritten, no pid file written.
+    t.check("listener 8883" in site.conf.read_text(), "the validated config itself still says listener 8883")
+
+    # Trap: no listener line at all.
+    no_listener = workdir / "no-listener.conf"
+    no_listener.write_text(re.sub(r"(?m)^listener .*$", "", site.conf.read_text()))
+    v = validate(no_listener)
+    t.check(v.returncode == 1 and "local-only mode" in v.stdout, "validate refuses a config without listener",
+            v.stdout)
+
+    # Trap: use_identity_as_username without require_certificate.
+    no_req = workdir / "no-require.conf"
+    no_req.write_text(site.conf.read_text().replace("require_certificate true", "require_certificate false"))
+    v = validate(no_req)
+    t.check(v.returncode == 1 and "needs require_certificate true" in v.stdout,
+            "validate refuses use_identity_as_username without require_certificate", v.stdout)
+    broker, copy = eb.start_copy(no_req, workdir / "no-require-broker", stay_root=True)
+    try:
+        c = Client(next(iter(copy.ports.values())), site.ca, crt, key, client_id="gw-a")
+        t.check(not c.connect() and "not authorised" in broker.log(),
+                "...and such a broker refuses even a valid gateway certificate as not authorised")
+    finally:
+        broker.stop()
+
+    # Trap: mosquitto started as root drops to user mosquitto before reading
+    # the ACL, certificates and key. Our temp dir is root-only (0700).
+    if os.geteuid() == 0:
+        os.chmod(workdir, 0o700)
+        v = validate(site.conf)
+        t.check(v.returncode == 1 and "switched to user 'mosquitto'" in v.stdout,
+                "validate (as root, config says user mosquitto) explains unreadable files", v.stdout)
+    else:
+        print("  info: not root, privilege-drop check skipped")
+
+    # A wrong key is found before starting anything.
+    broken = workdir / "broken.conf"
+    broken.write_text(site.conf.read_text().replace("broker.key", "gw-a.key").replace(
+        f"{site.out}/broker/gw-a.key", str(key)))
+    v = validate(broken)
+    t.check(v.returncode == 1 and "does not belong to certfile" in v.stdout,
+            "validate names a keyfile that does not match the certificate", v.stdout)
+
+
+if __name__ == "__main__":
+    main(test)
