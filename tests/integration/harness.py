@@ -97,7 +97,8 @@ class Broker:
 
 
 class Agent:
-    def __init__(self, work, broker_uri, gateway="gw-test-01", site="cnsha", extra=""):
+    def __init__(self, work, broker_uri, gateway="gw-test-01", site="cnsha", extra="", store_extra=""):
+        """extra: further TOML sections; store_extra: further keys of [store]."""
         self.work = work
         self.socket = work.file("bridge.sock")
         self.db = work.file("outbox.db")
@@ -112,6 +113,7 @@ site = "{site}"
 unix_socket = "{self.socket}"
 [store]
 path = "{self.db}"
+{store_extra}
 [mqtt]
 uri = "{broker_uri}"
 reconnect_min_ms = 200

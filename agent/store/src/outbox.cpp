@@ -213,7 +213,15 @@ struct Outbox::Impl {
 
   Error rollback(const std::string& what) {
     std::string msg = sqlite_error(db.get(), what);
+    bool disk_full = db.error_code() == SQLITE_FULL;
     (void)db.exec("ROLLBACK");
+    if (disk_full) {
+      // The disk filled up under us (faster than the reserve allowed for).
+      // Folding the WAL back into the database and truncating it is what
+      // gives SQLite room again; the next append then evicts.
+      (void)db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      log::error(kLog, "disk full: " + msg + "; WAL truncated, eviction will make room");
+    }
     return Error{msg};
   }
 
