@@ -1,0 +1,132 @@
+// GpsdSource: the libgps side - connect, watch, read reports - feeding
+// GpsdAssembler. The report class is taken from the raw JSON line gps_read()
+// copies out, since libgps' `set` mask accumulates across reports.
+#include "eport/gnss/gpsd_source.h"
+
+#include <gps.h>
+
+#include <array>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "eport/gnss/gpsd_mapping.h"
+
+namespace eport::gnss {
+
+// GpsdTpv documents gps.h's numbering; keep them in step.
+static_assert(MODE_2D == 2 && MODE_3D == 3 && STATUS_FIX == 1 && STATUS_DGPS_FIX == 2 &&
+                  STATUS_RTK_FIX == 3 && STATUS_RTK_FLT == 4 && STATUS_DR == 5 && STATUS_GNSSDR == 6 &&
+                  STATUS_TIME == 7 && STATUS_SIM == 8 && STATUS_PPS_FIX == 9,
+              "gps.h fix numbering changed: update fix_from_gpsd()");
+
+struct GpsdSource::Impl {
+  Impl(std::string w, AssemblerOptions a, SeqSource seq, ReadingHandler h)
+      : where(std::move(w)), assembler(std::move(a), std::move(seq)), on_reading(std::move(h)) {}
+  ~Impl() {
+    if (open) {
+      (void)gps_stream(&data, WATCH_DISABLE, nullptr);
+      (void)gps_close(&data);
+    }
+  }
+
+  void deliver(std::vector<model::Reading>& out) {
+    for (auto& r : out) {
+      if (on_reading) on_reading(std::move(r));
+    }
+    out.clear();
+  }
+
+  std::string where;  // "host:port", for messages
+  gps_data_t data{};
+  bool open = false;
+  mutable std::mutex mu;  // guards assembler
+  GpsdAssembler assembler;
+  ReadingHandler on_reading;
+};
+
+GpsdSource::GpsdSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+GpsdSource::~GpsdSource() = default;
+
+Result<std::unique_ptr<GpsdSource>> GpsdSource::connect(const GpsdOptions& gpsd, AssemblerOptions assembler,
+                                                        SeqSource next_seq, ReadingHandler on_reading) {
+  auto impl = std::make_unique<Impl>(gpsd.host + ":" + std::to_string(gpsd.port), std::move(assembler),
+                                     std::move(next_seq), std::move(on_reading));
+  const std::string port = std::to_string(gpsd.port);
+  if (gps_open(gpsd.host.c_str(), port.c_str(), &impl->data) != 0) {
+    return Error{"gpsd " + impl->where + ": connect failed: " + gps_errstr(errno)};
+  }
+  impl->open = true;
+  if (gps_stream(&impl->data, WATCH_ENABLE | WATCH_JSON, nullptr) != 0) {
+    return Error{"gpsd " + impl->where + ": watch request failed: " + gps_errstr(errno)};
+  }
+  return std::unique_ptr<GpsdSource>(new GpsdSource(std::move(impl)));
+}
+
+Result<std::size_t> GpsdSource::poll_once(std::chrono::milliseconds timeout) {
+  gps_data_t& d = impl_->data;
+  std::size_t reports = 0;
+  std::vector<model::Reading> ready;
+  auto wait_us = static_cast<int>(std::chrono::microseconds(timeout).count());
+  while (gps_waiting(&d, wait_us)) {
+    wait_us = 0;  // drain what is buffered, then return
+    std::array<char, 4096> msg{};
+    if (gps_read(&d, msg.data(), static_cast<int>(msg.size())) < 0) {
+      impl_->deliver(ready);
+      return Error{"gpsd " + impl_->where + ": connection closed or read failed"};
+    }
+    ++reports;
+    const std::string_view m(msg.data());
+    std::lock_guard lock(impl_->mu);
+    if (m.find("\"class\":\"TPV\"") != std::string_view::npos) {
+      GpsdTpv t;
+      t.mode = d.fix.mode;
+      t.status = d.fix.status;
+      if (d.fix.time.tv_sec > 0) {
+        t.time_utc_ms = static_cast<std::uint64_t>(d.fix.time.tv_sec) * 1000U +
+                        static_cast<std::uint64_t>(d.fix.time.tv_nsec / 1'000'000);
+      }
+      t.lat_deg = d.fix.latitude;
+      t.lon_deg = d.fix.longitude;
+      t.speed_m_s = d.fix.speed;
+      t.track_deg = d.fix.track;
+      if (auto r = impl_->assembler.on_tpv(t)) ready.push_back(std::move(*r));
+    } else if (m.find("\"class\":\"SKY\"") != std::string_view::npos) {
+      impl_->assembler.on_sky(GpsdSky{d.dop.hdop, d.satellites_used});
+    }
+  }
+  impl_->deliver(ready);
+  return reports;
+}
+
+void GpsdSource::flush() {
+  std::vector<model::Reading> ready;
+  {
+    std::lock_guard lock(impl_->mu);
+    if (auto r = impl_->assembler.flush()) ready.push_back(std::move(*r));
+  }
+  impl_->deliver(ready);
+}
+
+std::optional<Error> GpsdSource::run(std::stop_token stop, std::chrono::milliseconds poll) {
+  while (!stop.stop_requested()) {
+    auto r = poll_once(poll);
+    if (!r) {
+      flush();
+      return Error{r.error()};
+    }
+  }
+  flush();
+  return std::nullopt;
+}
+
+GnssCounters GpsdSource::counters() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->assembler.counters();
+}
+
+}  // namespace eport::gnss
