@@ -4,9 +4,8 @@
 #
 # Usage: broker-config/dev/render.sh PORT DIR
 #   Writes DIR/mosquitto.conf: dev/mosquitto.conf with the listener on
-#   127.0.0.1:PORT, plus `user root` when run as root (mosquitto would
-#   otherwise drop to the mosquitto user, harmless here as nothing is read or
-#   written after that, but kept uniform with the test configs). Prints the
+#   127.0.0.1:PORT, plus `user root` when run as root (like every test
+#   config: mosquitto would otherwise switch to user mosquitto). Prints the
 #   file's path. Start it with: mosquitto -c "$(render.sh PORT DIR)"
 set -euo pipefail
 

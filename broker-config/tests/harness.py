@@ -42,7 +42,7 @@ TIMEOUT_S = 5.0
 INVENTORY = """\
 site = "{site}"
 gateways = ["gw-a", "gw-b", "gw-c"]
-readers = ["reader-1", "reader-2"]
+readers = ["reader-1", "reader-2", "reader-3"]
 commanders = ["cmd-1"]
 [broker]
 host = "mqtt.test.invalid"

@@ -30,6 +30,9 @@ def test(workdir, t):
             t.check(r.connect(), f"{r.c._client_id.decode()} connects with its certificate")
             t.check(r.subscribe("$share/analytics/eport/v1/+/+/data/#") == (1,),
                     "reader may subscribe to $share/analytics/eport/v1/+/+/data/#")
+        r3 = client("reader-3")
+        t.check(r3.connect(), "reader-3 connects")
+        r3.subscribe("$share/archive/eport/v1/+/+/data/#")
         t.check(r1.subscribe("eport/v1/+/+/status") == (1,), "reader may subscribe to status")
         r1.subscribe("eport/v1/+/+/health")
         r1.subscribe("eport/v1/+/+/reply")
@@ -82,6 +85,9 @@ def test(workdir, t):
         own = data()
         t.check(sorted(own) == sorted(f"a-own-{i}".encode() for i in range(10)),
                 "shared group received each of gw-a's 10 data messages exactly once", repr(own))
+        t.check(sorted(p for p in r3.received() if p.startswith(b"a-own")) ==
+                sorted(f"a-own-{i}".encode() for i in range(10)),
+                "a second group ($share/archive, one member) received its own full copy of all 10")
         n1 = len([p for p in r1.received() if p.startswith(b"a-own")])
         t.check(0 < n1 < 10, "the shared subscription spread them over both readers", f"reader-1 got {n1}/10")
         t.check(r1.received(site.topic("gw-a", "status")) == [b"online"], "reader sees gw-a's status")
@@ -101,6 +107,8 @@ def test(workdir, t):
         foreign = [(tp, p) for tp, p, _ in gw_a.messages if tp != site.topic("gw-a", "cmd")]
         t.check(foreign == [], "gw-a subscribed to gw-b's cmd and to '#' but received nothing except its own cmd",
                 repr(foreign))
+        t.check("Denied PUBLISH" not in broker.log(),
+                "with the default log types the broker does not log the denied publishes")
         t.check(not gw_b.disconnected.is_set(),
                 "gw-b stayed connected when gw-c asked for its client id (use_username_as_clientid)")
 
@@ -116,6 +124,12 @@ def test(workdir, t):
         gw_a.c.socket().shutdown(socket.SHUT_RDWR)  # connection lost without DISCONNECT
         wait_for(lambda: b"offline" in r1.received(site.topic("gw-a", "status")), "gw-a's last will")
         t.check(True, "after gw-a's connection broke, readers got its last will status 'offline'")
+
+        # One certificate in two processes: the broker forces client id = CN,
+        # so the second connection closes the first.
+        twin = client("reader-1", client_id="reader-1-second-process")
+        t.check(twin.connect() and r1.disconnected.wait(3),
+                "a second process with reader-1's certificate disconnects the first")
     finally:
         for c in clients:
             try:

@@ -4,7 +4,9 @@
   connections with the revoked certificate are refused, while the
   connection that was already open keeps working until a restart;
 - a CRL past its nextUpdate makes mosquitto refuse EVERY client, and
-  `eport-broker validate` reports it before anything starts."""
+  `eport-broker validate` reports it before anything starts;
+- adding a gateway to the inventory, gen and a SIGHUP admit it (the ACL
+  is reread on reload), with no restart."""
 
 import os
 import shutil
@@ -79,6 +81,22 @@ def test(workdir, t):
         time.sleep(0.5)
         gw_a2 = client(*site.cert("gw-a"), "gw-a")
         t.check(gw_a2.connect(), "a fresh CRL and a SIGHUP let gateways in again")
+
+        # Add gw-d (and drop the revoked gw-b) while the broker runs.
+        site.inv.write_text(site.inv.read_text().replace('"gw-b", "gw-c"]', '"gw-c", "gw-d"]'))
+        run([EPORT_BROKER, "gen", str(site.inv), str(site.out), "--conf-dir", str(site.out / "broker")])
+        watcher = client(*site.cert("reader-2"), "reader-2")
+        t.check(watcher.connect(), "reader-2 connects")
+        watcher.subscribe("eport/v1/+/+/data/#")
+        gw_d = client(*site.cert("gw-d"), "gw-d")
+        t.check(gw_d.connect(), "new gateway gw-d connects (its certificate comes from the same CA)")
+        gw_d.publish(site.topic("gw-d", "data/event"), "before-reload")
+        broker.signal(signal.SIGHUP)
+        time.sleep(0.5)
+        gw_d.publish(site.topic("gw-d", "data/event"), "after-reload")
+        time.sleep(0.5)
+        t.check(watcher.received() == [b"after-reload"],
+                "gw-d's data is denied until the SIGHUP rereads the ACL, delivered after it", repr(watcher.received()))
     finally:
         for c in clients:
             try:

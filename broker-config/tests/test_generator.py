@@ -31,7 +31,7 @@ def test(workdir, t):
     bad_cases = [
         (base.replace('"gw-b"', '"gw_B"'), "gateways", "an id with '_' or capitals"),
         (base.replace('"gw-b"', '"gw/b"'), "gateways", "an id with '/'"),
-        (base.replace('readers = ["reader-1", "reader-2"]', 'readers = ["gw-a"]'), "gw-a", "an id in two roles"),
+        (base.replace('readers = ["reader-1", "reader-2", "reader-3"]', 'readers = ["gw-a"]'), "gw-a", "an id in two roles"),
         (base + "\nsurprise = 1\n", "surprise", "an unknown key"),
         (base.replace("port = 8883", "port = 88830"), "broker.port", "a port out of range"),
         (base.replace('site = "s1"\n', ""), "site", "a missing site"),

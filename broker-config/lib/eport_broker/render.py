@@ -80,9 +80,9 @@ ACL_HEADER = """\
 #   so a pattern could only say `pattern write eport/v1/+/%u/data/#`, which
 #   lets a gateway publish under ANY site id, i.e. as a gateway of another
 #   site that happens to use the same gateway id.
-# - %u and %c are substituted only when they are a whole topic level
-#   ("eport/v1/+/%u/..." works, "eport/v1/+/gw-%u/..." never matches), a trap
-#   that fails silently by denying everything.
+# - mosquitto.conf(5) requires %u and %c to be a whole topic level
+#   ("eport/v1/+/%u/..."); 2.0.11 happens to substitute inside a level too
+#   ("gw-%u"), undocumented behaviour that a later version may drop.
 # - Patterns apply to every user, readers and commanders included.
 # Explicit lines are checked by `grep`, reviewed in a diff and removed with
 # the gateway from the inventory.
