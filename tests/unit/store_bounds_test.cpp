@@ -125,11 +125,13 @@ TEST_CASE("a refused reading holds back its source's later readings until it is 
   CHECK(ob->last_seq("tcu-1") == 0);               // WELCOME tells the unit to resume at 1
   // Still held back in a later batch.
   auto all = ob->take(100, 1 << 20);
-  REQUIRE(ob->ack(std::vector<std::int64_t>{all->front().id}).ok());  // one alarm published: room for one
+  auto first = store::Lease::of(std::span(all->data(), 1));
+  REQUIRE(ob->ack(std::span(&first, 1)).ok());  // one alarm published: room for one
   r = ob->append(std::vector<store::Record>{rec("tcu-1", 2, Priority::kAlarm)});
   CHECK(r->outcome[0] == AppendOutcome::kRefused);
   // The unit resends from seq 1: both go in.
-  REQUIRE(ob->ack(std::vector<std::int64_t>{(*all)[1].id}).ok());
+  auto second = store::Lease::of(std::span(all->data() + 1, 1));
+  REQUIRE(ob->ack(std::span(&second, 1)).ok());
   r = ob->append(std::vector<store::Record>{rec("tcu-1", 1, Priority::kTelemetry), rec("tcu-1", 2, Priority::kAlarm)});
   REQUIRE(r.ok());
   CHECK(r->outcome == std::vector<AppendOutcome>{AppendOutcome::kStored, AppendOutcome::kStored});
@@ -187,9 +189,8 @@ TEST_CASE("the file shrinks again after a backlog drains", "[store]") {
     auto b = ob.take(5000, 1 << 24);
     REQUIRE(b.ok());
     if (b->empty()) break;
-    std::vector<std::int64_t> ids;
-    for (auto& r : *b) ids.push_back(r.id);
-    REQUIRE(ob.ack(ids).ok());
+    auto lease = store::Lease::of(*b);
+    REQUIRE(ob.ack(std::span(&lease, 1)).ok());
   }
   auto m = ob.maintain(0);
   REQUIRE(m.ok());

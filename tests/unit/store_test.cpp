@@ -28,10 +28,9 @@ std::unique_ptr<store::Outbox> open(const test::TempDir& dir, store::OutboxOptio
   return std::move(ob).value();
 }
 
-std::vector<std::int64_t> ids_of(const std::vector<store::StoredRecord>& rows) {
-  std::vector<std::int64_t> ids;
-  for (const auto& r : rows) ids.push_back(r.id);
-  return ids;
+eport::Status ack_rows(store::Outbox& ob, const std::vector<store::StoredRecord>& rows) {
+  auto lease = store::Lease::of(rows);
+  return ob.ack(std::span(&lease, 1));
 }
 }  // namespace
 
@@ -69,7 +68,7 @@ TEST_CASE("insert, take a batch, ack: rows leave only when acknowledged", "[stor
   CHECK(next->front().seq == 5);
   CHECK(ob->take(100, 1 << 20)->empty());
 
-  REQUIRE(ob->ack(ids_of(*batch)).ok());
+  REQUIRE(ack_rows(*ob, *batch).ok());
   CHECK(ob->stats().total_rows() == 6);
   CHECK(ob->stats().acked == 4);
   // Unacknowledged rows come back after a release (reconnect).
@@ -141,7 +140,7 @@ TEST_CASE("a resent reading is stored once, also across reopening", "[store]") {
     CHECK(ob->last_seq("nobody") == 0);
     // Published and deleted: the seq is still remembered.
     auto all = ob->take(10, 1 << 20);
-    REQUIRE(ob->ack(ids_of(*all)).ok());
+    REQUIRE(ack_rows(*ob, *all).ok());
   }
   auto ob = open(dir);
   CHECK(ob->last_seq("tcu-7") == 2);
@@ -175,7 +174,7 @@ TEST_CASE("row ids are never reused after the outbox empties", "[store]") {
   auto ob = open(dir);
   REQUIRE(ob->append(std::vector<store::Record>{rec("a", 1), rec("a", 2)}).ok());
   auto first = ob->take(10, 1 << 20);
-  REQUIRE(ob->ack(ids_of(*first)).ok());
+  REQUIRE(ack_rows(*ob, *first).ok());
   REQUIRE(ob->append(std::vector<store::Record>{rec("a", 3)}).ok());
   auto second = ob->take(10, 1 << 20);  // no release in between: the cursor must not hide it
   REQUIRE(second->size() == 1);

@@ -184,7 +184,9 @@ Result<Envelope> decode_envelope(std::span<const std::uint8_t> bytes, const Deco
 }
 
 std::vector<std::uint8_t> encode_reading(const model::Reading& reading) {
-  flatbuffers::FlatBufferBuilder b(256);
+  // One builder per thread, reused: this runs once per reading on ingest.
+  thread_local flatbuffers::FlatBufferBuilder b(512);
+  b.Clear();
   b.Finish(build_reading(b, reading));
   return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
 }

@@ -77,7 +77,7 @@ struct Outbox::Impl {
              std::pair{&take,
                        "SELECT id, source_id, seq, created_ms, body FROM outbox WHERE priority = ? AND id > ? "
                        "ORDER BY id LIMIT ?"},
-             std::pair{&del, "DELETE FROM outbox WHERE id = ? RETURNING priority, length(body)"},
+             std::pair{&del, "DELETE FROM outbox WHERE priority = ? AND id BETWEEN ? AND ? RETURNING length(body)"},
              std::pair{&set_env_seq, "UPDATE meta SET value = max(value, ?) WHERE key = 'envelope_seq_reserved'"},
              std::pair{&evict,
                        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE priority = ? ORDER BY id LIMIT ?) "
@@ -408,25 +408,34 @@ Result<std::vector<StoredRecord>> Outbox::take(std::size_t max_rows, std::size_t
   return out;
 }
 
-Status Outbox::ack(std::span<const std::int64_t> ids) {
+Lease Lease::of(std::span<const StoredRecord> rows) {
+  Lease l;
+  if (rows.empty()) return l;
+  l.priority = rows.front().priority;
+  l.first_id = rows.front().id;
+  l.last_id = rows.back().id;
+  return l;
+}
+
+Status Outbox::ack(std::span<const Lease> leases) {
   auto& d = *impl_;
   std::lock_guard lock(d.mu);
-  if (ids.empty()) return ok_status();
+  if (leases.empty()) return ok_status();
   if (auto s = d.db.exec("BEGIN IMMEDIATE"); !s) return Error{"ack: " + s.error()};
   std::array<ClassStats, model::kPriorityCount> removed{};
-  for (auto id : ids) {
+  for (const auto& lease : leases) {
+    if (lease.empty()) continue;
+    auto p = static_cast<std::size_t>(lease.priority);
     sqlite::ResetGuard g(d.del);
-    d.del.bind(1, id);
-    int rc = d.del.step();
-    if (rc == SQLITE_ROW) {
-      auto p = d.del.column_int(0);
-      if (p >= 0 && p < model::kPriorityCount) {
-        ++removed[static_cast<std::size_t>(p)].rows;
-        removed[static_cast<std::size_t>(p)].bytes += accounted(static_cast<std::size_t>(d.del.column_int(1)));
-      }
-      rc = d.del.step();
+    d.del.bind(1, static_cast<std::int64_t>(lease.priority));
+    d.del.bind(2, lease.first_id);
+    d.del.bind(3, lease.last_id);
+    int rc;
+    while ((rc = d.del.step()) == SQLITE_ROW) {
+      ++removed[p].rows;
+      removed[p].bytes += accounted(static_cast<std::size_t>(d.del.column_int(0)));
     }
-    if (rc != SQLITE_DONE) return d.rollback("ack: delete");  // (a row evicted meanwhile is simply gone)
+    if (rc != SQLITE_DONE) return d.rollback("ack: delete");
   }
   if (sqlite3_exec(d.db.get(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return d.rollback("ack: commit");
   for (std::size_t i = 0; i < removed.size(); ++i) {

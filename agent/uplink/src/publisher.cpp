@@ -46,7 +46,8 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
   // Publisher-thread state.
   struct Inflight {
     mqtt::delivery_token_ptr token;
-    std::vector<std::int64_t> ids;
+    store::Lease lease;
+    std::size_t rows = 0;
   };
   std::unordered_map<mqtt::token*, Inflight> inflight;
   std::size_t inflight_rows = 0;
@@ -149,24 +150,24 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
       std::lock_guard l(mu);
       done.swap(completed);
     }
-    std::vector<std::int64_t> ids;
-    std::size_t envelopes = 0;
+    std::vector<store::Lease> leases;
+    std::size_t rows = 0;
     for (auto* t : done) {
       auto it = inflight.find(t);
       if (it == inflight.end()) continue;  // from a previous connection: its rows were re-leased
-      ids.insert(ids.end(), it->second.ids.begin(), it->second.ids.end());
-      inflight_rows -= it->second.ids.size();
+      leases.push_back(it->second.lease);
+      rows += it->second.rows;
+      inflight_rows -= it->second.rows;
       inflight.erase(it);
-      ++envelopes;
     }
-    if (ids.empty()) return;
-    if (auto s = outbox.ack(ids); !s) {
+    if (leases.empty()) return;
+    if (auto s = outbox.ack(leases); !s) {
       // The rows stay and are re-sent after the next release: duplicates, never loss.
-      log::error(kLog, "ack of " + std::to_string(ids.size()) + " rows failed: " + s.error());
+      log::error(kLog, "ack of " + std::to_string(rows) + " rows failed: " + s.error());
       return;
     }
-    stats.envelopes_acked += envelopes;
-    stats.readings_acked += ids.size();
+    stats.envelopes_acked += leases.size();
+    stats.readings_acked += rows;
   }
 
   // Takes one batch and publishes it. Returns false if nothing was waiting.
@@ -178,23 +179,22 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
     }
     if (rows->empty()) return false;
     batch.clear();
-    std::vector<std::int64_t> ids;
-    ids.reserve(rows->size());
-    std::vector<std::int64_t> bad;
     for (auto& r : *rows) {
       auto reading = codec::decode_reading(r.body);
       if (!reading) {
+        // Cannot be published in any form; it leaves with its batch's ack.
         ++stats.undecodable_rows;
-        log::error(kLog, "dropping undecodable stored row " + std::to_string(r.id) + " (" + r.source_id +
-                             " seq " + std::to_string(r.seq) + "): " + reading.error());
-        bad.push_back(r.id);
+        log::error(kLog, "dropping undecodable stored row " + std::to_string(r.id) + " (" + r.source_id + " seq " +
+                             std::to_string(r.seq) + "): " + reading.error());
         continue;
       }
       batch.push_back(std::move(reading).value());
-      ids.push_back(r.id);
     }
-    if (!bad.empty()) (void)outbox.ack(bad);
-    if (batch.empty()) return true;
+    auto lease = store::Lease::of(*rows);
+    if (batch.empty()) {
+      (void)outbox.ack(std::span(&lease, 1));
+      return true;
+    }
     auto priority = rows->front().priority;
     codec::EnvelopeHeader h{opt.site_id, opt.gateway_id, outbox.next_envelope_seq(), now_utc_ms(), priority};
     auto bytes = encoder.encode(h, batch);
@@ -202,8 +202,8 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
     try {
       auto msg = mqtt::make_message(topic, bytes.data(), bytes.size(), 1, false);
       auto tok = client->publish(msg, nullptr, *this);
-      inflight_rows += ids.size();
-      inflight.emplace(tok.get(), Inflight{tok, std::move(ids)});
+      inflight_rows += rows->size();
+      inflight.emplace(tok.get(), Inflight{tok, lease, rows->size()});
       ++stats.envelopes_published;
       stats.bytes_published += bytes.size();
     } catch (const mqtt::exception& e) {

@@ -66,12 +66,23 @@ struct Record {
 
 // One reading on its way out.
 struct StoredRecord {
-  std::int64_t id = 0;  // row id: what ack() takes
+  std::int64_t id = 0;  // row id, increasing
   std::string source_id;
   std::uint64_t seq = 0;
   model::Priority priority = model::Priority::kTelemetry;
   std::uint64_t created_utc_ms = 0;
   std::vector<std::uint8_t> body;
+};
+
+// What one take() handed out: every row of one class between two ids.
+// Acknowledging it deletes exactly those rows (ids are never reused, and
+// take() returns a class's rows in id order without gaps).
+struct Lease {
+  model::Priority priority = model::Priority::kTelemetry;
+  std::int64_t first_id = 0;
+  std::int64_t last_id = -1;
+  static Lease of(std::span<const StoredRecord> rows);
+  bool empty() const { return last_id < first_id; }
 };
 
 enum class AppendOutcome : std::uint8_t {
@@ -142,8 +153,9 @@ class Outbox {
   // nothing is waiting.
   Result<std::vector<StoredRecord>> take(std::size_t max_rows, std::size_t max_bytes);
 
-  // Deletes published rows (after the broker's PUBACK).
-  Status ack(std::span<const std::int64_t> ids);
+  // Deletes published rows (after the broker's PUBACK). Rows evicted or
+  // expired meanwhile are simply gone already.
+  Status ack(std::span<const Lease> leases);
 
   // Forgets all leases: every unacknowledged row will be taken again (after
   // a reconnect, when in-flight messages may have been lost).
