@@ -1,0 +1,150 @@
+// [systemd] What the agent tells systemd arrives as systemd would read it: the
+// test binds its own datagram socket, points NOTIFY_SOCKET at it and checks
+// every datagram. Built without libsystemd, every call is a silent no-op.
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include "eport/systemd/notify.h"
+
+using namespace eport;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A stand-in for systemd's notification socket, in its own temporary
+// directory; sets NOTIFY_SOCKET for its lifetime.
+class FakeNotifySocket {
+ public:
+  FakeNotifySocket() {
+    char tmpl[] = "/tmp/eport-notify.XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/notify.sock";
+    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd_ >= 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    REQUIRE(path_.size() < sizeof(addr.sun_path));
+    std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
+    REQUIRE(bind(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0);
+    setenv("NOTIFY_SOCKET", path_.c_str(), 1);
+  }
+  ~FakeNotifySocket() {
+    unsetenv("NOTIFY_SOCKET");
+    close(fd_);
+    unlink(path_.c_str());
+    rmdir(dir_.c_str());
+  }
+  FakeNotifySocket(const FakeNotifySocket&) = delete;
+  FakeNotifySocket& operator=(const FakeNotifySocket&) = delete;
+
+  // The next datagram, or nullopt if none arrives within timeout.
+  std::optional<std::string> receive(std::chrono::milliseconds timeout = 2000ms) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(timeout.count())) != 1) return std::nullopt;
+    char buf[4096];
+    ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+    if (n < 0) return std::nullopt;
+    return std::string(buf, static_cast<std::size_t>(n));
+  }
+
+ private:
+  std::string dir_;
+  std::string path_;
+  int fd_ = -1;
+};
+
+}  // namespace
+
+#ifdef EPORT_HAVE_LIBSYSTEMD
+
+TEST_CASE("ready, status, watchdog and stopping arrive as systemd reads them", "[systemd]") {
+  REQUIRE(systemd::built_with_libsystemd());
+  FakeNotifySocket sock;
+
+  CHECK(systemd::notify_ready("running: 0 units").sent());
+  CHECK(sock.receive() == "READY=1\nSTATUS=running: 0 units");
+
+  CHECK(systemd::notify_ready().sent());
+  CHECK(sock.receive() == "READY=1");
+
+  CHECK(systemd::notify_status("12 units, 3 waiting").sent());
+  CHECK(sock.receive() == "STATUS=12 units, 3 waiting");
+
+  CHECK(systemd::notify_watchdog().sent());
+  CHECK(sock.receive() == "WATCHDOG=1");
+
+  CHECK(systemd::notify_extend_timeout(30s).sent());
+  CHECK(sock.receive() == "EXTEND_TIMEOUT_USEC=30000000");
+
+  CHECK(systemd::notify_stopping("SIGTERM").sent());
+  CHECK(sock.receive() == "STOPPING=1\nSTATUS=SIGTERM");
+}
+
+TEST_CASE("a newline in a status cannot smuggle in another assignment", "[systemd]") {
+  FakeNotifySocket sock;
+  CHECK(systemd::notify_status("broker down\nREADY=1\r\nWATCHDOG=1").sent());
+  CHECK(sock.receive() == "STATUS=broker down READY=1  WATCHDOG=1");
+}
+
+TEST_CASE("without NOTIFY_SOCKET nothing is sent and the caller is told so", "[systemd]") {
+  unsetenv("NOTIFY_SOCKET");
+  auto r = systemd::notify_ready("x");
+  CHECK(r.outcome == systemd::NotifyOutcome::kNoManager);
+  CHECK(r.error_number == 0);
+  CHECK(systemd::notify_watchdog().outcome == systemd::NotifyOutcome::kNoManager);
+}
+
+TEST_CASE("a NOTIFY_SOCKET that nobody listens on is reported as a failure", "[systemd]") {
+  setenv("NOTIFY_SOCKET", "/nonexistent-eport-dir/notify.sock", 1);
+  auto r = systemd::notify_watchdog();
+  unsetenv("NOTIFY_SOCKET");
+  CHECK(r.outcome == systemd::NotifyOutcome::kFailed);
+  CHECK(r.error_number != 0);
+}
+
+TEST_CASE("the watchdog interval is systemd's only for the process it names", "[systemd]") {
+  unsetenv("WATCHDOG_USEC");
+  unsetenv("WATCHDOG_PID");
+  CHECK_FALSE(systemd::watchdog_interval().has_value());
+
+  setenv("WATCHDOG_USEC", "20000000", 1);  // WatchdogSec=20
+  CHECK(systemd::watchdog_interval() == std::chrono::microseconds(20'000'000));
+
+  setenv("WATCHDOG_PID", std::to_string(getpid()).c_str(), 1);
+  CHECK(systemd::watchdog_interval() == std::chrono::microseconds(20'000'000));
+
+  // Inherited from a parent that systemd watches: not ours to ping.
+  setenv("WATCHDOG_PID", std::to_string(getpid() + 1).c_str(), 1);
+  CHECK_FALSE(systemd::watchdog_interval().has_value());
+
+  setenv("WATCHDOG_PID", std::to_string(getpid()).c_str(), 1);
+  setenv("WATCHDOG_USEC", "0", 1);
+  CHECK_FALSE(systemd::watchdog_interval().has_value());
+  unsetenv("WATCHDOG_USEC");
+  unsetenv("WATCHDOG_PID");
+}
+
+#else  // built without libsystemd
+
+TEST_CASE("without libsystemd every notification is a silent no-op", "[systemd]") {
+  REQUIRE_FALSE(systemd::built_with_libsystemd());
+  FakeNotifySocket sock;
+  CHECK(systemd::notify_ready("x").outcome == systemd::NotifyOutcome::kUnsupported);
+  CHECK(systemd::notify_watchdog().outcome == systemd::NotifyOutcome::kUnsupported);
+  CHECK(systemd::notify_stopping().outcome == systemd::NotifyOutcome::kUnsupported);
+  CHECK_FALSE(sock.receive(100ms).has_value());
+  setenv("WATCHDOG_USEC", "20000000", 1);
+  CHECK_FALSE(systemd::watchdog_interval().has_value());
+  unsetenv("WATCHDOG_USEC");
+}
+
+#endif
