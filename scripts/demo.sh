@@ -32,9 +32,7 @@ trap cleanup EXIT
 
 # A free loopback port for the broker (1883 may be taken by a system broker).
 PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-sed -E "s/^listener 1883( .*)?$/listener $PORT 127.0.0.1/" broker-config/dev/mosquitto.conf > "$WORK/mosquitto.conf"
-grep -q "^listener $PORT" "$WORK/mosquitto.conf" || { echo "demo: broker-config/dev/mosquitto.conf has no 'listener 1883' line" >&2; exit 1; }
-echo "user root" >> "$WORK/mosquitto.conf"
+broker-config/dev/render.sh "$PORT" "$WORK" >/dev/null
 mosquitto -c "$WORK/mosquitto.conf" > "$WORK/mosquitto.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done

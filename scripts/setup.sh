@@ -35,5 +35,11 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet gpsd.socket 2>
 fi
 
 BUILD_DIR=${EPORT_BUILD_DIR:-build}
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEPORT_WERROR=ON >/dev/null
-cmake --build "$BUILD_DIR" -- -j"$(nproc)"
+echo "setup: building in $BUILD_DIR (log: $BUILD_DIR/build.log)"
+mkdir -p "$BUILD_DIR"
+if ! { cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEPORT_WERROR=ON &&
+       cmake --build "$BUILD_DIR" -- -j"$(nproc)"; } > "$BUILD_DIR/build.log" 2>&1; then
+  tail -n 60 "$BUILD_DIR/build.log"
+  echo "setup: build failed (full log: $BUILD_DIR/build.log)" >&2
+  exit 1
+fi
