@@ -2,6 +2,7 @@
 // together, then waits for SIGTERM/SIGINT and shuts down in the order that
 // loses nothing: stop taking readings, commit what was received, let the
 // publisher finish what is in flight, close the store.
+#include <malloc.h>
 #include <signal.h>
 
 #include <cerrno>
@@ -132,6 +133,7 @@ int run(const eport::config::AgentConfig& cfg) {
   while ((sig = sigtimedwait(&stop_signals, nullptr, &interval)) < 0) {
     if (errno != EAGAIN && errno != EINTR) break;
     if (auto m = ob.maintain(now_utc_ms()); !m) log::error("agent", "store maintenance: " + m.error());
+    malloc_trim(0);  // give the heap of a past burst back to the system
   }
   log::info("agent", std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
 
@@ -230,6 +232,9 @@ int store_command(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace eport;
+  // Few malloc arenas: the agent's threads allocate little, and per-thread
+  // arenas would hold on to memory that one shared arena reuses.
+  mallopt(M_ARENA_MAX, 2);
   if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
     std::printf("eport-agent %s (schema v1)\n", EPORT_VERSION);
     return 0;

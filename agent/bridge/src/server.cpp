@@ -339,6 +339,10 @@ struct Server::Impl : public ingest::CompletionSink {
         log::error(kLog, std::string("epoll_wait: ") + std::strerror(errno));
         break;
       }
+      // Backpressure: with enough waiting for a commit, leave unit input in
+      // the socket buffers (units then stall at their window) until ingest
+      // catches up; acks keep flowing meanwhile.
+      bool paused = ingest.queued() > ingest.high_water();
       for (int i = 0; i < n; ++i) {
         auto tag = events[static_cast<std::size_t>(i)].data.u64;
         auto ev = events[static_cast<std::size_t>(i)].events;
@@ -350,8 +354,12 @@ struct Server::Impl : public ingest::CompletionSink {
           std::uint64_t v;
           [[maybe_unused]] auto r = read(wake_fd, &v, sizeof v);
         } else if (auto it = sessions.find(tag); it != sessions.end()) {
-          if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_from(tag, it->second);
+          if (!paused && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) read_from(tag, it->second);
         }
+      }
+      if (paused) {
+        ++stats.backpressure_pauses;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
       drain_completions();
       std::vector<std::uint64_t> to_close;

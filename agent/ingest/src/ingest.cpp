@@ -150,6 +150,13 @@ bool Ingest::submit(model::Reading reading, model::Priority priority, Completion
   return true;
 }
 
+std::size_t Ingest::queued() const {
+  std::lock_guard l(impl_->mu);
+  return impl_->queue.size();
+}
+
+std::size_t Ingest::high_water() const { return impl_->opt.commit_max_readings * 2; }
+
 IngestStats Ingest::stats() const {
   std::lock_guard l(impl_->mu);
   return impl_->stats;

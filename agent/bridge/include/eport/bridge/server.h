@@ -38,6 +38,7 @@ struct ServerStats {
   std::atomic<std::uint64_t> readings_rejected{0};   // invalid content, nacked MALFORMED
   std::atomic<std::uint64_t> nacks_sent{0};
   std::atomic<std::uint64_t> protocol_errors{0};     // e.g. reading before HELLO, bad HELLO
+  std::atomic<std::uint64_t> backpressure_pauses{0}; // 1 ms pauses while ingest was behind
 };
 
 class Server {

@@ -36,7 +36,7 @@ class CompletionSink {
 struct IngestOptions {
   std::chrono::milliseconds commit_interval{10};
   std::size_t commit_max_readings = 2000;
-  std::size_t queue_limit = 100000;  // readings waiting for a commit
+  std::size_t queue_limit = 100000;  // readings waiting for a commit; submit() fails beyond
 };
 
 struct IngestStats {
@@ -67,6 +67,12 @@ class Ingest {
   bool submit(model::Reading reading, model::Priority priority, CompletionSink* sink, std::uint64_t token);
 
   IngestStats stats() const;
+
+  // Readings waiting for a commit. Sources stop reading from their inputs
+  // while this is above high_water(), so that a burst waits in the units and
+  // the kernel's socket buffers, not in the agent's memory.
+  std::size_t queued() const;
+  std::size_t high_water() const;
 
  private:
   struct Impl;
