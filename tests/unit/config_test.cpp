@@ -26,6 +26,22 @@ TEST_CASE("a minimal config gets every default", "[config]") {
   CHECK(c->store.durability == "full");
   CHECK(c->publish.max_readings == 500);
   CHECK(c->log.level == "info");
+  CHECK(c->gnss.source == "none");
+  CHECK(c->gnss.require_fix);
+  CHECK(c->store.when_full == "evict");
+  auto rules = c->priority.rules();
+  CHECK(rules.seal_tampered == model::Priority::kAlarm);
+  CHECK(rules.position == model::Priority::kTelemetry);
+}
+
+TEST_CASE("priority classes and booleans from the file are used", "[config]") {
+  auto c = config::load_string(kValid + "[priority]\nposition = \"bulk\"\ndoor_open = \"event\"\n[gnss]\nrequire_fix = false\n");
+  REQUIRE(c.ok());
+  auto rules = c->priority.rules();
+  CHECK(rules.position == model::Priority::kBulk);
+  CHECK(rules.door_open == model::Priority::kEvent);
+  CHECK(rules.seal_tampered == model::Priority::kAlarm);
+  CHECK_FALSE(c->gnss.require_fix);
 }
 
 TEST_CASE("values written are the values used", "[config]") {
@@ -67,6 +83,15 @@ TEST_CASE("each config rejection names the line, the key and the problem", "[con
       {kValid + "[log]\nlevel = \"verbose\"\n", "log.level: \"verbose\" is not one of"},
       {kValid + "[bridge]\nwindow = 0\n", ""},  // duplicate table: a TOML syntax error
       {kValid + "[mqtt]\nreconnect_min_ms = 5000\nreconnect_max_ms = 1000\n", "must not exceed mqtt.reconnect_max_ms"},
+      {kValid + "[gnss]\nrequire_fix = \"yes\"\n", "agent.toml:7: gnss.require_fix: expected true or false, got a string"},
+      {kValid + "[gnss]\nbaud = 9601\n", "gnss.baud: 9601 is not a supported rate"},
+      {kValid + "[gnss]\nsource = \"usb\"\n", "gnss.source: \"usb\" is not one of: none, serial, gpsd"},
+      {kValid + "[bridge]\n", "TOML syntax error"},
+      {kValid.substr(0, kValid.find("[bridge]")) + "[bridge]\nunix_socket = \"/x\"\nserial_baud = 115201\n",
+       "bridge.serial_baud: 115201 is not a standard rate"},
+      {kValid + "[priority]\nposition = \"urgent\"\n", "priority.position: \"urgent\" is not one of: alarm, event"},
+      {kValid + "[store]\nmax_bytes = 1000\n", "store.max_bytes: 1000 is out of range"},
+      {kValid + "[store]\nwhen_full = \"drop\"\n", "store.when_full: \"drop\" is not one of: evict, refuse"},
       {"[gateway]\nid = \"GW_01\"\nsite = \"cnsha\"\n[bridge]\nunix_socket=\"/x\"\n", "gateway.id: \"GW_01\" must be 1-32"},
       {"[gateway]\nid = \"-gw\"\nsite = \"cnsha\"\n[bridge]\nunix_socket=\"/x\"\n", "gateway.id"},
       {"[gateway]\nid = \"gw\"\nsite = \"" + std::string(33, 'a') + "\"\n[bridge]\nunix_socket=\"/x\"\n",

@@ -3,6 +3,7 @@
 // reference_markdown() by a test.
 #include "eport/config/config.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cinttypes>
 #include <cstdio>
@@ -40,6 +41,16 @@ KeySpec int_key(std::string_view key, std::string_view def, std::int64_t min, st
   return k;
 }
 
+KeySpec bool_key(std::string_view key, std::string_view def, std::string_view desc,
+                 std::function<bool&(AgentConfig&)> f) {
+  KeySpec k;
+  k.key = key;
+  k.default_text = def;
+  k.description = desc;
+  k.boolean = std::move(f);
+  return k;
+}
+
 KeySpec with_choices(KeySpec k, std::vector<std::string_view> choices) {
   k.choices = std::move(choices);
   return k;
@@ -68,6 +79,14 @@ std::vector<KeySpec> build_specs() {
                                    "host:port on which units connect over TCP, e.g. \"0.0.0.0:7700\". Empty: no TCP listener.",
                                    [](AgentConfig& c) -> std::string& { return c.bridge.tcp_listen; }),
                            "hostport"));
+  s.push_back(str_key("bridge.serial_ports", "\"\"",
+                      "Comma-separated serial devices (UART, USB-serial) with one unit or a multi-drop line each, e.g. "
+                      "\"/dev/ttyUSB0,/dev/ttyAMA1\". Empty: none.",
+                      [](AgentConfig& c) -> std::string& { return c.bridge.serial_ports; }));
+  s.push_back(int_key("bridge.serial_baud", "115200", 1200, 4000000,
+                      "Baud rate of every bridge.serial_ports device (8N1, raw, no flow control); must be a standard "
+                      "rate: 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.bridge.serial_baud; }));
   s.push_back(int_key("bridge.window", "256", 1, 4096,
                       "Readings a unit may have in flight without an ACK (sent to the unit in WELCOME).",
                       [](AgentConfig& c) -> std::int64_t& { return c.bridge.window; }));
@@ -158,6 +177,28 @@ std::vector<KeySpec> build_specs() {
   s.push_back(int_key("publish.max_age_ms", "200", 0, 60000,
                       "Longest the publisher waits for a fuller envelope once a reading is waiting.",
                       [](AgentConfig& c) -> std::int64_t& { return c.publish.max_age_ms; }));
+  s.push_back(with_choices(str_key("gnss.source", "\"none\"",
+                                   "The gateway's own position: \"serial\" (an NMEA receiver on gnss.device), \"gpsd\" "
+                                   "(a gpsd daemon) or \"none\". Positions go out under gateway.id. See docs/gnss.md.",
+                                   [](AgentConfig& c) -> std::string& { return c.gnss.source; }),
+                           {"none", "serial", "gpsd"}));
+  s.push_back(str_key("gnss.device", "\"/dev/ttyACM0\"", "NMEA 0183 receiver tty (gnss.source = \"serial\").",
+                      [](AgentConfig& c) -> std::string& { return c.gnss.device; }));
+  s.push_back(int_key("gnss.baud", "9600", 4800, 230400,
+                      "Receiver baud rate: 4800, 9600, 19200, 38400, 57600, 115200 or 230400.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.gnss.baud; }));
+  s.push_back(str_key("gnss.gpsd_host", "\"127.0.0.1\"", "gpsd host (gnss.source = \"gpsd\").",
+                      [](AgentConfig& c) -> std::string& { return c.gnss.gpsd_host; }));
+  s.push_back(int_key("gnss.gpsd_port", "2947", 1, 65535, "gpsd port.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.gnss.gpsd_port; }));
+  s.push_back(int_key("gnss.min_interval_ms", "1000", 0, 3600000,
+                      "At most one gateway position per this much receiver time; 0: every epoch.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.gnss.min_interval_ms; }));
+  s.push_back(bool_key("gnss.require_fix", "true", "Publish only epochs with a fix.",
+                       [](AgentConfig& c) -> bool& { return c.gnss.require_fix; }));
+  s.push_back(bool_key("gnss.require_checksum", "true",
+                       "Reject NMEA sentences without a *hh checksum (turn off only for receivers that never send one).",
+                       [](AgentConfig& c) -> bool& { return c.gnss.require_checksum; }));
   s.push_back(with_choices(str_key("log.level", "\"info\"", "Least severe level logged to stderr.",
                                    [](AgentConfig& c) -> std::string& { return c.log.level; }),
                            {"error", "warn", "info", "debug"}));
@@ -220,8 +261,10 @@ void apply_defaults(AgentConfig& c) {
     if (k.required) continue;
     if (k.str) {
       k.str(c) = unquote(k.default_text);
-    } else {
+    } else if (k.integer) {
       k.integer(c) = std::strtoll(std::string(k.default_text).c_str(), nullptr, 10);
+    } else {
+      k.boolean(c) = k.default_text == "true";
     }
   }
 }
@@ -272,6 +315,10 @@ class Validator {
         return error(node.source(), spec.key, "\"" + s + "\" " + pattern_error(spec.pattern_name));
       }
       spec.str(out) = s;
+    } else if (spec.boolean) {
+      const auto* v = node.as_boolean();
+      if (v == nullptr) return error(node.source(), spec.key, std::string("expected true or false, got ") + type_of(node));
+      spec.boolean(out) = v->get();
     } else {
       const auto* v = node.as_integer();
       if (v == nullptr) return error(node.source(), spec.key, std::string("expected an integer, got ") + type_of(node));
@@ -358,8 +405,27 @@ Result<AgentConfig> load_string(std::string_view text, std::string_view source_n
   if (out.mqtt.reconnect_min_ms > out.mqtt.reconnect_max_ms) {
     v.error(toml::source_region{}, "mqtt.reconnect_min_ms", "must not exceed mqtt.reconnect_max_ms");
   }
-  if (out.bridge.unix_socket.empty() && out.bridge.tcp_listen.empty()) {
-    v.error(toml::source_region{}, "bridge", "no transport: set bridge.unix_socket or bridge.tcp_listen");
+  if (out.bridge.unix_socket.empty() && out.bridge.tcp_listen.empty() && out.bridge.serial_ports.empty()) {
+    v.error(toml::source_region{}, "bridge",
+            "no transport: set bridge.unix_socket, bridge.tcp_listen or bridge.serial_ports");
+  }
+  for (auto baud : {out.gnss.baud}) {
+    if (baud != 4800 && baud != 9600 && baud != 19200 && baud != 38400 && baud != 57600 && baud != 115200 &&
+        baud != 230400) {
+      v.error(toml::source_region{}, "gnss.baud", std::to_string(baud) + " is not a supported rate");
+    }
+  }
+  {
+    static constexpr std::int64_t kRates[] = {1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200,
+                                              230400, 460800, 500000, 576000, 921600, 1000000, 1500000,
+                                              2000000, 3000000, 4000000};
+    if (std::find(std::begin(kRates), std::end(kRates), out.bridge.serial_baud) == std::end(kRates)) {
+      v.error(toml::source_region{}, "bridge.serial_baud",
+              std::to_string(out.bridge.serial_baud) + " is not a standard rate");
+    }
+  }
+  if (out.gnss.source == "serial" && out.gnss.device.empty()) {
+    v.error(toml::source_region{}, "gnss.device", "must be set when gnss.source = \"serial\"");
   }
   if (out.store.path.empty()) v.error(toml::source_region{}, "store.path", "must not be empty");
   if (!v.errors_.empty()) {
@@ -386,7 +452,9 @@ std::string reference_markdown() {
   std::string out = "| key | type | default | range / values | description |\n|---|---|---|---|---|\n";
   for (const auto& k : key_specs()) {
     std::string range;
-    if (k.integer) {
+    if (k.boolean) {
+      range = "`true`, `false`";
+    } else if (k.integer) {
       range = std::to_string(k.min) + " .. " + std::to_string(k.max);
     } else if (!k.choices.empty()) {
       for (auto c : k.choices) range += (range.empty() ? "" : ", ") + std::string("`") + std::string(c) + "`";
@@ -425,7 +493,7 @@ std::string config_hash(const AgentConfig& config) {
   for (const auto& k : key_specs()) {
     mix(k.key);
     mix("=");
-    mix(k.str ? k.str(copy) : std::to_string(k.integer(copy)));
+    mix(k.str ? k.str(copy) : k.integer ? std::to_string(k.integer(copy)) : (k.boolean(copy) ? "true" : "false"));
     mix("\n");
   }
   char buf[17];

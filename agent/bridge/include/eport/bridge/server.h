@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "eport/ingest/ingest.h"
 #include "eport/model/result.h"
@@ -19,6 +20,8 @@ namespace eport::bridge {
 struct ServerOptions {
   std::string unix_socket;  // "" = none
   std::string tcp_listen;   // "host:port", "" = none; port 0 picks a free port
+  std::vector<std::string> serial_ports;  // tty devices, one byte stream each
+  int serial_baud = 115200;
   std::uint16_t window = 256;
   std::size_t max_units = 2000;
   std::string gateway_id;   // reserved: no unit may claim it

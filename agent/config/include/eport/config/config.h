@@ -24,6 +24,8 @@ struct GatewayConfig {
 struct BridgeConfig {
   std::string unix_socket;  // "" disables
   std::string tcp_listen;   // "host:port", "" disables
+  std::string serial_ports; // comma-separated tty paths, "" disables
+  std::int64_t serial_baud = 115200;
   std::int64_t window = 256;
   std::int64_t max_units = 2000;
 };
@@ -64,6 +66,17 @@ struct PublishConfig {
   std::int64_t max_age_ms = 200;
 };
 
+struct GnssConfig {
+  std::string source;  // "none" | "serial" | "gpsd"
+  std::string device;
+  std::int64_t baud = 9600;
+  std::string gpsd_host;
+  std::int64_t gpsd_port = 2947;
+  std::int64_t min_interval_ms = 1000;
+  bool require_fix = true;
+  bool require_checksum = true;
+};
+
 struct LogConfig {
   std::string level;  // error | warn | info | debug
 };
@@ -75,6 +88,7 @@ struct AgentConfig {
   MqttConfig mqtt;
   PublishConfig publish;
   PriorityConfig priority;
+  GnssConfig gnss;
   LogConfig log;
 };
 
@@ -89,7 +103,8 @@ struct KeySpec {
   std::string_view pattern_name;           // strings checked by a named rule ("id", "uri", "hostport")
   std::function<std::string&(AgentConfig&)> str;
   std::function<std::int64_t&(AgentConfig&)> integer;
-  std::string_view type_name() const { return str ? "string" : "integer"; }
+  std::function<bool&(AgentConfig&)> boolean;
+  std::string_view type_name() const { return str ? "string" : (integer ? "integer" : "boolean"); }
 };
 
 const std::vector<KeySpec>& key_specs();
