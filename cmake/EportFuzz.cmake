@@ -2,6 +2,16 @@
 # -fsanitize=fuzzer and registered as a short, bounded ctest run over its seed
 # corpus; long runs are documented in docs/testing.md.
 #   eport_add_fuzzer(NAME fuzz_x SOURCES a.cpp LIBS lib... CORPUS dir [SECONDS n])
+if(EPORT_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang" OR NOT EPORT_SANITIZE)
+    message(FATAL_ERROR "EPORT_FUZZ needs clang and EPORT_SANITIZE=ON")
+  endif()
+  # Coverage instrumentation for all of our code, so that libFuzzer sees
+  # the library under test, not just the harness. The sanitizer runtime
+  # provides the hooks for the programs that are not fuzzers.
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
+
 function(eport_add_fuzzer)
   cmake_parse_arguments(F "" "NAME;CORPUS;SECONDS" "SOURCES;LIBS" ${ARGN})
   if(NOT EPORT_FUZZ)

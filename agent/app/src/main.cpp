@@ -20,6 +20,7 @@
 #include "eport/log/log.h"
 #include "eport/store/outbox.h"
 #include "eport/uplink/publisher.h"
+#include "gnss_runner.h"
 
 #ifndef EPORT_VERSION
 #define EPORT_VERSION "0.0.0"
@@ -107,6 +108,14 @@ int run(const eport::config::AgentConfig& cfg) {
   bridge::ServerOptions bo;
   bo.unix_socket = cfg.bridge.unix_socket;
   bo.tcp_listen = cfg.bridge.tcp_listen;
+  for (std::size_t start = 0; start < cfg.bridge.serial_ports.size();) {
+    auto comma = cfg.bridge.serial_ports.find(',', start);
+    auto port = cfg.bridge.serial_ports.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!port.empty()) bo.serial_ports.push_back(port);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  bo.serial_baud = static_cast<int>(cfg.bridge.serial_baud);
   bo.window = static_cast<std::uint16_t>(cfg.bridge.window);
   bo.max_units = static_cast<std::size_t>(cfg.bridge.max_units);
   bo.gateway_id = cfg.gateway.id;
@@ -114,8 +123,11 @@ int run(const eport::config::AgentConfig& cfg) {
       bo, ingest, [&ob](std::string_view unit) { return ob.last_seq(unit); },
       [rules = cfg.priority.rules()](const model::Reading& r) { return model::classify(r, rules); });
 
+  app::GnssRunner gnss(cfg, ingest, ob);
+
   ingest.start();
   publisher.start();
+  gnss.start();
   if (auto s = server.start(); !s) {
     log::error("agent", s.error());
     publisher.stop();
@@ -138,6 +150,7 @@ int run(const eport::config::AgentConfig& cfg) {
   log::info("agent", std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
 
   server.stop();
+  gnss.stop();
   ingest.stop();
   publisher.stop();
   auto is = ingest.stats();

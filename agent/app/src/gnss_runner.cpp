@@ -1,0 +1,99 @@
+// The GNSS source loop: open, run until error or stop, back off, reopen.
+#include "gnss_runner.h"
+
+#include <chrono>
+
+#include "eport/gnss/serial_source.h"
+#include "eport/log/log.h"
+#ifdef EPORT_HAVE_GPSD
+#include "eport/gnss/gpsd_source.h"
+#endif
+
+namespace eport::app {
+
+namespace {
+constexpr std::string_view kLog = "gnss";
+}
+
+GnssRunner::GnssRunner(const config::AgentConfig& cfg, ingest::Ingest& ingest, store::Outbox& outbox)
+    : cfg_(cfg), ingest_(ingest), next_seq_(outbox.last_seq(cfg.gateway.id) + 1) {
+  model::Reading probe;
+  probe.payload = model::Position{};
+  priority_ = model::classify(probe, cfg.priority.rules());
+}
+
+GnssRunner::~GnssRunner() { stop(); }
+
+void GnssRunner::start() {
+  if (cfg_.gnss.source == "none") return;
+  thread_ = std::jthread([this](std::stop_token st) { run(st); });
+}
+
+void GnssRunner::stop() {
+  if (thread_.joinable()) {
+    thread_.request_stop();
+    thread_.join();
+  }
+}
+
+void GnssRunner::completed(std::uint64_t, ingest::Outcome outcome) {
+  if (outcome == ingest::Outcome::kRefused || outcome == ingest::Outcome::kFailed) ++not_stored_;
+}
+
+void GnssRunner::run(std::stop_token stop) {
+  gnss::AssemblerOptions ao;
+  ao.source_id = cfg_.gateway.id;
+  ao.require_fix = cfg_.gnss.require_fix;
+  ao.min_interval = std::chrono::milliseconds(cfg_.gnss.min_interval_ms);
+  ao.parse.require_checksum = cfg_.gnss.require_checksum;
+  auto next_seq = [this] { return next_seq_.fetch_add(1); };
+  auto on_reading = [this](model::Reading r) {
+    ++positions_;
+    // The gateway's own readings are not acknowledged to anyone: when the
+    // store refuses one it is counted and the next fix replaces it.
+    if (!ingest_.submit(std::move(r), priority_, this, 0)) ++not_stored_;
+  };
+  auto backoff = std::chrono::milliseconds(500);
+  while (!stop.stop_requested()) {
+    std::optional<Error> failed;
+    if (cfg_.gnss.source == "serial") {
+      gnss::SerialOptions so;
+      so.device = cfg_.gnss.device;
+      so.baud = static_cast<int>(cfg_.gnss.baud);
+      auto src = gnss::SerialSource::open(so, ao, next_seq, on_reading);
+      if (!src) {
+        failed = Error{src.error()};
+      } else {
+        log::info(kLog, "reading NMEA from " + so.device);
+        backoff = std::chrono::milliseconds(500);
+        failed = (*src)->run(stop);
+      }
+    } else {
+#ifdef EPORT_HAVE_GPSD
+      gnss::GpsdOptions go;
+      go.host = cfg_.gnss.gpsd_host;
+      go.port = static_cast<std::uint16_t>(cfg_.gnss.gpsd_port);
+      auto src = gnss::GpsdSource::connect(go, ao, next_seq, on_reading);
+      if (!src) {
+        failed = Error{src.error()};
+      } else {
+        log::info(kLog, "reading positions from gpsd at " + go.host + ":" + std::to_string(go.port));
+        backoff = std::chrono::milliseconds(500);
+        failed = (*src)->run(stop);
+      }
+#else
+      log::error(kLog, "gnss.source = \"gpsd\" but this agent was built without libgps");
+      return;
+#endif
+    }
+    if (!failed) return;  // stop requested
+    log::warn(kLog, failed->message + "; retrying in " + std::to_string(backoff.count()) + " ms");
+    auto until = std::chrono::steady_clock::now() + backoff;
+    while (!stop.stop_requested() && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(30000));
+  }
+}
+
+}  // namespace eport::app
