@@ -150,3 +150,44 @@ TEST_CASE("data topics are built and parsed by the documented scheme", "[codec]"
     CHECK_FALSE(codec::topics::parse_data(bad).has_value());
   }
 }
+
+TEST_CASE("zstd-compressed envelopes are recognised and decode to the same readings", "[codec]") {
+  std::vector<Reading> many;
+  for (std::uint64_t i = 1; i <= 200; ++i) {
+    auto r = one_of_each()[i % 8];
+    r.seq = i;
+    r.time_utc_ms += i * 1000;
+    many.push_back(r);
+  }
+  codec::EnvelopeHeader h{"cnsha", "gw-01", 7, 1795000000000ull, Priority::kTelemetry};
+  auto plain = codec::encode_envelope(h, many);
+  auto packed = codec::compress(plain);
+  CHECK(codec::is_compressed(packed));
+  CHECK_FALSE(codec::is_compressed(plain));
+  CHECK(packed.size() < plain.size() / 2);
+  auto a = codec::decode_payload(plain);
+  auto b = codec::decode_payload(packed);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(b->header == h);
+  CHECK(b->readings == many);
+  CHECK(a->readings == b->readings);
+}
+
+TEST_CASE("a hostile zstd frame is refused, never inflated past the limit", "[codec]") {
+  std::vector<std::uint8_t> zeros(3 << 20, 0);
+  auto bomb = codec::compress(zeros, 19);
+  codec::DecodeLimits limits;
+  limits.max_bytes = 1 << 20;
+  auto r = codec::decode_payload(bomb, limits);
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(r.error(), Catch::Contains("decompresses to"));
+  auto garbage = codec::compress(std::vector<std::uint8_t>(100, 7));
+  garbage.resize(garbage.size() - 3);  // truncated frame
+  auto g = codec::decode_payload(garbage);
+  REQUIRE_FALSE(g.ok());
+  CHECK_THAT(g.error(), Catch::Contains("zstd payload"));
+  auto not_env = codec::decode_payload(codec::compress(std::vector<std::uint8_t>(100, 7)));
+  REQUIRE_FALSE(not_env.ok());
+  CHECK_THAT(not_env.error(), Catch::Contains("EPT1"));
+}

@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
       if (!msg) continue;  // connection lost; the connected handler subscribes again
       last_message = std::chrono::steady_clock::now();
       const auto& payload = msg->get_payload_ref();
-      auto env = eport::codec::decode_envelope(
+      auto env = eport::codec::decode_payload(
           {reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size()});
       if (!env) {
         ++errors;

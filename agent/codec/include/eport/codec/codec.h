@@ -77,3 +77,15 @@ std::string reading_to_json(const model::Reading& reading);
 std::string envelope_header_to_json(const EnvelopeHeader& header);
 
 }  // namespace eport::codec
+
+namespace eport::codec {
+
+// Optional zstd compression of a whole envelope. A compressed payload is a
+// standard zstd frame, recognised by its magic number (28 B5 2F FD), which can
+// never begin an envelope (those carry "EPT1" at bytes 4..7 and a small root
+// offset at 0..3). decode_payload() accepts both forms.
+std::vector<std::uint8_t> compress(std::span<const std::uint8_t> envelope, int level = 3);
+bool is_compressed(std::span<const std::uint8_t> payload);
+Result<Envelope> decode_payload(std::span<const std::uint8_t> payload, const DecodeLimits& limits = {});
+
+}  // namespace eport::codec
