@@ -34,6 +34,12 @@ TEST_CASE("a minimal config gets every default", "[config]") {
   CHECK(rules.position == model::Priority::kTelemetry);
 }
 
+TEST_CASE("several brokers are kept in order", "[config]") {
+  auto c = config::load_string(kValid + "[mqtt]\nuri = \"ssl://a.example:8883, mqtts://b.example:8883\"\nca_file = \"/ca\"\n");
+  REQUIRE(c.ok());
+  CHECK(config::broker_uris(*c) == std::vector<std::string>{"ssl://a.example:8883", "mqtts://b.example:8883"});
+}
+
 TEST_CASE("priority classes and booleans from the file are used", "[config]") {
   auto c = config::load_string(kValid + "[priority]\nposition = \"bulk\"\ndoor_open = \"event\"\n[gnss]\nrequire_fix = false\n");
   REQUIRE(c.ok());
@@ -75,9 +81,17 @@ TEST_CASE("each config rejection names the line, the key and the problem", "[con
       {kValid + "[mqtt]\nkeep_alive = 30\n", "agent.toml:7: mqtt.keep_alive: unknown key"},
       {kValid + "[mqttt]\nuri = \"tcp://a:1\"\n", "mqttt: unknown section"},
       {kValid + "stray = 1\n", "stray: unknown key"},
-      {kValid + "[mqtt]\nuri = \"http://broker:80\"\n", "mqtt.uri: \"http://broker:80\" must be tcp://host:port"},
-      {kValid + "[mqtt]\nuri = \"tcp://broker:0\"\n", "must be tcp://host:port"},
-      {kValid + "[mqtt]\nuri = \"tcp://broker\"\n", "must be tcp://host:port"},
+      {kValid + "[mqtt]\nuri = \"http://broker:80\"\n", "mqtt.uri: \"http://broker:80\" must be one to eight of"},
+      {kValid + "[mqtt]\nuri = \"tcp://broker:0\"\n", "host:port, comma-separated"},
+      {kValid + "[mqtt]\nuri = \"tcp://broker\"\n", "host:port, comma-separated"},
+      {kValid + "[mqtt]\nuri = \"ssl://broker:8883\"\n", "mqtt.ca_file: required with an ssl://"},
+      {kValid + "[mqtt]\nuri = \"tcp://a:1,ssl://b:8883,\"\n", "comma-separated"},
+      {kValid + "[mqtt]\nuri = \"ssl://b:8883\"\nca_file = \"/ca.pem\"\ncert_file = \"/c.pem\"\n",
+       "mqtt.cert_file and mqtt.key_file go together"},
+      {kValid + "[mqtt]\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\n", "needs an ssl:// or mqtts:// broker"},
+      {kValid + "[mqtt]\npassword_file = \"/pw\"\n", "mqtt.password_file: needs mqtt.username"},
+      {kValid + "[publish]\ncompression = \"gzip\"\n", "publish.compression: \"gzip\" is not one of: none, zstd"},
+      {kValid + "[health]\ninterval_s = -1\n", "health.interval_s: -1 is out of range"},
       {kValid + "[store]\ndurability = \"sometimes\"\n", "\"sometimes\" is not one of: full, normal"},
       {kValid + "[store]\npath = \"\"\n", "store.path: must not be empty"},
       {kValid + "[log]\nlevel = \"verbose\"\n", "log.level: \"verbose\" is not one of"},

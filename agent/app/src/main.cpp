@@ -20,6 +20,7 @@
 #include "eport/log/log.h"
 #include "eport/store/outbox.h"
 #include "eport/uplink/publisher.h"
+#include "command_handler.h"
 #include "gnss_runner.h"
 
 #ifndef EPORT_VERSION
@@ -41,6 +42,17 @@ std::uint64_t now_utc_ms() {
   return static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count());
+}
+
+// Reads a secret (first line of a file). Never logged.
+eport::Result<std::string> read_secret(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return eport::Error{"cannot read " + path + ": " + std::strerror(errno)};
+  char buf[1024];
+  std::string line = std::fgets(buf, sizeof buf, f) ? buf : "";
+  std::fclose(f);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+  return line;
 }
 
 eport::store::OutboxOptions outbox_options(const eport::config::AgentConfig& cfg) {
@@ -73,6 +85,8 @@ int run(const eport::config::AgentConfig& cfg) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // Filled in once the bridge and ingest exist; read by the publisher thread.
+  std::function<std::string()> health_members = [] { return std::string(); };
   auto outbox = store::Outbox::open(outbox_options(cfg));
   if (!outbox) {
     log::error("agent", outbox.error());
@@ -86,24 +100,58 @@ int run(const eport::config::AgentConfig& cfg) {
   uplink::PublisherOptions po;
   po.site_id = cfg.gateway.site;
   po.gateway_id = cfg.gateway.id;
-  po.server_uri = cfg.mqtt.uri;
+  po.server_uris = config::broker_uris(cfg);
   po.client_id = cfg.mqtt.client_id;
+  po.username = cfg.mqtt.username;
+  if (!cfg.mqtt.password_file.empty()) {
+    auto pw = read_secret(cfg.mqtt.password_file);
+    if (!pw) {
+      log::error("agent", pw.error());
+      return 1;
+    }
+    po.password = std::move(pw).value();
+  }
+  po.tls = {cfg.mqtt.ca_file, cfg.mqtt.cert_file, cfg.mqtt.key_file, cfg.mqtt.verify_hostname};
   po.keepalive = std::chrono::seconds(cfg.mqtt.keepalive_s);
   po.connect_timeout = std::chrono::seconds(cfg.mqtt.connect_timeout_s);
   po.reconnect_min = std::chrono::milliseconds(cfg.mqtt.reconnect_min_ms);
   po.reconnect_max = std::chrono::milliseconds(cfg.mqtt.reconnect_max_ms);
+  po.failover_return = std::chrono::seconds(cfg.mqtt.failover_return_s);
   po.max_inflight = static_cast<std::size_t>(cfg.mqtt.max_inflight);
   po.max_readings = static_cast<std::size_t>(cfg.publish.max_readings);
   po.max_bytes = static_cast<std::size_t>(cfg.publish.max_bytes);
   po.max_age = std::chrono::milliseconds(cfg.publish.max_age_ms);
+  po.zstd_level = cfg.publish.compression == "zstd" ? static_cast<int>(cfg.publish.zstd_level) : 0;
+  po.budget = {static_cast<std::uint64_t>(cfg.budget.bytes_per_day), static_cast<std::uint64_t>(cfg.budget.bytes_per_month),
+               static_cast<std::uint64_t>(cfg.budget.max_bytes_per_s)};
+  po.health_interval = std::chrono::seconds(cfg.health.interval_s);
+  po.commands = cfg.commands.enabled;
   po.agent_version = EPORT_VERSION;
   po.config_hash = config::config_hash(cfg);
-  uplink::Publisher publisher(po, ob);
+  for (const auto& uri : po.server_uris) {
+    bool tls = uri.rfind("ssl://", 0) == 0 || uri.rfind("mqtts://", 0) == 0;
+    bool loopback = uri.find("://127.") != std::string::npos || uri.find("://localhost:") != std::string::npos ||
+                    uri.find("://[::1]:") != std::string::npos;
+    if (!tls && !loopback) log::warn("agent", "broker " + uri + " is not encrypted: use ssl:// in production");
+  }
+
+  app::LastPositions positions;
+  bridge::Server* server_ptr = nullptr;  // set below; commands arrive only after start
+  app::AgentCommands commands(cfg, positions,
+                              [&server_ptr](const std::string& unit, std::uint32_t pos_s,
+                                            std::uint32_t sensor_s) -> Result<std::size_t> {
+                                if (server_ptr == nullptr) return Error{"bridge not running"};
+                                (void)unit, (void)pos_s, (void)sensor_s;
+                                return Error{"pushing settings to units is not wired yet"};
+                              });
+  auto health_extra = [&]() -> std::string { return health_members(); };
+  uplink::Publisher publisher(po, ob, &commands, health_extra);
 
   ingest::IngestOptions io;
   io.commit_interval = std::chrono::milliseconds(cfg.store.commit_interval_ms);
   io.commit_max_readings = static_cast<std::size_t>(cfg.store.commit_max_readings);
-  ingest::Ingest ingest(io, ob, [&publisher] { publisher.notify(); });
+  ingest::Ingest ingest(io, ob, [&publisher] { publisher.notify(); },
+                        [&positions](const model::Reading& r) { positions.observe(r); });
 
   bridge::ServerOptions bo;
   bo.unix_socket = cfg.bridge.unix_socket;
@@ -124,6 +172,21 @@ int run(const eport::config::AgentConfig& cfg) {
       [rules = cfg.priority.rules()](const model::Reading& r) { return model::classify(r, rules); });
 
   app::GnssRunner gnss(cfg, ingest, ob);
+  server_ptr = &server;
+  health_members = [&]() {
+    const auto& bs = server.stats();
+    auto is = ingest.stats();
+    return "\"bridge\":{\"units_connected\":" + std::to_string(bs.connections_active.load()) +
+           ",\"readings_received\":" + std::to_string(bs.readings_received.load()) +
+           ",\"readings_acked\":" + std::to_string(bs.readings_acked.load()) +
+           ",\"readings_rejected\":" + std::to_string(bs.readings_rejected.load()) +
+           ",\"nacks_sent\":" + std::to_string(bs.nacks_sent.load()) +
+           ",\"protocol_errors\":" + std::to_string(bs.protocol_errors.load()) + "},\"ingest\":{\"stored\":" +
+           std::to_string(is.stored) + ",\"duplicates\":" + std::to_string(is.duplicates) +
+           ",\"refused\":" + std::to_string(is.refused) + ",\"failed\":" + std::to_string(is.failed) +
+           ",\"commits\":" + std::to_string(is.commits) + "},\"gnss\":{\"positions\":" +
+           std::to_string(gnss.positions()) + ",\"not_stored\":" + std::to_string(gnss.not_stored()) + "}";
+  };
 
   ingest.start();
   publisher.start();
@@ -137,7 +200,7 @@ int run(const eport::config::AgentConfig& cfg) {
   log::info("agent", std::string("eport-agent ") + EPORT_VERSION + " running: gateway " + cfg.gateway.id + " site " +
                          cfg.gateway.site + (cfg.bridge.unix_socket.empty() ? "" : ", units on unix:" + cfg.bridge.unix_socket) +
                          (cfg.bridge.tcp_listen.empty() ? "" : ", units on tcp:" + cfg.bridge.tcp_listen) +
-                         ", broker " + cfg.mqtt.uri);
+                         ", broker " + cfg.mqtt.uri + (cfg.gnss.source != "none" ? ", gnss " + cfg.gnss.source : ""));
 
   // The main thread does the store's housekeeping between signals.
   int sig = 0;

@@ -22,6 +22,10 @@ std::string data(std::string_view site, std::string_view gateway, model::Priorit
 
 std::string status(std::string_view site, std::string_view gateway) { return base(site, gateway) + "/status"; }
 
+std::string health(std::string_view site, std::string_view gateway) { return base(site, gateway) + "/health"; }
+std::string cmd(std::string_view site, std::string_view gateway) { return base(site, gateway) + "/cmd"; }
+std::string reply(std::string_view site, std::string_view gateway) { return base(site, gateway) + "/reply"; }
+
 std::optional<DataTopic> parse_data(std::string_view topic) {
   std::vector<std::string_view> levels;
   std::size_t start = 0;

@@ -153,10 +153,32 @@ std::vector<KeySpec> build_specs() {
                                      [field](AgentConfig& c) -> std::string& { return c.priority.*field; }),
                              {"alarm", "event", "telemetry", "bulk"}));
   }
-  s.push_back(with_pattern(str_key("mqtt.uri", "\"tcp://127.0.0.1:1883\"",
-                                   "Broker URI: tcp://host:port or mqtt://host:port (ssl:// and mqtts:// arrive with TLS).",
-                                   [](AgentConfig& c) -> std::string& { return c.mqtt.uri; }),
-                           "uri"));
+  s.push_back(with_pattern(
+      str_key("mqtt.uri", "\"tcp://127.0.0.1:1883\"",
+              "Broker URI, or several separated by commas for failover (the first is preferred): tcp:// or "
+              "mqtt:// (plain), ssl:// or mqtts:// (TLS 1.2+, needs mqtt.ca_file).",
+              [](AgentConfig& c) -> std::string& { return c.mqtt.uri; }),
+      "uris"));
+  s.push_back(int_key("mqtt.failover_return_s", "300", 10, 86400,
+                      "Connected to a broker other than the first: try the first again after this long.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.mqtt.failover_return_s; }));
+  s.push_back(str_key("mqtt.ca_file", "\"\"", "PEM file of the CA(s) that sign the broker's certificate (TLS).",
+                      [](AgentConfig& c) -> std::string& { return c.mqtt.ca_file; }));
+  s.push_back(str_key("mqtt.cert_file", "\"\"",
+                      "PEM client certificate for mutual TLS (CN = gateway.id with the broker configs of "
+                      "broker-config/). Empty: no client certificate.",
+                      [](AgentConfig& c) -> std::string& { return c.mqtt.cert_file; }));
+  s.push_back(str_key("mqtt.key_file", "\"\"", "PEM private key of mqtt.cert_file (keep it 0600).",
+                      [](AgentConfig& c) -> std::string& { return c.mqtt.key_file; }));
+  s.push_back(bool_key("mqtt.verify_hostname", "true",
+                       "Check that the broker's certificate names the host in mqtt.uri.",
+                       [](AgentConfig& c) -> bool& { return c.mqtt.verify_hostname; }));
+  s.push_back(str_key("mqtt.username", "\"\"", "MQTT user name (an alternative or addition to a client certificate).",
+                      [](AgentConfig& c) -> std::string& { return c.mqtt.username; }));
+  s.push_back(str_key("mqtt.password_file", "\"\"",
+                      "File holding the MQTT password (first line). The password never appears in the config, "
+                      "the logs or the config hash.",
+                      [](AgentConfig& c) -> std::string& { return c.mqtt.password_file; }));
   s.push_back(str_key("mqtt.client_id", "\"\"", "MQTT client id. Empty: the gateway id.",
                       [](AgentConfig& c) -> std::string& { return c.mqtt.client_id; }));
   s.push_back(int_key("mqtt.keepalive_s", "30", 5, 3600,
@@ -170,6 +192,13 @@ std::vector<KeySpec> build_specs() {
                       [](AgentConfig& c) -> std::int64_t& { return c.mqtt.reconnect_max_ms; }));
   s.push_back(int_key("mqtt.max_inflight", "16", 1, 1000, "Envelopes published and not yet acknowledged (PUBACK) at once.",
                       [](AgentConfig& c) -> std::int64_t& { return c.mqtt.max_inflight; }));
+  s.push_back(with_choices(str_key("publish.compression", "\"zstd\"",
+                                   "\"zstd\": compress each envelope (subscribers recognise the zstd magic; "
+                                   "docs/schema.md). \"none\": plain FlatBuffers.",
+                                   [](AgentConfig& c) -> std::string& { return c.publish.compression; }),
+                           {"none", "zstd"}));
+  s.push_back(int_key("publish.zstd_level", "3", 1, 19, "zstd level: higher is smaller and slower.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.publish.zstd_level; }));
   s.push_back(int_key("publish.max_readings", "500", 1, 10000, "Most readings in one envelope.",
                       [](AgentConfig& c) -> std::int64_t& { return c.publish.max_readings; }));
   s.push_back(int_key("publish.max_bytes", "65536", 256, 4194304, "Envelope size goal in bytes of stored readings.",
@@ -177,6 +206,21 @@ std::vector<KeySpec> build_specs() {
   s.push_back(int_key("publish.max_age_ms", "200", 0, 60000,
                       "Longest the publisher waits for a fuller envelope once a reading is waiting.",
                       [](AgentConfig& c) -> std::int64_t& { return c.publish.max_age_ms; }));
+  s.push_back(int_key("budget.bytes_per_day", "0", 0, 1ll << 50,
+                      "Payload bytes per UTC day; when used up only alarms are sent, the rest waits. 0: no limit.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.budget.bytes_per_day; }));
+  s.push_back(int_key("budget.bytes_per_month", "0", 0, 1ll << 50,
+                      "Payload bytes per UTC calendar month, same rule. 0: no limit.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.budget.bytes_per_month; }));
+  s.push_back(int_key("budget.max_bytes_per_s", "0", 0, 1ll << 40,
+                      "Bandwidth cap for everything but alarms, bytes/s. 0: none.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.budget.max_bytes_per_s; }));
+  s.push_back(int_key("health.interval_s", "60", 0, 86400,
+                      "Publish a health message on eport/v1/<site>/<gateway>/health this often. 0: never.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.health.interval_s; }));
+  s.push_back(bool_key("commands.enabled", "true",
+                       "Accept commands on eport/v1/<site>/<gateway>/cmd (replies on .../reply).",
+                       [](AgentConfig& c) -> bool& { return c.commands.enabled; }));
   s.push_back(with_choices(str_key("gnss.source", "\"none\"",
                                    "The gateway's own position: \"serial\" (an NMEA receiver on gnss.device), \"gpsd\" "
                                    "(a gpsd daemon) or \"none\". Positions go out under gateway.id. See docs/gnss.md.",
@@ -231,16 +275,41 @@ bool is_hostport(std::string_view v) {
 }
 
 bool is_uri(std::string_view v) {
-  for (std::string_view scheme : {"tcp://", "mqtt://"}) {
+  for (std::string_view scheme : {"tcp://", "mqtt://", "ssl://", "mqtts://"}) {
     if (v.substr(0, scheme.size()) == scheme) return is_hostport(v.substr(scheme.size()));
   }
   return false;
 }
 
+std::vector<std::string> split_commas(const std::string& v) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (true) {
+    auto comma = v.find(',', start);
+    auto item = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    while (!item.empty() && item.front() == ' ') item.erase(0, 1);
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    out.push_back(item);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+bool is_uri_list(std::string_view v) {
+  auto items = split_commas(std::string(v));
+  for (const auto& i : items)
+    if (!is_uri(i)) return false;
+  return !items.empty() && items.size() <= 8;
+}
+
+bool is_tls(std::string_view uri) { return uri.substr(0, 6) == "ssl://" || uri.substr(0, 8) == "mqtts://"; }
+
 std::string pattern_error(std::string_view pattern) {
   if (pattern == "id") return "must be 1-32 of a-z, 0-9 and '-' (not first)";
   if (pattern == "hostport") return "must be host:port with a port 1-65535";
   if (pattern == "uri") return "must be tcp://host:port or mqtt://host:port";
+  if (pattern == "uris") return "must be one to eight of tcp://, mqtt://, ssl:// or mqtts:// host:port, comma-separated";
   return "invalid";
 }
 
@@ -248,6 +317,7 @@ bool matches(std::string_view pattern, std::string_view v) {
   if (pattern == "id") return is_id(v);
   if (pattern == "hostport") return is_hostport(v);
   if (pattern == "uri") return is_uri(v);
+  if (pattern == "uris") return is_uri_list(v);
   return true;
 }
 
@@ -424,6 +494,20 @@ Result<AgentConfig> load_string(std::string_view text, std::string_view source_n
               std::to_string(out.bridge.serial_baud) + " is not a standard rate");
     }
   }
+  bool any_tls = false;
+  for (const auto& u : split_commas(out.mqtt.uri)) any_tls |= is_tls(u);
+  if (any_tls && out.mqtt.ca_file.empty()) {
+    v.error(toml::source_region{}, "mqtt.ca_file", "required with an ssl:// or mqtts:// broker");
+  }
+  if (out.mqtt.cert_file.empty() != out.mqtt.key_file.empty()) {
+    v.error(toml::source_region{}, "mqtt.key_file", "mqtt.cert_file and mqtt.key_file go together");
+  }
+  if (!any_tls && !out.mqtt.cert_file.empty()) {
+    v.error(toml::source_region{}, "mqtt.cert_file", "a client certificate needs an ssl:// or mqtts:// broker");
+  }
+  if (!out.mqtt.password_file.empty() && out.mqtt.username.empty()) {
+    v.error(toml::source_region{}, "mqtt.password_file", "needs mqtt.username");
+  }
   if (out.gnss.source == "serial" && out.gnss.device.empty()) {
     v.error(toml::source_region{}, "gnss.device", "must be set when gnss.source = \"serial\"");
   }
@@ -468,6 +552,8 @@ std::string reference_markdown() {
   return out;
 }
 
+std::vector<std::string> broker_uris(const AgentConfig& config) { return split_commas(config.mqtt.uri); }
+
 model::PriorityRules PriorityConfig::rules() const {
   auto p = [](const std::string& name) { return model::priority_from_name(name).value_or(model::Priority::kTelemetry); };
   model::PriorityRules r;
@@ -479,6 +565,26 @@ model::PriorityRules PriorityConfig::rules() const {
   r.door_open = p(door_open);
   r.door_other = p(door_other);
   return r;
+}
+
+std::string effective_json(const AgentConfig& config) {
+  AgentConfig copy = config;
+  auto quote = [](const std::string& v) {
+    std::string out = "\"";
+    for (char ch : v) {
+      if (ch == '"' || ch == '\\') out += '\\';
+      if (static_cast<unsigned char>(ch) >= 0x20) out += ch;
+    }
+    return out + "\"";
+  };
+  std::string out = "{";
+  for (const auto& k : key_specs()) {
+    out += (out.size() > 1 ? "," : "") + quote(std::string(k.key)) + ":";
+    if (k.str) out += quote(k.str(copy));
+    else if (k.integer) out += std::to_string(k.integer(copy));
+    else out += k.boolean(copy) ? "true" : "false";
+  }
+  return out + "}";
 }
 
 std::string config_hash(const AgentConfig& config) {

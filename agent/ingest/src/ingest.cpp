@@ -32,6 +32,7 @@ struct Ingest::Impl {
   IngestOptions opt;
   store::Outbox& outbox;
   std::function<void()> on_committed;
+  std::function<void(const model::Reading&)> on_submit;
 
   mutable std::mutex mu;
   std::condition_variable cv;
@@ -41,8 +42,8 @@ struct Ingest::Impl {
   IngestStats stats;
   std::thread thread;
 
-  Impl(IngestOptions o, store::Outbox& ob, std::function<void()> cb)
-      : opt(o), outbox(ob), on_committed(std::move(cb)) {}
+  Impl(IngestOptions o, store::Outbox& ob, std::function<void()> cb, std::function<void(const model::Reading&)> os)
+      : opt(o), outbox(ob), on_committed(std::move(cb)), on_submit(std::move(os)) {}
 
   void run() {
     std::vector<Pending> batch;
@@ -105,8 +106,9 @@ struct Ingest::Impl {
 
 };
 
-Ingest::Ingest(IngestOptions options, store::Outbox& outbox, std::function<void()> on_committed)
-    : impl_(std::make_unique<Impl>(options, outbox, std::move(on_committed))) {}
+Ingest::Ingest(IngestOptions options, store::Outbox& outbox, std::function<void()> on_committed,
+               std::function<void(const model::Reading&)> on_submit)
+    : impl_(std::make_unique<Impl>(options, outbox, std::move(on_committed), std::move(on_submit))) {}
 
 Ingest::~Ingest() { stop(); }
 
@@ -131,6 +133,7 @@ void Ingest::stop() {
 }
 
 bool Ingest::submit(model::Reading reading, model::Priority priority, CompletionSink* sink, std::uint64_t token) {
+  if (impl_->on_submit) impl_->on_submit(reading);
   store::Record rec;
   rec.source_id = reading.source_id;
   rec.seq = reading.seq;

@@ -374,11 +374,12 @@ std::uint64_t Outbox::last_seq(std::string_view source_id) {
   return it == impl_->last_seq.end() ? 0 : it->second;
 }
 
-Result<std::vector<StoredRecord>> Outbox::take(std::size_t max_rows, std::size_t max_bytes) {
+Result<std::vector<StoredRecord>> Outbox::take(std::size_t max_rows, std::size_t max_bytes,
+                                               model::Priority min_priority) {
   auto& d = *impl_;
   std::lock_guard lock(d.mu);
   std::vector<StoredRecord> out;
-  for (int p = model::kPriorityCount - 1; p >= 0; --p) {
+  for (int p = model::kPriorityCount - 1; p >= static_cast<int>(min_priority); --p) {
     auto& cursor = d.cursor[static_cast<std::size_t>(p)];
     sqlite::ResetGuard g(d.take);
     d.take.bind(1, p);
@@ -543,6 +544,29 @@ Status Outbox::for_each(const std::function<bool(const StoredRecord&)>& visit) {
     if (!visit(r)) return ok_status();
   }
   if (rc != SQLITE_DONE) return Error{sqlite_error(d.db.get(), "dump")};
+  return ok_status();
+}
+
+std::int64_t Outbox::get_value(const std::string& name) {
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  sqlite::Stmt s;
+  if (!s.prepare(d.db, "SELECT value FROM meta WHERE key = ?")) return 0;
+  s.bind(1, "value." + name);
+  return s.step() == SQLITE_ROW ? s.column_int(0) : 0;
+}
+
+Status Outbox::set_value(const std::string& name, std::int64_t value) {
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  sqlite::Stmt s;
+  if (auto st = s.prepare(d.db, "INSERT INTO meta(key, value) VALUES (?, ?) "
+                                "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+      !st)
+    return st;
+  s.bind(1, "value." + name);
+  s.bind(2, value);
+  if (s.step() != SQLITE_DONE) return Error{sqlite_error(d.db.get(), "set " + name)};
   return ok_status();
 }
 

@@ -1,10 +1,15 @@
-// Publisher thread: connect/backoff, batch from the outbox, publish QoS 1,
-// ack rows on PUBACK. Paho's callbacks only queue events for this thread.
+// Publisher thread: connect (TLS, failover, backoff), batch from the outbox,
+// publish QoS 1, ack rows on PUBACK, health, budget, commands. Paho's
+// callbacks only queue events for this thread.
 #include "eport/uplink/publisher.h"
 
 #include <mqtt/async_client.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <condition_variable>
+#include <cstdio>
+#include <ctime>
 #include <deque>
 #include <mutex>
 #include <random>
@@ -12,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "budget.h"
 #include "eport/codec/codec.h"
 #include "eport/codec/topics.h"
 #include "eport/log/log.h"
@@ -26,22 +32,65 @@ std::uint64_t now_utc_ms() {
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count());
 }
+
+bool has_prefix(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+bool is_tls_uri(std::string_view uri) { return has_prefix(uri, "ssl://") || has_prefix(uri, "mqtts://"); }
+
+// Paho C accepts tcp:// and ssl://; mqtt:// and mqtts:// are the same.
+std::string paho_uri(const std::string& uri) {
+  if (has_prefix(uri, "mqtt://")) return "tcp://" + uri.substr(7);
+  if (has_prefix(uri, "mqtts://")) return "ssl://" + uri.substr(8);
+  return uri;
+}
+
+std::uint64_t rss_kib() {
+  long pages = 0, resident = 0;
+  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return static_cast<std::uint64_t>(resident) * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE)) / 1024;
+}
 }  // namespace
+
+bool is_broker_uri(std::string_view uri) {
+  for (std::string_view scheme : {"tcp://", "mqtt://", "ssl://", "mqtts://"}) {
+    if (!has_prefix(uri, scheme)) continue;
+    auto hp = uri.substr(scheme.size());
+    auto colon = hp.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) return false;
+    auto port = hp.substr(colon + 1);
+    if (port.empty() || port.size() > 5) return false;
+    long v = 0;
+    for (char c : port) {
+      if (c < '0' || c > '9') return false;
+      v = v * 10 + (c - '0');
+    }
+    return v >= 1 && v <= 65535;
+  }
+  return false;
+}
 
 struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
   PublisherOptions opt;
   store::Outbox& outbox;
+  CommandHandler* handler;
+  std::function<std::string()> health_extra;
   PublisherStats stats;
   std::unique_ptr<mqtt::async_client> client;
   std::thread thread;
+  std::string status_topic, cmd_topic, reply_topic, health_topic;
 
   std::mutex mu;  // guards the fields below; never held while calling Paho
   std::condition_variable cv;
   bool running = false;
   bool stopping = false;
   bool kicked = false;
+  bool flush_requested = false;
   bool lost = false;
   std::vector<mqtt::token*> completed;
+  std::deque<std::pair<std::string, std::vector<std::uint8_t>>> commands;  // (topic, payload)
 
   // Publisher-thread state.
   struct Inflight {
@@ -54,9 +103,21 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
   codec::EnvelopeEncoder encoder;
   std::vector<model::Reading> batch;
   std::mt19937 rng{std::random_device{}()};
+  std::string connected_uri;
+  std::chrono::steady_clock::time_point connected_since;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point next_health;
+  std::chrono::milliseconds drain_timeout{3000};
+  Budget budget;
+  ReplyCache replies;
 
-  Impl(PublisherOptions o, store::Outbox& ob) : opt(std::move(o)), outbox(ob) {
+  Impl(PublisherOptions o, store::Outbox& ob, CommandHandler* h, std::function<std::string()> extra)
+      : opt(std::move(o)), outbox(ob), handler(h), health_extra(std::move(extra)), budget(opt.budget, ob) {
     if (opt.client_id.empty()) opt.client_id = opt.gateway_id;
+    status_topic = codec::topics::status(opt.site_id, opt.gateway_id);
+    cmd_topic = codec::topics::cmd(opt.site_id, opt.gateway_id);
+    reply_topic = codec::topics::reply(opt.site_id, opt.gateway_id);
+    health_topic = codec::topics::health(opt.site_id, opt.gateway_id);
   }
 
   // --- Paho callbacks: record and wake, nothing else. ---
@@ -88,30 +149,75 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
     }
     cv.notify_all();
   }
-
-  std::string status_json(std::string_view state) const {
-    return std::string("{\"state\":\"") + std::string(state) + "\",\"gateway\":\"" + opt.gateway_id +
-           "\",\"site\":\"" + opt.site_id + "\",\"agent_version\":\"" + opt.agent_version +
-           "\",\"schema_version\":" + std::to_string(codec::kSchemaVersion) + ",\"config_hash\":\"" +
-           opt.config_hash + "\",\"time_utc_ms\":" + std::to_string(now_utc_ms()) + "}";
+  void message_arrived(mqtt::const_message_ptr msg) override {
+    const auto& p = msg->get_payload_ref();
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(p.data());
+    {
+      std::lock_guard l(mu);
+      if (commands.size() < 64) {  // a flood of commands is dropped, not queued without bound
+        commands.emplace_back(msg->get_topic(), std::vector<std::uint8_t>(bytes, bytes + p.size()));
+      }
+    }
+    cv.notify_all();
   }
 
-  bool connect_once() {
-    auto status_topic = codec::topics::status(opt.site_id, opt.gateway_id);
-    mqtt::will_options will(status_topic, std::string("{\"state\":\"offline\",\"gateway\":\"" + opt.gateway_id + "\"}"), 1,
-                            true);
+  std::string status_json(std::string_view state) const {
+    return std::string("{\"state\":\"") + std::string(state) + "\",\"gateway\":" + codec::json_string(opt.gateway_id) +
+           ",\"site\":" + codec::json_string(opt.site_id) + ",\"agent_version\":" +
+           codec::json_string(opt.agent_version) + ",\"schema_version\":" + std::to_string(codec::kSchemaVersion) +
+           ",\"config_hash\":" + codec::json_string(opt.config_hash) +
+           ",\"compression\":" + (opt.zstd_level > 0 ? "\"zstd\"" : "\"none\"") +
+           ",\"time_utc_ms\":" + std::to_string(now_utc_ms()) + "}";
+  }
+
+  mqtt::connect_options connect_options(const std::vector<std::string>& uris) {
+    mqtt::will_options will(status_topic,
+                            std::string("{\"state\":\"offline\",\"gateway\":" + codec::json_string(opt.gateway_id) + "}"),
+                            1, true);
     mqtt::connect_options co;
-    co.set_clean_session(true);  // the outbox, not the broker session, is what survives
+    // The outbox, not the broker session, is what survives: a clean session,
+    // and everything unacknowledged is published again after a reconnect.
+    co.set_clean_session(true);
     co.set_keep_alive_interval(opt.keepalive);
     co.set_connect_timeout(opt.connect_timeout);
     co.set_automatic_reconnect(false);
     co.set_will(will);
     co.set_max_inflight(static_cast<int>(opt.max_inflight) + 4);
+    auto servers = std::make_shared<mqtt::string_collection>();
+    for (const auto& u : uris) servers->push_back(paho_uri(u));
+    co.set_servers(servers);
+    if (!opt.username.empty()) {
+      co.set_user_name(opt.username);
+      co.set_password(opt.password);
+    }
+    bool any_tls = false;
+    for (const auto& u : uris) any_tls |= is_tls_uri(u);
+    if (any_tls) {
+      mqtt::ssl_options ssl;
+      ssl.set_trust_store(opt.tls.ca_file);
+      if (!opt.tls.cert_file.empty()) ssl.set_key_store(opt.tls.cert_file);
+      if (!opt.tls.key_file.empty()) ssl.set_private_key(opt.tls.key_file);
+      ssl.set_enable_server_cert_auth(true);
+      ssl.set_verify(opt.tls.verify_hostname);
+      ssl.set_ssl_version(MQTT_SSL_VERSION_TLS_1_2);  // 1.2 or newer (OpenSSL picks the highest both speak)
+      ssl.set_error_handler([](const std::string& msg) { log::error(kLog, "TLS: " + msg); });
+      co.set_ssl(std::move(ssl));
+    }
+    return co;
+  }
+
+  bool connect_once(const std::vector<std::string>& uris) {
     try {
-      client->connect(co)->wait();
-      client->publish(status_topic, status_json("online"), 1, true)->wait_for(opt.connect_timeout);
+      auto tok = client->connect(connect_options(uris));
+      tok->wait();
+      connected_uri = tok->get_connect_response().get_server_uri();
+      client->publish(status_topic, status_json("online"), 1, true);
+      if (opt.commands) client->subscribe(cmd_topic, 1);
     } catch (const mqtt::exception& e) {
-      log::warn(kLog, "connect to " + opt.server_uri + " failed: " + e.what());
+      ++stats.connect_failures;
+      std::string to;
+      for (const auto& u : uris) to += (to.empty() ? "" : ", ") + u;
+      log::warn(kLog, "connect to " + to + " failed: " + e.what());
       try {
         if (client->is_connected()) client->disconnect()->wait_for(std::chrono::seconds(1));
       } catch (const mqtt::exception&) {
@@ -124,13 +230,17 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
     }
     stats.connected = true;
     ++stats.connects;
-    log::info(kLog, "connected to " + opt.server_uri + " as " + opt.client_id);
+    connected_since = std::chrono::steady_clock::now();
+    bool preferred = paho_uri(opt.server_uris.front()) == connected_uri;
+    if (!preferred) ++stats.failovers;
+    log::info(kLog, "connected to " + connected_uri + " as " + opt.client_id +
+                        (preferred ? "" : " (not the preferred broker; will return to it)"));
     return true;
   }
 
   // Sleeps for the backoff delay unless stopping. Returns false when stopping.
   bool backoff_wait(std::chrono::milliseconds& delay) {
-    std::uniform_real_distribution<double> jitter(0.8, 1.2);
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);  // "equal jitter"
     auto d = std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(delay.count()) * jitter(rng)));
     std::unique_lock l(mu);
     cv.wait_for(l, d, [&] { return stopping; });
@@ -154,7 +264,7 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
     std::size_t rows = 0;
     for (auto* t : done) {
       auto it = inflight.find(t);
-      if (it == inflight.end()) continue;  // from a previous connection: its rows were re-leased
+      if (it == inflight.end()) continue;  // a status/health/reply message, or from a previous connection
       leases.push_back(it->second.lease);
       rows += it->second.rows;
       inflight_rows -= it->second.rows;
@@ -170,14 +280,19 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
     stats.readings_acked += rows;
   }
 
-  // Takes one batch and publishes it. Returns false if nothing was waiting.
+  // Takes one batch and publishes it. Returns false if nothing was waiting
+  // (or nothing the budget allows).
   bool publish_one() {
-    auto rows = outbox.take(opt.max_readings, opt.max_bytes);
+    auto allowed = budget.allows_only_alarms(now_utc_ms()) ? model::Priority::kAlarm : model::Priority::kBulk;
+    auto rows = outbox.take(opt.max_readings, opt.max_bytes, allowed);
     if (!rows) {
       log::error(kLog, "take from outbox failed: " + rows.error());
       return false;
     }
-    if (rows->empty()) return false;
+    if (rows->empty()) {
+      if (allowed == model::Priority::kAlarm) ++stats.budget_held;
+      return false;
+    }
     batch.clear();
     for (auto& r : *rows) {
       auto reading = codec::decode_reading(r.body);
@@ -198,6 +313,19 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
     auto priority = rows->front().priority;
     codec::EnvelopeHeader h{opt.site_id, opt.gateway_id, outbox.next_envelope_seq(), now_utc_ms(), priority};
     auto bytes = encoder.encode(h, batch);
+    std::vector<std::uint8_t> packed;
+    if (opt.zstd_level > 0) {
+      packed = codec::compress(bytes, opt.zstd_level);
+      bytes = packed;
+    }
+    // The bandwidth cap delays everything but alarms.
+    if (priority != model::Priority::kAlarm) {
+      auto wait = budget.delay_for(bytes.size());
+      if (wait.count() > 0) {
+        std::unique_lock l(mu);
+        cv.wait_for(l, wait, [&] { return stopping; });
+      }
+    }
     auto topic = codec::topics::data(opt.site_id, opt.gateway_id, priority);
     try {
       auto msg = mqtt::make_message(topic, bytes.data(), bytes.size(), 1, false);
@@ -206,6 +334,7 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
       inflight.emplace(tok.get(), Inflight{tok, lease, rows->size()});
       ++stats.envelopes_published;
       stats.bytes_published += bytes.size();
+      budget.spend(bytes.size(), now_utc_ms());
     } catch (const mqtt::exception& e) {
       // Not connected any more: the rows stay leased until the reconnect releases them.
       log::warn(kLog, std::string("publish failed: ") + e.what());
@@ -215,16 +344,115 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
     return true;
   }
 
+  void publish_json(const std::string& topic, const std::string& json, bool retained) {
+    try {
+      client->publish(topic, json, 1, retained);
+    } catch (const mqtt::exception& e) {
+      log::warn(kLog, "publish to " + topic + " failed: " + e.what());
+    }
+  }
+
+  void process_commands() {
+    std::deque<std::pair<std::string, std::vector<std::uint8_t>>> todo;
+    {
+      std::lock_guard l(mu);
+      todo.swap(commands);
+    }
+    for (auto& [topic, payload] : todo) {
+      ++stats.commands_received;
+      if (topic != cmd_topic) {  // cannot happen with our one subscription; checked anyway
+        ++stats.commands_rejected;
+        log::warn(kLog, "command on unexpected topic " + topic + " ignored");
+        continue;
+      }
+      auto cmd = codec::parse_command(payload, opt.gateway_id);
+      if (!cmd) {
+        ++stats.commands_rejected;
+        log::warn(kLog, "command rejected: " + cmd.error());
+        publish_json(reply_topic, reply_json(codec::command_id_of(payload), Result<std::string>(Error{cmd.error()})),
+                     false);
+        continue;
+      }
+      if (const auto* cached = replies.find(cmd->command_id)) {
+        publish_json(reply_topic, *cached, false);  // a repeat: answer again, do not execute again
+        continue;
+      }
+      Result<std::string> outcome = Error{"no command handler in this agent"};
+      if (std::holds_alternative<codec::Flush>(cmd->action)) {
+        std::lock_guard l(mu);
+        flush_requested = true;
+        outcome = std::string("{\"waiting\":" + std::to_string(outbox.stats().total_rows()) + "}");
+      } else if (handler != nullptr) {
+        outcome = handler->execute(*cmd);
+      }
+      if (!outcome) ++stats.commands_rejected;
+      log::info(kLog, "command " + cmd->command_id + (outcome ? " done" : " failed: " + outcome.error()));
+      auto reply = reply_json(cmd->command_id, outcome);
+      replies.put(cmd->command_id, reply);
+      publish_json(reply_topic, reply, false);
+    }
+  }
+
+  std::string health() {
+    auto s = outbox.stats();
+    auto now = now_utc_ms();
+    std::string out = "{\"gateway\":" + codec::json_string(opt.gateway_id) + ",\"time_utc_ms\":" + std::to_string(now) +
+                      ",\"uptime_s\":" +
+                      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                         std::chrono::steady_clock::now() - started)
+                                         .count()) +
+                      ",\"broker\":" + codec::json_string(stats.connected ? connected_uri : "") + ",\"queue\":{";
+    for (int p = model::kPriorityCount - 1; p >= 0; --p) {
+      const auto& c = s.by_class[static_cast<std::size_t>(p)];
+      std::uint64_t age_ms = c.oldest_created_ms > 0 && now > c.oldest_created_ms ? now - c.oldest_created_ms : 0;
+      out += codec::json_string(model::priority_name(static_cast<model::Priority>(p))) + ":{\"rows\":" +
+             std::to_string(c.rows) + ",\"bytes\":" + std::to_string(c.bytes) +
+             ",\"oldest_age_s\":" + std::to_string(age_ms / 1000) + ",\"evicted\":" + std::to_string(c.evicted) +
+             ",\"expired\":" + std::to_string(c.expired) + ",\"refused\":" + std::to_string(c.refused) + "}" +
+             (p > 0 ? "," : "");
+    }
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                   static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    char cpu[32];
+    std::snprintf(cpu, sizeof cpu, "%.2f", cpu_s);
+    out += "},\"store\":{\"file_bytes\":" + std::to_string(s.file_bytes) + ",\"max_bytes\":" +
+           std::to_string(s.max_bytes) + ",\"duplicates\":" + std::to_string(s.duplicates) +
+           ",\"commit_failures\":" + std::to_string(s.commit_failures) +
+           ",\"recovered_from\":" + codec::json_string(s.recovered_from) + "}";
+    out += ",\"uplink\":{\"envelopes_published\":" + std::to_string(stats.envelopes_published.load()) +
+           ",\"envelopes_acked\":" + std::to_string(stats.envelopes_acked.load()) +
+           ",\"readings_acked\":" + std::to_string(stats.readings_acked.load()) +
+           ",\"bytes_sent\":" + std::to_string(stats.bytes_published.load()) +
+           ",\"connects\":" + std::to_string(stats.connects.load()) +
+           ",\"reconnects\":" + std::to_string(stats.connects.load() > 0 ? stats.connects.load() - 1 : 0) +
+           ",\"connect_failures\":" + std::to_string(stats.connect_failures.load()) +
+           ",\"connection_losses\":" + std::to_string(stats.connection_losses.load()) +
+           ",\"failovers\":" + std::to_string(stats.failovers.load()) +
+           ",\"undecodable_rows\":" + std::to_string(stats.undecodable_rows.load()) +
+           ",\"commands_received\":" + std::to_string(stats.commands_received.load()) +
+           ",\"commands_rejected\":" + std::to_string(stats.commands_rejected.load()) + "}";
+    out += ",\"budget\":" + budget.json(now);
+    out += ",\"process\":{\"cpu_s\":" + std::string(cpu) + ",\"rss_kib\":" + std::to_string(rss_kib()) + "}";
+    if (health_extra) {
+      auto extra = health_extra();
+      if (!extra.empty()) out += "," + extra;
+    }
+    return out + "}";
+  }
+
   void run() {
     auto delay = opt.reconnect_min;
     auto waiting_since = std::chrono::steady_clock::time_point::max();
+    next_health = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (true) {
       {
         std::lock_guard l(mu);
         if (stopping) break;
       }
       if (!stats.connected) {
-        if (connect_once()) {
+        if (connect_once(opt.server_uris)) {
           delay = opt.reconnect_min;
           drop_inflight();
         } else if (!backoff_wait(delay)) {
@@ -233,6 +461,7 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
         continue;
       }
       process_completions();
+      process_commands();
       bool was_lost;
       {
         std::lock_guard l(mu);
@@ -243,21 +472,51 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
         drop_inflight();
         continue;
       }
-      // Publish while there is room in flight and enough is waiting (or it
-      // has waited max_age).
-      auto waiting = outbox.stats().total_rows() - inflight_rows;
       auto now = std::chrono::steady_clock::now();
+      if (opt.health_interval.count() > 0 && now >= next_health) {
+        publish_json(health_topic, health(), false);
+        next_health = now + opt.health_interval;
+      }
+      // Back to the preferred broker after a while elsewhere: a clean
+      // disconnect, and the reconnect tries the list in order.
+      if (opt.server_uris.size() > 1 && paho_uri(opt.server_uris.front()) != connected_uri &&
+          now - connected_since >= opt.failover_return && inflight.empty()) {
+        log::info(kLog, "trying to return to the preferred broker " + opt.server_uris.front());
+        try {
+          client->disconnect()->wait_for(std::chrono::seconds(2));
+        } catch (const mqtt::exception&) {
+        }
+        stats.connected = false;
+        drop_inflight();
+        continue;
+      }
+      // Publish while there is room in flight and enough is waiting (or it
+      // has waited max_age, or a flush was asked for).
+      auto waiting = outbox.stats().total_rows() - inflight_rows;
       if (waiting > 0 && waiting_since == std::chrono::steady_clock::time_point::max()) waiting_since = now;
+      bool flushing;
+      {
+        std::lock_guard l(mu);
+        flushing = flush_requested;
+        if (waiting == 0) flush_requested = false;
+      }
       bool full = waiting >= opt.max_readings;
       bool aged = waiting > 0 && now - waiting_since >= opt.max_age;
-      if (inflight.size() < opt.max_inflight && (full || aged)) {
+      if (inflight.size() < opt.max_inflight && (full || aged || (flushing && waiting > 0))) {
         if (publish_one()) continue;
         waiting_since = std::chrono::steady_clock::time_point::max();
       }
       if (waiting == 0) waiting_since = std::chrono::steady_clock::time_point::max();
       std::unique_lock l(mu);
-      auto deadline = waiting > 0 ? waiting_since + opt.max_age : now + std::chrono::seconds(1);
-      cv.wait_until(l, deadline, [&] { return stopping || kicked || lost || !completed.empty(); });
+      auto deadline = waiting > 0 && waiting_since != std::chrono::steady_clock::time_point::max()
+                          ? waiting_since + opt.max_age
+                          : now + std::chrono::seconds(1);
+      if (waiting > 0 && inflight.size() < opt.max_inflight && budget.allows_only_alarms(now_utc_ms())) {
+        deadline = now + std::chrono::seconds(5);  // budget exhausted: re-check now and then
+      }
+      deadline = std::min(deadline, next_health);
+      cv.wait_until(l, deadline,
+                    [&] { return stopping || kicked || lost || !completed.empty() || !commands.empty() || flush_requested; });
       kicked = false;
     }
     shutdown_connection();
@@ -274,8 +533,7 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
     }
     process_completions();
     try {
-      client->publish(codec::topics::status(opt.site_id, opt.gateway_id), status_json("offline"), 1, true)
-          ->wait_for(std::chrono::seconds(2));
+      client->publish(status_topic, status_json("offline"), 1, true)->wait_for(std::chrono::seconds(2));
       client->disconnect()->wait_for(std::chrono::seconds(2));
     } catch (const mqtt::exception& e) {
       log::warn(kLog, std::string("clean disconnect failed: ") + e.what());
@@ -283,15 +541,14 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
     stats.connected = false;
     log::info(kLog, "disconnected; " + std::to_string(inflight_rows) + " readings unacknowledged stay in the outbox");
   }
-
-  std::chrono::milliseconds drain_timeout{3000};
 };
 
-Publisher::Publisher(PublisherOptions options, store::Outbox& outbox)
-    : impl_(std::make_unique<Impl>(std::move(options), outbox)) {
+Publisher::Publisher(PublisherOptions options, store::Outbox& outbox, CommandHandler* commands,
+                     std::function<std::string()> health_extra)
+    : impl_(std::make_unique<Impl>(std::move(options), outbox, commands, std::move(health_extra))) {
   // No Paho file persistence and no offline buffer: the outbox is the only
   // durable copy, and nothing is handed to Paho while disconnected.
-  impl_->client = std::make_unique<mqtt::async_client>(impl_->opt.server_uri, impl_->opt.client_id,
+  impl_->client = std::make_unique<mqtt::async_client>(paho_uri(impl_->opt.server_uris.front()), impl_->opt.client_id,
                                                        mqtt::create_options(MQTTVERSION_3_1_1));
   impl_->client->set_callback(*impl_);
 }
@@ -310,6 +567,14 @@ void Publisher::notify() {
   {
     std::lock_guard l(impl_->mu);
     impl_->kicked = true;
+  }
+  impl_->cv.notify_all();
+}
+
+void Publisher::flush() {
+  {
+    std::lock_guard l(impl_->mu);
+    impl_->flush_requested = true;
   }
   impl_->cv.notify_all();
 }

@@ -17,6 +17,12 @@ inline constexpr std::string_view kRoot = "eport/v1";
 std::string data(std::string_view site, std::string_view gateway, model::Priority priority);
 // eport/v1/<site>/<gateway>/status: retained JSON, birth and last will.
 std::string status(std::string_view site, std::string_view gateway);
+// eport/v1/<site>/<gateway>/health: JSON, periodic.
+std::string health(std::string_view site, std::string_view gateway);
+// eport/v1/<site>/<gateway>/cmd: FlatBuffers commands, cloud -> gateway.
+std::string cmd(std::string_view site, std::string_view gateway);
+// eport/v1/<site>/<gateway>/reply: JSON replies, gateway -> cloud.
+std::string reply(std::string_view site, std::string_view gateway);
 // Subscription filter for every gateway's data on every site.
 inline constexpr std::string_view kAllData = "eport/v1/+/+/data/#";
 

@@ -51,7 +51,12 @@ struct PriorityConfig {
 };
 
 struct MqttConfig {
-  std::string uri;
+  std::string uri;        // one URI, or several separated by commas: the first is preferred
+  std::string ca_file, cert_file, key_file;
+  bool verify_hostname = true;
+  std::string username;
+  std::string password_file;  // the password itself is never in the config
+  std::int64_t failover_return_s = 300;
   std::string client_id;  // "" -> gateway id
   std::int64_t keepalive_s = 30;
   std::int64_t connect_timeout_s = 10;
@@ -61,9 +66,23 @@ struct MqttConfig {
 };
 
 struct PublishConfig {
+  std::string compression;  // "none" | "zstd"
+  std::int64_t zstd_level = 3;
   std::int64_t max_readings = 500;
   std::int64_t max_bytes = 65536;
   std::int64_t max_age_ms = 200;
+};
+
+struct BudgetConfig {
+  std::int64_t bytes_per_day = 0, bytes_per_month = 0, max_bytes_per_s = 0;
+};
+
+struct HealthConfig {
+  std::int64_t interval_s = 60;
+};
+
+struct CommandsConfig {
+  bool enabled = true;
 };
 
 struct GnssConfig {
@@ -88,9 +107,15 @@ struct AgentConfig {
   MqttConfig mqtt;
   PublishConfig publish;
   PriorityConfig priority;
+  BudgetConfig budget;
+  HealthConfig health;
+  CommandsConfig commands;
   GnssConfig gnss;
   LogConfig log;
 };
+
+// The broker URIs of mqtt.uri, in order.
+std::vector<std::string> broker_uris(const AgentConfig& config);
 
 // One configuration key. Exactly one of the accessors is set.
 struct KeySpec {
@@ -120,6 +145,10 @@ AgentConfig defaults();
 
 // Markdown table of every key (docs/config.md embeds it verbatim).
 std::string reference_markdown();
+
+// The effective config as one JSON object {"section.key": value, ...}.
+// Holds no secret: passwords live only in mqtt.password_file.
+std::string effective_json(const AgentConfig& config);
 
 // Stable hash of the effective config (FNV-1a over key=value lines), for
 // the birth message: lets the cloud see which config a gateway runs.

@@ -52,8 +52,10 @@ struct IngestStats {
 class Ingest {
  public:
   // on_committed runs on the ingest thread after each successful commit
-  // (the publisher's notify()).
-  Ingest(IngestOptions options, store::Outbox& outbox, std::function<void()> on_committed);
+  // (the publisher's notify()). on_submit, if set, sees every reading as it
+  // is submitted, on the submitting thread; it must be cheap.
+  Ingest(IngestOptions options, store::Outbox& outbox, std::function<void()> on_committed,
+         std::function<void(const model::Reading&)> on_submit = nullptr);
   ~Ingest();  // stop()
   Ingest(const Ingest&) = delete;
   Ingest& operator=(const Ingest&) = delete;

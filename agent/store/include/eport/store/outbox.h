@@ -148,10 +148,11 @@ class Outbox {
   std::uint64_t last_seq(std::string_view source_id);
 
   // Leases the next readings to publish, all of one priority class: the
-  // highest class that has unleased rows, oldest first, at most max_rows
-  // rows and about max_bytes of bodies (at least one row). Empty when
-  // nothing is waiting.
-  Result<std::vector<StoredRecord>> take(std::size_t max_rows, std::size_t max_bytes);
+  // highest class (not below min_priority) that has unleased rows, oldest
+  // first, at most max_rows rows and about max_bytes of bodies (at least one
+  // row). Empty when nothing is waiting.
+  Result<std::vector<StoredRecord>> take(std::size_t max_rows, std::size_t max_bytes,
+                                         model::Priority min_priority = model::Priority::kBulk);
 
   // Deletes published rows (after the broker's PUBACK). Rows evicted or
   // expired meanwhile are simply gone already.
@@ -177,6 +178,11 @@ class Outbox {
   Status for_each(const std::function<bool(const StoredRecord&)>& visit);
 
   OutboxStats stats();
+
+  // Small named integers kept with the store (e.g. the uplink's data budget
+  // use), so they survive restarts. Unknown names read as 0.
+  std::int64_t get_value(const std::string& name);
+  Status set_value(const std::string& name, std::int64_t value);
 
  private:
   struct Impl;

@@ -1,8 +1,10 @@
-// The uplink publisher: drains the outbox into FlatBuffers envelopes and
-// publishes them to the broker at QoS 1, deleting rows only after the broker's
-// PUBACK. Owns the MQTT connection: reconnects with backoff, publishes a
-// retained birth message on connect and leaves a retained last will. The only
-// library that links Paho; Paho exceptions stop here.
+// The uplink publisher: drains the outbox into FlatBuffers envelopes
+// (optionally zstd-compressed) and publishes them to the broker at QoS 1,
+// deleting rows only after the broker's PUBACK. Owns the MQTT connection:
+// TLS, failover across several brokers with return to the preferred one,
+// reconnect with jittered exponential backoff, a retained birth message and
+// last will, periodic health, a data budget, and commands from the cloud.
+// The only library that links Paho; Paho exceptions stop here.
 //
 // Threads: one publisher thread (start()/stop()), plus Paho's own callback
 // thread, which only records events and never blocks.
@@ -11,26 +13,51 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "eport/model/result.h"
 #include "eport/store/outbox.h"
+#include "eport/uplink/commands.h"
 
 namespace eport::uplink {
+
+struct TlsOptions {
+  std::string ca_file;    // trust anchors for the broker's certificate; required for ssl://
+  std::string cert_file;  // client certificate (mutual TLS); "" = none
+  std::string key_file;   // its private key
+  bool verify_hostname = true;
+};
+
+struct BudgetOptions {
+  std::uint64_t bytes_per_day = 0;    // 0 = unlimited; UTC days
+  std::uint64_t bytes_per_month = 0;  // 0 = unlimited; UTC calendar months
+  std::uint64_t max_bytes_per_s = 0;  // bandwidth cap, 0 = none
+};
 
 struct PublisherOptions {
   std::string site_id;
   std::string gateway_id;
-  std::string server_uri = "tcp://127.0.0.1:1883";
+  std::vector<std::string> server_uris = {"tcp://127.0.0.1:1883"};  // first = preferred
   std::string client_id;  // defaults to gateway_id
+  std::string username;   // "" = none
+  std::string password;   // never logged
+  TlsOptions tls;
   std::chrono::seconds keepalive{30};
   std::chrono::seconds connect_timeout{10};
   std::chrono::milliseconds reconnect_min{500};
   std::chrono::milliseconds reconnect_max{30000};
-  std::size_t max_inflight = 16;      // envelopes awaiting PUBACK
-  std::size_t max_readings = 500;     // per envelope
-  std::size_t max_bytes = 65536;      // per envelope, of stored bodies
-  std::chrono::milliseconds max_age{200};  // wait for a fuller envelope
+  std::chrono::seconds failover_return{300};  // retry the preferred broker after this long elsewhere
+  std::size_t max_inflight = 16;              // envelopes awaiting PUBACK
+  std::size_t max_readings = 500;             // per envelope
+  std::size_t max_bytes = 65536;              // per envelope, of stored bodies
+  std::chrono::milliseconds max_age{200};     // wait for a fuller envelope
+  int zstd_level = 0;                          // 0 = no compression
+  BudgetOptions budget;
+  std::chrono::seconds health_interval{60};   // 0 = no health messages
+  bool commands = true;                       // subscribe to the command topic
   std::string agent_version;
   std::string config_hash;
 };
@@ -39,16 +66,25 @@ struct PublisherStats {
   std::atomic<std::uint64_t> envelopes_published{0};
   std::atomic<std::uint64_t> envelopes_acked{0};
   std::atomic<std::uint64_t> readings_acked{0};
-  std::atomic<std::uint64_t> bytes_published{0};  // payload bytes
+  std::atomic<std::uint64_t> bytes_published{0};  // MQTT payload bytes
   std::atomic<std::uint64_t> connects{0};
+  std::atomic<std::uint64_t> connect_failures{0};
   std::atomic<std::uint64_t> connection_losses{0};
-  std::atomic<std::uint64_t> undecodable_rows{0};  // stored bodies that failed to decode (kept, counted)
+  std::atomic<std::uint64_t> failovers{0};        // connected to a broker other than the preferred
+  std::atomic<std::uint64_t> undecodable_rows{0}; // stored bodies that failed to decode (dropped, logged)
+  std::atomic<std::uint64_t> budget_held{0};      // times non-alarm data waited for the budget
+  std::atomic<std::uint64_t> commands_received{0};
+  std::atomic<std::uint64_t> commands_rejected{0};
   std::atomic<bool> connected{false};
 };
 
 class Publisher {
  public:
-  Publisher(PublisherOptions options, store::Outbox& outbox);
+  // `commands` executes accepted commands (may be null: then every command
+  // is answered with an error). `health_extra` returns more JSON members for
+  // the health message (e.g. "\"bridge\":{...}"), or "".
+  Publisher(PublisherOptions options, store::Outbox& outbox, CommandHandler* commands = nullptr,
+            std::function<std::string()> health_extra = nullptr);
   ~Publisher();  // stops if running
   Publisher(const Publisher&) = delete;
   Publisher& operator=(const Publisher&) = delete;
@@ -56,6 +92,8 @@ class Publisher {
   void start();
   // Wakes the publisher: new readings are in the outbox.
   void notify();
+  // Publishes everything waiting now, without waiting for fuller envelopes.
+  void flush();
   // Stops: waits up to drain_timeout for in-flight envelopes to be
   // acknowledged, publishes the retained offline status, disconnects.
   // Unacknowledged readings stay in the outbox for the next run.
@@ -67,5 +105,8 @@ class Publisher {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Validates a broker URI: tcp://, mqtt://, ssl:// or mqtts:// host:port.
+bool is_broker_uri(std::string_view uri);
 
 }  // namespace eport::uplink

@@ -1,0 +1,50 @@
+// Commands from the cloud (schema/command.fbs) as plain values, and their
+// verified decoding: FlatBuffers Verifier with limits, file identifier EPC1,
+// the addressed gateway, a known action. The error names the problem.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "eport/model/result.h"
+
+namespace eport::codec {
+
+struct SetIntervals {
+  std::string unit_id;  // "" = all units
+  std::uint32_t position_interval_s = 0;
+  std::uint32_t sensor_interval_s = 0;
+};
+struct RequestPosition {
+  std::string source_id;  // "" = the gateway
+};
+struct Flush {};
+struct GetConfig {};
+using Action = std::variant<SetIntervals, RequestPosition, Flush, GetConfig>;
+
+struct Command {
+  std::string command_id;  // 1..64 bytes
+  std::string gateway_id;
+  std::uint64_t issued_utc_ms = 0;
+  Action action;
+};
+
+inline constexpr std::size_t kMaxCommandBytes = 4096;
+
+// Verifies and decodes a command received by gateway `gateway_id`.
+Result<Command> parse_command(std::span<const std::uint8_t> payload, std::string_view gateway_id);
+
+// Builds a command payload (cloud side, tests).
+std::vector<std::uint8_t> encode_command(const Command& command);
+
+// The command id of a payload that failed parse_command, if one can be read
+// safely (for the error reply); "" otherwise.
+std::string command_id_of(std::span<const std::uint8_t> payload);
+
+// A JSON string literal for s, with quotes and escapes.
+std::string json_string(std::string_view s);
+
+}  // namespace eport::codec

@@ -1,0 +1,39 @@
+// The uplink's data budget: bytes allowed per UTC day and per UTC month, and a
+// bandwidth cap. When a budget is used up only alarms are published; the rest
+// waits in the outbox. Use is kept in the outbox's named values, so a restart
+// does not reset it. Publisher-thread only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "eport/store/outbox.h"
+#include "eport/uplink/publisher.h"
+
+namespace eport::uplink {
+
+class Budget {
+ public:
+  Budget(const BudgetOptions& options, store::Outbox& outbox);
+
+  // True when the day's or the month's budget is used up.
+  bool allows_only_alarms(std::uint64_t now_utc_ms);
+  // Records bytes sent (persisted).
+  void spend(std::uint64_t bytes, std::uint64_t now_utc_ms);
+  // How long to wait before sending `bytes` under the bandwidth cap.
+  std::chrono::milliseconds delay_for(std::uint64_t bytes);
+  std::string json(std::uint64_t now_utc_ms);
+
+ private:
+  void roll(std::uint64_t now_utc_ms);
+
+  BudgetOptions opt_;
+  store::Outbox& outbox_;
+  std::int64_t day_ = -1, month_ = -1;  // current UTC day number and year*12+month
+  std::uint64_t day_used_ = 0, month_used_ = 0;
+  double tokens_ = 0;  // bandwidth cap bucket, bytes
+  std::chrono::steady_clock::time_point refilled_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace eport::uplink
