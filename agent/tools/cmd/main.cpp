@@ -1,0 +1,91 @@
+// eport-cmd: the reference cloud-side command sender. Publishes one command
+// (schema/command.fbs) to eport/v1/<site>/<gateway>/cmd and prints the JSON
+// reply from eport/v1/<site>/<gateway>/reply. Exit 0 if the reply says ok.
+#include <mqtt/async_client.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "eport/codec/command.h"
+#include "eport/codec/topics.h"
+
+namespace {
+
+[[noreturn]] void usage(const std::string& why) {
+  std::fprintf(stderr,
+               "eport-cmd: %s\n"
+               "usage: eport-cmd --broker URI --site SITE --gateway GW [--id COMMAND_ID] [--timeout S] ACTION\n"
+               "  ACTION: get-config | flush | position [SOURCE] | intervals [--unit UNIT] [--position S] [--sensor S]\n",
+               why.c_str());
+  std::exit(64);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string broker = "tcp://127.0.0.1:1883", site, gateway, id, action, unit, source;
+  double timeout_s = 10;
+  std::uint32_t pos_s = 0, sensor_s = 0;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) usage("missing value after " + a);
+      return argv[++i];
+    };
+    if (a == "--broker") broker = next();
+    else if (a == "--site") site = next();
+    else if (a == "--gateway") gateway = next();
+    else if (a == "--id") id = next();
+    else if (a == "--timeout") timeout_s = std::atof(next().c_str());
+    else if (a == "--unit") unit = next();
+    else if (a == "--position") pos_s = static_cast<std::uint32_t>(std::atol(next().c_str()));
+    else if (a == "--sensor") sensor_s = static_cast<std::uint32_t>(std::atol(next().c_str()));
+    else if (action.empty()) action = a;
+    else if (action == "position" && source.empty()) source = a;
+    else usage("unexpected argument " + a);
+  }
+  if (site.empty() || gateway.empty() || action.empty()) usage("--site, --gateway and an ACTION are required");
+  eport::codec::Command cmd;
+  cmd.command_id = id.empty() ? "cmd-" + std::to_string(::getpid()) + "-" +
+                                    std::to_string(std::chrono::system_clock::now().time_since_epoch().count())
+                              : id;
+  cmd.gateway_id = gateway;
+  cmd.issued_utc_ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                     std::chrono::system_clock::now().time_since_epoch())
+                                                     .count());
+  if (action == "get-config") cmd.action = eport::codec::GetConfig{};
+  else if (action == "flush") cmd.action = eport::codec::Flush{};
+  else if (action == "position") cmd.action = eport::codec::RequestPosition{source};
+  else if (action == "intervals") cmd.action = eport::codec::SetIntervals{unit, pos_s, sensor_s};
+  else usage("unknown action " + action);
+  auto payload = eport::codec::encode_command(cmd);
+  try {
+    mqtt::async_client client(broker, "eport-cmd-" + std::to_string(::getpid()));
+    mqtt::connect_options co;
+    co.set_clean_session(true);
+    client.start_consuming();
+    client.connect(co)->wait();
+    client.subscribe(eport::codec::topics::reply(site, gateway), 1)->wait();
+    client.publish(eport::codec::topics::cmd(site, gateway), payload.data(), payload.size(), 1, false)->wait();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    while (std::chrono::steady_clock::now() < deadline) {
+      mqtt::const_message_ptr msg;
+      if (!client.try_consume_message_for(&msg, std::chrono::milliseconds(200)) || !msg) continue;
+      auto reply = msg->to_string();
+      // Replies of other commands (other senders) are not ours.
+      if (reply.find("\"command_id\":" + eport::codec::json_string(cmd.command_id)) == std::string::npos) continue;
+      std::printf("%s\n", reply.c_str());
+      client.disconnect()->wait();
+      return reply.find("\"ok\":true") != std::string::npos ? 0 : 1;
+    }
+    std::fprintf(stderr, "eport-cmd: no reply within %.0f s\n", timeout_s);
+    client.disconnect()->wait();
+    return 2;
+  } catch (const mqtt::exception& e) {
+    std::fprintf(stderr, "eport-cmd: %s: %s\n", broker.c_str(), e.what());
+    return 1;
+  }
+}
