@@ -150,7 +150,7 @@ std::vector<KeySpec> build_specs() {
            std::tuple{"priority.door_other", "\"event\"", &PriorityConfig::door_other},
        }) {
     s.push_back(with_choices(str_key(key, def, "Priority class of this kind of reading (drain order, eviction order, topic).",
-                                     [field](AgentConfig& c) -> std::string& { return c.priority.*field; }),
+                                     [f = field](AgentConfig& c) -> std::string& { return c.priority.*f; }),
                              {"alarm", "event", "telemetry", "bulk"}));
   }
   s.push_back(with_pattern(
