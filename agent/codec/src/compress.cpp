@@ -3,6 +3,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <memory>
 
 #include "eport/codec/codec.h"
 
@@ -17,8 +18,13 @@ bool is_compressed(std::span<const std::uint8_t> payload) {
 }
 
 std::vector<std::uint8_t> compress(std::span<const std::uint8_t> envelope, int level) {
-  // One context per thread, reused: compression runs once per envelope.
-  thread_local ZSTD_CCtx* ctx = ZSTD_createCCtx();
+  // One context per thread, reused (compression runs once per envelope) and
+  // freed when the thread ends.
+  struct Free {
+    void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+  };
+  thread_local std::unique_ptr<ZSTD_CCtx, Free> owned(ZSTD_createCCtx());
+  ZSTD_CCtx* ctx = owned.get();
   std::vector<std::uint8_t> out(ZSTD_compressBound(envelope.size()));
   ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, level);
   ZSTD_CCtx_setParameter(ctx, ZSTD_c_contentSizeFlag, 1);
