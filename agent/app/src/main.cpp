@@ -18,6 +18,7 @@
 #include "eport/config/config.h"
 #include "eport/ingest/ingest.h"
 #include "eport/log/log.h"
+#include "eport/model/clock.h"
 #include "eport/store/outbox.h"
 #include "eport/uplink/publisher.h"
 #include "command_handler.h"
@@ -38,11 +39,7 @@ constexpr const char* kUsage =
     "       eport-agent --config-reference            print every config key as Markdown\n"
     "       eport-agent --version\n";
 
-std::uint64_t now_utc_ms() {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
+using eport::model::now_utc_ms;
 
 // Reads a secret (first line of a file). Never logged.
 eport::Result<std::string> read_secret(const std::string& path) {

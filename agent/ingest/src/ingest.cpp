@@ -11,15 +11,12 @@
 
 #include "eport/codec/codec.h"
 #include "eport/log/log.h"
+#include "eport/model/clock.h"
 
 namespace eport::ingest {
 
 namespace {
-std::uint64_t now_utc_ms() {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
+using model::now_utc_ms;
 }  // namespace
 
 struct Ingest::Impl {

@@ -21,17 +21,14 @@
 #include "eport/codec/codec.h"
 #include "eport/codec/topics.h"
 #include "eport/log/log.h"
+#include "eport/model/clock.h"
 
 namespace eport::uplink {
 
 namespace {
 constexpr std::string_view kLog = "uplink";
 
-std::uint64_t now_utc_ms() {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
+using model::now_utc_ms;
 
 bool has_prefix(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
