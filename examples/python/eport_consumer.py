@@ -1,0 +1,637 @@
+#!/usr/bin/python3
+# eport_consumer.py: an example cloud-side consumer of eport-edge data in Python 3 (docs/consuming.md).
+# It subscribes over MQTT, unpacks zstd, checks and decodes the FlatBuffers envelopes of schema/telemetry.fbs
+# with code that flatc generates at start, drops duplicates and prints one JSON line per reading like eport-tail.
+"""Example consumer of eport-edge telemetry.
+
+Runs on Debian 12's /usr/bin/python3 with python3-paho-mqtt (1.6),
+python3-flatbuffers and python3-zstandard, and flatc (flatbuffers-compiler).
+
+    eport_consumer.py --broker tcp://127.0.0.1:1883
+    eport_consumer.py --broker ssl://cloud:8883 --cafile ca.pem --share ingest --client-id ingest-1
+
+Output, one line each, on stdout:
+    {"source":"tcu-0038",...}                      one per reading, the same bytes eport-tail prints
+    {"envelope":{...},"readings":N,"bytes":N}      one per envelope, with --envelopes (as eport-tail --envelopes)
+    {"status":{...},"topic":"..."}                 status, health and reply messages, as received, tagged
+    {"error":"...","topic":"...","bytes":N}        a payload that was refused; the consumer carries on
+A summary goes to stderr at the end.
+
+Importable: load_codec() returns a Codec whose decode_payload(bytes) gives
+(header, readings, problems) or raises DecodeError; json_line() renders them.
+
+The Python FlatBuffers runtime has no Verifier (unlike C++'s VerifyEnvelopeBuffer).
+Codec.verify() does the equivalent checks by hand for every field this
+consumer reads: identifier, every offset inside the buffer and aligned,
+vtables and strings inside the buffer, strings terminated, vector lengths
+bounded, table count bounded. Decoding then runs inside try/except as well.
+"""
+import argparse
+import collections
+import hashlib
+import importlib
+import inspect
+import json
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+PROG = "eport_consumer"
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_SCHEMA = os.path.join(HERE, "..", "..", "schema", "telemetry.fbs")
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+FILE_IDENTIFIER = b"EPT1"
+SCHEMA_MAJOR = 1
+
+
+def die(msg, code=1):
+    print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def import_or_die(module, debian_package):
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError:
+        die(f"needs the Python package {module!r}: apt-get install {debian_package} "
+            f"(and run this with /usr/bin/python3, which sees Debian's python3-* packages)", 69)
+
+
+class DecodeError(Exception):
+    """A payload that must be refused (the message says why)."""
+
+
+class Limits:
+    """What a payload may cost. The defaults are eport::codec::DecodeLimits."""
+
+    def __init__(self, max_payload_bytes=4 << 20, max_bytes=4 << 20, max_readings=100000, max_depth=16):
+        self.max_payload_bytes = max_payload_bytes  # as received (compressed or not)
+        self.max_bytes = max_bytes                  # the envelope, after decompression
+        self.max_readings = max_readings
+        self.max_depth = max_depth
+
+
+# ----------------------------------------------------------------------------------------------
+# Generated code: flatc --python from schema/telemetry.fbs, once per schema and flatc version,
+# into a cache directory (never committed). The generated package is "eport.telemetry.v1".
+
+def generate_code(schema, flatc="flatc", cache_dir=None):
+    """Returns the directory holding the generated package, generating it if needed."""
+    flatc_path = shutil.which(flatc)
+    if not flatc_path:
+        die(f"needs flatc to generate the decoder: apt-get install flatbuffers-compiler (looked for {flatc!r})", 69)
+    try:
+        with open(schema, "rb") as f:
+            schema_bytes = f.read()
+    except OSError as e:
+        die(f"cannot read the schema {schema}: {e.strerror} (give --schema)", 66)
+    version = subprocess.run([flatc_path, "--version"], capture_output=True, text=True).stdout.strip()
+    digest = hashlib.sha256(schema_bytes + version.encode()).hexdigest()[:16]
+    if cache_dir is None:
+        cache_dir = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "eport-consumer")
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+    except OSError:
+        cache_dir = os.path.join(tempfile.gettempdir(), f"eport-consumer-{os.getuid()}")
+        os.makedirs(cache_dir, exist_ok=True)
+    final = os.path.join(cache_dir, f"telemetry-{digest}")
+    if os.path.isfile(os.path.join(final, "eport", "telemetry", "v1", "Envelope.py")):
+        return final
+    # Generate into a private directory, then rename: concurrent starts never see half a package.
+    tmp = tempfile.mkdtemp(prefix="gen-", dir=cache_dir)
+    p = subprocess.run([flatc_path, "--python", "-o", tmp, schema], capture_output=True, text=True)
+    if p.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        die(f"flatc --python {schema} failed: {p.stderr.strip() or p.stdout.strip()}")
+    try:
+        os.rename(tmp, final)
+    except OSError:  # another process got there first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+# ----------------------------------------------------------------------------------------------
+# Layout of the fields this consumer reads, for the hand-written verifier. Field i of a table
+# sits in vtable slot 4 + 2*i (declaration order in telemetry.fbs). Names are the generated
+# accessors; Codec.__init__ checks every entry against the generated code, so a schema change
+# that this table does not follow stops the consumer at start instead of misreading data.
+# Fields appended to the schema later are simply not read (and so need no check).
+LAYOUT = {
+    "Envelope": [("SchemaVersion", "u16"), ("SiteId", "string"), ("GatewayId", "string"),
+                 ("EnvelopeSeq", "u64"), ("SentUtcMs", "u64"), ("Priority", "u8"),
+                 ("Readings", "[table]", "Reading")],
+    "Reading": [("SourceId", "string"), ("ContainerId", "string"), ("Seq", "u64"), ("TimeUtcMs", "u64"),
+                ("PayloadType", "u8"), ("Payload", "union", "PayloadType")],
+    "Position": [("LatE7", "i32"), ("LonE7", "i32"), ("SpeedCmS", "u16"), ("HeadingCdeg", "u16"),
+                 ("Fix", "u8"), ("Satellites", "u8"), ("HdopCenti", "u16")],
+    "SealEvent": [("SealId", "string"), ("State", "u8")],
+    "DoorEvent": [("State", "u8")],
+    "SensorSample": [("TemperatureCentiC", "i16"), ("HumidityCentiPct", "u16"), ("ShockMilliG", "u16"),
+                     ("BatteryMv", "u16"), ("BatteryPct", "u8"), ("ReeferSetpointCentiC", "i16")],
+}
+_SCALAR = {"u8": "<B", "u16": "<H", "i16": "<h", "i32": "<i", "u32": "<I", "u64": "<Q"}
+_FLAGS = {"u8": "Uint8Flags", "u16": "Uint16Flags", "i16": "Int16Flags", "i32": "Int32Flags",
+          "u32": "Uint32Flags", "u64": "Uint64Flags"}
+_U32 = struct.Struct("<I")
+_I32 = struct.Struct("<i")
+_U16 = struct.Struct("<H")
+
+# Names as eport-tail prints them (agent/model/src/reading.cpp, agent/codec/src/codec.cpp).
+PRIORITY_NAMES = {0: "bulk", 1: "telemetry", 2: "event", 3: "alarm"}
+SEAL_STATE_NAMES = {1: "sealed", 2: "opened", 3: "tampered"}
+DOOR_STATE_NAMES = {1: "closed", 2: "open"}
+
+
+class _Verifier:
+    """Bounds checks for one buffer, driven by LAYOUT (what C++'s Verifier does from generated code)."""
+
+    def __init__(self, buf, limits, unions):
+        self.buf = buf
+        self.n = len(buf)
+        self.limits = limits
+        self.unions = unions  # union type field -> {type value: table name}
+        self.tables = 0
+        self.max_tables = limits.max_readings * 4 + 16
+
+    def fail(self, what):
+        raise DecodeError(f"envelope failed verification: {what}")
+
+    def span(self, off, size, align, what):
+        if off < 0 or size < 0 or off + size > self.n:
+            self.fail(f"{what} at {off}+{size} outside the {self.n}-byte buffer")
+        if align > 1 and off % align:
+            self.fail(f"{what} at {off} not aligned to {align}")
+
+    def deref(self, at, what):
+        """The target of the uoffset stored at `at` (always forward, never 0)."""
+        self.span(at, 4, 4, what)
+        o = _U32.unpack_from(self.buf, at)[0]
+        if o == 0 or o >= 1 << 31:
+            self.fail(f"{what}: bad offset {o} at {at}")
+        self.span(at + o, 1, 1, what)
+        return at + o
+
+    def string(self, pos, what):
+        self.span(pos, 4, 4, what)
+        length = _U32.unpack_from(self.buf, pos)[0]
+        self.span(pos + 4, length + 1, 1, what)
+        if self.buf[pos + 4 + length] != 0:
+            self.fail(f"{what}: string at {pos} not terminated")
+
+    def table(self, pos, name, depth):
+        self.tables += 1
+        if self.tables > self.max_tables or depth > self.limits.max_depth:
+            self.fail(f"too many or too deeply nested tables ({self.tables}, depth {depth})")
+        self.span(pos, 4, 4, f"{name} table")
+        vt = pos - _I32.unpack_from(self.buf, pos)[0]
+        self.span(vt, 4, 2, f"{name} vtable")
+        vsize, tsize = _U16.unpack_from(self.buf, vt)[0], _U16.unpack_from(self.buf, vt + 2)[0]
+        if vsize < 4 or vsize % 2:
+            self.fail(f"{name} vtable at {vt}: bad size {vsize}")
+        self.span(vt, vsize, 2, f"{name} vtable")
+        self.span(pos, max(tsize, 4), 1, f"{name} table body")
+        values = {}
+        for i, (accessor, kind, *arg) in enumerate(LAYOUT[name]):
+            slot = 4 + 2 * i
+            if slot + 2 > vsize:
+                break  # written by an older schema: the remaining fields are absent
+            fo = _U16.unpack_from(self.buf, vt + slot)[0]
+            if fo == 0:
+                continue  # absent: default value or null
+            what = f"{name}.{accessor}"
+            at = pos + fo
+            if kind in _SCALAR:
+                fmt = _SCALAR[kind]
+                size = struct.calcsize(fmt)
+                if fo + size > tsize:
+                    self.fail(f"{what}: field outside its table")
+                self.span(at, size, size, what)
+                values[accessor] = struct.unpack_from(fmt, self.buf, at)[0]
+                continue
+            if fo + 4 > tsize:
+                self.fail(f"{what}: field outside its table")
+            target = self.deref(at, what)
+            if kind == "string":
+                self.string(target, what)
+            elif kind == "[table]":
+                self.span(target, 4, 4, what)
+                count = _U32.unpack_from(self.buf, target)[0]
+                if count > self.limits.max_readings:
+                    self.fail(f"{what}: {count} elements > limit {self.limits.max_readings}")
+                self.span(target + 4, 4 * count, 4, what)
+                for j in range(count):
+                    self.table(self.deref(target + 4 + 4 * j, f"{what}[{j}]"), arg[0], depth + 1)
+            elif kind == "union":
+                member = self.unions[arg[0]].get(values.get(arg[0], 0))
+                if member is not None and member in LAYOUT:
+                    self.table(target, member, depth + 1)
+                # An unknown member (newer schema) is not read: the decoder skips that reading.
+
+    def envelope(self):
+        if self.n < 8 or self.buf[4:8] != FILE_IDENTIFIER:
+            raise DecodeError("not an EPT1 envelope (missing file identifier)")
+        self.table(self.deref(0, "root"), "Envelope", 1)
+
+
+class Codec:
+    """Decodes eport payloads with the generated code, after checking them."""
+
+    def __init__(self, generated_dir, limits=None):
+        self.limits = limits or Limits()
+        if generated_dir not in sys.path:
+            sys.path.insert(0, generated_dir)
+        mod = {name: importlib.import_module(f"eport.telemetry.v1.{name}")
+               for name in ("Envelope", "Reading", "Payload", "Position", "SealEvent", "DoorEvent", "SensorSample")}
+        self.Envelope = mod["Envelope"].Envelope
+        self.classes = {name: getattr(mod[name], name) for name in LAYOUT}
+        payload_enum = mod["Payload"].Payload
+        self.payload_members = {v: k for k, v in vars(payload_enum).items()
+                                if not k.startswith("_") and isinstance(v, int) and v != 0}
+        self.unions = {"PayloadType": self.payload_members}
+        self._check_layout()
+        self.zstandard = import_or_die("zstandard", "python3-zstandard")
+
+    def _check_layout(self):
+        """LAYOUT must agree with the generated code (slot and type of every field read)."""
+        for table, fields in LAYOUT.items():
+            cls = self.classes[table]
+            for i, (accessor, kind, *_) in enumerate(fields):
+                fn = getattr(cls, accessor, None)
+                src = inspect.getsource(fn) if fn else ""
+                slot = re.search(r"Offset\((\d+)\)", src)
+                ok = slot and int(slot.group(1)) == 4 + 2 * i
+                if kind in _FLAGS:
+                    ok = ok and _FLAGS[kind] in src
+                elif kind == "string":
+                    ok = ok and ".String(" in src
+                elif kind == "[table]":
+                    ok = ok and ".Vector(" in src
+                elif kind == "union":
+                    ok = ok and ".Union(" in src
+                if not ok:
+                    raise RuntimeError(f"LAYOUT of {table}.{accessor} does not match the generated code: "
+                                       f"update LAYOUT in {__file__} to schema/telemetry.fbs")
+
+    # -- payload -> envelope bytes ------------------------------------------------------------
+    def unwrap(self, payload):
+        """The envelope bytes: decompressed (with a size limit) if the payload is a zstd frame."""
+        if len(payload) > self.limits.max_payload_bytes:
+            raise DecodeError(f"payload too large: {len(payload)} bytes > {self.limits.max_payload_bytes}")
+        if payload[:4] != ZSTD_MAGIC:
+            return payload, False
+        zstandard = self.zstandard
+        try:
+            size = zstandard.frame_content_size(payload)
+        except zstandard.ZstdError as e:
+            raise DecodeError(f"zstd payload: not a valid zstd frame ({e})")
+        if size < 0:
+            raise DecodeError("zstd payload: frame without content size")
+        if size > self.limits.max_bytes:
+            raise DecodeError(f"zstd payload: decompresses to {size} bytes > {self.limits.max_bytes}")
+        try:
+            plain = zstandard.ZstdDecompressor().decompress(payload, max_output_size=self.limits.max_bytes)
+        except zstandard.ZstdError as e:
+            raise DecodeError(f"zstd payload: {e}")
+        if len(plain) != size:
+            raise DecodeError("zstd payload: size mismatch")
+        return plain, True
+
+    def verify(self, envelope):
+        if len(envelope) > self.limits.max_bytes:
+            raise DecodeError(f"envelope too large: {len(envelope)} bytes > {self.limits.max_bytes}")
+        _Verifier(envelope, self.limits, self.unions).envelope()
+
+    # -- envelope bytes -> values --------------------------------------------------------------
+    def decode_payload(self, payload):
+        """Returns (header, readings, problems): dicts in eport-tail's key order; problems lists
+        readings that were skipped (e.g. a payload kind from a newer schema). Raises DecodeError."""
+        payload = bytes(payload)
+        envelope, _ = self.unwrap(payload)
+        self.verify(envelope)
+        try:
+            return self._decode(envelope)
+        except DecodeError:
+            raise
+        except Exception as e:  # the checks above should make this unreachable
+            raise DecodeError(f"envelope could not be decoded: {type(e).__name__}: {e}")
+
+    def _decode(self, buf):
+        env = self.Envelope.GetRootAs(buf, 0)
+        header = {"site": _text(env.SiteId()), "gateway": _text(env.GatewayId()),
+                  "envelope_seq": env.EnvelopeSeq(), "sent_utc_ms": env.SentUtcMs(),
+                  "priority": PRIORITY_NAMES.get(env.Priority(), "unknown"),
+                  "schema_version": env.SchemaVersion()}
+        if header["schema_version"] > SCHEMA_MAJOR:
+            raise DecodeError(f"schema_version {header['schema_version']} is newer than {SCHEMA_MAJOR}")
+        readings, problems = [], []
+        for i in range(env.ReadingsLength()):
+            r = env.Readings(i)
+            try:
+                readings.append(self._reading(r))
+            except DecodeError as e:
+                problems.append(f"reading {i}: {e}")
+        return header, readings, problems
+
+    def _reading(self, r):
+        source = _text(r.SourceId())
+        if not source:
+            raise DecodeError("reading without source_id")
+        out = {"source": source}
+        container = _text(r.ContainerId())
+        if container:
+            out["container"] = container
+        out["seq"] = r.Seq()
+        out["time_utc_ms"] = r.TimeUtcMs()
+        kind = self.payload_members.get(r.PayloadType())
+        tab = r.Payload()
+        if kind not in LAYOUT or tab is None:
+            raise DecodeError(f"unknown or missing payload type {r.PayloadType()}: skipped")
+        p = self.classes[kind]()
+        p.Init(tab.Bytes, tab.Pos)
+        if kind == "Position":
+            out["kind"] = "position"
+            out["lat_e7"] = p.LatE7()
+            out["lon_e7"] = p.LonE7()
+            _opt(out, "speed_cm_s", p.SpeedCmS())
+            _opt(out, "heading_cdeg", p.HeadingCdeg())
+            out["fix"] = p.Fix()
+            out["satellites"] = p.Satellites()
+            _opt(out, "hdop_centi", p.HdopCenti())
+        elif kind == "SealEvent":
+            out["kind"] = "seal"
+            out["seal_id"] = _text(p.SealId())
+            out["state"] = SEAL_STATE_NAMES.get(p.State(), "unknown")
+        elif kind == "DoorEvent":
+            out["kind"] = "door"
+            out["state"] = DOOR_STATE_NAMES.get(p.State(), "unknown")
+        else:
+            out["kind"] = "sensor"
+            _opt(out, "temperature_centi_c", p.TemperatureCentiC())
+            _opt(out, "humidity_centi_pct", p.HumidityCentiPct())
+            _opt(out, "shock_milli_g", p.ShockMilliG())
+            _opt(out, "battery_mv", p.BatteryMv())
+            _opt(out, "battery_pct", p.BatteryPct())
+            _opt(out, "reefer_setpoint_centi_c", p.ReeferSetpointCentiC())
+        return out
+
+
+def _text(b):
+    # surrogateescape keeps any byte: json_line() writes back exactly the bytes that were sent.
+    return b.decode("utf-8", "surrogateescape") if b else ""
+
+
+def _opt(out, key, value):
+    if value is not None:  # optional scalar (= null in the schema): absent stays absent
+        out[key] = value
+
+
+def load_codec(schema=DEFAULT_SCHEMA, flatc="flatc", cache_dir=None, limits=None):
+    import_or_die("flatbuffers", "python3-flatbuffers")
+    return Codec(generate_code(schema, flatc, cache_dir), limits)
+
+
+# ----------------------------------------------------------------------------------------------
+# JSON exactly as eport::codec::reading_to_json writes it: keys in order, no spaces, the same
+# escapes (", \, \n, \r, \t, other control bytes as \u00XX, everything else as is).
+
+_ESCAPE = re.compile(rb'[\x00-\x1f"\\]')
+_ESCAPES = {b'"': b'\\"', b"\\": b"\\\\", b"\n": b"\\n", b"\r": b"\\r", b"\t": b"\\t"}
+
+
+def _escape(s):
+    raw = s.encode("utf-8", "surrogateescape")
+    return b'"' + _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(), b"\\u%04x" % m.group()[0]), raw) + b'"'
+
+
+def json_line(obj):
+    """One JSON object as bytes; values are str, int, nested dicts or raw JSON (bytes)."""
+    parts = []
+    for k, v in obj.items():
+        if isinstance(v, dict):
+            val = json_line(v)
+        elif isinstance(v, bytes):
+            val = v
+        elif isinstance(v, str):
+            val = _escape(v)
+        else:
+            val = str(int(v)).encode()
+        parts.append(b'"' + k.encode() + b'":' + val)
+    return b"{" + b",".join(parts) + b"}"
+
+
+# ----------------------------------------------------------------------------------------------
+
+class DedupWindow:
+    """Remembers the last `size` (source_id, seq) keys. QoS 1 and the agent's resend after a
+    reconnect deliver some readings twice, close together; a duplicate older than the window
+    passes, so the store behind this should still be keyed (upsert) on (source_id, seq)."""
+
+    def __init__(self, size):
+        self.size = size
+        self.keys = set()
+        self.order = collections.deque()
+
+    def __contains__(self, key):
+        return key in self.keys
+
+    def add(self, key):
+        if self.size <= 0 or key in self.keys:
+            return
+        self.keys.add(key)
+        self.order.append(key)
+        if len(self.order) > self.size:
+            self.keys.discard(self.order.popleft())
+
+
+def parse_topic(topic):
+    """("data", site, gateway, class) or (kind, site, gateway, None) for eport/v1/<site>/<gw>/<kind>."""
+    levels = topic.split("/")
+    if len(levels) >= 5 and levels[0] == "eport" and levels[1] == f"v{SCHEMA_MAJOR}":
+        if levels[4] == "data" and len(levels) == 6:
+            return "data", levels[2], levels[3], levels[5]
+        if len(levels) == 5:
+            return levels[4], levels[2], levels[3], None
+    return None, None, None, None
+
+
+class Consumer:
+    def __init__(self, args, codec):
+        self.args = args
+        self.codec = codec
+        self.dedup = DedupWindow(args.dedup_window)
+        self.out = sys.stdout.buffer
+        self.counts = collections.Counter()
+        self.last_message = time.monotonic()
+        self.stop = threading.Event()
+
+    def emit(self, line):
+        if not self.args.quiet:
+            self.out.write(line + b"\n")
+
+    def error(self, msg, topic, size):
+        self.counts["errors"] += 1
+        self.emit(json_line({"error": msg, "topic": topic, "bytes": size}))
+
+    # Runs on paho's network thread. paho 1.6 sends the PUBACK of a QoS 1 message only after
+    # this returns: whatever is done here (print, store) happens before the broker forgets the
+    # message, so a crash here means a redelivery, never a loss.
+    def on_message(self, client, userdata, msg):
+        self.last_message = time.monotonic()
+        try:
+            self.handle(msg.topic, msg.payload)
+        except Exception as e:  # never let one message kill the consumer
+            self.error(f"internal error: {type(e).__name__}: {e}", msg.topic, len(msg.payload))
+        self.out.flush()
+        if self.args.count and self.counts["readings"] >= self.args.count:
+            self.stop.set()
+
+    def handle(self, topic, payload):
+        kind, site, gateway, cls = parse_topic(topic)
+        if kind in ("status", "health", "reply"):
+            self.counts[kind] += 1
+            text = payload.strip()
+            try:
+                value = json.loads(text)
+            except ValueError:
+                return self.error(f"{kind} message is not JSON", topic, len(payload))
+            if b"\n" in text:  # keep one line per message
+                text = json.dumps(value, separators=(",", ":")).encode()
+            return self.emit(json_line({kind: text, "topic": topic}))
+        if kind != "data":
+            return self.error("not an eport/v1 topic this consumer knows", topic, len(payload))
+        try:
+            header, readings, problems = self.codec.decode_payload(payload)
+        except DecodeError as e:
+            return self.error(str(e), topic, len(payload))
+        # The broker's ACLs bind a gateway to its own topics; the payload's claims are not
+        # authenticated. Refuse an envelope that names another gateway than its topic.
+        if (header["site"], header["gateway"], header["priority"]) != (site, gateway, cls):
+            return self.error(f"envelope of {header['site']}/{header['gateway']}/{header['priority']} "
+                              f"on another gateway's or class's topic", topic, len(payload))
+        self.counts["envelopes"] += 1
+        if payload[:4] == ZSTD_MAGIC:
+            self.counts["zstd"] += 1
+        if self.args.envelopes:
+            self.emit(json_line({"envelope": header, "readings": len(readings) + len(problems),
+                                 "bytes": len(payload)}))
+        for p in problems:
+            self.error(p, topic, len(payload))
+        for r in readings:
+            key = (r["source"], r["seq"])
+            if key in self.dedup:
+                self.counts["duplicates"] += 1
+                continue
+            self.emit(json_line(r))  # replace with your store's upsert keyed on (source_id, seq)
+            self.dedup.add(key)
+            self.counts["readings"] += 1
+
+
+def parse_broker(uri):
+    m = re.fullmatch(r"(tcp|mqtt|ssl|mqtts)://(\[[^\]]+\]|[^:/]+)(?::(\d+))?/?", uri)
+    if not m:
+        die(f"bad --broker {uri!r}: use tcp://HOST:PORT or ssl://HOST:PORT", 64)
+    tls = m.group(1) in ("ssl", "mqtts")
+    return m.group(2).strip("[]"), int(m.group(3) or (8883 if tls else 1883)), tls
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument("--broker", default="tcp://127.0.0.1:1883", help="tcp://HOST:PORT or ssl://HOST:PORT")
+    ap.add_argument("--topic", action="append",
+                    help="topic filter (repeatable); default: data, status and health of every gateway")
+    ap.add_argument("--share", metavar="GROUP",
+                    help="subscribe to data as $share/GROUP/...: the members of GROUP split the envelopes")
+    ap.add_argument("--client-id", help="fixed client id and a persistent session (clean session off): "
+                    "the broker queues QoS 1 messages while this consumer is away")
+    ap.add_argument("--cafile", help="CA certificate(s) for ssl:// brokers")
+    ap.add_argument("--cert", help="client certificate (mutual TLS)")
+    ap.add_argument("--key", help="client key (mutual TLS)")
+    ap.add_argument("--username")
+    ap.add_argument("--password-file", help="file holding the password (kept off the command line)")
+    ap.add_argument("--schema", default=DEFAULT_SCHEMA, help="telemetry.fbs (default: the repository's)")
+    ap.add_argument("--flatc", default="flatc")
+    ap.add_argument("--codegen-dir", help="cache of the generated Python code (default ~/.cache/eport-consumer)")
+    ap.add_argument("--dedup-window", type=int, default=100000, help="(source_id, seq) keys remembered; 0: off")
+    ap.add_argument("--max-bytes", type=int, default=4 << 20, help="largest envelope accepted, after zstd")
+    ap.add_argument("--max-readings", type=int, default=100000)
+    ap.add_argument("--envelopes", action="store_true", help="also print one line per envelope header")
+    ap.add_argument("--quiet", action="store_true", help="summary only")
+    ap.add_argument("--count", type=int, default=0, help="exit after this many readings")
+    ap.add_argument("--idle-exit", type=float, default=0, help="exit after this long without a message")
+    args = ap.parse_args(argv)
+
+    mqtt = import_or_die("paho.mqtt.client", "python3-paho-mqtt")
+    limits = Limits(max_payload_bytes=args.max_bytes, max_bytes=args.max_bytes, max_readings=args.max_readings)
+    codec = load_codec(args.schema, args.flatc, args.codegen_dir, limits)
+    host, port, tls = parse_broker(args.broker)
+    topics = args.topic or ["eport/v1/+/+/data/#", "eport/v1/+/+/status", "eport/v1/+/+/health"]
+    if args.share:
+        # Only data is shared out between the group's members. Status and health stay plain
+        # subscriptions: every member learns every gateway's state, and the retained status
+        # reaches it (MQTT 5 lets a broker withhold retained messages from shared subscriptions).
+        topics = [f"$share/{args.share}/{t}" if "/data/" in t else t for t in topics]
+    consumer = Consumer(args, codec)
+
+    persistent = bool(args.client_id)
+    client = mqtt.Client(client_id=args.client_id or f"{PROG}-{uuid.uuid4().hex[:12]}", clean_session=not persistent)
+    if tls or args.cafile:
+        client.tls_set(ca_certs=args.cafile, certfile=args.cert, keyfile=args.key)
+    if args.username:
+        password = None
+        if args.password_file:
+            with open(args.password_file) as f:
+                password = f.read().strip()
+        client.username_pw_set(args.username, password)
+    client.reconnect_delay_set(min_delay=1, max_delay=10)
+    client.on_message = consumer.on_message
+    subscribe_mids = set()
+
+    def on_connect(client, userdata, flags, rc):
+        if rc != 0:
+            print(f"{PROG}: connection refused: {mqtt.connack_string(rc)}", file=sys.stderr, flush=True)
+            return
+        # Subscribe on every connect: a clean session forgets subscriptions; with a persistent
+        # session ("session present") subscribing again is harmless.
+        result, mid = client.subscribe([(t, 1) for t in topics])
+        subscribe_mids.add(mid)
+
+    def on_subscribe(client, userdata, mid, granted_qos):
+        if mid in subscribe_mids:
+            refused = [t for t, q in zip(topics, granted_qos) if q not in (0, 1, 2)]
+            if refused:
+                print(f"{PROG}: broker refused {refused} (ACL?)", file=sys.stderr, flush=True)
+            print(f"{PROG}: subscribed to {' '.join(topics)} on {args.broker}", file=sys.stderr, flush=True)
+
+    def on_disconnect(client, userdata, rc):
+        if rc != 0 and not consumer.stop.is_set():
+            print(f"{PROG}: connection lost ({mqtt.error_string(rc)}), reconnecting", file=sys.stderr, flush=True)
+
+    client.on_connect, client.on_subscribe, client.on_disconnect = on_connect, on_subscribe, on_disconnect
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: consumer.stop.set())
+    try:
+        client.connect(host, port, keepalive=20)
+    except OSError as e:
+        die(f"{args.broker}: {e}")
+    client.loop_start()  # paho's network thread; this thread only waits for the end
+    while not consumer.stop.wait(0.2):
+        if args.idle_exit and time.monotonic() - consumer.last_message >= args.idle_exit:
+            break
+    client.disconnect()
+    client.loop_stop()
+    c = consumer.counts
+    print(f"{PROG}: readings={c['readings']} envelopes={c['envelopes']} zstd={c['zstd']} errors={c['errors']} "
+          f"duplicates={c['duplicates']} status={c['status']} health={c['health']}", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
