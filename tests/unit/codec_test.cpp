@@ -5,6 +5,7 @@
 
 #include "eport/codec/codec.h"
 #include "eport/codec/topics.h"
+#include "eport/schema/telemetry_generated.h"
 
 using namespace eport;
 using namespace eport::model;
@@ -190,4 +191,23 @@ TEST_CASE("a hostile zstd frame is refused, never inflated past the limit", "[co
   auto not_env = codec::decode_payload(codec::compress(std::vector<std::uint8_t>(100, 7)));
   REQUIRE_FALSE(not_env.ok());
   CHECK_THAT(not_env.error(), Catch::Contains("EPT1"));
+}
+
+TEST_CASE("a reading of a payload kind from a newer schema is skipped, the rest kept", "[codec]") {
+  namespace fb = eport::telemetry::v1;
+  flatbuffers::FlatBufferBuilder b;
+  auto src = b.CreateString("tcu-1");
+  auto door = fb::CreateDoorEvent(b, fb::DoorState::Open);
+  auto known = fb::CreateReading(b, src, 0, 1, 1000, fb::Payload::DoorEvent, door.Union());
+  auto future_table = fb::CreateDoorEvent(b, fb::DoorState::Closed);  // any table will do
+  auto unknown = fb::CreateReading(b, src, 0, 2, 2000, static_cast<fb::Payload>(9), future_table.Union());
+  std::vector<flatbuffers::Offset<fb::Reading>> rs = {known, unknown};
+  auto env = fb::CreateEnvelope(b, 1, b.CreateString("cnsha"), b.CreateString("gw"), 1, 1, fb::Priority::Alarm,
+                                b.CreateVector(rs));
+  b.Finish(env, fb::EnvelopeIdentifier());
+  auto r = codec::decode_envelope(std::span<const std::uint8_t>(b.GetBufferPointer(), b.GetSize()));
+  REQUIRE(r.ok());
+  CHECK(r->skipped_unknown == 1);
+  REQUIRE(r->readings.size() == 1);
+  CHECK(r->readings[0].seq == 1);
 }

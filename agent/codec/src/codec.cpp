@@ -175,7 +175,13 @@ Result<Envelope> decode_envelope(std::span<const std::uint8_t> bytes, const Deco
     }
     out.readings.reserve(rs->size());
     for (flatbuffers::uoffset_t i = 0; i < rs->size(); ++i) {
-      auto r = read_reading(rs->Get(i));
+      const auto* in = rs->Get(i);
+      auto type = in == nullptr ? fb::Payload::NONE : in->payload_type();
+      if (in != nullptr && type > fb::Payload::MAX) {
+        ++out.skipped_unknown;  // a newer schema's payload kind
+        continue;
+      }
+      auto r = read_reading(in);
       if (!r) return Error{"reading " + std::to_string(i) + ": " + r.error()};
       out.readings.push_back(std::move(r).value());
     }

@@ -30,6 +30,9 @@ struct EnvelopeHeader {
 struct Envelope {
   EnvelopeHeader header;
   std::vector<model::Reading> readings;
+  // Readings with a payload kind this build does not know (added by a newer
+  // schema): skipped, the rest of the envelope is kept (docs/schema.md).
+  std::size_t skipped_unknown = 0;
 };
 
 // Limits applied when verifying a buffer from outside.
