@@ -1,0 +1,475 @@
+// [bridge] The agent's bridge server end to end in one process: a real Server
+// with Ingest and a temp-file Outbox, units on a real UNIX socket or a pty
+// pair. Malformed input of every kind gets its documented NACK or is dropped
+// and counted, and the next good frame on the same link still works; lost
+// ACKs are answered again; serial ports survive missing and vanished devices.
+#include <catch2/catch.hpp>
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <thread>
+#include <vector>
+
+#include "eport/bridge/convert.h"
+#include "eport/bridge/net.h"
+#include "eport/bridge/serial.h"
+#include "eport/bridge/server.h"
+#include "eport/ingest/ingest.h"
+#include "eport/store/outbox.h"
+#include "test_util.h"
+
+using namespace eport;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kContainer = "CSQU3054383";  // valid ISO 6346
+constexpr const char* kGateway = "gw-test-01";
+
+// An agent in miniature: outbox, ingest, bridge server.
+struct Agent {
+  test::TempDir dir;
+  std::unique_ptr<store::Outbox> outbox;
+  std::unique_ptr<ingest::Ingest> ingest;
+  std::unique_ptr<bridge::Server> server;
+  std::string socket_path;
+
+  explicit Agent(bridge::ServerOptions so = {}, ingest::IngestOptions io = {}, store::OutboxOptions oo = {}) {
+    oo.path = dir.file("outbox.db");
+    oo.min_free_bytes = 0;
+    auto ob = store::Outbox::open(oo);
+    REQUIRE(ob.ok());
+    outbox = std::move(ob).value();
+    ingest = std::make_unique<ingest::Ingest>(io, *outbox, nullptr);
+    socket_path = dir.file("bridge.sock");
+    if (so.unix_socket.empty()) so.unix_socket = socket_path;
+    so.gateway_id = kGateway;
+    server = std::make_unique<bridge::Server>(
+        so, *ingest, [this](std::string_view unit) { return outbox->last_seq(unit); },
+        [](const model::Reading& r) { return model::default_priority(r); });
+    ingest->start();
+    auto st = server->start();
+    REQUIRE(st.ok());
+  }
+  ~Agent() {
+    server->stop();
+    ingest->stop();
+  }
+  std::uint64_t rows() { return outbox->stats().total_rows(); }
+  const bridge::ServerStats& stats() { return server->stats(); }
+};
+
+// One unit's end of a link: a socket or a pty master.
+struct Link {
+  int fd = -1;
+  bool tty = false;
+  epb_decoder dec;
+  std::deque<epb_message> got;
+
+  explicit Link(int f, bool is_tty = false) : fd(f), tty(is_tty) { epb_decoder_init(&dec); }
+  static Link connect(const std::string& socket_path) {
+    auto fd = bridge::net::connect_endpoint("unix:" + socket_path);
+    REQUIRE(fd.ok());
+    return Link(*fd);
+  }
+  Link(Link&& o) noexcept : fd(o.fd), tty(o.tty), dec(o.dec), got(std::move(o.got)) { o.fd = -1; }
+  ~Link() {
+    if (fd >= 0) close(fd);
+  }
+
+  void raw(const std::vector<std::uint8_t>& bytes) {
+    std::size_t off = 0;
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (off < bytes.size()) {
+      ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
+      if (n > 0) {
+        off += static_cast<std::size_t>(n);
+      } else {
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+        std::this_thread::sleep_for(1ms);
+      }
+    }
+  }
+  void send(const epb_message& m) {
+    std::vector<std::uint8_t> buf(EPB_MAX_ENCODED);
+    auto n = epb_encode(&m, buf.data(), buf.size());
+    REQUIRE(n > 0);
+    buf.resize(n);
+    raw(buf);
+  }
+  // The next message from the agent, or nullopt after the timeout.
+  std::optional<epb_message> next(std::chrono::milliseconds timeout = 3000ms) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (got.empty()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return std::nullopt;
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      std::uint8_t buf[4096];
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        return std::nullopt;
+      }
+      std::size_t off = 0;
+      while (off < static_cast<std::size_t>(n)) {
+        epb_message m;
+        epb_status st;
+        off += epb_decoder_feed(&dec, buf + off, static_cast<std::size_t>(n) - off, &m, &st);
+        if (st == EPB_OK) got.push_back(m);
+      }
+    }
+    auto m = got.front();
+    got.pop_front();
+    return m;
+  }
+  epb_message expect(epb_msg_type type) {
+    auto m = next();
+    REQUIRE(m.has_value());
+    REQUIRE(static_cast<int>(m->type) == static_cast<int>(type));
+    return *m;
+  }
+  // Proves that the agent answered nothing else before: PONG comes next.
+  void expect_silence() {
+    epb_message ping{};
+    ping.type = EPB_MSG_PING;
+    ping.m.ping.nonce = 0xC0FFEE;
+    send(ping);
+    auto m = expect(EPB_MSG_PONG);
+    REQUIRE(m.m.ping.nonce == 0xC0FFEEu);
+  }
+};
+
+epb_message hello(const std::string& unit, const std::string& container = kContainer, std::uint64_t next_seq = 1) {
+  epb_message m{};
+  m.type = EPB_MSG_HELLO;
+  auto& h = m.m.hello;
+  h.unit_id_len = static_cast<std::uint8_t>(unit.size());
+  std::memcpy(h.unit_id, unit.data(), unit.size());
+  h.container_id_len = static_cast<std::uint8_t>(container.size());
+  std::memcpy(h.container_id, container.data(), container.size());
+  h.firmware_len = 3;
+  std::memcpy(h.firmware, "1.0", 3);
+  h.next_seq = next_seq;
+  return m;
+}
+
+epb_message reading(std::uint64_t seq) {
+  epb_message m{};
+  m.type = EPB_MSG_READING;
+  auto& r = m.m.reading;
+  r.seq = seq;
+  r.time_utc_ms = 1795000000000ull + seq;
+  r.kind = EPB_READING_SENSOR;
+  r.u.sensor.present = EPB_SENSOR_TEMPERATURE | EPB_SENSOR_BATTERY_PCT;
+  r.u.sensor.temperature_centi_c = -1800;
+  r.u.sensor.battery_pct = 90;
+  return m;
+}
+
+// A frame around any body: COBS, then 0x00. With crc=true the body gets a
+// correct CRC-32C appended first, so content errors can be tested alone.
+std::vector<std::uint8_t> frame_of(std::vector<std::uint8_t> body, bool crc = true) {
+  if (crc) {
+    auto c = epb_crc32c(body.data(), body.size());
+    for (int i = 0; i < 4; ++i) body.push_back(static_cast<std::uint8_t>(c >> (8 * i)));
+  }
+  std::vector<std::uint8_t> out{0};
+  std::size_t code_at = 0;
+  std::uint8_t code = 1;
+  for (auto b : body) {
+    if (b == 0) {
+      out[code_at] = code;
+      code_at = out.size();
+      out.push_back(0);
+      code = 1;
+    } else {
+      out.push_back(b);
+      if (++code == 0xFF) {
+        out[code_at] = code;
+        code_at = out.size();
+        out.push_back(0);
+        code = 1;
+      }
+    }
+  }
+  out[code_at] = code;
+  out.push_back(0);
+  return out;
+}
+
+std::vector<std::uint8_t> encoded(const epb_message& m) {
+  std::vector<std::uint8_t> buf(EPB_MAX_ENCODED);
+  buf.resize(epb_encode(&m, buf.data(), buf.size()));
+  return buf;
+}
+
+std::uint64_t frame_errors(const bridge::ServerStats& s, epb_status st) {
+  return s.frame_errors[static_cast<std::size_t>(st)].load();
+}
+
+template <class F>
+void eventually(F f, std::chrono::milliseconds timeout = 5000ms) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!f()) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("malformed input is answered as documented and the link keeps working", "[bridge]") {
+  Agent agent;
+  struct Case {
+    const char* name;
+    bool hello_first;                       // the bad input comes inside a session
+    std::vector<std::uint8_t> bad;
+    std::optional<epb_msg_type> answer;     // NACK, or nothing
+    std::uint8_t nack_reason = 0;
+    std::uint64_t nack_seq = 0;
+    std::function<std::uint64_t(const bridge::ServerStats&)> counter;
+  };
+  auto valid_reading = encoded(reading(7));
+  // A PING body whose CRC does not match.
+  auto bad_crc = frame_of({1, EPB_MSG_PING, 1, 2, 3, 4, 0xde, 0xad, 0xbe, 0xef}, false);
+  std::vector<std::uint8_t> oversized(300, 0x42);
+  oversized.push_back(0);
+  std::vector<std::uint8_t> garbage = {0x13, 0x37, 0xde, 0xad, 0xbe, 0xef, 0x99, 0x00};
+  auto welcome = [] {
+    epb_message m{};
+    m.type = EPB_MSG_WELCOME;
+    m.m.welcome.window = 4;
+    m.m.welcome.utc_ms = 1;
+    return encoded(m);
+  }();
+  // READING of an unknown kind (9), intact CRC: NACK MALFORMED with its seq.
+  std::vector<std::uint8_t> bad_kind = {1, EPB_MSG_READING, 42, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9};
+  // READING with seq 0, otherwise fine: malformed but not attributable.
+  std::vector<std::uint8_t> seq0 = {1, EPB_MSG_READING, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 1};
+
+  std::vector<Case> cases = {
+      {"garbage bytes", true, garbage, std::nullopt, 0, 0,
+       [](auto& s) { return frame_errors(s, EPB_ERR_COBS) + frame_errors(s, EPB_ERR_CRC) + frame_errors(s, EPB_ERR_TRUNCATED); }},
+      {"oversized frame", true, oversized, std::nullopt, 0, 0, [](auto& s) { return frame_errors(s, EPB_ERR_OVERSIZE); }},
+      {"bad CRC", true, bad_crc, std::nullopt, 0, 0, [](auto& s) { return frame_errors(s, EPB_ERR_CRC); }},
+      {"truncated body", true, frame_of({1, 3, 0}, false), std::nullopt, 0, 0,
+       [](auto& s) { return frame_errors(s, EPB_ERR_TRUNCATED); }},
+      {"unknown version", true, frame_of({2, EPB_MSG_PING, 1, 2, 3, 4}), std::nullopt, 0, 0,
+       [](auto& s) { return frame_errors(s, EPB_ERR_VERSION); }},
+      {"unknown type", true, frame_of({1, 77, 1, 2, 3, 4}), std::nullopt, 0, 0,
+       [](auto& s) { return frame_errors(s, EPB_ERR_TYPE); }},
+      {"reading of unknown kind", true, frame_of(bad_kind), EPB_MSG_NACK, EPB_NACK_MALFORMED, 42,
+       [](auto& s) { return s.readings_rejected.load(); }},
+      {"reading with seq 0", true, frame_of(seq0), std::nullopt, 0, 0,
+       [](auto& s) { return frame_errors(s, EPB_ERR_PAYLOAD); }},
+      {"agent-to-unit message", true, welcome, std::nullopt, 0, 0, [](auto& s) { return s.protocol_errors.load(); }},
+      {"reading before HELLO", false, valid_reading, EPB_MSG_NACK, EPB_NACK_NO_HELLO, 7,
+       [](auto& s) { return s.protocol_errors.load(); }},
+      {"HELLO with a bad ISO 6346 check digit", false, encoded(hello("tcu-1", "CSQU3054384")), EPB_MSG_NACK,
+       EPB_NACK_MALFORMED, 0, [](auto& s) { return s.hellos_refused.load(); }},
+      {"HELLO with the gateway's own id", false, encoded(hello(kGateway)), EPB_MSG_NACK, EPB_NACK_MALFORMED, 0,
+       [](auto& s) { return s.hellos_refused.load(); }},
+      {"HELLO with an empty unit id", false, frame_of({1, EPB_MSG_HELLO, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0}),
+       std::nullopt, 0, 0, [](auto& s) { return frame_errors(s, EPB_ERR_PAYLOAD); }},
+      {"empty frames", true, {0, 0, 0}, std::nullopt, 0, 0, [](auto&) { return std::uint64_t{1}; }},
+  };
+
+  std::uint64_t seq = 100;
+  int unit = 0;
+  for (const auto& c : cases) {
+    SECTION(c.name) {
+      std::string id = "tcu-m" + std::to_string(unit++);
+      auto link = Link::connect(agent.socket_path);
+      if (c.hello_first) {
+        link.send(hello(id));
+        link.expect(EPB_MSG_WELCOME);
+      }
+      auto before = c.counter(agent.stats());
+      link.raw(c.bad);
+      if (c.answer) {
+        auto m = link.expect(*c.answer);
+        CHECK(m.m.nack.reason == c.nack_reason);
+        CHECK(m.m.nack.seq == c.nack_seq);
+      }
+      link.expect_silence();
+      if (std::string(c.name) != "empty frames") CHECK(c.counter(agent.stats()) == before + 1);
+      // The next good frames on the same link work.
+      if (!c.hello_first) {
+        link.send(hello(id));
+        link.expect(EPB_MSG_WELCOME);
+      }
+      link.send(reading(++seq));
+      auto ack = link.expect(EPB_MSG_ACK);
+      CHECK(ack.m.ack.seq == seq);
+    }
+  }
+}
+
+TEST_CASE("a resent reading whose ACK was lost is stored once and acknowledged again", "[bridge]") {
+  Agent agent;
+  auto link = Link::connect(agent.socket_path);
+  link.send(hello("tcu-resend"));
+  CHECK(link.expect(EPB_MSG_WELCOME).m.welcome.last_stored_seq == 0);
+  for (std::uint64_t s = 1; s <= 3; ++s) link.send(reading(s));
+  std::uint64_t acked = 0;
+  while (acked < 3) acked = link.expect(EPB_MSG_ACK).m.ack.seq;
+  // The unit never saw that ACK: after its timeout it goes back to 1.
+  for (std::uint64_t s = 1; s <= 3; ++s) link.send(reading(s));
+  CHECK(link.expect(EPB_MSG_ACK).m.ack.seq == 3);
+  link.expect_silence();
+  CHECK(agent.rows() == 3);
+  CHECK(agent.stats().duplicates_on_link.load() == 3);
+  CHECK(agent.stats().readings_duplicate.load() == 3);
+
+  // A new link: WELCOME says where to resume, resends are still stored once.
+  auto again = Link::connect(agent.socket_path);
+  again.send(hello("tcu-resend"));
+  CHECK(again.expect(EPB_MSG_WELCOME).m.welcome.last_stored_seq == 3);
+  again.send(reading(3));
+  again.send(reading(4));
+  std::uint64_t last = 0;
+  while (last < 4) last = again.expect(EPB_MSG_ACK).m.ack.seq;
+  CHECK(agent.rows() == 4);
+}
+
+TEST_CASE("over the window: NACK WINDOW, later readings held back until the unit goes back", "[bridge]") {
+  bridge::ServerOptions so;
+  so.window = 2;
+  ingest::IngestOptions io;
+  io.commit_interval = 400ms;  // readings wait for their commit: the window fills
+  Agent agent(so, io);
+  auto link = Link::connect(agent.socket_path);
+  link.send(hello("tcu-window"));
+  link.expect(EPB_MSG_WELCOME);
+  for (std::uint64_t s = 1; s <= 4; ++s) link.send(reading(s));
+  auto nack = link.expect(EPB_MSG_NACK);
+  CHECK(nack.m.nack.seq == 3);
+  CHECK(nack.m.nack.reason == EPB_NACK_WINDOW);
+  CHECK(link.expect(EPB_MSG_ACK).m.ack.seq == 2);  // never past the refused 3
+  eventually([&] { return agent.stats().readings_held_back.load() == 1; });
+  link.send(reading(3));
+  link.send(reading(4));
+  std::uint64_t last = 0;
+  while (last < 4) last = link.expect(EPB_MSG_ACK).m.ack.seq;
+  CHECK(agent.rows() == 4);
+}
+
+TEST_CASE("a store that refuses: NACK STORE_FULL and never an ACK past it", "[bridge]") {
+  store::OutboxOptions oo;
+  oo.max_bytes = 1;  // nothing fits
+  oo.when_full = store::WhenFull::kRefuse;
+  Agent agent({}, {}, oo);
+  auto link = Link::connect(agent.socket_path);
+  link.send(hello("tcu-full"));
+  link.expect(EPB_MSG_WELCOME);
+  link.send(reading(1));
+  auto nack = link.expect(EPB_MSG_NACK);
+  CHECK(nack.m.nack.seq == 1);
+  CHECK(nack.m.nack.reason == EPB_NACK_STORE_FULL);
+  link.send(reading(2));  // pipelined behind the refused one: dropped unanswered
+  link.expect_silence();
+  link.send(reading(1));  // the resend is tried again, and refused again
+  nack = link.expect(EPB_MSG_NACK);
+  CHECK(nack.m.nack.seq == 1);
+  link.expect_silence();
+  CHECK(agent.rows() == 0);
+}
+
+TEST_CASE("a new HELLO restarts the session; a different unit on the link starts clean", "[bridge]") {
+  Agent agent;
+  auto link = Link::connect(agent.socket_path);
+  link.send(hello("tcu-a"));
+  link.expect(EPB_MSG_WELCOME);
+  link.send(reading(5));
+  CHECK(link.expect(EPB_MSG_ACK).m.ack.seq == 5);
+  link.send(hello("tcu-b"));
+  CHECK(link.expect(EPB_MSG_WELCOME).m.welcome.last_stored_seq == 0);
+  link.send(reading(1));
+  CHECK(link.expect(EPB_MSG_ACK).m.ack.seq == 1);  // not tcu-a's 5
+  link.send(hello("tcu-a"));
+  CHECK(link.expect(EPB_MSG_WELCOME).m.welcome.last_stored_seq == 5);
+}
+
+TEST_CASE("a serial unit on a pty pair: handshake, readings, line lost and found again", "[bridge][serial]") {
+  test::TempDir links;
+  auto tty_link = links.file("ttyUSB0");  // a stable name, as udev gives, pointing at the pty
+  auto pair = bridge::serial::open_pty_pair();
+  REQUIRE(pair.ok());
+  std::filesystem::create_symlink(pair->slave_path, tty_link);
+
+  bridge::ServerOptions so;
+  so.serial_ports = {tty_link, links.file("ttyUSB9")};  // the second one is missing
+  so.serial_baud = 4000000;
+  so.serial_retry_min = 20ms;
+  so.serial_retry_max = 100ms;
+  Agent agent(so);
+  CHECK(agent.stats().serial_opens.load() == 1);
+  CHECK(agent.stats().serial_open_failures.load() >= 1);
+
+  {
+    Link unit(pair->master, true);
+    unit.raw({0});
+    unit.send(hello("tcu-serial"));
+    unit.expect(EPB_MSG_WELCOME);
+    for (std::uint64_t s = 1; s <= 20; ++s) unit.send(reading(s));
+    std::uint64_t last = 0;
+    while (last < 20) last = unit.expect(EPB_MSG_ACK).m.ack.seq;
+    // A garbled byte on the line, then a good frame.
+    unit.raw({0x55, 0xAA, 0x00});
+    unit.send(reading(21));
+    CHECK(unit.expect(EPB_MSG_ACK).m.ack.seq == 21);
+  }  // closes the master: the line hangs up and the pty vanishes
+  close(pair->slave_keeper);
+  eventually([&] { return agent.stats().serial_link_losses.load() == 1; });
+  auto failures = agent.stats().serial_open_failures.load();
+  eventually([&] { return agent.stats().serial_open_failures.load() > failures; });  // retried, not crashed
+
+  // The device comes back (a new pty behind the same name).
+  auto pair2 = bridge::serial::open_pty_pair();
+  REQUIRE(pair2.ok());
+  std::filesystem::remove(tty_link);
+  std::filesystem::create_symlink(pair2->slave_path, tty_link);
+  eventually([&] { return agent.stats().serial_opens.load() == 2; });
+  Link unit(pair2->master, true);
+  unit.send(hello("tcu-serial"));
+  CHECK(unit.expect(EPB_MSG_WELCOME).m.welcome.last_stored_seq == 21);
+  unit.send(reading(22));
+  CHECK(unit.expect(EPB_MSG_ACK).m.ack.seq == 22);
+  close(pair2->slave_keeper);
+  CHECK(agent.rows() == 22);
+}
+
+TEST_CASE("serial configuration that can never work fails at start", "[bridge][serial]") {
+  test::TempDir dir;
+  auto ob = store::Outbox::open({.path = dir.file("o.db"), .min_free_bytes = 0});
+  REQUIRE(ob.ok());
+  ingest::Ingest ingest({}, **ob, nullptr);
+  auto make = [&](bridge::ServerOptions so) {
+    return std::make_unique<bridge::Server>(so, ingest, [](std::string_view) { return std::uint64_t{0}; },
+                                            [](const model::Reading&) { return model::Priority::kTelemetry; });
+  };
+  bridge::ServerOptions bad_baud;
+  bad_baud.serial_ports = {"/dev/null"};
+  bad_baud.serial_baud = 12345;
+  auto s1 = make(bad_baud)->start();
+  REQUIRE(!s1.ok());
+  CHECK_THAT(s1.error(), Catch::Contains("12345"));
+  bridge::ServerOptions twice;
+  twice.serial_ports = {"/dev/ttyX", "/dev/ttyX"};
+  auto s2 = make(twice)->start();
+  REQUIRE(!s2.ok());
+  CHECK_THAT(s2.error(), Catch::Contains("twice"));
+  CHECK(bridge::serial::speed_for(4000000).has_value());
+  CHECK(bridge::serial::speed_for(115200).has_value());
+  CHECK(!bridge::serial::speed_for(100000).has_value());
+  auto not_tty = bridge::serial::open_port("/dev/null", 115200);
+  REQUIRE(!not_tty.ok());
+  CHECK_THAT(not_tty.error(), Catch::Contains("not a terminal"));
+}
