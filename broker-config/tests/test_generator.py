@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """eport-broker gen: inventory errors name the key; the output has explicit
-per-gateway ACL blocks (no pattern lines), 0600 keys, agent snippets that
-parse as TOML; a rerun changes no certificate; adding a gateway issues one
+per-gateway ACL blocks (no pattern lines), 0600 keys, per-gateway agent.toml
+files with the agent's real keys (test_agent_config runs eport-agent on
+them); a rerun changes no certificate; adding a gateway issues one
 certificate; removing one drops its ACL block and warns that its
 certificate is still valid."""
 
@@ -63,10 +64,20 @@ def test(workdir, t):
     keys = list(out.rglob("*.key"))
     t.check(keys and all(stat.S_IMODE(k.stat().st_mode) == 0o600 for k in keys),
             f"all {len(keys)} private keys in the output are 0600")
-    snippet = tomllib.loads((out / "gateways" / "gw-a" / "agent-tls.toml").read_text())
-    t.check(snippet["uplink"]["client_id"] == "gw-a" and snippet["uplink"]["server_uri"] ==
-            "ssl://mqtt.test.invalid:8883" and snippet["uplink"]["tls"]["key_file"].endswith("/gw-a.key"),
-            "gw-a's agent snippet is TOML with its client id, broker URI and key path")
+    agent = tomllib.loads((out / "gateways" / "gw-a" / "agent.toml").read_text())
+    t.check(agent["gateway"] == {"id": "gw-a", "site": "s1"} and agent["mqtt"]["client_id"] == "gw-a"
+            and agent["mqtt"]["uri"] == "ssl://mqtt.test.invalid:8883"
+            and agent["mqtt"]["ca_file"] == "/etc/eport-edge/tls/ca.crt"
+            and agent["mqtt"]["cert_file"] == "/etc/eport-edge/tls/gw-a.crt"
+            and agent["mqtt"]["key_file"] == "/etc/eport-edge/tls/gw-a.key"
+            and agent["mqtt"]["verify_hostname"] is True,
+            "gw-a's agent.toml has its id, site, client id, ssl:// broker URI and TLS file paths", repr(agent))
+    t.check(agent["publish"]["max_bytes"] == 2048,
+            "the agent's publish.max_bytes is half the broker's message_size_limit (4096)", repr(agent["publish"]))
+    via = tomllib.loads((out / "gateways" / "gw-a" / "bridge" / "agent.toml").read_text())
+    t.check(via["mqtt"] == {"uri": "tcp://127.0.0.1:1883"} and via["gateway"]["id"] == "gw-a",
+            "the bridge variant of gw-a's agent.toml points at the local broker without TLS", repr(via["mqtt"]))
+    t.check(not (out / "gateways" / "gw-a" / "agent-tls.toml").exists(), "no agent-tls.toml is written any more")
     bridge = (out / "gateways" / "gw-a" / "bridge" / "mosquitto.conf").read_text()
     for needle in ("topic eport/v1/s1/gw-a/data/# out 1", "topic eport/v1/s1/gw-a/cmd in 1", "cleansession false",
                    "local_cleansession false", "queue_qos0_messages false", "max_queued_messages 100000",

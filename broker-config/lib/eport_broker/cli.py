@@ -1,7 +1,8 @@
 """Command line of eport-broker: gen (inventory -> broker config, ACL,
-certificates, gateway snippets), validate (start a config on a free
-loopback port and probe it), revoke, keys. Every failure ends in one
-"eport-broker <cmd>: error: ..." line naming the input, exit status 1."""
+certificates, per-gateway agent and bridge configs), validate (start a
+config on a free loopback port and probe it), revoke, keys. Every failure
+ends in one "eport-broker <cmd>: error: ..." line naming the input, exit
+status 1."""
 
 from __future__ import annotations
 
@@ -95,8 +96,14 @@ def cmd_gen(args) -> int:
         _copy(pki_dir / "ca.crt", g / "ca.crt", 0o644)
         _copy(issued / f"{gw}.crt", g / f"{gw}.crt", 0o644)
         _copy(issued / f"{gw}.key", g / f"{gw}.key", 0o600)
-        _write(g / "agent-tls.toml", render.agent_tls(inv, gw))
+        _write(g / "agent.toml", render.agent_config(inv, gw))
         _write(g / "bridge" / "mosquitto.conf", render.bridge_conf(inv, gw))
+        _write(g / "bridge" / "agent.toml", render.agent_config(inv, gw, via_bridge=True))
+        # Earlier versions wrote a snippet with key names the agent never had.
+        old_snippet = g / "agent-tls.toml"
+        if old_snippet.exists():
+            old_snippet.unlink()
+            print(f"removed {old_snippet} (replaced by {g / 'agent.toml'})")
     for cn in (*inv.readers, *inv.commanders):
         c = out / "clients" / cn
         _copy(pki_dir / "ca.crt", c / "ca.crt", 0o644)
@@ -292,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="eport-broker", description="eport-edge site broker generator and validator")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
-    g = sub.add_parser("gen", help="render broker config, ACL, certificates and gateway snippets from an inventory")
+    g = sub.add_parser("gen", help="render broker config, ACL, certificates and per-gateway agent/bridge configs from an inventory")
     g.add_argument("inventory")
     g.add_argument("outdir")
     g.add_argument("--conf-dir", help="directory the broker config refers to for certs and ACL "
