@@ -40,6 +40,8 @@ constexpr unsigned kGenerationBits = 16;
 constexpr std::uint64_t kGenerationMask = (1u << kGenerationBits) - 1;
 // A serial session that lived this long resets its port's reopen backoff.
 constexpr auto kSerialStableAfter = std::chrono::seconds(10);
+// Without a free descriptor, accepting waits this long before trying again.
+constexpr auto kAcceptPause = std::chrono::milliseconds(200);
 
 std::uint64_t now_utc_ms() {
   return static_cast<std::uint64_t>(
@@ -92,6 +94,7 @@ struct Server::Impl : public ingest::CompletionSink {
   std::size_t socket_sessions = 0;
   std::vector<Port> ports;
   std::uint64_t next_conn = kFirstConnTag;
+  Clock::time_point accepts_paused_until{}, last_accept_warning{};
 
   // Filled by the ingest thread, drained by ours.
   std::mutex done_mu;
@@ -142,11 +145,26 @@ struct Server::Impl : public ingest::CompletionSink {
     return s;
   }
 
-  void accept_all(int listen_fd) {
+  void accept_all(int listen_fd, std::uint64_t tag) {
     while (true) {
       int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+          // Out of descriptors: the pending connection stays in the backlog
+          // and the listener stays readable. Stop watching it for a moment
+          // instead of spinning, and say what to raise.
+          auto now = Clock::now();
+          if (now - last_accept_warning >= std::chrono::seconds(10)) {
+            log::warn(kLog, std::string("accept: ") + std::strerror(errno) + " with " +
+                                std::to_string(sessions.size()) +
+                                " links open; pausing accepts (raise LimitNOFILE / ulimit -n for bridge.max_units)");
+            last_accept_warning = now;
+          }
+          epoll_event ev{};
+          ev.data.u64 = tag;
+          epoll_ctl(epfd, EPOLL_CTL_MOD, listen_fd, &ev);
+          accepts_paused_until = now + kAcceptPause;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
           log::warn(kLog, std::string("accept: ") + std::strerror(errno));
         }
         return;
@@ -469,9 +487,9 @@ struct Server::Impl : public ingest::CompletionSink {
         auto tag = events[static_cast<std::size_t>(i)].data.u64;
         auto ev = events[static_cast<std::size_t>(i)].events;
         if (tag == kListenUnixTag) {
-          accept_all(unix_fd);
+          accept_all(unix_fd, tag);
         } else if (tag == kListenTcpTag) {
-          accept_all(tcp_fd);
+          accept_all(tcp_fd, tag);
         } else if (tag == kWakeTag) {
           std::uint64_t v;
           [[maybe_unused]] auto r = read(wake_fd, &v, sizeof v);
@@ -491,6 +509,16 @@ struct Server::Impl : public ingest::CompletionSink {
       }
       for (auto id : to_close) close_session(id);
       if (!ports.empty()) open_ports(Clock::now());
+      if (accepts_paused_until != Clock::time_point{} && Clock::now() >= accepts_paused_until) {
+        accepts_paused_until = {};
+        for (auto [fd, tag] : {std::pair{unix_fd, kListenUnixTag}, std::pair{tcp_fd, kListenTcpTag}}) {
+          if (fd < 0) continue;
+          epoll_event ev{};
+          ev.events = EPOLLIN;
+          ev.data.u64 = tag;
+          epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
+        }
+      }
     }
   }
 };
