@@ -1,0 +1,458 @@
+// Bytes per reading on the wire (MQTT 3.1.1 PUBLISH: fixed header, remaining
+// length, topic, packet id, payload; PUBACK separately) for one fixed mix of
+// simulated readings, encoded as our envelope (by batch size), our envelope
+// with zstd, one JSON message per reading, and Sparkplug B DDATA. Figures only;
+// exits non-zero only if an envelope fails to decode back to its readings.
+// Usage: eport-wire-bench [UNITS [READINGS_PER_UNIT]]   (default 50 200)
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+#include "eport/codec/codec.h"
+#include "eport/codec/topics.h"
+#include "eport/model/reading.h"
+#include "fleet.h"
+#include "sparkplug_b.pb.h"
+
+namespace {
+
+namespace model = eport::model;
+namespace codec = eport::codec;
+namespace spb = org::eclipse::tahu::protobuf;
+
+constexpr const char* kSite = "cnsha";
+constexpr const char* kGateway = "gw-yangshan-01";
+// What the publisher uses by default: publish.max_bytes (stored bodies per envelope).
+constexpr std::size_t kPublishMaxBytes = 65536;
+constexpr std::size_t kPubackBytes = 4;  // fixed header 2 + packet id 2
+constexpr std::size_t kDefaultBatch = 500;  // publish.max_readings default
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// ---- MQTT 3.1.1 framing ----------------------------------------------------
+
+std::size_t varint_len(std::size_t n) {
+  std::size_t len = 1;
+  while (n >= 128) {
+    n /= 128;
+    ++len;
+  }
+  return len;
+}
+
+// A whole PUBLISH packet: 1 byte type/flags, the remaining length as a
+// varint, then topic (2-byte length + bytes), packet id (QoS > 0), payload.
+std::size_t publish_bytes(std::size_t topic_len, std::size_t payload_len, int qos) {
+  std::size_t remaining = 2 + topic_len + (qos > 0 ? 2 : 0) + payload_len;
+  return 1 + varint_len(remaining) + remaining;
+}
+
+// Totals of one way of sending the readings.
+struct Tally {
+  std::string name;
+  std::size_t readings = 0;
+  std::size_t messages = 0;
+  std::size_t payload = 0;
+  std::size_t publish = 0;  // whole PUBLISH packets, QoS 1
+  void add(std::size_t topic_len, std::size_t payload_len, std::size_t n_readings) {
+    ++messages;
+    readings += n_readings;
+    payload += payload_len;
+    publish += publish_bytes(topic_len, payload_len, 1);
+  }
+  double per(std::size_t v) const { return static_cast<double>(v) / static_cast<double>(readings); }
+  double payload_pr() const { return per(payload); }
+  double publish_pr() const { return per(publish); }
+  double puback_pr() const { return per(messages * kPubackBytes); }
+  double total_pr() const { return per(publish + messages * kPubackBytes); }
+  // Sparkplug publishes DDATA at QoS 0: no packet id, no PUBACK.
+  double qos0_pr() const { return per(publish - 2 * messages); }
+};
+
+// ---- the fixed mix -----------------------------------------------------------
+
+std::vector<model::Reading> make_mix(int units, int per_unit) {
+  std::vector<std::string> ids, containers;
+  for (int u = 0; u < units; ++u) {
+    ids.push_back(eport::sim::unit_id("tcu", u));
+    containers.push_back(eport::sim::container_id(u));
+  }
+  // Store order as the agent sees it: every unit reports every 10 s, the
+  // units' clocks a little apart.
+  std::vector<model::Reading> out;
+  const std::uint64_t t0 = 1795000000000ull;
+  for (int s = 1; s <= per_unit; ++s)
+    for (int u = 0; u < units; ++u)
+      out.push_back(eport::sim::make_reading(1, u, ids[static_cast<std::size_t>(u)],
+                                             containers[static_cast<std::size_t>(u)], static_cast<std::uint64_t>(s),
+                                             t0 + static_cast<std::uint64_t>(s) * 10000 + static_cast<std::uint64_t>(u) * 37));
+  return out;
+}
+
+// ---- our envelopes -------------------------------------------------------------
+
+// The envelopes the publisher would send for these readings: the readings of
+// one class in store order, at most `batch` readings and about
+// publish.max_bytes of stored bodies each (the outbox's take()).
+struct Batch {
+  model::Priority priority;
+  std::vector<model::Reading> readings;
+};
+
+std::vector<Batch> batches(const std::vector<model::Reading>& mix, std::size_t batch) {
+  std::vector<Batch> out;
+  for (int p = model::kPriorityCount - 1; p >= 0; --p) {
+    auto prio = static_cast<model::Priority>(p);
+    Batch cur{prio, {}};
+    std::size_t bytes = 0;
+    for (const auto& r : mix) {
+      if (model::default_priority(r) != prio) continue;
+      std::size_t body = codec::encode_reading(r).size();
+      if (!cur.readings.empty() && (cur.readings.size() >= batch || bytes + body > kPublishMaxBytes)) {
+        out.push_back(std::move(cur));
+        cur = Batch{prio, {}};
+        bytes = 0;
+      }
+      cur.readings.push_back(r);
+      bytes += body;
+    }
+    if (!cur.readings.empty()) out.push_back(std::move(cur));
+  }
+  return out;
+}
+
+struct EnvelopeRow {
+  std::size_t batch;
+  Tally plain;
+  std::vector<Tally> zstd;  // one per level
+};
+
+constexpr int kLevels[] = {1, 3, 9};
+
+bool measure_envelopes(const std::vector<model::Reading>& mix, std::size_t batch, EnvelopeRow& row) {
+  row.batch = batch;
+  row.plain.name = "envelope, batch " + std::to_string(batch);
+  for (int level : kLevels) row.zstd.push_back(Tally{"envelope+zstd-" + std::to_string(level) + ", batch " + std::to_string(batch)});
+  codec::EnvelopeEncoder enc;
+  std::uint64_t envelope_seq = 1000000;
+  for (const auto& b : batches(mix, batch)) {
+    codec::EnvelopeHeader h{kSite, kGateway, envelope_seq++, b.readings.back().time_utc_ms + 50, b.priority};
+    auto bytes = enc.encode(h, b.readings);
+    auto topic = codec::topics::data(kSite, kGateway, b.priority);
+    row.plain.add(topic.size(), bytes.size(), b.readings.size());
+    auto back = codec::decode_envelope(bytes);
+    if (!back || back->readings != b.readings || back->header != h) {
+      std::fprintf(stderr, "envelope of batch %zu does not decode back: %s\n", batch,
+                   back ? "readings differ" : back.error().c_str());
+      return false;
+    }
+    for (std::size_t i = 0; i < std::size(kLevels); ++i) {
+      auto z = codec::compress(bytes, kLevels[i]);
+      row.zstd[i].add(topic.size(), z.size(), b.readings.size());
+      auto zb = codec::decode_payload(z);
+      if (!codec::is_compressed(z) || !zb || zb->readings.size() != b.readings.size()) {
+        std::fprintf(stderr, "zstd-%d envelope of batch %zu does not decode back\n", kLevels[i], batch);
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+// CPU nanoseconds per reading to encode the envelopes of one batch size and
+// to compress them at each level: best of 5 rounds.
+std::vector<double> cpu_ns_per_reading(const std::vector<model::Reading>& mix, std::size_t batch) {
+  auto bs = batches(mix, batch);
+  codec::EnvelopeEncoder enc;
+  std::vector<std::vector<std::uint8_t>> envelopes;
+  std::vector<double> best(1 + std::size(kLevels), 1e30);
+  for (int round = 0; round < 5; ++round) {
+    auto t = Clock::now();
+    for (const auto& b : bs) {
+      auto bytes = enc.encode(codec::EnvelopeHeader{kSite, kGateway, 1, b.readings.back().time_utc_ms, b.priority}, b.readings);
+      if (round == 0) envelopes.emplace_back(bytes.begin(), bytes.end());
+    }
+    best[0] = std::min(best[0], seconds_since(t));
+    for (std::size_t i = 0; i < std::size(kLevels); ++i) {
+      auto tz = Clock::now();
+      for (const auto& e : envelopes) (void)codec::compress(e, kLevels[i]);
+      best[i + 1] = std::min(best[i + 1], seconds_since(tz));
+    }
+  }
+  for (auto& v : best) v = v * 1e9 / static_cast<double>(mix.size());
+  return best;
+}
+
+// ---- JSON, one message per reading ---------------------------------------------
+
+Tally measure_json(const std::vector<model::Reading>& mix) {
+  Tally t{"JSON, 1 message per reading"};
+  const std::string prefix = std::string(codec::topics::kRoot) + "/" + kSite + "/" + kGateway + "/";
+  for (const auto& r : mix) {
+    auto payload = codec::reading_to_json(r);
+    auto topic = prefix + r.source_id + "/json";
+    t.add(topic.size(), payload.size(), 1);
+  }
+  return t;
+}
+
+// ---- Sparkplug B DDATA, one message per reading ----------------------------------
+
+enum class SpMode { kNames, kAliases, kAliasesNoMetricTime };
+
+// One tag per field of a reading; the alias is its index here (bound by the DBIRTH).
+struct Tag {
+  const char* name;
+  spb::DataType type;
+};
+constexpr Tag kTags[] = {
+    {"seq", spb::UInt64},           {"lat_e7", spb::Int32},         {"lon_e7", spb::Int32},
+    {"speed_cm_s", spb::UInt16},    {"heading_cdeg", spb::UInt16},  {"fix", spb::UInt8},
+    {"satellites", spb::UInt8},     {"hdop_centi", spb::UInt16},    {"seal_id", spb::String},
+    {"seal_state", spb::UInt8},     {"door_state", spb::UInt8},     {"temperature_centi_c", spb::Int16},
+    {"humidity_centi_pct", spb::UInt16}, {"shock_milli_g", spb::UInt16}, {"battery_mv", spb::UInt16},
+    {"battery_pct", spb::UInt8},    {"reefer_setpoint_centi_c", spb::Int16},
+};
+std::size_t tag_index(std::string_view name) {
+  for (std::size_t i = 0; i < std::size(kTags); ++i)
+    if (name == kTags[i].name) return i;
+  std::abort();
+}
+
+class SparkplugWriter {
+ public:
+  SparkplugWriter(SpMode mode, bool birth) : mode_(mode), birth_(birth) {}
+
+  void begin(std::uint64_t payload_time_ms, std::uint64_t seq) {
+    p_.Clear();
+    p_.set_timestamp(payload_time_ms);
+    p_.set_seq(seq);
+  }
+  // Int8..Int32 go into the uint32 int_value as two's complement (as Tahu does).
+  void i32(const char* name, std::int32_t v, std::uint64_t t) { metric(name, t)->set_int_value(static_cast<std::uint32_t>(v)); }
+  void u32(const char* name, std::uint32_t v, std::uint64_t t) { metric(name, t)->set_int_value(v); }
+  void u64(const char* name, std::uint64_t v, std::uint64_t t) { metric(name, t)->set_long_value(v); }
+  void str(const char* name, const std::string& v, std::uint64_t t) { metric(name, t)->set_string_value(v); }
+  std::string bytes() const { return p_.SerializeAsString(); }
+  spb::Payload& payload() { return p_; }
+
+ private:
+  spb::Payload::Metric* metric(const char* name, std::uint64_t t) {
+    auto* m = p_.add_metrics();
+    std::size_t i = tag_index(name);
+    if (birth_) {  // DBIRTH: name, alias, datatype, timestamp
+      m->set_name(name);
+      m->set_alias(i);
+      m->set_datatype(static_cast<std::uint32_t>(kTags[i].type));
+      m->set_timestamp(t);
+      return m;
+    }
+    if (mode_ == SpMode::kNames)
+      m->set_name(name);
+    else
+      m->set_alias(i);
+    if (mode_ != SpMode::kAliasesNoMetricTime) m->set_timestamp(t);  // Sparkplug 3.0: every metric in DDATA
+    return m;
+  }
+  SpMode mode_;
+  bool birth_;
+  spb::Payload p_;
+};
+
+// The fields of one reading as metrics. The container id is a static
+// attribute of the device: it goes in the DBIRTH, not in every DDATA.
+void reading_metrics(SparkplugWriter& w, const model::Reading& r) {
+  auto t = r.time_utc_ms;
+  w.u64("seq", r.seq, t);
+  std::visit(
+      [&](const auto& p) {
+        using T = std::decay_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, model::Position>) {
+          w.i32("lat_e7", p.lat_e7, t);
+          w.i32("lon_e7", p.lon_e7, t);
+          if (p.speed_cm_s) w.u32("speed_cm_s", *p.speed_cm_s, t);
+          if (p.heading_cdeg) w.u32("heading_cdeg", *p.heading_cdeg, t);
+          w.u32("fix", static_cast<std::uint32_t>(p.fix), t);
+          w.u32("satellites", p.satellites, t);
+          if (p.hdop_centi) w.u32("hdop_centi", *p.hdop_centi, t);
+        } else if constexpr (std::is_same_v<T, model::SealEvent>) {
+          w.str("seal_id", p.seal_id, t);
+          w.u32("seal_state", static_cast<std::uint32_t>(p.state), t);
+        } else if constexpr (std::is_same_v<T, model::DoorEvent>) {
+          w.u32("door_state", static_cast<std::uint32_t>(p.state), t);
+        } else {
+          if (p.temperature_centi_c) w.i32("temperature_centi_c", *p.temperature_centi_c, t);
+          if (p.humidity_centi_pct) w.u32("humidity_centi_pct", *p.humidity_centi_pct, t);
+          if (p.shock_milli_g) w.u32("shock_milli_g", *p.shock_milli_g, t);
+          if (p.battery_mv) w.u32("battery_mv", *p.battery_mv, t);
+          if (p.battery_pct) w.u32("battery_pct", *p.battery_pct, t);
+          if (p.reefer_setpoint_centi_c) w.i32("reefer_setpoint_centi_c", *p.reefer_setpoint_centi_c, t);
+        }
+      },
+      r.payload);
+}
+
+std::string sparkplug_topic(const char* type, const std::string& device) {
+  return std::string("spBv1.0/") + kSite + "/" + type + "/" + kGateway + "/" + device;
+}
+
+bool measure_sparkplug(const std::vector<model::Reading>& mix, SpMode mode, Tally& t) {
+  t.name = mode == SpMode::kNames     ? "Sparkplug B DDATA, metric names"
+           : mode == SpMode::kAliases ? "Sparkplug B DDATA, aliases"
+                                      : "Sparkplug B DDATA, aliases, no metric time";
+  SparkplugWriter w(mode, false);
+  std::uint64_t seq = 0;  // per edge node, 0..255
+  for (const auto& r : mix) {
+    w.begin(r.time_utc_ms + 50, seq);
+    seq = (seq + 1) % 256;
+    reading_metrics(w, r);
+    auto bytes = w.bytes();
+    spb::Payload back;
+    if (!back.ParseFromString(bytes) || back.metrics_size() != w.payload().metrics_size()) {
+      std::fprintf(stderr, "Sparkplug payload does not parse back\n");
+      return false;
+    }
+    t.add(sparkplug_topic("DDATA", r.source_id).size(), bytes.size(), 1);
+  }
+  return true;
+}
+
+// What a DBIRTH costs once per device and session (every tag a unit can have,
+// with name, alias, datatype, timestamp and a value; the container id as a
+// String metric). Not counted per reading.
+std::size_t dbirth_bytes(const model::Reading& r) {
+  SparkplugWriter w(SpMode::kAliases, true);
+  w.begin(r.time_utc_ms, 0);
+  for (const auto& tag : kTags) {
+    if (tag.type == spb::String)
+      w.str(tag.name, "SL00000000", r.time_utc_ms);
+    else if (tag.type == spb::UInt64)
+      w.u64(tag.name, 0, r.time_utc_ms);
+    else
+      w.u32(tag.name, 0, r.time_utc_ms);
+  }
+  auto* c = w.payload().add_metrics();
+  c->set_name("container_id");
+  c->set_datatype(spb::String);
+  c->set_timestamp(r.time_utc_ms);
+  c->set_string_value(r.container_id);
+  auto topic = sparkplug_topic("DBIRTH", r.source_id);
+  return publish_bytes(topic.size(), w.bytes().size(), 0);
+}
+
+// ---- output ------------------------------------------------------------------------
+
+void print_row(const Tally& t, double json_total) {
+  std::printf("| %-44s | %9zu | %8.1f | %8.1f | %8.1f | %8.1f | %7.2f | %8.1f | %6.3f |\n", t.name.c_str(), t.messages,
+              static_cast<double>(t.readings) / static_cast<double>(t.messages), t.payload_pr(),
+              t.publish_pr() - t.payload_pr(), t.publish_pr(), t.puback_pr(), t.total_pr(), t.total_pr() / json_total);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  GOOGLE_PROTOBUF_VERIFY_VERSION;
+  int units = argc > 1 ? std::atoi(argv[1]) : 50;
+  int per_unit = argc > 2 ? std::atoi(argv[2]) : 200;
+  if (units < 1 || units > 100000 || per_unit < 1 || per_unit > 100000) {
+    std::fprintf(stderr, "usage: eport-wire-bench [UNITS [READINGS_PER_UNIT]]\n");
+    return 2;
+  }
+  auto mix = make_mix(units, per_unit);
+  std::map<std::string, std::size_t> kinds;
+  std::map<std::string, std::size_t> classes;
+  for (const auto& r : mix) {
+    ++kinds[std::string(model::kind_name(model::kind_of(r.payload)))];
+    ++classes[std::string(model::priority_name(model::default_priority(r)))];
+  }
+  std::printf("eport-wire-bench: %zu readings from %d simulated units x %d readings (eport-sim's generator, seed 1)\n",
+              mix.size(), units, per_unit);
+  std::printf("  kinds:");
+  for (auto& [k, n] : kinds) std::printf(" %s %zu", k.c_str(), n);
+  std::printf("; classes:");
+  for (auto& [k, n] : classes) std::printf(" %s %zu", k.c_str(), n);
+  std::printf("\n  wire = MQTT 3.1.1 PUBLISH at QoS 1 (fixed header + remaining length + topic + packet id + payload);"
+              " PUBACK (4 B per message) shown apart; TCP/IP and TLS overhead not counted\n\n");
+
+  Tally json = measure_json(mix);
+  const double json_total = json.total_pr();
+
+  // Table 1: envelope size against batch size.
+  const std::size_t kBatches[] = {1, 10, 50, 100, 200, 500, 1000};
+  std::vector<EnvelopeRow> rows;
+  for (auto b : kBatches) {
+    EnvelopeRow row;
+    if (!measure_envelopes(mix, b, row)) return 1;
+    rows.push_back(std::move(row));
+  }
+  std::printf("Envelope bytes per reading by batch size (publish.max_readings; publish.max_bytes = %zu caps an envelope at"
+              " about that much of stored readings)\n",
+              kPublishMaxBytes);
+  std::printf("| max_readings | envelopes | readings/env | payload B/rdg | PUBLISH B/rdg | +PUBACK | total B/rdg | zstd-1 "
+              "total | zstd-3 total | zstd-9 total | total vs JSON | zstd-3 vs JSON |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const auto& r : rows) {
+    std::printf("| %zu | %zu | %.1f | %.1f | %.1f | %.2f | %.1f | %.1f | %.1f | %.1f | %.3f | %.3f |\n", r.batch,
+                r.plain.messages, static_cast<double>(r.plain.readings) / static_cast<double>(r.plain.messages),
+                r.plain.payload_pr(), r.plain.publish_pr(), r.plain.puback_pr(), r.plain.total_pr(),
+                r.zstd[0].total_pr(), r.zstd[1].total_pr(), r.zstd[2].total_pr(), r.plain.total_pr() / json_total,
+                r.zstd[1].total_pr() / json_total);
+  }
+  // The knee: the smallest batch within 10% of the best total (with and without zstd-3).
+  double best = 1e9, best_z = 1e9;
+  for (const auto& r : rows) {
+    best = std::min(best, r.plain.total_pr());
+    best_z = std::min(best_z, r.zstd[1].total_pr());
+  }
+  std::size_t knee = 0, knee_z = 0;
+  for (const auto& r : rows) {
+    if (!knee && r.plain.total_pr() <= best * 1.10) knee = r.batch;
+    if (!knee_z && r.zstd[1].total_pr() <= best_z * 1.10) knee_z = r.batch;
+  }
+  std::printf("smallest batch within 10%% of the best bytes/reading: %zu uncompressed (best %.1f B), %zu with zstd-3 "
+              "(best %.1f B)\n\n",
+              knee, best, knee_z, best_z);
+
+  // Table 2: every format, the envelope at the default batch size.
+  std::vector<Tally> sp(3);
+  if (!measure_sparkplug(mix, SpMode::kNames, sp[0]) || !measure_sparkplug(mix, SpMode::kAliases, sp[1]) ||
+      !measure_sparkplug(mix, SpMode::kAliasesNoMetricTime, sp[2]))
+    return 1;
+  const EnvelopeRow* def = nullptr;
+  for (const auto& r : rows)
+    if (r.batch == kDefaultBatch) def = &r;
+  std::printf("Every format, same %zu readings (envelope at publish.max_readings = %zu, the default)\n", mix.size(),
+              kDefaultBatch);
+  std::printf("| %-44s | %9s | %8s | %8s | %8s | %8s | %7s | %8s | %6s |\n", "format", "messages", "rdg/msg", "payload",
+              "framing", "PUBLISH", "PUBACK", "total", "vs JSON");
+  std::printf("|%s|---:|---:|---:|---:|---:|---:|---:|---:|\n", std::string(46, '-').c_str());
+  print_row(def->plain, json_total);
+  for (const auto& z : def->zstd) print_row(z, json_total);
+  print_row(json, json_total);
+  for (const auto& s : sp) print_row(s, json_total);
+  std::printf("(bytes per reading; framing = PUBLISH minus payload; total = PUBLISH + PUBACK)\n");
+  auto ns = cpu_ns_per_reading(mix, kDefaultBatch);
+  std::printf("CPU per reading on this machine (batch %zu, best of 5): encode %.0f ns; zstd level 1 %.0f ns, level 3 %.0f "
+              "ns, level 9 %.0f ns\n",
+              kDefaultBatch, ns[0], ns[1], ns[2], ns[3]);
+  std::printf("Sparkplug B: metric timestamps are required in DDATA by Sparkplug 3.0; the last row leaves them out to show "
+              "the format's floor. The specification publishes DDATA at QoS 0 (at-most-once): then %.1f / %.1f / %.1f B "
+              "per reading. A DBIRTH (once per unit and session, not counted) is %zu B.\n",
+              sp[0].qos0_pr(), sp[1].qos0_pr(), sp[2].qos0_pr(), dbirth_bytes(mix.front()));
+  double ratio = def->plain.total_pr() / json_total;
+  double ratio_z = def->zstd[1].total_pr() / json_total;
+  std::printf("\ngoal (issue 5): envelope at most 1/5 of JSON per reading: envelope/JSON = %.3f (1/%.1f) %s; with zstd-3 "
+              "%.3f (1/%.1f)\n",
+              ratio, 1.0 / ratio, ratio <= 0.2 ? "met" : "NOT met", ratio_z, 1.0 / ratio_z);
+  google::protobuf::ShutdownProtobufLibrary();
+  return 0;
+}
