@@ -474,10 +474,12 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
         publish_json(health_topic, health(), false);
         next_health = now + opt.health_interval;
       }
-      // Back to the preferred broker after a while elsewhere: a clean
-      // disconnect, and the reconnect tries the list in order.
-      if (opt.server_uris.size() > 1 && paho_uri(opt.server_uris.front()) != connected_uri &&
-          now - connected_since >= opt.failover_return && inflight.empty()) {
+      // Back to the preferred broker after a while elsewhere: stop sending,
+      // let what is in flight be acknowledged, disconnect cleanly; the
+      // reconnect tries the list in order.
+      bool returning = opt.server_uris.size() > 1 && paho_uri(opt.server_uris.front()) != connected_uri &&
+                       now - connected_since >= opt.failover_return;
+      if (returning && inflight.empty()) {
         log::info(kLog, "trying to return to the preferred broker " + opt.server_uris.front());
         try {
           client->disconnect()->wait_for(std::chrono::seconds(2));
@@ -499,7 +501,7 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
       }
       bool full = waiting >= opt.max_readings;
       bool aged = waiting > 0 && now - waiting_since >= opt.max_age;
-      if (inflight.size() < opt.max_inflight && (full || aged || (flushing && waiting > 0))) {
+      if (!returning && inflight.size() < opt.max_inflight && (full || aged || (flushing && waiting > 0))) {
         if (publish_one()) continue;
         waiting_since = std::chrono::steady_clock::time_point::max();
       }
