@@ -29,9 +29,17 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# gpsd's package enables a system service on install; the project never needs it.
-if command -v systemctl >/dev/null && systemctl is-active --quiet gpsd.socket 2>/dev/null; then
-  systemctl stop gpsd.socket gpsd.service 2>/dev/null || true
+# gpsd and rabbitmq-server start system services when installed; the tests
+# start their own instances on free loopback ports and never need those.
+if ((${#missing[@]})); then
+  for svc in gpsd.socket gpsd.service rabbitmq-server.service; do
+    if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+      systemctl stop "$svc" 2>/dev/null || true
+    fi
+  done
+  if [[ " ${missing[*]} " == *" rabbitmq-server "* ]] && command -v service >/dev/null; then
+    service rabbitmq-server stop >/dev/null 2>&1 || true
+  fi
 fi
 
 BUILD_DIR=${EPORT_BUILD_DIR:-build}
