@@ -21,6 +21,16 @@ TAIL = os.path.join(BIN, "tools", "eport-tail")
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
+# Every process a test starts, so that main() can stop them whatever happens.
+_PROCESSES = []
+
+
+def spawn(args, **kwargs):
+    p = subprocess.Popen(args, **kwargs)
+    _PROCESSES.append(p)
+    return p
+
+
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -85,7 +95,7 @@ class Broker:
 
     def start(self):
         self.log = open(self.work.file("mosquitto.log"), "a")
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf], stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = spawn([MOSQUITTO, "-c", self.conf], stdout=self.log, stderr=subprocess.STDOUT)
         wait_for_port(self.port)
         log(f"mosquitto up on {self.port}")
 
@@ -126,7 +136,7 @@ level = "info"
     def start(self):
         self.starts += 1
         self.log = open(self.work.file(f"agent-{self.starts}.log"), "w")
-        self.proc = subprocess.Popen([AGENT, "--config", self.config], stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = spawn([AGENT, "--config", self.config], stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(lambda: os.path.exists(self.socket) or self.proc.poll() is not None, 10, "agent socket")
         if self.proc.poll() is not None:
             raise RuntimeError(f"agent exited with {self.proc.returncode}: {self.read_log()}")
@@ -158,7 +168,7 @@ class Tail:
         args = [TAIL, "--broker", broker_uri]
         if client_id:
             args += ["--client-id", client_id]
-        self.proc = subprocess.Popen(args, stdout=open(self.out, "w"), stderr=open(self.err, "w"))
+        self.proc = spawn(args, stdout=open(self.out, "w"), stderr=open(self.err, "w"))
         wait_until(lambda: "subscribed" in open(self.err).read() or self.proc.poll() is not None, 10,
                    "eport-tail subscription")
 
@@ -188,7 +198,7 @@ def run_sim(agent, units, rate, count, acked_log, seed=1, timeout=120, backgroun
     args = [SIM, "--connect", "unix:" + agent.socket, "--units", str(units), "--rate", str(rate), "--count",
             str(count), "--seed", str(seed), "--acked-log", acked_log, "--drain-timeout", str(drain_timeout)]
     if background:
-        return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return spawn(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     p = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
     return p
 
@@ -226,6 +236,7 @@ def main(test):
     try:
         test(work)
     except BaseException:
+        _stop_all()
         log(f"FAILED; files kept in {work.path}")
         for name in sorted(os.listdir(work.path)):
             if name.endswith((".log", ".err")):
@@ -233,5 +244,16 @@ def main(test):
                     tail = f.read()[-3000:]
                 print(f"----- {name} (end) -----\n{tail}", flush=True)
         raise
+    _stop_all()
     work.cleanup()
     log("PASSED")
+
+
+def _stop_all():
+    for p in _PROCESSES:
+        if p.poll() is None:
+            p.kill()
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
