@@ -23,7 +23,7 @@ std::uint64_t mix(std::uint64_t x) {
 constexpr const char* kOwners[] = {"MSK", "CSQ", "COS", "EVE", "OOL", "HLX", "CMA", "ONE"};
 
 struct LatLon {
-  double lat, lon;
+  double lat = 0, lon = 0;
 };
 
 // Approximate coordinates from open map data (OpenStreetMap), rounded; good
