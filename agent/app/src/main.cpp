@@ -216,8 +216,8 @@ int run(const eport::config::AgentConfig& cfg) {
   auto is = ingest.stats();
   const auto& ps = publisher.stats();
   auto fin = ob.stats();
-  log::info("agent", "stopped: " + std::to_string(is.stored) + " readings stored, " + std::to_string(is.duplicates) +
-                         " duplicates, " + std::to_string(ps.readings_acked.load()) + " published and acknowledged, " +
+  log::info("agent", "stopped: " + std::to_string(is.stored) + " readings stored, " +
+                         std::to_string(is.duplicates + server.stats().duplicates_on_link.load()) + " duplicates, " + std::to_string(ps.readings_acked.load()) + " published and acknowledged, " +
                          std::to_string(fin.total_rows()) + " waiting in the outbox");
   return 0;
 }

@@ -80,12 +80,13 @@ std::vector<KeySpec> build_specs() {
                                    [](AgentConfig& c) -> std::string& { return c.bridge.tcp_listen; }),
                            "hostport"));
   s.push_back(str_key("bridge.serial_ports", "\"\"",
-                      "Comma-separated serial devices (UART, USB-serial) with one unit or a multi-drop line each, e.g. "
+                      "Comma-separated serial devices (UART, USB-serial), one unit per tty (no multi-drop), e.g. "
                       "\"/dev/ttyUSB0,/dev/ttyAMA1\". Empty: none.",
                       [](AgentConfig& c) -> std::string& { return c.bridge.serial_ports; }));
   s.push_back(int_key("bridge.serial_baud", "115200", 1200, 4000000,
-                      "Baud rate of every bridge.serial_ports device (8N1, raw, no flow control); must be a standard "
-                      "rate: 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600.",
+                      "Baud rate of every bridge.serial_ports device (8N1, raw, no flow control); one of Linux's "
+                      "standard rates: 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, "
+                      "576000, 921600, 1000000, 1500000, 2000000, 3000000, 4000000.",
                       [](AgentConfig& c) -> std::int64_t& { return c.bridge.serial_baud; }));
   s.push_back(int_key("bridge.window", "256", 1, 4096,
                       "Readings a unit may have in flight without an ACK (sent to the unit in WELCOME).",
@@ -182,7 +183,9 @@ std::vector<KeySpec> build_specs() {
   s.push_back(str_key("mqtt.client_id", "\"\"", "MQTT client id. Empty: the gateway id.",
                       [](AgentConfig& c) -> std::string& { return c.mqtt.client_id; }));
   s.push_back(int_key("mqtt.keepalive_s", "30", 5, 3600,
-                      "MQTT keep-alive interval; a silent link is declared dead after 1.5 times this.",
+                      "MQTT keep-alive interval. With publishes waiting for their PUBACK, a link that acknowledges nothing for this "
+                      "long is declared dead and reconnected; an idle link is checked by MQTT PINGs (dead after at most "
+                      "twice this).",
                       [](AgentConfig& c) -> std::int64_t& { return c.mqtt.keepalive_s; }));
   s.push_back(int_key("mqtt.connect_timeout_s", "10", 1, 300, "Give up one connection attempt after this long.",
                       [](AgentConfig& c) -> std::int64_t& { return c.mqtt.connect_timeout_s; }));

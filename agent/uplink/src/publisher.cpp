@@ -94,6 +94,7 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
     mqtt::delivery_token_ptr token;
     store::Lease lease;
     std::size_t rows = 0;
+    std::chrono::steady_clock::time_point sent;
   };
   std::unordered_map<mqtt::token*, Inflight> inflight;
   std::size_t inflight_rows = 0;
@@ -102,6 +103,7 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
   std::mt19937 rng{std::random_device{}()};
   std::string connected_uri;
   std::chrono::steady_clock::time_point connected_since;
+  std::chrono::steady_clock::time_point last_puback;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point next_health;
   std::chrono::milliseconds drain_timeout{3000};
@@ -227,7 +229,7 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
     }
     stats.connected = true;
     ++stats.connects;
-    connected_since = std::chrono::steady_clock::now();
+    connected_since = last_puback = std::chrono::steady_clock::now();
     bool preferred = paho_uri(opt.server_uris.front()) == connected_uri;
     if (!preferred) ++stats.failovers;
     log::info(kLog, "connected to " + connected_uri + " as " + opt.client_id +
@@ -243,6 +245,17 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
     cv.wait_for(l, d, [&] { return stopping; });
     delay = std::min(delay * 2, opt.reconnect_max);
     return !stopping;
+  }
+
+  // True when something has waited longer than the keep-alive for its PUBACK
+  // and no PUBACK at all arrived meanwhile (a slow but live link keeps
+  // acknowledging, so it does not trip this).
+  bool puback_overdue(std::chrono::steady_clock::time_point now) const {
+    if (inflight.empty() || now - last_puback <= opt.keepalive) return false;
+    for (const auto& [tok, f] : inflight) {
+      if (now - f.sent > opt.keepalive) return true;
+    }
+    return false;
   }
 
   void drop_inflight() {
@@ -268,6 +281,7 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
       inflight.erase(it);
     }
     if (leases.empty()) return;
+    last_puback = std::chrono::steady_clock::now();
     if (auto s = outbox.ack(leases); !s) {
       // The rows stay and are re-sent after the next release: duplicates, never loss.
       log::error(kLog, "ack of " + std::to_string(rows) + " rows failed: " + s.error());
@@ -328,7 +342,7 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
       auto msg = mqtt::make_message(topic, bytes.data(), bytes.size(), 1, false);
       auto tok = client->publish(msg, nullptr, *this);
       inflight_rows += rows->size();
-      inflight.emplace(tok.get(), Inflight{tok, lease, rows->size()});
+      inflight.emplace(tok.get(), Inflight{tok, lease, rows->size(), std::chrono::steady_clock::now()});
       ++stats.envelopes_published;
       stats.bytes_published += bytes.size();
       budget.spend(bytes.size(), now_utc_ms());
@@ -470,6 +484,21 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
         continue;
       }
       auto now = std::chrono::steady_clock::now();
+      // PUBACK watchdog: a link that swallows everything (a blackhole, a
+      // half-open TCP connection) shows first as publishes that are never
+      // acknowledged. Paho's keep-alive alone needs up to twice the interval.
+      if (puback_overdue(now)) {
+        log::warn(kLog, "connection lost: no PUBACK for " + std::to_string(opt.keepalive.count()) +
+                            " s (keep-alive), the link is presumed dead; reconnecting");
+        ++stats.connection_losses;
+        try {
+          client->disconnect(0)->wait_for(std::chrono::milliseconds(100));
+        } catch (const mqtt::exception&) {
+        }
+        stats.connected = false;
+        drop_inflight();
+        continue;
+      }
       if (opt.health_interval.count() > 0 && now >= next_health) {
         publish_json(health_topic, health(), false);
         next_health = now + opt.health_interval;
@@ -514,6 +543,7 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
         deadline = now + std::chrono::seconds(5);  // budget exhausted: re-check now and then
       }
       deadline = std::min(deadline, next_health);
+      if (!inflight.empty()) deadline = std::min(deadline, now + std::chrono::seconds(1));  // watchdog tick
       cv.wait_until(l, deadline,
                     [&] { return stopping || kicked || lost || !completed.empty() || !commands.empty() || flush_requested; });
       kicked = false;
