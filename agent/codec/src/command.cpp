@@ -5,6 +5,7 @@
 
 #include <cstdio>
 
+#include "eport/codec/codec.h"
 #include "eport/schema/command_generated.h"
 
 namespace eport::codec {
@@ -100,28 +101,6 @@ std::vector<std::uint8_t> encode_command(const Command& command) {
   auto gw = b.CreateString(command.gateway_id);
   b.Finish(fc::CreateCommand(b, id, gw, command.issued_utc_ms, type, action), fc::CommandIdentifier());
   return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
-}
-
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
 }
 
 }  // namespace eport::codec

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "eport/codec/codec.h"
 #include "eport/codec/command.h"
 #include "eport/codec/topics.h"
 

@@ -1,6 +1,8 @@
 // Reply cache and reply formatting for cloud commands.
 #include "eport/uplink/commands.h"
 
+#include "eport/codec/codec.h"
+
 namespace eport::uplink {
 
 const std::string* ReplyCache::find(const std::string& command_id) const {

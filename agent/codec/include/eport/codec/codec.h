@@ -79,6 +79,9 @@ Result<model::Reading> decode_reading(std::span<const std::uint8_t> bytes);
 std::string reading_to_json(const model::Reading& reading);
 std::string envelope_header_to_json(const EnvelopeHeader& header);
 
+// A JSON string literal for s: quotes, escapes, control characters as \uXXXX.
+std::string json_string(std::string_view s);
+
 }  // namespace eport::codec
 
 namespace eport::codec {

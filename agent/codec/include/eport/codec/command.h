@@ -44,7 +44,5 @@ std::vector<std::uint8_t> encode_command(const Command& command);
 // safely (for the error reply); "" otherwise.
 std::string command_id_of(std::span<const std::uint8_t> payload);
 
-// A JSON string literal for s, with quotes and escapes.
-std::string json_string(std::string_view s);
 
 }  // namespace eport::codec
