@@ -315,7 +315,7 @@ struct StoreLoop {
   double seconds = 0;
 };
 StoreLoop store_loop(const std::string& path, eport::store::Durability durability, std::size_t max_readings,
-                     std::size_t max_bytes, bool codec_too) {
+                     std::size_t max_bytes, bool codec_too, int zstd_level) {
   StoreLoop out;
   eport::store::OutboxOptions so;
   so.path = path;
@@ -338,7 +338,8 @@ StoreLoop store_loop(const std::string& path, eport::store::Durability durabilit
       for (const auto& r : *rows)
         if (auto x = codec::decode_reading(r.body)) batch.push_back(std::move(x).value());
       codec::EnvelopeHeader h{kSite, kGateway, (*ob)->next_envelope_seq(), now_utc_ms(), rows->front().priority};
-      out.bytes += enc.encode(h, batch).size();
+      auto bytes = enc.encode(h, batch);
+      out.bytes += zstd_level > 0 ? codec::compress(bytes, zstd_level).size() : bytes.size();
     } else {
       for (const auto& r : *rows) out.bytes += r.body.size();
     }
@@ -438,6 +439,9 @@ int main(int argc, char** argv) {
                                                                                       : eport::store::Durability::kFull;
   const std::size_t max_readings = std::strtoul(setting("publish", "max_readings", "500").c_str(), nullptr, 10);
   const std::size_t max_bytes = std::strtoul(setting("publish", "max_bytes", "65536").c_str(), nullptr, 10);
+  const int zstd_level = setting("publish", "compression", "\"zstd\"") == "\"zstd\""
+                             ? std::atoi(setting("publish", "zstd_level", "3").c_str())
+                             : 0;
   if (n == 0 || inflight == 0 || access(agent_bin.c_str(), X_OK) != 0) {
     std::fprintf(stderr, "eport-drain-bench: need N > 0, K > 0 and an executable eport-agent (%s)\n", agent_bin.c_str());
     return 2;
@@ -488,9 +492,10 @@ int main(int argc, char** argv) {
   std::vector<Row> store_rows;
   for (bool codec_too : {false, true}) {
     copy_store(dir + "/outbox.db", dir + "/copy.db");
-    auto r = store_loop(dir + "/copy.db", durability, max_readings, max_bytes, codec_too);
-    Row row{codec_too ? "no network: outbox take+decode+encode+ack" : "no network: outbox take+ack only", {}, 0,
-            r.readings == n};
+    auto r = store_loop(dir + "/copy.db", durability, max_readings, max_bytes, codec_too, zstd_level);
+    Row row{codec_too ? (zstd_level > 0 ? "no network: take+decode+encode+zstd+ack" : "no network: take+decode+encode+ack")
+                      : "no network: outbox take+ack only",
+            {}, 0, r.readings == n};
     row.p.readings = r.readings;
     row.p.messages = r.batches;
     row.p.bytes = r.bytes;
@@ -610,8 +615,8 @@ int main(int argc, char** argv) {
   for (const auto& r : store_rows) print_row(r, raw_rps);
   std::printf("(time = first to last message at a QoS 1 subscriber on the same broker; MB/s = MQTT payload bytes. "
               "\"no network\" rows: the store library alone on a copy of the backlog, durability %s, %zu readings / %zu "
-              "bytes per take, wall time in this process; MB/s = envelope or stored bytes)\n",
-              durability == eport::store::Durability::kFull ? "full" : "normal", max_readings, max_bytes);
+              "bytes per take, zstd level %d (0: none), wall time in this process; MB/s = envelope or stored bytes)\n",
+              durability == eport::store::Durability::kFull ? "full" : "normal", max_readings, max_bytes, zstd_level);
   if (!rows.empty()) {
     const auto& a = rows[0];
     std::printf("agent: first envelope %.2f s after start (opening a %.0f MiB store); CPU from start to the last envelope "

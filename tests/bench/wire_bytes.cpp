@@ -422,6 +422,29 @@ int main(int argc, char** argv) {
               "(best %.1f B)\n\n",
               knee, best, knee_z, best_z);
 
+  // Table 1b: live traffic. A gateway that is keeping up sends an envelope
+  // when publish.max_age_ms has passed since the first waiting reading, so
+  // an envelope holds about (telemetry readings/s x max_age) readings.
+  const double kRates[] = {10, 50, 500};
+  const int kAges[] = {200, 1000, 2000, 5000, 10000};
+  std::printf("Live traffic: zstd-3 total B/reading (readings per envelope) by publish.max_age_ms and the gateway's "
+              "reading rate\n| max_age_ms |");
+  for (double r : kRates) std::printf(" %.0f readings/s |", r);
+  std::printf("\n|---:|");
+  for (std::size_t i = 0; i < std::size(kRates); ++i) std::printf("---:|");
+  std::printf("\n");
+  for (int age : kAges) {
+    std::printf("| %d |", age);
+    for (double rate : kRates) {
+      auto b = std::min<std::size_t>(kDefaultBatch, std::max<std::size_t>(1, static_cast<std::size_t>(rate * age / 1000.0)));
+      EnvelopeRow row;
+      if (!measure_envelopes(mix, b, row)) return 1;
+      std::printf(" %.1f (%zu) |", row.zstd[1].total_pr(), b);
+    }
+    std::printf("\n");
+  }
+  std::printf("\n");
+
   // Table 2: every format, the envelope at the default batch size.
   std::vector<Tally> sp(3);
   if (!measure_sparkplug(mix, SpMode::kNames, sp[0]) || !measure_sparkplug(mix, SpMode::kAliases, sp[1]) ||
@@ -430,8 +453,9 @@ int main(int argc, char** argv) {
   const EnvelopeRow* def = nullptr;
   for (const auto& r : rows)
     if (r.batch == kDefaultBatch) def = &r;
-  std::printf("Every format, same %zu readings (envelope at publish.max_readings = %zu, the default)\n", mix.size(),
-              kDefaultBatch);
+  std::printf("Every format, same %zu readings (envelope at publish.max_readings = %zu, the default; the agent's default "
+              "compression is zstd level 3)\n",
+              mix.size(), kDefaultBatch);
   std::printf("| %-44s | %9s | %8s | %8s | %8s | %8s | %7s | %8s | %6s |\n", "format", "messages", "rdg/msg", "payload",
               "framing", "PUBLISH", "PUBACK", "total", "vs JSON");
   std::printf("|%s|---:|---:|---:|---:|---:|---:|---:|---:|\n", std::string(46, '-').c_str());
@@ -450,9 +474,10 @@ int main(int argc, char** argv) {
               sp[0].qos0_pr(), sp[1].qos0_pr(), sp[2].qos0_pr(), dbirth_bytes(mix.front()));
   double ratio = def->plain.total_pr() / json_total;
   double ratio_z = def->zstd[1].total_pr() / json_total;
-  std::printf("\ngoal (issue 5): envelope at most 1/5 of JSON per reading: envelope/JSON = %.3f (1/%.1f) %s; with zstd-3 "
-              "%.3f (1/%.1f)\n",
-              ratio, 1.0 / ratio, ratio <= 0.2 ? "met" : "NOT met", ratio_z, 1.0 / ratio_z);
+  std::printf("\ngoal (issue 5): at most 1/5 of JSON per reading, on the wire. The agent's defaults (publish.compression = "
+              "zstd, level 3, batch %zu): %.3f of JSON (1/%.1f) %s; without compression: %.3f (1/%.1f) %s\n",
+              kDefaultBatch, ratio_z, 1.0 / ratio_z, ratio_z <= 0.2 ? "met" : "NOT met", ratio, 1.0 / ratio,
+              ratio <= 0.2 ? "met" : "NOT met");
   google::protobuf::ShutdownProtobufLibrary();
   return 0;
 }
