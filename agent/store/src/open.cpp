@@ -131,8 +131,11 @@ std::optional<Failure> try_open(sqlite::Db& db, const OutboxOptions& o) {
   // A small WAL, truncated after each checkpoint: it is the part of the
   // store's disk use that its byte accounting cannot see, and what the
   // free-space reserve must hold on a full disk.
+  // secure_delete=FAST: Debian's SQLite zeroes deleted content by default,
+  // which doubles the writes of every drain; FAST still overwrites what it can
+  // without extra I/O.
   pragmas += "; PRAGMA cache_size=-1024; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=256;"
-             " PRAGMA journal_size_limit=1048576;";
+             " PRAGMA journal_size_limit=1048576; PRAGMA secure_delete=FAST;";
   if (auto s = db.exec(pragmas); !s) return fail(db, s.error());
   if (auto f = quick_check(db, o.startup_check_budget)) return f;
   if (auto f = migrate(db)) return f;

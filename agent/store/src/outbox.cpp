@@ -422,6 +422,19 @@ Status Outbox::ack(std::span<const Lease> leases) {
   auto& d = *impl_;
   std::lock_guard lock(d.mu);
   if (leases.empty()) return ok_status();
+  // Deleting published rows need not be durable at once: if power fails
+  // before the next synced commit, the rows come back and are published
+  // again (duplicates, never loss). So acks skip the fsync; the next append's
+  // synced commit covers them (the WAL is written in order).
+  bool full = d.opt.durability == Durability::kFull;
+  if (full) (void)d.db.exec("PRAGMA synchronous=OFF");
+  struct Restore {
+    Impl& d;
+    bool full;
+    ~Restore() {
+      if (full) (void)d.db.exec("PRAGMA synchronous=FULL");
+    }
+  } restore{d, full};
   if (auto s = d.db.exec("BEGIN IMMEDIATE"); !s) return Error{"ack: " + s.error()};
   std::array<ClassStats, model::kPriorityCount> removed{};
   for (const auto& lease : leases) {
