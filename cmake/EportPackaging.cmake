@@ -32,25 +32,23 @@ install(FILES ${EPORT_PACKAGING_DIR}/agent.toml DESTINATION ${EPORT_CONFIG_DIR})
 install(DIRECTORY DESTINATION ${EPORT_STATE_DIR})
 
 # Debian wants gzip -9n (no name, no timestamp) for man pages and changelogs.
-find_program(EPORT_GZIP gzip)
+# Every packaging/man/<program>.<section> is installed; editing one re-runs CMake.
+find_program(EPORT_GZIP gzip REQUIRED)
 string(TIMESTAMP EPORT_CHANGELOG_DATE "%a, %d %b %Y %H:%M:%S +0000" UTC)  # honours SOURCE_DATE_EPOCH
 configure_file(${EPORT_PACKAGING_DIR}/deb/changelog.in ${EPORT_PACKAGING_BINARY_DIR}/changelog @ONLY)
-set(_eport_gz_inputs
-  ${EPORT_PACKAGING_BINARY_DIR}/changelog
-  ${EPORT_PACKAGING_DIR}/man/eport-agent.8
-  ${EPORT_PACKAGING_DIR}/man/eport-sim.1
-  ${EPORT_PACKAGING_DIR}/man/eport-tail.1)
-if(EPORT_GZIP)
-  foreach(_eport_in IN LISTS _eport_gz_inputs)
-    get_filename_component(_eport_name ${_eport_in} NAME)
-    execute_process(COMMAND ${EPORT_GZIP} -9nc ${_eport_in}
-      OUTPUT_FILE ${EPORT_PACKAGING_BINARY_DIR}/${_eport_name}.gz)
-  endforeach()
-  install(FILES ${EPORT_PACKAGING_BINARY_DIR}/eport-agent.8.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
-  install(FILES ${EPORT_PACKAGING_BINARY_DIR}/eport-sim.1.gz ${EPORT_PACKAGING_BINARY_DIR}/eport-tail.1.gz
-    DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
-  install(FILES ${EPORT_PACKAGING_BINARY_DIR}/changelog.gz DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/eport-agent)
-endif()
+file(GLOB _eport_man_pages CONFIGURE_DEPENDS ${EPORT_PACKAGING_DIR}/man/*.[1-8])
+foreach(_eport_in IN LISTS _eport_man_pages ITEMS ${EPORT_PACKAGING_BINARY_DIR}/changelog)
+  get_filename_component(_eport_name ${_eport_in} NAME)
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${_eport_in})
+  execute_process(COMMAND ${EPORT_GZIP} -9nc ${_eport_in}
+    OUTPUT_FILE ${EPORT_PACKAGING_BINARY_DIR}/${_eport_name}.gz COMMAND_ERROR_IS_FATAL ANY)
+endforeach()
+foreach(_eport_page IN LISTS _eport_man_pages)
+  get_filename_component(_eport_name ${_eport_page} NAME)
+  string(REGEX MATCH "[1-8]$" _eport_section ${_eport_name})
+  install(FILES ${EPORT_PACKAGING_BINARY_DIR}/${_eport_name}.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man${_eport_section})
+endforeach()
+install(FILES ${EPORT_PACKAGING_BINARY_DIR}/changelog.gz DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/eport-agent)
 install(FILES ${EPORT_PACKAGING_DIR}/deb/copyright DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/eport-agent)
 install(FILES ${EPORT_PACKAGING_DIR}/deb/lintian-overrides DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/lintian/overrides
   RENAME eport-agent)
@@ -70,9 +68,11 @@ set(EPORT_DEB_MAINTAINER "eport-edge maintainers <maintainers@eport-edge.invalid
 # Runtime dependencies when dpkg-shlibdeps cannot compute them (a sysroot
 # build: its libraries are not in this machine's dpkg database). Keep in step
 # with what shlibdeps finds on a multiarch build: tests/packaging checks that.
-set(EPORT_DEB_FALLBACK_DEPENDS
-  "libc6 (>= 2.36), libgcc-s1 (>= 3.0), libstdc++6 (>= 12), libpaho-mqttpp3-1 (>= 1.2.0), libpaho-mqtt1.3 (>= 1.3.12), libsqlite3-0 (>= 3.40), libtomlplusplus3 (>= 3.3.0), libsystemd0, libssl3 (>= 3.0.0)"
-  CACHE STRING "Depends of the eport-agent package when shlibdeps is off (sysroot builds)")
+# -DEPORT_DEB_FALLBACK_DEPENDS="..." replaces the list.
+if(NOT DEFINED CACHE{EPORT_DEB_FALLBACK_DEPENDS})
+  set(EPORT_DEB_FALLBACK_DEPENDS
+    "libc6 (>= 2.36), libgcc-s1 (>= 3.0), libstdc++6 (>= 12), libpaho-mqttpp3-1 (>= 1.2.0), libpaho-mqtt1.3 (>= 1.3.12), libsqlite3-0 (>= 3.40), libtomlplusplus3 (>= 3.3.0), libzstd1 (>= 1.5.4), libgps28 (>= 3.22), libsystemd0 (>= 252), libssl3 (>= 3.0.0)")
+endif()
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME eport-agent)
