@@ -206,8 +206,9 @@ std::vector<KeySpec> build_specs() {
                       [](AgentConfig& c) -> std::int64_t& { return c.publish.max_readings; }));
   s.push_back(int_key("publish.max_bytes", "65536", 256, 4194304, "Envelope size goal in bytes of stored readings.",
                       [](AgentConfig& c) -> std::int64_t& { return c.publish.max_bytes; }));
-  s.push_back(int_key("publish.max_age_ms", "200", 0, 60000,
-                      "Longest the publisher waits for a fuller envelope once a reading is waiting.",
+  s.push_back(int_key("publish.max_age_ms", "1000", 0, 600000,
+                      "Longest the publisher waits for a fuller envelope once a reading is waiting; longer means "
+                      "fewer bytes per reading on a paid link (docs/benchmarks.md). Alarms never wait.",
                       [](AgentConfig& c) -> std::int64_t& { return c.publish.max_age_ms; }));
   s.push_back(int_key("budget.bytes_per_day", "0", 0, 1ll << 50,
                       "Payload bytes per UTC day; when used up only alarms are sent, the rest waits. 0: no limit.",

@@ -583,6 +583,13 @@ Status Outbox::set_value(const std::string& name, std::int64_t value) {
   return ok_status();
 }
 
+std::array<std::uint64_t, model::kPriorityCount> Outbox::rows_by_class() {
+  std::lock_guard lock(impl_->mu);
+  std::array<std::uint64_t, model::kPriorityCount> out{};
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = impl_->stats.by_class[i].rows;
+  return out;
+}
+
 OutboxStats Outbox::stats() {
   auto& d = *impl_;
   std::lock_guard lock(d.mu);

@@ -98,6 +98,7 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
   };
   std::unordered_map<mqtt::token*, Inflight> inflight;
   std::size_t inflight_rows = 0;
+  std::size_t inflight_alarm_rows = 0;
   codec::EnvelopeEncoder encoder;
   std::vector<model::Reading> batch;
   std::mt19937 rng{std::random_device{}()};
@@ -261,6 +262,7 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
   void drop_inflight() {
     inflight.clear();
     inflight_rows = 0;
+    inflight_alarm_rows = 0;
     outbox.release_all();  // whatever was in flight will be sent again
   }
 
@@ -278,6 +280,7 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
       leases.push_back(it->second.lease);
       rows += it->second.rows;
       inflight_rows -= it->second.rows;
+      if (it->second.lease.priority == model::Priority::kAlarm) inflight_alarm_rows -= it->second.rows;
       inflight.erase(it);
     }
     if (leases.empty()) return;
@@ -342,6 +345,7 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
       auto msg = mqtt::make_message(topic, bytes.data(), bytes.size(), 1, false);
       auto tok = client->publish(msg, nullptr, *this);
       inflight_rows += rows->size();
+      if (priority == model::Priority::kAlarm) inflight_alarm_rows += rows->size();
       inflight.emplace(tok.get(), Inflight{tok, lease, rows->size(), std::chrono::steady_clock::now()});
       ++stats.envelopes_published;
       stats.bytes_published += bytes.size();
@@ -520,7 +524,12 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
       }
       // Publish while there is room in flight and enough is waiting (or it
       // has waited max_age, or a flush was asked for).
-      auto waiting = outbox.stats().total_rows() - inflight_rows;
+      auto rows = outbox.rows_by_class();
+      std::uint64_t total = 0;
+      for (auto n : rows) total += n;
+      auto waiting = total - inflight_rows;
+      // Alarms never wait for a fuller envelope.
+      bool alarm_waiting = rows[static_cast<std::size_t>(model::Priority::kAlarm)] > inflight_alarm_rows;
       if (waiting > 0 && waiting_since == std::chrono::steady_clock::time_point::max()) waiting_since = now;
       bool flushing;
       {
@@ -530,7 +539,8 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
       }
       bool full = waiting >= opt.max_readings;
       bool aged = waiting > 0 && now - waiting_since >= opt.max_age;
-      if (!returning && inflight.size() < opt.max_inflight && (full || aged || (flushing && waiting > 0))) {
+      if (!returning && inflight.size() < opt.max_inflight &&
+          (full || aged || alarm_waiting || (flushing && waiting > 0))) {
         if (publish_one()) continue;
         waiting_since = std::chrono::steady_clock::time_point::max();
       }

@@ -70,7 +70,7 @@ struct PublishConfig {
   std::int64_t zstd_level = 3;
   std::int64_t max_readings = 500;
   std::int64_t max_bytes = 65536;
-  std::int64_t max_age_ms = 200;
+  std::int64_t max_age_ms = 1000;
 };
 
 struct BudgetConfig {

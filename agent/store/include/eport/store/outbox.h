@@ -178,6 +178,9 @@ class Outbox {
   Status for_each(const std::function<bool(const StoredRecord&)>& visit);
 
   OutboxStats stats();
+  // Rows waiting per class (index = Priority), from memory: cheap enough to
+  // call on every publisher iteration, unlike stats().
+  std::array<std::uint64_t, model::kPriorityCount> rows_by_class();
 
   // Small named integers kept with the store (e.g. the uplink's data budget
   // use), so they survive restarts. Unknown names read as 0.

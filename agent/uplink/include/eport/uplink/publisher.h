@@ -53,7 +53,7 @@ struct PublisherOptions {
   std::size_t max_inflight = 16;              // envelopes awaiting PUBACK
   std::size_t max_readings = 500;             // per envelope
   std::size_t max_bytes = 65536;              // per envelope, of stored bodies
-  std::chrono::milliseconds max_age{200};     // wait for a fuller envelope
+  std::chrono::milliseconds max_age{1000};    // wait for a fuller envelope (alarms never wait)
   int zstd_level = 0;                          // 0 = no compression
   BudgetOptions budget;
   std::chrono::seconds health_interval{60};   // 0 = no health messages
