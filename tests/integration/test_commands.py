@@ -68,6 +68,19 @@ def test_commands(work):
                     "-m", "not a command"], check=True)
     err_reply = json.loads(sub_once(broker, "eport/v1/cnsha/gw-test-01/reply"))
     assert not err_reply["ok"] and "EPC1" in err_reply["error"], err_reply
+    # Intervals reach the connected units over the firmware bridge.
+    sim = h.run_sim(agent, units=4, rate=5, count=10**6, acked_log=work.file("acked2.jsonl"), background=True)
+    time.sleep(1.5)
+    rc, reply, _ = cmd(broker, "intervals", "--position", "30", "--sensor", "120", cid="c-8")
+    assert rc == 0 and reply["result"]["units"] == 4, reply
+    rc, reply, _ = cmd(broker, "intervals", "--unit", "tcu-0002", "--position", "60", cid="c-9")
+    assert rc == 0 and reply["result"]["units"] == 1, reply
+    rc, reply, _ = cmd(broker, "intervals", "--unit", "tcu-0042", "--position", "60", cid="c-10")
+    assert rc == 1 and "not connected" in reply["error"], reply
+    sim.send_signal(2)
+    out, err = sim.communicate(timeout=60)
+    assert "settings=5" in out, out
+    assert err.count("SETTINGS position_interval_s=30 sensor_interval_s=120") == 4, err
     rc, reply, _ = cmd(broker, "intervals", "--position", "0", "--sensor", "0", cid="c-6")
     assert rc == 1 and "changes nothing" in reply["error"], reply
     assert agent.proc.poll() is None

@@ -138,8 +138,7 @@ int run(const eport::config::AgentConfig& cfg) {
                               [&server_ptr](const std::string& unit, std::uint32_t pos_s,
                                             std::uint32_t sensor_s) -> Result<std::size_t> {
                                 if (server_ptr == nullptr) return Error{"bridge not running"};
-                                (void)unit, (void)pos_s, (void)sensor_s;
-                                return Error{"pushing settings to units is not wired yet"};
+                                return server_ptr->push_settings(unit, pos_s, sensor_s);
                               });
   auto health_extra = [&]() -> std::string { return health_members(); };
   uplink::Publisher publisher(po, ob, &commands, health_extra);

@@ -16,6 +16,8 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <future>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -109,9 +111,41 @@ struct Server::Impl : public ingest::CompletionSink {
     std::lock_guard l(done_mu);
     done.emplace_back(token, outcome);
   }
-  void batch_done() override {
+  void batch_done() override { wake(); }
+
+  void wake() {
     std::uint64_t one = 1;
     [[maybe_unused]] auto n = write(wake_fd, &one, sizeof one);
+  }
+
+  // Settings to push to units, from the publisher thread (cloud commands);
+  // carried out on the bridge thread, which owns the sessions.
+  struct SettingsRequest {
+    std::string unit_id;  // "" = every unit
+    std::uint32_t position_interval_s = 0, sensor_interval_s = 0;
+    std::promise<std::size_t> told;
+  };
+  std::vector<std::shared_ptr<SettingsRequest>> settings_requests;  // guarded by done_mu
+
+  void push_pending_settings() {
+    std::vector<std::shared_ptr<SettingsRequest>> todo;
+    {
+      std::lock_guard l(done_mu);
+      todo.swap(settings_requests);
+    }
+    for (auto& r : todo) {
+      std::size_t n = 0;
+      epb_message m{};
+      m.type = EPB_MSG_SETTINGS;
+      m.m.settings.position_interval_s = r->position_interval_s;
+      m.m.settings.sensor_interval_s = r->sensor_interval_s;
+      for (auto& [id, s] : sessions) {
+        if (!s.hello || s.closing || (!r->unit_id.empty() && s.unit_id != r->unit_id)) continue;
+        send(s, m);
+        ++n;
+      }
+      r->told.set_value(n);
+    }
   }
 
   // --- bridge thread ---
@@ -502,6 +536,7 @@ struct Server::Impl : public ingest::CompletionSink {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
       drain_completions();
+      push_pending_settings();
       std::vector<std::uint64_t> to_close;
       for (auto& [id, s] : sessions) {
         flush(id, s);
@@ -600,6 +635,26 @@ void Server::stop() {
                       std::to_string(st.readings_rejected.load()) + " rejected, " +
                       std::to_string(st.nacks_sent.load()) + " nacks, " + std::to_string(frame_errors) +
                       " frame errors, " + std::to_string(st.protocol_errors.load()) + " protocol errors");
+}
+
+Result<std::size_t> Server::push_settings(const std::string& unit_id, std::uint32_t position_interval_s,
+                                          std::uint32_t sensor_interval_s) {
+  auto& d = *impl_;
+  if (d.stopping || !d.thread.joinable()) return Error{"the bridge is not running"};
+  auto req = std::make_shared<Impl::SettingsRequest>();
+  req->unit_id = unit_id;
+  req->position_interval_s = position_interval_s;
+  req->sensor_interval_s = sensor_interval_s;
+  auto told = req->told.get_future();
+  {
+    std::lock_guard l(d.done_mu);
+    d.settings_requests.push_back(req);
+  }
+  d.wake();
+  if (told.wait_for(std::chrono::seconds(2)) != std::future_status::ready) {
+    return Error{"the bridge did not answer within 2 s"};
+  }
+  return told.get();
 }
 
 std::uint16_t Server::tcp_port() const { return impl_->tcp_port; }

@@ -158,7 +158,7 @@ struct Unit {
 
 struct Totals {
   std::uint64_t generated = 0, frames_sent = 0, acked = 0, nacked = 0, malformed_dropped = 0, reconnects = 0,
-                connect_failures = 0, resent = 0, ack_timeouts = 0, acks_dropped = 0, hellos = 0;
+                connect_failures = 0, resent = 0, ack_timeouts = 0, acks_dropped = 0, hellos = 0, settings = 0;
 };
 
 class Sim {
@@ -256,13 +256,13 @@ class Sim {
     for (auto& u : units_) pending += u.unacked.size();
     std::printf(
         "eport-sim: units=%d generated=%llu acked=%llu unacked=%llu nacked=%llu frames_sent=%llu reconnects=%llu "
-        "pty_units=%d resent=%llu ack_timeouts=%llu acks_dropped=%llu\n",
+        "pty_units=%d resent=%llu ack_timeouts=%llu acks_dropped=%llu settings=%llu\n",
         static_cast<int>(units_.size()), static_cast<unsigned long long>(totals_.generated),
         static_cast<unsigned long long>(totals_.acked), static_cast<unsigned long long>(pending),
         static_cast<unsigned long long>(totals_.nacked), static_cast<unsigned long long>(totals_.frames_sent),
         static_cast<unsigned long long>(totals_.reconnects), opt_.pty,
         static_cast<unsigned long long>(totals_.resent), static_cast<unsigned long long>(totals_.ack_timeouts),
-        static_cast<unsigned long long>(totals_.acks_dropped));
+        static_cast<unsigned long long>(totals_.acks_dropped), static_cast<unsigned long long>(totals_.settings));
     std::fflush(stdout);
     return pending == 0 ? 0 : 3;
   }
@@ -579,6 +579,15 @@ class Sim {
         }
         break;
       }
+      case EPB_MSG_SETTINGS:
+        // Reporting intervals from the cloud (via the agent). The simulator
+        // keeps its configured rate; it records what a unit would apply.
+        ++totals_.settings;
+        if (!opt_.quiet) {
+          std::fprintf(stderr, "eport-sim: %s: SETTINGS position_interval_s=%u sensor_interval_s=%u\n", u.id.c_str(),
+                       m.m.settings.position_interval_s, m.m.settings.sensor_interval_s);
+        }
+        break;
       case EPB_MSG_PING: {
         epb_message pong{};
         pong.type = EPB_MSG_PONG;

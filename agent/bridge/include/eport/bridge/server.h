@@ -81,6 +81,11 @@ class Server {
   void stop();
   // The TCP port actually bound (useful with port 0), or 0.
   std::uint16_t tcp_port() const;
+  // Sends SETTINGS (reporting intervals; 0 = unchanged) to one unit, or to
+  // every connected unit when unit_id is empty. Any thread; returns how many
+  // units it went to once the bridge thread has queued the frames.
+  Result<std::size_t> push_settings(const std::string& unit_id, std::uint32_t position_interval_s,
+                                    std::uint32_t sensor_interval_s);
   const ServerStats& stats() const;
 
  private:
