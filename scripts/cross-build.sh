@@ -103,13 +103,18 @@ mapfile -t missing < <(missing_pkgs "${want[@]}")
 if ((${#missing[@]})); then
   ((INSTALL)) || { log "missing: ${missing[*]} (and --no-install given)"; exit 1; }
   log "installing ${missing[*]}"
+  added_arch=0
   if [[ -n "$TOOLCHAIN" ]] && ! dpkg --print-foreign-architectures | grep -qx "$ARCH"; then
     $SUDO dpkg --add-architecture "$ARCH"
+    added_arch=1
   fi
   apt_update
   if ! apt_install "${missing[@]}"; then
     [[ -n "$TOOLCHAIN" && -z "$SYSROOT" ]] || { log "apt-get install failed"; exit 1; }
     log "the :$ARCH packages cannot be installed beside the host's; using a sysroot instead"
+    # Leave the machine as it was: with ARCH enabled and its index broken,
+    # every later plain `apt-get update` (scripts/setup.sh) would fail.
+    if ((added_arch)); then $SUDO dpkg --remove-architecture "$ARCH" || true; fi
     mapfile -t missing < <(missing_pkgs "${HOST_PKGS[@]}" "crossbuild-essential-$ARCH" qemu-user)
     ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
     SYSROOT=$(make_debian_sysroot)
