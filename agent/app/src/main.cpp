@@ -5,6 +5,7 @@
 #include <malloc.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -20,6 +21,7 @@
 #include "eport/log/log.h"
 #include "eport/model/clock.h"
 #include "eport/store/outbox.h"
+#include "eport/systemd/notify.h"
 #include "eport/uplink/publisher.h"
 #include "command_handler.h"
 #include "gnss_runner.h"
@@ -84,6 +86,9 @@ int run(const eport::config::AgentConfig& cfg) {
 
   // Filled in once the bridge and ingest exist; read by the publisher thread.
   std::function<std::string()> health_members = [] { return std::string(); };
+  // The start-up integrity check may take store.startup_check_ms: ask systemd
+  // for that much more than TimeoutStartSec= before it starts.
+  systemd::notify_extend_timeout(std::chrono::milliseconds(cfg.store.startup_check_ms) + std::chrono::seconds(30));
   auto outbox = store::Outbox::open(outbox_options(cfg));
   if (!outbox) {
     log::error("agent", outbox.error());
@@ -198,14 +203,33 @@ int run(const eport::config::AgentConfig& cfg) {
                          (cfg.bridge.tcp_listen.empty() ? "" : ", units on tcp:" + cfg.bridge.tcp_listen) +
                          ", broker " + cfg.mqtt.uri + (cfg.gnss.source != "none" ? ", gnss " + cfg.gnss.source : ""));
 
-  // The main thread does the store's housekeeping between signals.
+  systemd::notify_ready("running: gateway " + cfg.gateway.id + ", broker " + cfg.mqtt.uri);
+
+  // The main thread does the store's housekeeping between signals, and pings
+  // systemd's watchdog (WatchdogSec=) at half its interval, after a store call:
+  // a wedged outbox stops the pings and systemd restarts the agent.
+  using std::chrono::steady_clock;
+  const auto maintenance_every = std::chrono::seconds(cfg.store.maintenance_interval_s);
+  const auto watchdog = systemd::watchdog_interval();
+  const std::chrono::microseconds tick =
+      watchdog ? std::min<std::chrono::microseconds>(maintenance_every, *watchdog / 2) : maintenance_every;
+  const timespec interval{static_cast<time_t>(tick.count() / 1000000), static_cast<long>(tick.count() % 1000000) * 1000};
+  auto next_maintenance = steady_clock::now() + maintenance_every;
   int sig = 0;
-  const timespec interval{static_cast<time_t>(cfg.store.maintenance_interval_s), 0};
   while ((sig = sigtimedwait(&stop_signals, nullptr, &interval)) < 0) {
     if (errno != EAGAIN && errno != EINTR) break;
-    if (auto m = ob.maintain(now_utc_ms()); !m) log::error("agent", "store maintenance: " + m.error());
-    malloc_trim(0);  // give the heap of a past burst back to the system
+    if (steady_clock::now() >= next_maintenance) {
+      if (auto m = ob.maintain(now_utc_ms()); !m) log::error("agent", "store maintenance: " + m.error());
+      malloc_trim(0);  // give the heap of a past burst back to the system
+      next_maintenance = steady_clock::now() + maintenance_every;
+    }
+    if (watchdog) {
+      auto waiting = ob.stats().total_rows();  // blocks if the outbox is wedged
+      systemd::notify_status("running: " + std::to_string(waiting) + " readings waiting");
+      systemd::notify_watchdog();
+    }
   }
+  systemd::notify_stopping(sig == SIGTERM ? "SIGTERM: shutting down" : "shutting down");
   log::info("agent", std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
 
   server.stop();
