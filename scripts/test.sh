@@ -22,7 +22,7 @@ echo "== tests (sanitizer build)"
 # beyond the gcc stage; long load tests run shorter here (same paths, fewer
 # iterations), the rest runs in full.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  EPORT_FLEET_SECONDS=20 EPORT_TORTURE_ITERATIONS=10 \
+  LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0 EPORT_FLEET_SECONDS=20 EPORT_TORTURE_ITERATIONS=10 \
   ctest --test-dir build-asan --output-on-failure -j2 --timeout 600 -LE 'broker|packaging'
 
 
