@@ -31,6 +31,14 @@ def test_budget(work):
     waiting = int(next(line.split()[1] for line in stats.splitlines() if line.startswith("total")))
     assert waiting == len(acked) - len({h.key(r) for r in got}), (waiting, stats)
     assert "data budget used up" in agent.read_log()
+    # The use is kept with the store: a restart does not open the budget again.
+    agent.start()
+    time.sleep(3)
+    assert agent.terminate() == 0
+    stats = subprocess.run([h.AGENT, "store", "stats", "--config", agent.config], capture_output=True, text=True,
+                           check=True).stdout
+    still = int(next(line.split()[1] for line in stats.splitlines() if line.startswith("total")))
+    assert still == waiting, f"after a restart {waiting - still} held readings went out over the budget"
     h.log(f"budget 20000 B/day: all {len(alarms)} alarms sent, {len(routine)} routine readings sent, "
           f"{waiting} waiting in the outbox")
 

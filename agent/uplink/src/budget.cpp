@@ -50,11 +50,18 @@ void Budget::spend(std::uint64_t bytes, std::uint64_t now) {
   month_used_ += bytes;
   tokens_ -= static_cast<double>(bytes);
   if (opt_.bytes_per_day == 0 && opt_.bytes_per_month == 0) return;
-  (void)outbox_.set_value("budget.day", day_);
-  (void)outbox_.set_value("budget.day_used", static_cast<std::int64_t>(day_used_));
-  (void)outbox_.set_value("budget.month", month_);
-  (void)outbox_.set_value("budget.month_used", static_cast<std::int64_t>(month_used_));
-  if (was_open && allows_only_alarms(now)) {
+  // Persisted at most every 10 s (and when the budget runs out): each write is
+  // a synced commit. A crash forgets at most 10 s of use.
+  bool exhausted = was_open && allows_only_alarms(now);
+  auto steady = std::chrono::steady_clock::now();
+  if (exhausted || steady - persisted_ >= std::chrono::seconds(10)) {
+    (void)outbox_.set_value("budget.day", day_);
+    (void)outbox_.set_value("budget.day_used", static_cast<std::int64_t>(day_used_));
+    (void)outbox_.set_value("budget.month", month_);
+    (void)outbox_.set_value("budget.month_used", static_cast<std::int64_t>(month_used_));
+    persisted_ = steady;
+  }
+  if (exhausted) {
     log::warn("uplink", "data budget used up (" + std::to_string(day_used_) + " bytes today, " +
                             std::to_string(month_used_) + " this month): only alarms go out until it renews");
   }

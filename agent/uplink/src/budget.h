@@ -1,7 +1,8 @@
 // The uplink's data budget: bytes allowed per UTC day and per UTC month, and a
 // bandwidth cap. When a budget is used up only alarms are published; the rest
 // waits in the outbox. Use is kept in the outbox's named values, so a restart
-// does not reset it. Publisher-thread only.
+// does not reset it (a crash forgets at most the last 10 s of use).
+// Publisher-thread only.
 #pragma once
 
 #include <chrono>
@@ -34,6 +35,7 @@ class Budget {
   std::uint64_t day_used_ = 0, month_used_ = 0;
   double tokens_ = 0;  // bandwidth cap bucket, bytes
   std::chrono::steady_clock::time_point refilled_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point persisted_{};  // last write of the use to the store
 };
 
 }  // namespace eport::uplink
