@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what eport-edge needs on a Debian 12 machine (only the packages
 # that are missing; apt-get needs root) and builds it into build/.
-# Usage: scripts/setup.sh [--test]   (--test adds the test-only packages)
+# Usage: scripts/setup.sh [--test]   (--test adds the test-only packages and
+#        builds everything, tests included; without it only the programs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,8 +47,11 @@ fi
 BUILD_DIR=${EPORT_BUILD_DIR:-build}
 echo "setup: building in $BUILD_DIR (log: $BUILD_DIR/build.log)"
 mkdir -p "$BUILD_DIR"
+# Without --test only the programs are built (the demo needs nothing else).
+targets=()
+if [[ "${1:-}" != "--test" ]]; then targets=(--target eport-agent eport-sim eport-tail eport-cmd); fi
 if ! { cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEPORT_WERROR=ON &&
-       cmake --build "$BUILD_DIR" -- -j"$(nproc)"; } > "$BUILD_DIR/build.log" 2>&1; then
+       cmake --build "$BUILD_DIR" "${targets[@]}" -- -j"$(nproc)"; } > "$BUILD_DIR/build.log" 2>&1; then
   tail -n 60 "$BUILD_DIR/build.log"
   echo "setup: build failed (full log: $BUILD_DIR/build.log)" >&2
   exit 1
