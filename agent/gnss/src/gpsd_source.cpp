@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "run_loop.h"
+
 #include "eport/gnss/gpsd_mapping.h"
 
 namespace eport::gnss {
@@ -113,15 +115,7 @@ void GpsdSource::flush() {
 }
 
 std::optional<Error> GpsdSource::run(std::stop_token stop, std::chrono::milliseconds poll) {
-  while (!stop.stop_requested()) {
-    auto r = poll_once(poll);
-    if (!r) {
-      flush();
-      return Error{r.error()};
-    }
-  }
-  flush();
-  return std::nullopt;
+  return detail::run_until_stopped(*this, std::move(stop), poll);
 }
 
 GnssCounters GpsdSource::counters() const {

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "run_loop.h"
+
 #include "eport/gnss/line_framer.h"
 
 namespace eport::gnss {
@@ -142,15 +144,7 @@ void SerialSource::flush() {
 }
 
 std::optional<Error> SerialSource::run(std::stop_token stop, std::chrono::milliseconds poll) {
-  while (!stop.stop_requested()) {
-    auto r = poll_once(poll);
-    if (!r) {
-      flush();
-      return Error{r.error()};
-    }
-  }
-  flush();
-  return std::nullopt;
+  return detail::run_until_stopped(*this, std::move(stop), poll);
 }
 
 GnssCounters SerialSource::counters() const {
