@@ -13,7 +13,7 @@ RUNTIME_PKGS=(build-essential cmake ninja-build pkg-config
   libsqlite3-dev sqlite3
   libtomlplusplus-dev libzstd-dev libsystemd-dev libgps-dev
   catch2 python3)
-TEST_PKGS=(clang libclang-rt-14-dev gcc-arm-none-eabi
+TEST_PKGS=(clang libclang-rt-14-dev gcc-arm-none-eabi libnewlib-arm-none-eabi
   python3-paho-mqtt python3-flatbuffers python3-zstandard openssl gpsd gpsd-clients rabbitmq-server
   protobuf-compiler libprotobuf-dev lintian)
 

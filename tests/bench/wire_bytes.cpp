@@ -289,6 +289,9 @@ void reading_metrics(SparkplugWriter& w, const model::Reading& r) {
           w.u32("seal_state", static_cast<std::uint32_t>(p.state), t);
         } else if constexpr (std::is_same_v<T, model::DoorEvent>) {
           w.u32("door_state", static_cast<std::uint32_t>(p.state), t);
+        } else if constexpr (std::is_same_v<T, model::SequenceGap>) {
+          w.u64("gap_first_seq", p.first_seq, t);
+          w.u32("gap_reason", static_cast<std::uint32_t>(p.reason), t);
         } else {
           if (p.temperature_centi_c) w.i32("temperature_centi_c", *p.temperature_centi_c, t);
           if (p.humidity_centi_pct) w.u32("humidity_centi_pct", *p.humidity_centi_pct, t);

@@ -47,6 +47,9 @@ flatbuffers::Offset<fb::Reading> build_reading(flatbuffers::FlatBufferBuilder& b
         } else if constexpr (std::is_same_v<P, model::DoorEvent>) {
           type = fb::Payload::DoorEvent;
           payload = fb::CreateDoorEvent(b, static_cast<fb::DoorState>(p.state)).Union();
+        } else if constexpr (std::is_same_v<P, model::SequenceGap>) {
+          type = fb::Payload::SequenceGap;
+          payload = fb::CreateSequenceGap(b, p.first_seq, static_cast<fb::GapReason>(p.reason)).Union();
         } else {
           type = fb::Payload::SensorSample;
           payload = fb::CreateSensorSample(b, to_fb(p.temperature_centi_c), to_fb(p.humidity_centi_pct),
@@ -56,7 +59,8 @@ flatbuffers::Offset<fb::Reading> build_reading(flatbuffers::FlatBufferBuilder& b
         }
       },
       r.payload);
-  return fb::CreateReading(b, source, container, r.seq, r.time_utc_ms, type, payload);
+  return fb::CreateReading(b, source, container, r.seq, r.time_utc_ms, type, payload,
+                           static_cast<fb::TimeSource>(r.time_source));
 }
 
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
@@ -69,6 +73,8 @@ Result<model::Reading> read_reading(const fb::Reading* in) {
   r.container_id = str(in->container_id());
   r.seq = in->seq();
   r.time_utc_ms = in->time_utc_ms();
+  r.time_source = in->time_source() == fb::TimeSource::GatewayReceive ? model::TimeSource::kGatewayReceive
+                                                                      : model::TimeSource::kSource;
   switch (in->payload_type()) {
     case fb::Payload::Position: {
       const auto* p = in->payload_as_Position();
@@ -101,6 +107,11 @@ Result<model::Reading> read_reading(const fb::Reading* in) {
       m.battery_pct = from_fb(p->battery_pct());
       m.reefer_setpoint_centi_c = from_fb(p->reefer_setpoint_centi_c());
       r.payload = m;
+      break;
+    }
+    case fb::Payload::SequenceGap: {
+      const auto* p = in->payload_as_SequenceGap();
+      r.payload = model::SequenceGap{p->first_seq(), static_cast<model::GapReason>(p->reason())};
       break;
     }
     default:
@@ -249,6 +260,7 @@ std::string reading_to_json(const model::Reading& r) {
   if (!r.container_id.empty()) field(out, "container", r.container_id);
   field(out, "seq", r.seq);
   field(out, "time_utc_ms", r.time_utc_ms);
+  if (r.time_source == model::TimeSource::kGatewayReceive) field(out, "time_source", std::string("gateway_receive"));
   out += ",\"kind\":\"";
   out += model::kind_name(model::kind_of(r.payload));
   out += '"';
@@ -268,6 +280,9 @@ std::string reading_to_json(const model::Reading& r) {
           field(out, "state", std::string(seal_state_name(p.state)));
         } else if constexpr (std::is_same_v<P, model::DoorEvent>) {
           field(out, "state", std::string(door_state_name(p.state)));
+        } else if constexpr (std::is_same_v<P, model::SequenceGap>) {
+          field(out, "first_seq", p.first_seq);
+          field(out, "reason", std::string(model::gap_reason_name(p.reason)));
         } else {
           opt_field(out, "temperature_centi_c", p.temperature_centi_c);
           opt_field(out, "humidity_centi_pct", p.humidity_centi_pct);

@@ -11,6 +11,18 @@ std::string_view kind_name(Kind k) {
     case Kind::kSeal: return "seal";
     case Kind::kDoor: return "door";
     case Kind::kSensor: return "sensor";
+    case Kind::kGap: return "gap";
+  }
+  return "unknown";
+}
+
+std::string_view gap_reason_name(GapReason r) {
+  switch (r) {
+    case GapReason::kUnknown: return "unknown";
+    case GapReason::kFlashFull: return "flash_full";
+    case GapReason::kUnitReset: return "unit_reset";
+    case GapReason::kExpired: return "expired";
+    case GapReason::kRejectedMalformed: return "rejected_malformed";
   }
   return "unknown";
 }
@@ -42,6 +54,7 @@ Priority classify(const Reading& r, const PriorityRules& rules) {
     return door->state == DoorState::kOpen ? rules.door_open : rules.door_other;
   }
   if (std::holds_alternative<Position>(r.payload)) return rules.position;
+  if (std::holds_alternative<SequenceGap>(r.payload)) return rules.gap;
   return rules.sensor;
 }
 

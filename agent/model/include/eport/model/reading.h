@@ -63,19 +63,53 @@ struct SensorSample {
   bool operator==(const SensorSample&) const = default;
 };
 
-using Payload = std::variant<Position, SealEvent, DoorEvent, SensorSample>;
+// Why a range of a source's seqs holds no readings although the record of
+// that source is complete: the source (or the gateway, for a reading it had
+// to refuse) says so explicitly. Numbered as on the wire (epb DISCARD) and in
+// the schema: never renumber.
+enum class GapReason : std::uint8_t {
+  kUnknown = 0,
+  kFlashFull = 1,          // the unit overwrote its oldest unacknowledged readings
+  kUnitReset = 2,          // the unit lost its stored readings (reset, flash wiped or replaced)
+  kExpired = 3,            // the unit dropped readings older than its retention
+  kRejectedMalformed = 4,  // the agent refused the reading as malformed (the frame was intact)
+};
+std::string_view gap_reason_name(GapReason r);
+
+// A declared gap: seqs first_seq .. Reading::seq (inclusive) of the reading's
+// source will never be delivered, for `reason`. Carried in the same stream as
+// readings, so that a consumer tells "discarded at the source, declared" from
+// "lost in transit" (a gap nobody declared).
+struct SequenceGap {
+  std::uint64_t first_seq = 0;
+  GapReason reason = GapReason::kUnknown;
+  bool operator==(const SequenceGap&) const = default;
+};
+
+using Payload = std::variant<Position, SealEvent, DoorEvent, SensorSample, SequenceGap>;
 
 // Kind names, as used in config files, logs and JSON output.
-enum class Kind : std::uint8_t { kPosition = 0, kSeal = 1, kDoor = 2, kSensor = 3 };
+enum class Kind : std::uint8_t { kPosition = 0, kSeal = 1, kDoor = 2, kSensor = 3, kGap = 4 };
 inline Kind kind_of(const Payload& p) { return static_cast<Kind>(p.index()); }
 std::string_view kind_name(Kind k);
+
+// Whose clock time_utc_ms comes from.
+enum class TimeSource : std::uint8_t {
+  kSource = 0,          // the source's own clock when it took the reading
+  kGatewayReceive = 1,  // the source had no valid clock (sent 0): the agent's clock when it received it
+};
+
+// Highest seq any source may use: 2^53 - 1, so that a seq fits a signed
+// 64-bit SQLite integer and a JavaScript number exactly. Seqs start at 1.
+inline constexpr std::uint64_t kMaxSeq = (std::uint64_t{1} << 53) - 1;
 
 struct Reading {
   std::string source_id;     // telematics unit id (or the gateway's own id), <= 32 bytes
   std::string container_id;  // ISO 6346, e.g. "MSKU1234565"; empty for the gateway
-  std::uint64_t seq = 0;     // per-source, strictly increasing, kept across restarts
+  std::uint64_t seq = 0;     // per-source, strictly increasing, 1..kMaxSeq, kept across restarts
   std::uint64_t time_utc_ms = 0;  // milliseconds since 1970-01-01T00:00:00Z
   Payload payload;
+  TimeSource time_source = TimeSource::kSource;
   bool operator==(const Reading&) const = default;
 };
 
@@ -98,6 +132,7 @@ struct PriorityRules {
   Priority seal_other = Priority::kEvent;  // sealed, unknown
   Priority door_open = Priority::kAlarm;
   Priority door_other = Priority::kEvent;  // closed, unknown
+  Priority gap = Priority::kEvent;         // declared sequence gaps
 };
 
 Priority classify(const Reading& r, const PriorityRules& rules);
