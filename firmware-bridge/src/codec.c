@@ -26,8 +26,10 @@ static bool valid_string(const char *s, uint8_t len, uint8_t min, uint8_t max) {
   return true;
 }
 
+static bool valid_seq(uint64_t seq) { return seq >= 1u && seq <= EPB_SEQ_MAX; }
+
 static bool valid_reading(const epb_reading *r) {
-  if (r->seq == 0) return false; /* seq 0 never names a reading */
+  if (!valid_seq(r->seq)) return false; /* seq 0 never names a reading */
   switch (r->kind) {
     case EPB_READING_POSITION: {
       const epb_position *p = &r->u.position;
@@ -66,18 +68,29 @@ static bool valid_message(const epb_message *m) {
              valid_string(h->container_id, h->container_id_len, 0,
                           EPB_CONTAINER_ID_MAX) &&
              valid_string(h->firmware, h->firmware_len, 0, EPB_FIRMWARE_MAX) &&
-             h->next_seq != 0;
+             valid_seq(h->next_seq) && h->oldest_seq >= 1u &&
+             h->oldest_seq <= h->next_seq;
     }
     case EPB_MSG_WELCOME:
-      return m->m.welcome.window != 0;
+      return m->m.welcome.window != 0 &&
+             m->m.welcome.last_stored_seq <= EPB_SEQ_MAX;
     case EPB_MSG_READING:
       return valid_reading(&m->m.reading);
-    case EPB_MSG_NACK:
-      return m->m.nack.reason >= EPB_NACK_MALFORMED &&
-             m->m.nack.reason <= EPB_NACK_INTERNAL;
     case EPB_MSG_ACK:
+      return m->m.ack.seq <= EPB_SEQ_MAX;
+    case EPB_MSG_NACK:
+      return m->m.nack.seq <= EPB_SEQ_MAX &&
+             m->m.nack.reason >= EPB_NACK_MALFORMED &&
+             m->m.nack.reason <= EPB_NACK_REASON_MAX;
+    case EPB_MSG_DISCARD: {
+      const epb_discard *d = &m->m.discard;
+      return valid_seq(d->first_seq) && valid_seq(d->last_seq) &&
+             d->first_seq <= d->last_seq && d->reason >= 1u &&
+             d->reason <= EPB_DISCARD_REASON_MAX;
+    }
     case EPB_MSG_TIME_SYNC:
     case EPB_MSG_SETTINGS:
+    case EPB_MSG_SETTINGS_ACK:
     case EPB_MSG_PING:
     case EPB_MSG_PONG:
       return true;
@@ -141,6 +154,7 @@ static void put_payload(epbi_writer *w, const epb_message *m) {
       put_string(w, m->m.hello.container_id, m->m.hello.container_id_len);
       put_string(w, m->m.hello.firmware, m->m.hello.firmware_len);
       epbi_put_u64(w, m->m.hello.next_seq);
+      epbi_put_u64(w, m->m.hello.oldest_seq);
       break;
     case EPB_MSG_WELCOME:
       epbi_put_u64(w, m->m.welcome.last_stored_seq);
@@ -161,8 +175,14 @@ static void put_payload(epbi_writer *w, const epb_message *m) {
       epbi_put_u64(w, m->m.time_sync.utc_ms);
       break;
     case EPB_MSG_SETTINGS:
+    case EPB_MSG_SETTINGS_ACK:
       epbi_put_u32(w, m->m.settings.position_interval_s);
       epbi_put_u32(w, m->m.settings.sensor_interval_s);
+      break;
+    case EPB_MSG_DISCARD:
+      epbi_put_u64(w, m->m.discard.first_seq);
+      epbi_put_u64(w, m->m.discard.last_seq);
+      epbi_put_u8(w, m->m.discard.reason);
       break;
     default: /* PING, PONG */
       epbi_put_u32(w, m->m.ping.nonce);
@@ -170,18 +190,19 @@ static void put_payload(epbi_writer *w, const epb_message *m) {
   }
 }
 
-size_t epb_encode(const epb_message *msg, uint8_t *out, size_t cap) {
+/* Frames msg with the given version byte; msg must be valid. */
+static size_t encode_as(uint8_t version, const epb_message *msg, uint8_t *out,
+                        size_t cap) {
   uint8_t body[EPB_MAX_BODY];
   epbi_writer w;
   uint32_t crc;
   size_t n;
 
-  if (msg == NULL || out == NULL || !valid_message(msg)) return 0;
   w.p = body;
   w.len = 0;
   w.cap = sizeof body - 4u; /* room for the crc */
   w.ok = true;
-  epbi_put_u8(&w, (uint8_t)EPB_PROTOCOL_VERSION);
+  epbi_put_u8(&w, version);
   epbi_put_u8(&w, msg->type);
   put_payload(&w, msg);
   if (!w.ok) return 0;
@@ -193,6 +214,20 @@ size_t epb_encode(const epb_message *msg, uint8_t *out, size_t cap) {
   if (n == 0 || n >= cap) return 0;
   out[n] = 0x00;
   return n + 1u;
+}
+
+size_t epb_encode(const epb_message *msg, uint8_t *out, size_t cap) {
+  if (msg == NULL || out == NULL || !valid_message(msg)) return 0;
+  return encode_as((uint8_t)EPB_PROTOCOL_VERSION, msg, out, cap);
+}
+
+size_t epb_encode_version_refusal(uint8_t version, uint8_t *out, size_t cap) {
+  epb_message m;
+  if (out == NULL || version == 0u || version >= EPB_PROTOCOL_VERSION) return 0;
+  memset(&m, 0, sizeof m);
+  m.type = EPB_MSG_NACK;
+  m.m.nack.reason = EPB_NACK_MALFORMED;
+  return encode_as(version, &m, out, cap);
 }
 
 /* ---- decoding ---- */
@@ -274,6 +309,7 @@ static void get_payload(epbi_reader *r, epb_message *out) {
       get_string(r, out->m.hello.firmware, &out->m.hello.firmware_len,
                  EPB_FIRMWARE_MAX);
       out->m.hello.next_seq = epbi_get_u64(r);
+      out->m.hello.oldest_seq = epbi_get_u64(r);
       break;
     case EPB_MSG_WELCOME:
       out->m.welcome.last_stored_seq = epbi_get_u64(r);
@@ -294,8 +330,14 @@ static void get_payload(epbi_reader *r, epb_message *out) {
       out->m.time_sync.utc_ms = epbi_get_u64(r);
       break;
     case EPB_MSG_SETTINGS:
+    case EPB_MSG_SETTINGS_ACK:
       out->m.settings.position_interval_s = epbi_get_u32(r);
       out->m.settings.sensor_interval_s = epbi_get_u32(r);
+      break;
+    case EPB_MSG_DISCARD:
+      out->m.discard.first_seq = epbi_get_u64(r);
+      out->m.discard.last_seq = epbi_get_u64(r);
+      out->m.discard.reason = epbi_get_u8(r);
       break;
     default: /* PING, PONG */
       out->m.ping.nonce = epbi_get_u32(r);
@@ -315,9 +357,9 @@ epb_status epb_decode_body(const uint8_t *body, size_t len, epb_message *out) {
   crc = (uint32_t)body[len - 4u] | ((uint32_t)body[len - 3u] << 8) |
         ((uint32_t)body[len - 2u] << 16) | ((uint32_t)body[len - 1u] << 24);
   if (crc != epb_crc32c(body, len - 4u)) return EPB_ERR_CRC;
-  if (body[0] != EPB_PROTOCOL_VERSION) return EPB_ERR_VERSION;
   out->type = body[1];
-  if (out->type < EPB_MSG_HELLO || out->type > EPB_MSG_PONG) return EPB_ERR_TYPE;
+  if (body[0] != EPB_PROTOCOL_VERSION) return EPB_ERR_VERSION;
+  if (out->type < EPB_MSG_HELLO || out->type > EPB_MSG_TYPE_MAX) return EPB_ERR_TYPE;
 
   r.p = body + 2;
   r.len = len - BODY_OVERHEAD;

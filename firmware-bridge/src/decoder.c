@@ -17,7 +17,11 @@ static epb_status decode_frame(epb_decoder *d, epb_message *out) {
     memset(out, 0, sizeof *out);
     return EPB_ERR_COBS;
   }
-  return epb_decode_body(d->buf, body_len, out);
+  {
+    epb_status st = epb_decode_body(d->buf, body_len, out);
+    if (st == EPB_ERR_VERSION) d->last_version = d->buf[0];
+    return st;
+  }
 }
 
 size_t epb_decoder_feed(epb_decoder *d, const uint8_t *data, size_t len,
@@ -79,6 +83,9 @@ const char *epb_nack_reason_name(uint8_t reason) {
     case EPB_NACK_WINDOW: return "window exceeded";
     case EPB_NACK_OUT_OF_ORDER: return "out of order";
     case EPB_NACK_INTERNAL: return "internal error";
+    case EPB_NACK_UNIT_ID: return "unit id refused";
+    case EPB_NACK_CONTAINER_ID: return "container id refused";
+    case EPB_NACK_SEQ_RANGE: return "seq out of range";
     default: return "unknown reason";
   }
 }

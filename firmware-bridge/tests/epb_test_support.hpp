@@ -32,12 +32,14 @@ inline void set_str(char (&dst)[N], uint8_t &len, const std::string &s) {
 }
 
 inline epb_message hello(const std::string &unit, const std::string &container,
-                         const std::string &fw, uint64_t next_seq) {
+                         const std::string &fw, uint64_t next_seq,
+                         uint64_t oldest_seq = 0) {
   epb_message m = blank(EPB_MSG_HELLO);
   set_str(m.m.hello.unit_id, m.m.hello.unit_id_len, unit);
   set_str(m.m.hello.container_id, m.m.hello.container_id_len, container);
   set_str(m.m.hello.firmware, m.m.hello.firmware_len, fw);
   m.m.hello.next_seq = next_seq;
+  m.m.hello.oldest_seq = oldest_seq == 0 ? next_seq : oldest_seq;
   return m;
 }
 
@@ -121,8 +123,17 @@ inline epb_message time_sync(uint64_t utc_ms) {
   return m;
 }
 
-inline epb_message settings(uint32_t pos_s, uint32_t sensor_s) {
-  epb_message m = blank(EPB_MSG_SETTINGS);
+inline epb_message discard(uint64_t first, uint64_t last, uint8_t reason) {
+  epb_message m = blank(EPB_MSG_DISCARD);
+  m.m.discard.first_seq = first;
+  m.m.discard.last_seq = last;
+  m.m.discard.reason = reason;
+  return m;
+}
+
+inline epb_message settings(uint32_t pos_s, uint32_t sensor_s,
+                            uint8_t type = EPB_MSG_SETTINGS) {
+  epb_message m = blank(type);
   m.m.settings.position_interval_s = pos_s;
   m.m.settings.sensor_interval_s = sensor_s;
   return m;
@@ -157,6 +168,7 @@ inline std::string diff(const epb_message &a, const epb_message &b) {
           y.container_id_len);
       str("firmware", x.firmware, x.firmware_len, y.firmware, y.firmware_len);
       field("next_seq", x.next_seq, y.next_seq);
+      field("oldest_seq", x.oldest_seq, y.oldest_seq);
       break;
     }
     case EPB_MSG_WELCOME:
@@ -212,7 +224,13 @@ inline std::string diff(const epb_message &a, const epb_message &b) {
     case EPB_MSG_TIME_SYNC:
       field("utc_ms", a.m.time_sync.utc_ms, b.m.time_sync.utc_ms);
       break;
+    case EPB_MSG_DISCARD:
+      field("first_seq", a.m.discard.first_seq, b.m.discard.first_seq);
+      field("last_seq", a.m.discard.last_seq, b.m.discard.last_seq);
+      field("reason", a.m.discard.reason, b.m.discard.reason);
+      break;
     case EPB_MSG_SETTINGS:
+    case EPB_MSG_SETTINGS_ACK:
       field("position_interval_s", a.m.settings.position_interval_s,
             b.m.settings.position_interval_s);
       field("sensor_interval_s", a.m.settings.sensor_interval_s,
@@ -331,20 +349,30 @@ class Gen {
   }
 
   epb_message message() {
-    switch (u(EPB_MSG_HELLO, EPB_MSG_PONG)) {
-      case EPB_MSG_HELLO:
+    switch (u(EPB_MSG_HELLO, EPB_MSG_TYPE_MAX)) {
+      case EPB_MSG_HELLO: {
+        uint64_t next = u(1, EPB_SEQ_MAX);
         return hello(str(1, EPB_UNIT_ID_MAX), str(0, EPB_CONTAINER_ID_MAX),
-                     str(0, EPB_FIRMWARE_MAX), u(1, UINT64_MAX));
+                     str(0, EPB_FIRMWARE_MAX), next, u(1, next));
+      }
       case EPB_MSG_WELCOME:
-        return welcome(u(0, UINT64_MAX), static_cast<uint16_t>(u(1, 65535)),
+        return welcome(u(0, EPB_SEQ_MAX), static_cast<uint16_t>(u(1, 65535)),
                        u(0, UINT64_MAX));
       case EPB_MSG_READING:
         return reading_msg();
       case EPB_MSG_ACK:
-        return ack(u(0, UINT64_MAX));
+        return ack(u(0, EPB_SEQ_MAX));
       case EPB_MSG_NACK:
-        return nack(u(0, UINT64_MAX),
-                    static_cast<uint8_t>(u(EPB_NACK_MALFORMED, EPB_NACK_INTERNAL)));
+        return nack(u(0, EPB_SEQ_MAX),
+                    static_cast<uint8_t>(u(EPB_NACK_MALFORMED, EPB_NACK_REASON_MAX)));
+      case EPB_MSG_DISCARD: {
+        uint64_t first = u(1, EPB_SEQ_MAX);
+        return discard(first, u(first, EPB_SEQ_MAX),
+                       static_cast<uint8_t>(u(1, EPB_DISCARD_REASON_MAX)));
+      }
+      case EPB_MSG_SETTINGS_ACK:
+        return settings(static_cast<uint32_t>(u(0, UINT32_MAX)),
+                        static_cast<uint32_t>(u(0, UINT32_MAX)), EPB_MSG_SETTINGS_ACK);
       case EPB_MSG_TIME_SYNC:
         return time_sync(u(0, UINT64_MAX));
       case EPB_MSG_SETTINGS:
@@ -358,7 +386,7 @@ class Gen {
   }
 
   epb_message reading_msg() {
-    uint64_t seq = u(1, UINT64_MAX), t = u(0, UINT64_MAX);
+    uint64_t seq = u(1, EPB_SEQ_MAX), t = u(0, UINT64_MAX);
     switch (u(0, 3)) {
       case EPB_READING_POSITION:
         return position(seq, t, static_cast<int32_t>(s(-900000000, 900000000)),
@@ -394,7 +422,7 @@ struct Sample {
 inline std::vector<Sample> samples() {
   const uint64_t t = 1718000000000ull;  // 2024-06-10T06:13:20Z
   return {
-      {"hello", hello("TU-0042", "MSCU1234566", "1.4.2", 1001)},
+      {"hello", hello("TU-0042", "MSCU1234566", "1.4.2", 1006, 1001)},
       {"welcome", welcome(1000, 16, t + 250)},
       {"reading_position",
        position(1001, t, 519225000, 44791700, 1, 9,
@@ -410,6 +438,9 @@ inline std::vector<Sample> samples() {
       {"reading_sensor_all", sensor(1006, t + 4000, 0x3F, 412, 5500, 1250, 3712, 64, -1800)},
       {"ack", ack(1002)},
       {"nack", nack(1003, EPB_NACK_STORE_FULL)},
+      {"nack_out_of_order", nack(1004, EPB_NACK_OUT_OF_ORDER)},
+      {"discard", discard(1007, 1010, EPB_DISCARD_FLASH_FULL)},
+      {"settings_ack", settings(60, 900, EPB_MSG_SETTINGS_ACK)},
       {"time_sync", time_sync(t + 5000)},
       {"settings", settings(60, 900)},
       {"ping", ping(EPB_MSG_PING, 0x12345678u)},

@@ -70,7 +70,7 @@ TEST_CASE("extreme values round-trip", "[epb]") {
 TEST_CASE("every seal, door state and nack reason round-trips", "[epb]") {
   for (uint8_t st = 0; st <= 3; st++) roundtrip(seal(10, 1, st, "S"));
   for (uint8_t st = 0; st <= 2; st++) roundtrip(door(10, 1, st));
-  for (uint8_t r = EPB_NACK_MALFORMED; r <= EPB_NACK_INTERNAL; r++) roundtrip(nack(5, r));
+  for (uint8_t r = EPB_NACK_MALFORMED; r <= EPB_NACK_REASON_MAX; r++) roundtrip(nack(5, r));
 }
 
 TEST_CASE("strings of every length and the printable boundaries round-trip", "[epb]") {
@@ -169,6 +169,18 @@ TEST_CASE("the encoder refuses invalid messages", "[epb]") {
       {"container id too long", container_too_long},
       {"firmware too long", fw_too_long},
       {"hello next_seq 0", hello("u", "", "", 0)},
+      {"hello next_seq above EPB_SEQ_MAX", hello("u", "", "", EPB_SEQ_MAX + 1)},
+      {"hello oldest_seq above next_seq", hello("u", "", "", 5, 6)},
+      {"welcome last_stored_seq above EPB_SEQ_MAX", welcome(EPB_SEQ_MAX + 1, 1, 1)},
+      {"ack above EPB_SEQ_MAX", ack(EPB_SEQ_MAX + 1)},
+      {"nack above EPB_SEQ_MAX", nack(EPB_SEQ_MAX + 1, EPB_NACK_WINDOW)},
+      {"reading seq above EPB_SEQ_MAX", door(EPB_SEQ_MAX + 1, 1, 1)},
+      {"reading seq 2^63", door(1ull << 63, 1, 1)},
+      {"discard first 0", discard(0, 5, EPB_DISCARD_FLASH_FULL)},
+      {"discard first above last", discard(6, 5, EPB_DISCARD_FLASH_FULL)},
+      {"discard last above EPB_SEQ_MAX", discard(1, EPB_SEQ_MAX + 1, EPB_DISCARD_EXPIRED)},
+      {"discard reason 0", discard(1, 1, 0)},
+      {"discard reason 4", discard(1, 1, 4)},
       {"welcome window 0", welcome(1, 0, 1)},
       {"reading seq 0", door(0, 1, 1)},
       {"unknown reading kind", bad_kind},
@@ -187,9 +199,9 @@ TEST_CASE("the encoder refuses invalid messages", "[epb]") {
       {"seal id with a tab", seal(1, 1, 1, "A\tB")},
       {"door state 3", door(1, 1, 3)},
       {"nack reason 0", nack(1, 0)},
-      {"nack reason 7", nack(1, 7)},
+      {"nack reason 10", nack(1, 10)},
       {"message type 0", blank(0)},
-      {"message type 10", blank(10)},
+      {"message type 12", blank(12)},
   };
   for (const Row &r : rows) {
     INFO(r.what);
@@ -214,7 +226,7 @@ TEST_CASE("the encoder needs exactly the frame's size and no more", "[epb]") {
   }
   // The largest message there is fits EPB_MAX_ENCODED.
   epb_message big = hello(std::string(EPB_UNIT_ID_MAX, 'u'), std::string(EPB_CONTAINER_ID_MAX, 'c'),
-                          std::string(EPB_FIRMWARE_MAX, 'f'), UINT64_MAX);
+                          std::string(EPB_FIRMWARE_MAX, 'f'), EPB_SEQ_MAX);
   CHECK(encode(big).size() <= EPB_MAX_ENCODED);
 }
 
@@ -226,8 +238,49 @@ TEST_CASE("status and nack reason names", "[epb]") {
   }
   CHECK(std::string(epb_status_name(EPB_ERR_CRC)) == "bad crc");
   CHECK(std::string(epb_status_name(static_cast<epb_status>(15))) == "unknown status");
-  for (uint8_t r = EPB_NACK_MALFORMED; r <= EPB_NACK_INTERNAL; r++)
+  for (uint8_t r = EPB_NACK_MALFORMED; r <= EPB_NACK_REASON_MAX; r++)
     CHECK(std::string(epb_nack_reason_name(r)) != "unknown reason");
   CHECK(std::string(epb_nack_reason_name(0)) == "unknown reason");
   CHECK(std::string(epb_nack_reason_name(200)) == "unknown reason");
+}
+
+TEST_CASE("seqs at the ends of their range encode; one past does not", "[epb]") {
+  for (uint64_t seq : {uint64_t{1}, uint64_t{EPB_SEQ_MAX}}) {
+    INFO(seq);
+    CHECK(!encode(door(seq, 1, 1)).empty());
+    CHECK(!encode(ack(seq)).empty());
+    CHECK(!encode(discard(seq, seq, EPB_DISCARD_UNIT_RESET)).empty());
+    CHECK(!encode(hello("u", "", "", seq, 1)).empty());
+  }
+  CHECK(encode(door(EPB_SEQ_MAX + 1, 1, 1)).empty());
+  CHECK(encode(ack(0)).size() > 0);  // ACK 0: nothing acknowledged yet
+}
+
+TEST_CASE("a unit of an older version gets a refusal framed in its own version", "[epb]") {
+  uint8_t out[EPB_MAX_ENCODED];
+  std::size_t n = epb_encode_version_refusal(1, out, sizeof out);
+  REQUIRE(n > 0);
+  // Decode it as a v1 unit would: the body's version byte is 1 and the rest
+  // is a NACK (seq 0, MALFORMED) with a correct CRC.
+  Bytes frame(out, out + n);
+  Bytes body = cobs_decode(Bytes(frame.begin(), frame.end() - 1));
+  REQUIRE(body.size() == 2 + 9 + 4);
+  CHECK(body[0] == 1);
+  CHECK(body[1] == EPB_MSG_NACK);
+  for (int i = 2; i < 10; i++) CHECK(body[static_cast<std::size_t>(i)] == 0);
+  CHECK(body[10] == EPB_NACK_MALFORMED);
+  uint32_t crc = epb_crc32c(body.data(), body.size() - 4);
+  CHECK(body[11] == static_cast<uint8_t>(crc));
+  CHECK(body[14] == static_cast<uint8_t>(crc >> 24));
+  // This version's decoder refuses it as another version and remembers which.
+  epb_decoder d;
+  epb_decoder_init(&d);
+  auto outs = run_stream(d, frame, [] { return SIZE_MAX; });
+  REQUIRE(outs.size() == 1);
+  CHECK(outs[0].status == EPB_ERR_VERSION);
+  CHECK(outs[0].msg.type == EPB_MSG_NACK);
+  CHECK(d.last_version == 1);
+  CHECK(epb_encode_version_refusal(0, out, sizeof out) == 0);
+  CHECK(epb_encode_version_refusal(EPB_PROTOCOL_VERSION, out, sizeof out) == 0);
+  CHECK(epb_encode_version_refusal(1, out, 4) == 0);
 }

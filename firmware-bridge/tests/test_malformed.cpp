@@ -37,7 +37,7 @@ Bytes frame_of(const Bytes &body_bytes) {
   return f;
 }
 
-Bytes msg(uint8_t type, const P &p) { return frame_of(body(1, type, p.b)); }
+Bytes msg(uint8_t type, const P &p) { return frame_of(body(EPB_PROTOCOL_VERSION, type, p.b)); }
 
 // Readings: seq, time, kind, then the kind's fields.
 P rd(uint8_t kind) { return P().u64(7).u64(1718000000000ull).u8(kind); }
@@ -62,10 +62,10 @@ Bytes repeat(uint8_t v, std::size_t n, bool delimit = true) {
 }  // namespace
 
 TEST_CASE("malformed frames are rejected, counted once, and the stream resyncs", "[epb]") {
-  const Bytes good_ack_body = body(1, EPB_MSG_ACK, P().u64(41).b);
+  const Bytes good_ack_body = body(EPB_PROTOCOL_VERSION, EPB_MSG_ACK, P().u64(41).b);
   const Bytes good_hello = encode(hello("TU-12345678", "", "", 1));
-  const Bytes long_body_129 = body(1, EPB_MSG_PING, Bytes(129 - 6, 0x11));
-  const Bytes long_body_128 = body(1, EPB_MSG_PING, Bytes(128 - 6, 0x11));
+  const Bytes long_body_129 = body(EPB_PROTOCOL_VERSION, EPB_MSG_PING, Bytes(129 - 6, 0x11));
+  const Bytes long_body_128 = body(EPB_PROTOCOL_VERSION, EPB_MSG_PING, Bytes(128 - 6, 0x11));
 
   struct Row {
     const char *what;
@@ -78,10 +78,10 @@ TEST_CASE("malformed frames are rejected, counted once, and the stream resyncs",
       {"payload byte flipped", frame_of(flip(good_ack_body, 3)), EPB_ERR_CRC},
       {"version byte flipped", frame_of(flip(good_ack_body, 0)), EPB_ERR_CRC},
       {"type byte flipped", frame_of(flip(good_ack_body, 1)), EPB_ERR_CRC},
-      {"crc of an empty payload", frame_of(body(1, EPB_MSG_ACK, {})), EPB_ERR_PAYLOAD},
+      {"crc of an empty payload", frame_of(body(EPB_PROTOCOL_VERSION, EPB_MSG_ACK, {})), EPB_ERR_PAYLOAD},
       {"empty body (lone code byte)", raw({0x01, 0x00}), EPB_ERR_TRUNCATED},
       {"1-byte body", raw({0x02, 0x01, 0x00}), EPB_ERR_TRUNCATED},
-      {"5-byte body", frame_of(Bytes{1, 8, 0xAA, 0xBB, 0xCC}), EPB_ERR_TRUNCATED},
+      {"5-byte body", frame_of(Bytes{EPB_PROTOCOL_VERSION, 8, 0xAA, 0xBB, 0xCC}), EPB_ERR_TRUNCATED},
       {"oversized: 130 non-zero bytes", repeat(0x55, 130), EPB_ERR_OVERSIZE},
       {"oversized: 1000 non-zero bytes", repeat(0x55, 1000), EPB_ERR_OVERSIZE},
       {"oversized: 129-byte body", frame_of(long_body_129), EPB_ERR_OVERSIZE},
@@ -89,30 +89,37 @@ TEST_CASE("malformed frames are rejected, counted once, and the stream resyncs",
       {"cobs code past the end", raw({0x05, 0x11, 0x22, 0x00}), EPB_ERR_COBS},
       {"cobs last code past the end", raw({0x02, 0x11, 0x09, 0x33, 0x00}), EPB_ERR_COBS},
       {"version 0", frame_of(body(0, EPB_MSG_ACK, P().u64(1).b)), EPB_ERR_VERSION},
-      {"version 2", frame_of(body(2, EPB_MSG_ACK, P().u64(1).b)), EPB_ERR_VERSION},
+      {"version 1 (an older unit)", frame_of(body(1, EPB_MSG_ACK, P().u64(1).b)), EPB_ERR_VERSION},
+      {"version 3", frame_of(body(3, EPB_MSG_ACK, P().u64(1).b)), EPB_ERR_VERSION},
       {"version 255", frame_of(body(255, EPB_MSG_ACK, P().u64(1).b)), EPB_ERR_VERSION},
       {"type 0", msg(0, P().u64(1)), EPB_ERR_TYPE},
-      {"type 10", msg(10, P().u64(1)), EPB_ERR_TYPE},
+      {"type 12", msg(12, P().u64(1)), EPB_ERR_TYPE},
       {"type 255", msg(255, P()), EPB_ERR_TYPE},
       // HELLO
-      {"hello unit id 33 bytes", msg(1, P().str(std::string(33, 'u')).str("").str("").u64(1)), EPB_ERR_PAYLOAD},
-      {"hello unit id empty", msg(1, hello_p("").u64(1)), EPB_ERR_PAYLOAD},
-      {"hello unit id 0x1F", msg(1, hello_p("a\x1f").u64(1)), EPB_ERR_PAYLOAD},
-      {"hello unit id 0x7F", msg(1, hello_p("a\x7f").u64(1)), EPB_ERR_PAYLOAD},
-      {"hello unit id 0x80", msg(1, hello_p("a\x80").u64(1)), EPB_ERR_PAYLOAD},
-      {"hello unit id NUL", msg(1, P().u8(2).u8('a').u8(0).str("").str("").u64(1)), EPB_ERR_PAYLOAD},
-      {"hello container id 12 bytes", msg(1, P().str("u").str("ABCU12345678").str("").u64(1)), EPB_ERR_PAYLOAD},
-      {"hello firmware 17 bytes", msg(1, P().str("u").str("").str(std::string(17, 'f')).u64(1)), EPB_ERR_PAYLOAD},
-      {"hello next_seq 0", msg(1, hello_p("u").u64(0)), EPB_ERR_PAYLOAD},
+      {"hello unit id 33 bytes", msg(1, P().str(std::string(33, 'u')).str("").str("").u64(1).u64(1)), EPB_ERR_PAYLOAD},
+      {"hello unit id empty", msg(1, hello_p("").u64(1).u64(1)), EPB_ERR_PAYLOAD},
+      {"hello unit id 0x1F", msg(1, hello_p("a\x1f").u64(1).u64(1)), EPB_ERR_PAYLOAD},
+      {"hello unit id 0x7F", msg(1, hello_p("a\x7f").u64(1).u64(1)), EPB_ERR_PAYLOAD},
+      {"hello unit id 0x80", msg(1, hello_p("a\x80").u64(1).u64(1)), EPB_ERR_PAYLOAD},
+      {"hello unit id NUL", msg(1, P().u8(2).u8('a').u8(0).str("").str("").u64(1).u64(1)), EPB_ERR_PAYLOAD},
+      {"hello container id 12 bytes", msg(1, P().str("u").str("ABCU12345678").str("").u64(1).u64(1)), EPB_ERR_PAYLOAD},
+      {"hello firmware 17 bytes", msg(1, P().str("u").str("").str(std::string(17, 'f')).u64(1).u64(1)), EPB_ERR_PAYLOAD},
+      {"hello next_seq 0", msg(1, hello_p("u").u64(0).u64(0)), EPB_ERR_PAYLOAD},
+      {"hello oldest_seq 0", msg(1, hello_p("u").u64(5).u64(0)), EPB_ERR_PAYLOAD},
+      {"hello oldest_seq above next_seq", msg(1, hello_p("u").u64(5).u64(6)), EPB_ERR_PAYLOAD},
+      {"hello next_seq 2^53", msg(1, hello_p("u").u64(EPB_SEQ_MAX + 1).u64(1)), EPB_ERR_PAYLOAD},
+      {"hello v1 layout (no oldest_seq)", msg(1, hello_p("u").u64(1)), EPB_ERR_PAYLOAD},
       {"hello string runs past the end", msg(1, P().u8(20).u8('u')), EPB_ERR_PAYLOAD},
-      {"hello missing a next_seq byte", msg(1, P(hello_p("u")).u32(1).u16(0).u8(0)), EPB_ERR_PAYLOAD},
-      {"hello trailing byte", msg(1, hello_p("u").u64(1).u8(0)), EPB_ERR_PAYLOAD},
+      {"hello missing an oldest_seq byte", msg(1, P(hello_p("u")).u64(1).u32(1).u16(0).u8(0)), EPB_ERR_PAYLOAD},
+      {"hello trailing byte", msg(1, hello_p("u").u64(1).u64(1).u8(0)), EPB_ERR_PAYLOAD},
       // WELCOME
       {"welcome window 0", msg(2, P().u64(5).u16(0).u64(1)), EPB_ERR_PAYLOAD},
       {"welcome short", msg(2, P().u64(5).u16(8).u32(1)), EPB_ERR_PAYLOAD},
       {"welcome trailing byte", msg(2, P().u64(5).u16(8).u64(1).u8(1)), EPB_ERR_PAYLOAD},
       // READING
       {"reading seq 0", msg(3, P().u64(0).u64(1).u8(2).u8(1)), EPB_ERR_PAYLOAD},
+      {"reading seq 2^53", msg(3, P().u64(EPB_SEQ_MAX + 1).u64(1).u8(2).u8(1)), EPB_ERR_PAYLOAD},
+      {"reading seq 2^64-1", msg(3, P().u64(UINT64_MAX).u64(1).u8(2).u8(1)), EPB_ERR_PAYLOAD},
       {"reading kind 4", msg(3, rd(4).u8(0)), EPB_ERR_PAYLOAD},
       {"reading kind 255", msg(3, rd(255)), EPB_ERR_PAYLOAD},
       {"reading without kind", msg(3, P().u64(7).u64(1)), EPB_ERR_PAYLOAD},
@@ -142,7 +149,20 @@ TEST_CASE("malformed frames are rejected, counted once, and the stream resyncs",
       {"ack short", msg(4, P().u32(1).u16(0).u8(0)), EPB_ERR_PAYLOAD},
       {"ack trailing byte", msg(4, P().u64(1).u8(0)), EPB_ERR_PAYLOAD},
       {"nack reason 0", msg(5, P().u64(1).u8(0)), EPB_ERR_PAYLOAD},
-      {"nack reason 7", msg(5, P().u64(1).u8(7)), EPB_ERR_PAYLOAD},
+      {"nack reason 10", msg(5, P().u64(1).u8(10)), EPB_ERR_PAYLOAD},
+      {"nack seq 2^53", msg(5, P().u64(EPB_SEQ_MAX + 1).u8(4)), EPB_ERR_PAYLOAD},
+      {"ack seq 2^53", msg(4, P().u64(EPB_SEQ_MAX + 1)), EPB_ERR_PAYLOAD},
+      {"welcome last_stored_seq 2^53", msg(2, P().u64(EPB_SEQ_MAX + 1).u16(8).u64(1)), EPB_ERR_PAYLOAD},
+      // DISCARD, SETTINGS_ACK
+      {"discard first 0", msg(10, P().u64(0).u64(5).u8(1)), EPB_ERR_PAYLOAD},
+      {"discard first above last", msg(10, P().u64(6).u64(5).u8(1)), EPB_ERR_PAYLOAD},
+      {"discard last 2^53", msg(10, P().u64(1).u64(EPB_SEQ_MAX + 1).u8(1)), EPB_ERR_PAYLOAD},
+      {"discard reason 0", msg(10, P().u64(1).u64(5).u8(0)), EPB_ERR_PAYLOAD},
+      {"discard reason 4", msg(10, P().u64(1).u64(5).u8(4)), EPB_ERR_PAYLOAD},
+      {"discard without reason", msg(10, P().u64(1).u64(5)), EPB_ERR_PAYLOAD},
+      {"discard trailing byte", msg(10, P().u64(1).u64(5).u8(1).u8(0)), EPB_ERR_PAYLOAD},
+      {"settings ack short", msg(11, P().u32(60)), EPB_ERR_PAYLOAD},
+      {"settings ack trailing byte", msg(11, P().u32(60).u32(60).u8(0)), EPB_ERR_PAYLOAD},
       {"nack without reason", msg(5, P().u64(1)), EPB_ERR_PAYLOAD},
       {"time sync short", msg(6, P().u32(1)), EPB_ERR_PAYLOAD},
       {"time sync trailing byte", msg(6, P().u64(1).u8(1)), EPB_ERR_PAYLOAD},
@@ -191,12 +211,12 @@ TEST_CASE("malformed frames are rejected, counted once, and the stream resyncs",
 }
 
 TEST_CASE("a bad payload still reports its type and the reading's seq", "[epb]") {
-  Bytes bad = body(1, EPB_MSG_READING, rd(2).u8(3).b);  // door state 3, seq 7
+  Bytes bad = body(EPB_PROTOCOL_VERSION, EPB_MSG_READING, rd(2).u8(3).b);  // door state 3, seq 7
   epb_message m;
   REQUIRE(epb_decode_body(bad.data(), bad.size(), &m) == EPB_ERR_PAYLOAD);
   CHECK(m.type == EPB_MSG_READING);
   CHECK(m.m.reading.seq == 7);
-  Bytes unknown = body(1, 42, {});
+  Bytes unknown = body(EPB_PROTOCOL_VERSION, 42, {});
   REQUIRE(epb_decode_body(unknown.data(), unknown.size(), &m) == EPB_ERR_TYPE);
   CHECK(m.type == 42);
 }

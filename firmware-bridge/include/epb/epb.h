@@ -22,7 +22,10 @@
 extern "C" {
 #endif
 
-#define EPB_PROTOCOL_VERSION 1u
+#define EPB_PROTOCOL_VERSION 2u
+/* Highest seq a reading (or a DISCARD) may carry: 2^53 - 1, so that every seq
+ * fits a signed 64-bit integer and a JavaScript number exactly. */
+#define EPB_SEQ_MAX 0x1FFFFFFFFFFFFFull
 #define EPB_MAX_BODY 128u                      /* version+type+payload+crc */
 #define EPB_MAX_ENCODED (EPB_MAX_BODY + EPB_MAX_BODY / 254u + 2u) /* COBS + 0x00 */
 #define EPB_UNIT_ID_MAX 32u                    /* bytes, without terminator */
@@ -34,13 +37,16 @@ typedef enum {
   EPB_MSG_HELLO = 1,      /* unit -> agent: who I am; first message on a link */
   EPB_MSG_WELCOME = 2,    /* agent -> unit: accepted; last stored seq, window, time */
   EPB_MSG_READING = 3,    /* unit -> agent: one reading */
-  EPB_MSG_ACK = 4,        /* agent -> unit: every reading with seq <= ack.seq is stored */
-  EPB_MSG_NACK = 5,       /* agent -> unit: reading seq refused, with a reason */
+  EPB_MSG_ACK = 4,        /* agent -> unit: every seq <= ack.seq is in the agent's custody */
+  EPB_MSG_NACK = 5,       /* agent -> unit: refused; resend from nack.seq (reason says why) */
   EPB_MSG_TIME_SYNC = 6,  /* agent -> unit: current UTC */
   EPB_MSG_SETTINGS = 7,   /* agent -> unit: reporting intervals */
   EPB_MSG_PING = 8,       /* either way: liveness, answered by PONG */
-  EPB_MSG_PONG = 9
+  EPB_MSG_PONG = 9,
+  EPB_MSG_DISCARD = 10,     /* unit -> agent: seqs first..last will never be sent, and why */
+  EPB_MSG_SETTINGS_ACK = 11 /* unit -> agent: SETTINGS applied; the intervals now in force */
 } epb_msg_type;
+#define EPB_MSG_TYPE_MAX 11u
 
 typedef enum {
   EPB_READING_POSITION = 0,
@@ -49,15 +55,28 @@ typedef enum {
   EPB_READING_SENSOR = 3
 } epb_reading_kind;
 
-/* Reasons carried by a NACK. */
+/* Reasons carried by a NACK (docs/firmware-bridge.md 7.5 says what a unit
+ * does with each). */
 typedef enum {
-  EPB_NACK_MALFORMED = 1,    /* the frame decoded but its content is invalid */
+  EPB_NACK_MALFORMED = 1,    /* the frame decoded but its content is invalid: never resend it */
   EPB_NACK_NO_HELLO = 2,     /* a reading arrived before HELLO */
   EPB_NACK_STORE_FULL = 3,   /* backpressure: the store refuses this class now; resend later */
   EPB_NACK_WINDOW = 4,       /* more unacknowledged readings than the window allows */
-  EPB_NACK_OUT_OF_ORDER = 5, /* seq not above the last one seen and not a resend */
-  EPB_NACK_INTERNAL = 6      /* the agent could not store it; resend later */
+  EPB_NACK_OUT_OF_ORDER = 5, /* not the seq the agent expects next: resend from nack.seq */
+  EPB_NACK_INTERNAL = 6,     /* the agent could not store it; resend later */
+  EPB_NACK_UNIT_ID = 7,      /* HELLO refused: unit id not allowed (empty, the gateway's, not topic-safe) */
+  EPB_NACK_CONTAINER_ID = 8, /* HELLO refused: container id fails ISO 6346 */
+  EPB_NACK_SEQ_RANGE = 9     /* HELLO or DISCARD refused: its seqs jump further than the agent allows */
 } epb_nack_reason;
+#define EPB_NACK_REASON_MAX 9u
+
+/* Why a unit gives up readings it never had acknowledged (DISCARD). */
+typedef enum {
+  EPB_DISCARD_FLASH_FULL = 1, /* overwrote its oldest unacknowledged readings to make room */
+  EPB_DISCARD_UNIT_RESET = 2, /* lost them: reset, flash wiped or replaced */
+  EPB_DISCARD_EXPIRED = 3     /* dropped them as older than its retention */
+} epb_discard_reason;
+#define EPB_DISCARD_REASON_MAX 3u
 
 /* Result of decoding. EPB_OK and EPB_NEED_MORE are not errors; every other
  * status means one frame was rejected and counted, and decoding continues
@@ -138,7 +157,9 @@ typedef struct {
   char container_id[EPB_CONTAINER_ID_MAX + 1];   /* may be empty */
   uint8_t firmware_len;
   char firmware[EPB_FIRMWARE_MAX + 1];
-  uint64_t next_seq;  /* seq the unit will use for its next new reading */
+  uint64_t next_seq;    /* seq the unit will use for its next new reading, 1..EPB_SEQ_MAX */
+  uint64_t oldest_seq;  /* first seq of the oldest item (reading or DISCARD) it holds,
+                           1..next_seq; = next_seq when it holds nothing */
 } epb_hello;
 
 typedef struct {
@@ -149,6 +170,10 @@ typedef struct {
 
 typedef struct { uint64_t seq; } epb_ack;
 typedef struct { uint64_t seq; uint8_t reason; } epb_nack;  /* reason: epb_nack_reason */
+typedef struct {
+  uint64_t first_seq, last_seq;  /* 1 <= first <= last <= EPB_SEQ_MAX */
+  uint8_t reason;                /* epb_discard_reason */
+} epb_discard;
 typedef struct { uint64_t utc_ms; } epb_time_sync;
 typedef struct {
   uint32_t position_interval_s;  /* 0: leave unchanged */
@@ -165,8 +190,9 @@ typedef struct {
     epb_ack ack;
     epb_nack nack;
     epb_time_sync time_sync;
-    epb_settings settings;
-    epb_ping ping;
+    epb_settings settings;     /* also SETTINGS_ACK */
+    epb_ping ping;             /* also PONG */
+    epb_discard discard;
   } m;
 } epb_message;
 
@@ -188,6 +214,7 @@ typedef struct {
   uint8_t buf[EPB_MAX_ENCODED];
   size_t len;
   uint8_t discarding;  /* inside an oversized frame: drop until the next 0x00 */
+  uint8_t last_version; /* version byte of the last frame rejected with EPB_ERR_VERSION */
   uint32_t counts[EPB_STATUS_COUNT];
 } epb_decoder;
 
@@ -218,6 +245,17 @@ size_t epb_decoder_feed(epb_decoder *d, const uint8_t *data, size_t len,
  * the agent can NACK it as EPB_NACK_MALFORMED). Absent optional fields
  * (position/sensor `present` bits clear) decode as zero. */
 epb_status epb_decode_body(const uint8_t *body, size_t len, epb_message *out);
+
+/* The one answer a unit speaking an older protocol version can decode: a
+ * NACK with seq 0 and reason MALFORMED, framed with that version's byte
+ * (versions 1..EPB_PROTOCOL_VERSION-1; NACK's layout is the same in all).
+ * An agent sends it to a HELLO whose version it does not speak, so that the
+ * unit logs a refusal instead of waiting in silence. Returns the frame length
+ * (EPB_MAX_ENCODED suffices), or 0 for an unsupported version or small cap. */
+size_t epb_encode_version_refusal(uint8_t version, uint8_t *out, size_t cap);
+
+/* Version byte of the body the decoder last rejected with EPB_ERR_VERSION
+ * is in epb_decoder.last_version (0 if none yet). */
 
 /* CRC-32C (Castagnoli), reflected, init and xorout 0xFFFFFFFF. */
 uint32_t epb_crc32c(const uint8_t *data, size_t len);
