@@ -12,6 +12,8 @@ import tomllib
 
 from harness import BROKER_CONFIG, INVENTORY, main, run
 
+from eport_broker.inventory import topic_id_problem
+
 EPORT_BROKER = str(BROKER_CONFIG / "eport-broker")
 
 
@@ -27,7 +29,24 @@ def serials(out):
             for p in sorted((out / "pki" / "issued").glob("*.crt"))}
 
 
+def check_topic_id_rule(t):
+    """The Python twin of eport::model::topic_id_problem gives the same answers
+    as the C++ table test (tests/unit/ids_test.cpp)."""
+    rule = "(not allowed: + # / . * > space, control and non-ASCII bytes)"
+    for ok in ("cnsha", "gw-yangshan-01", "GW_01", "x" * 64):
+        t.check(topic_id_problem(ok) == "", f"{ok[:20]!r} is topic-safe", topic_id_problem(ok))
+    cases = [("", "is empty"), ("x" * 65, "is 65 bytes long (at most 64)")]
+    cases += [(f"gw{ch}01", f"contains '{ch}' at byte 3 {rule}") for ch in "+#/.*> "]
+    cases += [("gw\t01", f"contains '\\x09' at byte 3 {rule}"), ("gw\x7f01", f"contains '\\x7F' at byte 3 {rule}"),
+              ("caf\u00e9", f"contains '\\xC3' at byte 4 {rule}"), ("gw\x0001", f"contains '\\x00' at byte 3 {rule}")]
+    for bad, expected in cases:
+        got = topic_id_problem(bad)
+        t.check(got == expected, f"{bad[:20]!r} is refused: {expected[:40]}", got)
+    t.check(topic_id_problem("u" * 33, 32) == "is 33 bytes long (at most 32)", "unit ids: at most 32 bytes")
+
+
 def test(workdir, t):
+    check_topic_id_rule(t)
     base = INVENTORY.format(site="s1")
     bad_cases = [
         (base.replace('"gw-b"', '"gw_B"'), "gateways", "an id with '_' or capitals"),
@@ -38,6 +57,19 @@ def test(workdir, t):
         (base.replace('site = "s1"\n', ""), "site", "a missing site"),
         (base.replace('"gw-c"', '"broker"'), "reserved", "the reserved name 'broker'"),
         (base.replace('site = "s1"', 'site = "s/1"'), "site", "a site id with '/'"),
+        # Not topic-safe (docs/topics.md): the message names the id, the byte and the rule.
+        (base.replace('"gw-b"', '"gw.b"'), "gateways: \"gw.b\" is not topic-safe: contains '.' at byte 3 "
+         "(not allowed: + # / . * >", "a gateway id with '.'"),
+        (base.replace('"gw-b"', '"gw b"'), "gateways: \"gw b\" is not topic-safe: contains ' ' at byte 3",
+         "a gateway id with a space"),
+        (base.replace('"gw-b"', '"gw+b"'), "\"gw+b\" is not topic-safe: contains '+'", "a gateway id with '+'"),
+        (base.replace('"gw-b"', '""'), "gateways: \"\" is not topic-safe: is empty", "an empty gateway id"),
+        (base.replace('"gw-b"', '"%s"' % ("g" * 65)), "is not topic-safe: is 65 bytes long (at most 64)",
+         "a 65-byte gateway id"),
+        (base.replace('site = "s1"', 'site = "cn.sha"'), "site: \"cn.sha\" is not topic-safe: contains '.'",
+         "a site id with '.'"),
+        (base.replace('site = "s1"', 'site = "s\\t1"'), "site: \"s\\x091\" is not topic-safe: contains '\\x09'",
+         "a site id with a tab, shown as \\x09"),
     ]
     for i, (text, needle, what) in enumerate(bad_cases):
         r = gen(text, workdir / f"bad{i}")

@@ -144,3 +144,42 @@ TEST_CASE("the reference lists every key and the hash follows the values", "[con
   CHECK(config::config_hash(*a) != config::config_hash(*b));
   CHECK(config::config_hash(*a) == config::config_hash(*config::load_string(kValid)));
 }
+
+TEST_CASE("site and gateway ids that are not topic-safe are refused, naming the key and the rule", "[config]") {
+  const std::string rule = "(not allowed: + # / . * > space, control and non-ASCII bytes)";
+  auto with_id = [](const std::string& id) {
+    return "[gateway]\nid = \"" + id + "\"\nsite = \"cnsha\"\n[bridge]\nunix_socket = \"/x\"\n";
+  };
+  struct Case {
+    std::string text;
+    std::string expected;
+  };
+  std::vector<Case> cases = {
+      {with_id("gw.01"), "agent.toml:2: gateway.id: \"gw.01\" is not topic-safe: contains '.' at byte 3 " + rule},
+      {with_id("gw 01"), "agent.toml:2: gateway.id: \"gw 01\" is not topic-safe: contains ' ' at byte 3 " + rule},
+      {with_id("gw/01"), "agent.toml:2: gateway.id: \"gw/01\" is not topic-safe: contains '/' at byte 3 " + rule},
+      {with_id("a+b"), "agent.toml:2: gateway.id: \"a+b\" is not topic-safe: contains '+' at byte 2 " + rule},
+      {with_id(""), "agent.toml:2: gateway.id: \"\" is not topic-safe: is empty"},
+      {with_id(std::string(65, 'a')),
+       "agent.toml:2: gateway.id: \"" + std::string(65, 'a') + "\" is not topic-safe: is 65 bytes long (at most 64)"},
+      {with_id("gw\\u0001x"), "gateway.id: \"gw\\x01x\" is not topic-safe: contains '\\x01' at byte 3 " + rule},
+      {"[gateway]\nid = \"gw-01\"\nsite = \"cn.sha\"\n[bridge]\nunix_socket = \"/x\"\n",
+       "agent.toml:3: gateway.site: \"cn.sha\" is not topic-safe: contains '.' at byte 3 " + rule},
+      {"[gateway]\nid = \"gw-01\"\nsite = \"cn#\"\n[bridge]\nunix_socket = \"/x\"\n",
+       "agent.toml:3: gateway.site: \"cn#\" is not topic-safe: contains '#' at byte 3"},
+      // Topic-safe but outside this config's stricter rule: still refused, by that rule.
+      {with_id("GW_01"), "agent.toml:2: gateway.id: \"GW_01\" must be 1-32 of a-z, 0-9 and '-' (not first)"},
+      {with_id(std::string(40, 'a')), "must be 1-32 of a-z"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.text);
+    auto r = config::load_string(c.text, "agent.toml");
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.error(), Catch::Contains(c.expected));
+    CHECK(r.error().find('\x01') == std::string::npos);
+  }
+  auto ok = config::load_string(with_id("gw-yangshan-01"), "agent.toml");
+  REQUIRE(ok.ok());
+  CHECK(ok->gateway.id == "gw-yangshan-01");
+  CHECK(ok->gateway.site == "cnsha");
+}

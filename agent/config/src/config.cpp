@@ -15,6 +15,8 @@
 // arrive as toml::parse_error, caught right here at the library boundary.
 #include <toml++/toml.h>
 
+#include "eport/model/ids.h"
+
 namespace eport::config {
 
 namespace {
@@ -66,7 +68,8 @@ KeySpec required(KeySpec k) {
 
 std::vector<KeySpec> build_specs() {
   std::vector<KeySpec> s;
-  s.push_back(required(with_pattern(str_key("gateway.id", "", "This gateway's id: MQTT client id and a topic level. Lower-case letters, digits and '-', 1-32 characters.",
+  s.push_back(required(with_pattern(str_key("gateway.id", "", "This gateway's id: MQTT client id, certificate CN and a topic level. Lower-case letters, digits and '-', "
+                                            "1-32 characters, so always topic-safe (docs/topics.md).",
                                             [](AgentConfig& c) -> std::string& { return c.gateway.id; }),
                                     "id")));
   s.push_back(required(with_pattern(str_key("gateway.site", "", "The port site this gateway belongs to (a topic level), same rule as gateway.id.",
@@ -384,6 +387,13 @@ class Validator {
           list += (list.empty() ? "" : ", ") + std::string(c);
         }
         if (!found) return error(node.source(), spec.key, "\"" + s + "\" is not one of: " + list);
+      }
+      if (spec.pattern_name == "id") {
+        // Topic levels: the project-wide topic-safe rule first (the message
+        // names the byte and the rule), then this config's stricter id rule.
+        if (auto why = model::topic_id_problem(s); !why.empty()) {
+          return error(node.source(), spec.key, model::quoted_id(s) + " is not topic-safe: " + why);
+        }
       }
       if (!spec.pattern_name.empty() && !(s.empty() && !spec.required) && !matches(spec.pattern_name, s)) {
         return error(node.source(), spec.key, "\"" + s + "\" " + pattern_error(spec.pattern_name));

@@ -18,6 +18,39 @@ except ModuleNotFoundError:  # pragma: no cover - depends on the machine
 # Gateway, site, reader and commander ids. They become MQTT usernames, client
 # ids, certificate CNs and whole topic levels, so no '/', '+', '#' or spaces.
 ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}\Z")
+
+# The project's topic-safe id rule, the same as eport::model::topic_id_problem
+# (agent/model/include/eport/model/ids.h, docs/topics.md): 1..64 bytes, each
+# printable ASCII 0x21..0x7E, none of + # / (MQTT) or . * > (NATS). Site and
+# gateway ids must pass it (NATS's MQTT gateway drops a connection on a topic
+# with '.' or a space); ID_RE above is stricter still.
+MAX_TOPIC_ID_LENGTH = 64
+TOPIC_ID_FORBIDDEN = frozenset(b"+#/.*>")
+TOPIC_ID_RULE = "(not allowed: + # / . * > space, control and non-ASCII bytes)"
+
+
+def topic_id_problem(ident: str, max_length: int = MAX_TOPIC_ID_LENGTH) -> str:
+    """'' when ident is topic-safe, else why not, e.g. "contains '.' at byte 3
+    (...)", "is empty", "is 70 bytes long (at most 64)". Counts UTF-8 bytes,
+    and shows a byte that is not printable as \\xNN, as the C++ rule does."""
+    data = ident.encode("utf-8", "surrogateescape")
+    if not data:
+        return "is empty"
+    if len(data) > max_length:
+        return f"is {len(data)} bytes long (at most {max_length})"
+    for i, b in enumerate(data):
+        if b < 0x21 or b > 0x7E or b in TOPIC_ID_FORBIDDEN:
+            shown = chr(b) if 0x20 <= b <= 0x7E else f"\\x{b:02X}"
+            return f"contains '{shown}' at byte {i + 1} {TOPIC_ID_RULE}"
+    return ""
+
+
+def _quoted(ident: str) -> str:
+    """ident in double quotes, bytes outside 0x20..0x7E (and '"', '\\') as \\xNN."""
+    data = ident.encode("utf-8", "surrogateescape")
+    return '"' + "".join(chr(b) if 0x20 <= b <= 0x7E and b not in b'"\\' else f"\\x{b:02X}" for b in data) + '"'
+
+
 HOST_RE = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                      r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z")
 EXPIRY_RE = re.compile(r"[1-9][0-9]*[hdwmy]\Z")
@@ -64,6 +97,10 @@ KEYS: tuple[Key, ...] = (
     Key("paths", "gateway_tls_dir", str, "/etc/eport-edge/tls", "path", "gateway: where ca.crt, <id>.crt and <id>.key are installed"),
     Key("paths", "gateway_persistence_dir", str, "/var/lib/mosquitto/", "path", "gateway bridge broker: persistence_location"),
 )
+
+
+# Keys whose ids become topic levels (eport/v1/<site>/<gateway>/...).
+TOPIC_LEVEL_KEYS = ("site", "gateways")
 
 
 @dataclass(frozen=True)
@@ -118,6 +155,11 @@ def _check(key: Key, value, where: str):
             fail("must be a list of strings")
 
     c = key.check
+    if key.dotted in TOPIC_LEVEL_KEYS:
+        for v in ([value] if c == "id" else value):
+            why = topic_id_problem(v)
+            if why:
+                raise InventoryError(f"{where}: {key.dotted}: {_quoted(v)} is not topic-safe: {why}")
     if c == "id" and not ID_RE.match(value):
         fail(f"must match {ID_RE.pattern[:-2]}")
     elif c == "ids":
