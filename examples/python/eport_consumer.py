@@ -18,7 +18,9 @@ Output, one line each, on stdout:
 A summary goes to stderr at the end.
 
 Importable: load_codec() returns a Codec whose decode_payload(bytes) gives
-(header, readings, problems) or raises DecodeError; json_line() renders them.
+(header, readings, problems) or raises DecodeError; json_line() renders them;
+completeness(readings) tells, per source, received seqs from declared gaps
+("kind":"gap" records) and from undeclared ones (docs/consuming.md).
 
 The Python FlatBuffers runtime has no Verifier (unlike C++'s VerifyEnvelopeBuffer).
 Codec.verify() does the equivalent checks by hand for every field this
@@ -129,13 +131,15 @@ LAYOUT = {
                  ("EnvelopeSeq", "u64"), ("SentUtcMs", "u64"), ("Priority", "u8"),
                  ("Readings", "[table]", "Reading")],
     "Reading": [("SourceId", "string"), ("ContainerId", "string"), ("Seq", "u64"), ("TimeUtcMs", "u64"),
-                ("PayloadType", "u8"), ("Payload", "union", "PayloadType")],
+                ("PayloadType", "u8"), ("Payload", "union", "PayloadType"),
+                ("TimeSource", "u8")],  # schema 1.1; a 1.0 writer's shorter vtable leaves it absent (Source)
     "Position": [("LatE7", "i32"), ("LonE7", "i32"), ("SpeedCmS", "u16"), ("HeadingCdeg", "u16"),
                  ("Fix", "u8"), ("Satellites", "u8"), ("HdopCenti", "u16")],
     "SealEvent": [("SealId", "string"), ("State", "u8")],
     "DoorEvent": [("State", "u8")],
     "SensorSample": [("TemperatureCentiC", "i16"), ("HumidityCentiPct", "u16"), ("ShockMilliG", "u16"),
                      ("BatteryMv", "u16"), ("BatteryPct", "u8"), ("ReeferSetpointCentiC", "i16")],
+    "SequenceGap": [("FirstSeq", "u64"), ("Reason", "u8")],  # schema 1.1
 }
 _SCALAR = {"u8": "<B", "u16": "<H", "i16": "<h", "i32": "<i", "u32": "<I", "u64": "<Q"}
 _FLAGS = {"u8": "Uint8Flags", "u16": "Uint16Flags", "i16": "Int16Flags", "i32": "Int32Flags",
@@ -148,6 +152,8 @@ _U16 = struct.Struct("<H")
 PRIORITY_NAMES = {0: "bulk", 1: "telemetry", 2: "event", 3: "alarm"}
 SEAL_STATE_NAMES = {1: "sealed", 2: "opened", 3: "tampered"}
 DOOR_STATE_NAMES = {1: "closed", 2: "open"}
+GAP_REASON_NAMES = {1: "flash_full", 2: "unit_reset", 3: "expired", 4: "rejected_malformed"}  # model::gap_reason_name
+TIME_SOURCE_GATEWAY_RECEIVE = 1  # TimeSource.GatewayReceive; any other value reads as Source, as in the C++ codec
 
 
 class _Verifier:
@@ -249,7 +255,7 @@ class Codec:
         if generated_dir not in sys.path:
             sys.path.insert(0, generated_dir)
         mod = {name: importlib.import_module(f"eport.telemetry.v1.{name}")
-               for name in ("Envelope", "Reading", "Payload", "Position", "SealEvent", "DoorEvent", "SensorSample")}
+               for name in ("Envelope", "Reading", "Payload", *LAYOUT)}
         self.Envelope = mod["Envelope"].Envelope
         self.classes = {name: getattr(mod[name], name) for name in LAYOUT}
         payload_enum = mod["Payload"].Payload
@@ -350,6 +356,8 @@ class Codec:
             out["container"] = container
         out["seq"] = r.Seq()
         out["time_utc_ms"] = r.TimeUtcMs()
+        if r.TimeSource() == TIME_SOURCE_GATEWAY_RECEIVE:
+            out["time_source"] = "gateway_receive"  # the unit had no valid clock: the agent's receive time
         kind = self.payload_members.get(r.PayloadType())
         tab = r.Payload()
         if kind not in LAYOUT or tab is None:
@@ -372,7 +380,11 @@ class Codec:
         elif kind == "DoorEvent":
             out["kind"] = "door"
             out["state"] = DOOR_STATE_NAMES.get(p.State(), "unknown")
-        else:
+        elif kind == "SequenceGap":
+            out["kind"] = "gap"  # a declared gap: seqs first_seq .. seq of this source will never arrive
+            out["first_seq"] = p.FirstSeq()
+            out["reason"] = GAP_REASON_NAMES.get(p.Reason(), "unknown")
+        elif kind == "SensorSample":
             out["kind"] = "sensor"
             _opt(out, "temperature_centi_c", p.TemperatureCentiC())
             _opt(out, "humidity_centi_pct", p.HumidityCentiPct())
@@ -380,6 +392,8 @@ class Codec:
             _opt(out, "battery_mv", p.BatteryMv())
             _opt(out, "battery_pct", p.BatteryPct())
             _opt(out, "reefer_setpoint_centi_c", p.ReeferSetpointCentiC())
+        else:  # in LAYOUT but not decoded here: a LAYOUT entry added without its decoder
+            raise DecodeError(f"payload type {kind} is not decoded by this consumer: skipped")
         return out
 
 
@@ -425,6 +439,59 @@ def json_line(obj):
             val = str(int(v)).encode()
         parts.append(b'"' + k.encode() + b'":' + val)
     return b"{" + b",".join(parts) + b"}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Completeness: which of a source's seqs arrived, which were declared lost at the source (gap
+# records), and which are missing with nobody saying why (lost in transit, or not arrived yet).
+
+def _merge(ranges):
+    """Sorted, merged inclusive (first, last) ranges; adjacent ranges join."""
+    out = []
+    for first, last in sorted(ranges):
+        if out and first <= out[-1][1] + 1:
+            if last > out[-1][1]:
+                out[-1] = (out[-1][0], last)
+        else:
+            out.append((first, last))
+    return out
+
+
+def completeness(readings, start=1):
+    """Per source, from decoded readings (the dicts of Codec.decode_payload, duplicates allowed):
+
+        {source: {"received":        [(first, last), ...],          seqs of readings that arrived
+                  "declared_gaps":   [(first, last, reason), ...],  gap records: first_seq .. seq, reason
+                  "undeclared_gaps": [(first, last), ...]}}         holes covered by neither
+
+    All ranges are inclusive and sorted. Holes are looked for from `start` (an int, or a dict
+    source -> int; seqs start at 1, so 1 unless this consumer joined late) up to the highest seq
+    seen of that source, received or declared; seqs above it are not known yet. A gap record
+    with first_seq > seq covers nothing. Memory and time grow with the number of readings, not
+    with the width of the seq ranges."""
+    per_source = {}
+    for r in readings:
+        s = per_source.setdefault(r["source"], {"received": [], "declared": set()})
+        if r["kind"] == "gap":
+            s["declared"].add((r["first_seq"], r["seq"], r["reason"]))
+        else:
+            s["received"].append((r["seq"], r["seq"]))
+    result = {}
+    for source in sorted(per_source):
+        s = per_source[source]
+        received = _merge(s["received"])
+        declared = sorted(s["declared"])
+        covered = _merge(received + [(f, l) for f, l, _ in declared if f <= l])
+        lo = start.get(source, 1) if isinstance(start, dict) else start
+        holes, nxt = [], lo
+        for first, last in covered:
+            if last < nxt:
+                continue
+            if first > nxt:
+                holes.append((nxt, first - 1))
+            nxt = last + 1
+        result[source] = {"received": received, "declared_gaps": declared, "undeclared_gaps": holes}
+    return result
 
 
 # ----------------------------------------------------------------------------------------------

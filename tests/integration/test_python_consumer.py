@@ -26,6 +26,7 @@ CONSUMER = os.path.join(SRC, "examples", "python", "eport_consumer.py")
 DOC = os.path.join(SRC, "docs", "consuming.md")
 sys.path.insert(0, os.path.dirname(CONSUMER))
 import eport_consumer as ec  # noqa: E402
+import envelopes  # noqa: E402  (tests/integration/envelopes.py)
 
 UNITS, COUNT = 20, 50  # 1000 readings; the doc's example comes from tcu-0038, outside this fleet
 
@@ -172,6 +173,54 @@ def check_doc_example(work, broker, py, codegen):
         etail.wait(timeout=10)
 
 
+def check_gap_lines(work, broker, py, codegen):
+    """Schema 1.1 through the broker: declared gaps and gateway receive time, built here in
+    Python, print the same lines at eport-tail and at the Python consumer (and the lines that
+    tests/unit/codec_test.cpp expects from the C++ codec); a reading of an unknown payload kind
+    is skipped and reported by both, the rest of its envelope kept."""
+    ec.load_codec(cache_dir=codegen)  # the generated package, for the builder
+    builder = envelopes.Builder()
+    future = {"source": "TU-0017", "seq": 300, "time_utc_ms": 1795000003000, "payload_type": 9}
+    after = ('{"source":"TU-0017","container":"CSQU3054383","seq":301,"time_utc_ms":1795000003100,'
+             '"time_source":"gateway_receive","kind":"door","state":"closed"}')
+    topic = "eport/v1/cnsha/gw-test-01/data/event"
+    etail_out, etail_err = work.file("gaps-tail.jsonl"), work.file("gaps-tail.err")
+    etail = subprocess.Popen([h.TAIL, "--broker", broker.uri, "--envelopes"],
+                             stdout=open(etail_out, "w"), stderr=open(etail_err, "w"))
+    try:
+        h.wait_until(lambda: "subscribed" in open(etail_err).read(), 10, "eport-tail --envelopes")
+        mark = len(py.lines())
+        zstd = zstandard.ZstdCompressor(write_content_size=True).compress  # the scenario counts plain envelopes
+        publish(broker, topic, zstd(builder.envelope(envelopes.GAP_LINES, envelope_seq=900)), work)
+        publish(broker, topic, zstd(builder.envelope([future, after], envelope_seq=901)), work)
+
+        def py_data():
+            return [line for line in py.lines()[mark:] if not line.startswith(('{"health"', '{"status"'))]
+
+        n = len(envelopes.GAP_LINES) + 4  # two envelope lines, one error line, one reading after it
+        h.wait_until(lambda: len(raw_lines(etail_out)) >= n and len(py_data()) >= n, 10,
+                     "the schema 1.1 envelopes at both consumers")
+        c_lines, py_lines = raw_lines(etail_out)[:n], py_data()[:n]
+        readings = lambda lines: [line for line in lines if line.startswith('{"source"')]
+        envs = lambda lines: [json.loads(line) for line in lines if line.startswith('{"envelope"')]
+        errors = lambda lines: [json.loads(line)["error"] for line in lines if line.startswith('{"error"')]
+        assert readings(c_lines) == envelopes.GAP_LINES + [after], first_difference(
+            envelopes.GAP_LINES + [after], readings(c_lines))
+        assert readings(py_lines) == readings(c_lines), first_difference(readings(c_lines), readings(py_lines))
+        assert [e["readings"] for e in envs(c_lines)] == [len(envelopes.GAP_LINES), 2], c_lines
+        assert [(e["envelope"], e["readings"]) for e in envs(py_lines)] == \
+            [(e["envelope"], e["readings"]) for e in envs(c_lines)], (c_lines, py_lines)
+        c_err, py_err = errors(c_lines), errors(py_lines)
+        assert len(c_err) == 1 and "unknown payload kind skipped" in c_err[0], c_lines
+        assert len(py_err) == 1 and "unknown or missing payload type 9" in py_err[0], py_lines
+        h.log(f"schema 1.1: {len(envelopes.GAP_LINES)} gap and gateway-time lines equal at eport-tail and python; "
+              f"unknown kind skipped by both: {c_err[0]!r} / {py_err[0]!r}")
+    finally:
+        etail.send_signal(signal.SIGINT)
+        etail.wait(timeout=10)
+    assert "skipped=1" in open(etail_err).read().strip().splitlines()[-1]
+
+
 def scenario(work, name, codegen, compression):
     sub = Subdir(work, name)
     broker = h.Broker(sub)
@@ -208,6 +257,7 @@ def scenario(work, name, codegen, compression):
         assert status and status[0]["state"] == "online" and status[0]["compression"] == compression, status
         if compression == "zstd":
             check_doc_example(sub, broker, py, codegen)
+            check_gap_lines(sub, broker, py, codegen)
             check_doc_command(sub, broker)
         assert agent.terminate() == 0
         h.wait_until(lambda: py.tagged("status")[-1]["state"] == "offline", 10, "offline status")

@@ -211,3 +211,142 @@ TEST_CASE("a reading of a payload kind from a newer schema is skipped, the rest 
   REQUIRE(r->readings.size() == 1);
   CHECK(r->readings[0].seq == 1);
 }
+
+namespace {
+// Length in bytes of the vtable of a table (4 + 2 per field up to the last one written).
+flatbuffers::voffset_t vtable_size(const void* table) {
+  const auto* t = static_cast<const std::uint8_t*>(table);
+  return flatbuffers::ReadScalar<flatbuffers::voffset_t>(t - flatbuffers::ReadScalar<flatbuffers::soffset_t>(t));
+}
+
+// Schema 1.1: a declared gap of each reason, and readings whose time is the
+// agent's receive time (the unit had no valid clock).
+std::vector<Reading> gaps_and_gateway_time() {
+  std::vector<Reading> v;
+  std::uint64_t seq = 100;
+  for (GapReason reason : {GapReason::kUnknown, GapReason::kFlashFull, GapReason::kUnitReset, GapReason::kExpired,
+                           GapReason::kRejectedMalformed}) {
+    Reading r{"TU-0017", "CSQU3054383", 0, 1795000000000ull, SequenceGap{seq + 1, reason}};
+    seq += 19;
+    r.seq = seq;  // the gap covers first_seq .. seq
+    v.push_back(r);
+  }
+  Reading one{"TU-0017", "CSQU3054383", seq + 1, 1795000000000ull, SequenceGap{seq + 1, GapReason::kRejectedMalformed}};
+  v.push_back(one);  // a single refused reading: first_seq == seq
+  Reading at_gw{"TU-0017", "CSQU3054383", seq + 2, 1795000000500ull, DoorEvent{DoorState::kOpen}};
+  at_gw.time_source = TimeSource::kGatewayReceive;
+  v.push_back(at_gw);
+  Reading gap_at_gw{"TU-0017", "CSQU3054383", seq + 9, 1795000000600ull, SequenceGap{seq + 3, GapReason::kUnitReset}};
+  gap_at_gw.time_source = TimeSource::kGatewayReceive;
+  v.push_back(gap_at_gw);
+  Reading max_seq{"TU-0017", "", kMaxSeq, 1795000000700ull, SequenceGap{1, GapReason::kExpired}};
+  v.push_back(max_seq);
+  return v;
+}
+}  // namespace
+
+TEST_CASE("declared gaps and gateway receive time round-trip through an envelope", "[codec]") {
+  auto readings = gaps_and_gateway_time();
+  codec::EnvelopeHeader h{"cnsha", "gw-01", 43, 1795000000999ull, Priority::kEvent};
+  auto env = codec::decode_envelope(codec::encode_envelope(h, readings));
+  REQUIRE(env.ok());
+  CHECK(env->skipped_unknown == 0);
+  REQUIRE(env->readings.size() == readings.size());
+  for (std::size_t i = 0; i < readings.size(); ++i) {
+    INFO(codec::reading_to_json(readings[i]));
+    CHECK(env->readings[i] == readings[i]);
+  }
+  CHECK(std::get<SequenceGap>(env->readings[1].payload).reason == GapReason::kFlashFull);
+  CHECK(env->readings[6].time_source == TimeSource::kGatewayReceive);
+  CHECK(env->readings[0].time_source == TimeSource::kSource);
+}
+
+TEST_CASE("declared gaps and gateway receive time round-trip as stored readings", "[codec]") {
+  for (const auto& r : gaps_and_gateway_time()) {
+    INFO(codec::reading_to_json(r));
+    auto back = codec::decode_reading(codec::encode_reading(r));
+    REQUIRE(back.ok());
+    CHECK(*back == r);
+  }
+}
+
+TEST_CASE("a reading written by schema 1.0 (no time_source field) decodes with time_source Source", "[codec]") {
+  namespace fb = eport::telemetry::v1;
+  flatbuffers::FlatBufferBuilder b;
+  auto src = b.CreateString("tcu-1");
+  auto door = fb::CreateDoorEvent(b, fb::DoorState::Closed);
+  // What a 1.0 writer emits: the six fields of 1.0, nothing after payload.
+  fb::ReadingBuilder rb(b);
+  rb.add_source_id(src);
+  rb.add_seq(7);
+  rb.add_time_utc_ms(1795000000000ull);
+  rb.add_payload_type(fb::Payload::DoorEvent);
+  rb.add_payload(door.Union());
+  auto reading = rb.Finish();
+  std::vector<flatbuffers::Offset<fb::Reading>> rs = {reading};
+  auto env = fb::CreateEnvelope(b, 1, b.CreateString("cnsha"), b.CreateString("gw"), 1, 1, fb::Priority::Event,
+                                b.CreateVector(rs));
+  b.Finish(env, fb::EnvelopeIdentifier());
+  std::span<const std::uint8_t> bytes(b.GetBufferPointer(), b.GetSize());
+  // The Reading's vtable has 1.0's length: 4 bytes of sizes + 6 fields.
+  const auto* root = fb::GetEnvelope(bytes.data());
+  CHECK(vtable_size(root->readings()->Get(0)) == 4 + 2 * 6);
+  auto r = codec::decode_envelope(bytes);
+  REQUIRE(r.ok());
+  REQUIRE(r->readings.size() == 1);
+  CHECK(r->readings[0].time_source == TimeSource::kSource);
+  CHECK(r->readings[0] == Reading{"tcu-1", "", 7, 1795000000000ull, DoorEvent{DoorState::kClosed}});
+  CHECK(codec::reading_to_json(r->readings[0]) ==
+        R"({"source":"tcu-1","seq":7,"time_utc_ms":1795000000000,"kind":"door","state":"closed"})");
+  // Source is the default: a 1.1 writer leaves it off the wire too, GatewayReceive is written.
+  Reading src_time{"tcu-1", "", 8, 1, DoorEvent{DoorState::kOpen}};
+  Reading gw_time = src_time;
+  gw_time.time_source = TimeSource::kGatewayReceive;
+  auto stored_src = codec::encode_reading(src_time);
+  auto stored_gw = codec::encode_reading(gw_time);
+  auto vt_size = [](const std::vector<std::uint8_t>& buf) {
+    return vtable_size(flatbuffers::GetRoot<fb::Reading>(buf.data()));
+  };
+  CHECK(vt_size(stored_src) == 4 + 2 * 6);
+  CHECK(vt_size(stored_gw) == 4 + 2 * 7);
+}
+
+TEST_CASE("a time_source or gap reason from a newer schema decodes as Source and unknown", "[codec]") {
+  namespace fb = eport::telemetry::v1;
+  flatbuffers::FlatBufferBuilder b;
+  auto src = b.CreateString("tcu-1");
+  auto gap = fb::CreateSequenceGap(b, 5, static_cast<fb::GapReason>(200));
+  auto reading = fb::CreateReading(b, src, 0, 9, 1000, fb::Payload::SequenceGap, gap.Union(),
+                                   static_cast<fb::TimeSource>(9));
+  b.Finish(reading);
+  auto r = codec::decode_reading(std::span<const std::uint8_t>(b.GetBufferPointer(), b.GetSize()));
+  REQUIRE(r.ok());
+  CHECK(r->time_source == TimeSource::kSource);
+  CHECK(codec::reading_to_json(*r) ==
+        R"({"source":"tcu-1","seq":9,"time_utc_ms":1000,"kind":"gap","first_seq":5,"reason":"unknown"})");
+}
+
+TEST_CASE("JSON lines of declared gaps and gateway receive time", "[codec]") {
+  auto v = gaps_and_gateway_time();
+  CHECK(codec::reading_to_json(v[0]) ==
+        R"({"source":"TU-0017","container":"CSQU3054383","seq":119,"time_utc_ms":1795000000000,"kind":"gap",)"
+        R"("first_seq":101,"reason":"unknown"})");
+  CHECK(codec::reading_to_json(v[1]) ==
+        R"({"source":"TU-0017","container":"CSQU3054383","seq":138,"time_utc_ms":1795000000000,"kind":"gap",)"
+        R"("first_seq":120,"reason":"flash_full"})");
+  CHECK_THAT(codec::reading_to_json(v[2]), Catch::EndsWith(R"("kind":"gap","first_seq":139,"reason":"unit_reset"})"));
+  CHECK_THAT(codec::reading_to_json(v[3]), Catch::EndsWith(R"("kind":"gap","first_seq":158,"reason":"expired"})"));
+  CHECK_THAT(codec::reading_to_json(v[4]),
+             Catch::EndsWith(R"("kind":"gap","first_seq":177,"reason":"rejected_malformed"})"));
+  CHECK(codec::reading_to_json(v[6]) ==
+        R"({"source":"TU-0017","container":"CSQU3054383","seq":197,"time_utc_ms":1795000000500,)"
+        R"("time_source":"gateway_receive","kind":"door","state":"open"})");
+  CHECK(codec::reading_to_json(v[7]) ==
+        R"({"source":"TU-0017","container":"CSQU3054383","seq":204,"time_utc_ms":1795000000600,)"
+        R"("time_source":"gateway_receive","kind":"gap","first_seq":198,"reason":"unit_reset"})");
+  CHECK(codec::reading_to_json(v[8]) ==
+        R"({"source":"TU-0017","seq":9007199254740991,"time_utc_ms":1795000000700,"kind":"gap",)"
+        R"("first_seq":1,"reason":"expired"})");
+  // time_source Source (the default) is left out, as before 1.1.
+  CHECK(codec::reading_to_json(v[0]).find("time_source") == std::string::npos);
+}

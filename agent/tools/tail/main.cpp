@@ -1,6 +1,9 @@
 // eport-tail: the reference cloud-side consumer. Subscribes to telemetry
 // topics, verifies every payload with the FlatBuffers Verifier, and prints one
-// JSON line per reading (or one error line per bad payload, then carries on).
+// JSON line per reading (codec::reading_to_json: declared gaps are
+// "kind":"gap" lines, a receive-time timestamp carries
+// "time_source":"gateway_receive"), or one error line per bad payload, then
+// carries on.
 #include <mqtt/async_client.h>
 #include <signal.h>
 #include <unistd.h>
@@ -86,7 +89,7 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 
-  long long readings = 0, envelopes = 0, errors = 0;
+  long long readings = 0, envelopes = 0, errors = 0, skipped = 0;
   try {
     mqtt::async_client client(opt.broker, opt.client_id);
     mqtt::connect_options co;
@@ -133,8 +136,17 @@ int main(int argc, char** argv) {
       }
       ++envelopes;
       if (opt.envelopes && !opt.quiet) {
+        // "readings" counts every reading in the envelope, skipped ones too (as eport_consumer.py).
         std::printf("{\"envelope\":%s,\"readings\":%zu,\"bytes\":%zu}\n",
-                    eport::codec::envelope_header_to_json(env->header).c_str(), env->readings.size(), payload.size());
+                    eport::codec::envelope_header_to_json(env->header).c_str(),
+                    env->readings.size() + env->skipped_unknown, payload.size());
+      }
+      if (env->skipped_unknown > 0) {
+        // Readings of a payload kind newer than this build's schema: never silently gone.
+        skipped += static_cast<long long>(env->skipped_unknown);
+        std::printf("{\"error\":\"%zu readings of an unknown payload kind skipped (newer schema)\","
+                    "\"topic\":\"%s\",\"bytes\":%zu}\n",
+                    env->skipped_unknown, json_escape(msg->get_topic()).c_str(), payload.size());
       }
       for (const auto& r : env->readings) {
         ++readings;
@@ -150,6 +162,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "eport-tail: %s: %s\n", opt.broker.c_str(), e.what());
     return 1;
   }
-  std::fprintf(stderr, "eport-tail: readings=%lld envelopes=%lld errors=%lld\n", readings, envelopes, errors);
+  std::fprintf(stderr, "eport-tail: readings=%lld envelopes=%lld errors=%lld skipped=%lld\n", readings, envelopes,
+               errors, skipped);
   return 0;
 }

@@ -1,0 +1,136 @@
+"""Schema 1.1 in the Python example consumer, without a broker: declared gaps (SequenceGap) and
+the reading's time source decode to the same JSON lines as the C++ codec (tests/unit/codec_test.cpp
+checks the C++ side against the same lines; test_python_consumer.py sends them through eport-tail);
+a 1.0 writer's reading (no time_source field) reads as Source; values from a newer schema read as
+the C++ codec reads them; completeness() and the completeness example of docs/consuming.md."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import harness as h
+
+try:
+    import flatbuffers  # noqa: F401
+    import zstandard  # noqa: F401  (eport_consumer's Codec needs it)
+except ImportError as e:
+    print(f"SKIP: needs the module {e.name!r} (Debian 12: python3-flatbuffers, python3-zstandard)", flush=True)
+    sys.exit(77)
+
+SRC = os.environ.get("EPORT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+CONSUMER_DIR = os.path.join(SRC, "examples", "python")
+DOC = os.path.join(SRC, "docs", "consuming.md")
+sys.path.insert(0, CONSUMER_DIR)
+import eport_consumer as ec  # noqa: E402
+import envelopes  # noqa: E402
+
+
+def decode_lines(codec, data):
+    header, readings, problems = codec.decode_payload(data)
+    return [ec.json_line(r).decode() for r in readings], problems
+
+
+def check_decoding(codec, builder):
+    # Every gap reason, gateway time on every kind, the highest seq: as the C++ codec prints them.
+    data = builder.envelope(envelopes.GAP_LINES)
+    got, problems = decode_lines(codec, data)
+    assert not problems, problems
+    assert got == envelopes.GAP_LINES, "\n".join(f"got  {g}\nwant {w}" for g, w in zip(got, envelopes.GAP_LINES)
+                                                   if g != w) or f"{len(got)} lines"
+    # Compressed, the same.
+    assert decode_lines(codec, zstandard.ZstdCompressor().compress(data))[0] == envelopes.GAP_LINES
+
+    # A 1.0 writer: no time_source field at all (the Reading vtable ends at payload).
+    old = {"source": "tcu-1", "seq": 7, "time_utc_ms": 1795000000000, "kind": "door", "state": "closed"}
+    got, problems = decode_lines(codec, builder.envelope([old]))
+    assert got == ['{"source":"tcu-1","seq":7,"time_utc_ms":1795000000000,"kind":"door","state":"closed"}'], got
+
+    # Values from a newer schema, as the C++ codec reads them (codec_test.cpp: "a time_source or
+    # gap reason from a newer schema"): time_source 9 reads as Source, gap reason 200 as "unknown".
+    newer = {"source": "tcu-1", "seq": 9, "time_utc_ms": 1000, "kind": "gap", "first_seq": 5, "reason": "?",
+             "reason_value": 200, "time_source_value": 9}
+    got, problems = decode_lines(codec, builder.envelope([newer]))
+    assert got == ['{"source":"tcu-1","seq":9,"time_utc_ms":1000,"kind":"gap","first_seq":5,"reason":"unknown"}'], got
+
+    # A payload kind from a newer schema: that reading is skipped and reported, the rest kept.
+    future = {"source": "tcu-1", "seq": 10, "time_utc_ms": 1000, "payload_type": 9}
+    got, problems = decode_lines(codec, builder.envelope([future, old]))
+    assert len(got) == 1 and len(problems) == 1 and "unknown or missing payload type 9" in problems[0], problems
+
+    # The hand-written verifier covers the new table and field: damaged copies raise DecodeError or decode.
+    outcomes = {"ok": 0, "refused": 0}
+    for i in range(len(data)):
+        for flip in (0x01, 0x80, 0xFF):
+            damaged = bytearray(data)
+            damaged[i] ^= flip
+            try:
+                codec.decode_payload(bytes(damaged))
+                outcomes["ok"] += 1
+            except ec.DecodeError:
+                outcomes["refused"] += 1
+    assert outcomes["refused"] > 0, outcomes
+    h.log(f"schema 1.1 lines decode as the C++ codec prints them; {len(data) * 3} damaged copies: {outcomes}")
+
+
+def check_completeness():
+    r = lambda seq, **kw: {"source": kw.pop("source", "TU-1"), "seq": seq, "kind": kw.pop("kind", "door"), **kw}
+    gap = lambda first, seq, reason, **kw: r(seq, kind="gap", first_seq=first, reason=reason, **kw)
+    readings = [r(1), r(2), r(3), gap(4, 9, "flash_full"), r(10), r(12), r(12),  # 12 twice: a duplicate
+                gap(13, 13, "rejected_malformed"), r(16), gap(17, 20, "unit_reset"), gap(17, 20, "unit_reset"),
+                r(5, source="TU-2"), r(6, source="TU-2"), gap(8, 8, "expired", source="TU-2"),
+                r(30, source="TU-3"), gap(10, 9, "unknown", source="TU-3")]  # first_seq > seq: covers nothing
+    c = ec.completeness(readings)
+    assert c["TU-1"] == {"received": [(1, 3), (10, 10), (12, 12), (16, 16)],
+                         "declared_gaps": [(4, 9, "flash_full"), (13, 13, "rejected_malformed"),
+                                           (17, 20, "unit_reset")],
+                         "undeclared_gaps": [(11, 11), (14, 15)]}, c["TU-1"]
+    assert c["TU-2"] == {"received": [(5, 6)], "declared_gaps": [(8, 8, "expired")],
+                         "undeclared_gaps": [(1, 4), (7, 7)]}, c["TU-2"]
+    assert c["TU-3"]["undeclared_gaps"] == [(1, 29)], c["TU-3"]
+    # A consumer that joined late says where its record of a source starts.
+    c = ec.completeness(readings, start={"TU-2": 5, "TU-3": 30})
+    assert c["TU-2"]["undeclared_gaps"] == [(7, 7)] and c["TU-3"]["undeclared_gaps"] == [], c
+    assert ec.completeness(readings, start=12)["TU-1"]["undeclared_gaps"] == [(14, 15)]
+    # A gap that starts before `start` still covers what follows it.
+    assert ec.completeness([gap(1, 50, "expired"), r(51)], start=10)["TU-1"]["undeclared_gaps"] == []
+    # Wide ranges cost nothing: seqs up to 2^53 - 1.
+    top = (1 << 53) - 1
+    c = ec.completeness([r(1), gap(2, top - 2, "unit_reset"), r(top)])["TU-1"]
+    assert c["undeclared_gaps"] == [(top - 1, top - 1)] and c["received"] == [(1, 1), (top, top)], c
+    assert ec.completeness([]) == {}
+    h.log("completeness(): received, declared and undeclared ranges as specified")
+
+
+def check_doc_completeness(work, codec, builder):
+    """docs/consuming.md's completeness example: its input lines are what both consumers print
+    for the envelope they describe, and its program prints exactly the output shown."""
+    with open(DOC) as f:  # blocks after <!-- check: NAME --> markers, as test_python_consumer.py reads them
+        blocks = dict(re.findall(r"<!-- check: (\w+) -->\s*```[a-z]*\n(.*?)```", f.read(), re.S))
+    assert {"completeness_input", "completeness", "completeness_output"} <= set(blocks), list(blocks)
+    lines = blocks["completeness_input"].strip().splitlines()
+    got, problems = decode_lines(codec, builder.envelope(lines))
+    assert got == lines and not problems, f"doc: the input lines are not what the consumer prints: {got}"
+    with open(work.file("tu-0042.jsonl"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(work.file("doc_completeness.py"), "w") as f:
+        f.write(blocks["completeness"])
+    env = dict(os.environ, PYTHONPATH=CONSUMER_DIR)
+    p = subprocess.run([sys.executable, "doc_completeness.py"], cwd=work.path, capture_output=True, text=True,
+                       timeout=30, env=env)
+    assert p.returncode == 0, p.stderr
+    want = blocks["completeness_output"].strip()
+    assert p.stdout.strip() == want, f"doc completeness example prints\n{p.stdout}\nthe doc shows\n{want}"
+    h.log("doc's completeness example prints what the doc shows")
+
+
+def test_python_gaps(work):
+    codec = ec.load_codec(cache_dir=work.file("codegen"))
+    builder = envelopes.Builder()
+    check_decoding(codec, builder)
+    check_completeness()
+    check_doc_completeness(work, codec, builder)
+
+
+if __name__ == "__main__":
+    h.main(test_python_gaps)
