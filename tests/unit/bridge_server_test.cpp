@@ -20,6 +20,8 @@
 #include "eport/bridge/net.h"
 #include "eport/bridge/serial.h"
 #include "eport/bridge/server.h"
+#include "eport/codec/codec.h"
+#include "eport/model/clock.h"
 #include "eport/ingest/ingest.h"
 #include "eport/store/outbox.h"
 #include "test_util.h"
@@ -157,6 +159,7 @@ epb_message hello(const std::string& unit, const std::string& container = kConta
   h.firmware_len = 3;
   std::memcpy(h.firmware, "1.0", 3);
   h.next_seq = next_seq;
+  h.oldest_seq = next_seq;  // holds nothing yet
   return m;
 }
 
@@ -235,10 +238,12 @@ TEST_CASE("malformed input is answered as documented and the link keeps working"
     std::uint8_t nack_reason = 0;
     std::uint64_t nack_seq = 0;
     std::function<std::uint64_t(const bridge::ServerStats&)> counter;
+    std::uint64_t next_good = 1;  // the seq the next good reading must have
   };
   auto valid_reading = encoded(reading(7));
+  constexpr std::uint8_t v = EPB_PROTOCOL_VERSION;
   // A PING body whose CRC does not match.
-  auto bad_crc = frame_of({1, EPB_MSG_PING, 1, 2, 3, 4, 0xde, 0xad, 0xbe, 0xef}, false);
+  auto bad_crc = frame_of({v, EPB_MSG_PING, 1, 2, 3, 4, 0xde, 0xad, 0xbe, 0xef}, false);
   std::vector<std::uint8_t> oversized(300, 0x42);
   oversized.push_back(0);
   std::vector<std::uint8_t> garbage = {0x13, 0x37, 0xde, 0xad, 0xbe, 0xef, 0x99, 0x00};
@@ -249,39 +254,59 @@ TEST_CASE("malformed input is answered as documented and the link keeps working"
     m.m.welcome.utc_ms = 1;
     return encoded(m);
   }();
-  // READING of an unknown kind (9), intact CRC: NACK MALFORMED with its seq.
-  std::vector<std::uint8_t> bad_kind = {1, EPB_MSG_READING, 42, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9};
+  // READING of an unknown kind (9), intact CRC, the seq expected next (1):
+  // NACK MALFORMED with its seq, recorded as a gap; the next good one is 2.
+  std::vector<std::uint8_t> bad_kind = {v, EPB_MSG_READING, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9};
   // READING with seq 0, otherwise fine: malformed but not attributable.
-  std::vector<std::uint8_t> seq0 = {1, EPB_MSG_READING, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 1};
+  std::vector<std::uint8_t> seq0 = {v, EPB_MSG_READING, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 1};
+  // READING with seq 2^53, one past EPB_SEQ_MAX: not attributable either.
+  std::vector<std::uint8_t> seq_huge = {v, EPB_MSG_READING, 0, 0, 0, 0, 0, 0, 0x20, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 1};
 
   std::vector<Case> cases = {
       {"garbage bytes", true, garbage, std::nullopt, 0, 0,
        [](auto& s) { return frame_errors(s, EPB_ERR_COBS) + frame_errors(s, EPB_ERR_CRC) + frame_errors(s, EPB_ERR_TRUNCATED); }},
       {"oversized frame", true, oversized, std::nullopt, 0, 0, [](auto& s) { return frame_errors(s, EPB_ERR_OVERSIZE); }},
       {"bad CRC", true, bad_crc, std::nullopt, 0, 0, [](auto& s) { return frame_errors(s, EPB_ERR_CRC); }},
-      {"truncated body", true, frame_of({1, 3, 0}, false), std::nullopt, 0, 0,
+      {"truncated body", true, frame_of({v, 3, 0}, false), std::nullopt, 0, 0,
        [](auto& s) { return frame_errors(s, EPB_ERR_TRUNCATED); }},
-      {"unknown version", true, frame_of({2, EPB_MSG_PING, 1, 2, 3, 4}), std::nullopt, 0, 0,
+      {"unknown version", true, frame_of({3, EPB_MSG_PING, 1, 2, 3, 4}), std::nullopt, 0, 0,
        [](auto& s) { return frame_errors(s, EPB_ERR_VERSION); }},
-      {"unknown type", true, frame_of({1, 77, 1, 2, 3, 4}), std::nullopt, 0, 0,
+      {"unknown type", true, frame_of({v, 77, 1, 2, 3, 4}), std::nullopt, 0, 0,
        [](auto& s) { return frame_errors(s, EPB_ERR_TYPE); }},
-      {"reading of unknown kind", true, frame_of(bad_kind), EPB_MSG_NACK, EPB_NACK_MALFORMED, 42,
-       [](auto& s) { return s.readings_rejected.load(); }},
-      {"reading with seq 0", true, frame_of(seq0), std::nullopt, 0, 0,
-       [](auto& s) { return frame_errors(s, EPB_ERR_PAYLOAD); }},
+      {"reading of unknown kind", true, frame_of(bad_kind), EPB_MSG_NACK, EPB_NACK_MALFORMED, 1,
+       [](auto& s) { return s.refused_malformed.load(); }, 2},
+      {"reading with seq 0", true, frame_of(seq0), EPB_MSG_NACK, EPB_NACK_MALFORMED, 0,
+       [](auto& s) { return s.refused_malformed.load(); }},
+      {"reading with seq 2^53", true, frame_of(seq_huge), EPB_MSG_NACK, EPB_NACK_MALFORMED, 0,
+       [](auto& s) { return s.refused_malformed.load(); }},
+      {"reading ahead of the seq expected", true, encoded(reading(9)), EPB_MSG_NACK, EPB_NACK_OUT_OF_ORDER, 1,
+       [](auto& s) { return s.refused_out_of_order.load(); }},
       {"agent-to-unit message", true, welcome, std::nullopt, 0, 0, [](auto& s) { return s.protocol_errors.load(); }},
       {"reading before HELLO", false, valid_reading, EPB_MSG_NACK, EPB_NACK_NO_HELLO, 7,
        [](auto& s) { return s.protocol_errors.load(); }},
       {"HELLO with a bad ISO 6346 check digit", false, encoded(hello("tcu-1", "CSQU3054384")), EPB_MSG_NACK,
-       EPB_NACK_MALFORMED, 0, [](auto& s) { return s.hellos_refused.load(); }},
-      {"HELLO with the gateway's own id", false, encoded(hello(kGateway)), EPB_MSG_NACK, EPB_NACK_MALFORMED, 0,
-       [](auto& s) { return s.hellos_refused.load(); }},
-      {"HELLO with an empty unit id", false, frame_of({1, EPB_MSG_HELLO, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0}),
-       std::nullopt, 0, 0, [](auto& s) { return frame_errors(s, EPB_ERR_PAYLOAD); }},
+       EPB_NACK_CONTAINER_ID, 0, [](auto& s) { return s.hellos_refused_container_id.load(); }},
+      {"HELLO with a lower-case container id", false, encoded(hello("tcu-1", "csqu3054383")), EPB_MSG_NACK,
+       EPB_NACK_CONTAINER_ID, 0, [](auto& s) { return s.hellos_refused_container_id.load(); }},
+      {"HELLO with a container of category X", false, encoded(hello("tcu-1", "CSQX3054383")), EPB_MSG_NACK,
+       EPB_NACK_CONTAINER_ID, 0, [](auto& s) { return s.hellos_refused_container_id.load(); }},
+      {"HELLO with the gateway's own id", false, encoded(hello(kGateway)), EPB_MSG_NACK, EPB_NACK_UNIT_ID, 0,
+       [](auto& s) { return s.hellos_refused_unit_id.load(); }},
+      {"HELLO with a '.' in the unit id", false, encoded(hello("tcu.1")), EPB_MSG_NACK, EPB_NACK_UNIT_ID, 0,
+       [](auto& s) { return s.hellos_refused_unit_id.load(); }},
+      {"HELLO with a space in the unit id", false, encoded(hello("tcu 1")), EPB_MSG_NACK, EPB_NACK_UNIT_ID, 0,
+       [](auto& s) { return s.hellos_refused_unit_id.load(); }},
+      {"HELLO with a '#' in the unit id", false, encoded(hello("tcu#1")), EPB_MSG_NACK, EPB_NACK_UNIT_ID, 0,
+       [](auto& s) { return s.hellos_refused_unit_id.load(); }},
+      {"HELLO with an empty unit id", false,
+       frame_of({v, EPB_MSG_HELLO, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0}), EPB_MSG_NACK,
+       EPB_NACK_MALFORMED, 0, [](auto& s) { return s.hellos_malformed.load(); }},
+      {"HELLO whose oldest_seq is above its next_seq", false,
+       frame_of({v, EPB_MSG_HELLO, 1, 'u', 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0}), EPB_MSG_NACK,
+       EPB_NACK_MALFORMED, 0, [](auto& s) { return s.hellos_malformed.load(); }},
       {"empty frames", true, {0, 0, 0}, std::nullopt, 0, 0, [](auto&) { return std::uint64_t{1}; }},
   };
 
-  std::uint64_t seq = 100;
   int unit = 0;
   for (const auto& c : cases) {
     SECTION(c.name) {
@@ -305,9 +330,9 @@ TEST_CASE("malformed input is answered as documented and the link keeps working"
         link.send(hello(id));
         link.expect(EPB_MSG_WELCOME);
       }
-      link.send(reading(++seq));
+      link.send(reading(c.next_good));
       auto ack = link.expect(EPB_MSG_ACK);
-      CHECK(ack.m.ack.seq == seq);
+      CHECK(ack.m.ack.seq == c.next_good);
     }
   }
 }
@@ -361,11 +386,14 @@ TEST_CASE("over the window: NACK WINDOW, later readings held back until the unit
   link.send(hello("tcu-window"));
   link.expect(EPB_MSG_WELCOME);
   for (std::uint64_t s = 1; s <= 4; ++s) link.send(reading(s));
-  auto nack = link.expect(EPB_MSG_NACK);
-  CHECK(nack.m.nack.seq == 3);
-  CHECK(nack.m.nack.reason == EPB_NACK_WINDOW);
+  // 3 is refused, and 4 behind it gets the same NACK: resend from 3.
+  for (int i = 0; i < 2; ++i) {
+    auto nack = link.expect(EPB_MSG_NACK);
+    CHECK(nack.m.nack.seq == 3);
+    CHECK(nack.m.nack.reason == EPB_NACK_WINDOW);
+  }
   CHECK(link.expect(EPB_MSG_ACK).m.ack.seq == 2);  // never past the refused 3
-  eventually([&] { return agent.stats().readings_held_back.load() == 1; });
+  CHECK(agent.stats().refused_window.load() == 2);
   link.send(reading(3));
   link.send(reading(4));
   std::uint64_t last = 0;
@@ -385,7 +413,10 @@ TEST_CASE("a store that refuses: NACK STORE_FULL and never an ACK past it", "[br
   auto nack = link.expect(EPB_MSG_NACK);
   CHECK(nack.m.nack.seq == 1);
   CHECK(nack.m.nack.reason == EPB_NACK_STORE_FULL);
-  link.send(reading(2));  // pipelined behind the refused one: dropped unanswered
+  link.send(reading(2));  // pipelined behind the refused one: the same NACK again
+  nack = link.expect(EPB_MSG_NACK);
+  CHECK(nack.m.nack.seq == 1);
+  CHECK(nack.m.nack.reason == EPB_NACK_STORE_FULL);
   link.expect_silence();
   link.send(reading(1));  // the resend is tried again, and refused again
   nack = link.expect(EPB_MSG_NACK);
@@ -397,8 +428,8 @@ TEST_CASE("a store that refuses: NACK STORE_FULL and never an ACK past it", "[br
 TEST_CASE("a new HELLO restarts the session; a different unit on the link starts clean", "[bridge]") {
   Agent agent;
   auto link = Link::connect(agent.socket_path);
-  link.send(hello("tcu-a"));
-  link.expect(EPB_MSG_WELCOME);
+  link.send(hello("tcu-a", kContainer, 5));  // a unit first seen here at seq 5
+  CHECK(link.expect(EPB_MSG_WELCOME).m.welcome.last_stored_seq == 4);
   link.send(reading(5));
   CHECK(link.expect(EPB_MSG_ACK).m.ack.seq == 5);
   link.send(hello("tcu-b"));
@@ -484,4 +515,317 @@ TEST_CASE("serial configuration that can never work fails at start", "[bridge][s
   auto not_tty = bridge::serial::open_port("/dev/null", 115200);
   REQUIRE(!not_tty.ok());
   CHECK_THAT(not_tty.error(), Catch::Contains("not a terminal"));
+}
+
+// --- epb v2 custody rules (docs/firmware-bridge.md 7.4): an ACK never covers
+// a seq that is not in the store, whatever the line drops, corrupts or reorders.
+
+namespace {
+
+// The rows of one unit in the store, decoded, in store order.
+std::vector<model::Reading> stored_of(Agent& agent, const std::string& unit) {
+  std::vector<model::Reading> out;
+  REQUIRE(agent.outbox
+              ->for_each([&](const store::StoredRecord& row) {
+                if (row.source_id != unit) return true;
+                auto r = codec::decode_reading(row.body);
+                REQUIRE(r.ok());
+                out.push_back(*r);
+                return true;
+              })
+              .ok());
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.seq < b.seq; });
+  return out;
+}
+
+epb_message discard(std::uint64_t first, std::uint64_t last, std::uint8_t reason) {
+  epb_message m{};
+  m.type = EPB_MSG_DISCARD;
+  m.m.discard.first_seq = first;
+  m.m.discard.last_seq = last;
+  m.m.discard.reason = reason;
+  return m;
+}
+
+// Collects what the agent sends until `done` says so.
+template <class F>
+std::vector<epb_message> collect_until(Link& link, F done) {
+  std::vector<epb_message> got;
+  while (true) {
+    auto m = link.next();
+    REQUIRE(m.has_value());
+    got.push_back(*m);
+    if (done(*m)) return got;
+  }
+}
+
+std::uint64_t settled(const bridge::ServerStats& s) {
+  return s.readings_stored + s.readings_duplicate + bridge::refused_total(s);
+}
+
+}  // namespace
+
+TEST_CASE("seq 20, 22, 21 in one write: the agent asks for 21 and all three are stored", "[bridge][custody]") {
+  Agent agent;
+  auto link = Link::connect(agent.socket_path);
+  link.send(hello("tcu-order", kContainer, 20));
+  CHECK(link.expect(EPB_MSG_WELCOME).m.welcome.last_stored_seq == 19);
+  std::vector<std::uint8_t> burst;
+  for (std::uint64_t s : {20, 22, 21}) {
+    auto f = encoded(reading(s));
+    burst.insert(burst.end(), f.begin(), f.end());
+  }
+  link.raw(burst);
+  auto got = collect_until(link, [](const epb_message& m) { return m.type == EPB_MSG_ACK && m.m.ack.seq == 21; });
+  bool asked_for_21 = false;
+  for (const auto& m : got) {
+    if (m.type == EPB_MSG_NACK) {
+      CHECK(m.m.nack.seq == 21);
+      CHECK(m.m.nack.reason == EPB_NACK_OUT_OF_ORDER);
+      asked_for_21 = true;
+    }
+    if (m.type == EPB_MSG_ACK) CHECK(m.m.ack.seq <= 21);  // never 22: it was not taken
+  }
+  CHECK(asked_for_21);
+  // The unit goes back to 21 (go-back-N): 21 is a duplicate, 22 is stored.
+  link.send(reading(21));
+  link.send(reading(22));
+  std::uint64_t last = 0;
+  while (last < 22) last = link.expect(EPB_MSG_ACK).m.ack.seq;
+  auto rows = stored_of(agent, "tcu-order");
+  REQUIRE(rows.size() == 3);
+  CHECK(rows[0].seq == 20);
+  CHECK(rows[1].seq == 21);
+  CHECK(rows[2].seq == 22);
+  CHECK(agent.stats().readings_received.load() == settled(agent.stats()));
+}
+
+TEST_CASE("a corrupted frame is never covered by an ACK; the unit is told where to resume", "[bridge][custody]") {
+  Agent agent;
+  auto link = Link::connect(agent.socket_path);
+  link.send(hello("tcu-noisy"));
+  link.expect(EPB_MSG_WELCOME);
+  std::vector<std::uint8_t> burst;
+  for (std::uint64_t s = 1; s <= 10; ++s) {
+    auto f = encoded(reading(s));
+    if (s == 5) f[f.size() - 3] ^= 0x40;  // a bit flipped in its CRC on the line
+    burst.insert(burst.end(), f.begin(), f.end());
+  }
+  link.raw(burst);
+  // 6..10 each get NACK(5, OUT_OF_ORDER); 1..4 are acknowledged, no ACK reaches 5.
+  int nacks = 0;
+  std::uint64_t acked = 0;
+  auto got = collect_until(link, [&](const epb_message& m) {
+    if (m.type == EPB_MSG_NACK) ++nacks;
+    if (m.type == EPB_MSG_ACK) acked = m.m.ack.seq;
+    return nacks == 5 && acked == 4;
+  });
+  for (const auto& m : got) {
+    if (m.type == EPB_MSG_ACK) CHECK(m.m.ack.seq <= 4);
+    if (m.type == EPB_MSG_NACK) {
+      CHECK(m.m.nack.seq == 5);
+      CHECK(m.m.nack.reason == EPB_NACK_OUT_OF_ORDER);
+    }
+  }
+  link.expect_silence();
+  CHECK(agent.stats().frame_errors[EPB_ERR_CRC].load() == 1);
+  CHECK(agent.rows() == 4);
+  for (std::uint64_t s = 5; s <= 10; ++s) link.send(reading(s));
+  std::uint64_t last = 0;
+  while (last < 10) last = link.expect(EPB_MSG_ACK).m.ack.seq;
+  CHECK(stored_of(agent, "tcu-noisy").size() == 10);
+  CHECK(agent.stats().readings_received.load() == settled(agent.stats()));
+  CHECK(agent.stats().readings_received.load() == 15);  // 9 intact first sends + 6 resends
+}
+
+TEST_CASE("a declared discard becomes a gap record in the store and is acknowledged", "[bridge][custody]") {
+  Agent agent;
+  auto link = Link::connect(agent.socket_path);
+  link.send(hello("tcu-gap"));
+  link.expect(EPB_MSG_WELCOME);
+  link.send(reading(1));
+  link.send(reading(2));
+  link.send(discard(3, 5, EPB_DISCARD_FLASH_FULL));
+  link.send(reading(6));
+  std::uint64_t last = 0;
+  while (last < 6) last = link.expect(EPB_MSG_ACK).m.ack.seq;
+  auto rows = stored_of(agent, "tcu-gap");
+  REQUIRE(rows.size() == 4);
+  const auto* gap = std::get_if<model::SequenceGap>(&rows[2].payload);
+  REQUIRE(gap != nullptr);
+  CHECK(gap->first_seq == 3);
+  CHECK(rows[2].seq == 5);
+  CHECK(gap->reason == model::GapReason::kFlashFull);
+  CHECK(rows[2].container_id == kContainer);
+  CHECK(agent.stats().seqs_declared_discarded.load() == 3);
+  CHECK(agent.stats().discards_recorded.load() == 1);
+  // A resent DISCARD (its ACK was lost) is a duplicate, acknowledged again.
+  link.send(discard(3, 5, EPB_DISCARD_FLASH_FULL));
+  CHECK(link.expect(EPB_MSG_ACK).m.ack.seq == 6);
+  CHECK(agent.rows() == 4);
+  // A DISCARD that jumps past bridge.max_seq_jump is refused and changes nothing.
+  link.send(discard(7, 7 + (std::uint64_t{1} << 30), EPB_DISCARD_EXPIRED));
+  auto nack = link.expect(EPB_MSG_NACK);
+  CHECK(nack.m.nack.reason == EPB_NACK_SEQ_RANGE);
+  CHECK(nack.m.nack.seq == 7);
+  link.send(reading(7));
+  CHECK(link.expect(EPB_MSG_ACK).m.ack.seq == 7);
+}
+
+TEST_CASE("a malformed reading in order is recorded as a gap declared by the gateway", "[bridge][custody]") {
+  Agent agent;
+  auto link = Link::connect(agent.socket_path);
+  link.send(hello("tcu-bad"));
+  link.expect(EPB_MSG_WELCOME);
+  link.send(reading(1));
+  // Door state 3 does not exist: intact frame, invalid content, seq 2.
+  link.raw(frame_of({EPB_PROTOCOL_VERSION, EPB_MSG_READING, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 3}));
+  link.send(reading(3));
+  auto got = collect_until(link, [](const epb_message& m) { return m.type == EPB_MSG_ACK && m.m.ack.seq == 3; });
+  bool told = false;
+  for (const auto& m : got) told |= m.type == EPB_MSG_NACK && m.m.nack.seq == 2 && m.m.nack.reason == EPB_NACK_MALFORMED;
+  CHECK(told);
+  auto rows = stored_of(agent, "tcu-bad");
+  REQUIRE(rows.size() == 3);
+  const auto* gap = std::get_if<model::SequenceGap>(&rows[1].payload);
+  REQUIRE(gap != nullptr);
+  CHECK(gap->first_seq == 2);
+  CHECK(gap->reason == model::GapReason::kRejectedMalformed);
+  CHECK(rows[1].time_source == model::TimeSource::kGatewayReceive);
+}
+
+TEST_CASE("one live session per unit id: the newest HELLO wins; a seq jump is refused", "[bridge][custody]") {
+  Agent agent;
+  auto first = Link::connect(agent.socket_path);
+  first.send(hello("tcu-twin"));
+  first.expect(EPB_MSG_WELCOME);
+  for (std::uint64_t s = 1; s <= 5; ++s) first.send(reading(s));
+  std::uint64_t last = 0;
+  while (last < 5) last = first.expect(EPB_MSG_ACK).m.ack.seq;
+
+  // A second link claims the unit with a counter far beyond what is stored.
+  auto rogue = Link::connect(agent.socket_path);
+  rogue.send(hello("tcu-twin", kContainer, std::uint64_t{1} << 50));
+  auto nack = rogue.expect(EPB_MSG_NACK);
+  CHECK(nack.m.nack.seq == 0);
+  CHECK(nack.m.nack.reason == EPB_NACK_SEQ_RANGE);
+  rogue.send(reading(std::uint64_t{1} << 50));
+  CHECK(rogue.expect(EPB_MSG_NACK).m.nack.reason == EPB_NACK_NO_HELLO);
+  first.send(reading(6));
+  CHECK(first.expect(EPB_MSG_ACK).m.ack.seq == 6);  // the real unit is untouched
+
+  // The same unit again on a new link (e.g. after a half-open TCP link): it
+  // takes over, the old link is closed.
+  auto second = Link::connect(agent.socket_path);
+  second.send(hello("tcu-twin", kContainer, 7));
+  CHECK(second.expect(EPB_MSG_WELCOME).m.welcome.last_stored_seq == 6);
+  CHECK(!first.next(2000ms).has_value());  // closed by the agent
+  second.send(reading(7));
+  CHECK(second.expect(EPB_MSG_ACK).m.ack.seq == 7);
+  CHECK(agent.stats().takeovers.load() == 1);
+  CHECK(stored_of(agent, "tcu-twin").size() == 7);
+}
+
+TEST_CASE("a reading without a clock is stored with the gateway's time and flagged", "[bridge][custody]") {
+  Agent agent;
+  auto link = Link::connect(agent.socket_path);
+  link.send(hello("tcu-clockless"));
+  link.expect(EPB_MSG_WELCOME);
+  auto m = reading(1);
+  m.m.reading.time_utc_ms = 0;
+  auto before = model::now_utc_ms();
+  link.send(m);
+  CHECK(link.expect(EPB_MSG_ACK).m.ack.seq == 1);
+  auto rows = stored_of(agent, "tcu-clockless");
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].time_source == model::TimeSource::kGatewayReceive);
+  CHECK(rows[0].time_utc_ms >= before);
+  CHECK(rows[0].time_utc_ms <= model::now_utc_ms());
+}
+
+TEST_CASE("a unit speaking epb v1 gets a refusal framed in v1", "[bridge]") {
+  Agent agent;
+  auto link = Link::connect(agent.socket_path);
+  // A v1 HELLO: unit "old-1", no container, firmware "0.9", next_seq 1.
+  std::vector<std::uint8_t> v1 = {1, EPB_MSG_HELLO, 5, 'o', 'l', 'd', '-', '1', 0, 3, '0', '.', '9', 1, 0, 0, 0, 0, 0, 0, 0};
+  link.raw(frame_of(v1));
+  // Read the raw answer: one frame whose body says version 1, NACK, seq 0, MALFORMED.
+  std::vector<std::uint8_t> bytes;
+  auto deadline = std::chrono::steady_clock::now() + 3s;
+  while (bytes.empty() || bytes.back() != 0) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    pollfd p{link.fd, POLLIN, 100};
+    if (poll(&p, 1, 100) <= 0) continue;
+    std::uint8_t b[256];
+    auto n = ::read(link.fd, b, sizeof b);
+    REQUIRE(n > 0);
+    bytes.insert(bytes.end(), b, b + n);
+  }
+  std::uint8_t expected[EPB_MAX_ENCODED];
+  auto n = epb_encode_version_refusal(1, expected, sizeof expected);
+  CHECK(bytes == std::vector<std::uint8_t>(expected, expected + n));
+  CHECK(agent.stats().hellos_refused_version.load() == 1);
+}
+
+TEST_CASE("a silent link gets a PING and is closed when nothing comes back", "[bridge]") {
+  bridge::ServerOptions so;
+  so.idle_ping_after = 300ms;
+  so.dead_after_ping = 300ms;
+  Agent agent(so);
+  auto link = Link::connect(agent.socket_path);
+  link.send(hello("tcu-quiet"));
+  link.expect(EPB_MSG_WELCOME);
+  auto ping = link.expect(EPB_MSG_PING);
+  (void)ping;
+  CHECK(!link.next(3000ms).has_value());  // closed
+  eventually([&] { return agent.stats().links_dead.load() == 1; });
+  eventually([&] { return agent.stats().connections_active.load() == 0; });
+  // A link that answers stays up.
+  auto lively = Link::connect(agent.socket_path);
+  lively.send(hello("tcu-lively"));
+  lively.expect(EPB_MSG_WELCOME);
+  for (int i = 0; i < 3; ++i) {
+    auto p = lively.expect(EPB_MSG_PING);
+    epb_message pong{};
+    pong.type = EPB_MSG_PONG;
+    pong.m.ping = p.m.ping;
+    lively.send(pong);
+  }
+  CHECK(agent.stats().links_dead.load() == 1);
+}
+
+TEST_CASE("SETTINGS follow WELCOME and are resent until the unit answers SETTINGS_ACK", "[bridge]") {
+  bridge::ServerOptions so;
+  so.default_intervals = {60, 900};
+  so.unit_intervals["tcu-reefer"] = {30, 120};
+  so.settings_retry = 300ms;
+  Agent agent(so);
+  auto link = Link::connect(agent.socket_path);
+  link.send(hello("tcu-dry"));
+  link.expect(EPB_MSG_WELCOME);
+  auto s1 = link.expect(EPB_MSG_SETTINGS);
+  CHECK(s1.m.settings.position_interval_s == 60);
+  CHECK(s1.m.settings.sensor_interval_s == 900);
+  auto s2 = link.expect(EPB_MSG_SETTINGS);  // no answer: sent again
+  CHECK(s2.m.settings.position_interval_s == 60);
+  epb_message ack{};
+  ack.type = EPB_MSG_SETTINGS_ACK;
+  ack.m.settings = s2.m.settings;
+  link.send(ack);
+  std::this_thread::sleep_for(700ms);
+  link.expect_silence();  // no more SETTINGS
+  CHECK(agent.stats().settings_acked.load() == 1);
+
+  auto reefer = Link::connect(agent.socket_path);
+  reefer.send(hello("tcu-reefer"));
+  reefer.expect(EPB_MSG_WELCOME);
+  auto r = reefer.expect(EPB_MSG_SETTINGS);
+  CHECK(r.m.settings.position_interval_s == 30);
+  CHECK(r.m.settings.sensor_interval_s == 120);
+
+  // A new session of the same unit is told again.
+  auto again = Link::connect(agent.socket_path);
+  again.send(hello("tcu-dry"));
+  again.expect(EPB_MSG_WELCOME);
+  CHECK(again.expect(EPB_MSG_SETTINGS).m.settings.position_interval_s == 60);
 }

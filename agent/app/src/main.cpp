@@ -177,12 +177,7 @@ int run(const eport::config::AgentConfig& cfg) {
   health_members = [&]() {
     const auto& bs = server.stats();
     auto is = ingest.stats();
-    return "\"bridge\":{\"units_connected\":" + std::to_string(bs.connections_active.load()) +
-           ",\"readings_received\":" + std::to_string(bs.readings_received.load()) +
-           ",\"readings_acked\":" + std::to_string(bs.readings_acked.load()) +
-           ",\"readings_rejected\":" + std::to_string(bs.readings_rejected.load()) +
-           ",\"nacks_sent\":" + std::to_string(bs.nacks_sent.load()) +
-           ",\"protocol_errors\":" + std::to_string(bs.protocol_errors.load()) + "},\"ingest\":{\"stored\":" +
+    return "\"bridge\":" + bridge::health_json(bs) + ",\"ingest\":{\"stored\":" +
            std::to_string(is.stored) + ",\"duplicates\":" + std::to_string(is.duplicates) +
            ",\"refused\":" + std::to_string(is.refused) + ",\"failed\":" + std::to_string(is.failed) +
            ",\"commits\":" + std::to_string(is.commits) + "},\"gnss\":{\"positions\":" +
@@ -240,7 +235,7 @@ int run(const eport::config::AgentConfig& cfg) {
   const auto& ps = publisher.stats();
   auto fin = ob.stats();
   log::info("agent", "stopped: " + std::to_string(is.stored) + " readings stored, " +
-                         std::to_string(is.duplicates + server.stats().duplicates_on_link.load()) + " duplicates, " + std::to_string(ps.readings_acked.load()) + " published and acknowledged, " +
+                         std::to_string(server.stats().readings_duplicate.load()) + " duplicates, " + std::to_string(ps.readings_acked.load()) + " published and acknowledged, " +
                          std::to_string(fin.total_rows()) + " waiting in the outbox");
   return 0;
 }

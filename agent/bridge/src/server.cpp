@@ -1,9 +1,17 @@
 // Bridge server: an epoll loop over the listeners, every unit link (socket
 // connections and serial ttys alike) and an eventfd that the ingest thread
-// signals when readings are committed. Per link: a frame decoder, the unit's
-// identity after HELLO, the seqs submitted and not yet committed (in order),
-// a hold after a resendable NACK, and an output buffer. Serial ports that
-// are missing or lose their device are reopened with a backoff.
+// signals when readings are committed.
+//
+// Two kinds of state. Per link (Session): a frame decoder, the unit it
+// speaks for after HELLO, the last ACK sent, liveness and SETTINGS timers,
+// an output buffer. Per unit (UnitState, by unit id, shared by whichever
+// link is its one live session): `committed` (every seq <= it is in the
+// store: the only value an ACK ever carries), `expected` (the seq it takes
+// next: items are taken strictly in order), the items handed to ingest and
+// not yet committed, and a hold after a resendable NACK. A unit's state
+// lives while it has a link or items in flight; the store's last seq
+// rebuilds it. Serial ports that are missing or lose their device are
+// reopened with a backoff.
 #include "eport/bridge/server.h"
 
 #include <sys/epoll.h>
@@ -28,6 +36,8 @@
 #include "eport/bridge/net.h"
 #include "eport/bridge/serial.h"
 #include "eport/log/log.h"
+#include "eport/model/clock.h"
+#include "eport/model/ids.h"
 
 namespace eport::bridge {
 
@@ -35,42 +45,58 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr std::string_view kLog = "bridge";
 constexpr std::uint64_t kListenUnixTag = 1, kListenTcpTag = 2, kWakeTag = 3, kFirstConnTag = 16;
-// Ingest tokens carry the link id and the low bits of its session
-// generation, so outcomes of a session that a new HELLO replaced are
-// recognised and ignored.
-constexpr unsigned kGenerationBits = 16;
-constexpr std::uint64_t kGenerationMask = (1u << kGenerationBits) - 1;
 // A serial session that lived this long resets its port's reopen backoff.
 constexpr auto kSerialStableAfter = std::chrono::seconds(10);
 // Without a free descriptor, accepting waits this long before trying again.
 constexpr auto kAcceptPause = std::chrono::milliseconds(200);
-
-std::uint64_t now_utc_ms() {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
+// An older-version HELLO is answered at most this often per link.
+constexpr auto kVersionRefusalEvery = std::chrono::seconds(10);
+// SETTINGS is sent at most this many times per session without an answer.
+constexpr int kSettingsAttempts = 5;
 }  // namespace
 
 struct Server::Impl : public ingest::CompletionSink {
   struct Session {
     int fd = -1;
-    int port = -1;                        // index into ports for a serial tty, -1 for a socket
+    int port = -1;  // index into ports for a serial tty, -1 for a socket
     Clock::time_point opened{};
-    std::uint64_t generation = 0;         // bumped by every accepted HELLO
     epb_decoder decoder;
     bool hello = false;
+    std::uint64_t unit_key = 0;  // its UnitState while hello
     std::string unit_id, container_id;
-    std::uint64_t last_submitted = 0;     // every seq <= this is resolved or in pending
-    std::uint64_t hold_seq = 0;           // != 0: refused with a resendable NACK, awaiting its resend
-    std::deque<std::uint64_t> pending;    // seqs submitted, awaiting commit, in order
-    std::uint64_t ack_to_send = 0;        // highest committed seq not yet acked
     std::uint64_t last_acked = 0;
-    bool reack = false;                   // a resend of acked readings: the ACK was lost, send it again
+    bool reack = false;  // a resend of acked items: the ACK was lost, send it again
     std::string out;
     bool want_write = false;
     bool closing = false;  // close once the output is flushed
     bool lost = false;     // serial: the device went away (EIO, hang-up)
+    // liveness (7.9)
+    Clock::time_point last_rx{};
+    Clock::time_point ping_sent{};  // {} while no PING is outstanding
+    Clock::time_point pong_second{};
+    unsigned pongs_this_second = 0;
+    Clock::time_point last_version_refusal{};
+    // SETTINGS (7.8)
+    Intervals settings{};        // what was last sent
+    int settings_attempts = 0;   // sends without an answer
+    bool settings_acked = true;  // nothing to deliver
+    Clock::time_point settings_at{};
+  };
+
+  // One item taken from a unit: a reading (first == last) or a declared gap.
+  struct Item {
+    std::uint64_t first = 0, last = 0;
+    bool reading = true;
+  };
+
+  struct UnitState {
+    std::string id;
+    std::uint64_t committed = 0;  // every seq <= this is in the store (or released by the unit)
+    std::uint64_t expected = 1;   // the seq taken next
+    std::deque<Item> pending;     // handed to ingest, in order, awaiting their outcome
+    std::uint64_t hold_seq = 0;   // != 0: refused with a resendable NACK, nothing else is taken until it comes
+    std::uint8_t hold_reason = 0;
+    std::uint64_t link = 0;       // its live session, 0 if none
   };
 
   struct Port {
@@ -97,6 +123,12 @@ struct Server::Impl : public ingest::CompletionSink {
   std::vector<Port> ports;
   std::uint64_t next_conn = kFirstConnTag;
   Clock::time_point accepts_paused_until{}, last_accept_warning{};
+  std::unordered_map<std::uint64_t, UnitState> units;      // by key (the ingest token)
+  std::unordered_map<std::string, std::uint64_t> unit_keys;  // unit id -> key
+  std::uint64_t next_unit_key = 1;
+  // Intervals set by cloud commands, over the configured ones (bridge thread).
+  std::map<std::string, Intervals> commanded;
+  std::optional<Intervals> commanded_all;
 
   // Filled by the ingest thread, drained by ours.
   std::mutex done_mu;
@@ -122,10 +154,25 @@ struct Server::Impl : public ingest::CompletionSink {
   // carried out on the bridge thread, which owns the sessions.
   struct SettingsRequest {
     std::string unit_id;  // "" = every unit
-    std::uint32_t position_interval_s = 0, sensor_interval_s = 0;
+    Intervals intervals;
     std::promise<std::size_t> told;
   };
   std::vector<std::shared_ptr<SettingsRequest>> settings_requests;  // guarded by done_mu
+
+  // The intervals a unit should run with: a cloud command's, else its own
+  // configured entry, else the configured default.
+  Intervals intervals_for(const std::string& unit) const {
+    Intervals base = opt.default_intervals;
+    if (auto it = opt.unit_intervals.find(unit); it != opt.unit_intervals.end()) base = it->second;
+    auto merge = [](Intervals b, const Intervals& over) {
+      if (over.position_s != 0) b.position_s = over.position_s;
+      if (over.sensor_s != 0) b.sensor_s = over.sensor_s;
+      return b;
+    };
+    if (commanded_all) base = merge(base, *commanded_all);
+    if (auto it = commanded.find(unit); it != commanded.end()) base = merge(base, it->second);
+    return base;
+  }
 
   void push_pending_settings() {
     std::vector<std::shared_ptr<SettingsRequest>> todo;
@@ -134,18 +181,47 @@ struct Server::Impl : public ingest::CompletionSink {
       todo.swap(settings_requests);
     }
     for (auto& r : todo) {
+      auto merge_into = [](Intervals& into, const Intervals& v) {
+        if (v.position_s != 0) into.position_s = v.position_s;
+        if (v.sensor_s != 0) into.sensor_s = v.sensor_s;
+      };
+      if (r->unit_id.empty()) {
+        if (!commanded_all) commanded_all = Intervals{};
+        merge_into(*commanded_all, r->intervals);
+        for (auto& [unit, v] : commanded) merge_into(v, r->intervals);
+      } else {
+        merge_into(commanded[r->unit_id], r->intervals);
+      }
       std::size_t n = 0;
-      epb_message m{};
-      m.type = EPB_MSG_SETTINGS;
-      m.m.settings.position_interval_s = r->position_interval_s;
-      m.m.settings.sensor_interval_s = r->sensor_interval_s;
       for (auto& [id, s] : sessions) {
         if (!s.hello || s.closing || (!r->unit_id.empty() && s.unit_id != r->unit_id)) continue;
-        send(s, m);
+        start_settings(s);
         ++n;
       }
       r->told.set_value(n);
     }
+  }
+
+  // Sends the unit's intervals now and keeps resending them until it
+  // answers SETTINGS_ACK (7.8).
+  void start_settings(Session& s) {
+    auto want = intervals_for(s.unit_id);
+    if (want.empty()) return;
+    s.settings = want;
+    s.settings_acked = false;
+    s.settings_attempts = 0;
+    send_settings(s);
+  }
+
+  void send_settings(Session& s) {
+    epb_message m{};
+    m.type = EPB_MSG_SETTINGS;
+    m.m.settings.position_interval_s = s.settings.position_s;
+    m.m.settings.sensor_interval_s = s.settings.sensor_s;
+    send(s, m);
+    ++s.settings_attempts;
+    s.settings_at = Clock::now();
+    ++stats.settings_sent;
   }
 
   // --- bridge thread ---
@@ -167,7 +243,7 @@ struct Server::Impl : public ingest::CompletionSink {
     Session& s = sessions[id];
     s.fd = fd;
     s.port = port;
-    s.opened = Clock::now();
+    s.opened = s.last_rx = Clock::now();
     epb_decoder_init(&s.decoder);
     add_fd(fd, id, EPOLLIN | (port < 0 ? EPOLLRDHUP : 0u));
     ++stats.connections_active;
@@ -247,131 +323,360 @@ struct Server::Impl : public ingest::CompletionSink {
     s.out.append(reinterpret_cast<const char*>(buf), n);
   }
 
-  void send_nack(Session& s, std::uint64_t seq, epb_nack_reason reason) {
+  void send_nack(Session& s, std::uint64_t seq, std::uint8_t reason) {
     epb_message m{};
     m.type = EPB_MSG_NACK;
     m.m.nack.seq = seq;
-    m.m.nack.reason = static_cast<std::uint8_t>(reason);
+    m.m.nack.reason = reason;
     send(s, m);
     ++stats.nacks_sent;
   }
 
-  // A resendable refusal of `seq` (7.4): nothing at or after it may be
-  // acknowledged or taken as a duplicate until the unit goes back to it.
-  static void hold(Session& s, std::uint64_t seq) {
-    s.hold_seq = s.hold_seq == 0 ? seq : std::min(s.hold_seq, seq);
-    s.last_submitted = std::min(s.last_submitted, seq - 1);
+  Session* live_session(const UnitState& u) {
+    if (u.link == 0) return nullptr;
+    auto it = sessions.find(u.link);
+    return it == sessions.end() || it->second.closing ? nullptr : &it->second;
   }
 
-  void on_hello(Session& s, const epb_hello& h) {
+  // Forgets a unit's state once nothing refers to it any more: no live
+  // session and nothing in flight. The store's last seq rebuilds it.
+  void maybe_forget(std::uint64_t key) {
+    auto it = units.find(key);
+    if (it == units.end() || it->second.link != 0 || !it->second.pending.empty()) return;
+    unit_keys.erase(it->second.id);
+    units.erase(it);
+  }
+
+  // The link no longer speaks for its unit (closed, new HELLO, dead).
+  void detach(std::uint64_t id, Session& s) {
+    if (!s.hello) return;
+    s.hello = false;
+    if (auto it = units.find(s.unit_key); it != units.end() && it->second.link == id) {
+      it->second.link = 0;
+      maybe_forget(s.unit_key);
+    }
+    s.unit_key = 0;
+  }
+
+  void refuse_hello(Session& s, std::uint8_t reason, std::atomic<std::uint64_t>& counter, const std::string& why) {
+    ++stats.protocol_errors;
+    ++stats.hellos_refused;
+    ++counter;
+    log::warn(kLog, "HELLO on " + link_name(s) + " refused (" + epb_nack_reason_name(reason) + "): " + why);
+    send_nack(s, 0, reason);
+  }
+
+  void on_hello(std::uint64_t id, Session& s, const epb_hello& h) {
     std::string unit(h.unit_id, h.unit_id_len);
     std::string container(h.container_id, h.container_id_len);
-    std::string why;
-    if (unit.empty() || unit == opt.gateway_id) {
-      why = "unit id \"" + unit + "\" is empty or the gateway's own";
-    } else if (!container.empty() && !model::is_valid_iso6346(container)) {
-      why = "container id \"" + container + "\" fails ISO 6346";
+    // Refusals change nothing: the link keeps whatever session it had and a
+    // corrected HELLO is welcome (7.1).
+    if (auto problem = model::topic_id_problem(unit, EPB_UNIT_ID_MAX); !problem.empty()) {
+      return refuse_hello(s, EPB_NACK_UNIT_ID, stats.hellos_refused_unit_id,
+                          "unit id " + model::quoted_id(unit) + " " + problem);
     }
-    if (!why.empty()) {
-      // Not attributable to a reading: NACK seq 0. The link stays open and
-      // keeps whatever session it had; a corrected HELLO is welcome.
-      ++stats.protocol_errors;
-      ++stats.hellos_refused;
-      log::warn(kLog, "HELLO on " + link_name(s) + " refused: " + why);
-      send_nack(s, 0, EPB_NACK_MALFORMED);
-      return;
+    if (unit == opt.gateway_id) {
+      return refuse_hello(s, EPB_NACK_UNIT_ID, stats.hellos_refused_unit_id,
+                          "unit id \"" + unit + "\" is the gateway's own id");
     }
-    // A (new) session: forget the link's in-flight state (7.1 step 5).
-    // Outcomes still due for the old one carry the old generation.
-    ++s.generation;
+    if (!container.empty() && !model::is_valid_iso6346(container)) {
+      return refuse_hello(s, EPB_NACK_CONTAINER_ID, stats.hellos_refused_container_id,
+                          "container id " + model::quoted_id(container) +
+                              " is not an ISO 6346 code (4 capital letters ending in U, J or Z, 6 digits, "
+                              "check digit)");
+    }
+    std::uint64_t key;
+    bool created = false;
+    if (auto k = unit_keys.find(unit); k != unit_keys.end()) {
+      key = k->second;
+    } else {
+      key = next_unit_key++;
+      created = true;
+      UnitState u;
+      u.id = unit;
+      u.committed = last_stored_seq(unit);
+      u.expected = u.committed + 1;
+      units.emplace(key, std::move(u));
+      unit_keys[unit] = key;
+    }
+    UnitState& u = units.at(key);
+    if (u.committed > 0 && h.oldest_seq > u.committed && h.oldest_seq - u.committed - 1 > opt.max_seq_jump) {
+      if (created) maybe_forget(key);
+      return refuse_hello(s, EPB_NACK_SEQ_RANGE, stats.hellos_refused_seq_range,
+                          "unit " + unit + " holds readings from seq " + std::to_string(h.oldest_seq) +
+                              " on, more than bridge.max_seq_jump (" + std::to_string(opt.max_seq_jump) +
+                              ") beyond the last seq stored here, " + std::to_string(u.committed));
+    }
+    // One live session per unit: the newest HELLO wins (7.11).
+    if (u.link != 0 && u.link != id) {
+      if (auto it = sessions.find(u.link); it != sessions.end()) {
+        Session& old = it->second;
+        log::info(kLog, "unit " + unit + " said HELLO on " + link_name(s) + " while live on another link; closing that one");
+        ++stats.takeovers;
+        old.hello = false;
+        old.unit_key = 0;
+        if (old.port >= 0) {
+          old.out.clear();  // a tty stays open: its next reading gets NO_HELLO
+        } else {
+          link_down(old);
+        }
+      }
+      u.link = 0;
+    }
+    if (s.hello && s.unit_key != key) detach(id, s);
+    // Everything below oldest_seq the unit has released: another agent (or
+    // this one) acknowledged it.
+    if (h.oldest_seq > 0 && h.oldest_seq - 1 > u.committed) {
+      u.committed = h.oldest_seq - 1;
+      u.expected = std::max(u.expected, u.committed + 1);
+      if (u.hold_seq != 0 && u.hold_seq <= u.committed) u.hold_seq = 0;
+    }
+    u.link = id;
     s.hello = true;
+    s.unit_key = key;
     s.unit_id = std::move(unit);
     s.container_id = std::move(container);
-    auto stored = last_stored_seq(s.unit_id);
-    s.pending.clear();
-    s.hold_seq = 0;
+    s.last_acked = u.committed;
     s.reack = false;
-    s.last_submitted = stored;
-    s.last_acked = stored;
-    s.ack_to_send = stored;
     epb_message m{};
     m.type = EPB_MSG_WELCOME;
-    m.m.welcome.last_stored_seq = stored;
+    m.m.welcome.last_stored_seq = u.committed;
     m.m.welcome.window = opt.window;
-    m.m.welcome.utc_ms = now_utc_ms();
+    m.m.welcome.utc_ms = model::now_utc_ms();
     send(s, m);
-    log::debug(kLog, link_name(s) + ": unit " + s.unit_id + " welcomed, resumes after seq " + std::to_string(stored));
+    log::debug(kLog, link_name(s) + ": unit " + s.unit_id + " welcomed, resumes after seq " + std::to_string(u.committed));
+    start_settings(s);
   }
 
-  void on_reading(std::uint64_t id, Session& s, const epb_reading& w) {
+  // Counts a refused reading under its cause.
+  void count_refused(std::uint8_t reason) {
+    switch (reason) {
+      case EPB_NACK_NO_HELLO: ++stats.refused_no_hello; break;
+      case EPB_NACK_WINDOW: ++stats.refused_window; break;
+      case EPB_NACK_STORE_FULL: ++stats.refused_store_full; break;
+      case EPB_NACK_INTERNAL: ++stats.refused_internal; break;
+      case EPB_NACK_MALFORMED: ++stats.refused_malformed; break;
+      default: ++stats.refused_out_of_order; break;
+    }
+  }
+
+  // A resendable refusal at `seq` (7.4): nothing is taken until the unit
+  // comes back to it. Only the lowest hold counts.
+  void hold(Session& s, UnitState& u, std::uint64_t seq, std::uint8_t reason) {
+    if (u.hold_seq == 0 || seq < u.hold_seq) {
+      u.hold_seq = seq;
+      u.hold_reason = reason;
+    }
+    u.expected = std::min(u.expected, seq);
+    send_nack(s, u.hold_seq, u.hold_reason);
+  }
+
+  // What to do with an item a unit sent (7.4). Returns the seq from which
+  // it is taken (>= first), or 0 when it is not taken: answered already.
+  std::uint64_t admit(Session& s, UnitState& u, std::uint64_t first, std::uint64_t last, bool reading) {
+    if (last < u.expected) {
+      // Already in custody or on its way: store nothing, ACK it once it is
+      // committed (at once if it is).
+      if (reading) {
+        ++stats.readings_duplicate;
+        ++stats.duplicates_on_link;
+      }
+      if (last <= u.committed) s.reack = true;
+      return 0;
+    }
+    if (u.hold_seq != 0 && first > u.hold_seq) {
+      // Pipelined behind a refused item: the same NACK again (7.4 d).
+      if (reading) count_refused(u.hold_reason);
+      send_nack(s, u.hold_seq, u.hold_reason);
+      return 0;
+    }
+    if (first > u.expected) {
+      if (reading) ++stats.refused_out_of_order;
+      hold(s, u, u.expected, EPB_NACK_OUT_OF_ORDER);
+      return 0;
+    }
+    if (u.pending.size() >= opt.window) {
+      if (reading) ++stats.refused_window;
+      hold(s, u, u.expected, EPB_NACK_WINDOW);
+      return 0;
+    }
+    return u.expected;  // first <= expected <= last
+  }
+
+  // Hands an item to ingest; on a full queue it is refused (INTERNAL).
+  void submit(Session& s, std::uint64_t key, UnitState& u, model::Reading r, Item item) {
+    auto priority = priority_of(r);
+    if (!ingest.submit(std::move(r), priority, this, key)) {
+      if (item.reading) ++stats.refused_internal;
+      hold(s, u, item.first, EPB_NACK_INTERNAL);
+      return;
+    }
+    if (u.hold_seq != 0 && u.hold_seq == item.first) u.hold_seq = 0;  // the held item is back
+    u.pending.push_back(item);
+    u.expected = item.last + 1;
+  }
+
+  model::Reading gap_record(const Session& s, std::uint64_t first, std::uint64_t last, model::GapReason reason) {
+    model::Reading r;
+    r.source_id = s.unit_id;
+    r.container_id = s.container_id;
+    r.seq = last;
+    r.time_utc_ms = model::now_utc_ms();
+    r.time_source = model::TimeSource::kGatewayReceive;
+    r.payload = model::SequenceGap{first, reason};
+    return r;
+  }
+
+  void on_reading(Session& s, const epb_reading& w) {
     ++stats.readings_received;
     if (!s.hello) {
       ++stats.protocol_errors;
+      ++stats.refused_no_hello;
       send_nack(s, w.seq, EPB_NACK_NO_HELLO);
       return;
     }
-    if (s.hold_seq != 0) {
-      // Readings pipelined behind a refused one: the unit goes back to it
-      // (go-back-N) and sends them again.
-      if (w.seq > s.hold_seq) {
-        ++stats.readings_held_back;
-        return;
-      }
-      s.hold_seq = 0;
-    }
-    if (w.seq <= s.last_submitted) {
-      // A resend of something stored or on its way (its ACK was lost, or the
-      // unit timed out): store nothing, acknowledge it once what came before
-      // it is committed.
-      ++stats.readings_duplicate;
-      ++stats.duplicates_on_link;
-      ++stats.readings_acked;
-      if (s.pending.empty()) {
-        s.ack_to_send = std::max({s.ack_to_send, s.last_acked, s.last_submitted});
-        s.reack = true;
-      }
-      return;
-    }
-    if (s.pending.size() >= opt.window) {
-      send_nack(s, w.seq, EPB_NACK_WINDOW);
-      hold(s, w.seq);
-      return;
-    }
+    auto key = s.unit_key;
+    UnitState& u = units.at(key);
     auto r = from_wire(w, s.unit_id, s.container_id);
     if (!r) {
-      ++stats.readings_rejected;
-      log::warn(kLog, "reading " + std::to_string(w.seq) + " from " + s.unit_id + " rejected: " + r.error());
-      send_nack(s, w.seq, EPB_NACK_MALFORMED);
+      // Decodable but not representable (the decoder checks the same
+      // ranges, so this is rare): as a malformed reading.
+      log::warn(kLog, "reading " + std::to_string(w.seq) + " from " + s.unit_id + " refused: " + r.error());
+      on_malformed_reading(s, w.seq);
       return;
     }
-    auto priority = priority_of(*r);
-    auto token = (id << kGenerationBits) | (s.generation & kGenerationMask);
-    if (!ingest.submit(std::move(r).value(), priority, this, token)) {
-      send_nack(s, w.seq, EPB_NACK_INTERNAL);
-      hold(s, w.seq);
+    auto from = admit(s, u, w.seq, w.seq, true);
+    if (from == 0) return;
+    if (r->time_utc_ms == 0) {  // the unit has no valid clock (7.7)
+      r->time_utc_ms = model::now_utc_ms();
+      r->time_source = model::TimeSource::kGatewayReceive;
+    }
+    submit(s, key, u, std::move(r).value(), Item{w.seq, w.seq, true});
+  }
+
+  // An intact READING frame whose content is invalid (7.5 MALFORMED): in
+  // order, it is recorded as a gap declared by the gateway, so that the
+  // unit's custody passes on and the cloud sees why the seq is missing.
+  void on_malformed_reading(Session& s, std::uint64_t seq) {
+    if (!s.hello) {
+      ++stats.protocol_errors;
+      ++stats.refused_no_hello;
+      send_nack(s, seq <= EPB_SEQ_MAX ? seq : 0, EPB_NACK_NO_HELLO);
       return;
     }
-    s.pending.push_back(w.seq);
-    s.last_submitted = w.seq;
+    if (seq == 0 || seq > EPB_SEQ_MAX) {
+      ++stats.refused_malformed;
+      send_nack(s, 0, EPB_NACK_MALFORMED);
+      return;
+    }
+    auto key = s.unit_key;
+    UnitState& u = units.at(key);
+    auto from = admit(s, u, seq, seq, true);
+    if (from == 0) return;
+    ++stats.refused_malformed;
+    send_nack(s, seq, EPB_NACK_MALFORMED);
+    submit(s, key, u, gap_record(s, seq, seq, model::GapReason::kRejectedMalformed), Item{seq, seq, false});
+  }
+
+  void on_discard(Session& s, const epb_discard& d) {
+    ++stats.discards_received;
+    if (!s.hello) {
+      ++stats.protocol_errors;
+      ++stats.discards_refused;
+      send_nack(s, d.first_seq, EPB_NACK_NO_HELLO);
+      return;
+    }
+    auto key = s.unit_key;
+    UnitState& u = units.at(key);
+    if (d.last_seq >= u.expected && d.last_seq - u.expected > opt.max_seq_jump) {
+      ++stats.discards_refused;
+      log::warn(kLog, "DISCARD " + std::to_string(d.first_seq) + ".." + std::to_string(d.last_seq) + " from " +
+                          s.unit_id + " refused: it reaches more than bridge.max_seq_jump (" +
+                          std::to_string(opt.max_seq_jump) + ") beyond the next expected seq " +
+                          std::to_string(u.expected));
+      send_nack(s, d.first_seq, EPB_NACK_SEQ_RANGE);
+      return;
+    }
+    auto from = admit(s, u, d.first_seq, d.last_seq, false);
+    if (from == 0) return;
+    log::info(kLog, "unit " + s.unit_id + " declares seqs " + std::to_string(from) + ".." + std::to_string(d.last_seq) +
+                        " discarded (" + std::string(model::gap_reason_name(static_cast<model::GapReason>(d.reason))) + ")");
+    stats.seqs_declared_discarded += d.last_seq - from + 1;
+    submit(s, key, u, gap_record(s, from, d.last_seq, static_cast<model::GapReason>(d.reason)),
+           Item{from, d.last_seq, false});
+  }
+
+  void on_settings_ack(Session& s, const epb_settings& a) {
+    if (!s.hello || s.settings_acked) return;
+    s.settings_acked = true;
+    ++stats.settings_acked;
+    const auto& want = s.settings;
+    if ((want.position_s != 0 && a.position_interval_s != want.position_s) ||
+        (want.sensor_s != 0 && a.sensor_interval_s != want.sensor_s)) {
+      log::info(kLog, "unit " + s.unit_id + " runs at position " + std::to_string(a.position_interval_s) +
+                          " s, sensor " + std::to_string(a.sensor_interval_s) + " s instead of the " +
+                          std::to_string(want.position_s) + "/" + std::to_string(want.sensor_s) + " s it was sent");
+    }
+  }
+
+  void on_ping(Session& s, const epb_ping& p) {
+    auto now = Clock::now();
+    if (now - s.pong_second >= std::chrono::seconds(1)) {
+      s.pong_second = now;
+      s.pongs_this_second = 0;
+    }
+    if (++s.pongs_this_second > opt.max_pongs_per_second) {
+      ++stats.pings_dropped;
+      return;
+    }
+    epb_message pong{};
+    pong.type = EPB_MSG_PONG;
+    pong.m.ping = p;
+    send(s, pong);
   }
 
   void on_message(std::uint64_t id, Session& s, const epb_message& m) {
     switch (m.type) {
-      case EPB_MSG_HELLO: on_hello(s, m.m.hello); break;
-      case EPB_MSG_READING: on_reading(id, s, m.m.reading); break;
-      case EPB_MSG_PING: {
-        epb_message pong{};
-        pong.type = EPB_MSG_PONG;
-        pong.m.ping = m.m.ping;
-        send(s, pong);
-        break;
-      }
+      case EPB_MSG_HELLO: on_hello(id, s, m.m.hello); break;
+      case EPB_MSG_READING: on_reading(s, m.m.reading); break;
+      case EPB_MSG_DISCARD: on_discard(s, m.m.discard); break;
+      case EPB_MSG_SETTINGS_ACK: on_settings_ack(s, m.m.settings); break;
+      case EPB_MSG_PING: on_ping(s, m.m.ping); break;
       case EPB_MSG_PONG: break;
       default:
-        // Agent-to-unit messages have no business arriving here.
+        // Agent-to-unit messages have no business arriving here (7.10).
         ++stats.protocol_errors;
+        ++stats.wrong_direction;
         log::debug(kLog, link_name(s) + " sent an agent-to-unit message (type " + std::to_string(m.type) + ")");
         break;
+    }
+  }
+
+  // A frame that decoded up to its content (good CRC), but whose content is
+  // invalid or of another protocol version.
+  void on_bad_frame(Session& s, epb_status st, const epb_message& m) {
+    if (st == EPB_ERR_PAYLOAD && m.type == EPB_MSG_READING) {
+      ++stats.readings_received;
+      on_malformed_reading(s, m.m.reading.seq);
+    } else if (st == EPB_ERR_PAYLOAD && (m.type == EPB_MSG_HELLO || m.type == EPB_MSG_DISCARD)) {
+      ++stats.protocol_errors;
+      if (m.type == EPB_MSG_HELLO) ++stats.hellos_malformed;
+      if (m.type == EPB_MSG_DISCARD) ++stats.discards_refused;
+      send_nack(s, 0, EPB_NACK_MALFORMED);
+    } else if (st == EPB_ERR_VERSION && m.type == EPB_MSG_HELLO && s.decoder.last_version >= 1 &&
+               s.decoder.last_version < EPB_PROTOCOL_VERSION) {
+      auto now = Clock::now();
+      if (s.last_version_refusal != Clock::time_point{} && now - s.last_version_refusal < kVersionRefusalEvery) return;
+      s.last_version_refusal = now;
+      ++stats.protocol_errors;
+      ++stats.hellos_refused;
+      ++stats.hellos_refused_version;
+      log::warn(kLog, link_name(s) + " speaks epb version " + std::to_string(s.decoder.last_version) +
+                          "; this agent speaks version " + std::to_string(EPB_PROTOCOL_VERSION) +
+                          " only: update the unit's firmware (docs/firmware-bridge.md, section 3)");
+      std::uint8_t buf[EPB_MAX_ENCODED];
+      auto n = epb_encode_version_refusal(s.decoder.last_version, buf, sizeof buf);
+      s.out.append(reinterpret_cast<const char*>(buf), n);
     }
   }
 
@@ -398,20 +703,19 @@ struct Server::Impl : public ingest::CompletionSink {
         return;
       }
       std::size_t off = 0;
-      while (off < static_cast<std::size_t>(n)) {
+      while (off < static_cast<std::size_t>(n) && !s.closing) {
         epb_message m;
         epb_status st;
         off += epb_decoder_feed(&s.decoder, buf + off, static_cast<std::size_t>(n) - off, &m, &st);
+        if (st == EPB_NEED_MORE) continue;
         if (st == EPB_OK) {
           ++stats.frames_ok;
+          s.last_rx = Clock::now();
+          s.ping_sent = {};
           on_message(id, s, m);
-        } else if (st != EPB_NEED_MORE) {
+        } else {
           ++stats.frame_errors[static_cast<std::size_t>(st)];
-          if (st == EPB_ERR_PAYLOAD && m.type == EPB_MSG_READING && m.m.reading.seq != 0) {
-            // Intact frame, invalid content: tell the unit not to resend it.
-            ++stats.readings_rejected;
-            send_nack(s, m.m.reading.seq, EPB_NACK_MALFORMED);
-          }
+          on_bad_frame(s, st, m);
           log::debug(kLog, "frame from " + link_name(s) + " dropped: " + epb_status_name(st));
         }
       }
@@ -419,12 +723,16 @@ struct Server::Impl : public ingest::CompletionSink {
   }
 
   void flush(std::uint64_t id, Session& s) {
-    if (s.ack_to_send > s.last_acked || (s.reack && s.ack_to_send > 0)) {
-      epb_message m{};
-      m.type = EPB_MSG_ACK;
-      m.m.ack.seq = std::max(s.ack_to_send, s.last_acked);
-      send(s, m);
-      s.last_acked = m.m.ack.seq;
+    if (s.hello && !s.closing) {
+      // The ACK carries the unit's committed seq and nothing else (7.4).
+      auto committed = units.at(s.unit_key).committed;
+      if (committed > s.last_acked || (s.reack && committed > 0)) {
+        epb_message m{};
+        m.type = EPB_MSG_ACK;
+        m.m.ack.seq = committed;
+        send(s, m);
+        s.last_acked = committed;
+      }
     }
     s.reack = false;
     while (!s.out.empty()) {
@@ -456,6 +764,7 @@ struct Server::Impl : public ingest::CompletionSink {
     auto it = sessions.find(id);
     if (it == sessions.end()) return;
     Session& s = it->second;
+    detach(id, s);
     epoll_ctl(epfd, EPOLL_CTL_DEL, s.fd, nullptr);
     close(s.fd);
     if (s.port >= 0) {
@@ -482,28 +791,91 @@ struct Server::Impl : public ingest::CompletionSink {
       std::lock_guard l(done_mu);
       batch.swap(done);
     }
-    for (auto [token, outcome] : batch) {
-      auto it = sessions.find(token >> kGenerationBits);
-      // Link gone or session restarted: the unit resends after its WELCOME.
-      if (it == sessions.end() || (it->second.generation & kGenerationMask) != (token & kGenerationMask)) continue;
-      Session& s = it->second;
-      if (s.pending.empty()) continue;
-      auto seq = s.pending.front();
-      s.pending.pop_front();
-      if (outcome == ingest::Outcome::kRefused || outcome == ingest::Outcome::kFailed) {
-        // Backpressure or a store error: the unit keeps it and resends later.
-        // The store holds this unit's later readings back too, so no ACK can
-        // pass over it.
-        send_nack(s, seq, outcome == ingest::Outcome::kRefused ? EPB_NACK_STORE_FULL : EPB_NACK_INTERNAL);
-        hold(s, seq);
+    std::vector<std::uint64_t> touched;
+    for (auto [key, outcome] : batch) {
+      auto it = units.find(key);
+      if (it == units.end() || it->second.pending.empty()) {
+        log::error(kLog, "an ingest outcome for a unit with nothing in flight");
         continue;
       }
-      if (outcome == ingest::Outcome::kDuplicate) ++stats.readings_duplicate;
-      ++stats.readings_acked;
-      if (s.hold_seq != 0 && seq >= s.hold_seq) continue;  // committed, but never ACK past a hole
-      s.ack_to_send = std::max(s.ack_to_send, seq);
+      UnitState& u = it->second;
+      Item item = u.pending.front();
+      u.pending.pop_front();
+      touched.push_back(key);
+      if (outcome == ingest::Outcome::kRefused || outcome == ingest::Outcome::kFailed) {
+        // Backpressure or a store error: the unit keeps it and resends
+        // later. The store holds this unit's later items back too, so no
+        // ACK can pass over it.
+        std::uint8_t reason = outcome == ingest::Outcome::kRefused ? EPB_NACK_STORE_FULL : EPB_NACK_INTERNAL;
+        if (item.reading) count_refused(reason);
+        bool lowers = u.hold_seq == 0 || item.first < u.hold_seq;
+        if (lowers) {
+          u.hold_seq = item.first;
+          u.hold_reason = reason;
+        }
+        u.expected = std::min(u.expected, item.first);
+        if (Session* s = live_session(u); s != nullptr && lowers) send_nack(*s, u.hold_seq, u.hold_reason);
+        continue;
+      }
+      if (item.reading) {
+        if (outcome == ingest::Outcome::kDuplicate) {
+          ++stats.readings_duplicate;
+        } else {
+          ++stats.readings_stored;
+        }
+        ++stats.readings_acked;
+      } else if (item.last >= item.first) {
+        ++stats.discards_recorded;
+      }
+      if (item.first <= u.committed + 1) {
+        u.committed = std::max(u.committed, item.last);
+      } else {
+        // Cannot happen while the store keeps each source in order; never
+        // acknowledge past a hole if it does.
+        log::error(kLog, "unit " + u.id + ": seq " + std::to_string(item.first) + " committed after a hole at " +
+                             std::to_string(u.committed + 1) + "; not acknowledged");
+      }
+    }
+    for (auto key : touched) maybe_forget(key);
+  }
+
+  // PINGs for silent links, the dead-link rule and SETTINGS retries (7.8, 7.9).
+  void check_timers(Clock::time_point now) {
+    for (auto& [id, s] : sessions) {
+      if (s.closing) continue;
+      if (s.ping_sent == Clock::time_point{}) {
+        if (now - s.last_rx >= opt.idle_ping_after) {
+          epb_message m{};
+          m.type = EPB_MSG_PING;
+          m.m.ping.nonce = static_cast<std::uint32_t>(id);
+          send(s, m);
+          s.ping_sent = now;
+          ++stats.pings_sent;
+        }
+      } else if (now - s.ping_sent >= opt.dead_after_ping) {
+        ++stats.links_dead;
+        log::warn(kLog, link_name(s) + " silent for " +
+                            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - s.last_rx).count()) +
+                            " s and no answer to a PING: " + (s.port >= 0 ? "session forgotten" : "closing"));
+        detach(id, s);
+        s.ping_sent = {};
+        s.last_rx = now;
+        if (s.port < 0) link_down(s);
+        continue;
+      }
+      if (s.hello && !s.settings_acked && now - s.settings_at >= opt.settings_retry) {
+        if (s.settings_attempts >= kSettingsAttempts) {
+          log::warn(kLog, "unit " + s.unit_id + " did not answer SETTINGS " + std::to_string(kSettingsAttempts) +
+                              " times; trying again in its next session");
+          s.settings_acked = true;
+        } else {
+          send_settings(s);
+        }
+      }
     }
   }
+
+  Clock::time_point last_timer_check{};
 
   void run() {
     std::vector<epoll_event> events(256);
@@ -537,6 +909,11 @@ struct Server::Impl : public ingest::CompletionSink {
       }
       drain_completions();
       push_pending_settings();
+      auto now = Clock::now();
+      if (now - last_timer_check >= std::chrono::milliseconds(200)) {
+        check_timers(now);
+        last_timer_check = now;
+      }
       std::vector<std::uint64_t> to_close;
       for (auto& [id, s] : sessions) {
         flush(id, s);
@@ -557,6 +934,30 @@ struct Server::Impl : public ingest::CompletionSink {
     }
   }
 };
+
+std::uint64_t refused_total(const ServerStats& st) {
+  return st.refused_no_hello + st.refused_out_of_order + st.refused_window + st.refused_store_full +
+         st.refused_internal + st.refused_malformed;
+}
+
+std::string health_json(const ServerStats& st) {
+  auto n = [](const std::atomic<std::uint64_t>& v) { return std::to_string(v.load()); };
+  return "{\"units_connected\":" + n(st.connections_active) + ",\"readings_received\":" + n(st.readings_received) +
+         ",\"readings_stored\":" + n(st.readings_stored) + ",\"readings_duplicate\":" + n(st.readings_duplicate) +
+         ",\"readings_refused\":{\"no_hello\":" + n(st.refused_no_hello) +
+         ",\"out_of_order\":" + n(st.refused_out_of_order) + ",\"window\":" + n(st.refused_window) +
+         ",\"store_full\":" + n(st.refused_store_full) + ",\"internal\":" + n(st.refused_internal) +
+         ",\"malformed\":" + n(st.refused_malformed) + "},\"readings_acked\":" + n(st.readings_acked) +
+         ",\"discards_received\":" + n(st.discards_received) + ",\"discards_recorded\":" + n(st.discards_recorded) +
+         ",\"seqs_declared_discarded\":" + n(st.seqs_declared_discarded) +
+         ",\"discards_refused\":" + n(st.discards_refused) + ",\"hellos_refused\":{\"unit_id\":" +
+         n(st.hellos_refused_unit_id) + ",\"container_id\":" + n(st.hellos_refused_container_id) +
+         ",\"seq_range\":" + n(st.hellos_refused_seq_range) + ",\"version\":" + n(st.hellos_refused_version) +
+         ",\"malformed\":" + n(st.hellos_malformed) + "},\"takeovers\":" + n(st.takeovers) +
+         ",\"links_dead\":" + n(st.links_dead) + ",\"nacks_sent\":" + n(st.nacks_sent) +
+         ",\"settings_sent\":" + n(st.settings_sent) + ",\"settings_acked\":" + n(st.settings_acked) +
+         ",\"protocol_errors\":" + n(st.protocol_errors) + "}";
+}
 
 Server::Server(ServerOptions options, ingest::Ingest& ingest,
                std::function<std::uint64_t(std::string_view)> last_stored_seq,
@@ -630,9 +1031,10 @@ void Server::stop() {
   log::info(kLog, "bridge stopped: " + std::to_string(st.connections_accepted.load()) + " connections, " +
                       std::to_string(st.serial_opens.load()) + " serial opens, " +
                       std::to_string(st.readings_received.load()) + " readings received, " +
-                      std::to_string(st.readings_acked.load()) + " acknowledged, " +
+                      std::to_string(st.readings_stored.load()) + " stored, " +
                       std::to_string(st.readings_duplicate.load()) + " duplicates, " +
-                      std::to_string(st.readings_rejected.load()) + " rejected, " +
+                      std::to_string(refused_total(st)) + " refused, " +
+                      std::to_string(st.seqs_declared_discarded.load()) + " seqs declared discarded, " +
                       std::to_string(st.nacks_sent.load()) + " nacks, " + std::to_string(frame_errors) +
                       " frame errors, " + std::to_string(st.protocol_errors.load()) + " protocol errors");
 }
@@ -643,8 +1045,7 @@ Result<std::size_t> Server::push_settings(const std::string& unit_id, std::uint3
   if (d.stopping || !d.thread.joinable()) return Error{"the bridge is not running"};
   auto req = std::make_shared<Impl::SettingsRequest>();
   req->unit_id = unit_id;
-  req->position_interval_s = position_interval_s;
-  req->sensor_interval_s = sensor_interval_s;
+  req->intervals = Intervals{position_interval_s, sensor_interval_s};
   auto told = req->told.get_future();
   {
     std::lock_guard l(d.done_mu);

@@ -1,8 +1,9 @@
 // The agent side of the firmware bridge: serves telematics units on a UNIX
-// socket, TCP and serial ttys, decodes their frames (epb), runs the
-// HELLO/WELCOME handshake, hands readings to ingest, and sends cumulative
-// ACKs only after ingest reports them committed. One epoll thread serves
-// every unit.
+// socket, TCP and serial ttys, decodes their frames (epb v2), runs the
+// HELLO/WELCOME handshake, takes each unit's readings and declared gaps
+// strictly in seq order, hands them to ingest, and sends cumulative ACKs
+// that never cover a seq it has not committed (docs/firmware-bridge.md 7).
+// One epoll thread serves every unit.
 #pragma once
 
 #include <array>
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +20,15 @@
 #include "eport/model/result.h"
 
 namespace eport::bridge {
+
+// Reporting intervals pushed to units with SETTINGS; 0 leaves a value as the
+// unit has it.
+struct Intervals {
+  std::uint32_t position_s = 0;
+  std::uint32_t sensor_s = 0;
+  bool empty() const { return position_s == 0 && sensor_s == 0; }
+  bool operator==(const Intervals&) const = default;
+};
 
 struct ServerOptions {
   std::string unix_socket;  // "" = none
@@ -36,6 +47,20 @@ struct ServerOptions {
   std::size_t max_units = 2000;  // socket connections at once (serial ports not counted)
   std::string gateway_id;   // reserved: no unit may claim it
   std::size_t max_output_bytes = 256 * 1024;  // a unit that stops reading is dropped beyond this
+  // How far a HELLO's oldest_seq may lie beyond the last seq this agent has
+  // of a unit it knows, and how many seqs one DISCARD may declare; beyond
+  // that the HELLO or DISCARD is refused with NACK SEQ_RANGE (7.1, 7.4).
+  std::uint64_t max_seq_jump = std::uint64_t{1} << 24;
+  // Liveness (7.9): a link silent this long gets a PING; silent for
+  // dead_after_ping more, it is dead (socket closed, tty session forgotten).
+  std::chrono::milliseconds idle_ping_after{30000};
+  std::chrono::milliseconds dead_after_ping{10000};
+  // SETTINGS (7.8): sent after WELCOME when a unit has intervals configured,
+  // and again every settings_retry until the unit answers SETTINGS_ACK.
+  Intervals default_intervals;                     // every unit without its own entry
+  std::map<std::string, Intervals> unit_intervals; // by unit id
+  std::chrono::milliseconds settings_retry{10000};
+  unsigned max_pongs_per_second = 10;              // PINGs beyond this per link are dropped
 };
 
 // Counters, readable from any thread.
@@ -48,17 +73,47 @@ struct ServerStats {
   std::atomic<std::uint64_t> serial_link_losses{0};   // open ports closed by EIO/hang-up
   std::atomic<std::uint64_t> frames_ok{0};
   std::array<std::atomic<std::uint64_t>, 16> frame_errors{};  // by epb_status (garbage, CRC, oversize, ...)
+  // Every READING frame with a good CRC counts once in readings_received and,
+  // once settled, once in exactly one of stored, duplicate or a refused_*
+  // cause: received = stored + duplicate + refused (+ those awaiting their
+  // commit). A resend is received again.
   std::atomic<std::uint64_t> readings_received{0};
-  std::atomic<std::uint64_t> readings_acked{0};      // stored or duplicate, acknowledged
-  std::atomic<std::uint64_t> readings_duplicate{0};  // all duplicates: on the link and found by the store
-  std::atomic<std::uint64_t> duplicates_on_link{0};  // resends caught by the bridge, never reaching ingest
-  std::atomic<std::uint64_t> readings_rejected{0};   // invalid content, nacked MALFORMED
-  std::atomic<std::uint64_t> readings_held_back{0};  // dropped unanswered after a resendable NACK (7.4)
+  std::atomic<std::uint64_t> readings_stored{0};
+  std::atomic<std::uint64_t> readings_duplicate{0};     // already in custody (on the link or found by the store)
+  std::atomic<std::uint64_t> duplicates_on_link{0};     // the part of readings_duplicate that never reached ingest
+  std::atomic<std::uint64_t> refused_no_hello{0};       // before WELCOME on the link
+  std::atomic<std::uint64_t> refused_out_of_order{0};   // not the seq expected next, or behind a hold
+  std::atomic<std::uint64_t> refused_window{0};
+  std::atomic<std::uint64_t> refused_store_full{0};
+  std::atomic<std::uint64_t> refused_internal{0};       // ingest queue full or a store error
+  std::atomic<std::uint64_t> refused_malformed{0};      // intact frame, invalid content (recorded as a gap if attributable)
+  std::atomic<std::uint64_t> readings_acked{0};         // stored or duplicate: covered by an ACK
+  std::atomic<std::uint64_t> discards_received{0};      // DISCARD frames
+  std::atomic<std::uint64_t> discards_recorded{0};      // gap records committed from DISCARDs
+  std::atomic<std::uint64_t> seqs_declared_discarded{0};
+  std::atomic<std::uint64_t> discards_refused{0};       // SEQ_RANGE, or before WELCOME
   std::atomic<std::uint64_t> nacks_sent{0};
-  std::atomic<std::uint64_t> protocol_errors{0};     // reading before HELLO, refused HELLO, agent-only types
-  std::atomic<std::uint64_t> hellos_refused{0};      // bad unit id (empty, the gateway's) or container id
-  std::atomic<std::uint64_t> backpressure_pauses{0}; // 1 ms pauses while ingest was behind
+  std::atomic<std::uint64_t> protocol_errors{0};        // wrong-direction messages, refused HELLOs, undecodable content
+  std::atomic<std::uint64_t> wrong_direction{0};        // agent-to-unit messages sent by a unit
+  std::atomic<std::uint64_t> hellos_refused{0};         // all of the four below
+  std::atomic<std::uint64_t> hellos_refused_unit_id{0};
+  std::atomic<std::uint64_t> hellos_refused_container_id{0};
+  std::atomic<std::uint64_t> hellos_refused_seq_range{0};
+  std::atomic<std::uint64_t> hellos_refused_version{0};  // an older epb version: answered in its own version
+  std::atomic<std::uint64_t> hellos_malformed{0};        // intact frame, invalid HELLO content
+  std::atomic<std::uint64_t> takeovers{0};               // a HELLO for a unit live on another link: that link closed
+  std::atomic<std::uint64_t> links_dead{0};              // silent past the liveness rule
+  std::atomic<std::uint64_t> pings_sent{0};
+  std::atomic<std::uint64_t> pings_dropped{0};           // over max_pongs_per_second
+  std::atomic<std::uint64_t> settings_sent{0};
+  std::atomic<std::uint64_t> settings_acked{0};
+  std::atomic<std::uint64_t> backpressure_pauses{0};     // 1 ms pauses while ingest was behind
 };
+
+// Sum of the refused_* counters.
+std::uint64_t refused_total(const ServerStats& st);
+// The "bridge" member of the health message (docs/topics.md): a JSON object.
+std::string health_json(const ServerStats& st);
 
 class Server {
  public:
@@ -81,9 +136,11 @@ class Server {
   void stop();
   // The TCP port actually bound (useful with port 0), or 0.
   std::uint16_t tcp_port() const;
-  // Sends SETTINGS (reporting intervals; 0 = unchanged) to one unit, or to
-  // every connected unit when unit_id is empty. Any thread; returns how many
-  // units it went to once the bridge thread has queued the frames.
+  // Sets the reporting intervals (0 = unchanged) of one unit, or of every
+  // unit when unit_id is empty, for as long as this process runs (over the
+  // configured ones), and sends SETTINGS to the units connected now; units
+  // that connect later get them after WELCOME. Any thread; returns how many
+  // connected units it went to once the bridge thread has queued the frames.
   Result<std::size_t> push_settings(const std::string& unit_id, std::uint32_t position_interval_s,
                                     std::uint32_t sensor_interval_s);
   const ServerStats& stats() const;
