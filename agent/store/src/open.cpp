@@ -123,7 +123,7 @@ std::optional<Failure> migrate(sqlite::Db& db) {
 }
 
 std::optional<Failure> try_open(sqlite::Db& db, const OutboxOptions& o) {
-  if (auto s = db.open(o.path); !s) return Failure{s.error(), false};
+  if (auto s = db.open(o.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, o.vfs); !s) return Failure{s.error(), false};
   sqlite3_busy_timeout(db.get(), static_cast<int>(o.busy_timeout.count()));
   // auto_vacuum only takes effect before the first table exists.
   std::string pragmas = "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=";

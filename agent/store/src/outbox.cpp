@@ -40,6 +40,14 @@ std::string directory_of(const std::string& path) {
 
 std::uint64_t accounted(std::size_t body_bytes) { return body_bytes + kRowOverheadBytes; }
 
+// Seqs are 1..model::kMaxSeq, so that every one is exact as a signed 64-bit
+// SQLite integer and SQL's max() orders them as the in-memory map does.
+bool valid_seq(std::uint64_t seq) { return seq >= 1 && seq <= model::kMaxSeq; }
+
+// Sources whose invalid seqs are logged (once each); beyond this many only
+// the counter grows.
+constexpr std::size_t kMaxInvalidSeqLogged = 1024;
+
 }  // namespace
 
 std::uint64_t OutboxStats::total_rows() const {
@@ -67,6 +75,8 @@ struct Outbox::Impl {
   std::uint64_t next_env_seq = 1;      // next envelope seq to hand out
   std::uint64_t reserved_env_seq = 1;  // persisted: first seq not yet reserved
   OutboxStats stats;
+  std::unordered_set<std::string> invalid_seq_logged;  // sources whose invalid seq was logged
+  std::string fail_msg;  // what the last failed step of append() said
 
   Status prepare_all() {
     for (auto [stmt, sql] : {
@@ -97,6 +107,24 @@ struct Outbox::Impl {
   }
 
   Status load() {
+    // An older agent stored seqs of 2^63 and above as negative integers and
+    // accepted seqs above kMaxSeq: bring such sources back into the range
+    // (the highest valid seq still waiting, else 0), so that SQL's max() and
+    // the in-memory map agree from here on.
+    const std::string max_seq = std::to_string(model::kMaxSeq);
+    const std::string out_of_range = " WHERE last_seq < 0 OR last_seq > " + max_seq;
+    auto bad = db.query_int("SELECT count(*) FROM sources" + out_of_range);
+    if (!bad) return Error{bad.error()};
+    if (*bad > 0) {
+      if (auto st = db.exec("UPDATE sources SET last_seq = coalesce((SELECT max(o.seq) FROM outbox o WHERE "
+                            "o.source_id = sources.source_id AND o.seq BETWEEN 1 AND " + max_seq + "), 0)" +
+                            out_of_range);
+          !st) {
+        return st;
+      }
+      log::warn(kLog, std::to_string(*bad) + " sources had a last seq outside 1.." + max_seq +
+                          "; reset to their highest valid waiting one, else 0");
+    }
     sqlite::Stmt s;
     if (auto st = s.prepare(db, "SELECT source_id, last_seq FROM sources"); !st) return st;
     int rc;
@@ -142,13 +170,38 @@ struct Outbox::Impl {
     return ok_status();
   }
 
-  // Adds to a lifetime counter inside the current transaction.
-  bool bump_counter(std::string_view name, std::size_t cls, std::uint64_t delta) {
-    if (delta == 0) return true;
-    sqlite::ResetGuard g(bump);
+  // The code of a failed SQLite call (never SQLITE_OK), keeping its message
+  // for fail_append().
+  int failed(int rc) {
+    fail_msg = sqlite3_errmsg(db.get());
+    return rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_ERROR : rc;
+  }
+
+  // Steps a statement that returns no rows; SQLITE_OK or the failure's code.
+  // The statement is reset either way.
+  int step_done(sqlite::Stmt& s) {
+    int rc = s.step();
+    rc = rc == SQLITE_DONE ? SQLITE_OK : failed(rc);
+    s.reset();
+    return rc;
+  }
+
+  // The test hook (OutboxOptions::fault): SQLITE_OK, or the code the next
+  // step of append() is to fail with.
+  int injected(std::string_view step) {
+    if (!opt.fault) return SQLITE_OK;
+    int rc = opt.fault(step);
+    if (rc != SQLITE_OK) fail_msg = std::string("injected fault: ") + sqlite3_errstr(rc);
+    return rc;
+  }
+
+  // Adds to a lifetime counter inside the current transaction: SQLITE_OK or
+  // the failure's code.
+  int bump_counter(std::string_view name, std::size_t cls, std::uint64_t delta) {
+    if (delta == 0) return SQLITE_OK;
     bump.bind(1, std::string(name) + "." + std::to_string(cls));
     bump.bind(2, static_cast<std::int64_t>(delta));
-    return bump.step() == SQLITE_DONE;
+    return step_done(bump);
   }
 
   std::uint64_t freelist_bytes() {
@@ -179,8 +232,8 @@ struct Outbox::Impl {
   // Deletes the oldest rows of classes that may give way to a reading of
   // class `incoming` until `total` is at most `target`. Lowest class first;
   // a class gives way to itself except alarms, which never do.
-  // Returns false on a SQLite error.
-  bool evict_for(model::Priority incoming, std::uint64_t& total, std::uint64_t target,
+  // Returns SQLITE_OK or the code of the SQLite error.
+  int evict_for(model::Priority incoming, std::uint64_t& total, std::uint64_t target,
                  std::array<ClassStats, model::kPriorityCount>& delta) {
     for (int p = 0; p < model::kPriorityCount && total > target; ++p) {
       auto cls = static_cast<model::Priority>(p);
@@ -191,7 +244,6 @@ struct Outbox::Impl {
         const auto& cls_now = stats.by_class[static_cast<std::size_t>(p)];
         std::uint64_t avg = cls_now.rows > 0 ? std::max<std::uint64_t>(1, cls_now.bytes / cls_now.rows) : 100;
         auto want = static_cast<std::int64_t>(std::min<std::uint64_t>(kEvictChunkRows, (total - target + avg - 1) / avg));
-        sqlite::ResetGuard g(evict);
         evict.bind(1, p);
         evict.bind(2, std::max<std::int64_t>(1, want));
         std::uint64_t freed_rows = 0;
@@ -202,15 +254,18 @@ struct Outbox::Impl {
           delta[static_cast<std::size_t>(p)].bytes += bytes;
           ++freed_rows;
         }
-        if (rc != SQLITE_DONE) return false;
+        if (rc != SQLITE_DONE) rc = failed(rc);
+        evict.reset();
+        if (rc != SQLITE_DONE) return rc;
         delta[static_cast<std::size_t>(p)].evicted += freed_rows;
         delta[static_cast<std::size_t>(p)].rows += freed_rows;
         if (freed_rows == 0) break;  // this class is empty (in this transaction)
       }
     }
-    return true;
+    return SQLITE_OK;
   }
 
+  // Rolls back after a failed step of ack().
   Error rollback(const std::string& what) {
     std::string msg = sqlite_error(db.get(), what);
     bool disk_full = db.error_code() == SQLITE_FULL;
@@ -225,14 +280,46 @@ struct Outbox::Impl {
     return Error{msg};
   }
 
-  // After a failed commit nothing of the batch is stored: hold every source
-  // back at its first new reading in it, so that no later one overtakes it.
+  // After a failed transaction nothing of the batch is stored: hold every
+  // source back at its first new reading in it, so that no later one is
+  // stored before that one has been resent.
   void hold_back(std::span<const Record> records) {
-    ++stats.commit_failures;
     for (const auto& rec : records) {
+      if (!valid_seq(rec.seq)) continue;
       auto it = last_seq.find(rec.source_id);
       std::uint64_t last = it == last_seq.end() ? 0 : it->second;
-      if (rec.seq > last && !blocked_from.count(rec.source_id)) blocked_from[rec.source_id] = rec.seq;
+      if (rec.seq <= last) continue;
+      auto [b, inserted] = blocked_from.try_emplace(rec.source_id, rec.seq);
+      if (!inserted) b->second = std::min(b->second, rec.seq);
+    }
+  }
+
+  // Every failed step of append() ends here, so that none can forget a part
+  // of it: undo the transaction, hold back the batch's sources, count it.
+  // `rc` is the step's SQLite result code, fail_msg what it said.
+  Error fail_append(std::string_view step, int rc, std::span<const Record> records) {
+    std::string msg = "append: " + std::string(step) + ": " + fail_msg;
+    if (sqlite3_get_autocommit(db.get()) == 0) (void)db.exec("ROLLBACK");
+    hold_back(records);
+    ++stats.commit_failures;
+    if ((rc & 0xff) == SQLITE_FULL) {
+      // The disk filled up under us (faster than the reserve allowed for).
+      // Folding the WAL back into the database and truncating it is what
+      // gives SQLite room again; the next append then evicts.
+      (void)db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      log::error(kLog, "disk full: " + msg + "; WAL truncated, eviction will make room");
+    }
+    return Error{msg};
+  }
+
+  // A seq outside 1..kMaxSeq never reaches SQLite: refused and counted,
+  // logged once per source.
+  void refuse_invalid_seq(const Record& r) {
+    ++stats.invalid_seq;
+    if (invalid_seq_logged.size() < kMaxInvalidSeqLogged && invalid_seq_logged.insert(r.source_id).second) {
+      log::error(kLog, "refusing reading " + r.source_id + " seq " + std::to_string(r.seq) + ": seqs are 1.." +
+                           std::to_string(model::kMaxSeq) +
+                           " (further ones of this source are only counted, invalid_seq)");
     }
   }
 
@@ -266,7 +353,13 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
   std::uint64_t total = d.stats.total_bytes();
   std::uint64_t limit = d.capacity(total);
   std::uint64_t low_water = limit / 100 * d.opt.low_water_pct;
-  if (auto s = d.db.exec("BEGIN IMMEDIATE"); !s) return Error{"append: " + s.error()};
+  // Every failure from here on returns through fail(): rollback, hold back
+  // the batch's sources, count it.
+  auto fail = [&](std::string_view step, int rc) -> Result<AppendResult> { return d.fail_append(step, rc, records); };
+  if (int rc = d.injected("begin"); rc != SQLITE_OK) return fail("begin", rc);
+  if (int rc = sqlite3_exec(d.db.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr); rc != SQLITE_OK) {
+    return fail("begin", d.failed(rc));
+  }
 
   // Changes made by this transaction; applied to the in-memory state only
   // once it has committed.
@@ -277,6 +370,11 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
 
   for (std::size_t i = 0; i < records.size(); ++i) {
     const auto& r = records[i];
+    if (!valid_seq(r.seq)) {
+      d.refuse_invalid_seq(r);
+      ++result.refused;
+      continue;
+    }
     std::uint64_t last = 0;
     if (auto it = batch_max.find(r.source_id); it != batch_max.end()) {
       last = it->second;
@@ -304,7 +402,8 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
     auto need = accounted(r.body.size());
     if (total + need > limit && d.opt.when_full == WhenFull::kEvictLowest) {
       std::uint64_t target = low_water > need ? low_water - need : 0;
-      if (!d.evict_for(r.priority, total, target, evicted)) return d.rollback("append: evict");
+      if (int rc = d.injected("evict"); rc != SQLITE_OK) return fail("evict", rc);
+      if (int rc = d.evict_for(r.priority, total, target, evicted); rc != SQLITE_OK) return fail("evict", rc);
     }
     if (total + need > limit) {
       ++result.refused;
@@ -312,17 +411,13 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
       newly_blocked[r.source_id] = r.seq;
       continue;
     }
-    sqlite::ResetGuard g(d.insert);
+    if (int rc = d.injected("insert"); rc != SQLITE_OK) return fail("insert", rc);
     d.insert.bind(1, static_cast<std::int64_t>(r.priority));
     d.insert.bind(2, r.source_id);
-    d.insert.bind(3, static_cast<std::int64_t>(r.seq));
+    d.insert.bind(3, static_cast<std::int64_t>(r.seq));  // exact: seq <= kMaxSeq < 2^63
     d.insert.bind(4, static_cast<std::int64_t>(r.created_utc_ms));
     d.insert.bind_blob(5, r.body);
-    if (d.insert.step() != SQLITE_DONE) {
-      auto e = d.rollback("append: insert");
-      d.hold_back(records);
-      return e;
-    }
+    if (int rc = d.step_done(d.insert); rc != SQLITE_OK) return fail("insert", rc);
     batch_max[r.source_id] = r.seq;
     auto& c = added[static_cast<std::size_t>(r.priority)];
     ++c.rows;
@@ -331,25 +426,27 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
     ++result.stored;
     result.outcome[i] = AppendOutcome::kStored;
   }
+  if (int rc = d.injected("sources"); rc != SQLITE_OK) return fail("sources", rc);
   for (const auto& [source, seq] : batch_max) {
-    sqlite::ResetGuard g(d.upsert_source);
     d.upsert_source.bind(1, source);
     d.upsert_source.bind(2, static_cast<std::int64_t>(seq));
-    if (d.upsert_source.step() != SQLITE_DONE) return d.rollback("append: update sources");
+    if (int rc = d.step_done(d.upsert_source); rc != SQLITE_OK) return fail("sources", rc);
   }
+  if (int rc = d.injected("counters"); rc != SQLITE_OK) return fail("counters", rc);
   for (std::size_t i = 0; i < added.size(); ++i) {
-    if (!d.bump_counter("evicted", i, evicted[i].evicted) || !d.bump_counter("refused", i, added[i].refused)) {
-      return d.rollback("append: counters");
-    }
+    if (int rc = d.bump_counter("evicted", i, evicted[i].evicted); rc != SQLITE_OK) return fail("counters", rc);
+    if (int rc = d.bump_counter("refused", i, added[i].refused); rc != SQLITE_OK) return fail("counters", rc);
   }
-  if (sqlite3_exec(d.db.get(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    auto e = d.rollback("append: commit");
-    d.hold_back(records);
-    return e;
+  if (int rc = d.injected("commit"); rc != SQLITE_OK) return fail("commit", rc);
+  if (int rc = sqlite3_exec(d.db.get(), "COMMIT", nullptr, nullptr, nullptr); rc != SQLITE_OK) {
+    return fail("commit", d.failed(rc));
   }
   for (auto source : unblocked) d.blocked_from.erase(std::string(source));
   for (const auto& [source, seq] : newly_blocked) d.blocked_from[std::string(source)] = seq;
-  for (const auto& [source, seq] : batch_max) d.last_seq[std::string(source)] = seq;
+  for (const auto& [source, seq] : batch_max) {
+    auto& last = d.last_seq[std::string(source)];
+    last = std::max(last, seq);  // as the SQL max(last_seq, ?) did
+  }
   for (std::size_t i = 0; i < added.size(); ++i) {
     auto& cls = d.stats.by_class[i];
     cls.rows += added[i].rows;

@@ -4,9 +4,9 @@
 
 namespace eport::store::sqlite {
 
-Status Db::open(const std::string& path, int flags) {
+Status Db::open(const std::string& path, int flags, const std::string& vfs) {
   close();
-  int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, vfs.empty() ? nullptr : vfs.c_str());
   if (rc != SQLITE_OK) {
     std::string msg = "cannot open " + path + ": " + (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
     close();

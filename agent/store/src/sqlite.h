@@ -21,7 +21,9 @@ class Db {
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
 
-  Status open(const std::string& path, int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  // `vfs`: name of a registered SQLite VFS; empty for the default.
+  Status open(const std::string& path, int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+              const std::string& vfs = {});
   void close();
   sqlite3* get() const { return db_; }
   // Runs one or more statements that return no rows.

@@ -53,6 +53,14 @@ struct OutboxOptions {
   std::array<std::chrono::seconds, model::kPriorityCount> ttl{};
   // Start-up check: PRAGMA quick_check, abandoned (with a warning) after this.
   std::chrono::milliseconds startup_check_budget{2000};
+  // Name of a registered SQLite VFS to open the database with; empty: the
+  // default one. For tests that inject I/O faults below SQLite.
+  std::string vfs{};
+  // Test hook: called before each step of append() ("begin", "evict",
+  // "insert", "sources", "counters", "commit"); a result other than SQLITE_OK
+  // (0) makes that step fail as if SQLite had returned that code. Unset in
+  // production.
+  std::function<int(std::string_view step)> fault{};
 };
 
 // One reading on its way in.
@@ -88,7 +96,8 @@ struct Lease {
 enum class AppendOutcome : std::uint8_t {
   kStored,     // durable now: acknowledge it
   kDuplicate,  // seq <= the last stored seq of its source: already in custody, acknowledge it
-  kRefused,    // not stored (full, or an earlier reading of its source was refused): nack, resend later
+  kRefused,    // not stored (full, an earlier reading of its source was refused or failed to commit,
+               // or seq outside 1..model::kMaxSeq): nack
 };
 
 struct AppendResult {
@@ -112,7 +121,8 @@ struct OutboxStats {
   std::uint64_t appended = 0;    // since open
   std::uint64_t duplicates = 0;  // since open
   std::uint64_t acked = 0;       // since open
-  std::uint64_t commit_failures = 0;
+  std::uint64_t commit_failures = 0;  // since open: append() calls that failed and stored nothing
+  std::uint64_t invalid_seq = 0;      // since open: readings refused for a seq outside 1..model::kMaxSeq
   std::uint64_t file_bytes = 0;  // main file + WAL
   std::uint64_t max_bytes = 0;
   std::string recovered_from;    // non-empty: the database was unusable at open and moved there
@@ -139,8 +149,13 @@ class Outbox {
 
   // Commits the records that can be stored in one transaction; each record's
   // outcome is in the result. A source's readings are kept in seq order: once
-  // one is refused, its later ones are refused too until it is resent. On
-  // error nothing was stored and the sources involved are held back likewise.
+  // one is refused, its later ones are refused too until it is resent. A seq
+  // of 0 or above model::kMaxSeq is refused (and counted as invalid_seq)
+  // without holding its source back. On error (any step of the transaction
+  // failed: busy, disk full, I/O error) nothing was stored, commit_failures
+  // counts it, and every source of the batch is held back at its first new
+  // seq in it, so nothing later of that source is stored until that one is
+  // resent.
   Result<AppendResult> append(std::span<const Record> records);
 
   // Highest seq stored so far for a source (0 if none), kept across restarts
