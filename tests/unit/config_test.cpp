@@ -116,6 +116,17 @@ TEST_CASE("each config rejection names the line, the key and the problem", "[con
       {"[gateway\n", "agent.toml:1: TOML syntax error"},
       {"gateway = 5\n", "gateway: expected a table"},
       {kValid.substr(0, kValid.find("[bridge]")) + "[bridge]\ntcp_listen = \"0.0.0.0\"\n", "bridge.tcp_listen"},
+      {kValid.substr(0, kValid.find("[bridge]")) + "[bridge]\nunix_socket = \"/x\"\nunit_intervals = \"TU-1=60\"\n",
+       "agent.toml:6: bridge.unit_intervals: \"TU-1=60\" must be comma-separated UNIT=POSITION_S/SENSOR_S"},
+      {kValid.substr(0, kValid.find("[bridge]")) + "[bridge]\nunix_socket = \"/x\"\nunit_intervals = \"TU.1=60/900\"\n",
+       "bridge.unit_intervals"},
+      {kValid.substr(0, kValid.find("[bridge]")) + "[bridge]\nunix_socket = \"/x\"\nunit_intervals = \"A=1/2,A=3/4\"\n",
+       "bridge.unit_intervals"},
+      {kValid.substr(0, kValid.find("[bridge]")) + "[bridge]\nunix_socket = \"/x\"\nunit_intervals = \"A=1/4294967296\"\n",
+       "bridge.unit_intervals"},
+      {kValid.substr(0, kValid.find("[bridge]")) + "[bridge]\nunix_socket = \"/x\"\nmax_seq_jump = 0\n",
+       "bridge.max_seq_jump: 0 is out of range"},
+      {kValid + "[priority]\ngap = \"urgent\"\n", "priority.gap: \"urgent\" is not one of"},
   };
   for (const auto& c : cases) {
     INFO(c.text);
@@ -123,6 +134,24 @@ TEST_CASE("each config rejection names the line, the key and the problem", "[con
     REQUIRE_FALSE(r.ok());
     CHECK_THAT(r.error(), Catch::Contains(c.expected));
   }
+}
+
+TEST_CASE("per-unit reporting intervals are parsed from bridge.unit_intervals", "[config]") {
+  auto c = config::load_string(kValid + "position_interval_s = 900\nunit_intervals = \" TU-0042=60/900, TU-0043=30/0 \"\n");
+  REQUIRE(c.ok());
+  CHECK(c->bridge.position_interval_s == 900);
+  CHECK(c->bridge.sensor_interval_s == 0);
+  auto u = config::parse_unit_intervals(c->bridge.unit_intervals);
+  REQUIRE(u.ok());
+  REQUIRE(u->size() == 2);
+  CHECK((*u)[0].unit_id == "TU-0042");
+  CHECK((*u)[0].position_s == 60);
+  CHECK((*u)[0].sensor_s == 900);
+  CHECK((*u)[1].unit_id == "TU-0043");
+  CHECK((*u)[1].sensor_s == 0);
+  CHECK(config::parse_unit_intervals("").ok());
+  CHECK(c->bridge.max_seq_jump == 16777216);
+  CHECK(c->priority.rules().gap == model::Priority::kEvent);
 }
 
 TEST_CASE("all problems are reported at once, one per line", "[config]") {

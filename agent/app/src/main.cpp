@@ -168,6 +168,14 @@ int run(const eport::config::AgentConfig& cfg) {
   bo.window = static_cast<std::uint16_t>(cfg.bridge.window);
   bo.max_units = static_cast<std::size_t>(cfg.bridge.max_units);
   bo.gateway_id = cfg.gateway.id;
+  bo.max_seq_jump = static_cast<std::uint64_t>(cfg.bridge.max_seq_jump);
+  bo.idle_ping_after = std::chrono::seconds(cfg.bridge.idle_ping_s);
+  bo.dead_after_ping = std::chrono::seconds(cfg.bridge.dead_after_ping_s);
+  bo.default_intervals = {static_cast<std::uint32_t>(cfg.bridge.position_interval_s),
+                          static_cast<std::uint32_t>(cfg.bridge.sensor_interval_s)};
+  if (auto per_unit = config::parse_unit_intervals(cfg.bridge.unit_intervals); per_unit) {  // checked at load
+    for (const auto& u : *per_unit) bo.unit_intervals[u.unit_id] = {u.position_s, u.sensor_s};
+  }
   bridge::Server server(
       bo, ingest, [&ob](std::string_view unit) { return ob.last_seq(unit); },
       [rules = cfg.priority.rules()](const model::Reading& r) { return model::classify(r, rules); });

@@ -96,6 +96,28 @@ std::vector<KeySpec> build_specs() {
                       [](AgentConfig& c) -> std::int64_t& { return c.bridge.window; }));
   s.push_back(int_key("bridge.max_units", "2000", 1, 100000, "Connections accepted at once; more are closed at accept.",
                       [](AgentConfig& c) -> std::int64_t& { return c.bridge.max_units; }));
+  s.push_back(int_key("bridge.max_seq_jump", "16777216", 1, 9007199254740991,
+                      "How far a unit's HELLO (its oldest_seq) may lie beyond the last seq stored of it, and how many "
+                      "seqs one DISCARD may declare; beyond, the HELLO or DISCARD is refused with NACK SEQ_RANGE "
+                      "(docs/firmware-bridge.md 7.1).",
+                      [](AgentConfig& c) -> std::int64_t& { return c.bridge.max_seq_jump; }));
+  s.push_back(int_key("bridge.idle_ping_s", "30", 1, 3600,
+                      "A unit link silent this long gets a PING (docs/firmware-bridge.md 7.9).",
+                      [](AgentConfig& c) -> std::int64_t& { return c.bridge.idle_ping_s; }));
+  s.push_back(int_key("bridge.dead_after_ping_s", "10", 1, 600,
+                      "Still silent this long after the PING: the link is dead (socket closed, tty session forgotten).",
+                      [](AgentConfig& c) -> std::int64_t& { return c.bridge.dead_after_ping_s; }));
+  s.push_back(int_key("bridge.position_interval_s", "0", 0, 4294967295,
+                      "Position reporting interval sent to every unit in SETTINGS after WELCOME; 0: not sent.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.bridge.position_interval_s; }));
+  s.push_back(int_key("bridge.sensor_interval_s", "0", 0, 4294967295,
+                      "Sensor reporting interval sent to every unit in SETTINGS after WELCOME; 0: not sent.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.bridge.sensor_interval_s; }));
+  s.push_back(with_pattern(str_key("bridge.unit_intervals", "\"\"",
+                                   "Per-unit reporting intervals over the two above: comma-separated "
+                                   "UNIT=POSITION_S/SENSOR_S, e.g. \"TU-0042=60/900,TU-0043=30/0\" (0: leave as is).",
+                                   [](AgentConfig& c) -> std::string& { return c.bridge.unit_intervals; }),
+                           "unit_intervals"));
   s.push_back(str_key("store.path", "\"/var/lib/eport-agent/outbox.db\"",
                       "SQLite outbox file (WAL mode: the -wal and -shm files live beside it).",
                       [](AgentConfig& c) -> std::string& { return c.store.path; }));
@@ -152,8 +174,10 @@ std::vector<KeySpec> build_specs() {
            std::tuple{"priority.seal_other", "\"event\"", &PriorityConfig::seal_other},
            std::tuple{"priority.door_open", "\"alarm\"", &PriorityConfig::door_open},
            std::tuple{"priority.door_other", "\"event\"", &PriorityConfig::door_other},
+           std::tuple{"priority.gap", "\"event\"", &PriorityConfig::gap},
        }) {
-    s.push_back(with_choices(str_key(key, def, "Priority class of this kind of reading (drain order, eviction order, topic).",
+    s.push_back(with_choices(str_key(key, def, "Priority class of this kind of reading (drain order, eviction order, topic); "
+                                               "priority.gap: declared sequence gaps.",
                                      [f = field](AgentConfig& c) -> std::string& { return c.priority.*f; }),
                              {"alarm", "event", "telemetry", "bulk"}));
   }
@@ -317,6 +341,9 @@ std::string pattern_error(std::string_view pattern) {
   if (pattern == "hostport") return "must be host:port with a port 1-65535";
   if (pattern == "uri") return "must be tcp://host:port or mqtt://host:port";
   if (pattern == "uris") return "must be one to eight of tcp://, mqtt://, ssl:// or mqtts:// host:port, comma-separated";
+  if (pattern == "unit_intervals")
+    return "must be comma-separated UNIT=POSITION_S/SENSOR_S entries, e.g. \"TU-0042=60/900\" (topic-safe unit ids of "
+           "at most 32 bytes, each once; seconds 0..4294967295)";
   return "invalid";
 }
 
@@ -325,6 +352,7 @@ bool matches(std::string_view pattern, std::string_view v) {
   if (pattern == "hostport") return is_hostport(v);
   if (pattern == "uri") return is_uri(v);
   if (pattern == "uris") return is_uri_list(v);
+  if (pattern == "unit_intervals") return parse_unit_intervals(v).ok();
   return true;
 }
 
@@ -578,7 +606,39 @@ model::PriorityRules PriorityConfig::rules() const {
   r.seal_other = p(seal_other);
   r.door_open = p(door_open);
   r.door_other = p(door_other);
+  r.gap = p(gap);
   return r;
+}
+
+Result<std::vector<UnitIntervals>> parse_unit_intervals(std::string_view text) {
+  std::vector<UnitIntervals> out;
+  auto number = [](std::string_view d, std::uint32_t& v) {
+    if (d.empty() || d.size() > 10 || d.find_first_not_of("0123456789") != std::string_view::npos) return false;
+    auto n = std::strtoull(std::string(d).c_str(), nullptr, 10);
+    if (n > 4294967295ull) return false;
+    v = static_cast<std::uint32_t>(n);
+    return true;
+  };
+  for (const auto& raw : split_commas(std::string(text))) {
+    std::string_view e = raw;
+    while (!e.empty() && e.front() == ' ') e.remove_prefix(1);
+    while (!e.empty() && e.back() == ' ') e.remove_suffix(1);
+    if (e.empty()) continue;
+    auto eq = e.find('=');
+    auto slash = e.find('/', eq == std::string_view::npos ? 0 : eq);
+    if (eq == std::string_view::npos || slash == std::string_view::npos) return Error{"entry \"" + std::string(e) + "\""};
+    UnitIntervals u;
+    u.unit_id = std::string(e.substr(0, eq));
+    if (!model::topic_id_problem(u.unit_id, 32).empty()) return Error{"unit id in \"" + std::string(e) + "\""};
+    if (!number(e.substr(eq + 1, slash - eq - 1), u.position_s) || !number(e.substr(slash + 1), u.sensor_s)) {
+      return Error{"seconds in \"" + std::string(e) + "\""};
+    }
+    for (const auto& seen : out) {
+      if (seen.unit_id == u.unit_id) return Error{"unit " + u.unit_id + " listed twice"};
+    }
+    out.push_back(std::move(u));
+  }
+  return out;
 }
 
 std::string effective_json(const AgentConfig& config) {

@@ -28,7 +28,21 @@ struct BridgeConfig {
   std::int64_t serial_baud = 115200;
   std::int64_t window = 256;
   std::int64_t max_units = 2000;
+  std::int64_t max_seq_jump = 16777216;
+  std::int64_t idle_ping_s = 30;
+  std::int64_t dead_after_ping_s = 10;
+  std::int64_t position_interval_s = 0;
+  std::int64_t sensor_interval_s = 0;
+  std::string unit_intervals;  // "UNIT=POS/SENSOR,...": parse_unit_intervals()
 };
+
+// One entry of bridge.unit_intervals.
+struct UnitIntervals {
+  std::string unit_id;
+  std::uint32_t position_s = 0, sensor_s = 0;
+};
+// Parses bridge.unit_intervals; the error names the entry that is wrong.
+Result<std::vector<UnitIntervals>> parse_unit_intervals(std::string_view text);
 
 struct StoreConfig {
   std::string path;
@@ -46,7 +60,7 @@ struct StoreConfig {
 
 // Priority class names ("alarm", "event", "telemetry", "bulk") per kind of reading.
 struct PriorityConfig {
-  std::string position, sensor, seal_tampered, seal_opened, seal_other, door_open, door_other;
+  std::string position, sensor, seal_tampered, seal_opened, seal_other, door_open, door_other, gap;
   model::PriorityRules rules() const;
 };
 
