@@ -434,7 +434,7 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
     std::snprintf(cpu, sizeof cpu, "%.2f", cpu_s);
     out += "},\"store\":{\"file_bytes\":" + std::to_string(s.file_bytes) + ",\"max_bytes\":" +
            std::to_string(s.max_bytes) + ",\"duplicates\":" + std::to_string(s.duplicates) +
-           ",\"commit_failures\":" + std::to_string(s.commit_failures) +
+           ",\"commit_failures\":" + std::to_string(s.commit_failures) + ",\"invalid_seq\":" + std::to_string(s.invalid_seq) +
            ",\"recovered_from\":" + codec::json_string(s.recovered_from) + "}";
     out += ",\"uplink\":{\"envelopes_published\":" + std::to_string(stats.envelopes_published.load()) +
            ",\"envelopes_acked\":" + std::to_string(stats.envelopes_acked.load()) +
