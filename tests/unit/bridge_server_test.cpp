@@ -24,6 +24,7 @@
 #include "eport/model/clock.h"
 #include "eport/ingest/ingest.h"
 #include "eport/store/outbox.h"
+#include <sqlite3.h>
 #include "test_util.h"
 
 using namespace eport;
@@ -136,6 +137,20 @@ struct Link {
     REQUIRE(m.has_value());
     REQUIRE(static_cast<int>(m->type) == static_cast<int>(type));
     return *m;
+  }
+  // Sends a PING and hands everything before its PONG to `seen`.
+  template <class F>
+  void expect_silence_allowing(F seen) {
+    epb_message ping{};
+    ping.type = EPB_MSG_PING;
+    ping.m.ping.nonce = 0xBEEF;
+    send(ping);
+    while (true) {
+      auto m = next();
+      REQUIRE(m.has_value());
+      if (m->type == EPB_MSG_PONG && m->m.ping.nonce == 0xBEEFu) return;
+      seen(*m);
+    }
   }
   // Proves that the agent answered nothing else before: PONG comes next.
   void expect_silence() {
@@ -828,4 +843,47 @@ TEST_CASE("SETTINGS follow WELCOME and are resent until the unit answers SETTING
   again.send(hello("tcu-dry"));
   again.expect(EPB_MSG_WELCOME);
   CHECK(again.expect(EPB_MSG_SETTINGS).m.settings.position_interval_s == 60);
+}
+
+TEST_CASE("a commit that fails on a locked store: NACK INTERNAL, no ACK past it, nothing lost", "[bridge][custody]") {
+  store::OutboxOptions oo;
+  oo.busy_timeout = 50ms;
+  Agent agent({}, {}, oo);
+  auto link = Link::connect(agent.socket_path);
+  link.send(hello("tcu-locked"));
+  link.expect(EPB_MSG_WELCOME);
+  for (std::uint64_t s = 1; s <= 3; ++s) link.send(reading(s));
+  std::uint64_t last = 0;
+  while (last < 3) last = link.expect(EPB_MSG_ACK).m.ack.seq;
+
+  // Another process holds the database's write lock.
+  sqlite3* other = nullptr;
+  REQUIRE(sqlite3_open(agent.dir.file("outbox.db").c_str(), &other) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  for (std::uint64_t s = 4; s <= 8; ++s) link.send(reading(s));
+  auto nack = link.expect(EPB_MSG_NACK);
+  CHECK(nack.m.nack.seq == 4);
+  CHECK(nack.m.nack.reason == EPB_NACK_INTERNAL);
+  // The unit resends from 4 while the lock is still held: refused again.
+  for (std::uint64_t s = 4; s <= 8; ++s) link.send(reading(s));
+  auto again = link.expect(EPB_MSG_NACK);
+  CHECK(again.m.nack.seq == 4);
+  REQUIRE(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(other);
+  // Drain whatever else was said about the refused burst: never an ACK past 3.
+  link.expect_silence_allowing([](const epb_message& m) {
+    if (m.type == EPB_MSG_ACK) CHECK(m.m.ack.seq == 3);
+    if (m.type == EPB_MSG_NACK) CHECK(m.m.nack.seq == 4);
+  });
+  for (std::uint64_t s = 4; s <= 8; ++s) link.send(reading(s));
+  while (last < 8) {
+    auto m = link.expect(EPB_MSG_ACK);
+    last = m.m.ack.seq;
+  }
+  auto rows = stored_of(agent, "tcu-locked");
+  REQUIRE(rows.size() == 8);
+  for (std::size_t i = 0; i < rows.size(); ++i) CHECK(rows[i].seq == i + 1);
+  CHECK(agent.outbox->stats().commit_failures >= 1);
+  CHECK(agent.stats().refused_internal.load() >= 5);
+  CHECK(agent.stats().readings_received.load() == settled(agent.stats()));
 }
