@@ -46,19 +46,22 @@ TEST_CASE("every message type round-trips", "[epb]") {
 
 TEST_CASE("extreme values round-trip", "[epb]") {
   roundtrip(hello(std::string(EPB_UNIT_ID_MAX, '~'), std::string(EPB_CONTAINER_ID_MAX, ' '),
-                  std::string(EPB_FIRMWARE_MAX, 'x'), UINT64_MAX));
+                  std::string(EPB_FIRMWARE_MAX, 'x'), EPB_SEQ_MAX, 1));
+  roundtrip(hello("u", "", "", EPB_SEQ_MAX, EPB_SEQ_MAX));
   roundtrip(hello("u", "", "", 1));
   roundtrip(welcome(0, 1, 0));
-  roundtrip(welcome(UINT64_MAX, 65535, UINT64_MAX));
+  roundtrip(welcome(EPB_SEQ_MAX, 65535, UINT64_MAX));
   roundtrip(position(1, 0, -900000000, -1800000000, 0, 0, 7, 0, 0, 0));
-  roundtrip(position(UINT64_MAX, UINT64_MAX, 900000000, 1800000000, 8, 255, 7, 65535,
+  roundtrip(position(EPB_SEQ_MAX, UINT64_MAX, 900000000, 1800000000, 8, 255, 7, 65535,
                      35999, 65535));
   roundtrip(sensor(1, 0, 0x3F, INT16_MIN, 10000, 65535, 65535, 100, INT16_MAX));
   roundtrip(sensor(2, 0, 0x3F, INT16_MAX, 0, 0, 0, 0, INT16_MIN));
   roundtrip(sensor(3, 0, 0, 0, 0, 0, 0, 0, 0));
   roundtrip(seal(4, 0, 3, std::string(EPB_SEAL_ID_MAX, 'S')));
   roundtrip(ack(0));
-  roundtrip(ack(UINT64_MAX));
+  roundtrip(ack(EPB_SEQ_MAX));
+  roundtrip(discard(1, EPB_SEQ_MAX, EPB_DISCARD_EXPIRED));
+  roundtrip(settings(UINT32_MAX, 1, EPB_MSG_SETTINGS_ACK));
   roundtrip(nack(0, EPB_NACK_MALFORMED));
   roundtrip(settings(0, 0));
   roundtrip(settings(UINT32_MAX, UINT32_MAX));

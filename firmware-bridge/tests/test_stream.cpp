@@ -156,7 +156,7 @@ TEST_CASE("an oversized frame is reported once, at once, and dropped to its 0x00
 TEST_CASE("the largest legal frame is accepted at the size boundary", "[epb]") {
   // 129 COBS bytes + 0x00 = EPB_MAX_ENCODED: a 128-byte body. It fails only
   // on its content (trailing bytes), proving the size limit let it through.
-  Bytes body{1, EPB_MSG_PING};
+  Bytes body{EPB_PROTOCOL_VERSION, EPB_MSG_PING};
   body.resize(EPB_MAX_BODY - 4, 0x33);
   uint32_t crc = epb_crc32c(body.data(), body.size());
   for (int i = 0; i < 4; i++) body.push_back(static_cast<uint8_t>(crc >> (8 * i)));
