@@ -1,10 +1,14 @@
 // eport-sim: a fleet of simulated telematics units, each on its own link to
 // the agent's bridge (UNIX socket, TCP, or a pty pair standing in for a
-// serial line), behaving as firmware must: HELLO, readings within the window,
-// a reading kept until an ACK covers it, go-back-N after an ack timeout or a
-// NACK, resends after a reconnect. Readings come from the journey generator
-// (fleet.h) or from a recorded session file. Prints a summary; --acked-log
-// records every acknowledged reading as JSON. docs/simulator.md has the CLI.
+// serial line), behaving as epb v2 firmware must (docs/firmware-bridge.md 7,
+// docs/simulator.md): HELLO with next_seq and oldest_seq on every link, no
+// reading numbered before WELCOME, items kept until an ACK (or WELCOME's
+// last_stored_seq) covers them, go-back-N on NACK and after the ack timeout,
+// backoff on STORE_FULL/INTERNAL, SETTINGS_ACK, PING/PONG liveness. Readings
+// come from the journey generator (fleet.h) or from a recorded session file.
+// Test options declare discards (DISCARD FLASH_FULL) and inject faults on the
+// unit->agent direction (dropped, corrupted, reordered READING frames).
+// Prints a summary; --acked-log records every acknowledged reading as JSON.
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -19,6 +23,8 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -35,9 +41,27 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 volatile sig_atomic_t g_stop = 0;
 
+// Protocol timers (docs/firmware-bridge.md 7.1, 7.5, 7.9).
+constexpr milliseconds kHelloWait{5000};         // no WELCOME this long after a HELLO: retry
+constexpr milliseconds kHelloBackoffMin{1000};   // then wait 1 s, 2 s, 4 s ... (+/-20 %)
+constexpr milliseconds kHelloBackoffMax{60000};
+constexpr milliseconds kStoreBackoffMin{1000};   // STORE_FULL / INTERNAL: 1 s doubling ...
+constexpr milliseconds kStoreBackoffMax{300000};  // ... to 5 min (+/-20 %)
+constexpr milliseconds kIdlePing{30000};         // no frame for 30 s: PING
+constexpr milliseconds kPingDead{10000};         // nothing 10 s after that: the link is dead
+constexpr milliseconds kNackGrace{2000};         // repeated NACK n this soon after resending n: the same refusal
+constexpr milliseconds kReorderHold{500};        // --reorder-every: longest a held frame waits for the next
+
 std::uint64_t now_utc_ms() {
   return static_cast<std::uint64_t>(
       std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+std::uint64_t mix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
 }
 
 struct Options {
@@ -54,9 +78,15 @@ struct Options {
   std::uint32_t journey_readings = 120;
   std::string record, replay;
   std::string acked_log;
+  std::string summary_json;
   double drain_timeout_s = 30;  // after generating stops, wait this long for acks
-  long long ack_timeout_ms = 10000;  // docs/firmware-bridge.md 7.4
+  long long ack_timeout_ms = 10000;  // docs/firmware-bridge.md 7.6
   long long drop_acks_every = 0;     // test: ignore every n-th ACK frame
+  long long discard_every = 0;       // test: every n-th reading starts a declared-discarded block
+  long long discard_count = 3;       // ... of this many readings
+  long long corrupt_every = 0;       // test: flip a byte in every n-th READING's first transmission
+  long long drop_every = 0;          // test: do not send every n-th READING's first transmission
+  long long reorder_every = 0;       // test: swap every n-th READING's first transmission with the next frame
   bool quiet = false;
 };
 
@@ -66,15 +96,23 @@ struct Options {
                "usage: eport-sim [--connect unix:PATH|tcp:HOST:PORT] [--units N] [--pty N] [--pty-list FILE]\n"
                "                 [--rate R_PER_S] [--count N_PER_UNIT] [--duration S] [--seed N] [--prefix P]\n"
                "                 [--journey-readings N] [--record FILE | --replay FILE]\n"
-               "                 [--acked-log FILE] [--drain-timeout S] [--ack-timeout MS]\n"
-               "                 [--drop-acks-every N] [--quiet]\n"
+               "                 [--acked-log FILE] [--summary-json FILE] [--drain-timeout S] [--ack-timeout MS]\n"
+               "                 [--drop-acks-every N] [--discard-every N [--discard-count K]]\n"
+               "                 [--corrupt-every N] [--drop-every N] [--reorder-every N] [--quiet]\n"
                "  --units N       units connecting to --connect (default 10; 0 with --pty)\n"
                "  --pty N         N more units, each on a new pty pair; the agent opens the slave paths\n"
                "                  (printed, and written one per line to --pty-list FILE)\n"
                "  --record FILE   write every generated reading with its time offset (JSON lines)\n"
                "  --replay FILE   send the readings of a recorded session instead of generating\n"
-               "  --ack-timeout MS  resend from the oldest unacknowledged reading after MS (default 10000)\n"
-               "  --drop-acks-every N  test: ignore every N-th ACK frame, as if it were lost\n",
+               "  --summary-json FILE  also write the summary as one JSON object\n"
+               "  --ack-timeout MS  resend from the oldest unacknowledged item after MS (default 10000)\n"
+               "  --drop-acks-every N  test: ignore every N-th ACK frame, as if it were lost\n"
+               "  --discard-every N    test: readings N, 2N, ... of each unit each start a block of\n"
+               "                       --discard-count K (default 3) readings declared discarded\n"
+               "                       (one DISCARD FLASH_FULL) instead of being sent\n"
+               "  --corrupt-every N    test: the first transmission of every N-th READING gets a bad CRC\n"
+               "  --drop-every N       test: the first transmission of every N-th READING is not sent\n"
+               "  --reorder-every N    test: the first transmission of every N-th READING swaps with the next\n",
                why);
   std::exit(64);
 }
@@ -106,9 +144,15 @@ Options parse(int argc, char** argv) {
     else if (a == "--record") o.record = next();
     else if (a == "--replay") o.replay = next();
     else if (a == "--acked-log") o.acked_log = next();
+    else if (a == "--summary-json") o.summary_json = next();
     else if (a == "--drain-timeout") o.drain_timeout_s = number(next());
     else if (a == "--ack-timeout") o.ack_timeout_ms = static_cast<long long>(number(next()));
     else if (a == "--drop-acks-every") o.drop_acks_every = static_cast<long long>(number(next()));
+    else if (a == "--discard-every") o.discard_every = static_cast<long long>(number(next()));
+    else if (a == "--discard-count") o.discard_count = static_cast<long long>(number(next()));
+    else if (a == "--corrupt-every") o.corrupt_every = static_cast<long long>(number(next()));
+    else if (a == "--drop-every") o.drop_every = static_cast<long long>(number(next()));
+    else if (a == "--reorder-every") o.reorder_every = static_cast<long long>(number(next()));
     else if (a == "--quiet") o.quiet = true;
     else usage(("unknown option " + a).c_str());
   }
@@ -121,10 +165,76 @@ Options parse(int argc, char** argv) {
   if (o.journey_readings < eport::sim::kMinJourneyReadings) usage("--journey-readings must be at least 40");
   if (!o.record.empty() && !o.replay.empty()) usage("--record and --replay exclude each other");
   if (o.prefix.size() > 24) usage("--prefix must be at most 24 characters");
+  if (o.discard_every > 0) {
+    if (o.discard_count < 1 || o.discard_count >= o.discard_every) usage("--discard-count must be 1..--discard-every - 1");
+    if (!o.record.empty() || !o.replay.empty()) usage("--discard-every excludes --record and --replay");
+  }
+  for (long long n : {o.corrupt_every, o.drop_every, o.reorder_every}) {
+    if (n == 1) usage("--corrupt-every, --drop-every and --reorder-every must be 0 (off) or at least 2");
+  }
   return o;
 }
 
+// COBS (firmware-bridge section 2), for --corrupt-every: the frame is decoded,
+// one body byte flipped and encoded again, so the receiver sees a well-formed
+// frame whose CRC fails.
+std::vector<std::uint8_t> cobs_decode(const std::uint8_t* in, std::size_t len) {
+  std::vector<std::uint8_t> out;
+  std::size_t i = 0;
+  while (i < len && in[i] != 0) {
+    std::uint8_t code = in[i++];
+    for (std::uint8_t k = 1; k < code && i < len; ++k) out.push_back(in[i++]);
+    if (code != 0xFF && i < len && in[i] != 0) out.push_back(0);
+  }
+  return out;
+}
+
+std::string cobs_frame(const std::vector<std::uint8_t>& body) {
+  std::string out;
+  out.reserve(body.size() + body.size() / 254 + 2);
+  std::size_t code_at = 0;
+  out.push_back('\x01');
+  std::uint8_t code = 1;
+  for (std::uint8_t b : body) {
+    if (b == 0) {
+      out[code_at] = static_cast<char>(code);
+      code_at = out.size();
+      out.push_back('\x01');
+      code = 1;
+      continue;
+    }
+    out.push_back(static_cast<char>(b));
+    if (++code == 0xFF) {
+      out[code_at] = static_cast<char>(code);
+      code_at = out.size();
+      out.push_back('\x01');
+      code = 1;
+    }
+  }
+  out[code_at] = static_cast<char>(code);
+  out.push_back('\0');
+  return out;
+}
+
 enum class LinkKind { kSocket, kPty };
+
+// One item of a unit's queue ("flash"): a reading (first == last == seq) or
+// a DISCARD first..last. The queue always covers [oldest_seq, next_seq - 1].
+struct Item {
+  bool discard = false;
+  std::uint64_t first = 0, last = 0;
+  eport::model::Reading reading;  // !discard
+  bool complete = true;           // discard block still growing: not sent yet
+  bool ever_sent = false;         // faults hit first transmissions only
+  bool malformed = false;         // NACK MALFORMED: never resent, kept until an ACK covers it
+};
+
+// A reading generated while the unit had no WELCOME on its link: not
+// numbered yet (epb v2 7.1: nothing is numbered before WELCOME).
+struct Unnumbered {
+  std::uint64_t time_utc_ms = 0;
+  std::uint64_t at_ms = 0;  // since the simulation started (--record)
+};
 
 struct Unit {
   int index = 0;
@@ -135,30 +245,50 @@ struct Unit {
   std::string pty_path;
   bool welcomed = false;
   Clock::time_point hello_due{};  // !welcomed: when to send HELLO (again)
-  milliseconds hello_backoff{1000};
+  milliseconds hello_backoff = kHelloBackoffMin;
   epb_decoder decoder;
+  std::mt19937_64 rng;
   std::uint64_t next_seq = 1;
-  long long generated = 0;
-  std::deque<eport::model::Reading> unacked;  // the unit's "flash"
-  std::size_t sent = 0;                        // unacked[0..sent) are on the wire
+  long long generated = 0;       // readings generated (numbered or not)
+  long long numbered = 0;        // readings numbered (the --discard-every count)
+  long long discard_left = 0;    // readings still to go into the current discard block
+  std::deque<Unnumbered> unnumbered;
+  std::deque<Item> held;         // the unit's "flash"
+  std::size_t sent = 0;          // held[0..sent) are in flight; held[sent] is sent next
   std::uint16_t window = 1;
   std::string out;
   Clock::time_point next_due{}, retry_at{};
-  milliseconds backoff{100};
-  // Ack timeout: when the oldest reading in flight was sent (or last progress).
-  Clock::time_point flight_since{};
-  bool heard = true;            // a frame arrived since the last ack timeout
-  int silent_timeouts = 0;
-  Clock::time_point paused_until{};  // after a NACK: send nothing new before
-  milliseconds nack_backoff{250};
-  int out_of_order = 0;
+  milliseconds backoff{100};     // socket reconnect
+  Clock::time_point flight_since{};  // ack timer of the oldest item in flight
+  // Go-back-N on a resendable NACK n: repeated NACKs for n are one refusal.
+  std::uint64_t rewind_seq = 0;
+  std::optional<Clock::time_point> rewind_resent;  // when n went out again
+  bool window_wait = false;      // NACK WINDOW: wait for the next ACK or the ack timeout
+  Clock::time_point window_wait_since{};
+  // STORE_FULL / INTERNAL backoff for seq hold_seq.
+  std::uint64_t hold_seq = 0;    // 0: none
+  milliseconds hold_backoff = kStoreBackoffMin;
+  Clock::time_point hold_until{};
+  bool hold_resent = false;      // hold_seq went out again since its last refusal
+  // Liveness (7.9).
+  Clock::time_point last_rx{};
+  std::optional<Clock::time_point> ping_sent;
+  std::uint32_t ping_nonce = 0;
+  // Intervals in force (SETTINGS / SETTINGS_ACK).
+  std::uint32_t position_interval_s = 1, sensor_interval_s = 1;
+  // Fault injection.
+  std::uint64_t first_tx = 0;    // READING first transmissions so far
+  std::string reorder_frame;     // held back, goes out after the next READING
+  Clock::time_point reorder_deadline{};
   std::uint64_t acks_seen = 0;
   std::deque<eport::sim::session::Entry> script;  // --replay
 };
 
 struct Totals {
-  std::uint64_t generated = 0, frames_sent = 0, acked = 0, nacked = 0, malformed_dropped = 0, reconnects = 0,
-                connect_failures = 0, resent = 0, ack_timeouts = 0, acks_dropped = 0, hellos = 0, settings = 0;
+  std::uint64_t generated = 0, frames_sent = 0, acked = 0, nacked = 0, malformed = 0, reconnects = 0,
+                connect_failures = 0, resent = 0, ack_timeouts = 0, acks_dropped = 0, hellos = 0, settings = 0,
+                hellos_refused = 0, declared_discarded = 0, discards = 0, discards_acked = 0, corrupted = 0,
+                dropped = 0, reordered = 0, pings = 0, links_dead = 0, new_sessions = 0;
 };
 
 class Sim {
@@ -185,12 +315,15 @@ class Sim {
     units_.resize(static_cast<std::size_t>(total));
     auto start = Clock::now();
     auto period = std::chrono::duration<double>(1.0 / opt_.rate);
+    auto interval = static_cast<std::uint32_t>(std::max(1L, std::lround(1.0 / opt_.rate)));
     for (int i = 0; i < total; ++i) {
       auto& u = units_[static_cast<std::size_t>(i)];
       u.index = i;
       u.id = eport::sim::unit_id(opt_.prefix, i);
       u.container = eport::sim::container_id(i);
       u.kind = i < opt_.units ? LinkKind::kSocket : LinkKind::kPty;
+      u.rng.seed(mix64(opt_.seed ^ mix64(static_cast<std::uint64_t>(i) + 0x51a7ull)));
+      u.position_interval_s = u.sensor_interval_s = interval;
       epb_decoder_init(&u.decoder);
       if (!scripts.empty() && !scripts[static_cast<std::size_t>(i)].empty()) {
         u.script = std::move(scripts[static_cast<std::size_t>(i)]);
@@ -215,28 +348,38 @@ class Sim {
   int run() {
     start_ = Clock::now();
     auto period = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / opt_.rate));
-    bool generating = true;
     Clock::time_point drain_deadline{};
     std::vector<pollfd> pfds;
     std::vector<Unit*> polled;
     while (true) {
       auto now = Clock::now();
-      if (generating && (g_stop || (opt_.duration_s > 0 && now - start_ >= std::chrono::duration<double>(opt_.duration_s)) ||
-                         all_generated())) {
-        generating = false;
+      if (generating_ && (g_stop || (opt_.duration_s > 0 && now - start_ >= std::chrono::duration<double>(opt_.duration_s)) ||
+                          all_generated())) {
+        generating_ = false;
+        // A discard block cut short by the end of generation is declared as it is.
+        for (auto& u : units_) {
+          for (auto& it : u.held) it.complete = true;
+          u.discard_left = 0;
+        }
         drain_deadline = now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt_.drain_timeout_s));
       }
-      if (!generating && (all_acked() || now >= drain_deadline || g_stop > 1)) break;
+      if (!generating_ && (all_acked() || now >= drain_deadline || g_stop > 1)) break;
       for (auto& u : units_) {
-        if (u.kind == LinkKind::kSocket && u.fd < 0 && now >= u.retry_at) connect_unit(u);
-        if (generating) generate(u, now, period);
+        if (u.kind == LinkKind::kSocket && u.fd < 0 && now >= u.retry_at) connect_unit(u, now);
+        if (generating_) generate(u, now, period);
         if (u.fd < 0) continue;
         if (!u.welcomed) {
           if (now >= u.hello_due) send_hello(u, now);
           continue;
         }
+        check_liveness(u, now);
+        if (u.fd < 0 || !u.welcomed) continue;
         check_ack_timeout(u, now);
-        if (u.fd >= 0 && u.welcomed && now >= u.paused_until) fill_window(u, now);
+        fill_window(u, now);
+        if (!u.reorder_frame.empty() && now >= u.reorder_deadline) {
+          u.out += u.reorder_frame;  // nothing came to swap it with: it goes out late, alone
+          u.reorder_frame.clear();
+        }
       }
       pfds.clear();
       polled.clear();
@@ -252,22 +395,60 @@ class Sim {
         if (pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) read_unit(*polled[i]);
       }
     }
-    std::uint64_t pending = 0;
-    for (auto& u : units_) pending += u.unacked.size();
-    std::printf(
-        "eport-sim: units=%d generated=%llu acked=%llu unacked=%llu nacked=%llu frames_sent=%llu reconnects=%llu "
-        "pty_units=%d resent=%llu ack_timeouts=%llu acks_dropped=%llu settings=%llu\n",
-        static_cast<int>(units_.size()), static_cast<unsigned long long>(totals_.generated),
-        static_cast<unsigned long long>(totals_.acked), static_cast<unsigned long long>(pending),
-        static_cast<unsigned long long>(totals_.nacked), static_cast<unsigned long long>(totals_.frames_sent),
-        static_cast<unsigned long long>(totals_.reconnects), opt_.pty,
-        static_cast<unsigned long long>(totals_.resent), static_cast<unsigned long long>(totals_.ack_timeouts),
-        static_cast<unsigned long long>(totals_.acks_dropped), static_cast<unsigned long long>(totals_.settings));
-    std::fflush(stdout);
-    return pending == 0 ? 0 : 3;
+    if (record_) {
+      // Readings never numbered (the unit never had WELCOME) go into the
+      // session file with the seqs they get next, as the unit would number them.
+      for (auto& u : units_) number_readings(u);
+    }
+    return summary();
   }
 
  private:
+  using ull = unsigned long long;
+
+  int summary() {
+    std::uint64_t pending = 0, discards_pending = 0;
+    for (auto& u : units_) {
+      pending += u.unnumbered.size();
+      for (const auto& it : u.held) ++(it.discard ? discards_pending : pending);
+    }
+    const Totals& t = totals_;
+    std::printf(
+        "eport-sim: units=%d generated=%llu acked=%llu unacked=%llu nacked=%llu frames_sent=%llu reconnects=%llu "
+        "pty_units=%d resent=%llu ack_timeouts=%llu acks_dropped=%llu settings=%llu declared_discarded=%llu "
+        "discards=%llu discards_acked=%llu discards_unacked=%llu faults_corrupted=%llu faults_dropped=%llu "
+        "faults_reordered=%llu hellos=%llu hellos_refused=%llu new_sessions=%llu malformed=%llu pings=%llu "
+        "links_dead=%llu\n",
+        static_cast<int>(units_.size()), ull{t.generated}, ull{t.acked}, ull{pending}, ull{t.nacked},
+        ull{t.frames_sent}, ull{t.reconnects}, opt_.pty, ull{t.resent}, ull{t.ack_timeouts}, ull{t.acks_dropped},
+        ull{t.settings}, ull{t.declared_discarded}, ull{t.discards}, ull{t.discards_acked}, ull{discards_pending},
+        ull{t.corrupted}, ull{t.dropped}, ull{t.reordered}, ull{t.hellos}, ull{t.hellos_refused},
+        ull{t.new_sessions}, ull{t.malformed}, ull{t.pings}, ull{t.links_dead});
+    std::fflush(stdout);
+    if (!opt_.summary_json.empty()) {
+      std::FILE* f = std::fopen(opt_.summary_json.c_str(), "w");
+      if (f == nullptr) {
+        std::fprintf(stderr, "eport-sim: cannot write %s\n", opt_.summary_json.c_str());
+      } else {
+        std::fprintf(f,
+                     "{\"units\":%d,\"pty_units\":%d,\"generated\":%llu,\"acked\":%llu,\"unacked\":%llu,"
+                     "\"declared_discarded\":%llu,\"discards\":%llu,\"discards_acked\":%llu,\"discards_unacked\":%llu,"
+                     "\"faults\":{\"corrupted\":%llu,\"dropped\":%llu,\"reordered\":%llu},"
+                     "\"nacked\":%llu,\"frames_sent\":%llu,\"reconnects\":%llu,\"resent\":%llu,\"ack_timeouts\":%llu,"
+                     "\"acks_dropped\":%llu,\"settings\":%llu,\"hellos\":%llu,\"hellos_refused\":%llu,"
+                     "\"new_sessions\":%llu,\"malformed\":%llu,\"pings\":%llu,\"links_dead\":%llu,\"ok\":%s}\n",
+                     static_cast<int>(units_.size()), opt_.pty, ull{t.generated}, ull{t.acked}, ull{pending},
+                     ull{t.declared_discarded}, ull{t.discards}, ull{t.discards_acked}, ull{discards_pending},
+                     ull{t.corrupted}, ull{t.dropped}, ull{t.reordered}, ull{t.nacked}, ull{t.frames_sent},
+                     ull{t.reconnects}, ull{t.resent}, ull{t.ack_timeouts}, ull{t.acks_dropped}, ull{t.settings},
+                     ull{t.hellos}, ull{t.hellos_refused}, ull{t.new_sessions}, ull{t.malformed}, ull{t.pings},
+                     ull{t.links_dead}, pending + discards_pending == 0 ? "true" : "false");
+        std::fclose(f);
+      }
+    }
+    return pending + discards_pending == 0 ? 0 : 3;
+  }
+
   void load_replay(std::vector<std::deque<eport::sim::session::Entry>>& scripts) {
     std::ifstream in(opt_.replay);
     if (!in) usage(("cannot read " + opt_.replay).c_str());
@@ -309,6 +490,7 @@ class Sim {
       u.keeper = p->slave_keeper;
       u.pty_path = p->slave_path;
       u.hello_due = Clock::now();
+      u.last_rx = Clock::now();
       paths.push_back(u.pty_path);
       std::printf("eport-sim: serial unit %s on %s\n", u.id.c_str(), u.pty_path.c_str());
     }
@@ -328,6 +510,7 @@ class Sim {
     }
   }
 
+
   bool all_generated() const {
     if (!opt_.replay.empty()) {
       for (const auto& u : units_)
@@ -341,34 +524,83 @@ class Sim {
   }
   bool all_acked() const {
     for (const auto& u : units_)
-      if (!u.unacked.empty()) return false;
+      if (!u.held.empty() || !u.unnumbered.empty()) return false;
     return true;
+  }
+
+  milliseconds jitter(Unit& u, milliseconds d) {
+    std::uniform_real_distribution<double> f(0.8, 1.2);
+    return milliseconds(static_cast<long long>(static_cast<double>(d.count()) * f(u.rng)));
   }
 
   void generate(Unit& u, Clock::time_point now, Clock::duration period) {
     if (!opt_.replay.empty()) {
-      while (!u.script.empty() && now - start_ >= milliseconds(u.script.front().at_ms)) {
-        u.unacked.push_back(std::move(u.script.front().reading));
+      // Recorded readings carry their seqs: they join the queue once the
+      // unit has WELCOME (its HELLO says where the next one starts).
+      while (u.welcomed && !u.script.empty() && now - start_ >= milliseconds(u.script.front().at_ms)) {
+        Item it;
+        it.first = it.last = u.script.front().reading.seq;
+        it.reading = std::move(u.script.front().reading);
         u.script.pop_front();
-        u.next_seq = u.unacked.back().seq + 1;
+        u.next_seq = it.last + 1;
+        u.held.push_back(std::move(it));
         ++u.generated;
         ++totals_.generated;
       }
       return;
     }
     while (now >= u.next_due && (opt_.count == 0 || u.generated < opt_.count)) {
-      u.unacked.push_back(fleet_.reading(u.index, u.id, u.container, u.next_seq++, now_utc_ms()));
+      auto at = static_cast<std::uint64_t>(std::chrono::duration_cast<milliseconds>(now - start_).count());
+      u.unnumbered.push_back({now_utc_ms(), at});
       ++u.generated;
       ++totals_.generated;
       u.next_due += period;
-      if (record_) {
-        auto at = std::chrono::duration_cast<milliseconds>(now - start_).count();
-        auto line = eport::sim::session::entry_line({static_cast<std::uint64_t>(at), u.index, u.unacked.back()});
-        if (line) std::fprintf(record_, "%s\n", line->c_str());
+    }
+    if (u.welcomed) number_readings(u);
+  }
+
+  // Gives the readings generated so far their seqs (only with WELCOME on the
+  // link, so that next_seq is in step with the agent), folding the blocks
+  // that --discard-every declares discarded into one DISCARD each.
+  void number_readings(Unit& u) {
+    while (!u.unnumbered.empty()) {
+      auto g = u.unnumbered.front();
+      u.unnumbered.pop_front();
+      const std::uint64_t seq = u.next_seq++;
+      ++u.numbered;
+      if (opt_.discard_every > 0 && u.discard_left == 0 && u.numbered % opt_.discard_every == 0) {
+        u.discard_left = opt_.discard_count;
+        Item it;
+        it.discard = true;
+        it.first = it.last = seq;
+        it.complete = false;
+        u.held.push_back(std::move(it));
+        ++totals_.discards;
+      } else if (u.discard_left > 0 && !u.held.empty() && u.held.back().discard && !u.held.back().complete) {
+        u.held.back().last = seq;
+      } else {
+        u.discard_left = 0;
+        Item it;
+        it.first = it.last = seq;
+        it.reading = fleet_.reading(u.index, u.id, u.container, seq, g.time_utc_ms);
+        if (record_) {
+          auto line = eport::sim::session::entry_line({g.at_ms, u.index, it.reading});
+          if (line) std::fprintf(record_, "%s\n", line->c_str());
+        }
+        u.held.push_back(std::move(it));
+        continue;
       }
+      ++totals_.declared_discarded;
+      if (--u.discard_left == 0) u.held.back().complete = true;
+    }
+    if (!generating_ && u.discard_left > 0) {  // generation is over: the block ends here
+      u.discard_left = 0;
+      if (!u.held.empty()) u.held.back().complete = true;
     }
   }
 
+  // Link gone (socket closed) or dead: a socket unit reconnects, a pty unit
+  // starts a new session on the same line.
   void drop_connection(Unit& u) {
     if (u.kind == LinkKind::kPty) {
       restart_session(u);
@@ -376,21 +608,34 @@ class Sim {
     }
     if (u.fd >= 0) close(u.fd);
     u.fd = -1;
-    u.welcomed = false;
-    u.sent = 0;  // everything unacked is resent after the next WELCOME
+    reset_link_state(u);
     u.out.clear();
     u.retry_at = Clock::now() + u.backoff;
     u.backoff = std::min(u.backoff * 2, milliseconds(2000));
   }
 
-  // A tty stays open: a new session is a new HELLO on the same line.
-  void restart_session(Unit& u) {
+  void reset_link_state(Unit& u) {
     u.welcomed = false;
-    u.sent = 0;
+    u.sent = 0;  // everything held is resent after the next WELCOME
+    u.window_wait = false;
+    u.rewind_seq = 0;
+    u.rewind_resent.reset();
+    u.hold_seq = 0;
+    u.hold_backoff = kStoreBackoffMin;
+    u.hold_until = {};
+    u.ping_sent.reset();
+    u.reorder_frame.clear();
+  }
+
+  // A new session on the same link (a tty stays open; NACK NO_HELLO; a
+  // broken state): HELLO now, then the HELLO schedule.
+  void restart_session(Unit& u) {
+    reset_link_state(u);
+    ++totals_.new_sessions;
     u.hello_due = Clock::now();
   }
 
-  void connect_unit(Unit& u) {
+  void connect_unit(Unit& u, Clock::time_point now) {
     auto fd = eport::bridge::net::connect_endpoint(opt_.endpoint);
     if (!fd) {
       ++totals_.connect_failures;
@@ -401,8 +646,8 @@ class Sim {
     u.fd = *fd;
     epb_decoder_init(&u.decoder);
     if (u.backoff > milliseconds(100)) ++totals_.reconnects;
-    u.hello_backoff = milliseconds(5000);  // the connection shows the agent is there: the spec's 5 s
-    send_hello(u, Clock::now());
+    u.last_rx = now;
+    send_hello(u, now);  // every new link starts with 0x00 HELLO
   }
 
   void send_hello(Unit& u, Clock::time_point now) {
@@ -413,18 +658,19 @@ class Sim {
     std::memcpy(h.unit_id, u.id.data(), h.unit_id_len);
     h.container_id_len = static_cast<std::uint8_t>(u.container.size());
     std::memcpy(h.container_id, u.container.data(), u.container.size());
-    const char fw[] = "sim-2.0";
+    const char fw[] = "sim-3.0";
     h.firmware_len = sizeof fw - 1;
     std::memcpy(h.firmware, fw, sizeof fw - 1);
     h.next_seq = std::max<std::uint64_t>(1, u.next_seq);
+    h.oldest_seq = u.held.empty() ? h.next_seq : u.held.front().first;
     // A leading 0x00 resynchronises the receiver, as firmware does after reset.
     u.out.push_back('\0');
     send(u, m);
     ++totals_.hellos;
-    // No WELCOME: HELLO again, backing off. A pty line is "up" with nobody
-    // listening, so its first retries come sooner than the spec's 5 s.
-    u.hello_due = now + u.hello_backoff;
-    u.hello_backoff = std::min(u.hello_backoff * 2, milliseconds(u.kind == LinkKind::kPty ? 4000 : 60000));
+    // HELLO schedule (7.1.5): no WELCOME within 5 s, wait 1 s, 2 s, 4 s ...
+    // (at most 60 s, +/-20 %) and say HELLO again; WELCOME resets it.
+    u.hello_due = now + kHelloWait + jitter(u, u.hello_backoff);
+    u.hello_backoff = std::min(u.hello_backoff * 2, kHelloBackoffMax);
   }
 
   void send(Unit& u, const epb_message& m) {
@@ -438,39 +684,115 @@ class Sim {
     ++totals_.frames_sent;
   }
 
+  // One READING frame onto the wire, through the fault injector when it is
+  // the reading's first transmission.
+  void send_reading(Unit& u, const epb_message& m, bool first_tx, Clock::time_point now) {
+    std::uint8_t buf[EPB_MAX_ENCODED];
+    std::size_t n = epb_encode(&m, buf, sizeof buf);
+    if (n == 0) {
+      std::fprintf(stderr, "eport-sim: cannot encode reading %llu\n", ull{m.m.reading.seq});
+      return;
+    }
+    std::string frame(reinterpret_cast<const char*>(buf), n);
+    if (first_tx) {
+      const std::uint64_t k = ++u.first_tx;
+      auto hit = [k](long long every) { return every > 0 && k % static_cast<std::uint64_t>(every) == 0; };
+      if (hit(opt_.drop_every)) {
+        ++totals_.dropped;  // lost on the line
+        return;
+      }
+      if (hit(opt_.corrupt_every)) {
+        auto body = cobs_decode(buf, n);
+        if (body.size() > 6) {
+          // One payload byte (after version and type, before the CRC).
+          std::size_t at = 2 + static_cast<std::size_t>(u.rng() % (body.size() - 6));
+          body[at] = static_cast<std::uint8_t>(body[at] ^ (1u << (u.rng() % 8)));
+          frame = cobs_frame(body);
+          ++totals_.corrupted;
+        }
+      } else if (hit(opt_.reorder_every) && u.reorder_frame.empty()) {
+        u.reorder_frame = std::move(frame);  // goes out after the next READING
+        u.reorder_deadline = now + kReorderHold;
+        ++totals_.frames_sent;
+        return;
+      }
+    }
+    u.out += frame;
+    ++totals_.frames_sent;
+    if (!u.reorder_frame.empty()) {
+      u.out += u.reorder_frame;
+      u.reorder_frame.clear();
+      ++totals_.reordered;
+    }
+  }
+
   void fill_window(Unit& u, Clock::time_point now) {
-    while (u.sent < u.unacked.size() && u.sent < u.window) {
-      auto w = eport::bridge::to_wire(u.unacked[u.sent]);
-      if (!w) {
-        std::fprintf(stderr, "eport-sim: %s\n", w.error().c_str());
-        u.unacked.erase(u.unacked.begin() + static_cast<long>(u.sent));
+    if (u.window_wait && now - u.window_wait_since >= milliseconds(opt_.ack_timeout_ms)) u.window_wait = false;
+    if (u.window_wait || (u.hold_seq != 0 && now < u.hold_until)) return;
+    while (u.sent < u.held.size() && u.sent < u.window) {
+      Item& it = u.held[u.sent];
+      if (!it.complete) break;  // a discard block still growing: seq order
+      if (it.malformed) {       // the agent recorded it as a gap: never resend
+        ++u.sent;
         continue;
       }
       epb_message m{};
-      m.type = EPB_MSG_READING;
-      m.m.reading = *w;
-      send(u, m);
+      if (it.discard) {
+        m.type = EPB_MSG_DISCARD;
+        m.m.discard.first_seq = it.first;
+        m.m.discard.last_seq = it.last;
+        m.m.discard.reason = EPB_DISCARD_FLASH_FULL;
+        send(u, m);
+      } else {
+        auto w = eport::bridge::to_wire(it.reading);
+        if (!w) {
+          // Cannot happen with generated readings; a unit would have to declare it.
+          std::fprintf(stderr, "eport-sim: %s\n", w.error().c_str());
+          it.malformed = true;
+          ++u.sent;
+          continue;
+        }
+        m.type = EPB_MSG_READING;
+        m.m.reading = *w;
+        send_reading(u, m, !it.ever_sent, now);
+      }
+      if (it.ever_sent) ++totals_.resent;
+      it.ever_sent = true;
       if (u.sent == 0) u.flight_since = now;
+      if (u.rewind_seq != 0 && it.first <= u.rewind_seq && u.rewind_seq <= it.last) u.rewind_resent = now;
+      if (u.hold_seq != 0 && it.first <= u.hold_seq && u.hold_seq <= it.last) u.hold_resent = true;
       ++u.sent;
     }
   }
 
-  // Go-back-N (7.4): the oldest reading in flight got neither ACK nor NACK
-  // in time; send it and everything after it again. Twice without hearing
-  // anything at all: the link is dead.
+  // Ack timeout (7.6): the oldest item in flight got neither an ACK nor a
+  // NACK in time: go back to it and send everything from there again.
   void check_ack_timeout(Unit& u, Clock::time_point now) {
     if (u.sent == 0 || now - u.flight_since < milliseconds(opt_.ack_timeout_ms)) return;
     ++totals_.ack_timeouts;
-    if (!u.heard && ++u.silent_timeouts >= 2) {
-      u.silent_timeouts = 0;
-      drop_connection(u);
+    u.sent = 0;
+    u.window_wait = false;
+    u.flight_since = now;
+  }
+
+  // Liveness (7.9): 30 s without a frame, PING; 10 s more, the link is dead.
+  void check_liveness(Unit& u, Clock::time_point now) {
+    if (u.ping_sent) {
+      if (now - *u.ping_sent >= kPingDead) {
+        ++totals_.links_dead;
+        if (!opt_.quiet) std::fprintf(stderr, "eport-sim: %s: link dead (no answer to PING)\n", u.id.c_str());
+        drop_connection(u);
+      }
       return;
     }
-    if (u.heard) u.silent_timeouts = 0;
-    u.heard = false;
-    totals_.resent += u.sent;
-    u.sent = 0;
-    u.flight_since = now;
+    if (now - u.last_rx >= kIdlePing) {
+      epb_message m{};
+      m.type = EPB_MSG_PING;
+      m.m.ping.nonce = ++u.ping_nonce;
+      send(u, m);
+      ++totals_.pings;
+      u.ping_sent = now;
+    }
   }
 
   void flush(Unit& u) {
@@ -490,104 +812,181 @@ class Sim {
     }
   }
 
-  // Frees every reading with seq <= upto: the agent has it in custody.
+  // Frees every item with seq <= upto: the agent has it in custody.
   void release(Unit& u, std::uint64_t upto, Clock::time_point now) {
     bool progress = false;
-    while (!u.unacked.empty() && u.unacked.front().seq <= upto) {
-      if (acked_log_) {
-        auto line = eport::codec::reading_to_json(u.unacked.front());
-        std::fprintf(acked_log_, "%s\n", line.c_str());
+    while (!u.held.empty() && u.held.front().first <= upto) {
+      Item& it = u.held.front();
+      if (it.discard && it.last > upto) {  // partly covered: keep the rest declared
+        it.first = upto + 1;
+        break;
       }
-      u.unacked.pop_front();
+      if (it.discard) {
+        ++totals_.discards_acked;
+      } else {
+        if (acked_log_) {
+          auto line = eport::codec::reading_to_json(it.reading);
+          std::fprintf(acked_log_, "%s\n", line.c_str());
+        }
+        ++totals_.acked;
+      }
+      u.held.pop_front();
       if (u.sent > 0) --u.sent;
-      ++totals_.acked;
       progress = true;
     }
-    if (progress) {
-      u.flight_since = now;
-      u.nack_backoff = milliseconds(250);
-      u.out_of_order = 0;
+    if (progress) u.flight_since = now;  // the ack timer restarts when an ACK advances
+    if (u.hold_seq != 0 && upto >= u.hold_seq) {
+      u.hold_seq = 0;
+      u.hold_backoff = kStoreBackoffMin;
+      u.hold_until = {};
+    }
+    if (u.rewind_seq != 0 && upto >= u.rewind_seq) {
+      u.rewind_seq = 0;
+      u.rewind_resent.reset();
+    }
+  }
+
+  // Index of the held item that contains seq, or -1.
+  long find_item(const Unit& u, std::uint64_t seq) const {
+    if (u.held.empty() || seq < u.held.front().first || seq > u.held.back().last) return -1;
+    // Items are contiguous and in order; most of them are single readings.
+    auto it = std::lower_bound(u.held.begin(), u.held.end(), seq,
+                               [](const Item& x, std::uint64_t s) { return x.last < s; });
+    if (it == u.held.end() || it->first > seq) return -1;
+    return static_cast<long>(it - u.held.begin());
+  }
+
+  void log_unit(const Unit& u, const std::string& what) {
+    if (!opt_.quiet) std::fprintf(stderr, "eport-sim: %s: %s\n", u.id.c_str(), what.c_str());
+  }
+
+  // NACK n with OUT_OF_ORDER, WINDOW, STORE_FULL or INTERNAL: go back to n.
+  void resend_from(Unit& u, std::uint64_t n, std::uint8_t reason, Clock::time_point now) {
+    long idx = find_item(u, n);
+    if (idx < 0) {
+      if (n < (u.held.empty() ? u.next_seq : u.held.front().first)) return;  // already covered by an ACK: stale
+      // The agent expects a seq this unit never numbered: its state is broken.
+      log_unit(u, "NACK " + std::to_string(n) + " for a seq it does not hold: new session");
+      restart_session(u);
+      return;
+    }
+    auto at = static_cast<std::size_t>(idx);
+    if (reason == EPB_NACK_STORE_FULL || reason == EPB_NACK_INTERNAL) {
+      // One refusal per resend of n: NACKs for n before n went out again are
+      // the same refusal. The backoff doubles per refused resend.
+      if (u.hold_seq == n && !u.hold_resent) {
+        u.sent = std::min(u.sent, at);
+        return;
+      }
+      if (u.hold_seq == n) {
+        u.hold_backoff = std::min(u.hold_backoff * 2, kStoreBackoffMax);
+      } else {
+        u.hold_seq = n;
+        u.hold_backoff = kStoreBackoffMin;
+      }
+      u.hold_resent = false;
+      u.hold_until = now + jitter(u, u.hold_backoff);
+      u.sent = std::min(u.sent, at);
+      return;
+    }
+    // OUT_OF_ORDER, WINDOW: the NACKs for n that answer frames sent before n
+    // went out again mean the same thing: one go-back.
+    if (u.rewind_seq == n && (!u.rewind_resent || now - *u.rewind_resent < kNackGrace)) {
+      u.sent = std::min(u.sent, at);
+      return;
+    }
+    u.rewind_seq = n;
+    u.rewind_resent.reset();
+    u.sent = std::min(u.sent, at);
+    if (reason == EPB_NACK_WINDOW) {  // resend from n after the next ACK (or the ack timeout)
+      u.window_wait = true;
+      u.window_wait_since = now;
     }
   }
 
   void on_message(Unit& u, const epb_message& m) {
     auto now = Clock::now();
     switch (m.type) {
-      case EPB_MSG_WELCOME:
+      case EPB_MSG_WELCOME: {
+        const auto ls = m.m.welcome.last_stored_seq;
+        reset_link_state(u);
         u.welcomed = true;
         u.window = std::max<std::uint16_t>(1, m.m.welcome.window);
         u.backoff = milliseconds(100);
-        u.hello_backoff = milliseconds(1000);
-        u.sent = 0;
-        u.paused_until = {};
-        release(u, m.m.welcome.last_stored_seq, now);
-        if (opt_.replay.empty() && u.next_seq <= m.m.welcome.last_stored_seq) u.next_seq = m.m.welcome.last_stored_seq + 1;
+        u.hello_backoff = kHelloBackoffMin;
+        release(u, ls, now);
+        if (opt_.replay.empty() && u.next_seq <= ls) u.next_seq = ls + 1;
+        number_readings(u);  // resumes from the oldest held item above last_stored_seq
         break;
+      }
       case EPB_MSG_ACK:
         if (opt_.drop_acks_every > 0 && ++u.acks_seen % static_cast<std::uint64_t>(opt_.drop_acks_every) == 0) {
           ++totals_.acks_dropped;  // "lost on the way": the ack timeout recovers it
           return;
         }
+        if (!u.welcomed) return;
         release(u, m.m.ack.seq, now);
-        u.paused_until = {};
+        u.window_wait = false;
         break;
       case EPB_MSG_NACK: {
         ++totals_.nacked;
         const auto seq = m.m.nack.seq;
-        switch (m.m.nack.reason) {
-          case EPB_NACK_MALFORMED:
-            if (seq == 0) {
-              if (!opt_.quiet) std::fprintf(stderr, "eport-sim: %s: the agent refused our HELLO\n", u.id.c_str());
-              break;
-            }
-            for (auto it = u.unacked.begin(); it != u.unacked.end(); ++it) {
-              if (it->seq == seq) {
-                if (static_cast<std::size_t>(it - u.unacked.begin()) < u.sent) --u.sent;
-                u.unacked.erase(it);
-                ++totals_.malformed_dropped;
-                break;
-              }
-            }
-            break;
-          case EPB_NACK_NO_HELLO:
-            restart_session(u);
-            break;
-          case EPB_NACK_WINDOW:
-            // Wait for the next ACK (or the ack timeout), then resend from it.
-            totals_.resent += u.sent;
-            u.sent = 0;
-            u.paused_until = now + milliseconds(opt_.ack_timeout_ms);
-            break;
-          case EPB_NACK_OUT_OF_ORDER:
-            if (++u.out_of_order >= 2) {
-              u.out_of_order = 0;
-              restart_session(u);
-            } else {
-              totals_.resent += u.sent;
-              u.sent = 0;
-            }
-            break;
-          default: {
-            // Store full, internal error: keep it, back off, resend from it.
-            totals_.resent += u.sent;
-            u.sent = 0;
-            auto jitter = milliseconds(static_cast<long>(seq % 97));
-            u.paused_until = now + u.nack_backoff + jitter;
-            u.nack_backoff = std::min(u.nack_backoff * 2, milliseconds(5000));
+        const auto reason = m.m.nack.reason;
+        const std::string why = epb_nack_reason_name(reason);
+        if (seq == 0) {
+          // Not attributable: a refused HELLO (or DISCARD content). Logged; the
+          // HELLO schedule retries (the operator may fix the configuration).
+          if (!u.welcomed || reason != EPB_NACK_MALFORMED) ++totals_.hellos_refused;
+          log_unit(u, "the agent refused our HELLO (next_seq " + std::to_string(u.next_seq) + "): " + why);
+          break;
+        }
+        u.flight_since = now;  // a NACK answers the ack timer too
+        switch (reason) {
+          case EPB_NACK_MALFORMED: {
+            ++totals_.malformed;
+            long idx = find_item(u, seq);
+            if (idx >= 0) u.held[static_cast<std::size_t>(idx)].malformed = true;  // kept until an ACK covers it
+            log_unit(u, "reading " + std::to_string(seq) + " refused as malformed (recorded as a gap)");
             break;
           }
+          case EPB_NACK_NO_HELLO:
+            if (u.welcomed) log_unit(u, "NACK " + std::to_string(seq) + " NO_HELLO: the agent lost our session; HELLO again");
+            restart_session(u);
+            break;
+          case EPB_NACK_OUT_OF_ORDER:
+          case EPB_NACK_WINDOW:
+          case EPB_NACK_STORE_FULL:
+          case EPB_NACK_INTERNAL:
+            resend_from(u, seq, reason, now);
+            break;
+          case EPB_NACK_SEQ_RANGE:
+            log_unit(u, "DISCARD from " + std::to_string(seq) + " refused (seq range): new session");
+            restart_session(u);
+            break;
+          default:
+            log_unit(u, "NACK " + std::to_string(seq) + ": " + why);
+            break;
         }
         break;
       }
-      case EPB_MSG_SETTINGS:
-        // Reporting intervals from the cloud (via the agent). The simulator
-        // keeps its configured rate; it records what a unit would apply.
+      case EPB_MSG_SETTINGS: {
+        // Reporting intervals from the cloud (via the agent): applied (0 =
+        // unchanged) and answered with the intervals now in force. The
+        // simulator keeps generating at --rate.
         ++totals_.settings;
+        if (m.m.settings.position_interval_s != 0) u.position_interval_s = m.m.settings.position_interval_s;
+        if (m.m.settings.sensor_interval_s != 0) u.sensor_interval_s = m.m.settings.sensor_interval_s;
         if (!opt_.quiet) {
           std::fprintf(stderr, "eport-sim: %s: SETTINGS position_interval_s=%u sensor_interval_s=%u\n", u.id.c_str(),
                        m.m.settings.position_interval_s, m.m.settings.sensor_interval_s);
         }
+        epb_message a{};
+        a.type = EPB_MSG_SETTINGS_ACK;
+        a.m.settings.position_interval_s = u.position_interval_s;
+        a.m.settings.sensor_interval_s = u.sensor_interval_s;
+        send(u, a);
         break;
+      }
       case EPB_MSG_PING: {
         epb_message pong{};
         pong.type = EPB_MSG_PONG;
@@ -618,7 +1017,10 @@ class Sim {
         if (st == EPB_OK) {
           bool lost = m.type == EPB_MSG_ACK && opt_.drop_acks_every > 0 &&
                       (u.acks_seen + 1) % static_cast<std::uint64_t>(opt_.drop_acks_every) == 0;
-          if (!lost) u.heard = true;
+          if (!lost) {
+            u.last_rx = Clock::now();
+            u.ping_sent.reset();
+          }
           on_message(u, m);
         }
       }
@@ -630,6 +1032,7 @@ class Sim {
   std::vector<Unit> units_;
   Totals totals_;
   Clock::time_point start_{};
+  bool generating_ = true;
   std::FILE* acked_log_ = nullptr;
   std::FILE* record_ = nullptr;
 };
