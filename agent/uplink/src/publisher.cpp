@@ -170,11 +170,24 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
            ",\"time_utc_ms\":" + std::to_string(now_utc_ms()) + "}";
   }
 
-  mqtt::connect_options connect_options(const std::vector<std::string>& uris) {
+  // Options for one connect attempt to exactly one broker, always MQTT 3.1.1.
+  //
+  // Both restrictions work around paho.mqtt.c #1187 (open in 1.3.12): when a
+  // connection made from a server list, or with MQTTVERSION_DEFAULT (the C++
+  // default), is lost, Paho queues a CONNECT of its own (to the next URI, or
+  // "falling back" to MQTT 3.1) even with automatic reconnect off, and calls
+  // connection_lost as well. Our reconnect then calls MQTTAsync_connect, which
+  // frees and re-copies the client's serverURIs without a lock while Paho's
+  // send thread connects with that stale command and reads the freed URI
+  // (ASan: heap-use-after-free in strrchr, MQTTProtocol_addressPort). With one
+  // URI and a fixed version Paho never connects on its own, so a connect
+  // token that has completed means no connect attempt is left inside Paho.
+  mqtt::connect_options connect_options(const std::string& uri) {
     mqtt::will_options will(status_topic,
                             std::string("{\"state\":\"offline\",\"gateway\":" + codec::json_string(opt.gateway_id) + "}"),
                             1, true);
     mqtt::connect_options co;
+    co.set_mqtt_version(MQTTVERSION_3_1_1);  // as the client was created; no 3.1 fallback (see above)
     // The outbox, not the broker session, is what survives: a clean session,
     // and everything unacknowledged is published again after a reconnect.
     co.set_clean_session(true);
@@ -183,15 +196,14 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
     co.set_automatic_reconnect(false);
     co.set_will(will);
     co.set_max_inflight(static_cast<int>(opt.max_inflight) + 4);
-    auto servers = std::make_shared<mqtt::string_collection>();
-    for (const auto& u : uris) servers->push_back(paho_uri(u));
-    co.set_servers(servers);
+    co.set_servers(std::make_shared<mqtt::string_collection>(paho_uri(uri)));
     if (!opt.username.empty()) {
       co.set_user_name(opt.username);
       co.set_password(opt.password);
     }
+    // As when Paho got the whole list: TLS options whenever any broker is TLS.
     bool any_tls = false;
-    for (const auto& u : uris) any_tls |= is_tls_uri(u);
+    for (const auto& u : opt.server_uris) any_tls |= is_tls_uri(u);
     if (any_tls) {
       mqtt::ssl_options ssl;
       ssl.set_trust_store(opt.tls.ca_file);
@@ -206,22 +218,45 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
     return co;
   }
 
-  bool connect_once(const std::vector<std::string>& uris) {
+  enum class Attempt { kConnected, kFailed, kFailedAfterConnect };
+
+  // One attempt at one broker: connect, send the online status, subscribe to
+  // commands. On failure, what() of the error is left in `error`.
+  Attempt connect_to(const std::string& uri, std::string& error) {
+    bool connected = false;
     try {
-      auto tok = client->connect(connect_options(uris));
+      auto tok = client->connect(connect_options(uri));
       tok->wait();
+      connected = true;
       connected_uri = tok->get_connect_response().get_server_uri();
       client->publish(status_topic, status_json("online"), 1, true);
       if (opt.commands) client->subscribe(cmd_topic, 1);
+      return Attempt::kConnected;
     } catch (const mqtt::exception& e) {
-      ++stats.connect_failures;
-      std::string to;
-      for (const auto& u : uris) to += (to.empty() ? "" : ", ") + u;
-      log::warn(kLog, "connect to " + to + " failed: " + e.what());
+      error = e.what();
       try {
         if (client->is_connected()) client->disconnect()->wait_for(std::chrono::seconds(1));
       } catch (const mqtt::exception&) {
       }
+      return connected ? Attempt::kFailedAfterConnect : Attempt::kFailed;
+    }
+  }
+
+  // Tries the brokers in order until one accepts, as Paho did when it was
+  // given the whole list, but one URI per connect (see connect_options). A
+  // broker that accepted and then failed ends the round, as before.
+  bool connect_once(const std::vector<std::string>& uris) {
+    std::string error;
+    auto result = Attempt::kFailed;
+    for (const auto& u : uris) {
+      result = connect_to(u, error);
+      if (result != Attempt::kFailed) break;
+    }
+    if (result != Attempt::kConnected) {
+      ++stats.connect_failures;
+      std::string to;
+      for (const auto& u : uris) to += (to.empty() ? "" : ", ") + u;
+      log::warn(kLog, "connect to " + to + " failed: " + error);
       return false;
     }
     {
