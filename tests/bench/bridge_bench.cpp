@@ -209,6 +209,7 @@ PathResult bridge_path(const std::string& dir, const Workload& w, eport::store::
     m.m.hello.container_id_len = static_cast<std::uint8_t>(w.containers[u].size());
     std::memcpy(m.m.hello.container_id, w.containers[u].data(), w.containers[u].size());
     m.m.hello.next_seq = 1;
+    m.m.hello.oldest_seq = 1;
     std::uint8_t buf[EPB_MAX_ENCODED];
     units[u].out.assign(reinterpret_cast<const char*>(buf), epb_encode(&m, buf, sizeof buf));
     total += w.frames[u].size();
