@@ -67,8 +67,8 @@ level = "{log_level}"
     def start(self):
         self.starts += 1
         self.log = open(self.work.file(f"{self.name}-{self.starts}.log"), "w")
-        self.proc = subprocess.Popen([h.AGENT, "--config", self.config], stdout=self.log, stderr=subprocess.STDOUT,
-                                     preexec_fn=_more_files)
+        self.proc = h.spawn([h.AGENT, "--config", self.config], stdout=self.log, stderr=subprocess.STDOUT,
+                            preexec_fn=_more_files)
         h.wait_until(lambda: os.path.exists(self.socket) or self.proc.poll() is not None, 10, "agent socket")
         if self.proc.poll() is not None:
             raise RuntimeError(f"agent exited with {self.proc.returncode}: {self.read_log()}")
@@ -96,8 +96,7 @@ def sim(args, background=False, timeout=300):
     """eport-sim with the given arguments (list of strings)."""
     cmd = [h.SIM] + [str(a) for a in args]
     if background:
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=_more_files)
+        return h.spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_more_files)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, preexec_fn=_more_files)
 
 
