@@ -853,10 +853,12 @@ struct Server::Impl : public ingest::CompletionSink {
           ++stats.pings_sent;
         }
       } else if (now - s.ping_sent >= opt.dead_after_ping) {
-        ++stats.links_dead;
-        log::warn(kLog, link_name(s) + " silent for " +
-                            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - s.last_rx).count()) +
-                            " s and no answer to a PING: " + (s.port >= 0 ? "session forgotten" : "closing"));
+        // A tty with no unit on it stays quiet: no warning or count every 40 s.
+        if (s.hello || s.port < 0) ++stats.links_dead;
+        (s.hello ? log::warn : log::debug)(
+            kLog, link_name(s) + " silent for " +
+                      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now - s.last_rx).count()) +
+                      " ms and no answer to a PING: " + (s.port >= 0 ? "session forgotten" : "closing"));
         detach(id, s);
         s.ping_sent = {};
         s.last_rx = now;
