@@ -62,7 +62,7 @@ def test_disk_full(work):
     nobody = f"tcp://127.0.0.1:{h.free_port()}"  # no broker: nothing drains
 
     quota = 1 << 20
-    agent = h.Agent(work, nobody, store_extra=f"max_bytes = {quota}\nmin_free_bytes = 0")
+    agent = h.Agent(work, nobody, store_extra=f"max_bytes = {quota}\nmin_free_bytes = 0\nwhen_full = \"evict\"")
     agent.start()
     n, alarms, stats = fill_and_check(work, agent, units=20, count=1500, max_bytes=quota)
     h.log(f"quota: {n} readings acknowledged into a {quota}-byte store; {int(stats['telemetry']['evicted'])} "
@@ -79,7 +79,7 @@ def test_disk_full(work):
             f.write(b"\0" * (3 << 20))
         fs_work = h.Workdir("fs")
         fs_work.path = mnt
-        agent2 = h.Agent(fs_work, nobody, store_extra="min_free_bytes = 1572864")
+        agent2 = h.Agent(fs_work, nobody, store_extra="min_free_bytes = 1572864\nwhen_full = \"evict\"")
         agent2.start()
         n, alarms, stats = fill_and_check(work, agent2, units=20, count=1500)
         st = os.statvfs(mnt)

@@ -111,8 +111,14 @@ getent group eport-agent >/dev/null || fail "group eport-agent not created"
 [[ "$(stat -c '%U:%G %a' /etc/eport-agent/agent.toml)" == "root:eport-agent 640" ]] ||
   fail "agent.toml is $(stat -c '%U:%G %a' /etc/eport-agent/agent.toml)"
 dpkg-query -W -f='${Conffiles}\n' eport-agent | grep -q '^ /etc/eport-agent/agent.toml ' || fail "agent.toml is not a conffile"
-# The service user can read its config, and the shipped config is valid.
-runuser -u eport-agent -- /usr/bin/eport-agent --check-config /etc/eport-agent/agent.toml || fail "--check-config as eport-agent"
+# The service user can read its config, and the shipped config (a mutual-TLS
+# template) is refused until its placeholders are filled in, naming them.
+out=$(runuser -u eport-agent -- /usr/bin/eport-agent --check-config /etc/eport-agent/agent.toml 2>&1) &&
+  fail "--check-config as eport-agent accepted the unfilled template"
+grep -q 'cannot open config file' <<<"$out" && fail "eport-agent cannot read its config: $out"
+for k in mqtt.uri mqtt.ca_file mqtt.cert_file mqtt.key_file; do
+  grep -q "^/etc/eport-agent/agent.toml: $k: " <<<"$out" || fail "--check-config does not name $k: $out"
+done
 [[ -L /etc/systemd/system/multi-user.target.wants/eport-agent.service ]] || fail "unit not enabled"
 if command -v systemd-analyze >/dev/null; then
   step "systemd-analyze verify"

@@ -1,6 +1,12 @@
 // [config] Every kind of bad config is rejected as a whole, each problem named
 // with its line and key; a good one yields exactly the values written.
 #include <catch2/catch.hpp>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 #include "eport/config/config.h"
 
@@ -28,7 +34,7 @@ TEST_CASE("a minimal config gets every default", "[config]") {
   CHECK(c->log.level == "info");
   CHECK(c->gnss.source == "none");
   CHECK(c->gnss.require_fix);
-  CHECK(c->store.when_full == "evict");
+  CHECK(c->store.when_full == "refuse");  // never deletes an acknowledged reading unless asked to
   auto rules = c->priority.rules();
   CHECK(rules.seal_tampered == model::Priority::kAlarm);
   CHECK(rules.position == model::Priority::kTelemetry);
@@ -211,4 +217,144 @@ TEST_CASE("site and gateway ids that are not topic-safe are refused, naming the 
   REQUIRE(ok.ok());
   CHECK(ok->gateway.id == "gw-yangshan-01");
   CHECK(ok->gateway.site == "cnsha");
+}
+
+// --- TLS and configuration hygiene (issue 11) ---
+
+namespace {
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char t[] = "/tmp/eport-config-test-XXXXXX";
+    path = ::mkdtemp(t);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::string write(const std::string& name, const std::string& text, mode_t mode = 0600) {
+    std::string p = path + "/" + name;
+    std::ofstream(p) << text;
+    ::chmod(p.c_str(), mode);
+    return p;
+  }
+};
+const std::string kPemCert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+const std::string kPemKey = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+}  // namespace
+
+TEST_CASE("loopback is the parsed host exactly: 127.0.0.0/8, ::1 or localhost", "[config][security]") {
+  for (const char* u : {"tcp://127.0.0.1:1883", "tcp://127.255.3.4:1", "mqtt://localhost:1883", "tcp://[::1]:1883"}) {
+    INFO(u);
+    CHECK(config::is_loopback_uri(u));
+  }
+  for (const char* u : {"tcp://127.attacker.example:1883", "tcp://localhost.attacker.example:1883",
+                        "tcp://128.0.0.1:1883", "tcp://[::2]:1883", "tcp://10.127.0.1:1883", "tcp://127.0.0.1.nip.io:1",
+                        "tcp://[::ffff:10.0.0.1]:1883", "tcp://0x7f000001:1883"}) {
+    INFO(u);
+    CHECK_FALSE(config::is_loopback_uri(u));
+  }
+}
+
+TEST_CASE("a password is refused with any non-TLS broker that is not loopback", "[config][security]") {
+  const std::string user = "username = \"gw\"\npassword_file = \"/pw\"\n";
+  for (const char* uri : {"tcp://127.attacker.example:1883", "ssl://a.example:8883,tcp://b.example:1883",
+                          "mqtt://10.0.0.1:1883"}) {
+    INFO(uri);
+    auto r = config::load_string(kValid + "[mqtt]\nuri = \"" + uri + "\"\nca_file = \"/ca\"\n" + user, "agent.toml");
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.error(), Catch::Contains("mqtt.password_file: the password would cross the network in clear") &&
+                              Catch::Contains("mqtt.insecure_password_over_tcp"));
+    auto allowed = config::load_string(kValid + "[mqtt]\nuri = \"" + uri + "\"\nca_file = \"/ca\"\n" + user +
+                                       "insecure_password_over_tcp = true\n");
+    CHECK(allowed.ok());
+  }
+  for (const char* uri : {"tcp://127.0.0.1:1883", "ssl://a.example:8883,mqtts://b.example:8883", "tcp://[::1]:1"}) {
+    INFO(uri);
+    CHECK(config::load_string(kValid + "[mqtt]\nuri = \"" + uri + "\"\nca_file = \"/ca\"\n" + user).ok());
+  }
+}
+
+TEST_CASE("verify_hostname = false needs insecure_skip_verify_hostname", "[config][security]") {
+  const std::string tls = kValid + "[mqtt]\nuri = \"ssl://b.example:8883\"\nca_file = \"/ca\"\nverify_hostname = false\n";
+  auto r = config::load_string(tls, "agent.toml");
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(r.error(), Catch::Contains("mqtt.verify_hostname:") &&
+                            Catch::Contains("mqtt.insecure_skip_verify_hostname = true"));
+  auto ok = config::load_string(tls + "insecure_skip_verify_hostname = true\n");
+  REQUIRE(ok.ok());
+  CHECK_FALSE(ok->mqtt.verify_hostname);
+}
+
+TEST_CASE("CA, certificate, key and password files are opened at load, errors name key and path", "[config][security]") {
+  TempDir d;
+  auto ca = d.write("ca.crt", kPemCert), crt = d.write("gw.crt", kPemCert), key = d.write("gw.key", kPemKey);
+  auto pw = d.write("pw", "secret\n");
+  int n = 0;
+  auto conf = [&](const std::string& ca_, const std::string& crt_, const std::string& key_, const std::string& pw_) {
+    return d.write("agent-" + std::to_string(++n) + ".toml", kValid + "[mqtt]\nuri = \"ssl://b.example:8883\"\nca_file = \"" + ca_ +
+                                     "\"\ncert_file = \"" + crt_ + "\"\nkey_file = \"" + key_ +
+                                     "\"\nusername = \"gw\"\npassword_file = \"" + pw_ + "\"\n");
+  };
+  REQUIRE(config::load_file(conf(ca, crt, key, pw)).ok());
+  auto missing = d.path + "/missing.pem";
+  auto garbage = d.write("garbage.pem", "not a certificate\n");
+  auto empty_pw = d.write("empty-pw", "\n");
+  std::vector<std::pair<std::string, std::string>> cases = {
+      {conf(missing, crt, key, pw), "mqtt.ca_file: cannot read " + missing + ": No such file or directory"},
+      {conf(ca, missing, key, pw), "mqtt.cert_file: cannot read " + missing},
+      {conf(ca, crt, missing, pw), "mqtt.key_file: cannot read " + missing},
+      {conf(ca, crt, key, missing), "mqtt.password_file: cannot read " + missing},
+      {conf(garbage, crt, key, pw), "mqtt.ca_file: " + garbage + " holds no PEM certificate"},
+      {conf(ca, key, key, pw), "mqtt.cert_file: " + key + " holds no PEM certificate"},
+      {conf(ca, crt, crt, pw), "mqtt.key_file: " + crt + " holds no PEM private key"},
+      {conf(ca, crt, key, empty_pw), "mqtt.password_file: " + empty_pw + ": the first line (the password) is empty"},
+  };
+  for (const auto& [file, expected] : cases) {
+    INFO(expected);
+    auto r = config::load_file(file);
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.error(), Catch::Contains(expected));
+  }
+}
+
+TEST_CASE("a long password is read whole or refused, never truncated", "[config][security]") {
+  TempDir d;
+  std::string p2000(2000, 'p');
+  auto r = config::read_secret(d.write("pw", p2000 + "\r\nsecond line\n"));
+  REQUIRE(r.ok());
+  CHECK(*r == p2000);  // was cut to 1023 bytes
+  auto too_long = config::read_secret(d.write("pw2", std::string(config::kMaxPasswordBytes + 1, 'x')));
+  REQUIRE_FALSE(too_long.ok());
+  CHECK_THAT(too_long.error(), Catch::Contains("longer than 65535 bytes") && Catch::Contains("not truncated"));
+  CHECK(config::read_secret(d.write("pw3", std::string(config::kMaxPasswordBytes, 'x'))).ok());
+}
+
+TEST_CASE("a key or password file readable by others is warned about", "[config][security]") {
+  TempDir d;
+  auto c = config::defaults();
+  c.mqtt.key_file = d.write("gw.key", kPemKey, 0600);
+  c.mqtt.password_file = d.write("pw", "secret\n", 0600);
+  CHECK(config::secret_file_warnings(c).empty());
+  ::chmod(c.mqtt.key_file.c_str(), 0644);
+  ::chmod(c.mqtt.password_file.c_str(), 0604);
+  auto w = config::secret_file_warnings(c);
+  REQUIRE(w.size() == 2);
+  CHECK_THAT(w[0], Catch::Contains("mqtt.key_file: " + c.mqtt.key_file + " is readable by every local user (mode 0644)"));
+  CHECK_THAT(w[1], Catch::Contains("mqtt.password_file:"));
+  // Group-readable by the agent's own group (root:eport-agent 0640) is how
+  // the package shares a key with the service: no warning.
+  ::chmod(c.mqtt.key_file.c_str(), 0640);
+  ::chmod(c.mqtt.password_file.c_str(), 0600);
+  REQUIRE(::chown(c.mqtt.key_file.c_str(), static_cast<uid_t>(-1), ::getegid()) == 0);
+  CHECK(config::secret_file_warnings(c).empty());
+}
+
+TEST_CASE("a .invalid broker host is a placeholder; load_file reports it with the missing files", "[config][security]") {
+  auto r = config::load_string(kValid + "[mqtt]\nuri = \"ssl://broker.invalid:8883\"\nca_file = \"/ca\"\n");
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(r.error(), Catch::Contains("mqtt.uri: ssl://broker.invalid:8883 is a placeholder"));
+  TempDir d;
+  auto f = d.write("agent.toml", kValid + "[mqtt]\nuri = \"ssl://broker.invalid:8883\"\nca_file = \"" + d.path +
+                                     "/ca.crt\"\n");
+  auto all = config::load_file(f);
+  REQUIRE_FALSE(all.ok());
+  CHECK_THAT(all.error(), Catch::Contains("is a placeholder") && Catch::Contains("mqtt.ca_file: cannot read " + d.path));
 }

@@ -3,6 +3,8 @@
 // reopening, and recognises resends by source + seq.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include "eport/store/outbox.h"
 #include "test_util.h"
 
@@ -216,4 +218,18 @@ TEST_CASE("an unwritable location fails with the path in the message", "[store]"
   auto ob = store::Outbox::open({"/nonexistent-dir/outbox.db"});
   REQUIRE_FALSE(ob.ok());
   CHECK_THAT(ob.error(), Catch::Contains("/nonexistent-dir/outbox.db"));
+}
+
+TEST_CASE("a new outbox and its WAL are created 0600 whatever the umask", "[store][security]") {
+  test::TempDir dir;
+  mode_t old = ::umask(022);  // as when run by hand, outside systemd's UMask=0007
+  auto ob = open(dir);
+  ::umask(old);
+  REQUIRE(ob->append(std::vector<store::Record>{rec("tcu-1", 1)}).ok());
+  for (const char* name : {"outbox.db", "outbox.db-wal", "outbox.db-shm"}) {
+    INFO(name);
+    struct stat st{};
+    REQUIRE(::stat(dir.file(name).c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+  }
 }

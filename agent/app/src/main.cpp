@@ -43,17 +43,6 @@ constexpr const char* kUsage =
 
 using eport::model::now_utc_ms;
 
-// Reads a secret (first line of a file). Never logged.
-eport::Result<std::string> read_secret(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "r");
-  if (f == nullptr) return eport::Error{"cannot read " + path + ": " + std::strerror(errno)};
-  char buf[1024];
-  std::string line = std::fgets(buf, sizeof buf, f) ? buf : "";
-  std::fclose(f);
-  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-  return line;
-}
-
 eport::store::OutboxOptions outbox_options(const eport::config::AgentConfig& cfg) {
   using namespace eport;
   store::OutboxOptions so;
@@ -106,7 +95,7 @@ int run(const eport::config::AgentConfig& cfg) {
   po.client_id = cfg.mqtt.client_id;
   po.username = cfg.mqtt.username;
   if (!cfg.mqtt.password_file.empty()) {
-    auto pw = read_secret(cfg.mqtt.password_file);
+    auto pw = config::read_secret(cfg.mqtt.password_file);
     if (!pw) {
       log::error("agent", pw.error());
       return 1;
@@ -130,12 +119,22 @@ int run(const eport::config::AgentConfig& cfg) {
   po.commands = cfg.commands.enabled;
   po.agent_version = EPORT_VERSION;
   po.config_hash = config::config_hash(cfg);
+  bool any_tls = false;
   for (const auto& uri : po.server_uris) {
     bool tls = uri.rfind("ssl://", 0) == 0 || uri.rfind("mqtts://", 0) == 0;
-    bool loopback = uri.find("://127.") != std::string::npos || uri.find("://localhost:") != std::string::npos ||
-                    uri.find("://[::1]:") != std::string::npos;
-    if (!tls && !loopback) log::warn("agent", "broker " + uri + " is not encrypted: use ssl:// in production");
+    any_tls |= tls;
+    if (!tls && !config::is_loopback_uri(uri)) {
+      log::warn("agent", "broker " + uri + " is not encrypted: use ssl:// in production" +
+                             std::string(po.password.empty() ? "" : " (mqtt.insecure_password_over_tcp: the password "
+                                                                    "crosses the network in clear)"));
+    }
   }
+  if (any_tls && !cfg.mqtt.verify_hostname) {
+    log::warn("agent", "mqtt.verify_hostname = false (mqtt.insecure_skip_verify_hostname): the broker's certificate "
+                       "is not checked against its host name; anyone holding a certificate from mqtt.ca_file's CA "
+                       "can pose as the broker");
+  }
+  for (const auto& w : config::secret_file_warnings(cfg)) log::warn("agent", w);
 
   app::LastPositions positions;
   bridge::Server* server_ptr = nullptr;  // set below; commands arrive only after start
@@ -350,6 +349,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     if (std::strcmp(argv[1], "--check-config") == 0) {
+      for (const auto& w : config::secret_file_warnings(*cfg)) std::fprintf(stderr, "warning: %s\n", w.c_str());
       std::printf("%s: valid (config hash %s)\n", argv[2], config::config_hash(*cfg).c_str());
       return 0;
     }

@@ -15,6 +15,14 @@
 // arrive as toml::parse_error, caught right here at the library boundary.
 #include <toml++/toml.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "eport/model/ids.h"
 
 namespace eport::config {
@@ -146,9 +154,11 @@ std::vector<KeySpec> build_specs() {
                       "SQLite's journal so that eviction itself can still run on a full disk.",
                       [](AgentConfig& c) -> std::int64_t& { return c.store.min_free_bytes; }));
   s.push_back(with_choices(
-      str_key("store.when_full", "\"evict\"",
-              "\"evict\": evict the lowest class, oldest first (never an alarm while anything lower remains; refuse "
-              "when nothing may give way). \"refuse\": never evict; refuse new readings, units keep and resend them.",
+      str_key("store.when_full", "\"refuse\"",
+              "\"refuse\": never delete an acknowledged reading; refuse new readings, units keep and resend them. "
+              "\"evict\": delete acknowledged readings of the lowest class, oldest first, to make room (never an "
+              "alarm while anything lower remains; refuse when nothing may give way): trades the delivery promise "
+              "for the newest data (docs/store.md).",
               [](AgentConfig& c) -> std::string& { return c.store.when_full; }),
       {"evict", "refuse"}));
   s.push_back(int_key("store.ttl_alarm_s", "0", 0, 10ll * 365 * 86400, "Delete unsent alarms older than this; 0: never.",
@@ -196,16 +206,28 @@ std::vector<KeySpec> build_specs() {
                       "PEM client certificate for mutual TLS (CN = gateway.id with the broker configs of "
                       "broker-config/). Empty: no client certificate.",
                       [](AgentConfig& c) -> std::string& { return c.mqtt.cert_file; }));
-  s.push_back(str_key("mqtt.key_file", "\"\"", "PEM private key of mqtt.cert_file (keep it 0600).",
+  s.push_back(str_key("mqtt.key_file", "\"\"",
+                      "PEM private key of mqtt.cert_file (keep it 0600 or 0640 with the agent's group; a key "
+                      "others may read is warned about).",
                       [](AgentConfig& c) -> std::string& { return c.mqtt.key_file; }));
   s.push_back(bool_key("mqtt.verify_hostname", "true",
-                       "Check that the broker's certificate names the host in mqtt.uri.",
+                       "Check that the broker's certificate names the host in mqtt.uri. false is refused unless "
+                       "mqtt.insecure_skip_verify_hostname = true.",
                        [](AgentConfig& c) -> bool& { return c.mqtt.verify_hostname; }));
+  s.push_back(bool_key("mqtt.insecure_skip_verify_hostname", "false",
+                       "Allows mqtt.verify_hostname = false: any certificate from mqtt.ca_file's CA, for any host, is "
+                       "then accepted as the broker (logged as a warning at every start). Tests and migrations only.",
+                       [](AgentConfig& c) -> bool& { return c.mqtt.insecure_skip_verify_hostname; }));
+  s.push_back(bool_key("mqtt.insecure_password_over_tcp", "false",
+                       "Allows mqtt.password_file with a tcp:// or mqtt:// broker that is not loopback (127.0.0.0/8, "
+                       "::1 or localhost): the password then crosses the network in clear.",
+                       [](AgentConfig& c) -> bool& { return c.mqtt.insecure_password_over_tcp; }));
   s.push_back(str_key("mqtt.username", "\"\"", "MQTT user name (an alternative or addition to a client certificate).",
                       [](AgentConfig& c) -> std::string& { return c.mqtt.username; }));
   s.push_back(str_key("mqtt.password_file", "\"\"",
-                      "File holding the MQTT password (first line). The password never appears in the config, "
-                      "the logs or the config hash.",
+                      "File holding the MQTT password (first line, at most 65535 bytes). The password never "
+                      "appears in the config, the logs or the config hash. With a tcp:// or mqtt:// broker that is "
+                      "not loopback it is refused, see mqtt.insecure_password_over_tcp.",
                       [](AgentConfig& c) -> std::string& { return c.mqtt.password_file; }));
   s.push_back(str_key("mqtt.client_id", "\"\"", "MQTT client id. Empty: the gateway id.",
                       [](AgentConfig& c) -> std::string& { return c.mqtt.client_id; }));
@@ -280,6 +302,12 @@ std::vector<KeySpec> build_specs() {
   return s;
 }
 
+std::string mode_text(mode_t m) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));
+  return buf;
+}
+
 bool is_id(std::string_view v) {
   if (v.empty() || v.size() > 32) return false;
   for (std::size_t i = 0; i < v.size(); ++i) {
@@ -335,6 +363,32 @@ bool is_uri_list(std::string_view v) {
 }
 
 bool is_tls(std::string_view uri) { return uri.substr(0, 6) == "ssl://" || uri.substr(0, 8) == "mqtts://"; }
+
+// The host of scheme://host:port ([v6] brackets removed), or "".
+std::string uri_host(std::string_view uri) {
+  auto sep = uri.find("://");
+  if (sep == std::string_view::npos) return "";
+  auto hp = uri.substr(sep + 3);
+  auto colon = hp.rfind(':');
+  if (colon == std::string_view::npos) return "";
+  auto host = hp.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return std::string(host);
+}
+
+// Reads all of a file; false (and errno) when it cannot be opened or read.
+bool slurp(const std::string& path, std::string& out, std::size_t limit = 1 << 20) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return false;
+  char buf[4096];
+  std::size_t n;
+  while (out.size() < limit && (n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  bool ok = !std::ferror(f);
+  int e = errno;
+  std::fclose(f);
+  errno = e;
+  return ok;
+}
 
 std::string pattern_error(std::string_view pattern) {
   if (pattern == "id") return "must be 1-32 of a-z, 0-9 and '-' (not first)";
@@ -474,16 +528,22 @@ AgentConfig defaults() {
   return c;
 }
 
-Result<AgentConfig> load_string(std::string_view text, std::string_view source_name) {
+namespace {
+
+// Parses and validates into out; the problems found, each a full line. With a
+// TOML syntax error, syntax_ok is false and out holds only defaults.
+std::vector<std::string> load_impl(std::string_view text, std::string_view source_name, AgentConfig& out,
+                                   bool& syntax_ok) {
+  apply_defaults(out);
+  syntax_ok = false;
   toml::table root;
   try {
     root = toml::parse(text, source_name);
   } catch (const toml::parse_error& e) {
-    return Error{std::string(source_name) + ":" + std::to_string(e.source().begin.line) + ": TOML syntax error: " +
-                 std::string(e.description())};
+    return {std::string(source_name) + ":" + std::to_string(e.source().begin.line) + ": TOML syntax error: " +
+            std::string(e.description())};
   }
-  AgentConfig out;
-  apply_defaults(out);
+  syntax_ok = true;
   Validator v(source_name);
   std::map<std::string_view, bool> seen;
 
@@ -550,28 +610,139 @@ Result<AgentConfig> load_string(std::string_view text, std::string_view source_n
   if (!out.mqtt.password_file.empty() && out.mqtt.username.empty()) {
     v.error(toml::source_region{}, "mqtt.password_file", "needs mqtt.username");
   }
+  for (const auto& u : split_commas(out.mqtt.uri)) {
+    auto host = uri_host(u);
+    if (host == "invalid" || (host.size() > 8 && host.compare(host.size() - 8, 8, ".invalid") == 0)) {
+      v.error(toml::source_region{}, "mqtt.uri",
+              u + " is a placeholder (.invalid never resolves): set your broker's host name");
+    }
+  }
+  if (any_tls && !out.mqtt.verify_hostname && !out.mqtt.insecure_skip_verify_hostname) {
+    v.error(toml::source_region{}, "mqtt.verify_hostname",
+            "false accepts a certificate issued for any other host as the broker; set "
+            "mqtt.insecure_skip_verify_hostname = true to allow it");
+  }
+  if (!out.mqtt.password_file.empty() && !out.mqtt.insecure_password_over_tcp) {
+    for (const auto& u : split_commas(out.mqtt.uri)) {
+      if (!is_tls(u) && !is_loopback_uri(u)) {
+        v.error(toml::source_region{}, "mqtt.password_file",
+                "the password would cross the network in clear to " + u +
+                    " (not TLS, not loopback): use ssl:// or set mqtt.insecure_password_over_tcp = true");
+      }
+    }
+  }
   if (out.gnss.source == "serial" && out.gnss.device.empty()) {
     v.error(toml::source_region{}, "gnss.device", "must be set when gnss.source = \"serial\"");
   }
   if (out.store.path.empty()) v.error(toml::source_region{}, "store.path", "must not be empty");
-  if (!v.errors_.empty()) {
-    std::string all;
-    for (const auto& e : v.errors_) all += (all.empty() ? "" : "\n") + e;
-    return Error{all};
-  }
   if (out.mqtt.client_id.empty()) out.mqtt.client_id = out.gateway.id;
+  return v.errors_;
+}
+
+std::string join_lines(const std::vector<std::string>& lines) {
+  std::string all;
+  for (const auto& e : lines) all += (all.empty() ? "" : "\n") + e;
+  return all;
+}
+
+}  // namespace
+
+Result<AgentConfig> load_string(std::string_view text, std::string_view source_name) {
+  AgentConfig out;
+  bool syntax_ok = false;
+  auto errors = load_impl(text, source_name, out, syntax_ok);
+  if (!errors.empty()) return Error{join_lines(errors)};
+  return out;
+}
+
+bool is_loopback_uri(std::string_view uri) {
+  auto host = uri_host(uri);
+  if (host == "localhost") return true;
+  in_addr a4{};
+  if (::inet_pton(AF_INET, host.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+  in6_addr a6{};
+  if (::inet_pton(AF_INET6, host.c_str(), &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
+  return false;
+}
+
+Result<std::string> read_secret(const std::string& path) {
+  std::string text;
+  if (!slurp(path, text, kMaxPasswordBytes + 3)) return Error{"cannot read " + path + ": " + std::strerror(errno)};
+  auto eol = text.find('\n');
+  std::string line = text.substr(0, eol);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line.size() > kMaxPasswordBytes) {
+    return Error{path + ": the password is longer than " + std::to_string(kMaxPasswordBytes) +
+                 " bytes (MQTT's limit); it is not truncated"};
+  }
+  if (line.empty()) return Error{path + ": the first line (the password) is empty"};
+  return line;
+}
+
+std::vector<std::string> check_files(const AgentConfig& c) {
+  std::vector<std::string> errors;
+  auto pem = [&](std::string_view key, const std::string& path, std::string_view what) {
+    if (path.empty()) return;
+    std::string text;
+    if (!slurp(path, text)) {
+      errors.push_back(std::string(key) + ": cannot read " + path + ": " + std::strerror(errno));
+      return;
+    }
+    bool found = false;
+    for (std::size_t at = text.find("-----BEGIN "); at != std::string::npos; at = text.find("-----BEGIN ", at + 1)) {
+      auto end = text.find("-----", at + 11);
+      if (end == std::string::npos) break;
+      std::string label = text.substr(at + 11, end - at - 11);
+      if (what == "key" ? label.size() >= 11 && label.compare(label.size() - 11, 11, "PRIVATE KEY") == 0
+                        : label == "CERTIFICATE" || label == "TRUSTED CERTIFICATE") {
+        found = true;
+        break;
+      }
+    }
+    if (!found) {
+      errors.push_back(std::string(key) + ": " + path + " holds no PEM " +
+                       (what == "key" ? "private key (-----BEGIN ... PRIVATE KEY-----)"
+                                      : "certificate (-----BEGIN CERTIFICATE-----)"));
+    }
+  };
+  pem("mqtt.ca_file", c.mqtt.ca_file, "certificate");
+  pem("mqtt.cert_file", c.mqtt.cert_file, "certificate");
+  pem("mqtt.key_file", c.mqtt.key_file, "key");
+  if (!c.mqtt.password_file.empty()) {
+    if (auto pw = read_secret(c.mqtt.password_file); !pw) errors.push_back("mqtt.password_file: " + pw.error());
+  }
+  return errors;
+}
+
+std::vector<std::string> secret_file_warnings(const AgentConfig& c) {
+  std::vector<std::string> out;
+  for (auto [key, path] : {std::pair<std::string_view, const std::string*>{"mqtt.key_file", &c.mqtt.key_file},
+                           std::pair<std::string_view, const std::string*>{"mqtt.password_file", &c.mqtt.password_file}}) {
+    struct stat st{};
+    if (path->empty() || ::stat(path->c_str(), &st) != 0) continue;
+    if ((st.st_mode & S_IROTH) != 0) {
+      out.push_back(std::string(key) + ": " + *path + " is readable by every local user (mode " +
+                    mode_text(st.st_mode) + "): chmod o-rwx");
+    } else if ((st.st_mode & S_IRGRP) != 0 && st.st_gid != ::getegid()) {
+      out.push_back(std::string(key) + ": " + *path + " is readable by group " + std::to_string(st.st_gid) +
+                    ", not the agent's own group (mode " + mode_text(st.st_mode) + "): chmod g-rwx or chgrp");
+    }
+  }
   return out;
 }
 
 Result<AgentConfig> load_file(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return Error{path + ": cannot open config file"};
   std::string text;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-  std::fclose(f);
-  return load_string(text, path);
+  if (!slurp(path, text, std::size_t(16) << 20)) return Error{path + ": cannot open config file: " + std::strerror(errno)};
+  AgentConfig out;
+  bool syntax_ok = false;
+  auto errors = load_impl(text, path, out, syntax_ok);
+  // The files are checked even when other keys are wrong: every problem at once.
+  if (syntax_ok) {
+    for (const auto& e : check_files(out)) errors.push_back(path + ": " + e);
+  }
+  if (!errors.empty()) return Error{join_lines(errors)};
+  return out;
 }
 
 std::string reference_markdown() {

@@ -4,6 +4,7 @@
 // reports as corrupt or not a database is ever moved.
 #include "open.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -123,6 +124,16 @@ std::optional<Failure> migrate(sqlite::Db& db) {
 }
 
 std::optional<Failure> try_open(sqlite::Db& db, const OutboxOptions& o) {
+  // A new outbox is created 0600 whatever the umask (systemd's UMask= is not
+  // there when the agent runs by hand); SQLite gives its -wal and -shm files
+  // the database file's mode.
+  if (!exists(o.path)) {
+    int fd = ::open(o.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      (void)::fchmod(fd, 0600);
+      ::close(fd);
+    }
+  }
   if (auto s = db.open(o.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, o.vfs); !s) return Failure{s.error(), false};
   sqlite3_busy_timeout(db.get(), static_cast<int>(o.busy_timeout.count()));
   // auto_vacuum only takes effect before the first table exists.

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "budget.h"
+#include "tls.h"
 #include "eport/codec/codec.h"
 #include "eport/codec/topics.h"
 #include "eport/log/log.h"
@@ -211,7 +212,10 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
       if (!opt.tls.key_file.empty()) ssl.set_private_key(opt.tls.key_file);
       ssl.set_enable_server_cert_auth(true);
       ssl.set_verify(opt.tls.verify_hostname);
-      ssl.set_ssl_version(MQTT_SSL_VERSION_TLS_1_2);  // 1.2 or newer (OpenSSL picks the highest both speak)
+      // Ignored by Paho 1.3.12 with OpenSSL >= 1.1: tls::install_floor() sets the minimum version.
+      ssl.set_ssl_version(MQTT_SSL_VERSION_TLS_1_2);
+      // Applied after Paho's SSL_CTX_set_security_level(ctx, 1): raises it again (tls.h).
+      ssl.set_enabled_cipher_suites(tls::cipher_floor());
       ssl.set_error_handler([](const std::string& msg) { log::error(kLog, "TLS: " + msg); });
       co.set_ssl(std::move(ssl));
     }
@@ -234,6 +238,16 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
       return Attempt::kConnected;
     } catch (const mqtt::exception& e) {
       error = e.what();
+      if (!connected && is_tls_uri(uri)) {
+        // Paho does not say why a handshake failed (a host name mismatch is a
+        // bare SSL_FATAL): repeat it with the same settings to name the reason.
+        auto why = tls::diagnose(uri, opt.tls, std::min<std::chrono::milliseconds>(opt.connect_timeout,
+                                                                                    std::chrono::seconds(5)));
+        if (!why.empty()) {
+          log::warn(kLog, "TLS handshake with " + uri + " refused: " + why);
+          error += " (TLS: " + why + ")";
+        }
+      }
       try {
         if (client->is_connected()) client->disconnect()->wait_for(std::chrono::seconds(1));
       } catch (const mqtt::exception&) {
@@ -620,6 +634,10 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
 Publisher::Publisher(PublisherOptions options, store::Outbox& outbox, CommandHandler* commands,
                      std::function<std::string()> health_extra)
     : impl_(std::make_unique<Impl>(std::move(options), outbox, commands, std::move(health_extra))) {
+  // The TLS floor goes in before Paho creates any SSL_CTX (tls.h).
+  bool any_tls = false;
+  for (const auto& u : impl_->opt.server_uris) any_tls |= is_tls_uri(u);
+  if (any_tls) log::info(kLog, "TLS floor: " + tls::install_floor().text);
   // No Paho file persistence and no offline buffer: the outbox is the only
   // durable copy, and nothing is handed to Paho while disconnected.
   impl_->client = std::make_unique<mqtt::async_client>(paho_uri(impl_->opt.server_uris.front()), impl_->opt.client_id,

@@ -68,6 +68,8 @@ struct MqttConfig {
   std::string uri;        // one URI, or several separated by commas: the first is preferred
   std::string ca_file, cert_file, key_file;
   bool verify_hostname = true;
+  bool insecure_skip_verify_hostname = false;  // required for verify_hostname = false
+  bool insecure_password_over_tcp = false;     // required for a password with a non-loopback tcp:// broker
   std::string username;
   std::string password_file;  // the password itself is never in the config
   std::int64_t failover_return_s = 300;
@@ -150,9 +152,29 @@ const std::vector<KeySpec>& key_specs();
 
 // Parses and validates. On failure the error lists every problem, one per
 // line, each naming the file, line and key: "agent.toml:7: mqtt.keepalive_s:
-// 0 is out of range 1..3600".
+// 0 is out of range 1..3600". load_file also opens the files the config
+// names (check_files): what --check-config and a start both run.
 Result<AgentConfig> load_file(const std::string& path);
 Result<AgentConfig> load_string(std::string_view toml_text, std::string_view source_name = "<string>");
+
+// Opens mqtt.ca_file, cert_file and key_file (each must hold a PEM
+// certificate, or a PEM private key) and reads mqtt.password_file. One
+// "key: problem naming the path" per failure; empty when all are usable.
+std::vector<std::string> check_files(const AgentConfig& config);
+
+// mqtt.key_file or mqtt.password_file readable by others, or by a group that
+// is not this process's effective group: one warning each.
+std::vector<std::string> secret_file_warnings(const AgentConfig& config);
+
+// MQTT's limit on a password (a 16-bit length).
+inline constexpr std::size_t kMaxPasswordBytes = 65535;
+// The first line of a password file, without its line end. Refused, not
+// truncated, when longer than kMaxPasswordBytes; refused when empty.
+Result<std::string> read_secret(const std::string& path);
+
+// True when the URI's host is, exactly, an IPv4 address in 127.0.0.0/8,
+// ::1 or "localhost" (tcp://127.attacker.example is not).
+bool is_loopback_uri(std::string_view uri);
 
 // A config with every default applied and gateway id/site set; for tests.
 AgentConfig defaults();
