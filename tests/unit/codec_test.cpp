@@ -5,6 +5,8 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <fstream>
+#include <iterator>
 
 #include "eport/codec/codec.h"
 #include "eport/codec/topics.h"
@@ -530,4 +532,37 @@ TEST_CASE("an envelope whose readings share one long string is refused quickly a
   auto counted = codec::decode_payload(many, limits);
   REQUIRE_FALSE(counted.ok());
   CHECK(counted.error() == "envelope holds 20000 readings > limit 19999");
+}
+
+TEST_CASE("the hostile seed envelopes of fuzz_envelope are refused with the documented messages", "[codec]") {
+  // The same files and messages as tests/integration/test_python_decoder_bounds.py checks for
+  // the Python consumer (agent/codec/fuzz/gen_corpus.py: EXPECTED).
+  const std::pair<const char*, const char*> cases[] = {
+      {"missing_table_position.ept", "reading 0: payload type 1 (Position) without its table"},
+      {"missing_table_seal.ept", "reading 0: payload type 2 (SealEvent) without its table"},
+      {"missing_table_door.ept", "reading 0: payload type 3 (DoorEvent) without its table"},
+      {"missing_table_sensor.ept", "reading 0: payload type 4 (SensorSample) without its table"},
+      {"missing_table_gap.ept", "reading 0: payload type 5 (SequenceGap) without its table"},
+      {"long_source_id.ept", "reading 0: source_id of 33 bytes > 32"},
+      {"long_container_id.ept", "reading 1: container_id of 12 bytes > 11"},
+      {"long_seal_id.ept", "reading 0: seal_id of 33 bytes > 32"},
+      {"shared_string_bomb.ept.zst", "reading 0: source_id of 4000 bytes > 32"},
+      {"one_of_each.ept", nullptr},
+      {"one_of_each.ept.zst", nullptr},
+  };
+  for (auto [name, expected] : cases) {
+    CAPTURE(name);
+    std::ifstream f(std::string(EPORT_SOURCE_DIR) + "/agent/codec/fuzz/corpus/envelope/" + name, std::ios::binary);
+    REQUIRE(f);
+    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    auto r = codec::decode_payload(bytes);
+    if (expected == nullptr) {
+      REQUIRE(r.ok());
+      CHECK(r->readings.size() == 6);
+      CHECK(r->skipped_unknown == 1);
+    } else {
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.error() == expected);
+    }
+  }
 }
