@@ -421,10 +421,13 @@ bool passes_verifier(const std::vector<std::uint8_t>& bytes) {
 }  // namespace
 
 TEST_CASE("a reading whose payload_type names a member without its table refuses the envelope", "[codec]") {
-  for (auto [type, name] :
+  for (const auto& tn :
        {std::pair{fbt::Payload::Position, "Position"}, std::pair{fbt::Payload::SealEvent, "SealEvent"},
         std::pair{fbt::Payload::DoorEvent, "DoorEvent"}, std::pair{fbt::Payload::SensorSample, "SensorSample"},
         std::pair{fbt::Payload::SequenceGap, "SequenceGap"}}) {
+    // Plain copies: clang 14 cannot capture structured bindings in lambdas.
+    const auto type = tn.first;
+    const std::string name = tn.second;
     CAPTURE(name);
     auto bytes = hostile([&](HostileReading& p) {
       p.container = "CSQU3054383";

@@ -68,9 +68,12 @@ std::vector<std::uint8_t> cmd(F&& set) {
 }  // namespace
 
 TEST_CASE("a command whose action table is missing is refused for every action type", "[codec][command]") {
-  for (auto [type, name] :
+  for (const auto& tn :
        {std::pair{fc::Action::SetIntervals, "SetIntervals"}, std::pair{fc::Action::RequestPosition, "RequestPosition"},
         std::pair{fc::Action::Flush, "Flush"}, std::pair{fc::Action::GetConfig, "GetConfig"}}) {
+    // Plain copies: clang 14 cannot capture structured bindings in lambdas.
+    const auto type = tn.first;
+    const std::string name = tn.second;
     CAPTURE(name);
     auto bytes = cmd([&](Parts& p) {
       p.type = type;
