@@ -452,8 +452,8 @@ TEST_CASE("a reading whose payload_type names a member without its table refuses
 
     // The same reading as a stored (standalone) Reading buffer.
     flatbuffers::FlatBufferBuilder b;
-    fbt::ReadingBuilder rb(b);
     auto src = b.CreateString("tcu-1");
+    fbt::ReadingBuilder rb(b);
     rb.add_source_id(src);
     rb.add_seq(1);
     rb.add_payload_type(type);
