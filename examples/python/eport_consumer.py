@@ -71,14 +71,26 @@ class DecodeError(Exception):
     """A payload that must be refused (the message says why)."""
 
 
+# The same bounds as eport::codec (agent/codec/include/eport/codec/codec.h), with the same
+# messages: ids longer than these refuse the envelope, and every decoded reading counts
+# DECODED_READING_BYTES plus the bytes of the strings copied into it against
+# Limits.max_decoded_bytes, checked before anything is copied.
+DECODED_READING_BYTES = 160
+MAX_SOURCE_ID_BYTES = 32
+MAX_CONTAINER_ID_BYTES = 11  # ISO 6346
+MAX_SEAL_ID_BYTES = 32
+
+
 class Limits:
     """What a payload may cost. The defaults are eport::codec::DecodeLimits."""
 
-    def __init__(self, max_payload_bytes=4 << 20, max_bytes=4 << 20, max_readings=100000, max_depth=16):
+    def __init__(self, max_payload_bytes=4 << 20, max_bytes=4 << 20, max_readings=100000, max_depth=16,
+                 max_decoded_bytes=32 << 20):
         self.max_payload_bytes = max_payload_bytes  # as received (compressed or not)
         self.max_bytes = max_bytes                  # the envelope, after decompression
         self.max_readings = max_readings
         self.max_depth = max_depth
+        self.max_decoded_bytes = max_decoded_bytes  # what decoding copies (see DECODED_READING_BYTES)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -230,8 +242,8 @@ class _Verifier:
             elif kind == "[table]":
                 self.span(target, 4, 4, what)
                 count = _U32.unpack_from(self.buf, target)[0]
-                if count > self.limits.max_readings:
-                    self.fail(f"{what}: {count} elements > limit {self.limits.max_readings}")
+                if count > self.limits.max_readings:  # the message of eport::codec::decode_envelope
+                    raise DecodeError(f"envelope holds {count} readings > limit {self.limits.max_readings}")
                 self.span(target + 4, 4 * count, 4, what)
                 for j in range(count):
                     self.table(self.deref(target + 4 + 4 * j, f"{what}[{j}]"), arg[0], depth + 1)
@@ -337,6 +349,7 @@ class Codec:
                   "schema_version": env.SchemaVersion()}
         if header["schema_version"] > SCHEMA_MAJOR:
             raise DecodeError(f"schema_version {header['schema_version']} is newer than {SCHEMA_MAJOR}")
+        self._check_size(env)
         readings, problems = [], []
         for i in range(env.ReadingsLength()):
             r = env.Readings(i)
@@ -346,7 +359,37 @@ class Codec:
                 problems.append(f"reading {i}: {e}")
         return header, readings, problems
 
+    def _check_size(self, env):
+        """What decoding will copy, added up and checked first, reading by reading, without copying
+        anything (as eport::codec::decode_envelope does): a small envelope whose readings all
+        share one string must not decode to gigabytes. Raises DecodeError."""
+        limit = self.limits.max_decoded_bytes
+        decoded = (_strlen(env._tab, "Envelope", "SiteId") or 0) + (_strlen(env._tab, "Envelope", "GatewayId") or 0)
+        for i in range(env.ReadingsLength()):
+            r = env.Readings(i)
+            kind = self.payload_members.get(r.PayloadType())
+            if kind not in LAYOUT:
+                continue  # skipped below without copying anything
+            source = _strlen(r._tab, "Reading", "SourceId") or 0
+            if source > MAX_SOURCE_ID_BYTES:
+                raise DecodeError(f"reading {i}: source_id of {source} bytes > {MAX_SOURCE_ID_BYTES}")
+            container = _strlen(r._tab, "Reading", "ContainerId") or 0
+            if container > MAX_CONTAINER_ID_BYTES:
+                raise DecodeError(f"reading {i}: container_id of {container} bytes > {MAX_CONTAINER_ID_BYTES}")
+            tab = r.Payload()
+            if tab is None:
+                raise DecodeError(f"reading {i}: payload type {r.PayloadType()} ({kind}) without its table")
+            seal = (_strlen(tab, "SealEvent", "SealId") or 0) if kind == "SealEvent" else 0
+            if seal > MAX_SEAL_ID_BYTES:
+                raise DecodeError(f"reading {i}: seal_id of {seal} bytes > {MAX_SEAL_ID_BYTES}")
+            decoded += DECODED_READING_BYTES + source + container + seal
+            if decoded > limit:
+                raise DecodeError(f"envelope decodes to more than {limit} bytes (limit reached at reading {i})")
+
     def _reading(self, r):
+        kind = self.payload_members.get(r.PayloadType())
+        if kind not in LAYOUT:  # before anything is copied
+            raise DecodeError(f"unknown or missing payload type {r.PayloadType()}: skipped")
         source = _text(r.SourceId())
         if not source:
             raise DecodeError("reading without source_id")
@@ -358,9 +401,8 @@ class Codec:
         out["time_utc_ms"] = r.TimeUtcMs()
         if r.TimeSource() == TIME_SOURCE_GATEWAY_RECEIVE:
             out["time_source"] = "gateway_receive"  # the unit had no valid clock: the agent's receive time
-        kind = self.payload_members.get(r.PayloadType())
         tab = r.Payload()
-        if kind not in LAYOUT or tab is None:
+        if tab is None:  # refused by _check_size(); kept for callers of _reading alone
             raise DecodeError(f"unknown or missing payload type {r.PayloadType()}: skipped")
         p = self.classes[kind]()
         p.Init(tab.Bytes, tab.Pos)
@@ -395,6 +437,15 @@ class Codec:
         else:  # in LAYOUT but not decoded here: a LAYOUT entry added without its decoder
             raise DecodeError(f"payload type {kind} is not decoded by this consumer: skipped")
         return out
+
+
+def _strlen(tab, table, accessor):
+    """The length of a string field of a verified table, without copying it; None if absent."""
+    slot = 4 + 2 * [f[0] for f in LAYOUT[table]].index(accessor)
+    o = tab.Offset(slot)
+    if not o:
+        return None
+    return _U32.unpack_from(tab.Bytes, tab.Indirect(tab.Pos + o))[0]
 
 
 def _text(b):
@@ -629,6 +680,8 @@ def main(argv=None):
     ap.add_argument("--dedup-window", type=int, default=100000, help="(source_id, seq) keys remembered; 0: off")
     ap.add_argument("--max-bytes", type=int, default=4 << 20, help="largest envelope accepted, after zstd")
     ap.add_argument("--max-readings", type=int, default=100000)
+    ap.add_argument("--max-decoded-bytes", type=int, default=32 << 20,
+                    help="most bytes one envelope may decode to (strings copied + 160 per reading)")
     ap.add_argument("--envelopes", action="store_true", help="also print one line per envelope header")
     ap.add_argument("--quiet", action="store_true", help="summary only")
     ap.add_argument("--count", type=int, default=0, help="exit after this many readings")
@@ -636,7 +689,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     mqtt = import_or_die("paho.mqtt.client", "python3-paho-mqtt")
-    limits = Limits(max_payload_bytes=args.max_bytes, max_bytes=args.max_bytes, max_readings=args.max_readings)
+    limits = Limits(max_payload_bytes=args.max_bytes, max_bytes=args.max_bytes, max_readings=args.max_readings,
+                    max_decoded_bytes=args.max_decoded_bytes)
     codec = load_codec(args.schema, args.flatc, args.codegen_dir, limits)
     host, port, tls = parse_broker(args.broker)
     topics = args.topic or ["eport/v1/+/+/data/#", "eport/v1/+/+/status", "eport/v1/+/+/health"]

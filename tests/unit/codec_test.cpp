@@ -2,6 +2,11 @@
 // round-trips field by field; damaged or foreign buffers are rejected by the
 // Verifier with a message, never read.
 #include <catch2/catch.hpp>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <fstream>
+#include <iterator>
 
 #include "eport/codec/codec.h"
 #include "eport/codec/topics.h"
@@ -349,4 +354,218 @@ TEST_CASE("JSON lines of declared gaps and gateway receive time", "[codec]") {
         R"("first_seq":1,"reason":"expired"})");
   // time_source Source (the default) is left out, as before 1.1.
   CHECK(codec::reading_to_json(v[0]).find("time_source") == std::string::npos);
+}
+
+// ---------------------------------------------------------------------------
+// Hostile envelopes that pass the Verifier (issue 11): a payload_type without
+// its table, ids over their documented length, readings sharing one string
+// so that a small envelope would decode to a huge one.
+namespace {
+namespace fbt = eport::telemetry::v1;
+
+struct HostileReading {
+  std::string source = "tcu-1";
+  std::string container;
+  fbt::Payload type = fbt::Payload::DoorEvent;
+  bool table = true;
+  std::string seal = "SL00012345";
+};
+
+// An envelope of `count` readings that all share the strings of `r` (stored
+// once, referenced by every reading), as a hostile gateway can write it.
+std::vector<std::uint8_t> hostile_envelope(const HostileReading& r, std::size_t count = 1) {
+  flatbuffers::FlatBufferBuilder b;
+  auto src = b.CreateString(r.source);
+  auto container = r.container.empty() ? flatbuffers::Offset<flatbuffers::String>() : b.CreateString(r.container);
+  auto seal = r.type == fbt::Payload::SealEvent && r.table ? b.CreateString(r.seal)
+                                                           : flatbuffers::Offset<flatbuffers::String>();
+  flatbuffers::Offset<void> payload;
+  if (r.table) {
+    switch (r.type) {
+      case fbt::Payload::Position: payload = fbt::CreatePosition(b, 1, 2).Union(); break;
+      case fbt::Payload::SealEvent: payload = fbt::CreateSealEvent(b, seal, fbt::SealState::Sealed).Union(); break;
+      case fbt::Payload::DoorEvent: payload = fbt::CreateDoorEvent(b, fbt::DoorState::Open).Union(); break;
+      case fbt::Payload::SensorSample: payload = fbt::CreateSensorSample(b).Union(); break;
+      case fbt::Payload::SequenceGap: payload = fbt::CreateSequenceGap(b, 1).Union(); break;
+      default: break;
+    }
+  }
+  std::vector<flatbuffers::Offset<fbt::Reading>> rs;
+  for (std::size_t i = 0; i < count; ++i) {
+    fbt::ReadingBuilder rb(b);
+    rb.add_source_id(src);
+    if (!container.IsNull()) rb.add_container_id(container);
+    rb.add_seq(i + 1);
+    rb.add_time_utc_ms(1795000000000ull);
+    rb.add_payload_type(r.type);
+    if (!payload.IsNull()) rb.add_payload(payload);
+    rs.push_back(rb.Finish());
+  }
+  auto env = fbt::CreateEnvelope(b, 1, b.CreateString("cnsha"), b.CreateString("gw-test-01"), 1, 1,
+                                 fbt::Priority::Event, b.CreateVector(rs));
+  b.Finish(env, fbt::EnvelopeIdentifier());
+  return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
+}
+
+template <class F>
+std::vector<std::uint8_t> hostile(F&& set, std::size_t count = 1) {
+  HostileReading r;
+  set(r);
+  return hostile_envelope(r, count);
+}
+
+bool passes_verifier(const std::vector<std::uint8_t>& bytes) {
+  flatbuffers::Verifier v(bytes.data(), bytes.size(), 16, 1u << 20);
+  return fbt::VerifyEnvelopeBuffer(v);
+}
+}  // namespace
+
+TEST_CASE("a reading whose payload_type names a member without its table refuses the envelope", "[codec]") {
+  for (const auto& tn :
+       {std::pair{fbt::Payload::Position, "Position"}, std::pair{fbt::Payload::SealEvent, "SealEvent"},
+        std::pair{fbt::Payload::DoorEvent, "DoorEvent"}, std::pair{fbt::Payload::SensorSample, "SensorSample"},
+        std::pair{fbt::Payload::SequenceGap, "SequenceGap"}}) {
+    // Plain copies: clang 14 cannot capture structured bindings in lambdas.
+    const auto type = tn.first;
+    const std::string name = tn.second;
+    CAPTURE(name);
+    auto bytes = hostile([&](HostileReading& p) {
+      p.container = "CSQU3054383";
+      p.type = type;
+      p.table = false;
+    });
+    CHECK(bytes.size() < 200);  // the size of the envelope that made eport-tail
+                                // segfault (144 bytes)
+    REQUIRE(passes_verifier(bytes));
+    auto r = codec::decode_payload(bytes);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() ==
+          "reading 0: payload type " + std::to_string(static_cast<int>(type)) + " (" + name + ") without its table");
+    auto z = codec::decode_payload(codec::compress(bytes));  // the same compressed
+    REQUIRE_FALSE(z.ok());
+    CHECK(z.error() == r.error());
+    // With its table, the same envelope decodes.
+    CHECK(codec::decode_payload(hostile([&](HostileReading& p) {
+            p.container = "CSQU3054383";
+            p.type = type;
+          })).ok());
+
+    // The same reading as a stored (standalone) Reading buffer.
+    flatbuffers::FlatBufferBuilder b;
+    auto src = b.CreateString("tcu-1");
+    fbt::ReadingBuilder rb(b);
+    rb.add_source_id(src);
+    rb.add_seq(1);
+    rb.add_payload_type(type);
+    b.Finish(rb.Finish());
+    auto stored = codec::decode_reading(std::span<const std::uint8_t>(b.GetBufferPointer(), b.GetSize()));
+    REQUIRE_FALSE(stored.ok());
+    CHECK_THAT(stored.error(), Catch::Contains("without its table"));
+  }
+}
+
+TEST_CASE("ids longer than their documented maximum refuse the envelope", "[codec]") {
+  auto r = codec::decode_envelope(hostile([&](HostileReading& p) { p.source = std::string(33, 's'); }));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error() == "reading 0: source_id of 33 bytes > 32");
+  r = codec::decode_envelope(hostile([&](HostileReading& p) { p.container = "CSQU30543830"; }));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error() == "reading 0: container_id of 12 bytes > 11");
+  r = codec::decode_envelope(hostile([&](HostileReading& p) {
+    p.type = fbt::Payload::SealEvent;
+    p.seal = std::string(33, 'x');
+  }));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error() == "reading 0: seal_id of 33 bytes > 32");
+  // At the maximum: accepted.
+  auto ok = codec::decode_envelope(hostile([&](HostileReading& p) {
+    p.source = std::string(32, 's');
+    p.container = "CSQU3054383";
+    p.type = fbt::Payload::SealEvent;
+    p.seal = std::string(32, 'x');
+  }));
+  REQUIRE(ok.ok());
+  CHECK(ok->readings.at(0).source_id.size() == 32);
+}
+
+TEST_CASE("an envelope whose readings share one long string is refused quickly and memory stays small", "[codec]") {
+  // 10,000 readings referencing one 4,000-byte source_id: a 360 KB envelope
+  // (a few KB compressed) that, copied per reading, decoded to 40 MB.
+  auto bytes = hostile([&](HostileReading& p) { p.source = std::string(4000, 'S'); }, 10000);
+  CHECK(bytes.size() < 500'000);
+  REQUIRE(passes_verifier(bytes));
+  auto max_rss_kib = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_maxrss;
+  };
+  auto zst = codec::compress(bytes);
+  auto rss0 = max_rss_kib();
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = codec::decode_payload(zst);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error() == "reading 0: source_id of 4000 bytes > 32");
+  CHECK(ms < 1000);
+  CHECK(max_rss_kib() - rss0 < 20 * 1024);  // the envelope itself, not 40 MB of copies
+
+  // Ids within their bounds, but more readings than the decoded-size limit
+  // allows: refused before anything is copied, at the reading that crosses it.
+  auto many = hostile(
+      [&](HostileReading& p) {
+        p.source = std::string(32, 'S');
+        p.container = "CSQU3054383";
+      },
+      20000);
+  codec::DecodeLimits limits;
+  limits.max_decoded_bytes = 1u << 20;
+  auto cut = codec::decode_payload(many, limits);
+  REQUIRE_FALSE(cut.ok());
+  std::size_t per = codec::kDecodedReadingBytes + 32 + 11;
+  std::size_t at = ((1u << 20) - 15) / per;  // header strings: "cnsha" + "gw-test-01"
+  CHECK(cut.error() ==
+        "envelope decodes to more than 1048576 bytes (limit reached at reading " + std::to_string(at) + ")");
+  // The default limits decode it (20,000 x 203 bytes < 32 MiB).
+  auto full = codec::decode_payload(many);
+  REQUIRE(full.ok());
+  CHECK(full->readings.size() == 20000);
+  // And the reading count is bounded the same way, before copying.
+  limits = {};
+  limits.max_readings = 19999;
+  auto counted = codec::decode_payload(many, limits);
+  REQUIRE_FALSE(counted.ok());
+  CHECK(counted.error() == "envelope holds 20000 readings > limit 19999");
+}
+
+TEST_CASE("the hostile seed envelopes of fuzz_envelope are refused with the documented messages", "[codec]") {
+  // The same files and messages as tests/integration/test_python_decoder_bounds.py checks for
+  // the Python consumer (agent/codec/fuzz/gen_corpus.py: EXPECTED).
+  const std::pair<const char*, const char*> cases[] = {
+      {"missing_table_position.ept", "reading 0: payload type 1 (Position) without its table"},
+      {"missing_table_seal.ept", "reading 0: payload type 2 (SealEvent) without its table"},
+      {"missing_table_door.ept", "reading 0: payload type 3 (DoorEvent) without its table"},
+      {"missing_table_sensor.ept", "reading 0: payload type 4 (SensorSample) without its table"},
+      {"missing_table_gap.ept", "reading 0: payload type 5 (SequenceGap) without its table"},
+      {"long_source_id.ept", "reading 0: source_id of 33 bytes > 32"},
+      {"long_container_id.ept", "reading 1: container_id of 12 bytes > 11"},
+      {"long_seal_id.ept", "reading 0: seal_id of 33 bytes > 32"},
+      {"shared_string_bomb.ept.zst", "reading 0: source_id of 4000 bytes > 32"},
+      {"one_of_each.ept", nullptr},
+      {"one_of_each.ept.zst", nullptr},
+  };
+  for (auto [name, expected] : cases) {
+    CAPTURE(name);
+    std::ifstream f(std::string(EPORT_SOURCE_DIR) + "/agent/codec/fuzz/corpus/envelope/" + name, std::ios::binary);
+    REQUIRE(f);
+    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    auto r = codec::decode_payload(bytes);
+    if (expected == nullptr) {
+      REQUIRE(r.ok());
+      CHECK(r->readings.size() == 6);
+      CHECK(r->skipped_unknown == 1);
+    } else {
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.error() == expected);
+    }
+  }
 }

@@ -11,6 +11,8 @@
 namespace eport::codec {
 namespace fb = eport::telemetry::v1;
 
+static_assert(sizeof(model::Reading) <= kDecodedReadingBytes, "DecodeLimits undercounts a decoded reading");
+
 namespace {
 
 template <class T>
@@ -65,11 +67,54 @@ flatbuffers::Offset<fb::Reading> build_reading(flatbuffers::FlatBufferBuilder& b
 
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
+const char* payload_name(fb::Payload t) {
+  return t <= fb::Payload::MAX ? fb::EnumNamePayload(t) : "?";
+}
+
+// Everything in a reading that decoding relies on, checked without copying:
+// the source_id, the payload's table for a known payload_type (the Verifier
+// accepts an absent table), and with `bounded` (envelopes from outside) the
+// id lengths. On success, *cost is what copying it costs (DecodeLimits).
+std::string reading_problem(const fb::Reading* in, bool bounded, std::size_t* cost) {
+  if (in == nullptr) return "null reading";
+  const auto* source = in->source_id();
+  if (source == nullptr || source->size() == 0) return "reading without source_id";
+  std::size_t bytes = kDecodedReadingBytes + source->size();
+  if (bounded && source->size() > kMaxSourceIdBytes) {
+    return "source_id of " + std::to_string(source->size()) + " bytes > " + std::to_string(kMaxSourceIdBytes);
+  }
+  if (const auto* container = in->container_id()) {
+    if (bounded && container->size() > kMaxContainerIdBytes) {
+      return "container_id of " + std::to_string(container->size()) + " bytes > " +
+             std::to_string(kMaxContainerIdBytes);
+    }
+    bytes += container->size();
+  }
+  auto type = in->payload_type();
+  if (type == fb::Payload::NONE || type > fb::Payload::MAX) {
+    return "unknown or missing payload type " + std::to_string(static_cast<int>(type));
+  }
+  if (in->payload() == nullptr) {
+    return std::string("payload type ") + std::to_string(static_cast<int>(type)) + " (" + payload_name(type) +
+           ") without its table";
+  }
+  if (type == fb::Payload::SealEvent) {
+    if (const auto* seal = in->payload_as_SealEvent()->seal_id()) {
+      if (bounded && seal->size() > kMaxSealIdBytes) {
+        return "seal_id of " + std::to_string(seal->size()) + " bytes > " + std::to_string(kMaxSealIdBytes);
+      }
+      bytes += seal->size();
+    }
+  }
+  if (cost != nullptr) *cost = bytes;
+  return {};
+}
+
+// Copies a reading that reading_problem() accepted.
 Result<model::Reading> read_reading(const fb::Reading* in) {
-  if (in == nullptr) return Error{"null reading"};
+  if (auto why = reading_problem(in, /*bounded=*/false, nullptr); !why.empty()) return Error{why};
   model::Reading r;
   r.source_id = str(in->source_id());
-  if (r.source_id.empty()) return Error{"reading without source_id"};
   r.container_id = str(in->container_id());
   r.seq = in->seq();
   r.time_utc_ms = in->time_utc_ms();
@@ -173,22 +218,41 @@ Result<Envelope> decode_envelope(std::span<const std::uint8_t> bytes, const Deco
   if (!fb::VerifyEnvelopeBuffer(verifier)) return Error{"envelope failed FlatBuffers verification"};
   const auto* env = fb::GetEnvelope(bytes.data());
   Envelope out;
+  // What decoding will copy is added up and checked first, reading by
+  // reading, without copying anything: a small envelope whose readings all
+  // share one string must not decode to gigabytes.
+  std::size_t decoded = (env->site_id() ? env->site_id()->size() : 0) +
+                        (env->gateway_id() ? env->gateway_id()->size() : 0);
+  const auto* rs = env->readings();
+  if (rs != nullptr) {
+    if (rs->size() > limits.max_readings) {
+      return Error{"envelope holds " + std::to_string(rs->size()) + " readings > limit " +
+                   std::to_string(limits.max_readings)};
+    }
+    for (flatbuffers::uoffset_t i = 0; i < rs->size(); ++i) {
+      const auto* in = rs->Get(i);
+      if (in != nullptr && in->payload_type() > fb::Payload::MAX) continue;  // skipped below, not copied
+      std::size_t cost = 0;
+      auto why = reading_problem(in, /*bounded=*/true, &cost);
+      if (!why.empty()) return Error{"reading " + std::to_string(i) + ": " + why};
+      decoded += cost;
+      if (decoded > limits.max_decoded_bytes) {
+        return Error{"envelope decodes to more than " + std::to_string(limits.max_decoded_bytes) +
+                     " bytes (limit reached at reading " + std::to_string(i) + ")"};
+      }
+    }
+  }
   out.header.schema_version = env->schema_version();
   out.header.site_id = str(env->site_id());
   out.header.gateway_id = str(env->gateway_id());
   out.header.envelope_seq = env->envelope_seq();
   out.header.sent_utc_ms = env->sent_utc_ms();
   out.header.priority = static_cast<model::Priority>(env->priority());
-  if (const auto* rs = env->readings()) {
-    if (rs->size() > limits.max_readings) {
-      return Error{"envelope holds " + std::to_string(rs->size()) + " readings > limit " +
-                   std::to_string(limits.max_readings)};
-    }
+  if (rs != nullptr) {
     out.readings.reserve(rs->size());
     for (flatbuffers::uoffset_t i = 0; i < rs->size(); ++i) {
       const auto* in = rs->Get(i);
-      auto type = in == nullptr ? fb::Payload::NONE : in->payload_type();
-      if (in != nullptr && type > fb::Payload::MAX) {
+      if (in != nullptr && in->payload_type() > fb::Payload::MAX) {
         ++out.skipped_unknown;  // a newer schema's payload kind
         continue;
       }

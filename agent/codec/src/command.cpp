@@ -36,17 +36,34 @@ Result<Command> parse_command(std::span<const std::uint8_t> payload, std::string
   std::string why;
   const auto* c = verified_root(payload, &why);
   if (c == nullptr) return Error{why};
+  // The Verifier accepts an absent table or string (VerifyTable(nullptr) is
+  // true), so every one is checked here before it is read.
+  if (c->command_id() == nullptr) return Error{"command without command_id"};
+  if (c->gateway_id() == nullptr) return Error{"command without gateway_id"};
   Command out;
-  out.command_id = str(c->command_id());
-  out.gateway_id = str(c->gateway_id());
+  out.command_id = c->command_id()->str();
   out.issued_utc_ms = c->issued_utc_ms();
-  if (out.command_id.empty() || out.command_id.size() > 64) return Error{"command_id must be 1-64 bytes"};
+  if (out.command_id.empty() || out.command_id.size() > kMaxCommandIdBytes) {
+    return Error{"command_id must be 1-64 bytes"};
+  }
+  if (c->gateway_id()->size() > kMaxIdBytes) {
+    return Error{"command gateway_id of " + std::to_string(c->gateway_id()->size()) + " bytes > " +
+                 std::to_string(kMaxIdBytes)};
+  }
+  out.gateway_id = c->gateway_id()->str();
   if (out.gateway_id != gateway_id) {
-    return Error{"command addressed to gateway \"" + out.gateway_id + "\", this is \"" + std::string(gateway_id) + "\""};
+    return Error{"command addressed to gateway \"" + out.gateway_id + "\", this is \"" + std::string(gateway_id) +
+                 "\""};
   }
   switch (c->action_type()) {
     case fc::Action::SetIntervals: {
       const auto* a = c->action_as_SetIntervals();
+      if (a == nullptr) return Error{"SetIntervals command without its SetIntervals table"};
+      // unit_id absent or empty: every connected unit (schema/command.fbs).
+      if (a->unit_id() != nullptr && a->unit_id()->size() > kMaxIdBytes) {
+        return Error{"SetIntervals: unit_id of " + std::to_string(a->unit_id()->size()) + " bytes > " +
+                     std::to_string(kMaxIdBytes)};
+      }
       SetIntervals s{str(a->unit_id()), a->position_interval_s(), a->sensor_interval_s()};
       if (s.position_interval_s == 0 && s.sensor_interval_s == 0) return Error{"SetIntervals changes nothing"};
       if (s.position_interval_s > 86400 || s.sensor_interval_s > 86400) {
@@ -55,11 +72,27 @@ Result<Command> parse_command(std::span<const std::uint8_t> payload, std::string
       out.action = s;
       break;
     }
-    case fc::Action::RequestPosition:
-      out.action = RequestPosition{str(c->action_as_RequestPosition()->source_id())};
+    case fc::Action::RequestPosition: {
+      const auto* a = c->action_as_RequestPosition();
+      if (a == nullptr) return Error{"RequestPosition command without its RequestPosition table"};
+      // source_id absent or empty: the gateway itself (schema/command.fbs).
+      if (a->source_id() != nullptr && a->source_id()->size() > kMaxIdBytes) {
+        return Error{"RequestPosition: source_id of " + std::to_string(a->source_id()->size()) + " bytes > " +
+                     std::to_string(kMaxIdBytes)};
+      }
+      out.action = RequestPosition{str(a->source_id())};
       break;
-    case fc::Action::Flush: out.action = Flush{}; break;
-    case fc::Action::GetConfig: out.action = GetConfig{}; break;
+    }
+    case fc::Action::Flush:
+      // Empty tables: nothing is read from them, but a type without its table
+      // is malformed all the same, refused like the others.
+      if (c->action_as_Flush() == nullptr) return Error{"Flush command without its Flush table"};
+      out.action = Flush{};
+      break;
+    case fc::Action::GetConfig:
+      if (c->action_as_GetConfig() == nullptr) return Error{"GetConfig command without its GetConfig table"};
+      out.action = GetConfig{};
+      break;
     default:
       return Error{"unknown or missing action " + std::to_string(static_cast<int>(c->action_type()))};
   }
@@ -71,7 +104,7 @@ std::string command_id_of(std::span<const std::uint8_t> payload) {
   const auto* c = verified_root(payload, &why);
   if (c == nullptr) return "";
   auto id = str(c->command_id());
-  return id.size() <= 64 ? id : "";
+  return id.size() <= kMaxCommandIdBytes ? id : "";
 }
 
 std::vector<std::uint8_t> encode_command(const Command& command) {
@@ -83,8 +116,8 @@ std::vector<std::uint8_t> encode_command(const Command& command) {
         using A = std::decay_t<decltype(a)>;
         if constexpr (std::is_same_v<A, SetIntervals>) {
           type = fc::Action::SetIntervals;
-          action = fc::CreateSetIntervals(b, b.CreateString(a.unit_id), a.position_interval_s, a.sensor_interval_s)
-                       .Union();
+          action =
+              fc::CreateSetIntervals(b, b.CreateString(a.unit_id), a.position_interval_s, a.sensor_interval_s).Union();
         } else if constexpr (std::is_same_v<A, RequestPosition>) {
           type = fc::Action::RequestPosition;
           action = fc::CreateRequestPosition(b, b.CreateString(a.source_id)).Union();

@@ -88,7 +88,12 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
   bool flush_requested = false;
   bool lost = false;
   std::vector<mqtt::token*> completed;
-  std::deque<std::pair<std::string, std::vector<std::uint8_t>>> commands;  // (topic, payload)
+  struct Incoming {
+    std::string topic;
+    std::vector<std::uint8_t> payload;
+    bool retained = false;  // delivered from the broker's retained store
+  };
+  std::deque<Incoming> commands;
 
   // Publisher-thread state.
   struct Inflight {
@@ -156,7 +161,8 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
     {
       std::lock_guard l(mu);
       if (commands.size() < 64) {  // a flood of commands is dropped, not queued without bound
-        commands.emplace_back(msg->get_topic(), std::vector<std::uint8_t>(bytes, bytes + p.size()));
+        commands.push_back(
+            Incoming{msg->get_topic(), std::vector<std::uint8_t>(bytes, bytes + p.size()), msg->is_retained()});
       }
     }
     cv.notify_all();
@@ -417,16 +423,30 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
   }
 
   void process_commands() {
-    std::deque<std::pair<std::string, std::vector<std::uint8_t>>> todo;
+    std::deque<Incoming> todo;
     {
       std::lock_guard l(mu);
       todo.swap(commands);
     }
-    for (auto& [topic, payload] : todo) {
+    for (auto& [topic, payload, retained] : todo) {
       ++stats.commands_received;
       if (topic != cmd_topic) {  // cannot happen with our one subscription; checked anyway
         ++stats.commands_rejected;
         log::warn(kLog, "command on unexpected topic " + topic + " ignored");
+        continue;
+      }
+      if (retained) {
+        // A retained command would be delivered again after every reconnect
+        // and restart, and executed each time: never executed, answered.
+        // (The broker sets the flag only on messages from its retained store:
+        // docs/topics.md.)
+        ++stats.commands_rejected;
+        std::string why =
+            "retained command refused: commands must be published without the retain flag (the broker "
+            "delivers a retained one again at every reconnect); clear it with an empty retained message";
+        auto id = codec::command_id_of(payload);
+        log::warn(kLog, "command " + (id.empty() ? std::string("(no readable id)") : id) + " rejected: " + why);
+        publish_json(reply_topic, reply_json(id, Result<std::string>(Error{why})), false);
         continue;
       }
       auto cmd = codec::parse_command(payload, opt.gateway_id);

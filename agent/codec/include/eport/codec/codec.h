@@ -35,12 +35,26 @@ struct Envelope {
   std::size_t skipped_unknown = 0;
 };
 
-// Limits applied when verifying a buffer from outside.
+// Limits applied when verifying a buffer from outside. Everything is checked
+// before anything is copied; the first limit exceeded refuses the envelope.
 struct DecodeLimits {
   std::size_t max_bytes = 4u << 20;      // larger buffers are rejected unread
   std::size_t max_readings = 100000;
   std::size_t max_depth = 16;
+  // What decoding may copy: kDecodedReadingBytes per reading plus the bytes
+  // of every string copied (a string shared by many readings counts once per
+  // reading: that is what the copies cost), plus the header's strings.
+  std::size_t max_decoded_bytes = 32u << 20;
 };
+
+// The fixed cost of one decoded reading in DecodeLimits::max_decoded_bytes
+// (at least sizeof(model::Reading); the Python consumer counts the same).
+inline constexpr std::size_t kDecodedReadingBytes = 160;
+// The longest ids an envelope's readings may carry (docs/schema.md): longer
+// refuses the envelope.
+inline constexpr std::size_t kMaxSourceIdBytes = 32;
+inline constexpr std::size_t kMaxContainerIdBytes = 11;  // ISO 6346
+inline constexpr std::size_t kMaxSealIdBytes = 32;
 
 // Builds envelopes, reusing one FlatBufferBuilder between calls so that a
 // steady publisher does not allocate per envelope. Not thread-safe.
@@ -65,7 +79,9 @@ std::vector<std::uint8_t> encode_envelope(const EnvelopeHeader& header,
                                           std::span<const model::Reading> readings);
 
 // Verifies then decodes. The error names the first problem found
-// ("too large", "not an EPT1 buffer", "failed verification", "reading 3: no payload").
+// ("too large", "not an EPT1 buffer", "failed verification",
+// "reading 3: payload type 1 (Position) without its table",
+// "reading 0: source_id of 40 bytes > 32", "envelope decodes to more than ...").
 Result<Envelope> decode_envelope(std::span<const std::uint8_t> bytes, const DecodeLimits& limits = {});
 
 // One reading as a standalone FlatBuffer (root: Reading). This is the form

@@ -33,6 +33,15 @@ struct Command {
 };
 
 inline constexpr std::size_t kMaxCommandBytes = 4096;
+inline constexpr std::size_t kMaxCommandIdBytes = 64;
+inline constexpr std::size_t kMaxIdBytes = 32;  // gateway_id, unit_id, source_id (as gateway.id and unit ids)
+
+// Everything in a command comes from outside: parse_command() checks every
+// table and string it reads is present (the FlatBuffers Verifier accepts an
+// absent one) and bounded before it is copied. Required: command_id (1..64
+// bytes), gateway_id (this gateway), the table of the action named by
+// action_type. Optional (absent = empty): SetIntervals.unit_id,
+// RequestPosition.source_id, each at most 32 bytes.
 
 // Verifies and decodes a command received by gateway `gateway_id`.
 Result<Command> parse_command(std::span<const std::uint8_t> payload, std::string_view gateway_id);
