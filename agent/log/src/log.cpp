@@ -30,6 +30,22 @@ bool set_level(std::string_view name) {
 
 bool enabled(Level level) { return static_cast<int>(level) <= g_level.load(std::memory_order_relaxed); }
 
+std::string escape_control(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (unsigned char c : text) {
+    if (c < 0x20 || c == 0x7F) {
+      static const char* hex = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 void write(Level level, std::string_view component, std::string_view message) {
   if (!enabled(level)) return;
   auto now = std::chrono::system_clock::now();
@@ -40,8 +56,8 @@ void write(Level level, std::string_view component, std::string_view message) {
   char stamp[64];
   std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-  std::string line = std::string(stamp) + " " + kNames[static_cast<int>(level)] + " " + std::string(component) +
-                     ": " + std::string(message) + "\n";
+  std::string line = std::string(stamp) + " " + kNames[static_cast<int>(level)] + " " + escape_control(component) +
+                     ": " + escape_control(message) + "\n";
   std::lock_guard lock(g_mu);
   std::fwrite(line.data(), 1, line.size(), stderr);
 }

@@ -11,7 +11,12 @@ enum class Level { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
 void set_level(Level level);
 bool set_level(std::string_view name);  // "error" | "warn" | "info" | "debug"; false if unknown
 bool enabled(Level level);
+// Writes one line. Control bytes (below 0x20, and 0x7F) in the component or
+// message are written as \xNN, so that text from outside (a command id, a
+// unit id, a path) can never start a line of its own or forge one.
 void write(Level level, std::string_view component, std::string_view message);
+// The same escaping, for text that goes elsewhere (replies, errors).
+std::string escape_control(std::string_view text);
 
 inline void error(std::string_view c, std::string_view m) { write(Level::kError, c, m); }
 inline void warn(std::string_view c, std::string_view m) { write(Level::kWarn, c, m); }
