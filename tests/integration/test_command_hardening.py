@@ -66,10 +66,11 @@ def _table(buf, fields):
     return pos
 
 
-def command(cid, action, table=True, gateway=GW):
+def command(cid, action, table=True, gateway=GW, issued_ms=None):
     """An EPC1 Command; table=False writes action_type but no action table (the hostile case)."""
     inner = {"SetIntervals": [None, ("u32", 30), None], "RequestPosition": [None], "Flush": [], "GetConfig": []}
-    fields = [("str", cid), ("str", gateway), ("u64", int(time.time() * 1000)), ("u8", ACTION[action]),
+    issued = int(time.time() * 1000) if issued_ms is None else issued_ms
+    fields = [("str", cid), ("str", gateway), ("u64", issued), ("u8", ACTION[action]),
               ("table", inner[action]) if table else None]
     buf = bytearray(8)
     buf[4:8] = b"EPC1"
@@ -178,7 +179,25 @@ def test_command_hardening(work):
     assert log.count("command r-flush done") == 1, "a retained command must never be executed"
     assert "retained command refused" in log and "without its SetIntervals table" in log
     assert "command r-valid done" not in log
-    h.log("commands without their action table refused; retained commands refused, never executed; agent alive")
+
+    # 4. Freshness (commands.max_age_s, default 300 s): an hour old, no issued time, or ten
+    # minutes ahead of the gateway's clock: refused, not executed; a fresh one runs.
+    agent.start()
+    time.sleep(1.0)
+    now = int(time.time() * 1000)
+    for cid, issued, why in (("old", now - 3600_000, "stale command refused: issued 3600 s ago"),
+                             ("no-time", 0, "stale command refused: it has no issued_utc_ms"),
+                             ("future", now + 600_000, "s in the future")):
+        publish(work, broker, command(cid, "Flush", issued_ms=issued))
+        r = replies.wait_for(cid)
+        assert r["ok"] is False and why in r["error"], r
+    publish(work, broker, command("fresh", "Flush"))
+    assert replies.wait_for("fresh")["ok"] is True
+    assert agent.terminate() == 0
+    log = agent.read_log()
+    assert "command old done" not in log and "command future done" not in log and "command no-time done" not in log
+    h.log("commands without their action table refused; retained and stale commands refused, never executed; "
+          "agent alive")
 
 
 if __name__ == "__main__":

@@ -117,6 +117,7 @@ int run(const eport::config::AgentConfig& cfg) {
                static_cast<std::uint64_t>(cfg.budget.max_bytes_per_s)};
   po.health_interval = std::chrono::seconds(cfg.health.interval_s);
   po.commands = cfg.commands.enabled;
+  po.command_max_age = std::chrono::seconds(cfg.commands.max_age_s);
   po.agent_version = EPORT_VERSION;
   po.config_hash = config::config_hash(cfg);
   bool any_tls = false;

@@ -274,6 +274,10 @@ std::vector<KeySpec> build_specs() {
   s.push_back(bool_key("commands.enabled", "true",
                        "Accept commands on eport/v1/<site>/<gateway>/cmd (replies on .../reply).",
                        [](AgentConfig& c) -> bool& { return c.commands.enabled; }));
+  s.push_back(int_key("commands.max_age_s", "300", 0, 86400,
+                      "A command whose issued_utc_ms is older than this, missing, or more than 60 s in the future "
+                      "(clocks apart) is refused, not executed. 0: no check.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.commands.max_age_s; }));
   s.push_back(with_choices(str_key("gnss.source", "\"none\"",
                                    "The gateway's own position: \"serial\" (an NMEA receiver on gnss.device), \"gpsd\" "
                                    "(a gpsd daemon) or \"none\". Positions go out under gateway.id. See docs/gnss.md.",

@@ -422,6 +422,24 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
     }
   }
 
+  // Why a command is too old or too new to run (commands.max_age_s), or "".
+  std::string freshness_problem(const codec::Command& cmd) const {
+    if (opt.command_max_age.count() <= 0) return "";
+    constexpr std::uint64_t kFutureSkewMs = 60000;
+    auto now = now_utc_ms();
+    auto max_age_ms = static_cast<std::uint64_t>(opt.command_max_age.count()) * 1000;
+    if (cmd.issued_utc_ms == 0) return "stale command refused: it has no issued_utc_ms";
+    if (cmd.issued_utc_ms + max_age_ms < now) {
+      return "stale command refused: issued " + std::to_string((now - cmd.issued_utc_ms) / 1000) +
+             " s ago, more than commands.max_age_s (" + std::to_string(opt.command_max_age.count()) + ")";
+    }
+    if (cmd.issued_utc_ms > now + kFutureSkewMs) {
+      return "command refused: issued " + std::to_string((cmd.issued_utc_ms - now) / 1000) +
+             " s in the future (the sender's clock and this gateway's differ by more than 60 s)";
+    }
+    return "";
+  }
+
   void process_commands() {
     std::deque<Incoming> todo;
     {
@@ -455,6 +473,12 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
         log::warn(kLog, "command rejected: " + cmd.error());
         publish_json(reply_topic, reply_json(codec::command_id_of(payload), Result<std::string>(Error{cmd.error()})),
                      false);
+        continue;
+      }
+      if (auto stale = freshness_problem(*cmd); !stale.empty()) {
+        ++stats.commands_rejected;
+        log::warn(kLog, "command " + cmd->command_id + " rejected: " + stale);
+        publish_json(reply_topic, reply_json(cmd->command_id, Result<std::string>(Error{stale})), false);
         continue;
       }
       if (const auto* cached = replies.find(cmd->command_id)) {

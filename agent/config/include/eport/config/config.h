@@ -99,6 +99,7 @@ struct HealthConfig {
 
 struct CommandsConfig {
   bool enabled = true;
+  std::int64_t max_age_s = 300;
 };
 
 struct GnssConfig {

@@ -58,6 +58,9 @@ struct PublisherOptions {
   BudgetOptions budget;
   std::chrono::seconds health_interval{60};   // 0 = no health messages
   bool commands = true;                       // subscribe to the command topic
+  // A command issued longer ago than this (or with no issued time, or more
+  // than kCommandFutureSkew ahead of this clock) is refused. 0: no check.
+  std::chrono::seconds command_max_age{300};
   std::string agent_version;
   std::string config_hash;
 };
