@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "gpsd_report.h"
 #include "run_loop.h"
 
 #include "eport/gnss/gpsd_mapping.h"
@@ -25,6 +26,32 @@ static_assert(MODE_2D == 2 && MODE_3D == 3 && STATUS_FIX == 1 && STATUS_DGPS_FIX
                   STATUS_RTK_FIX == 3 && STATUS_RTK_FLT == 4 && STATUS_DR == 5 && STATUS_GNSSDR == 6 &&
                   STATUS_TIME == 7 && STATUS_SIM == 8 && STATUS_PPS_FIX == 9,
               "gps.h fix numbering changed: update fix_from_gpsd()");
+
+namespace detail {
+
+std::optional<model::Reading> apply_gpsd_report(GpsdAssembler& assembler, const gps_data_t& d,
+                                                std::string_view raw) {
+  if (raw.find("\"class\":\"TPV\"") != std::string_view::npos) {
+    GpsdTpv t;
+    t.mode = d.fix.mode;
+    t.status = d.fix.status;
+    if (d.fix.time.tv_sec > 0) {
+      t.time_utc_ms = static_cast<std::uint64_t>(d.fix.time.tv_sec) * 1000U +
+                      static_cast<std::uint64_t>(d.fix.time.tv_nsec / 1'000'000);
+    }
+    t.lat_deg = d.fix.latitude;
+    t.lon_deg = d.fix.longitude;
+    t.speed_m_s = d.fix.speed;
+    t.track_deg = d.fix.track;
+    return assembler.on_tpv(t);
+  }
+  if (raw.find("\"class\":\"SKY\"") != std::string_view::npos) {
+    assembler.on_sky(GpsdSky{d.dop.hdop, d.satellites_used});
+  }
+  return std::nullopt;
+}
+
+}  // namespace detail
 
 struct GpsdSource::Impl {
   Impl(std::string w, AssemblerOptions a, SeqSource seq, ReadingHandler h)
@@ -82,23 +109,9 @@ Result<std::size_t> GpsdSource::poll_once(std::chrono::milliseconds timeout) {
       return Error{"gpsd " + impl_->where + ": connection closed or read failed"};
     }
     ++reports;
-    const std::string_view m(msg.data());
     std::lock_guard lock(impl_->mu);
-    if (m.find("\"class\":\"TPV\"") != std::string_view::npos) {
-      GpsdTpv t;
-      t.mode = d.fix.mode;
-      t.status = d.fix.status;
-      if (d.fix.time.tv_sec > 0) {
-        t.time_utc_ms = static_cast<std::uint64_t>(d.fix.time.tv_sec) * 1000U +
-                        static_cast<std::uint64_t>(d.fix.time.tv_nsec / 1'000'000);
-      }
-      t.lat_deg = d.fix.latitude;
-      t.lon_deg = d.fix.longitude;
-      t.speed_m_s = d.fix.speed;
-      t.track_deg = d.fix.track;
-      if (auto r = impl_->assembler.on_tpv(t)) ready.push_back(std::move(*r));
-    } else if (m.find("\"class\":\"SKY\"") != std::string_view::npos) {
-      impl_->assembler.on_sky(GpsdSky{d.dop.hdop, d.satellites_used});
+    if (auto r = detail::apply_gpsd_report(impl_->assembler, d, std::string_view(msg.data()))) {
+      ready.push_back(std::move(*r));
     }
   }
   impl_->deliver(ready);
