@@ -1152,6 +1152,7 @@ void Server::stop() {
   if (d.stopped) return;
   d.stopped = true;
   d.stopping = true;
+  if (d.wake_fd >= 0) d.wake();  // out of epoll_wait now, not at its timeout
   if (d.thread.joinable()) d.thread.join();
   // Send the acks of whatever was committed, so units can free it.
   d.drain_completions();
