@@ -1079,7 +1079,10 @@ std::string health_json(const ServerStats& st) {
          ",\"malformed\":" + n(st.hellos_malformed) + "},\"takeovers\":" + n(st.takeovers) +
          ",\"links_dead\":" + n(st.links_dead) + ",\"nacks_sent\":" + n(st.nacks_sent) +
          ",\"settings_sent\":" + n(st.settings_sent) + ",\"settings_acked\":" + n(st.settings_acked) +
-         ",\"protocol_errors\":" + n(st.protocol_errors) + "}";
+         ",\"protocol_errors\":" + n(st.protocol_errors) + ",\"admission\":{\"refused_max_units\":" +
+         n(st.refused_max_units) + ",\"refused_per_address\":" + n(st.refused_per_address) +
+         ",\"hello_timeouts\":" + n(st.hello_timeouts) + ",\"dropped_unit_ids\":" + n(st.links_dropped_unit_ids) +
+         ",\"dropped_output\":" + n(st.links_dropped_output) + ",\"pings_dropped\":" + n(st.pings_dropped) + "}}";
 }
 
 Server::Server(ServerOptions options, ingest::Ingest& ingest,
