@@ -55,6 +55,7 @@ bool valid_seq(std::uint64_t seq) { return seq >= 1 && seq <= model::kMaxSeq; }
 // stream of new source ids is refused beyond it and never evicts more than
 // this much of the readings.
 constexpr std::uint64_t kSourcesShareDivisor = 4;
+constexpr auto kForgetUnknownBlockAfter = std::chrono::minutes(10);
 
 // The exclusive lock of one store: `<path>.lock`, flock()ed for the
 // Outbox's lifetime, with the holder's pid in it for the error message of
@@ -125,6 +126,12 @@ struct Outbox::Impl {
   std::unordered_map<std::string, std::uint64_t> last_seq;     // every source stored and not expired
   std::uint64_t sources_bytes = 0;                              // source_cost() of every key of last_seq
   std::unordered_map<std::string, std::uint64_t> blocked_from;  // first refused seq, per source
+  // When each block was set. A block of a source that has no sources row
+  // (refused before it ever stored: e.g. new ids past their share) is
+  // dropped by maintain() once it is kForgetUnknownBlockAfter old, so that
+  // invented ids cannot grow this map; by then nothing of it can still be
+  // in flight and the bridge holds the unit at the refused seq itself.
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> blocked_at;
   std::array<std::int64_t, model::kPriorityCount> cursor{};     // highest leased id per class
   std::uint64_t next_env_seq = 1;      // next envelope seq to hand out
   std::uint64_t reserved_env_seq = 1;  // persisted: first seq not yet reserved
@@ -366,6 +373,7 @@ struct Outbox::Impl {
       if (rec.seq <= last) continue;
       auto [b, inserted] = blocked_from.try_emplace(rec.source_id, rec.seq);
       if (!inserted) b->second = std::min(b->second, rec.seq);
+      blocked_at[rec.source_id] = std::chrono::steady_clock::now();
     }
   }
 
@@ -538,8 +546,15 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
   if (int rc = sqlite3_exec(d.db.get(), "COMMIT", nullptr, nullptr, nullptr); rc != SQLITE_OK) {
     return fail("commit", d.failed(rc));
   }
-  for (auto source : unblocked) d.blocked_from.erase(std::string(source));
-  for (const auto& [source, seq] : newly_blocked) d.blocked_from[std::string(source)] = seq;
+  for (auto source : unblocked) {
+    d.blocked_from.erase(std::string(source));
+    d.blocked_at.erase(std::string(source));
+  }
+  const auto blocked_now = std::chrono::steady_clock::now();
+  for (const auto& [source, seq] : newly_blocked) {
+    d.blocked_from[std::string(source)] = seq;
+    d.blocked_at[std::string(source)] = blocked_now;
+  }
   for (const auto& [source, seq] : batch_max) {
     auto [it, inserted] = d.last_seq.try_emplace(std::string(source), 0);
     if (inserted) d.sources_bytes += d.source_cost(source);
@@ -702,6 +717,16 @@ Result<MaintenanceReport> Outbox::maintain(std::uint64_t now_utc_ms) {
   }
   if (report.expired > 0) log::warn(kLog, "expired " + std::to_string(report.expired) + " readings past their TTL");
 
+  const auto steady_now = std::chrono::steady_clock::now();
+  for (auto it = d.blocked_at.begin(); it != d.blocked_at.end();) {
+    if (steady_now - it->second >= kForgetUnknownBlockAfter && !d.last_seq.count(it->first)) {
+      d.blocked_from.erase(it->first);
+      it = d.blocked_at.erase(it);
+    } else {
+      ++it;
+    }
+  }
+
   auto expiry_ms = static_cast<std::uint64_t>(d.opt.source_expiry.count()) * 1000;
   if (expiry_ms > 0 && now_utc_ms > expiry_ms) {
     sqlite::ResetGuard g(d.expire_sources);
@@ -712,6 +737,7 @@ Result<MaintenanceReport> Outbox::maintain(std::uint64_t now_utc_ms) {
       auto id = d.expire_sources.column_text(0);
       if (d.last_seq.erase(id) > 0) d.sources_bytes -= std::min(d.sources_bytes, d.source_cost(id));
       d.blocked_from.erase(id);
+      d.blocked_at.erase(id);
       ++n;
     }
     if (rc != SQLITE_DONE) return Error{sqlite_error(d.db.get(), "expire sources")};
