@@ -301,6 +301,10 @@ struct Harness {
     auto& r = released[units[static_cast<std::size_t>(unit)]];
     r = std::max(r, oldest - 1);
     l.hellos.push_back(units[static_cast<std::size_t>(unit)]);
+    // A delimiter first, as units do (7.1): raw bytes before must not swallow
+    // this HELLO, or its WELCOME would be taken for the next one's.
+    static constexpr std::uint8_t kDelimiter = 0;
+    raw(l, &kDelimiter, 1);
     send(l, hello(unit, oldest, next));
   }
 
@@ -406,7 +410,7 @@ struct Harness {
           if (l.fd < 0) break;
           std::size_t count = std::size_t{1} << (in.byte() % 17);  // 1 .. 65,536
           bool distinct = op & 16;
-          std::vector<std::uint8_t> out;
+          std::vector<std::uint8_t> out{0};  // a delimiter first, as before any HELLO
           for (std::size_t i = 0; i < count; ++i) {
             epb_message m;
             if (distinct) {
