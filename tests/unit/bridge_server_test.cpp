@@ -1220,3 +1220,26 @@ TEST_CASE("at shutdown the server unlinks its socket only if the file is still i
   }
   CHECK(lstat(dir.file("own.sock").c_str(), &st) != 0);  // ours: removed
 }
+
+TEST_CASE("a seq jump refused for a unit known only from the store leaves no dangling state", "[bridge][hardening]") {
+  // Found by fuzz_unit_session (ASan: heap-use-after-free in on_hello): the
+  // refusal's log line read the unit's state after forgetting it.
+  bridge::ServerOptions so;
+  so.max_seq_jump = 100;
+  Agent agent(so);
+  {
+    auto unit = Link::connect(agent.socket_path);
+    unit.send(hello("tcu-jump"));
+    unit.expect(EPB_MSG_WELCOME);
+    unit.send(reading(1));
+    CHECK(unit.expect(EPB_MSG_ACK).m.ack.seq == 1);
+  }
+  eventually([&] { return agent.stats().connections_active.load() == 0; });  // its state is forgotten
+  auto again = Link::connect(agent.socket_path);
+  again.send(hello("tcu-jump", kContainer, 1 + 100 + 2));  // oldest_seq 103: 101 beyond seq 1
+  auto nack = again.expect(EPB_MSG_NACK);
+  CHECK(nack.m.nack.reason == EPB_NACK_SEQ_RANGE);
+  CHECK(agent.stats().hellos_refused_seq_range.load() == 1);
+  again.send(hello("tcu-jump", kContainer, 2));
+  CHECK(again.expect(EPB_MSG_WELCOME).m.welcome.last_stored_seq == 1);
+}

@@ -496,11 +496,12 @@ struct Server::Impl : public ingest::CompletionSink {
     }
     UnitState& u = units.at(key);
     if (u.committed > 0 && h.oldest_seq > u.committed && h.oldest_seq - u.committed - 1 > opt.max_seq_jump) {
+      auto committed = u.committed;  // u is gone after maybe_forget()
       if (created) maybe_forget(key);
       return refuse_hello(s, EPB_NACK_SEQ_RANGE, stats.hellos_refused_seq_range,
                           "unit " + unit + " holds readings from seq " + std::to_string(h.oldest_seq) +
                               " on, more than bridge.max_seq_jump (" + std::to_string(opt.max_seq_jump) +
-                              ") beyond the last seq stored here, " + std::to_string(u.committed));
+                              ") beyond the last seq stored here, " + std::to_string(committed));
     }
     // One live session per unit: the newest HELLO wins (7.11).
     if (u.link != 0 && u.link != id) {
