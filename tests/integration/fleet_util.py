@@ -48,6 +48,7 @@ site = "{site}"
 [bridge]
 {bridge_lines}
 max_units = 4000
+max_units_per_address = 4000
 [store]
 path = "{self.db}"
 {store_extra}

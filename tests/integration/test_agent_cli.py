@@ -33,6 +33,8 @@ BAD = [
     (VALID + "[mqtt]\nuri = 1883\n", ":7: mqtt.uri: expected a string, got an integer"),
     ("[gateway\nid=1", "TOML syntax error"),
     ('[gateway]\nsite = "cnsha"\n', "gateway.id: required key is missing"),
+    (VALID + 'tcp_listen = "127.0.0.1:7000"\nmax_units = 10\n',
+     "bridge.unix_reserve: must be below bridge.max_units (10) when TCP is served too"),
 ]
 
 

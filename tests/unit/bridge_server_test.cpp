@@ -7,9 +7,13 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -886,4 +890,356 @@ TEST_CASE("a commit that fails on a locked store: NACK INTERNAL, no ACK past it,
   CHECK(agent.outbox->stats().commit_failures >= 1);
   CHECK(agent.stats().refused_internal.load() >= 5);
   CHECK(agent.stats().readings_received.load() == settled(agent.stats()));
+}
+
+// --- Hardening (issue 11): floods, idle sockets, id churn, a second agent ---
+
+namespace {
+
+// How much the resident set may grow in the flood test: under ASan freed
+// memory sits in its quarantine (256 MiB by default) and counts as resident.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr std::uint64_t kRssSlackKib = (256 + 32) * 1024;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr std::uint64_t kRssSlackKib = (256 + 32) * 1024;
+#else
+constexpr std::uint64_t kRssSlackKib = 32 * 1024;
+#endif
+#else
+constexpr std::uint64_t kRssSlackKib = 32 * 1024;
+#endif
+
+// This process's resident set, from /proc/self/status (the server runs in
+// it), in KiB.
+std::uint64_t rss_kib() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  REQUIRE(f != nullptr);
+  char line[256];
+  std::uint64_t kib = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::strncmp(line, "VmRSS:", 6) == 0) kib = std::strtoull(line + 6, nullptr, 10);
+  }
+  std::fclose(f);
+  return kib;
+}
+
+// A TCP connection to the agent's port, as a Link.
+Link connect_tcp(std::uint16_t port) {
+  auto fd = bridge::net::connect_endpoint("tcp:127.0.0.1:" + std::to_string(port));
+  REQUIRE(fd.ok());
+  return Link(*fd);
+}
+
+// True once the agent has closed the link (EOF or reset), within the timeout.
+bool closed_by_agent(Link& l, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{l.fd, POLLIN, 0};
+    if (poll(&p, 1, 20) <= 0) continue;
+    std::uint8_t buf[4096];
+    ssize_t n = ::read(l.fd, buf, sizeof buf);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("a client that floods and never reads does not stall other units or grow memory", "[bridge][hardening]") {
+  Agent agent;
+  // Two flooders that never read, sending over and over: one PINGs (each
+  // would earn a PONG) and garbage (frame errors); the other readings
+  // before HELLO too (each earns a NACK, which piles up unread).
+  epb_message ping{};
+  ping.type = EPB_MSG_PING;
+  auto p = encoded(ping);
+  auto r = encoded(reading(5));
+  std::vector<std::uint8_t> garbage = {0x13, 0x37, 0xde, 0xad, 0xbe, 0xef, 0x99, 0x00};
+  std::vector<std::uint8_t> quiet_chunk, nacked_chunk;
+  while (quiet_chunk.size() < 64 * 1024) {
+    quiet_chunk.insert(quiet_chunk.end(), p.begin(), p.end());
+    quiet_chunk.insert(quiet_chunk.end(), garbage.begin(), garbage.end());
+  }
+  while (nacked_chunk.size() < 64 * 1024) {
+    nacked_chunk.insert(nacked_chunk.end(), p.begin(), p.end());
+    nacked_chunk.insert(nacked_chunk.end(), garbage.begin(), garbage.end());
+    nacked_chunk.insert(nacked_chunk.end(), r.begin(), r.end());
+  }
+  // Warm up the allocator before measuring: one session's worth of traffic.
+  {
+    auto warm = Link::connect(agent.socket_path);
+    warm.send(hello("tcu-warm"));
+    warm.expect(EPB_MSG_WELCOME);
+    warm.send(reading(1));
+    warm.expect(EPB_MSG_ACK);
+  }
+  auto rss_before = rss_kib();
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> flooded{0};
+  std::vector<Link> flooders;
+  flooders.push_back(Link::connect(agent.socket_path));
+  flooders.push_back(Link::connect(agent.socket_path));
+  std::vector<std::thread> threads;
+  struct Joiner {  // a failed REQUIRE below must not leave the threads running
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& t;
+    ~Joiner() {
+      stop = true;
+      for (auto& th : t) th.join();
+    }
+  } joiner{stop, threads};
+  for (std::size_t i = 0; i < flooders.size(); ++i) {
+    int fd = flooders[i].fd;
+    const auto& chunk = i == 0 ? quiet_chunk : nacked_chunk;
+    int one_mib = 1 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &one_mib, sizeof one_mib);
+    threads.emplace_back([&, fd] {
+      while (!stop) {
+        ssize_t n = ::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+        if (n > 0) {
+          flooded += static_cast<std::uint64_t>(n);
+        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+          pollfd pf{fd, POLLOUT, 0};
+          poll(&pf, 1, 5);
+        } else {
+          break;  // the agent dropped us
+        }
+      }
+    });
+  }
+  auto unit = Link::connect(agent.socket_path);
+  unit.send(hello("tcu-real"));
+  unit.expect(EPB_MSG_WELCOME);
+  std::chrono::milliseconds worst{0};
+  for (std::uint64_t seq = 1; seq <= 30; ++seq) {
+    auto t0 = std::chrono::steady_clock::now();
+    unit.send(reading(seq));
+    auto ack = unit.next(2000ms);
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+    worst = std::max(worst, took);
+    REQUIRE(ack.has_value());
+    REQUIRE(static_cast<int>(ack->type) == EPB_MSG_ACK);
+    CHECK(ack->m.ack.seq == seq);
+    CHECK(took < 1000ms);
+    std::this_thread::sleep_for(20ms);
+  }
+  stop = true;
+  for (auto& th : threads) th.join();
+  threads.clear();
+  auto rss_after = rss_kib();
+  const auto& st = agent.stats();
+  INFO("flooded " << flooded.load() << " bytes; worst ACK " << worst.count() << " ms; RSS " << rss_before << " -> "
+                  << rss_after << " KiB; " << st.read_budget_yields.load() << " read budget yields, "
+                  << st.pings_dropped.load() << " PINGs dropped");
+  CHECK(rss_after < rss_before + kRssSlackKib);
+  // The one whose NACKs piled up unread was dropped; PINGs were throttled;
+  // the fast sender was read in turns with the others.
+  CHECK(st.links_dropped_output.load() == 1);
+  CHECK(st.pings_dropped.load() > 0);
+  CHECK(st.read_budget_yields.load() > 0);
+  CHECK(agent.outbox->last_seq("tcu-real") == 30);
+}
+
+TEST_CASE("idle TCP connections beyond the per-address cap are refused, counted and warned about once", "[bridge][hardening]") {
+  bridge::ServerOptions so;
+  so.tcp_listen = "127.0.0.1:0";
+  so.max_units_per_address = 3;
+  Agent agent(so);
+  auto port = agent.server->tcp_port();
+  std::vector<Link> idle;
+  for (int i = 0; i < 3; ++i) idle.push_back(connect_tcp(port));
+  eventually([&] { return agent.stats().connections_accepted.load() == 3; });
+  std::vector<Link> extra;
+  for (int i = 0; i < 5; ++i) extra.push_back(connect_tcp(port));
+  for (auto& l : extra) CHECK(closed_by_agent(l, 2000ms));
+  const auto& st = agent.stats();
+  CHECK(st.refused_per_address.load() == 5);
+  CHECK(st.connections_refused.load() == 5);
+  CHECK(st.refusal_warnings.load() == 1);  // not one per refusal: at most one per 10 s
+  // The connections within the cap work: one of them says HELLO and sends.
+  idle[0].send(hello("tcu-capped"));
+  idle[0].expect(EPB_MSG_WELCOME);
+  idle[0].send(reading(1));
+  CHECK(idle[0].expect(EPB_MSG_ACK).m.ack.seq == 1);
+  // A slot freed is a slot taken again.
+  idle.pop_back();
+  eventually([&] { return agent.stats().connections_active.load() == 2; });
+  auto again = connect_tcp(port);
+  again.send(hello("tcu-again"));
+  again.expect(EPB_MSG_WELCOME);
+}
+
+TEST_CASE("a connection that never says HELLO is closed at the deadline; welcomed ones stay", "[bridge][hardening]") {
+  bridge::ServerOptions so;
+  so.hello_deadline = 600ms;
+  Agent agent(so);
+  auto silent = Link::connect(agent.socket_path);
+  auto refused = Link::connect(agent.socket_path);  // says HELLO, but one that is refused
+  auto unit = Link::connect(agent.socket_path);
+  refused.send(hello("BAD ID"));
+  CHECK(refused.expect(EPB_MSG_NACK).m.nack.reason == EPB_NACK_UNIT_ID);
+  unit.send(hello("tcu-hello"));
+  unit.expect(EPB_MSG_WELCOME);
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(closed_by_agent(silent, 3000ms));
+  CHECK(std::chrono::steady_clock::now() - t0 < 2000ms);
+  CHECK(closed_by_agent(refused, 1000ms));
+  std::this_thread::sleep_for(1000ms);  // well past the deadline
+  unit.expect_silence();
+  unit.send(reading(1));
+  CHECK(unit.expect(EPB_MSG_ACK).m.ack.seq == 1);
+  CHECK(agent.stats().hello_timeouts.load() == 2);
+}
+
+TEST_CASE("with TCP at its share of max_units, a UNIX unit still gets in", "[bridge][hardening]") {
+  bridge::ServerOptions so;
+  so.tcp_listen = "127.0.0.1:0";
+  so.max_units = 4;
+  so.unix_reserve = 2;
+  Agent agent(so);
+  std::vector<Link> tcp;
+  for (int i = 0; i < 4; ++i) tcp.push_back(connect_tcp(agent.server->tcp_port()));
+  CHECK(closed_by_agent(tcp[3], 2000ms));
+  CHECK(closed_by_agent(tcp[2], 2000ms));
+  CHECK(agent.stats().refused_max_units.load() == 2);
+  std::vector<Link> local;
+  for (int i = 0; i < 2; ++i) {
+    local.push_back(Link::connect(agent.socket_path));
+    local.back().send(hello("tcu-local-" + std::to_string(i)));
+    local.back().expect(EPB_MSG_WELCOME);
+  }
+  // Now every slot is taken: UNIX too is refused.
+  auto fifth = Link::connect(agent.socket_path);
+  CHECK(closed_by_agent(fifth, 2000ms));
+  // The TCP ones within their share work.
+  tcp[0].send(hello("tcu-tcp"));
+  tcp[0].expect(EPB_MSG_WELCOME);
+}
+
+TEST_CASE("a link that says HELLO for too many unit ids in a minute is dropped", "[bridge][hardening]") {
+  bridge::ServerOptions so;
+  so.max_unit_ids_per_link = 3;
+  Agent agent(so);
+  auto churn = Link::connect(agent.socket_path);
+  for (const char* id : {"tcu-a", "tcu-b", "tcu-c", "tcu-a", "tcu-b"}) {  // repeats do not count
+    churn.send(hello(id));
+    churn.expect(EPB_MSG_WELCOME);
+  }
+  churn.send(hello("tcu-d"));
+  CHECK(closed_by_agent(churn, 2000ms));
+  CHECK(agent.stats().links_dropped_unit_ids.load() == 1);
+  // tcu-d itself is welcome on a link of its own.
+  auto d = Link::connect(agent.socket_path);
+  d.send(hello("tcu-d"));
+  d.expect(EPB_MSG_WELCOME);
+}
+
+TEST_CASE("50,000 unit ids over TCP links: bounded state, bounded sources in the store", "[bridge][hardening]") {
+  bridge::ServerOptions so;
+  so.tcp_listen = "127.0.0.1:0";
+  store::OutboxOptions oo;
+  oo.max_bytes = 1 << 20;
+  Agent agent(so, {}, oo);
+  std::uint64_t welcomed = 0, links = 0;
+  int id = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  while (id < 50000 && std::chrono::steady_clock::now() - t0 < 20s) {
+    auto l = connect_tcp(agent.server->tcp_port());
+    ++links;
+    while (id < 50000) {
+      l.send(hello("x" + std::to_string(id++)));
+      auto m = l.next(2000ms);
+      if (!m || m->type != EPB_MSG_WELCOME) break;
+      ++welcomed;
+      l.send(reading(1));
+    }
+    if (links >= 200) break;  // enough to see the bound; each link is cut at 16 ids
+  }
+  agent.server->stop();
+  agent.ingest->stop();
+  INFO(welcomed << " welcomed over " << links << " links");
+  CHECK(welcomed <= links * so.max_unit_ids_per_link);
+  CHECK(agent.stats().links_dropped_unit_ids.load() >= links - 1);
+  auto st = agent.outbox->stats();
+  CHECK(st.sources_bytes <= oo.max_bytes / 4);
+  CHECK(st.total_bytes() + st.sources_bytes <= oo.max_bytes);
+}
+
+TEST_CASE("a second server on a live socket path refuses; only a stale socket is replaced", "[bridge][hardening]") {
+  Agent first;
+  bridge::ServerOptions so;
+  so.unix_socket = first.socket_path;
+  {
+    bridge::Server second(
+        so, *first.ingest, [](std::string_view) { return std::uint64_t{0}; },
+        [](const model::Reading& r) { return model::default_priority(r); });
+    auto st = second.start();
+    REQUIRE_FALSE(st.ok());
+    CHECK_THAT(st.error(), Catch::Contains("another agent serves unix:" + first.socket_path));
+  }  // its destructor must not unlink the first one's socket
+  auto unit = Link::connect(first.socket_path);
+  unit.send(hello("tcu-first"));
+  unit.expect(EPB_MSG_WELCOME);
+
+  // A stale socket file (bound, never served: connect is refused) is replaced.
+  test::TempDir dir;
+  auto stale = dir.file("stale.sock");
+  {
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strcpy(addr.sun_path, stale.c_str());
+    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    close(fd);
+  }
+  auto fd = bridge::net::listen_unix(stale);
+  REQUIRE(fd.ok());
+  close(*fd);
+}
+
+TEST_CASE("at shutdown the server unlinks its socket only if the file is still its own", "[bridge][hardening]") {
+  test::TempDir dir;
+  auto path = dir.file("taken.sock");
+  {
+    bridge::ServerOptions so;
+    so.unix_socket = path;
+    Agent agent(so);
+    // An operator removes it and something else binds the path meanwhile.
+    REQUIRE(unlink(path.c_str()) == 0);
+    auto other = bridge::net::listen_unix(path);
+    REQUIRE(other.ok());
+    close(*other);
+  }
+  struct stat st{};
+  CHECK(lstat(path.c_str(), &st) == 0);  // still there: not ours to remove
+  {
+    bridge::ServerOptions so;
+    so.unix_socket = dir.file("own.sock");
+    Agent agent(so);
+  }
+  CHECK(lstat(dir.file("own.sock").c_str(), &st) != 0);  // ours: removed
+}
+
+TEST_CASE("a seq jump refused for a unit known only from the store leaves no dangling state", "[bridge][hardening]") {
+  // Found by fuzz_unit_session (ASan: heap-use-after-free in on_hello): the
+  // refusal's log line read the unit's state after forgetting it.
+  bridge::ServerOptions so;
+  so.max_seq_jump = 100;
+  Agent agent(so);
+  {
+    auto unit = Link::connect(agent.socket_path);
+    unit.send(hello("tcu-jump"));
+    unit.expect(EPB_MSG_WELCOME);
+    unit.send(reading(1));
+    CHECK(unit.expect(EPB_MSG_ACK).m.ack.seq == 1);
+  }
+  eventually([&] { return agent.stats().connections_active.load() == 0; });  // its state is forgotten
+  auto again = Link::connect(agent.socket_path);
+  again.send(hello("tcu-jump", kContainer, 1 + 100 + 2));  // oldest_seq 103: 101 beyond seq 1
+  auto nack = again.expect(EPB_MSG_NACK);
+  CHECK(nack.m.nack.reason == EPB_NACK_SEQ_RANGE);
+  CHECK(agent.stats().hellos_refused_seq_range.load() == 1);
+  again.send(hello("tcu-jump", kContainer, 2));
+  CHECK(again.expect(EPB_MSG_WELCOME).m.welcome.last_stored_seq == 1);
 }

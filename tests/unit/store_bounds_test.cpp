@@ -33,6 +33,7 @@ std::unique_ptr<store::Outbox> open_bounded(const test::TempDir& dir, std::uint6
   o.max_bytes = max_bytes;
   o.low_water_pct = 90;
   o.min_free_bytes = 0;  // this test is about max_bytes
+  o.source_row_bytes = 0;  // and about reading rows: sources are counted in store_sources_test.cpp
   o.when_full = when_full;
   auto ob = store::Outbox::open(o);
   REQUIRE(ob.ok());

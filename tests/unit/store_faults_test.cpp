@@ -200,6 +200,7 @@ store::OutboxOptions options(const test::TempDir& dir, Hook* hook) {
   o.busy_timeout = std::chrono::milliseconds(100);
   o.max_bytes = kRoom * 100;
   o.min_free_bytes = 0;
+  o.source_row_bytes = 0;  // the room is counted in reading rows
   if (hook != nullptr) {
     o.fault = [hook](std::string_view step) {
       if (hook->rc == SQLITE_OK || step != hook->step) return SQLITE_OK;
@@ -276,7 +277,7 @@ std::function<void(const std::string&)> fail_reading(std::string btree, int rc) 
   return [btree = std::move(btree), rc](const std::string& path) {
     Other other(path);
     other.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-    other.exec("PRAGMA user_version = 1");  // the schema version it has: touches page 1 only
+    other.exec("PRAGMA user_version = 2");  // the schema version it has: touches page 1 only
     auto page_size = other.integer("PRAGMA page_size");
     auto root = other.integer("SELECT rootpage FROM sqlite_schema WHERE name = '" + btree + "'");
     REQUIRE(root > 1);

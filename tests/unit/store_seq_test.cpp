@@ -180,7 +180,7 @@ TEST_CASE("a store with seqs out of range from an older agent opens with them br
   // Written by an agent that had no seq range: 2^63 went in as a negative
   // integer, 2^60 as itself (with a valid reading of that source waiting).
   exec(path,
-       "INSERT INTO sources VALUES ('neg', -9223372036854775808), ('big', 1152921504606846976), ('ok', 5);"
+       "INSERT INTO sources(source_id, last_seq) VALUES ('neg', -9223372036854775808), ('big', 1152921504606846976), ('ok', 5);"
        "INSERT INTO outbox(priority, source_id, seq, created_ms, body) VALUES (1, 'big', 7, 1, x'00');");
   auto ob = open(dir);
   CHECK(ob->last_seq("neg") == 0);

@@ -57,6 +57,7 @@ eport::store::OutboxOptions outbox_options(const eport::config::AgentConfig& cfg
   so.ttl[static_cast<int>(model::Priority::kTelemetry)] = std::chrono::seconds(cfg.store.ttl_telemetry_s);
   so.ttl[static_cast<int>(model::Priority::kBulk)] = std::chrono::seconds(cfg.store.ttl_bulk_s);
   so.startup_check_budget = std::chrono::milliseconds(cfg.store.startup_check_ms);
+  so.source_expiry = std::chrono::seconds(cfg.store.source_expiry_s);
   return so;
 }
 
@@ -167,6 +168,10 @@ int run(const eport::config::AgentConfig& cfg) {
   bo.serial_baud = static_cast<int>(cfg.bridge.serial_baud);
   bo.window = static_cast<std::uint16_t>(cfg.bridge.window);
   bo.max_units = static_cast<std::size_t>(cfg.bridge.max_units);
+  bo.max_units_per_address = static_cast<std::size_t>(cfg.bridge.max_units_per_address);
+  bo.unix_reserve = static_cast<std::size_t>(cfg.bridge.unix_reserve);
+  bo.hello_deadline = std::chrono::seconds(cfg.bridge.hello_deadline_s);
+  bo.max_unit_ids_per_link = static_cast<std::size_t>(cfg.bridge.max_unit_ids_per_link);
   bo.gateway_id = cfg.gateway.id;
   bo.max_seq_jump = static_cast<std::uint64_t>(cfg.bridge.max_seq_jump);
   bo.idle_ping_after = std::chrono::seconds(cfg.bridge.idle_ping_s);

@@ -52,9 +52,27 @@ Result<int> listen_unix(const std::string& path) {
   if (!addr) return Error{addr.error()};
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return Error{sys_error("socket(AF_UNIX)")};
-  // A stale socket file from a previous run would make bind fail.
+  // A socket file left by a previous run would make bind fail: remove it,
+  // but only if nobody answers on it. A live one belongs to another agent
+  // (two agents on one configuration); taking it over would cut that
+  // agent's units off.
   struct stat st{};
-  if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path.c_str());
+  if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) {
+      auto e = sys_error("socket(AF_UNIX)");
+      close(fd);
+      return Error{e};
+    }
+    int rc = connect(probe, reinterpret_cast<const sockaddr*>(&*addr), sizeof(sockaddr_un));
+    int err = errno;
+    close(probe);
+    if (rc == 0 || err == EAGAIN) {  // EAGAIN: alive, its backlog is full
+      close(fd);
+      return Error{"another agent serves unix:" + path + " (a process accepts connections on it); not taking it over"};
+    }
+    if (err == ECONNREFUSED) unlink(path.c_str());  // stale: nobody listens
+  }
   if (bind(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof(sockaddr_un)) < 0 || listen(fd, 128) < 0) {
     auto e = sys_error("listen on unix:" + path);
     close(fd);

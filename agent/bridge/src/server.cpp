@@ -14,9 +14,12 @@
 // reopened with a backoff.
 #include "eport/bridge/server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -53,12 +56,22 @@ constexpr auto kAcceptPause = std::chrono::milliseconds(200);
 constexpr auto kVersionRefusalEvery = std::chrono::seconds(10);
 // SETTINGS is sent at most this many times per session without an answer.
 constexpr int kSettingsAttempts = 5;
+// Refused connections and links closed for misbehaviour are warned about at
+// most this often (with a count of what happened meanwhile).
+constexpr auto kRefusalWarningEvery = std::chrono::seconds(10);
+// The window over which max_unit_ids_per_link counts distinct unit ids.
+constexpr auto kUnitIdWindow = std::chrono::seconds(60);
 }  // namespace
 
 struct Server::Impl : public ingest::CompletionSink {
   struct Session {
     int fd = -1;
     int port = -1;  // index into ports for a serial tty, -1 for a socket
+    bool tcp = false;
+    std::string address;  // TCP: the peer's IP address (max_units_per_address)
+    bool welcomed = false;  // a HELLO was welcomed on it once (hello_deadline)
+    Clock::time_point ids_since{};
+    std::set<std::string> recent_ids;  // distinct unit ids said HELLO for since ids_since
     Clock::time_point opened{};
     epb_decoder decoder;
     bool hello = false;
@@ -119,7 +132,13 @@ struct Server::Impl : public ingest::CompletionSink {
   std::atomic<bool> stopping{false};
   bool stopped = false;
   std::unordered_map<std::uint64_t, Session> sessions;  // by link id (epoll tag)
-  std::size_t socket_sessions = 0;
+  std::size_t socket_sessions = 0, tcp_sessions = 0;
+  std::unordered_map<std::string, std::size_t> per_address;  // open TCP links by peer IP
+  Clock::time_point last_refusal_warning{};
+  std::uint64_t refusals_unwarned = 0;  // since the last warning
+  std::string last_refusal;             // what the latest one was
+  dev_t unix_dev = 0;
+  ino_t unix_ino = 0;  // the socket file we bound: unlinked at exit only if it is still ours
   std::vector<Port> ports;
   std::uint64_t next_conn = kFirstConnTag;
   Clock::time_point accepts_paused_until{}, last_accept_warning{};
@@ -238,11 +257,17 @@ struct Server::Impl : public ingest::CompletionSink {
     epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
   }
 
-  Session& new_session(int fd, int port) {
+  Session& new_session(int fd, int port, bool tcp = false, std::string address = {}) {
     auto id = next_conn++;
     Session& s = sessions[id];
     s.fd = fd;
     s.port = port;
+    s.tcp = tcp;
+    if (tcp) {
+      ++tcp_sessions;
+      ++per_address[address];
+      s.address = std::move(address);
+    }
     s.opened = s.last_rx = Clock::now();
     epb_decoder_init(&s.decoder);
     add_fd(fd, id, EPOLLIN | (port < 0 ? EPOLLRDHUP : 0u));
@@ -257,7 +282,9 @@ struct Server::Impl : public ingest::CompletionSink {
 
   void accept_all(int listen_fd, std::uint64_t tag) {
     while (true) {
-      int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      sockaddr_storage peer{};
+      socklen_t peer_len = sizeof peer;
+      int fd = accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer), &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
           // Out of descriptors: the pending connection stays in the backlog
@@ -279,14 +306,63 @@ struct Server::Impl : public ingest::CompletionSink {
         }
         return;
       }
-      if (socket_sessions >= opt.max_units) {
+      bool tcp = tag == kListenTcpTag;
+      std::string address = tcp ? address_of(peer) : std::string();
+      // TCP never takes the slots reserved for local UNIX units.
+      std::size_t reserve = unix_fd >= 0 ? std::min(opt.unix_reserve, opt.max_units) : 0;
+      if (socket_sessions >= opt.max_units || (tcp && tcp_sessions >= opt.max_units - reserve)) {
         ++stats.connections_refused;
+        ++stats.refused_max_units;
         close(fd);
+        refusal(std::string(tcp ? "TCP" : "UNIX") + " connection refused: " + std::to_string(socket_sessions) +
+                " links open (bridge.max_units " + std::to_string(opt.max_units) +
+                (tcp ? ", of which bridge.unix_reserve " + std::to_string(reserve) + " are for UNIX units" : "") + ")");
         continue;
       }
-      new_session(fd, -1);
+      if (tcp && per_address[address] >= opt.max_units_per_address) {
+        ++stats.connections_refused;
+        ++stats.refused_per_address;
+        close(fd);
+        refusal("TCP connection from " + address + " refused: it has " + std::to_string(per_address[address]) +
+                " open (bridge.max_units_per_address)");
+        continue;
+      }
+      new_session(fd, -1, tcp, std::move(address));
       ++stats.connections_accepted;
     }
+  }
+
+  static std::string address_of(const sockaddr_storage& ss) {
+    char buf[INET6_ADDRSTRLEN] = "?";
+    if (ss.ss_family == AF_INET) {
+      inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(ss).sin_addr, buf, sizeof buf);
+    } else if (ss.ss_family == AF_INET6) {
+      const auto& a6 = reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr;
+      if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+        inet_ntop(AF_INET, reinterpret_cast<const std::uint8_t*>(&a6) + 12, buf, sizeof buf);
+      } else {
+        inet_ntop(AF_INET6, &a6, buf, sizeof buf);
+      }
+    }
+    return buf;
+  }
+
+  // A refused connection or a link closed for misbehaviour: warned about at
+  // most once per kRefusalWarningEvery, with how many happened meanwhile.
+  void refusal(std::string what) {
+    ++refusals_unwarned;
+    last_refusal = std::move(what);
+    warn_refusals(Clock::now());
+  }
+  void warn_refusals(Clock::time_point now) {
+    if (refusals_unwarned == 0) return;
+    if (last_refusal_warning != Clock::time_point{} && now - last_refusal_warning < kRefusalWarningEvery) return;
+    log::warn(kLog, last_refusal + (refusals_unwarned > 1 ? " (and " + std::to_string(refusals_unwarned - 1) +
+                                                                 " more refusals since the last warning)"
+                                                           : std::string()));
+    ++stats.refusal_warnings;
+    refusals_unwarned = 0;
+    last_refusal_warning = now;
   }
 
   // Opens every closed serial port whose retry time has come.
@@ -385,6 +461,25 @@ struct Server::Impl : public ingest::CompletionSink {
                               " is not an ISO 6346 code (4 capital letters ending in U, J or Z, 6 digits, "
                               "check digit)");
     }
+    // A link speaks for one unit; one that cycles through unit ids is not a
+    // unit, and each id would cost state here and a sources row in the store.
+    if (!s.recent_ids.count(unit)) {
+      auto now = Clock::now();
+      if (now - s.ids_since >= kUnitIdWindow) {
+        s.recent_ids.clear();
+        s.ids_since = now;
+      }
+      if (s.recent_ids.size() >= opt.max_unit_ids_per_link) {
+        ++stats.protocol_errors;
+        ++stats.links_dropped_unit_ids;
+        refusal(link_name(s) + " said HELLO for more than " + std::to_string(opt.max_unit_ids_per_link) +
+                " unit ids within a minute (bridge.max_unit_ids_per_link): dropped");
+        detach(id, s);
+        link_down(s);
+        return;
+      }
+      s.recent_ids.insert(unit);
+    }
     std::uint64_t key;
     bool created = false;
     if (auto k = unit_keys.find(unit); k != unit_keys.end()) {
@@ -401,11 +496,12 @@ struct Server::Impl : public ingest::CompletionSink {
     }
     UnitState& u = units.at(key);
     if (u.committed > 0 && h.oldest_seq > u.committed && h.oldest_seq - u.committed - 1 > opt.max_seq_jump) {
+      auto committed = u.committed;  // u is gone after maybe_forget()
       if (created) maybe_forget(key);
       return refuse_hello(s, EPB_NACK_SEQ_RANGE, stats.hellos_refused_seq_range,
                           "unit " + unit + " holds readings from seq " + std::to_string(h.oldest_seq) +
                               " on, more than bridge.max_seq_jump (" + std::to_string(opt.max_seq_jump) +
-                              ") beyond the last seq stored here, " + std::to_string(u.committed));
+                              ") beyond the last seq stored here, " + std::to_string(committed));
     }
     // One live session per unit: the newest HELLO wins (7.11).
     if (u.link != 0 && u.link != id) {
@@ -433,6 +529,7 @@ struct Server::Impl : public ingest::CompletionSink {
     }
     u.link = id;
     s.hello = true;
+    s.welcomed = true;
     s.unit_key = key;
     s.unit_id = std::move(unit);
     s.container_id = std::move(container);
@@ -688,8 +785,18 @@ struct Server::Impl : public ingest::CompletionSink {
 
   void read_from(std::uint64_t id, Session& s) {
     std::uint8_t buf[16384];
+    std::size_t budget = std::max<std::size_t>(opt.read_budget_bytes, 1);
     while (!s.closing) {
-      ssize_t n = s.port >= 0 ? ::read(s.fd, buf, sizeof buf) : recv(s.fd, buf, sizeof buf, 0);
+      // A link whose answers pile up unread is not read further (flush()
+      // drops it); one that sends fast is read again on the next wake-up,
+      // after every other ready link had its turn (epoll is level-triggered).
+      if (s.out.size() > opt.max_output_bytes) return;
+      if (budget == 0) {
+        ++stats.read_budget_yields;
+        return;
+      }
+      std::size_t want = std::min(sizeof buf, budget);
+      ssize_t n = s.port >= 0 ? ::read(s.fd, buf, want) : recv(s.fd, buf, want, 0);
       if (n == 0) {  // peer closed; on a tty: hang-up
         link_down(s);
         return;
@@ -702,6 +809,7 @@ struct Server::Impl : public ingest::CompletionSink {
         }
         return;
       }
+      budget -= static_cast<std::size_t>(n);
       std::size_t off = 0;
       while (off < static_cast<std::size_t>(n) && !s.closing) {
         epb_message m;
@@ -747,7 +855,9 @@ struct Server::Impl : public ingest::CompletionSink {
       s.out.erase(0, static_cast<std::size_t>(n));
     }
     if (s.out.size() > opt.max_output_bytes) {
-      log::warn(kLog, link_name(s) + " does not read its acks; dropping the link");
+      ++stats.links_dropped_output;
+      refusal(link_name(s) + " does not read what the agent sends (over " + std::to_string(opt.max_output_bytes) +
+              " bytes waiting); dropping the link");
       link_down(s);
     }
     bool want = !s.out.empty();
@@ -780,6 +890,10 @@ struct Server::Impl : public ingest::CompletionSink {
       }
     } else {
       --socket_sessions;
+      if (s.tcp) {
+        --tcp_sessions;
+        if (auto a = per_address.find(s.address); a != per_address.end() && --a->second == 0) per_address.erase(a);
+      }
     }
     sessions.erase(it);
     --stats.connections_active;
@@ -841,8 +955,18 @@ struct Server::Impl : public ingest::CompletionSink {
 
   // PINGs for silent links, the dead-link rule and SETTINGS retries (7.8, 7.9).
   void check_timers(Clock::time_point now) {
+    warn_refusals(now);
     for (auto& [id, s] : sessions) {
       if (s.closing) continue;
+      // A socket that never got a unit welcomed holds a slot for nothing
+      // (7.1): closed at the HELLO deadline. A tty stays open: it is the port.
+      if (s.port < 0 && !s.welcomed && now - s.opened >= opt.hello_deadline) {
+        ++stats.hello_timeouts;
+        refusal(link_name(s) + (s.tcp ? " from " + s.address : std::string()) + " sent no accepted HELLO within " +
+                std::to_string(opt.hello_deadline.count()) + " ms: closed");
+        link_down(s);
+        continue;
+      }
       if (s.ping_sent == Clock::time_point{}) {
         if (now - s.last_rx >= opt.idle_ping_after) {
           epb_message m{};
@@ -958,7 +1082,10 @@ std::string health_json(const ServerStats& st) {
          ",\"malformed\":" + n(st.hellos_malformed) + "},\"takeovers\":" + n(st.takeovers) +
          ",\"links_dead\":" + n(st.links_dead) + ",\"nacks_sent\":" + n(st.nacks_sent) +
          ",\"settings_sent\":" + n(st.settings_sent) + ",\"settings_acked\":" + n(st.settings_acked) +
-         ",\"protocol_errors\":" + n(st.protocol_errors) + "}";
+         ",\"protocol_errors\":" + n(st.protocol_errors) + ",\"admission\":{\"refused_max_units\":" +
+         n(st.refused_max_units) + ",\"refused_per_address\":" + n(st.refused_per_address) +
+         ",\"hello_timeouts\":" + n(st.hello_timeouts) + ",\"dropped_unit_ids\":" + n(st.links_dropped_unit_ids) +
+         ",\"dropped_output\":" + n(st.links_dropped_output) + ",\"pings_dropped\":" + n(st.pings_dropped) + "}}";
 }
 
 Server::Server(ServerOptions options, ingest::Ingest& ingest,
@@ -971,7 +1098,16 @@ Server::~Server() {
   for (int fd : {impl_->unix_fd, impl_->tcp_fd, impl_->wake_fd, impl_->epfd}) {
     if (fd >= 0) close(fd);
   }
-  if (impl_->unix_fd >= 0) unlink(impl_->opt.unix_socket.c_str());
+  if (impl_->unix_fd >= 0) {
+    // Only the socket file this server bound: another agent may have
+    // replaced it meanwhile (it is refused while we serve, but an operator
+    // may have removed ours by hand).
+    struct stat st{};
+    if (lstat(impl_->opt.unix_socket.c_str(), &st) == 0 && st.st_dev == impl_->unix_dev &&
+        st.st_ino == impl_->unix_ino) {
+      unlink(impl_->opt.unix_socket.c_str());
+    }
+  }
 }
 
 Status Server::start() {
@@ -998,6 +1134,11 @@ Status Server::start() {
     auto fd = net::listen_unix(d.opt.unix_socket);
     if (!fd) return Error{"bridge: " + fd.error()};
     d.unix_fd = *fd;
+    struct stat st{};
+    if (lstat(d.opt.unix_socket.c_str(), &st) == 0) {
+      d.unix_dev = st.st_dev;
+      d.unix_ino = st.st_ino;
+    }
     d.add_fd(d.unix_fd, kListenUnixTag, EPOLLIN);
   }
   if (!d.opt.tcp_listen.empty()) {
@@ -1017,6 +1158,7 @@ void Server::stop() {
   if (d.stopped) return;
   d.stopped = true;
   d.stopping = true;
+  if (d.wake_fd >= 0) d.wake();  // out of epoll_wait now, not at its timeout
   if (d.thread.joinable()) d.thread.join();
   // Send the acks of whatever was committed, so units can free it.
   d.drain_completions();

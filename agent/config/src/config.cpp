@@ -104,6 +104,22 @@ std::vector<KeySpec> build_specs() {
                       [](AgentConfig& c) -> std::int64_t& { return c.bridge.window; }));
   s.push_back(int_key("bridge.max_units", "2000", 1, 100000, "Connections accepted at once; more are closed at accept.",
                       [](AgentConfig& c) -> std::int64_t& { return c.bridge.max_units; }));
+  s.push_back(int_key("bridge.max_units_per_address", "64", 1, 100000,
+                      "TCP connections from one IP address at once; more are closed at accept (counted, warned "
+                      "about at most every 10 s; docs/security.md).",
+                      [](AgentConfig& c) -> std::int64_t& { return c.bridge.max_units_per_address; }));
+  s.push_back(int_key("bridge.unix_reserve", "64", 0, 100000,
+                      "Slots of bridge.max_units that only units on bridge.unix_socket may take: TCP connections "
+                      "never lock local units out.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.bridge.unix_reserve; }));
+  s.push_back(int_key("bridge.hello_deadline_s", "10", 1, 600,
+                      "A socket connection with no accepted HELLO this long after it opened is closed "
+                      "(docs/firmware-bridge.md 7.1).",
+                      [](AgentConfig& c) -> std::int64_t& { return c.bridge.hello_deadline_s; }));
+  s.push_back(int_key("bridge.max_unit_ids_per_link", "16", 1, 100000,
+                      "Distinct unit ids one link may say HELLO for within a minute; the link that says one more "
+                      "is dropped (docs/firmware-bridge.md 7.1).",
+                      [](AgentConfig& c) -> std::int64_t& { return c.bridge.max_unit_ids_per_link; }));
   s.push_back(int_key("bridge.max_seq_jump", "16777216", 1, 9007199254740991,
                       "How far a unit's HELLO (its oldest_seq) may lie beyond the last seq stored of it, and how many "
                       "seqs one DISCARD may declare; beyond, the HELLO or DISCARD is refused with NACK SEQ_RANGE "
@@ -173,6 +189,10 @@ std::vector<KeySpec> build_specs() {
   s.push_back(int_key("store.startup_check_ms", "2000", 0, 600000,
                       "Time budget of the start-up PRAGMA quick_check; past it the agent starts unverified (logged).",
                       [](AgentConfig& c) -> std::int64_t& { return c.store.startup_check_ms; }));
+  s.push_back(int_key("store.source_expiry_s", "2592000", 0, 10ll * 365 * 86400,
+                      "A source (unit) with no readings waiting that stored nothing for this long is forgotten "
+                      "with its last seq (docs/store.md, Sources); 0: never.",
+                      [](AgentConfig& c) -> std::int64_t& { return c.store.source_expiry_s; }));
   s.push_back(int_key("store.maintenance_interval_s", "10", 1, 3600,
                       "How often expiry and space reclaim run.",
                       [](AgentConfig& c) -> std::int64_t& { return c.store.maintenance_interval_s; }));
@@ -584,6 +604,12 @@ std::vector<std::string> load_impl(std::string_view text, std::string_view sourc
   if (out.bridge.unix_socket.empty() && out.bridge.tcp_listen.empty() && out.bridge.serial_ports.empty()) {
     v.error(toml::source_region{}, "bridge",
             "no transport: set bridge.unix_socket, bridge.tcp_listen or bridge.serial_ports");
+  }
+  if (!out.bridge.unix_socket.empty() && !out.bridge.tcp_listen.empty() &&
+      out.bridge.unix_reserve >= out.bridge.max_units) {
+    v.error(toml::source_region{}, "bridge.unix_reserve",
+            "must be below bridge.max_units (" + std::to_string(out.bridge.max_units) +
+                ") when TCP is served too, or no TCP unit can ever connect");
   }
   for (auto baud : {out.gnss.baud}) {
     if (baud != 4800 && baud != 9600 && baud != 19200 && baud != 38400 && baud != 57600 && baud != 115200 &&

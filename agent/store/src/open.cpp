@@ -45,6 +45,13 @@ CREATE TABLE IF NOT EXISTS meta (
 INSERT OR IGNORE INTO meta(key, value) VALUES ('envelope_seq_reserved', 1);
 )sql";
 
+// Schema v2: sources remember when they last stored a reading and the row id
+// of that reading, so that idle sources with nothing waiting can expire.
+constexpr const char* kSchemaV2 = R"sql(
+ALTER TABLE sources ADD COLUMN seen_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sources ADD COLUMN last_row_id INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 bool exists(const std::string& path) {
   struct stat st{};
   return ::stat(path.c_str(), &st) == 0;
@@ -110,10 +117,21 @@ std::optional<Failure> migrate(sqlite::Db& db) {
   if (*version == kSchemaVersion) return std::nullopt;
   if (auto s = db.exec("BEGIN IMMEDIATE"); !s) return fail(db, s.error());
   // version 0 -> 1: the initial schema.
-  if (auto s = db.exec(kSchemaV1); !s) {
-    auto f = fail(db, s.error());
-    (void)db.exec("ROLLBACK");
-    return f;
+  if (*version < 1) {
+    if (auto s = db.exec(kSchemaV1); !s) {
+      auto f = fail(db, s.error());
+      (void)db.exec("ROLLBACK");
+      return f;
+    }
+  }
+  // version 1 -> 2: when each source last stored a reading, and its last
+  // row id (source expiry). Existing sources get them at load().
+  if (*version < 2) {
+    if (auto s = db.exec(kSchemaV2); !s) {
+      auto f = fail(db, s.error());
+      (void)db.exec("ROLLBACK");
+      return f;
+    }
   }
   if (auto s = db.exec("PRAGMA user_version = " + std::to_string(kSchemaVersion) + "; COMMIT"); !s) {
     auto f = fail(db, s.error());

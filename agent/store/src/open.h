@@ -12,7 +12,7 @@
 
 namespace eport::store::opening {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 struct Opened {
   std::string moved_to;       // non-empty if the old file was unusable

@@ -4,16 +4,22 @@
 // Opening, migrations, start-up checking and salvage live in open.cpp.
 #include "eport/store/outbox.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "eport/log/log.h"
+#include "eport/model/clock.h"
 #include "open.h"
 #include "sqlite.h"
 
@@ -44,6 +50,53 @@ std::uint64_t accounted(std::size_t body_bytes) { return body_bytes + kRowOverhe
 // SQLite integer and SQL's max() orders them as the in-memory map does.
 bool valid_seq(std::uint64_t seq) { return seq >= 1 && seq <= model::kMaxSeq; }
 
+
+// Sources (their last seqs) may take at most this share of max_bytes: a
+// stream of new source ids is refused beyond it and never evicts more than
+// this much of the readings.
+constexpr std::uint64_t kSourcesShareDivisor = 4;
+constexpr auto kForgetUnknownBlockAfter = std::chrono::minutes(10);
+
+// The exclusive lock of one store: `<path>.lock`, flock()ed for the
+// Outbox's lifetime, with the holder's pid in it for the error message of
+// the next one. Never unlinked (an unlink would let two processes hold
+// locks on two different files).
+class StoreLock {
+ public:
+  StoreLock() = default;
+  StoreLock(const StoreLock&) = delete;
+  StoreLock& operator=(const StoreLock&) = delete;
+  ~StoreLock() {
+    if (fd_ >= 0) close(fd_);  // releases the lock
+  }
+  Status acquire(const std::string& db_path) {
+    std::string path = db_path + ".lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd_ < 0) return Error{"cannot open lock file " + path + ": " + std::strerror(errno)};
+    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      std::string holder;
+      char buf[32] = {};
+      if (pread(fd_, buf, sizeof buf - 1, 0) > 0) holder = std::string(buf).substr(0, std::string(buf).find('\n'));
+      close(fd_);
+      fd_ = -1;
+      if (err == EWOULDBLOCK) {
+        return Error{"in use by another agent" + (holder.empty() ? std::string() : " (pid " + holder + ")") +
+                     ", locked through " + path + "; one store serves one agent"};
+      }
+      return Error{"cannot lock " + path + ": " + std::strerror(err)};
+    }
+    std::string pid = std::to_string(getpid()) + "\n";
+    if (ftruncate(fd_, 0) == 0) {
+      [[maybe_unused]] auto n = pwrite(fd_, pid.data(), pid.size(), 0);
+    }
+    return ok_status();
+  }
+
+ private:
+  int fd_ = -1;
+};
+
 // Sources whose invalid seqs are logged (once each); beyond this many only
 // the counter grows.
 constexpr std::size_t kMaxInvalidSeqLogged = 1024;
@@ -63,14 +116,22 @@ std::uint64_t OutboxStats::total_bytes() const {
 }
 
 struct Outbox::Impl {
+  StoreLock lock;  // first: released after the database is closed
   OutboxOptions opt;
   std::string dir;
   std::mutex mu;
   sqlite::Db db;
-  sqlite::Stmt insert, upsert_source, take, del, set_env_seq, evict, oldest, expire, freelist, bump;
+  sqlite::Stmt insert, upsert_source, take, del, set_env_seq, evict, oldest, expire, freelist, bump, expire_sources;
   std::int64_t page_size = 4096;
-  std::unordered_map<std::string, std::uint64_t> last_seq;     // every source ever stored
+  std::unordered_map<std::string, std::uint64_t> last_seq;     // every source stored and not expired
+  std::uint64_t sources_bytes = 0;                              // source_cost() of every key of last_seq
   std::unordered_map<std::string, std::uint64_t> blocked_from;  // first refused seq, per source
+  // When each block was set. A block of a source that has no sources row
+  // (refused before it ever stored: e.g. new ids past their share) is
+  // dropped by maintain() once it is kForgetUnknownBlockAfter old, so that
+  // invented ids cannot grow this map; by then nothing of it can still be
+  // in flight and the bridge holds the unit at the refused seq itself.
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> blocked_at;
   std::array<std::int64_t, model::kPriorityCount> cursor{};     // highest leased id per class
   std::uint64_t next_env_seq = 1;      // next envelope seq to hand out
   std::uint64_t reserved_env_seq = 1;  // persisted: first seq not yet reserved
@@ -78,12 +139,22 @@ struct Outbox::Impl {
   std::unordered_set<std::string> invalid_seq_logged;  // sources whose invalid seq was logged
   std::string fail_msg;  // what the last failed step of append() said
 
+  std::uint64_t source_cost(std::string_view id) const {
+    return opt.source_row_bytes == 0 ? 0 : opt.source_row_bytes + id.size();
+  }
+
   Status prepare_all() {
     for (auto [stmt, sql] : {
              std::pair{&insert, "INSERT INTO outbox(priority, source_id, seq, created_ms, body) VALUES (?,?,?,?,?)"},
              std::pair{&upsert_source,
-                       "INSERT INTO sources(source_id, last_seq) VALUES (?1, ?2) "
-                       "ON CONFLICT(source_id) DO UPDATE SET last_seq = max(last_seq, ?2)"},
+                       "INSERT INTO sources(source_id, last_seq, seen_ms, last_row_id) VALUES (?1, ?2, ?3, ?4) "
+                       "ON CONFLICT(source_id) DO UPDATE SET last_seq = max(last_seq, ?2), seen_ms = ?3, "
+                       "last_row_id = max(last_row_id, ?4)"},
+             // A source is forgotten when idle and when none of its rows can
+             // still wait: its last row is older than every row waiting.
+             std::pair{&expire_sources,
+                       "DELETE FROM sources WHERE seen_ms < ?1 AND last_row_id < "
+                       "(SELECT coalesce(min(id), 9223372036854775807) FROM outbox) RETURNING source_id"},
              std::pair{&take,
                        "SELECT id, source_id, seq, created_ms, body FROM outbox WHERE priority = ? AND id > ? "
                        "ORDER BY id LIMIT ?"},
@@ -125,10 +196,21 @@ struct Outbox::Impl {
       log::warn(kLog, std::to_string(*bad) + " sources had a last seq outside 1.." + max_seq +
                           "; reset to their highest valid waiting one, else 0");
     }
+    // Sources without a seen time (salvaged, or from schema v1): seen now,
+    // and possibly with rows waiting.
+    if (auto st = db.exec("UPDATE sources SET seen_ms = " + std::to_string(model::now_utc_ms()) +
+                          ", last_row_id = (SELECT coalesce(max(id), 0) FROM outbox) WHERE seen_ms = 0");
+        !st) {
+      return st;
+    }
     sqlite::Stmt s;
     if (auto st = s.prepare(db, "SELECT source_id, last_seq FROM sources"); !st) return st;
     int rc;
-    while ((rc = s.step()) == SQLITE_ROW) last_seq[s.column_text(0)] = static_cast<std::uint64_t>(s.column_int(1));
+    while ((rc = s.step()) == SQLITE_ROW) {
+      auto id = s.column_text(0);
+      sources_bytes += source_cost(id);
+      last_seq[std::move(id)] = static_cast<std::uint64_t>(s.column_int(1));
+    }
     if (rc != SQLITE_DONE) return Error{sqlite_error(db.get(), "loading sources")};
 
     sqlite::Stmt c;
@@ -291,6 +373,7 @@ struct Outbox::Impl {
       if (rec.seq <= last) continue;
       auto [b, inserted] = blocked_from.try_emplace(rec.source_id, rec.seq);
       if (!inserted) b->second = std::min(b->second, rec.seq);
+      blocked_at[rec.source_id] = std::chrono::steady_clock::now();
     }
   }
 
@@ -331,6 +414,7 @@ Outbox::~Outbox() = default;
 
 Result<std::unique_ptr<Outbox>> Outbox::open(const OutboxOptions& options) {
   auto impl = std::make_unique<Impl>();
+  if (auto s = impl->lock.acquire(options.path); !s) return Error{"store " + options.path + ": " + s.error()};
   impl->opt = options;
   impl->dir = directory_of(options.path);
   auto opened = opening::open_checked(impl->db, options);
@@ -350,8 +434,10 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
   if (records.empty()) return result;
   result.outcome.assign(records.size(), AppendOutcome::kRefused);
 
-  std::uint64_t total = d.stats.total_bytes();
+  std::uint64_t total = d.stats.total_bytes() + d.sources_bytes;
   std::uint64_t limit = d.capacity(total);
+  std::uint64_t sources_limit = d.opt.max_bytes / kSourcesShareDivisor;
+  std::uint64_t sources_bytes = d.sources_bytes;  // with this batch's new sources
   std::uint64_t low_water = limit / 100 * d.opt.low_water_pct;
   // Every failure from here on returns through fail(): rollback, hold back
   // the batch's sources, count it.
@@ -364,6 +450,7 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
   // Changes made by this transaction; applied to the in-memory state only
   // once it has committed.
   std::unordered_map<std::string_view, std::uint64_t> batch_max;
+  std::unordered_map<std::string_view, std::int64_t> batch_row;  // last row id inserted per source
   std::unordered_map<std::string_view, std::uint64_t> newly_blocked;
   std::unordered_set<std::string_view> unblocked;
   std::array<ClassStats, model::kPriorityCount> added{}, evicted{};
@@ -400,6 +487,19 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
       unblocked.insert(r.source_id);  // the held-back reading is here again
     }
     auto need = accounted(r.body.size());
+    bool new_source = !batch_max.count(r.source_id) && !d.last_seq.count(r.source_id);
+    if (new_source) {
+      // A new source costs its sources row too, and sources as a whole
+      // stay within their share of the bound.
+      need += d.source_cost(r.source_id);
+      if (d.opt.source_row_bytes > 0 && sources_bytes + d.source_cost(r.source_id) > sources_limit) {
+        ++result.refused;
+        ++added[static_cast<std::size_t>(r.priority)].refused;
+        newly_blocked[r.source_id] = r.seq;
+        ++d.stats.sources_refused;
+        continue;
+      }
+    }
     if (total + need > limit && d.opt.when_full == WhenFull::kEvictLowest) {
       std::uint64_t target = low_water > need ? low_water - need : 0;
       if (int rc = d.injected("evict"); rc != SQLITE_OK) return fail("evict", rc);
@@ -419,6 +519,8 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
     d.insert.bind_blob(5, r.body);
     if (int rc = d.step_done(d.insert); rc != SQLITE_OK) return fail("insert", rc);
     batch_max[r.source_id] = r.seq;
+    batch_row[r.source_id] = sqlite3_last_insert_rowid(d.db.get());
+    if (new_source) sources_bytes += d.source_cost(r.source_id);
     auto& c = added[static_cast<std::size_t>(r.priority)];
     ++c.rows;
     c.bytes += need;
@@ -427,9 +529,12 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
     result.outcome[i] = AppendOutcome::kStored;
   }
   if (int rc = d.injected("sources"); rc != SQLITE_OK) return fail("sources", rc);
+  const auto now_ms = static_cast<std::int64_t>(model::now_utc_ms());
   for (const auto& [source, seq] : batch_max) {
     d.upsert_source.bind(1, source);
     d.upsert_source.bind(2, static_cast<std::int64_t>(seq));
+    d.upsert_source.bind(3, now_ms);
+    d.upsert_source.bind(4, batch_row[source]);
     if (int rc = d.step_done(d.upsert_source); rc != SQLITE_OK) return fail("sources", rc);
   }
   if (int rc = d.injected("counters"); rc != SQLITE_OK) return fail("counters", rc);
@@ -441,11 +546,19 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
   if (int rc = sqlite3_exec(d.db.get(), "COMMIT", nullptr, nullptr, nullptr); rc != SQLITE_OK) {
     return fail("commit", d.failed(rc));
   }
-  for (auto source : unblocked) d.blocked_from.erase(std::string(source));
-  for (const auto& [source, seq] : newly_blocked) d.blocked_from[std::string(source)] = seq;
+  for (auto source : unblocked) {
+    d.blocked_from.erase(std::string(source));
+    d.blocked_at.erase(std::string(source));
+  }
+  const auto blocked_now = std::chrono::steady_clock::now();
+  for (const auto& [source, seq] : newly_blocked) {
+    d.blocked_from[std::string(source)] = seq;
+    d.blocked_at[std::string(source)] = blocked_now;
+  }
   for (const auto& [source, seq] : batch_max) {
-    auto& last = d.last_seq[std::string(source)];
-    last = std::max(last, seq);  // as the SQL max(last_seq, ?) did
+    auto [it, inserted] = d.last_seq.try_emplace(std::string(source), 0);
+    if (inserted) d.sources_bytes += d.source_cost(source);
+    it->second = std::max(it->second, seq);  // as the SQL max(last_seq, ?) did
   }
   for (std::size_t i = 0; i < added.size(); ++i) {
     auto& cls = d.stats.by_class[i];
@@ -604,6 +717,38 @@ Result<MaintenanceReport> Outbox::maintain(std::uint64_t now_utc_ms) {
   }
   if (report.expired > 0) log::warn(kLog, "expired " + std::to_string(report.expired) + " readings past their TTL");
 
+  const auto steady_now = std::chrono::steady_clock::now();
+  for (auto it = d.blocked_at.begin(); it != d.blocked_at.end();) {
+    if (steady_now - it->second >= kForgetUnknownBlockAfter && !d.last_seq.count(it->first)) {
+      d.blocked_from.erase(it->first);
+      it = d.blocked_at.erase(it);
+    } else {
+      ++it;
+    }
+  }
+
+  auto expiry_ms = static_cast<std::uint64_t>(d.opt.source_expiry.count()) * 1000;
+  if (expiry_ms > 0 && now_utc_ms > expiry_ms) {
+    sqlite::ResetGuard g(d.expire_sources);
+    d.expire_sources.bind(1, static_cast<std::int64_t>(now_utc_ms - expiry_ms));
+    int rc;
+    std::uint64_t n = 0;
+    while ((rc = d.expire_sources.step()) == SQLITE_ROW) {
+      auto id = d.expire_sources.column_text(0);
+      if (d.last_seq.erase(id) > 0) d.sources_bytes -= std::min(d.sources_bytes, d.source_cost(id));
+      d.blocked_from.erase(id);
+      d.blocked_at.erase(id);
+      ++n;
+    }
+    if (rc != SQLITE_DONE) return Error{sqlite_error(d.db.get(), "expire sources")};
+    d.stats.sources_expired += n;
+    report.sources_expired = n;
+    if (n > 0) {
+      log::info(kLog, "forgot " + std::to_string(n) + " sources idle for more than " +
+                          std::to_string(d.opt.source_expiry.count()) + " s with nothing waiting (store.source_expiry_s)");
+    }
+  }
+
   // Give space back once a backlog has drained: free pages beyond 4 MiB and
   // more than a quarter of the file.
   auto pages = d.db.query_int("PRAGMA page_count");
@@ -700,6 +845,8 @@ OutboxStats Outbox::stats() {
     if (d.oldest.step() == SQLITE_ROW) cls.oldest_created_ms = static_cast<std::uint64_t>(d.oldest.column_int(0));
   }
   s.file_bytes = d.file_bytes();
+  s.sources = d.last_seq.size();
+  s.sources_bytes = d.sources_bytes;
   return s;
 }
 

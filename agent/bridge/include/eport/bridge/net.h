@@ -11,6 +11,8 @@
 namespace eport::bridge::net {
 
 // Endpoint in config syntax: "unix:/path", "tcp:host:port", or a bare path.
+// listen_unix removes a stale socket file at path, but refuses ("another
+// agent serves ...") when a process accepts connections on it.
 Result<int> listen_unix(const std::string& path);
 Result<int> listen_tcp(const std::string& host_port);  // port 0: any free port
 Result<int> connect_endpoint(const std::string& endpoint);  // blocking connect, then non-blocking

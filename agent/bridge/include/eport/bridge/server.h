@@ -45,6 +45,19 @@ struct ServerOptions {
   std::chrono::milliseconds serial_retry_max{5000};
   std::uint16_t window = 256;
   std::size_t max_units = 2000;  // socket connections at once (serial ports not counted)
+  // Admission (docs/security.md): TCP connections from one IP address at
+  // once; slots of max_units that only UNIX-socket units may take (when a
+  // UNIX socket is served); how long a socket link may go without a
+  // welcomed HELLO before it is closed; how many distinct unit ids one link
+  // may say HELLO for within a minute before it is dropped. Refusals are
+  // counted and warned about at most once per 10 s.
+  std::size_t max_units_per_address = 64;
+  std::size_t unix_reserve = 64;
+  std::chrono::milliseconds hello_deadline{10000};
+  std::size_t max_unit_ids_per_link = 16;
+  // Bytes read from one link per wake-up of the loop, so that one fast
+  // sender cannot starve the others.
+  std::size_t read_budget_bytes = 64 * 1024;
   std::string gateway_id;   // reserved: no unit may claim it
   std::size_t max_output_bytes = 256 * 1024;  // a unit that stops reading is dropped beyond this
   // How far a HELLO's oldest_seq may lie beyond the last seq this agent has
@@ -66,7 +79,14 @@ struct ServerOptions {
 // Counters, readable from any thread.
 struct ServerStats {
   std::atomic<std::uint64_t> connections_accepted{0};
-  std::atomic<std::uint64_t> connections_refused{0};  // over max_units
+  std::atomic<std::uint64_t> connections_refused{0};  // all refusals at accept: the two below
+  std::atomic<std::uint64_t> refused_max_units{0};    // every slot taken (for TCP: every slot but the UNIX reserve)
+  std::atomic<std::uint64_t> refused_per_address{0};  // over max_units_per_address from one IP
+  std::atomic<std::uint64_t> refusal_warnings{0};     // warnings logged about refusals (at most one per 10 s)
+  std::atomic<std::uint64_t> hello_timeouts{0};       // links closed for no welcomed HELLO within hello_deadline
+  std::atomic<std::uint64_t> links_dropped_unit_ids{0};  // over max_unit_ids_per_link distinct ids in a minute
+  std::atomic<std::uint64_t> links_dropped_output{0};    // output over max_output_bytes: the peer does not read
+  std::atomic<std::uint64_t> read_budget_yields{0};      // reads cut at read_budget_bytes to serve other links
   std::atomic<std::uint64_t> connections_active{0};   // sockets and open serial ports
   std::atomic<std::uint64_t> serial_opens{0};         // successful opens of a serial port, first and re-
   std::atomic<std::uint64_t> serial_open_failures{0}; // attempts that failed (missing device, ...)

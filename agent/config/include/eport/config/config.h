@@ -28,6 +28,10 @@ struct BridgeConfig {
   std::int64_t serial_baud = 115200;
   std::int64_t window = 256;
   std::int64_t max_units = 2000;
+  std::int64_t max_units_per_address = 64;
+  std::int64_t unix_reserve = 64;
+  std::int64_t hello_deadline_s = 10;
+  std::int64_t max_unit_ids_per_link = 16;
   std::int64_t max_seq_jump = 16777216;
   std::int64_t idle_ping_s = 30;
   std::int64_t dead_after_ping_s = 10;
@@ -55,6 +59,7 @@ struct StoreConfig {
   std::string when_full;  // "evict" | "refuse"
   std::int64_t ttl_alarm_s = 0, ttl_event_s = 0, ttl_telemetry_s = 0, ttl_bulk_s = 0;
   std::int64_t startup_check_ms = 2000;
+  std::int64_t source_expiry_s = 2592000;
   std::int64_t maintenance_interval_s = 10;
 };
 

@@ -39,6 +39,9 @@ enum class WhenFull {
 // Bytes a row counts for against max_bytes: its body plus this much for the
 // source id, keys and SQLite's per-row cost.
 inline constexpr std::uint64_t kRowOverheadBytes = 48;
+// Bytes a sources row (a source's last seq, kept after its readings are
+// gone) counts for against max_bytes, plus the length of its id.
+inline constexpr std::uint64_t kSourceRowOverheadBytes = 64;
 
 struct OutboxOptions {
   std::string path;
@@ -51,6 +54,15 @@ struct OutboxOptions {
   // Per class (index = Priority): rows older than this are deleted by
   // maintain(); zero keeps them until published.
   std::array<std::chrono::seconds, model::kPriorityCount> ttl{};
+  // A source with no readings waiting whose last reading was stored longer
+  // ago than this is forgotten by maintain() (its last seq with it); zero
+  // keeps every source forever. docs/store.md "Sources".
+  std::chrono::seconds source_expiry{std::chrono::hours(24 * 30)};
+  // What each sources row counts for against max_bytes, plus its id's
+  // length; sources as a whole may take at most a quarter of max_bytes
+  // (readings of new sources beyond are refused). Zero counts them as
+  // nothing (for tests whose arithmetic is about reading rows only).
+  std::uint64_t source_row_bytes = kSourceRowOverheadBytes;
   // Start-up check: PRAGMA quick_check, abandoned (with a warning) after this.
   std::chrono::milliseconds startup_check_budget{2000};
   // Name of a registered SQLite VFS to open the database with; empty: the
@@ -127,18 +139,26 @@ struct OutboxStats {
   std::uint64_t max_bytes = 0;
   std::string recovered_from;    // non-empty: the database was unusable at open and moved there
   std::uint64_t salvaged = 0;    // rows copied out of that database
+  std::uint64_t sources = 0;          // sources rows (last seqs kept)
+  std::uint64_t sources_bytes = 0;    // what they count against max_bytes (kSourceRowOverheadBytes + id each)
+  std::uint64_t sources_expired = 0;  // since open: forgotten by maintain() (source_expiry)
+  std::uint64_t sources_refused = 0;  // since open: readings of a new source refused, sources at their share
   std::uint64_t total_rows() const;
   std::uint64_t total_bytes() const;
 };
 
 struct MaintenanceReport {
   std::uint64_t expired = 0;
+  std::uint64_t sources_expired = 0;
   std::uint64_t reclaimed_bytes = 0;  // file shrink after a drain
 };
 
 class Outbox {
  public:
-  // Opens or creates the database, checks it (bounded in time), applies
+  // Takes an exclusive lock on `<path>.lock` (held until the Outbox is
+  // destroyed; a second open of the same store, in this process or another,
+  // fails naming the path and the holder's pid), then opens or creates the
+  // database, checks it (bounded in time), applies
   // pragmas and schema migrations. A database that SQLite cannot read or that
   // fails the check is moved aside (kept for forensics), its readable rows are
   // salvaged into a fresh one, and stats().recovered_from says so.
@@ -181,7 +201,8 @@ class Outbox {
   // (a crash leaves a gap, never a repeat).
   std::uint64_t next_envelope_seq();
 
-  // Housekeeping, called every few seconds: deletes expired rows, checkpoints
+  // Housekeeping, called every few seconds: deletes expired rows, forgets
+  // sources idle past source_expiry with nothing waiting, checkpoints
   // the WAL and gives free pages back to the filesystem once a backlog has
   // drained.
   Result<MaintenanceReport> maintain(std::uint64_t now_utc_ms);
