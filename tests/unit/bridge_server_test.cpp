@@ -711,6 +711,8 @@ TEST_CASE("a malformed reading in order is recorded as a gap declared by the gat
   CHECK(gap->first_seq == 2);
   CHECK(gap->reason == model::GapReason::kRejectedMalformed);
   CHECK(rows[1].time_source == model::TimeSource::kGatewayReceive);
+  CHECK(agent.stats().refused_malformed.load() == 1);
+  CHECK(agent.stats().discards_recorded.load() == 0);  // declared by the gateway, not a unit's DISCARD
 }
 
 TEST_CASE("one live session per unit id: the newest HELLO wins; a seq jump is refused", "[bridge][custody]") {

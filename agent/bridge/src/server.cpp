@@ -96,10 +96,13 @@ struct Server::Impl : public ingest::CompletionSink {
     Clock::time_point settings_at{};
   };
 
-  // One item taken from a unit: a reading (first == last) or a declared gap.
+  // One item taken from a unit: a reading (first == last), a DISCARD, or
+  // the gap record of a reading refused as malformed (first == last).
+  enum class ItemKind { kReading, kDiscard, kMalformedGap };
   struct Item {
     std::uint64_t first = 0, last = 0;
-    bool reading = true;
+    ItemKind kind = ItemKind::kReading;
+    bool reading() const { return kind == ItemKind::kReading; }
   };
 
   struct UnitState {
@@ -244,7 +247,7 @@ struct Server::Impl : public ingest::CompletionSink {
   }
 
   // --- bridge thread ---
-  static std::string who(const Session& s) { return s.unit_id.empty() ? std::string("unknown unit") : s.unit_id; }
+  static std::string who(const Session& s) { return s.unit_id.empty() ? std::string("unknown") : s.unit_id; }
   std::string link_name(const Session& s) const {
     if (s.port >= 0) return "serial " + ports[static_cast<std::size_t>(s.port)].path;
     return s.unit_id.empty() ? std::string("a new connection") : "unit " + s.unit_id;
@@ -604,7 +607,7 @@ struct Server::Impl : public ingest::CompletionSink {
   void submit(Session& s, std::uint64_t key, UnitState& u, model::Reading r, Item item) {
     auto priority = priority_of(r);
     if (!ingest.submit(std::move(r), priority, this, key)) {
-      if (item.reading) ++stats.refused_internal;
+      if (item.reading()) ++stats.refused_internal;
       hold(s, u, item.first, EPB_NACK_INTERNAL);
       return;
     }
@@ -648,7 +651,7 @@ struct Server::Impl : public ingest::CompletionSink {
       r->time_utc_ms = model::now_utc_ms();
       r->time_source = model::TimeSource::kGatewayReceive;
     }
-    submit(s, key, u, std::move(r).value(), Item{w.seq, w.seq, true});
+    submit(s, key, u, std::move(r).value(), Item{w.seq, w.seq, ItemKind::kReading});
   }
 
   // An intact READING frame whose content is invalid (7.5 MALFORMED): in
@@ -672,7 +675,7 @@ struct Server::Impl : public ingest::CompletionSink {
     if (from == 0) return;
     ++stats.refused_malformed;
     send_nack(s, seq, EPB_NACK_MALFORMED);
-    submit(s, key, u, gap_record(s, seq, seq, model::GapReason::kRejectedMalformed), Item{seq, seq, false});
+    submit(s, key, u, gap_record(s, seq, seq, model::GapReason::kRejectedMalformed), Item{seq, seq, ItemKind::kMalformedGap});
   }
 
   void on_discard(Session& s, const epb_discard& d) {
@@ -700,7 +703,7 @@ struct Server::Impl : public ingest::CompletionSink {
                         " discarded (" + std::string(model::gap_reason_name(static_cast<model::GapReason>(d.reason))) + ")");
     stats.seqs_declared_discarded += d.last_seq - from + 1;
     submit(s, key, u, gap_record(s, from, d.last_seq, static_cast<model::GapReason>(d.reason)),
-           Item{from, d.last_seq, false});
+           Item{from, d.last_seq, ItemKind::kDiscard});
   }
 
   void on_settings_ack(Session& s, const epb_settings& a) {
@@ -921,7 +924,7 @@ struct Server::Impl : public ingest::CompletionSink {
         // later. The store holds this unit's later items back too, so no
         // ACK can pass over it.
         std::uint8_t reason = outcome == ingest::Outcome::kRefused ? EPB_NACK_STORE_FULL : EPB_NACK_INTERNAL;
-        if (item.reading) count_refused(reason);
+        if (item.reading()) count_refused(reason);
         bool lowers = u.hold_seq == 0 || item.first < u.hold_seq;
         if (lowers) {
           u.hold_seq = item.first;
@@ -931,14 +934,9 @@ struct Server::Impl : public ingest::CompletionSink {
         if (Session* s = live_session(u); s != nullptr && lowers) send_nack(*s, u.hold_seq, u.hold_reason);
         continue;
       }
-      if (item.reading) {
-        if (outcome == ingest::Outcome::kDuplicate) {
-          ++stats.readings_duplicate;
-        } else {
-          ++stats.readings_stored;
-        }
-        ++stats.readings_acked;
-      } else if (item.last >= item.first) {
+      if (item.reading()) {
+        ++(outcome == ingest::Outcome::kDuplicate ? stats.readings_duplicate : stats.readings_stored);
+      } else if (item.kind == ItemKind::kDiscard) {
         ++stats.discards_recorded;
       }
       if (item.first <= u.committed + 1) {
@@ -1073,7 +1071,7 @@ std::string health_json(const ServerStats& st) {
          ",\"readings_refused\":{\"no_hello\":" + n(st.refused_no_hello) +
          ",\"out_of_order\":" + n(st.refused_out_of_order) + ",\"window\":" + n(st.refused_window) +
          ",\"store_full\":" + n(st.refused_store_full) + ",\"internal\":" + n(st.refused_internal) +
-         ",\"malformed\":" + n(st.refused_malformed) + "},\"readings_acked\":" + n(st.readings_acked) +
+         ",\"malformed\":" + n(st.refused_malformed) + "},\"readings_acked\":" + std::to_string(st.readings_stored + st.readings_duplicate) +
          ",\"discards_received\":" + n(st.discards_received) + ",\"discards_recorded\":" + n(st.discards_recorded) +
          ",\"seqs_declared_discarded\":" + n(st.seqs_declared_discarded) +
          ",\"discards_refused\":" + n(st.discards_refused) + ",\"hellos_refused\":{\"unit_id\":" +

@@ -107,7 +107,6 @@ struct ServerStats {
   std::atomic<std::uint64_t> refused_store_full{0};
   std::atomic<std::uint64_t> refused_internal{0};       // ingest queue full or a store error
   std::atomic<std::uint64_t> refused_malformed{0};      // intact frame, invalid content (recorded as a gap if attributable)
-  std::atomic<std::uint64_t> readings_acked{0};         // stored or duplicate: covered by an ACK
   std::atomic<std::uint64_t> discards_received{0};      // DISCARD frames
   std::atomic<std::uint64_t> discards_recorded{0};      // gap records committed from DISCARDs
   std::atomic<std::uint64_t> seqs_declared_discarded{0};
