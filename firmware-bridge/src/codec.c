@@ -1,4 +1,6 @@
-/* Message codec: epb_message <-> frame body (version, type, payload, crc).
+/* Message codec: epb_message <-> frame body (version, type, payload, crc),
+ * sealed frames' counter and tag included (the tag itself is computed by the
+ * function an epb_auth points to, auth.c).
  * Field order and ranges are the spec in docs/firmware-bridge.md; encoder and
  * decoder share one validator so anything encodable decodes and vice versa. */
 #include <string.h>
@@ -93,13 +95,25 @@ static bool valid_message(const epb_message *m) {
     case EPB_MSG_SETTINGS_ACK:
     case EPB_MSG_PING:
     case EPB_MSG_PONG:
+    case EPB_MSG_CHALLENGE:
+    case EPB_MSG_AUTH:
       return true;
     default:
       return false;
   }
 }
 
+/* HELLO, CHALLENGE and AUTH set up a session key; they are never sealed. */
+static bool sealable(uint8_t type) {
+  return type != EPB_MSG_HELLO && type != EPB_MSG_CHALLENGE && type != EPB_MSG_AUTH;
+}
+
 /* ---- encoding ---- */
+
+static void put_bytes(epbi_writer *w, const uint8_t *b, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) epbi_put_u8(w, b[i]);
+}
 
 static void put_string(epbi_writer *w, const char *s, uint8_t len) {
   uint8_t i;
@@ -184,15 +198,35 @@ static void put_payload(epbi_writer *w, const epb_message *m) {
       epbi_put_u64(w, m->m.discard.last_seq);
       epbi_put_u8(w, m->m.discard.reason);
       break;
+    case EPB_MSG_CHALLENGE:
+      put_bytes(w, m->m.challenge.agent_nonce, EPB_NONCE_LEN);
+      break;
+    case EPB_MSG_AUTH:
+      put_bytes(w, m->m.auth.unit_nonce, EPB_NONCE_LEN);
+      put_bytes(w, m->m.auth.proof, EPB_PROOF_LEN);
+      break;
     default: /* PING, PONG */
       epbi_put_u32(w, m->m.ping.nonce);
       break;
   }
 }
 
-/* Frames msg with the given version byte; msg must be valid. */
-static size_t encode_as(uint8_t version, const epb_message *msg, uint8_t *out,
-                        size_t cap) {
+size_t epbi_encode_payload(const epb_message *msg, uint8_t *out, size_t cap) {
+  epbi_writer w;
+  if (msg == NULL || out == NULL || !valid_message(msg)) return 0;
+  w.p = out;
+  w.len = 0;
+  w.cap = cap;
+  w.ok = true;
+  put_payload(&w, msg);
+  return w.ok ? w.len : 0;
+}
+
+/* Frames msg with the given version byte, sealed with auth if it is not
+ * NULL (auth->send_counter is then already the frame's counter); msg must
+ * be valid. */
+static size_t encode_as(uint8_t version, const epb_message *msg,
+                        const epb_auth *auth, uint8_t *out, size_t cap) {
   uint8_t body[EPB_MAX_BODY];
   epbi_writer w;
   uint32_t crc;
@@ -203,8 +237,15 @@ static size_t encode_as(uint8_t version, const epb_message *msg, uint8_t *out,
   w.cap = sizeof body - 4u; /* room for the crc */
   w.ok = true;
   epbi_put_u8(&w, version);
-  epbi_put_u8(&w, msg->type);
+  epbi_put_u8(&w, (uint8_t)(msg->type | (auth != NULL ? EPB_SEALED_FLAG : 0u)));
   put_payload(&w, msg);
+  if (auth != NULL) {
+    uint8_t tag[EPB_TAG_LEN];
+    epbi_put_u32(&w, auth->send_counter);
+    if (!w.ok || w.cap - w.len < EPB_TAG_LEN) return 0;
+    auth->tag(auth->session_key, auth->send_dir, body, w.len, tag);
+    put_bytes(&w, tag, EPB_TAG_LEN);
+  }
   if (!w.ok) return 0;
   crc = epb_crc32c(body, w.len);
   w.cap = sizeof body;
@@ -218,7 +259,20 @@ static size_t encode_as(uint8_t version, const epb_message *msg, uint8_t *out,
 
 size_t epb_encode(const epb_message *msg, uint8_t *out, size_t cap) {
   if (msg == NULL || out == NULL || !valid_message(msg)) return 0;
-  return encode_as((uint8_t)EPB_PROTOCOL_VERSION, msg, out, cap);
+  return encode_as((uint8_t)EPB_PROTOCOL_VERSION, msg, NULL, out, cap);
+}
+
+size_t epb_encode_sealed(const epb_message *msg, epb_auth *auth, uint8_t *out,
+                         size_t cap) {
+  size_t n;
+  if (msg == NULL || out == NULL || auth == NULL || !auth->active ||
+      auth->tag == NULL || !sealable(msg->type) || !valid_message(msg) ||
+      auth->send_counter == 0xFFFFFFFFu)
+    return 0;
+  auth->send_counter++;
+  n = encode_as((uint8_t)EPB_PROTOCOL_VERSION, msg, auth, out, cap);
+  if (n == 0) auth->send_counter--;
+  return n;
 }
 
 size_t epb_encode_version_refusal(uint8_t version, uint8_t *out, size_t cap) {
@@ -227,7 +281,7 @@ size_t epb_encode_version_refusal(uint8_t version, uint8_t *out, size_t cap) {
   memset(&m, 0, sizeof m);
   m.type = EPB_MSG_NACK;
   m.m.nack.reason = EPB_NACK_MALFORMED;
-  return encode_as(version, &m, out, cap);
+  return encode_as(version, &m, NULL, out, cap);
 }
 
 /* ---- decoding ---- */
@@ -244,6 +298,11 @@ static void get_string(epbi_reader *r, char *dst, uint8_t *dst_len, uint8_t max)
   for (i = 0; i < len; i++) dst[i] = (char)r->p[r->pos++];
   dst[len] = '\0';
   *dst_len = len;
+}
+
+static void get_bytes(epbi_reader *r, uint8_t *dst, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) dst[i] = epbi_get_u8(r);
 }
 
 static void get_reading(epbi_reader *r, epb_reading *out) {
@@ -339,15 +398,48 @@ static void get_payload(epbi_reader *r, epb_message *out) {
       out->m.discard.last_seq = epbi_get_u64(r);
       out->m.discard.reason = epbi_get_u8(r);
       break;
+    case EPB_MSG_CHALLENGE:
+      get_bytes(r, out->m.challenge.agent_nonce, EPB_NONCE_LEN);
+      break;
+    case EPB_MSG_AUTH:
+      get_bytes(r, out->m.auth.unit_nonce, EPB_NONCE_LEN);
+      get_bytes(r, out->m.auth.proof, EPB_PROOF_LEN);
+      break;
     default: /* PING, PONG */
       out->m.ping.nonce = epbi_get_u32(r);
       break;
   }
 }
 
-epb_status epb_decode_body(const uint8_t *body, size_t len, epb_message *out) {
+int epb_auth_equal(const uint8_t *a, const uint8_t *b, size_t n) {
+  uint8_t diff = 0;
+  size_t i;
+  for (i = 0; i < n; i++) diff = (uint8_t)(diff | (a[i] ^ b[i]));
+  return diff == 0;
+}
+
+/* Checks a sealed body's counter and tag (body[0..len) without the crc). */
+static bool seal_ok(const uint8_t *body, size_t len, const epb_auth *auth,
+                    uint32_t *counter) {
+  uint8_t tag[EPB_TAG_LEN];
+  size_t at;
+  if (auth == NULL || !auth->active || auth->tag == NULL) return false;
+  if (len < 2u + EPB_SEAL_OVERHEAD) return false;
+  at = len - EPB_SEAL_OVERHEAD;
+  *counter = (uint32_t)body[at] | ((uint32_t)body[at + 1u] << 8) |
+             ((uint32_t)body[at + 2u] << 16) | ((uint32_t)body[at + 3u] << 24);
+  if (*counter <= auth->recv_counter) return false; /* replayed or reordered */
+  auth->tag(auth->session_key, auth->recv_dir, body, len - EPB_TAG_LEN, tag);
+  return epb_auth_equal(tag, body + len - EPB_TAG_LEN, EPB_TAG_LEN) != 0;
+}
+
+epb_status epb_decode_body_auth(const uint8_t *body, size_t len, epb_message *out,
+                                epb_auth *auth) {
   epbi_reader r;
   uint32_t crc;
+  uint32_t counter = 0;
+  size_t payload_end;
+  bool sealed;
 
   if (out == NULL) return EPB_ERR_PAYLOAD;
   memset(out, 0, sizeof *out);
@@ -357,16 +449,32 @@ epb_status epb_decode_body(const uint8_t *body, size_t len, epb_message *out) {
   crc = (uint32_t)body[len - 4u] | ((uint32_t)body[len - 3u] << 8) |
         ((uint32_t)body[len - 2u] << 16) | ((uint32_t)body[len - 1u] << 24);
   if (crc != epb_crc32c(body, len - 4u)) return EPB_ERR_CRC;
-  out->type = body[1];
+  sealed = (body[1] & EPB_SEALED_FLAG) != 0;
+  out->type = (uint8_t)(body[1] & ~EPB_SEALED_FLAG);
   if (body[0] != EPB_PROTOCOL_VERSION) return EPB_ERR_VERSION;
+  payload_end = len - 4u;
+  if (sealed) {
+    if (!seal_ok(body, len - 4u, auth, &counter)) return EPB_ERR_AUTH;
+    payload_end -= EPB_SEAL_OVERHEAD;
+  }
   if (out->type < EPB_MSG_HELLO || out->type > EPB_MSG_TYPE_MAX) return EPB_ERR_TYPE;
+  if (sealed) {
+    auth->recv_counter = counter; /* authentic, whatever its payload holds */
+    out->sealed = 1;
+    out->counter = counter;
+    if (!sealable(out->type)) return EPB_ERR_PAYLOAD;
+  }
 
   r.p = body + 2;
-  r.len = len - BODY_OVERHEAD;
+  r.len = payload_end - 2u;
   r.pos = 0;
   r.ok = true;
   get_payload(&r, out);
   if (!r.ok || r.pos != r.len) return EPB_ERR_PAYLOAD; /* short or trailing */
   if (!valid_message(out)) return EPB_ERR_PAYLOAD;
   return EPB_OK;
+}
+
+epb_status epb_decode_body(const uint8_t *body, size_t len, epb_message *out) {
+  return epb_decode_body_auth(body, len, out, NULL);
 }

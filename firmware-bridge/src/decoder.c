@@ -18,7 +18,7 @@ static epb_status decode_frame(epb_decoder *d, epb_message *out) {
     return EPB_ERR_COBS;
   }
   {
-    epb_status st = epb_decode_body(d->buf, body_len, out);
+    epb_status st = epb_decode_body_auth(d->buf, body_len, out, d->auth);
     if (st == EPB_ERR_VERSION) d->last_version = d->buf[0];
     return st;
   }
@@ -71,6 +71,7 @@ const char *epb_status_name(epb_status s) {
     case EPB_ERR_VERSION: return "unknown version";
     case EPB_ERR_TYPE: return "unknown type";
     case EPB_ERR_PAYLOAD: return "bad payload";
+    case EPB_ERR_AUTH: return "not authentic";
   }
   return "unknown status";
 }
@@ -86,6 +87,7 @@ const char *epb_nack_reason_name(uint8_t reason) {
     case EPB_NACK_UNIT_ID: return "unit id refused";
     case EPB_NACK_CONTAINER_ID: return "container id refused";
     case EPB_NACK_SEQ_RANGE: return "seq out of range";
+    case EPB_NACK_AUTH: return "authentication failed";
     default: return "unknown reason";
   }
 }

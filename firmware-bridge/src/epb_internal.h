@@ -19,6 +19,10 @@ size_t epbi_cobs_encode(const uint8_t *in, size_t n, uint8_t *out, size_t cap);
  * otherwise stores the decoded length in *out_len. */
 bool epbi_cobs_decode_inplace(uint8_t *buf, size_t n, size_t *out_len);
 
+/* Writes msg's payload (no version, type or crc) into out[0..cap); returns
+ * its length, or 0 if msg is invalid or cap too small. */
+size_t epbi_encode_payload(const epb_message *msg, uint8_t *out, size_t cap);
+
 /* Write cursor: fails sticky once the buffer is full. */
 typedef struct {
   uint8_t *p;

@@ -236,6 +236,15 @@ inline std::string diff(const epb_message &a, const epb_message &b) {
       field("sensor_interval_s", a.m.settings.sensor_interval_s,
             b.m.settings.sensor_interval_s);
       break;
+    case EPB_MSG_CHALLENGE:
+      if (std::memcmp(a.m.challenge.agent_nonce, b.m.challenge.agent_nonce, EPB_NONCE_LEN))
+        o << "agent_nonce differs; ";
+      break;
+    case EPB_MSG_AUTH:
+      if (std::memcmp(a.m.auth.unit_nonce, b.m.auth.unit_nonce, EPB_NONCE_LEN))
+        o << "unit_nonce differs; ";
+      if (std::memcmp(a.m.auth.proof, b.m.auth.proof, EPB_PROOF_LEN)) o << "proof differs; ";
+      break;
     default:
       field("nonce", a.m.ping.nonce, b.m.ping.nonce);
       break;
@@ -243,10 +252,55 @@ inline std::string diff(const epb_message &a, const epb_message &b) {
   return o.str();
 }
 
+// The example session of the spec (docs/firmware-bridge.md 13.6): unit
+// TU-0042 with key 00 01 .. 1f, agent nonce a0 .. af, unit nonce b0 .. bf.
+inline void example_bytes(uint8_t *out, std::size_t n, uint8_t first) {
+  for (std::size_t i = 0; i < n; i++) out[i] = static_cast<uint8_t>(first + i);
+}
+
+inline void example_session_key(uint8_t sk[EPB_SHA256_LEN]) {
+  uint8_t key[EPB_KEY_LEN], agent_nonce[EPB_NONCE_LEN], unit_nonce[EPB_NONCE_LEN];
+  example_bytes(key, sizeof key, 0x00);
+  example_bytes(agent_nonce, sizeof agent_nonce, 0xa0);
+  example_bytes(unit_nonce, sizeof unit_nonce, 0xb0);
+  epb_auth_session_key(key, "TU-0042", 7, agent_nonce, unit_nonce, sk);
+}
+
+// A fresh side of the example session (so its first sealed frame has counter 1).
+inline epb_auth example_auth(bool as_unit) {
+  uint8_t sk[EPB_SHA256_LEN];
+  example_session_key(sk);
+  epb_auth a;
+  epb_auth_start(&a, sk, as_unit ? 1 : 0);
+  return a;
+}
+
+inline epb_message challenge(uint8_t first) {
+  epb_message m = blank(EPB_MSG_CHALLENGE);
+  example_bytes(m.m.challenge.agent_nonce, EPB_NONCE_LEN, first);
+  return m;
+}
+
 inline Bytes encode(const epb_message &m) {
   Bytes out(EPB_MAX_ENCODED);
   out.resize(epb_encode(&m, out.data(), out.size()));
   return out;
+}
+
+inline Bytes encode_sealed(const epb_message &m, epb_auth &a) {
+  Bytes out(EPB_MAX_ENCODED);
+  out.resize(epb_encode_sealed(&m, &a, out.data(), out.size()));
+  return out;
+}
+
+// The AUTH of the example session: answers the "hello" sample.
+inline epb_message example_auth_msg(const epb_message &hello_msg) {
+  epb_message m = blank(EPB_MSG_AUTH);
+  example_bytes(m.m.auth.unit_nonce, EPB_NONCE_LEN, 0xb0);
+  uint8_t sk[EPB_SHA256_LEN];
+  example_session_key(sk);
+  epb_auth_proof(sk, &hello_msg, m.m.auth.proof);
+  return m;
 }
 
 // One outcome of the stream decoder: a status and, for EPB_OK, the message.
@@ -380,6 +434,14 @@ class Gen {
                         static_cast<uint32_t>(u(0, UINT32_MAX)));
       case EPB_MSG_PING:
         return ping(EPB_MSG_PING, static_cast<uint32_t>(u(0, UINT32_MAX)));
+      case EPB_MSG_CHALLENGE:
+        return challenge(static_cast<uint8_t>(u(0, 255)));
+      case EPB_MSG_AUTH: {
+        epb_message m = blank(EPB_MSG_AUTH);
+        for (uint8_t &b : m.m.auth.unit_nonce) b = static_cast<uint8_t>(u(0, 255));
+        for (uint8_t &b : m.m.auth.proof) b = static_cast<uint8_t>(u(0, 255));
+        return m;
+      }
       default:
         return ping(EPB_MSG_PONG, static_cast<uint32_t>(u(0, UINT32_MAX)));
     }
@@ -417,12 +479,17 @@ class Gen {
 struct Sample {
   const char *name;
   epb_message msg;
+  char sealed_by = 0;  // 0: plain; 'U' or 'A': sealed by that side of the example session
 };
 
 inline std::vector<Sample> samples() {
   const uint64_t t = 1718000000000ull;  // 2024-06-10T06:13:20Z
   return {
       {"hello", hello("TU-0042", "MSCU1234566", "1.4.2", 1006, 1001)},
+      {"challenge", challenge(0xa0)},
+      {"auth", example_auth_msg(hello("TU-0042", "MSCU1234566", "1.4.2", 1006, 1001))},
+      {"sealed_welcome", welcome(1000, 16, t + 250), 'A'},
+      {"sealed_reading_door", door(1003, t + 2000, 2), 'U'},
       {"welcome", welcome(1000, 16, t + 250)},
       {"reading_position",
        position(1001, t, 519225000, 44791700, 1, 9,

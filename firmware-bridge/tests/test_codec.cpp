@@ -202,9 +202,10 @@ TEST_CASE("the encoder refuses invalid messages", "[epb]") {
       {"seal id with a tab", seal(1, 1, 1, "A\tB")},
       {"door state 3", door(1, 1, 3)},
       {"nack reason 0", nack(1, 0)},
-      {"nack reason 10", nack(1, 10)},
+      {"nack reason 11", nack(1, 11)},
       {"message type 0", blank(0)},
-      {"message type 12", blank(12)},
+      {"message type 14", blank(14)},
+      {"message type 0x8c (the sealed bit)", blank(0x8c)},
   };
   for (const Row &r : rows) {
     INFO(r.what);

@@ -69,22 +69,31 @@ std::map<std::string, DocExample> doc_examples() {
 
 TEST_CASE("the doc's worked examples are the encoder's exact bytes", "[epb]") {
   const std::map<std::string, DocExample> doc = doc_examples();
-  std::map<std::string, epb_message> known;
-  for (const Sample &s : samples()) known[s.name] = s.msg;
+  std::map<std::string, Sample> known;
+  for (const Sample &s : samples()) known.emplace(s.name, s);
 
   // The spec promises at least these.
-  for (const char *required : {"hello", "reading_position", "reading_seal", "ack"})
+  for (const char *required : {"hello", "reading_position", "reading_seal", "ack", "challenge",
+                               "auth", "sealed_welcome", "sealed_reading_door"})
     CHECK(doc.count(required) == 1);
 
   for (const auto &[name, ex] : doc) {
     INFO("doc example " << name);
     REQUIRE(known.count(name) == 1);
-    const epb_message &m = known[name];
-    CHECK(hex(ex.frame) == hex(encode(m)));
+    const Sample &sample = known.at(name);
+    const epb_message &m = sample.msg;
+    if (sample.sealed_by) {
+      epb_auth sender = example_auth(sample.sealed_by == 'U');
+      CHECK(hex(ex.frame) == hex(encode_sealed(m, sender)));
+    } else {
+      CHECK(hex(ex.frame) == hex(encode(m)));
+    }
     REQUIRE(!ex.frame.empty());
     CHECK(hex(ex.body) == hex(cobs_decode(Bytes(ex.frame.begin(), ex.frame.end() - 1))));
     epb_message back;
-    REQUIRE(epb_decode_body(ex.body.data(), ex.body.size(), &back) == EPB_OK);
+    epb_auth receiver = example_auth(sample.sealed_by == 'A');
+    REQUIRE(epb_decode_body_auth(ex.body.data(), ex.body.size(), &back, &receiver) == EPB_OK);
+    CHECK(back.sealed == (sample.sealed_by ? 1 : 0));
     CHECK(diff(m, back) == "");
   }
 }

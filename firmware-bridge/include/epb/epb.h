@@ -8,6 +8,8 @@
  *   frame   = COBS(body) 0x00
  *   body    = version:u8 type:u8 payload:bytes crc:u32le
  *   crc     = CRC-32C (Castagnoli) over version, type and payload
+ *   sealed  = version:u8 (type|0x80):u8 payload counter:u32le tag:8 crc:u32le
+ *             (an authenticated session's frames: HMAC-SHA256 tag, auth.c)
  * All multi-byte integers are little-endian. A body is at most
  * EPB_MAX_BODY bytes; anything longer is rejected as oversized.
  *
@@ -44,9 +46,22 @@ typedef enum {
   EPB_MSG_PING = 8,       /* either way: liveness, answered by PONG */
   EPB_MSG_PONG = 9,
   EPB_MSG_DISCARD = 10,     /* unit -> agent: seqs first..last will never be sent, and why */
-  EPB_MSG_SETTINGS_ACK = 11 /* unit -> agent: SETTINGS applied; the intervals now in force */
+  EPB_MSG_SETTINGS_ACK = 11, /* unit -> agent: SETTINGS applied; the intervals now in force */
+  EPB_MSG_CHALLENGE = 12,   /* agent -> unit: prove your key; agent_nonce */
+  EPB_MSG_AUTH = 13         /* unit -> agent: unit_nonce and the proof over HELLO */
 } epb_msg_type;
-#define EPB_MSG_TYPE_MAX 11u
+#define EPB_MSG_TYPE_MAX 13u
+
+/* Unit authentication (docs/firmware-bridge.md section 13). */
+#define EPB_SEALED_FLAG 0x80u  /* type-byte bit: the frame carries counter + tag */
+#define EPB_KEY_LEN 32u        /* a unit's key */
+#define EPB_NONCE_LEN 16u      /* CHALLENGE and AUTH nonces */
+#define EPB_PROOF_LEN 16u      /* AUTH proof: truncated HMAC-SHA256 */
+#define EPB_TAG_LEN 8u         /* sealed-frame tag: truncated HMAC-SHA256 */
+#define EPB_SEAL_OVERHEAD 12u  /* counter:u32 + tag */
+#define EPB_SHA256_LEN 32u
+#define EPB_DIR_UNIT_TO_AGENT 0x55u /* 'U': first byte of a tag's input */
+#define EPB_DIR_AGENT_TO_UNIT 0x41u /* 'A' */
 
 typedef enum {
   EPB_READING_POSITION = 0,
@@ -66,9 +81,10 @@ typedef enum {
   EPB_NACK_INTERNAL = 6,     /* the agent could not store it; resend later */
   EPB_NACK_UNIT_ID = 7,      /* HELLO refused: unit id not allowed (empty, the gateway's, not topic-safe) */
   EPB_NACK_CONTAINER_ID = 8, /* HELLO refused: container id fails ISO 6346 */
-  EPB_NACK_SEQ_RANGE = 9     /* HELLO or DISCARD refused: its seqs jump further than the agent allows */
+  EPB_NACK_SEQ_RANGE = 9,    /* HELLO or DISCARD refused: its seqs jump further than the agent allows */
+  EPB_NACK_AUTH = 10         /* HELLO refused: the unit did not prove its key */
 } epb_nack_reason;
-#define EPB_NACK_REASON_MAX 9u
+#define EPB_NACK_REASON_MAX 10u
 
 /* Why a unit gives up readings it never had acknowledged (DISCARD). */
 typedef enum {
@@ -91,9 +107,11 @@ typedef enum {
   EPB_ERR_CRC = 5,        /* CRC-32C mismatch */
   EPB_ERR_VERSION = 6,    /* unsupported protocol version */
   EPB_ERR_TYPE = 7,       /* unknown message type */
-  EPB_ERR_PAYLOAD = 8     /* payload length or field value invalid for its type */
+  EPB_ERR_PAYLOAD = 8,    /* payload length or field value invalid for its type */
+  EPB_ERR_AUTH = 9        /* sealed frame: no session key, bad tag, or counter
+                             not above the last one accepted (a replay) */
 } epb_status;
-#define EPB_STATUS_COUNT 9
+#define EPB_STATUS_COUNT 10
 
 /* Sensor presence bits for epb_sensor.present. */
 #define EPB_SENSOR_TEMPERATURE 0x01u
@@ -180,9 +198,16 @@ typedef struct {
   uint32_t sensor_interval_s;    /* 0: leave unchanged */
 } epb_settings;
 typedef struct { uint32_t nonce; } epb_ping;  /* also used for PONG */
+typedef struct { uint8_t agent_nonce[EPB_NONCE_LEN]; } epb_challenge;
+typedef struct {
+  uint8_t unit_nonce[EPB_NONCE_LEN];
+  uint8_t proof[EPB_PROOF_LEN];
+} epb_auth_msg;
 
 typedef struct {
-  uint8_t type;  /* epb_msg_type */
+  uint8_t type;     /* epb_msg_type (without EPB_SEALED_FLAG) */
+  uint8_t sealed;   /* decode: 1 if it came sealed and its tag verified */
+  uint32_t counter; /* decode: the sealed frame's counter (0 if unsealed) */
   union {
     epb_hello hello;
     epb_welcome welcome;
@@ -193,8 +218,25 @@ typedef struct {
     epb_settings settings;     /* also SETTINGS_ACK */
     epb_ping ping;             /* also PONG */
     epb_discard discard;
+    epb_challenge challenge;
+    epb_auth_msg auth;
   } m;
 } epb_message;
+
+/* One direction pair of an authenticated session: the session key and the
+ * counters of the last sealed frame sent and accepted. Zero-initialised it
+ * is inactive: sealed frames are then refused (EPB_ERR_AUTH). Filled by
+ * epb_auth_start (auth.c); `tag` points into auth.c so that a unit that
+ * never authenticates does not link SHA-256. */
+typedef struct epb_auth {
+  uint8_t session_key[EPB_SHA256_LEN];
+  uint32_t send_counter; /* counter of the last sealed frame sent */
+  uint32_t recv_counter; /* counter of the last sealed frame accepted */
+  uint8_t send_dir, recv_dir;
+  uint8_t active;
+  void (*tag)(const uint8_t session_key[EPB_SHA256_LEN], uint8_t dir,
+              const uint8_t *data, size_t len, uint8_t out[EPB_TAG_LEN]);
+} epb_auth;
 
 /* Encodes one message as a complete frame (COBS body and the trailing 0x00)
  * into out[0..cap). Returns the number of bytes written, or 0 if the message
@@ -216,6 +258,7 @@ typedef struct {
   uint8_t discarding;  /* inside an oversized frame: drop until the next 0x00 */
   uint8_t last_version; /* version byte of the last frame rejected with EPB_ERR_VERSION */
   uint32_t counts[EPB_STATUS_COUNT];
+  epb_auth *auth;       /* verifies sealed frames; NULL: every sealed frame is EPB_ERR_AUTH */
 } epb_decoder;
 
 void epb_decoder_init(epb_decoder *d);
@@ -245,6 +288,75 @@ size_t epb_decoder_feed(epb_decoder *d, const uint8_t *data, size_t len,
  * the agent can NACK it as EPB_NACK_MALFORMED). Absent optional fields
  * (position/sensor `present` bits clear) decode as zero. */
 epb_status epb_decode_body(const uint8_t *body, size_t len, epb_message *out);
+
+/* As epb_decode_body, verifying sealed frames with auth (may be NULL). After
+ * the version, a sealed frame's counter must be above auth->recv_counter and
+ * its tag must verify, else EPB_ERR_AUTH (nothing else is parsed, the counter
+ * is not moved); then type and payload as usual, and auth->recv_counter
+ * takes the frame's counter (also when the payload is then refused: the
+ * frame was authentic). HELLO, CHALLENGE and AUTH are never sealed
+ * (EPB_ERR_PAYLOAD). epb_decoder_feed calls this with its `auth`. */
+epb_status epb_decode_body_auth(const uint8_t *body, size_t len, epb_message *out,
+                                epb_auth *auth);
+
+/* Encodes msg as a sealed frame of the session auth: increments
+ * auth->send_counter and puts it and the tag before the crc. Returns the
+ * frame length, or 0 (and changes nothing) if the message is invalid, cap
+ * too small, auth inactive, the message is HELLO, CHALLENGE or AUTH, or the
+ * counter would wrap (start a new session first). */
+size_t epb_encode_sealed(const epb_message *msg, epb_auth *auth, uint8_t *out,
+                         size_t cap);
+
+/* ---- authentication (auth.c, sha256.c; section 13 of the spec) ---- */
+
+/* SK = HMAC-SHA256(key, "epb-session" || unit_id_len:u8 || unit_id ||
+ *                       agent_nonce || unit_nonce).
+ * A unit whose key lives in a secure element computes this HMAC there and
+ * passes only SK to the rest. */
+void epb_auth_session_key(const uint8_t key[EPB_KEY_LEN], const char *unit_id,
+                          uint8_t unit_id_len,
+                          const uint8_t agent_nonce[EPB_NONCE_LEN],
+                          const uint8_t unit_nonce[EPB_NONCE_LEN],
+                          uint8_t session_key[EPB_SHA256_LEN]);
+
+/* AUTH's proof: the first 16 bytes of HMAC-SHA256(SK, "epb-proof" || the
+ * HELLO's payload bytes). Returns 0 if hello is not a valid HELLO, else 1. */
+int epb_auth_proof(const uint8_t session_key[EPB_SHA256_LEN],
+                   const epb_message *hello, uint8_t proof[EPB_PROOF_LEN]);
+
+/* Starts the session on this side: as_unit 1 seals with 'U' and accepts 'A',
+ * 0 the other way round; both counters start at 0 (the first sealed frame
+ * each way carries 1). */
+void epb_auth_start(epb_auth *auth, const uint8_t session_key[EPB_SHA256_LEN],
+                    int as_unit);
+
+/* Forgets the session key (zeroes *auth). */
+void epb_auth_clear(epb_auth *auth);
+
+/* Constant-time comparison of n bytes: 1 if equal. */
+int epb_auth_equal(const uint8_t *a, const uint8_t *b, size_t n);
+
+/* SHA-256 and HMAC-SHA256, streaming and one-shot. */
+typedef struct {
+  uint32_t h[8];
+  uint64_t total;
+  uint8_t block[64];
+  size_t used;
+} epb_sha256_ctx;
+void epb_sha256_init(epb_sha256_ctx *c);
+void epb_sha256_update(epb_sha256_ctx *c, const uint8_t *data, size_t len);
+void epb_sha256_final(epb_sha256_ctx *c, uint8_t out[EPB_SHA256_LEN]);
+void epb_sha256(const uint8_t *data, size_t len, uint8_t out[EPB_SHA256_LEN]);
+
+typedef struct {
+  uint8_t key[64];
+  epb_sha256_ctx inner;
+} epb_hmac_ctx;
+void epb_hmac_init(epb_hmac_ctx *m, const uint8_t *key, size_t key_len);
+void epb_hmac_update(epb_hmac_ctx *m, const uint8_t *data, size_t len);
+void epb_hmac_final(epb_hmac_ctx *m, uint8_t out[EPB_SHA256_LEN]);
+void epb_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *data,
+                     size_t len, uint8_t out[EPB_SHA256_LEN]);
 
 /* The one answer a unit speaking an older protocol version can decode: a
  * NACK with seq 0 and reason MALFORMED, framed with that version's byte
