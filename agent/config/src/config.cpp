@@ -128,6 +128,15 @@ std::vector<KeySpec> build_specs() {
   s.push_back(int_key("bridge.idle_ping_s", "30", 1, 3600,
                       "A unit link silent this long gets a PING (docs/firmware-bridge.md 7.9).",
                       [](AgentConfig& c) -> std::int64_t& { return c.bridge.idle_ping_s; }));
+  s.push_back(str_key("bridge.unit_keys", "\"\"",
+                      "File of the units' keys (\"UNIT_ID HEX64\" per line, mode 0600; written by eport-pki "
+                      "unit-key). A unit listed there must authenticate on every link; units on "
+                      "bridge.tcp_listen must authenticate always (docs/security.md). Empty: no keys.",
+                      [](AgentConfig& c) -> std::string& { return c.bridge.unit_keys; }));
+  s.push_back(bool_key("bridge.insecure_tcp_without_auth", "false",
+                       "Lets units on bridge.tcp_listen in without authenticating: anyone on the network can then "
+                       "claim any unit id not in bridge.unit_keys (logged as a warning at every start).",
+                       [](AgentConfig& c) -> bool& { return c.bridge.insecure_tcp_without_auth; }));
   s.push_back(int_key("bridge.dead_after_ping_s", "10", 1, 600,
                       "Still silent this long after the PING: the link is dead (socket closed, tty session forgotten).",
                       [](AgentConfig& c) -> std::int64_t& { return c.bridge.dead_after_ping_s; }));
@@ -661,6 +670,11 @@ std::vector<std::string> load_impl(std::string_view text, std::string_view sourc
       }
     }
   }
+  if (!out.bridge.tcp_listen.empty() && out.bridge.unit_keys.empty() && !out.bridge.insecure_tcp_without_auth) {
+    v.error(toml::source_region{}, "bridge.tcp_listen",
+            "units on TCP must authenticate: set bridge.unit_keys (eport-pki unit-key), or "
+            "bridge.insecure_tcp_without_auth = true to let any unit id in");
+  }
   if (out.gnss.source == "serial" && out.gnss.device.empty()) {
     v.error(toml::source_region{}, "gnss.device", "must be set when gnss.source = \"serial\"");
   }
@@ -741,13 +755,53 @@ std::vector<std::string> check_files(const AgentConfig& c) {
   if (!c.mqtt.password_file.empty()) {
     if (auto pw = read_secret(c.mqtt.password_file); !pw) errors.push_back("mqtt.password_file: " + pw.error());
   }
+  if (!c.bridge.unit_keys.empty()) {
+    if (auto keys = read_unit_keys(c.bridge.unit_keys); !keys) errors.push_back("bridge.unit_keys: " + keys.error());
+  }
   return errors;
+}
+
+Result<std::map<std::string, std::array<std::uint8_t, 32>>> read_unit_keys(const std::string& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IROTH) != 0) {
+    return Error{path + " is readable by every local user (mode " + mode_text(st.st_mode) +
+                 "): it holds the units' keys; chmod 600"};
+  }
+  std::string text;
+  if (!slurp(path, text, std::size_t(16) << 20)) return Error{"cannot read " + path + ": " + std::strerror(errno)};
+  std::map<std::string, std::array<std::uint8_t, 32>> keys;
+  std::size_t line_no = 0;
+  for (std::size_t at = 0; at < text.size();) {
+    auto eol = text.find('\n', at);
+    std::string line = text.substr(at, eol == std::string::npos ? std::string::npos : eol - at);
+    at = eol == std::string::npos ? text.size() : eol + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    auto first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#') continue;
+    auto where = path + ":" + std::to_string(line_no) + ": ";
+    std::istringstream words(line);
+    std::string unit, hex, extra;
+    words >> unit >> hex >> extra;
+    if (hex.empty() || !extra.empty()) return Error{where + "expected \"UNIT_ID HEX\" (two fields)"};
+    if (auto problem = model::topic_id_problem(unit, 32); !problem.empty()) {
+      return Error{where + "unit id " + model::quoted_id(unit) + " " + problem};
+    }
+    if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+      return Error{where + "the key of unit " + unit + " is not 64 hex digits (32 bytes)"};
+    }
+    std::array<std::uint8_t, 32> key{};
+    for (std::size_t i = 0; i < 32; ++i) key[i] = static_cast<std::uint8_t>(std::stoul(hex.substr(2 * i, 2), nullptr, 16));
+    if (!keys.emplace(unit, key).second) return Error{where + "unit " + unit + " is listed twice"};
+  }
+  return keys;
 }
 
 std::vector<std::string> secret_file_warnings(const AgentConfig& c) {
   std::vector<std::string> out;
   for (auto [key, path] : {std::pair<std::string_view, const std::string*>{"mqtt.key_file", &c.mqtt.key_file},
-                           std::pair<std::string_view, const std::string*>{"mqtt.password_file", &c.mqtt.password_file}}) {
+                           std::pair<std::string_view, const std::string*>{"mqtt.password_file", &c.mqtt.password_file},
+                           std::pair<std::string_view, const std::string*>{"bridge.unit_keys", &c.bridge.unit_keys}}) {
     struct stat st{};
     if (path->empty() || ::stat(path->c_str(), &st) != 0) continue;
     if ((st.st_mode & S_IROTH) != 0) {

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <array>
+#include <map>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -38,6 +40,8 @@ struct BridgeConfig {
   std::int64_t position_interval_s = 0;
   std::int64_t sensor_interval_s = 0;
   std::string unit_intervals;  // "UNIT=POS/SENSOR,...": parse_unit_intervals()
+  std::string unit_keys;       // path of the unit key file: read_unit_keys()
+  bool insecure_tcp_without_auth = false;  // TCP units need not authenticate
 };
 
 // One entry of bridge.unit_intervals.
@@ -177,6 +181,13 @@ inline constexpr std::size_t kMaxPasswordBytes = 65535;
 // The first line of a password file, without its line end. Refused, not
 // truncated, when longer than kMaxPasswordBytes; refused when empty.
 Result<std::string> read_secret(const std::string& path);
+
+// The unit key file (bridge.unit_keys; docs/security.md): one unit per
+// line, "UNIT_ID HEX" with a topic-safe unit id and 64 hex digits (a 32-byte
+// key); blank lines and lines starting with '#' are skipped. Refused, naming
+// the line, for any other line, a unit listed twice, or a file that every
+// local user may read. Map: unit id -> key.
+Result<std::map<std::string, std::array<std::uint8_t, 32>>> read_unit_keys(const std::string& path);
 
 // True when the URI's host is, exactly, an IPv4 address in 127.0.0.0/8,
 // ::1 or "localhost" (tcp://127.attacker.example is not).
