@@ -11,7 +11,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
+#include <map>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -78,14 +80,22 @@ struct Link {
   bool tty = false;
   epb_decoder dec;
   std::deque<epb_message> got;
+  epb_auth auth{};      // the unit's side of an authenticated session
+  bool sealed = false;  // send sealed (after AUTH)
 
-  explicit Link(int f, bool is_tty = false) : fd(f), tty(is_tty) { epb_decoder_init(&dec); }
+  explicit Link(int f, bool is_tty = false) : fd(f), tty(is_tty) {
+    epb_decoder_init(&dec);
+    dec.auth = &auth;
+  }
   static Link connect(const std::string& socket_path) {
     auto fd = bridge::net::connect_endpoint("unix:" + socket_path);
     REQUIRE(fd.ok());
     return Link(*fd);
   }
-  Link(Link&& o) noexcept : fd(o.fd), tty(o.tty), dec(o.dec), got(std::move(o.got)) { o.fd = -1; }
+  Link(Link&& o) noexcept : fd(o.fd), tty(o.tty), dec(o.dec), got(std::move(o.got)), auth(o.auth), sealed(o.sealed) {
+    o.fd = -1;
+    dec.auth = &auth;
+  }
   ~Link() {
     if (fd >= 0) close(fd);
   }
@@ -103,9 +113,18 @@ struct Link {
       }
     }
   }
+  std::vector<std::uint8_t> frame(const epb_message& m) {
+    std::vector<std::uint8_t> buf(EPB_MAX_ENCODED);
+    auto n = sealed && m.type != EPB_MSG_HELLO && m.type != EPB_MSG_AUTH ? epb_encode_sealed(&m, &auth, buf.data(), buf.size())
+                                                                         : epb_encode(&m, buf.data(), buf.size());
+    REQUIRE(n > 0);
+    buf.resize(n);
+    return buf;
+  }
   void send(const epb_message& m) {
     std::vector<std::uint8_t> buf(EPB_MAX_ENCODED);
-    auto n = epb_encode(&m, buf.data(), buf.size());
+    auto n = sealed && m.type != EPB_MSG_HELLO && m.type != EPB_MSG_AUTH ? epb_encode_sealed(&m, &auth, buf.data(), buf.size())
+                                                                         : epb_encode(&m, buf.data(), buf.size());
     REQUIRE(n > 0);
     buf.resize(n);
     raw(buf);
@@ -1046,6 +1065,7 @@ TEST_CASE("a client that floods and never reads does not stall other units or gr
 TEST_CASE("idle TCP connections beyond the per-address cap are refused, counted and warned about once", "[bridge][hardening]") {
   bridge::ServerOptions so;
   so.tcp_listen = "127.0.0.1:0";
+  so.tcp_requires_auth = false;  // admission, not authentication, is under test
   so.max_units_per_address = 3;
   Agent agent(so);
   auto port = agent.server->tcp_port();
@@ -1097,6 +1117,7 @@ TEST_CASE("a connection that never says HELLO is closed at the deadline; welcome
 TEST_CASE("with TCP at its share of max_units, a UNIX unit still gets in", "[bridge][hardening]") {
   bridge::ServerOptions so;
   so.tcp_listen = "127.0.0.1:0";
+  so.tcp_requires_auth = false;  // admission, not authentication, is under test
   so.max_units = 4;
   so.unix_reserve = 2;
   Agent agent(so);
@@ -1140,6 +1161,7 @@ TEST_CASE("a link that says HELLO for too many unit ids in a minute is dropped",
 TEST_CASE("50,000 unit ids over TCP links: bounded state, bounded sources in the store", "[bridge][hardening]") {
   bridge::ServerOptions so;
   so.tcp_listen = "127.0.0.1:0";
+  so.tcp_requires_auth = false;  // admission, not authentication, is under test
   store::OutboxOptions oo;
   oo.max_bytes = 1 << 20;
   Agent agent(so, {}, oo);
@@ -1244,4 +1266,186 @@ TEST_CASE("a seq jump refused for a unit known only from the store leaves no dan
   CHECK(agent.stats().hellos_refused_seq_range.load() == 1);
   again.send(hello("tcu-jump", kContainer, 2));
   CHECK(again.expect(EPB_MSG_WELCOME).m.welcome.last_stored_seq == 1);
+}
+
+// ---- unit authentication (docs/firmware-bridge.md section 13) ----
+
+namespace {
+
+using Key = std::array<std::uint8_t, EPB_KEY_LEN>;
+
+Key key_of(std::uint8_t fill) {
+  Key k;
+  k.fill(fill);
+  return k;
+}
+
+// The unit side of 13.2: HELLO, CHALLENGE, AUTH with `key`; on success the
+// link seals from then on. Returns what the agent answered to the AUTH.
+epb_message authenticate(Link& l, const epb_message& h, const Key& key) {
+  l.sealed = false;
+  epb_auth_clear(&l.auth);
+  l.send(h);
+  auto c = l.expect(EPB_MSG_CHALLENGE);
+  CHECK(c.sealed == 0);
+  epb_message a{};
+  a.type = EPB_MSG_AUTH;
+  for (std::size_t i = 0; i < EPB_NONCE_LEN; ++i) a.m.auth.unit_nonce[i] = static_cast<std::uint8_t>(0x30 + i);
+  std::uint8_t sk[EPB_SHA256_LEN];
+  epb_auth_session_key(key.data(), h.m.hello.unit_id, h.m.hello.unit_id_len, c.m.challenge.agent_nonce,
+                       a.m.auth.unit_nonce, sk);
+  REQUIRE(epb_auth_proof(sk, &h, a.m.auth.proof) == 1);
+  l.send(a);
+  epb_auth_start(&l.auth, sk, 1);
+  l.sealed = true;
+  auto answer = l.next();
+  REQUIRE(answer.has_value());
+  if (answer->type != EPB_MSG_WELCOME) {
+    l.sealed = false;
+    epb_auth_clear(&l.auth);
+  }
+  return *answer;
+}
+
+bridge::ServerOptions tcp_with_keys(std::map<std::string, Key> keys) {
+  bridge::ServerOptions so;
+  so.tcp_listen = "127.0.0.1:0";
+  for (auto& [id, k] : keys) so.auth_keys[id] = k;
+  return so;
+}
+
+}  // namespace
+
+TEST_CASE("a TCP unit proves its key, and everything on its link is sealed both ways", "[bridge][auth]") {
+  Agent agent(tcp_with_keys({{"tcu-a1", key_of(0x11)}}));
+  auto l = connect_tcp(agent.server->tcp_port());
+  auto w = authenticate(l, hello("tcu-a1"), key_of(0x11));
+  REQUIRE(w.type == EPB_MSG_WELCOME);
+  CHECK(w.sealed == 1);
+  l.send(reading(1));
+  auto ack = l.expect(EPB_MSG_ACK);
+  CHECK(ack.sealed == 1);
+  CHECK(ack.m.ack.seq == 1);
+  CHECK(agent.outbox->last_seq("tcu-a1") == 1);
+  const auto& st = agent.stats();
+  CHECK(st.auth_challenges.load() == 1);
+  CHECK(st.auth_ok.load() == 1);
+  CHECK(bridge::health_json(st).find("\"auth\":{\"challenges\":1,\"ok\":1,") != std::string::npos);
+}
+
+TEST_CASE("an impostor with the wrong key is refused and the real unit keeps its session", "[bridge][auth]") {
+  Agent agent(tcp_with_keys({{"tcu-a2", key_of(0x22)}}));
+  auto real = connect_tcp(agent.server->tcp_port());
+  REQUIRE(authenticate(real, hello("tcu-a2"), key_of(0x22)).type == EPB_MSG_WELCOME);
+  real.send(reading(1));
+  CHECK(real.expect(EPB_MSG_ACK).m.ack.seq == 1);
+
+  // Same id, a guessed key, and an oldest_seq that would release seqs.
+  auto impostor = connect_tcp(agent.server->tcp_port());
+  auto h = hello("tcu-a2", kContainer, 500);
+  auto answer = authenticate(impostor, h, key_of(0x23));
+  REQUIRE(answer.type == EPB_MSG_NACK);
+  CHECK(answer.sealed == 0);
+  CHECK(answer.m.nack.seq == 0);
+  CHECK(answer.m.nack.reason == EPB_NACK_AUTH);
+  // Its unsealed readings on its own link get nothing stored.
+  impostor.send(reading(500));
+  CHECK(impostor.expect(EPB_MSG_NACK).m.nack.reason == EPB_NACK_NO_HELLO);
+
+  // No takeover, no jump: the real unit goes on from 2.
+  real.send(reading(2));
+  CHECK(real.expect(EPB_MSG_ACK).m.ack.seq == 2);
+  const auto& st = agent.stats();
+  CHECK(st.takeovers.load() == 0);
+  CHECK(st.hellos_refused_auth.load() == 1);
+  CHECK(st.auth_no_key.load() == 0);
+  CHECK(agent.outbox->last_seq("tcu-a2") == 2);
+}
+
+TEST_CASE("on TCP a unit without a key is challenged like any other, then refused", "[bridge][auth]") {
+  Agent agent(tcp_with_keys({{"tcu-keyed", key_of(0x33)}}));
+  auto l = connect_tcp(agent.server->tcp_port());
+  auto answer = authenticate(l, hello("tcu-nokey"), key_of(0x33));
+  REQUIRE(answer.type == EPB_MSG_NACK);
+  CHECK(answer.m.nack.reason == EPB_NACK_AUTH);
+  CHECK(agent.stats().auth_no_key.load() == 1);
+  CHECK(agent.rows() == 0);
+}
+
+TEST_CASE("tcp_requires_auth = false lets a TCP unit without a key in, unsealed", "[bridge][auth]") {
+  auto so = tcp_with_keys({});
+  so.tcp_requires_auth = false;
+  Agent agent(so);
+  auto l = connect_tcp(agent.server->tcp_port());
+  l.send(hello("tcu-open"));
+  auto w = l.expect(EPB_MSG_WELCOME);
+  CHECK(w.sealed == 0);
+  CHECK(agent.stats().auth_challenges.load() == 0);
+}
+
+TEST_CASE("a unit with a key authenticates on the UNIX socket too; one without keeps local trust",
+          "[bridge][auth]") {
+  bridge::ServerOptions so;
+  so.auth_keys["tcu-local-keyed"] = key_of(0x44);
+  Agent agent(so);
+  auto keyed = Link::connect(agent.socket_path);
+  keyed.send(hello("tcu-local-keyed"));
+  keyed.expect(EPB_MSG_CHALLENGE);
+  auto plain = Link::connect(agent.socket_path);
+  plain.send(hello("tcu-local-plain"));
+  CHECK(plain.expect(EPB_MSG_WELCOME).sealed == 0);
+  auto again = Link::connect(agent.socket_path);
+  CHECK(authenticate(again, hello("tcu-local-keyed"), key_of(0x44)).type == EPB_MSG_WELCOME);
+}
+
+TEST_CASE("on an authenticated link unsealed, replayed and altered frames are dropped and counted",
+          "[bridge][auth]") {
+  Agent agent(tcp_with_keys({{"tcu-a5", key_of(0x55)}}));
+  auto l = connect_tcp(agent.server->tcp_port());
+  REQUIRE(authenticate(l, hello("tcu-a5"), key_of(0x55)).type == EPB_MSG_WELCOME);
+  auto first = l.frame(reading(1));
+  l.raw(first);
+  CHECK(l.expect(EPB_MSG_ACK).m.ack.seq == 1);
+
+  // Unsealed: an injected reading is not taken, not answered.
+  l.sealed = false;
+  l.send(reading(2));
+  l.sealed = true;
+  // Replayed: the same sealed bytes again.
+  l.raw(first);
+  // Altered: a sealed reading 2 with one payload byte changed (crc fixed).
+  auto altered = l.frame(reading(2));
+  {
+    std::vector<std::uint8_t> body(altered.begin(), altered.end() - 1);
+    // COBS-decode, flip the temperature's low byte, re-frame with a good crc.
+    std::vector<std::uint8_t> plain;
+    for (std::size_t i = 0; i < body.size();) {
+      std::uint8_t code = body[i++];
+      for (std::uint8_t k = 1; k < code && i < body.size(); ++k) plain.push_back(body[i++]);
+      if (code < 0xFF && i < body.size()) plain.push_back(0);
+    }
+    plain.resize(plain.size() - 4);
+    plain[2 + 18] ^= 0x01;
+    altered = frame_of(plain);
+  }
+  l.raw(altered);
+  l.expect_silence();  // sealed PING/PONG still work: nothing was answered before
+  const auto& st = agent.stats();
+  eventually([&] { return st.unsealed_dropped.load() == 1; });
+  CHECK(st.frame_errors[EPB_ERR_AUTH].load() == 2);
+  CHECK(agent.outbox->last_seq("tcu-a5") == 1);
+  // The genuine reading 2 still goes in.
+  l.send(reading(2));
+  CHECK(l.expect(EPB_MSG_ACK).m.ack.seq == 2);
+}
+
+TEST_CASE("AUTH without a CHALLENGE changes nothing", "[bridge][auth]") {
+  Agent agent(tcp_with_keys({{"tcu-a6", key_of(0x66)}}));
+  auto l = connect_tcp(agent.server->tcp_port());
+  epb_message a{};
+  a.type = EPB_MSG_AUTH;
+  l.send(a);
+  l.expect_silence();
+  CHECK(agent.stats().protocol_errors.load() == 1);
+  CHECK(agent.stats().auth_ok.load() == 0);
 }

@@ -181,6 +181,20 @@ int run(const eport::config::AgentConfig& cfg) {
   if (auto per_unit = config::parse_unit_intervals(cfg.bridge.unit_intervals); per_unit) {  // checked at load
     for (const auto& u : *per_unit) bo.unit_intervals[u.unit_id] = {u.position_s, u.sensor_s};
   }
+  if (!cfg.bridge.unit_keys.empty()) {
+    auto keys = config::read_unit_keys(cfg.bridge.unit_keys);
+    if (!keys) {
+      log::error("agent", "bridge.unit_keys: " + keys.error());
+      return 1;
+    }
+    bo.auth_keys = std::move(*keys);
+    log::info("agent", std::to_string(bo.auth_keys.size()) + " unit keys loaded from " + cfg.bridge.unit_keys);
+  }
+  bo.tcp_requires_auth = !cfg.bridge.insecure_tcp_without_auth;
+  if (!cfg.bridge.tcp_listen.empty() && !bo.tcp_requires_auth) {
+    log::warn("agent", "bridge.insecure_tcp_without_auth = true: units on " + cfg.bridge.tcp_listen +
+                           " are not authenticated; anyone on that network can claim any unit id without a key");
+  }
   bridge::Server server(
       bo, ingest, [&ob](std::string_view unit) { return ob.last_seq(unit); },
       [rules = cfg.priority.rules()](const model::Reading& r) { return model::classify(r, rules); });

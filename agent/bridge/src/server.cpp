@@ -12,6 +12,11 @@
 // lives while it has a link or items in flight; the store's last seq
 // rebuilds it. Serial ports that are missing or lose their device are
 // reopened with a backoff.
+//
+// Authentication (spec section 13): a HELLO that must be authenticated (TCP,
+// or a unit with a key) is answered with CHALLENGE and changes nothing until
+// a valid AUTH; only then does the unit get its session (takeover, WELCOME),
+// and from then on the link's frames are sealed both ways.
 #include "eport/bridge/server.h"
 
 #include <arpa/inet.h>
@@ -19,6 +24,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -94,6 +100,13 @@ struct Server::Impl : public ingest::CompletionSink {
     int settings_attempts = 0;   // sends without an answer
     bool settings_acked = true;  // nothing to deliver
     Clock::time_point settings_at{};
+    // authentication (13): the session key once AUTH verified; the HELLO
+    // waiting for its AUTH and the nonce of the CHALLENGE sent for it
+    epb_auth auth{};
+    bool sealed = false;  // authenticated: every frame both ways is sealed
+    bool challenged = false;
+    epb_message challenged_hello{};
+    std::uint8_t agent_nonce[EPB_NONCE_LEN] = {};
   };
 
   // One item taken from a unit: a reading (first == last), a DISCARD, or
@@ -273,6 +286,7 @@ struct Server::Impl : public ingest::CompletionSink {
     }
     s.opened = s.last_rx = Clock::now();
     epb_decoder_init(&s.decoder);
+    s.decoder.auth = &s.auth;  // sessions live in a node map: the address is stable
     add_fd(fd, id, EPOLLIN | (port < 0 ? EPOLLRDHUP : 0u));
     ++stats.connections_active;
     if (port < 0) {
@@ -392,9 +406,12 @@ struct Server::Impl : public ingest::CompletionSink {
     }
   }
 
-  void send(Session& s, const epb_message& m) {
+  // Sealed on an authenticated link, unless plain (the answer to a HELLO
+  // or AUTH being refused: the unit has no session key for it yet).
+  void send(Session& s, const epb_message& m, bool plain = false) {
     std::uint8_t buf[EPB_MAX_ENCODED];
-    std::size_t n = epb_encode(&m, buf, sizeof buf);
+    std::size_t n = s.sealed && !plain ? epb_encode_sealed(&m, &s.auth, buf, sizeof buf)
+                                       : epb_encode(&m, buf, sizeof buf);
     if (n == 0) {
       log::error(kLog, "cannot encode message type " + std::to_string(m.type));
       return;
@@ -402,12 +419,12 @@ struct Server::Impl : public ingest::CompletionSink {
     s.out.append(reinterpret_cast<const char*>(buf), n);
   }
 
-  void send_nack(Session& s, std::uint64_t seq, std::uint8_t reason) {
+  void send_nack(Session& s, std::uint64_t seq, std::uint8_t reason, bool plain = false) {
     epb_message m{};
     m.type = EPB_MSG_NACK;
     m.m.nack.seq = seq;
     m.m.nack.reason = reason;
-    send(s, m);
+    send(s, m, plain);
     ++stats.nacks_sent;
   }
 
@@ -442,7 +459,65 @@ struct Server::Impl : public ingest::CompletionSink {
     ++stats.hellos_refused;
     ++counter;
     log::warn(kLog, "HELLO on " + link_name(s) + " refused (" + epb_nack_reason_name(reason) + "): " + why);
-    send_nack(s, 0, reason);
+    send_nack(s, 0, reason, true);
+  }
+
+  bool needs_auth(const Session& s, const std::string& unit) const {
+    return (s.tcp && opt.tcp_requires_auth) || opt.auth_keys.count(unit) != 0;
+  }
+
+  // A HELLO that must be authenticated: CHALLENGE, and nothing else changes
+  // until its AUTH (13.2). Also for a unit without a key, so that the
+  // answer does not tell which ids have one.
+  void challenge(Session& s, const epb_message& hello) {
+    epb_message m{};
+    m.type = EPB_MSG_CHALLENGE;
+    if (getrandom(s.agent_nonce, sizeof s.agent_nonce, 0) != static_cast<ssize_t>(sizeof s.agent_nonce)) {
+      log::error(kLog, std::string("getrandom: ") + std::strerror(errno) + "; HELLO on " + link_name(s) + " dropped");
+      return;
+    }
+    std::memcpy(m.m.challenge.agent_nonce, s.agent_nonce, sizeof s.agent_nonce);
+    s.challenged = true;
+    s.challenged_hello = hello;
+    ++stats.auth_challenges;
+    send(s, m, true);
+  }
+
+  void on_auth(std::uint64_t id, Session& s, const epb_auth_msg& a) {
+    if (!s.challenged) {
+      ++stats.protocol_errors;
+      log::debug(kLog, link_name(s) + " sent AUTH without a CHALLENGE");
+      return;
+    }
+    s.challenged = false;
+    const epb_hello& h = s.challenged_hello.m.hello;
+    std::string unit(h.unit_id, h.unit_id_len);
+    auto key = opt.auth_keys.find(unit);
+    std::uint8_t sk[EPB_SHA256_LEN], proof[EPB_PROOF_LEN];
+    bool ok = false;
+    if (key != opt.auth_keys.end()) {
+      epb_auth_session_key(key->second.data(), h.unit_id, h.unit_id_len, s.agent_nonce, a.unit_nonce, sk);
+      ok = epb_auth_proof(sk, &s.challenged_hello, proof) == 1 && epb_auth_equal(proof, a.proof, EPB_PROOF_LEN) == 1;
+    }
+    if (!ok) {
+      ++stats.protocol_errors;
+      ++stats.hellos_refused;
+      ++stats.hellos_refused_auth;
+      if (key == opt.auth_keys.end()) ++stats.auth_no_key;
+      refusal("unit " + unit + " on " + (s.tcp ? "TCP from " + s.address : link_name(s)) +
+              " failed authentication: " +
+              (key == opt.auth_keys.end() ? std::string("no key for it in bridge.unit_keys")
+                                          : std::string("its proof does not match its key")));
+      send_nack(s, 0, EPB_NACK_AUTH, true);
+      std::memset(sk, 0, sizeof sk);
+      return;
+    }
+    epb_auth_start(&s.auth, sk, 0);
+    std::memset(sk, 0, sizeof sk);
+    s.sealed = true;
+    ++stats.auth_ok;
+    epb_message hello = s.challenged_hello;
+    welcome(id, s, hello.m.hello);
   }
 
   void on_hello(std::uint64_t id, Session& s, const epb_hello& h) {
@@ -483,6 +558,24 @@ struct Server::Impl : public ingest::CompletionSink {
       }
       s.recent_ids.insert(unit);
     }
+    if (needs_auth(s, unit)) {
+      epb_message hello{};
+      hello.type = EPB_MSG_HELLO;
+      hello.m.hello = h;
+      return challenge(s, hello);
+    }
+    // Not authenticated: a sealed session this link had ends here.
+    s.challenged = false;
+    s.sealed = false;
+    epb_auth_clear(&s.auth);
+    welcome(id, s, h);
+  }
+
+  // Gives the unit its session on this link (7.1 step 3): a HELLO that passed
+  // every check, and its AUTH where one was needed.
+  void welcome(std::uint64_t id, Session& s, const epb_hello& h) {
+    std::string unit(h.unit_id, h.unit_id_len);
+    std::string container(h.container_id, h.container_id_len);
     std::uint64_t key;
     bool created = false;
     if (auto k = unit_keys.find(unit); k != unit_keys.end()) {
@@ -743,6 +836,7 @@ struct Server::Impl : public ingest::CompletionSink {
       case EPB_MSG_SETTINGS_ACK: on_settings_ack(s, m.m.settings); break;
       case EPB_MSG_PING: on_ping(s, m.m.ping); break;
       case EPB_MSG_PONG: break;
+      case EPB_MSG_AUTH: on_auth(id, s, m.m.auth); break;
       default:
         // Agent-to-unit messages have no business arriving here (7.10).
         ++stats.protocol_errors;
@@ -819,11 +913,21 @@ struct Server::Impl : public ingest::CompletionSink {
         epb_status st;
         off += epb_decoder_feed(&s.decoder, buf + off, static_cast<std::size_t>(n) - off, &m, &st);
         if (st == EPB_NEED_MORE) continue;
-        if (st == EPB_OK) {
+        if (st == EPB_OK && s.sealed && !m.sealed && m.type != EPB_MSG_HELLO && m.type != EPB_MSG_AUTH) {
+          // On an authenticated link only HELLO and AUTH (a new handshake)
+          // may come unsealed (13.4): anything else may be injected.
+          ++stats.unsealed_dropped;
+          refusal(link_name(s) + " sent an unsealed frame (type " + std::to_string(m.type) +
+                  ") on an authenticated link: dropped");
+        } else if (st == EPB_OK) {
           ++stats.frames_ok;
           s.last_rx = Clock::now();
           s.ping_sent = {};
           on_message(id, s, m);
+        } else if (st == EPB_ERR_AUTH) {
+          ++stats.frame_errors[static_cast<std::size_t>(st)];
+          refusal(link_name(s) + " sent a sealed frame that is not authentic (bad tag, replayed or no session): "
+                                 "dropped");
         } else {
           ++stats.frame_errors[static_cast<std::size_t>(st)];
           on_bad_frame(s, st, m);
@@ -1077,7 +1181,11 @@ std::string health_json(const ServerStats& st) {
          ",\"discards_refused\":" + n(st.discards_refused) + ",\"hellos_refused\":{\"unit_id\":" +
          n(st.hellos_refused_unit_id) + ",\"container_id\":" + n(st.hellos_refused_container_id) +
          ",\"seq_range\":" + n(st.hellos_refused_seq_range) + ",\"version\":" + n(st.hellos_refused_version) +
-         ",\"malformed\":" + n(st.hellos_malformed) + "},\"takeovers\":" + n(st.takeovers) +
+         ",\"malformed\":" + n(st.hellos_malformed) + ",\"auth\":" + n(st.hellos_refused_auth) +
+         "},\"auth\":{\"challenges\":" + n(st.auth_challenges) + ",\"ok\":" + n(st.auth_ok) +
+         ",\"no_key\":" + n(st.auth_no_key) + ",\"unsealed_dropped\":" + n(st.unsealed_dropped) +
+         ",\"frames_not_authentic\":" + n(st.frame_errors[EPB_ERR_AUTH]) +
+         "},\"takeovers\":" + n(st.takeovers) +
          ",\"links_dead\":" + n(st.links_dead) + ",\"nacks_sent\":" + n(st.nacks_sent) +
          ",\"settings_sent\":" + n(st.settings_sent) + ",\"settings_acked\":" + n(st.settings_acked) +
          ",\"protocol_errors\":" + n(st.protocol_errors) + ",\"admission\":{\"refused_max_units\":" +

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <epb/epb.h>
+
 #include "eport/ingest/ingest.h"
 #include "eport/model/result.h"
 
@@ -74,6 +76,11 @@ struct ServerOptions {
   std::map<std::string, Intervals> unit_intervals; // by unit id
   std::chrono::milliseconds settings_retry{10000};
   unsigned max_pongs_per_second = 10;              // PINGs beyond this per link are dropped
+  // Unit authentication (docs/firmware-bridge.md section 13): a unit with a
+  // key here proves it on every link; on TCP every unit must (one without
+  // a key is refused) unless tcp_requires_auth is false.
+  std::map<std::string, std::array<std::uint8_t, EPB_KEY_LEN>> auth_keys;
+  bool tcp_requires_auth = true;
 };
 
 // Counters, readable from any thread.
@@ -120,6 +127,11 @@ struct ServerStats {
   std::atomic<std::uint64_t> hellos_refused_seq_range{0};
   std::atomic<std::uint64_t> hellos_refused_version{0};  // an older epb version: answered in its own version
   std::atomic<std::uint64_t> hellos_malformed{0};        // intact frame, invalid HELLO content
+  std::atomic<std::uint64_t> hellos_refused_auth{0};     // CHALLENGE not answered with a valid AUTH
+  std::atomic<std::uint64_t> auth_challenges{0};         // CHALLENGEs sent
+  std::atomic<std::uint64_t> auth_ok{0};                 // sessions authenticated
+  std::atomic<std::uint64_t> auth_no_key{0};             // the part of hellos_refused_auth for ids without a key
+  std::atomic<std::uint64_t> unsealed_dropped{0};        // unsealed frames on an authenticated link (not HELLO/AUTH)
   std::atomic<std::uint64_t> takeovers{0};               // a HELLO for a unit live on another link: that link closed
   std::atomic<std::uint64_t> links_dead{0};              // silent past the liveness rule
   std::atomic<std::uint64_t> pings_sent{0};
