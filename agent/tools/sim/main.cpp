@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -32,6 +33,7 @@
 #include "eport/bridge/net.h"
 #include "eport/bridge/serial.h"
 #include "eport/codec/codec.h"
+#include "eport/config/config.h"
 #include "fleet.h"
 #include "session.h"
 
@@ -87,6 +89,7 @@ struct Options {
   long long corrupt_every = 0;       // test: flip a byte in every n-th READING's first transmission
   long long drop_every = 0;          // test: do not send every n-th READING's first transmission
   long long reorder_every = 0;       // test: swap every n-th READING's first transmission with the next frame
+  std::string unit_keys;             // the agent's key file format: keys of the units listed there
   bool quiet = false;
 };
 
@@ -98,7 +101,8 @@ struct Options {
                "                 [--journey-readings N] [--record FILE | --replay FILE]\n"
                "                 [--acked-log FILE] [--summary-json FILE] [--drain-timeout S] [--ack-timeout MS]\n"
                "                 [--drop-acks-every N] [--discard-every N [--discard-count K]]\n"
-               "                 [--corrupt-every N] [--drop-every N] [--reorder-every N] [--quiet]\n"
+               "                 [--corrupt-every N] [--drop-every N] [--reorder-every N] [--unit-keys FILE]\n"
+               "                 [--quiet]\n"
                "  --units N       units connecting to --connect (default 10; 0 with --pty)\n"
                "  --pty N         N more units, each on a new pty pair; the agent opens the slave paths\n"
                "                  (printed, and written one per line to --pty-list FILE)\n"
@@ -112,7 +116,9 @@ struct Options {
                "                       (one DISCARD FLASH_FULL) instead of being sent\n"
                "  --corrupt-every N    test: the first transmission of every N-th READING gets a bad CRC\n"
                "  --drop-every N       test: the first transmission of every N-th READING is not sent\n"
-               "  --reorder-every N    test: the first transmission of every N-th READING swaps with the next\n",
+               "  --reorder-every N    test: the first transmission of every N-th READING swaps with the next\n"
+               "  --unit-keys FILE     keys of units (\"UNIT_ID HEX64\" lines, as bridge.unit_keys): a unit listed\n"
+               "                       there answers CHALLENGE and accepts only authenticated sessions\n",
                why);
   std::exit(64);
 }
@@ -153,6 +159,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--corrupt-every") o.corrupt_every = static_cast<long long>(number(next()));
     else if (a == "--drop-every") o.drop_every = static_cast<long long>(number(next()));
     else if (a == "--reorder-every") o.reorder_every = static_cast<long long>(number(next()));
+    else if (a == "--unit-keys") o.unit_keys = next();
     else if (a == "--quiet") o.quiet = true;
     else usage(("unknown option " + a).c_str());
   }
@@ -282,13 +289,21 @@ struct Unit {
   Clock::time_point reorder_deadline{};
   std::uint64_t acks_seen = 0;
   std::deque<eport::sim::session::Entry> script;  // --replay
+  // Authentication (docs/firmware-bridge.md 13): a unit with a key accepts
+  // only sealed sessions; the HELLO its AUTH proves.
+  bool has_key = false;
+  std::array<std::uint8_t, EPB_KEY_LEN> key{};
+  epb_auth auth{};
+  bool sealed = false;
+  epb_message hello{};
 };
 
 struct Totals {
   std::uint64_t generated = 0, frames_sent = 0, acked = 0, nacked = 0, malformed = 0, reconnects = 0,
                 connect_failures = 0, resent = 0, ack_timeouts = 0, acks_dropped = 0, hellos = 0, settings = 0,
                 hellos_refused = 0, declared_discarded = 0, discards = 0, discards_acked = 0, corrupted = 0,
-                dropped = 0, reordered = 0, pings = 0, links_dead = 0, new_sessions = 0;
+                dropped = 0, reordered = 0, pings = 0, links_dead = 0, new_sessions = 0, auth_ok = 0,
+                auth_refused = 0, unauthenticated_ignored = 0;
 };
 
 class Sim {
@@ -324,7 +339,7 @@ class Sim {
       u.kind = i < opt_.units ? LinkKind::kSocket : LinkKind::kPty;
       u.rng.seed(mix64(opt_.seed ^ mix64(static_cast<std::uint64_t>(i) + 0x51a7ull)));
       u.position_interval_s = u.sensor_interval_s = interval;
-      epb_decoder_init(&u.decoder);
+      new_decoder(u);
       if (!scripts.empty() && !scripts[static_cast<std::size_t>(i)].empty()) {
         u.script = std::move(scripts[static_cast<std::size_t>(i)]);
         u.id = u.script.front().reading.source_id;
@@ -333,6 +348,16 @@ class Sim {
       }
       // Spread the units over one period so they do not all fire together.
       u.next_due = start + std::chrono::duration_cast<Clock::duration>(period * (static_cast<double>(i) / total));
+    }
+    if (!opt_.unit_keys.empty()) {
+      auto keys = eport::config::read_unit_keys(opt_.unit_keys);
+      if (!keys) usage(("--unit-keys: " + keys.error()).c_str());
+      for (auto& u : units_) {
+        if (auto k = keys->find(u.id); k != keys->end()) {
+          u.has_key = true;
+          u.key = k->second;
+        }
+      }
     }
     open_ptys();
   }
@@ -418,12 +443,13 @@ class Sim {
         "pty_units=%d resent=%llu ack_timeouts=%llu acks_dropped=%llu settings=%llu declared_discarded=%llu "
         "discards=%llu discards_acked=%llu discards_unacked=%llu faults_corrupted=%llu faults_dropped=%llu "
         "faults_reordered=%llu hellos=%llu hellos_refused=%llu new_sessions=%llu malformed=%llu pings=%llu "
-        "links_dead=%llu\n",
+        "links_dead=%llu auth_ok=%llu auth_refused=%llu unauthenticated_ignored=%llu\n",
         static_cast<int>(units_.size()), ull{t.generated}, ull{t.acked}, ull{pending}, ull{t.nacked},
         ull{t.frames_sent}, ull{t.reconnects}, opt_.pty, ull{t.resent}, ull{t.ack_timeouts}, ull{t.acks_dropped},
         ull{t.settings}, ull{t.declared_discarded}, ull{t.discards}, ull{t.discards_acked}, ull{discards_pending},
         ull{t.corrupted}, ull{t.dropped}, ull{t.reordered}, ull{t.hellos}, ull{t.hellos_refused},
-        ull{t.new_sessions}, ull{t.malformed}, ull{t.pings}, ull{t.links_dead});
+        ull{t.new_sessions}, ull{t.malformed}, ull{t.pings}, ull{t.links_dead}, ull{t.auth_ok}, ull{t.auth_refused},
+        ull{t.unauthenticated_ignored});
     std::fflush(stdout);
     if (!opt_.summary_json.empty()) {
       std::FILE* f = std::fopen(opt_.summary_json.c_str(), "w");
@@ -436,13 +462,15 @@ class Sim {
                      "\"faults\":{\"corrupted\":%llu,\"dropped\":%llu,\"reordered\":%llu},"
                      "\"nacked\":%llu,\"frames_sent\":%llu,\"reconnects\":%llu,\"resent\":%llu,\"ack_timeouts\":%llu,"
                      "\"acks_dropped\":%llu,\"settings\":%llu,\"hellos\":%llu,\"hellos_refused\":%llu,"
-                     "\"new_sessions\":%llu,\"malformed\":%llu,\"pings\":%llu,\"links_dead\":%llu,\"ok\":%s}\n",
+                     "\"new_sessions\":%llu,\"malformed\":%llu,\"pings\":%llu,\"links_dead\":%llu,"
+                     "\"auth\":{\"ok\":%llu,\"refused\":%llu,\"unauthenticated_ignored\":%llu},\"ok\":%s}\n",
                      static_cast<int>(units_.size()), opt_.pty, ull{t.generated}, ull{t.acked}, ull{pending},
                      ull{t.declared_discarded}, ull{t.discards}, ull{t.discards_acked}, ull{discards_pending},
                      ull{t.corrupted}, ull{t.dropped}, ull{t.reordered}, ull{t.nacked}, ull{t.frames_sent},
                      ull{t.reconnects}, ull{t.resent}, ull{t.ack_timeouts}, ull{t.acks_dropped}, ull{t.settings},
                      ull{t.hellos}, ull{t.hellos_refused}, ull{t.new_sessions}, ull{t.malformed}, ull{t.pings},
-                     ull{t.links_dead}, pending + discards_pending == 0 ? "true" : "false");
+                     ull{t.links_dead}, ull{t.auth_ok}, ull{t.auth_refused}, ull{t.unauthenticated_ignored},
+                     pending + discards_pending == 0 ? "true" : "false");
         std::fclose(f);
       }
     }
@@ -644,13 +672,47 @@ class Sim {
       return;
     }
     u.fd = *fd;
-    epb_decoder_init(&u.decoder);
+    new_decoder(u);
     if (u.backoff > milliseconds(100)) ++totals_.reconnects;
     u.last_rx = now;
     send_hello(u, now);  // every new link starts with 0x00 HELLO
   }
 
+  // A fresh decoder for a new link; sealed frames verify against u.auth.
+  static void new_decoder(Unit& u) {
+    epb_decoder_init(&u.decoder);
+    u.decoder.auth = &u.auth;
+  }
+
+  // Every HELLO ends the session it had: its key is forgotten (13.3).
+  void end_auth(Unit& u) {
+    epb_auth_clear(&u.auth);
+    u.sealed = false;
+  }
+
+  // CHALLENGE: a unit with a key answers AUTH and seals from then on.
+  void on_challenge(Unit& u, const epb_challenge& c) {
+    if (!u.has_key) {
+      ++totals_.auth_refused;
+      log_unit(u, "the agent requires authentication and this unit has no key (--unit-keys)");
+      return;
+    }
+    epb_message a{};
+    a.type = EPB_MSG_AUTH;
+    for (auto& b : a.m.auth.unit_nonce) b = static_cast<std::uint8_t>(u.rng());  // firmware: its TRNG
+    std::uint8_t sk[EPB_SHA256_LEN];
+    epb_auth_session_key(u.key.data(), u.hello.m.hello.unit_id, u.hello.m.hello.unit_id_len, c.agent_nonce,
+                         a.m.auth.unit_nonce, sk);
+    epb_auth_proof(sk, &u.hello, a.m.auth.proof);
+    end_auth(u);
+    send(u, a);  // AUTH itself is never sealed
+    epb_auth_start(&u.auth, sk, 1);
+    std::memset(sk, 0, sizeof sk);
+    u.sealed = true;
+  }
+
   void send_hello(Unit& u, Clock::time_point now) {
+    end_auth(u);
     epb_message m{};
     m.type = EPB_MSG_HELLO;
     auto& h = m.m.hello;
@@ -663,6 +725,7 @@ class Sim {
     std::memcpy(h.firmware, fw, sizeof fw - 1);
     h.next_seq = std::max<std::uint64_t>(1, u.next_seq);
     h.oldest_seq = u.held.empty() ? h.next_seq : u.held.front().first;
+    u.hello = m;
     // A leading 0x00 resynchronises the receiver, as firmware does after reset.
     u.out.push_back('\0');
     send(u, m);
@@ -673,9 +736,15 @@ class Sim {
     u.hello_backoff = std::min(u.hello_backoff * 2, kHelloBackoffMax);
   }
 
+  // Sealed in an authenticated session (HELLO and AUTH never are).
+  static std::size_t encode(Unit& u, const epb_message& m, std::uint8_t* buf, std::size_t cap) {
+    if (u.sealed && m.type != EPB_MSG_HELLO && m.type != EPB_MSG_AUTH) return epb_encode_sealed(&m, &u.auth, buf, cap);
+    return epb_encode(&m, buf, cap);
+  }
+
   void send(Unit& u, const epb_message& m) {
     std::uint8_t buf[EPB_MAX_ENCODED];
-    std::size_t n = epb_encode(&m, buf, sizeof buf);
+    std::size_t n = encode(u, m, buf, sizeof buf);
     if (n == 0) {
       std::fprintf(stderr, "eport-sim: cannot encode message type %d\n", m.type);
       return;
@@ -688,7 +757,7 @@ class Sim {
   // the reading's first transmission.
   void send_reading(Unit& u, const epb_message& m, bool first_tx, Clock::time_point now) {
     std::uint8_t buf[EPB_MAX_ENCODED];
-    std::size_t n = epb_encode(&m, buf, sizeof buf);
+    std::size_t n = encode(u, m, buf, sizeof buf);
     if (n == 0) {
       std::fprintf(stderr, "eport-sim: cannot encode reading %llu\n", ull{m.m.reading.seq});
       return;
@@ -906,8 +975,20 @@ class Sim {
 
   void on_message(Unit& u, const epb_message& m) {
     auto now = Clock::now();
+    // A unit with a key trusts only its authenticated session: anything
+    // unsealed but a CHALLENGE or a refusal of its HELLO (NACK seq 0) may be
+    // forged, and an ACK would make it free readings (13.4).
+    if (u.has_key && !m.sealed && m.type != EPB_MSG_CHALLENGE && !(m.type == EPB_MSG_NACK && m.m.nack.seq == 0) &&
+        m.type != EPB_MSG_PING && m.type != EPB_MSG_PONG) {
+      ++totals_.unauthenticated_ignored;
+      return;
+    }
     switch (m.type) {
+      case EPB_MSG_CHALLENGE:
+        on_challenge(u, m.m.challenge);
+        break;
       case EPB_MSG_WELCOME: {
+        if (u.sealed) ++totals_.auth_ok;
         const auto ls = m.m.welcome.last_stored_seq;
         reset_link_state(u);
         u.welcomed = true;
@@ -937,6 +1018,10 @@ class Sim {
           // Not attributable: a refused HELLO (or DISCARD content). Logged; the
           // HELLO schedule retries (the operator may fix the configuration).
           if (!u.welcomed || reason != EPB_NACK_MALFORMED) ++totals_.hellos_refused;
+          if (reason == EPB_NACK_AUTH) {
+            ++totals_.auth_refused;
+            end_auth(u);
+          }
           log_unit(u, "the agent refused our HELLO (next_seq " + std::to_string(u.next_seq) + "): " + why);
           break;
         }
