@@ -51,5 +51,24 @@ check "EPORT_PKI_CRL_DAYS sets nextUpdate" '(( next - $(date +%s) > 6*86400 && n
 "$pki_tool" list "$p" >"$work/list"
 check "list shows one revoked and two valid certificates for gw-01/broker" \
   '[[ $(grep -c "^revoked" "$work/list") -eq 1 && $(grep -c "^valid" "$work/list") -eq 2 ]]'
+
+# Unit keys (unit authentication, docs/firmware-bridge.md 13).
+"$pki_tool" unit-key "$p" TU-0042 >/dev/null
+"$pki_tool" unit-key "$p" tcu-0001 >/dev/null
+k42=$(cat "$p/units/TU-0042.key")
+check "unit-key writes a 32-byte hex key 0600 and the agent's line for it" \
+  '[[ $k42 =~ ^[0-9a-f]{64}$ && $(mode "$p/units/TU-0042.key") == 600 && $(mode "$p/unit-keys") == 600 &&
+     $(grep -c "^TU-0042 $k42\$" "$p/unit-keys") -eq 1 && $(grep -c "^tcu-0001 " "$p/unit-keys") -eq 1 ]]'
+check "a second key for a unit is refused without --rotate" '! "$pki_tool" unit-key "$p" TU-0042 2>/dev/null'
+check "an id the agent would refuse gets no key" \
+  '! "$pki_tool" unit-key "$p" "tu 1" 2>/dev/null && ! "$pki_tool" unit-key "$p" "a/b" 2>/dev/null &&
+   ! "$pki_tool" unit-key "$p" "a.b" 2>/dev/null && ! "$pki_tool" unit-key "$p" "$(printf "x%.0s" {1..33})" 2>/dev/null'
+"$pki_tool" unit-key "$p" TU-0042 --rotate >/dev/null
+check "--rotate replaces the unit's key and line, keeps the others" \
+  '[[ $(cat "$p/units/TU-0042.key") != "$k42" && $(grep -c "^TU-0042 " "$p/unit-keys") -eq 1 &&
+     $(grep -c "^TU-0042 $k42" "$p/unit-keys") -eq 0 && $(grep -c "^tcu-0001 " "$p/unit-keys") -eq 1 ]]'
+"$pki_tool" unit-key "$p" tcu-0001 --remove >/dev/null
+check "--remove drops the unit's key and line" \
+  '[[ ! -e $p/units/tcu-0001.key && $(grep -c "^tcu-0001 " "$p/unit-keys") -eq 0 && $(grep -c "^TU-0042 " "$p/unit-keys") -eq 1 ]]'
 echo "test_pki: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]
