@@ -3,6 +3,7 @@ shared harness.py: an agent whose [bridge] section also has a TCP listener
 and serial ports, eport-sim with any arguments, pty lists, store dumps and the
 numbers in log and summary lines. Standard library only.
 """
+import hashlib
 import json
 import os
 import re
@@ -20,12 +21,34 @@ def _more_files():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def unit_key(unit_id, salt=""):
+    """A test key for a unit (32 bytes as 64 hex digits), derived from its id."""
+    return hashlib.sha256(f"eport-test-key:{salt}:{unit_id}".encode()).hexdigest()
+
+
+def write_unit_keys(path, unit_ids, salt=""):
+    """A bridge.unit_keys / eport-sim --unit-keys file (mode 0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("# test unit keys\n")
+        for u in unit_ids:
+            f.write(f"{u} {unit_key(u, salt)}\n")
+    return path
+
+
+# TCP units must authenticate (docs/firmware-bridge.md 13): a FleetAgent with
+# TCP has keys for these ids, and its sims pass agent.sim_key_args().
+TCP_KEY_PREFIX = "tcu"
+TCP_KEY_UNITS = 2000
+
+
 class FleetAgent:
-    """eport-agent with a UNIX socket, optionally TCP and serial ports.
+    """eport-agent with a UNIX socket, optionally TCP (with keys for the
+    units tcu-0000 .. tcu-1999, file self.unit_keys) and serial ports.
     Same interface as harness.Agent (start, kill9, terminate, read_log)."""
 
     def __init__(self, work, broker_uri, tcp=False, serial_ports=(), serial_baud=115200, gateway="gw-fleet-01",
-                 site="cnsha", extra="", store_extra="", name="agent", log_level="info"):
+                 site="cnsha", extra="", store_extra="", name="agent", log_level="info", unit_keys=None):
         self.work = work
         self.name = name
         self.socket = work.file(f"{name}-bridge.sock")
@@ -35,8 +58,12 @@ class FleetAgent:
         self.proc = None
         self.starts = 0
         bridge = [f'unix_socket = "{self.socket}"']
+        self.unit_keys = None
         if tcp:
             bridge.append(f'tcp_listen = "127.0.0.1:{self.tcp_port}"')
+            self.unit_keys = unit_keys or write_unit_keys(
+                work.file(f"{name}-unit-keys"), (f"{TCP_KEY_PREFIX}-{i:04d}" for i in range(TCP_KEY_UNITS)))
+            bridge.append(f'unit_keys = "{self.unit_keys}"')
         if serial_ports:
             bridge.append(f'serial_ports = "{",".join(serial_ports)}"')
             bridge.append(f"serial_baud = {serial_baud}")
@@ -64,6 +91,10 @@ level = "{log_level}"
     @property
     def tcp_endpoint(self):
         return f"tcp:127.0.0.1:{self.tcp_port}"
+
+    def sim_key_args(self):
+        """eport-sim arguments that give its units their keys."""
+        return ["--unit-keys", self.unit_keys]
 
     def start(self):
         self.starts += 1

@@ -33,7 +33,10 @@ BAD = [
     (VALID + "[mqtt]\nuri = 1883\n", ":7: mqtt.uri: expected a string, got an integer"),
     ("[gateway\nid=1", "TOML syntax error"),
     ('[gateway]\nsite = "cnsha"\n', "gateway.id: required key is missing"),
-    (VALID + 'tcp_listen = "127.0.0.1:7000"\nmax_units = 10\n',
+    (VALID + 'tcp_listen = "127.0.0.1:7000"\n',
+     "bridge.tcp_listen: units on TCP must authenticate: set bridge.unit_keys"),
+    (VALID + 'unit_keys = "/nonexistent/unit-keys"\n', "bridge.unit_keys: cannot read /nonexistent/unit-keys"),
+    (VALID + 'tcp_listen = "127.0.0.1:7000"\ninsecure_tcp_without_auth = true\nmax_units = 10\n',
      "bridge.unix_reserve: must be below bridge.max_units (10) when TCP is served too"),
 ]
 

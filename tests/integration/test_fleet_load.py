@@ -30,7 +30,7 @@ def test_fleet_load(work):
     agent = fu.FleetAgent(work, broker.uri, tcp=True, serial_ports=ptys)
     agent.start()
     acked_tcp = work.file("acked-tcp.jsonl")
-    tcp_sim = fu.sim(["--connect", agent.tcp_endpoint, "--units", TCP_UNITS, "--prefix", "tcu", "--rate", RATE,
+    tcp_sim = fu.sim(agent.sim_key_args() + ["--connect", agent.tcp_endpoint, "--units", TCP_UNITS, "--prefix", "tcu", "--rate", RATE,
                       "--duration", SECONDS, "--seed", 4, "--acked-log", acked_tcp, "--drain-timeout", 60, "--quiet"],
                      background=True)
     h.log(f"{TCP_UNITS} TCP units and {PTY_UNITS} serial units sending {RATE}/s each for {SECONDS:.0f} s")

@@ -43,7 +43,7 @@ def test_noisy_links(work):
     ptys = fu.read_pty_list(pty_list, UNITS)
     agent = fu.FleetAgent(work, broker.uri, tcp=True, serial_ports=ptys, serial_baud=115200)
     agent.start()
-    runs["tcp"] = fu.sim(["--connect", agent.tcp_endpoint, "--units", UNITS, "--prefix", "tcu", "--seed", 12,
+    runs["tcp"] = fu.sim(agent.sim_key_args() + ["--connect", agent.tcp_endpoint, "--units", UNITS, "--prefix", "tcu", "--seed", 12,
                           "--corrupt-every", 10, "--acked-log", work.file("acked-tcp.jsonl")] + common,
                          background=True)
     runs["unix"] = fu.sim(["--connect", "unix:" + agent.socket, "--units", UNITS, "--prefix", "ux", "--seed", 13,
