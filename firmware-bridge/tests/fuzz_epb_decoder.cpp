@@ -1,6 +1,8 @@
 // libFuzzer target for eport::epb: feeds arbitrary bytes to the stream decoder
-// (and to epb_decode_body directly), re-encodes every decoded message and
-// checks it decodes to the same content. Any mismatch aborts.
+// (and to epb_decode_body directly, and to a decoder holding a session key),
+// re-encodes every decoded message and checks it decodes to the same
+// content; every sealable message is sealed, must open on the other side,
+// and must not open once any byte of it changed. Any mismatch aborts.
 #include <cstdio>
 #include <cstdlib>
 
@@ -48,6 +50,28 @@ void check_roundtrip(const epb_message &m) {
   if (!diff.empty()) fail("round trip differs:", diff);
 }
 
+// Sealed by the example unit session, the message opens at the agent side
+// with the same content; one changed byte (chosen by `salt`) makes it fail.
+void check_sealed(const epb_message &m, uint8_t salt) {
+  if (m.type == EPB_MSG_HELLO || m.type == EPB_MSG_CHALLENGE || m.type == EPB_MSG_AUTH) return;
+  epb_auth unit = epbt::example_auth(true), agent = epbt::example_auth(false);
+  epbt::Bytes frame = epbt::encode_sealed(m, unit);
+  if (frame.empty()) fail("a valid message does not seal");
+  epbt::Bytes body = epbt::cobs_decode(epbt::Bytes(frame.begin(), frame.end() - 1));
+  epb_message opened;
+  if (epb_decode_body_auth(body.data(), body.size(), &opened, &agent) != EPB_OK || !opened.sealed)
+    fail("sealed frame does not open");
+  std::string diff = epbt::diff(m, opened);
+  if (!diff.empty()) fail("sealed round trip differs:", diff);
+  epb_auth fresh = epbt::example_auth(false);
+  std::size_t at = 1 + salt % (body.size() - 5);  // type .. tag, not the version or crc
+  body[at] ^= static_cast<uint8_t>(1u << (salt % 8));
+  uint32_t crc = epb_crc32c(body.data(), body.size() - 4);
+  for (int i = 0; i < 4; i++) body[body.size() - 4 + i] = static_cast<uint8_t>(crc >> (8 * i));
+  if (epb_decode_body_auth(body.data(), body.size(), &opened, &fresh) == EPB_OK && opened.sealed)
+    fail("an altered sealed frame opened");
+}
+
 // A body that decodes must re-encode to exactly the same bytes (the encoding
 // is canonical), and its frame must pass the stream decoder too.
 void check_body(const epbt::Bytes &body) {
@@ -77,7 +101,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, std::size_t size) {
     }
     if (used == 0) fail("frame finished without consuming a byte");
     frames++;
-    if (st == EPB_OK) check_roundtrip(m);
+    if (st == EPB_OK) {
+      check_roundtrip(m);
+      check_sealed(m, static_cast<uint8_t>(size + frames));
+    }
   }
   std::size_t counted = 0;
   for (int s = 0; s < EPB_STATUS_COUNT; s++)
@@ -93,6 +120,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, std::size_t size) {
     uint32_t crc = epb_crc32c(body.data(), body.size());
     for (int i = 0; i < 4; i++) body.push_back(static_cast<uint8_t>(crc >> (8 * i)));
     check_body(body);
+    // With a session key: a sealed body still needs a tag made with it.
+    epb_auth agent = epbt::example_auth(false);
+    epb_message m;
+    if (epb_decode_body_auth(body.data(), body.size(), &m, &agent) == EPB_OK && m.sealed)
+      fail("arbitrary bytes opened as a sealed frame");
   }
   return 0;
 }

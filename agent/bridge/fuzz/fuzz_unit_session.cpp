@@ -5,7 +5,13 @@
 // near 1, near the stored seq, near EPB_SEQ_MAX, anywhere), readings in
 // order, near 1, near EPB_SEQ_MAX, jumps and repeats, bursts, DISCARDs,
 // PINGs, agent-to-unit messages, raw bytes, link closes and storms of up to
-// 65,536 HELLOs. Invariants, checked on every message the agent sends:
+// 65,536 HELLOs. Unit "a" of every input has a key at the agent (section 13
+// of the spec): its HELLOs are challenged, and the harness answers with the
+// right key, a wrong one or not at all, as the input says; an authenticated
+// link then seals what it sends. Invariants, checked on every message the
+// agent sends:
+//  - a unit with a key is never welcomed or acknowledged unsealed, nor on a
+//    link whose AUTH was wrong or missing;
 //  - no ACK (and no WELCOME) ever carries a seq above what that unit has in
 //    custody: the Outbox's last_seq for it, or below an oldest_seq it said
 //    in a HELLO (seqs it released);
@@ -76,7 +82,15 @@ struct Agent {
   std::unique_ptr<bridge::Server> server;
   std::string socket_path;
 
-  Agent() {
+  // Keys for unit "a" of the kInputsPerAgent inputs this agent serves.
+  static std::array<std::uint8_t, EPB_KEY_LEN> key_of(const std::string& unit) {
+    std::array<std::uint8_t, EPB_KEY_LEN> k{};
+    epb_sha256(reinterpret_cast<const std::uint8_t*>(unit.data()), unit.size(), k.data());
+    return k;
+  }
+  static std::string keyed_unit(std::uint64_t input) { return "i" + std::to_string(input) + "-a"; }
+
+  explicit Agent(std::uint64_t first_input) {
     std::string base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : std::filesystem::temp_directory_path().string();
     std::string tmpl = base + "/eport-fuzz-XXXXXX";
     if (mkdtemp(tmpl.data()) == nullptr) std::abort();
@@ -101,6 +115,7 @@ struct Agent {
     so.max_seq_jump = std::uint64_t{1} << 20;
     so.hello_deadline = 60s;
     so.idle_ping_after = 60s;
+    for (std::uint64_t i = first_input; i < first_input + kInputsPerAgent; ++i) so.auth_keys[keyed_unit(i)] = key_of(keyed_unit(i));
     server = std::make_unique<bridge::Server>(
         so, *ingest, [this](std::string_view unit) { return outbox->last_seq(unit); },
         [](const model::Reading& r) { return model::default_priority(r); });
@@ -126,6 +141,13 @@ struct Link {
   std::deque<std::string> hellos;  // unit id of each HELLO awaiting WELCOME or refusal
   std::string unit;                // the unit of its latest WELCOME, "" if none or unknown
   std::uint64_t next_seq = 1;  // what its unit sends next (the harness's guess)
+  // Authentication: how to answer the next CHALLENGE (0 right key, 1 wrong
+  // key, 2 not at all), the HELLO it is for, and the session once sealed.
+  std::uint8_t auth_mode = 0;
+  epb_message last_hello{};
+  bool authenticated = false;  // its latest AUTH used the right key
+  epb_auth auth{};
+  bool sealed = false;
 };
 
 struct Harness {
@@ -150,8 +172,12 @@ struct Harness {
     if (!fd) return;  // refused (should not happen): ops on it are no-ops
     l.fd = *fd;
     epb_decoder_init(&l.dec);
+    l.dec.auth = &l.auth;  // links live in a std::array: stable addresses
     l.hellos.clear();
     l.unit.clear();
+    l.sealed = false;
+    l.authenticated = false;
+    epb_auth_clear(&l.auth);
   }
   void close_link(Link& l) {
     if (l.fd >= 0) close(l.fd);
@@ -172,8 +198,40 @@ struct Harness {
     }
   }
 
+  bool keyed(const std::string& unit) const { return unit == units[0]; }
+
+  // A unit with a key gets WELCOME and ACK only sealed, after a right AUTH.
+  void check_auth(const Link& l, const epb_message& m, const char* what) {
+    if (l.unit.empty() || !keyed(l.unit)) return;
+    if (!m.sealed || !l.authenticated) {
+      invariant_broken(std::string(what) + " for " + l.unit + (m.sealed ? " after a wrong AUTH" : " unsealed"));
+    }
+  }
+
+  void on_challenge(Link& l, const epb_challenge& c) {
+    if (l.auth_mode == 2 || l.last_hello.type != EPB_MSG_HELLO) return;
+    const auto& h = l.last_hello.m.hello;
+    std::string id(h.unit_id, h.unit_id_len);
+    auto key = Agent::key_of(id);
+    if (l.auth_mode == 1) key[0] ^= 1;
+    epb_message a{};
+    a.type = EPB_MSG_AUTH;
+    for (std::size_t i = 0; i < EPB_NONCE_LEN; ++i) a.m.auth.unit_nonce[i] = static_cast<std::uint8_t>(acks + i);
+    std::uint8_t sk[EPB_SHA256_LEN];
+    epb_auth_session_key(key.data(), h.unit_id, h.unit_id_len, c.agent_nonce, a.m.auth.unit_nonce, sk);
+    epb_auth_proof(sk, &l.last_hello, a.m.auth.proof);
+    l.sealed = false;
+    send(l, a);
+    epb_auth_start(&l.auth, sk, 1);
+    l.sealed = true;
+    l.authenticated = l.auth_mode == 0;
+  }
+
   void on_message(Link& l, const epb_message& m) {
     switch (m.type) {
+      case EPB_MSG_CHALLENGE:
+        on_challenge(l, m.m.challenge);
+        break;
       case EPB_MSG_WELCOME:
         if (!l.hellos.empty()) {
           l.unit = l.hellos.front();
@@ -182,17 +240,20 @@ struct Harness {
           l.unit.clear();  // a HELLO of its raw bytes: unknown unit
         }
         check_seq(l, m.m.welcome.last_stored_seq, "WELCOME");
+        check_auth(l, m, "WELCOME");
         l.next_seq = m.m.welcome.last_stored_seq + 1;
         break;
       case EPB_MSG_NACK:
         if (m.m.nack.seq == 0 && (m.m.nack.reason == EPB_NACK_SEQ_RANGE || m.m.nack.reason == EPB_NACK_UNIT_ID ||
-                                  m.m.nack.reason == EPB_NACK_CONTAINER_ID) && !l.hellos.empty()) {
+                                  m.m.nack.reason == EPB_NACK_CONTAINER_ID || m.m.nack.reason == EPB_NACK_AUTH) &&
+            !l.hellos.empty()) {
           l.hellos.pop_front();  // that HELLO was refused; the session stays as it was
         }
         break;
       case EPB_MSG_ACK:
         ++acks;
         check_seq(l, m.m.ack.seq, "ACK");
+        check_auth(l, m, "ACK");
         break;
       default:
         break;
@@ -252,7 +313,9 @@ struct Harness {
   }
   void send(Link& l, const epb_message& m) {
     std::uint8_t buf[EPB_MAX_ENCODED];
-    std::size_t n = epb_encode(&m, buf, sizeof buf);
+    std::size_t n = l.sealed && m.type != EPB_MSG_HELLO && m.type != EPB_MSG_AUTH
+                        ? epb_encode_sealed(&m, &l.auth, buf, sizeof buf)
+                        : epb_encode(&m, buf, sizeof buf);
     if (n > 0) raw(l, buf, n);
   }
 
@@ -305,7 +368,11 @@ struct Harness {
     // this HELLO, or its WELCOME would be taken for the next one's.
     static constexpr std::uint8_t kDelimiter = 0;
     raw(l, &kDelimiter, 1);
-    send(l, hello(unit, oldest, next));
+    l.last_hello = hello(unit, oldest, next);
+    l.sealed = false;  // every HELLO ends the unit's session key (13.3)
+    l.authenticated = false;
+    epb_auth_clear(&l.auth);
+    send(l, l.last_hello);
   }
 
   static epb_message reading(std::uint64_t seq, std::uint8_t kind) {
@@ -337,6 +404,7 @@ struct Harness {
             default: oldest = in.u64() % EPB_SEQ_MAX + 1; break;
           }
           std::uint64_t next = std::min<std::uint64_t>(EPB_SEQ_MAX, oldest + in.byte());
+          l.auth_mode = static_cast<std::uint8_t>((op >> 4) % 3);
           say_hello(l, unit, oldest, next);
           break;
         }
@@ -369,7 +437,7 @@ struct Harness {
           for (int i = 0; i < count && l.next_seq <= EPB_SEQ_MAX; ++i) {
             std::uint8_t buf[EPB_MAX_ENCODED];
             auto m = reading(l.next_seq++, static_cast<std::uint8_t>(i));
-            auto n = epb_encode(&m, buf, sizeof buf);
+            auto n = l.sealed ? epb_encode_sealed(&m, &l.auth, buf, sizeof buf) : epb_encode(&m, buf, sizeof buf);
             out.insert(out.end(), buf, buf + n);
           }
           raw(l, out.data(), out.size());
@@ -451,7 +519,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static std::uint64_t inputs = 0;
   if (inputs % kInputsPerAgent == 0) {
     agent.reset();
-    agent = std::make_unique<Agent>();
+    agent = std::make_unique<Agent>(inputs);
   }
   Harness h(*agent, inputs++);
   h.open_link(h.links[0]);
