@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "eport/bridge/convert.h"
-#include "eport/bridge/net.h"
-#include "eport/bridge/server.h"
+#include "eport/units/convert.h"
+#include "eport/units/net.h"
+#include "eport/units/server.h"
 #include "eport/codec/codec.h"
 #include "eport/ingest/ingest.h"
 #include "eport/log/log.h"
@@ -57,7 +57,7 @@ Workload make_workload(std::uint64_t n, int units) {
     auto u = static_cast<std::size_t>(i % static_cast<std::uint64_t>(units));
     auto seq = i / static_cast<std::uint64_t>(units) + 1;
     auto r = fleet.reading(static_cast<int>(u), w.ids[u], w.containers[u], seq, 1795000000000ull + i);
-    auto wire = eport::bridge::to_wire(r);
+    auto wire = eport::units::to_wire(r);
     epb_message m{};
     m.type = EPB_MSG_READING;
     m.m.reading = *wire;
@@ -179,11 +179,11 @@ PathResult bridge_path(const std::string& dir, const Workload& w, eport::store::
   }
   // The agent's defaults: commit every 10 ms or 2000 readings.
   eport::ingest::Ingest ingest({std::chrono::milliseconds(10), 2000, 100000}, **ob, nullptr);
-  eport::bridge::ServerOptions so;
+  eport::units::ServerOptions so;
   so.unix_socket = dir + "/bridge.sock";
   so.gateway_id = "gw-bench";
   so.max_units = static_cast<std::size_t>(w.units) + 10;
-  eport::bridge::Server server(
+  eport::units::Server server(
       so, ingest, [&ob](std::string_view unit) { return (*ob)->last_seq(unit); },
       [](const eport::model::Reading& r) { return eport::model::default_priority(r); });
   ingest.start();
@@ -195,7 +195,7 @@ PathResult bridge_path(const std::string& dir, const Workload& w, eport::store::
   std::vector<BenchUnit> units(static_cast<std::size_t>(w.units));
   std::uint64_t total = 0;
   for (std::size_t u = 0; u < units.size(); ++u) {
-    auto fd = eport::bridge::net::connect_endpoint("unix:" + so.unix_socket);
+    auto fd = eport::units::net::connect_endpoint("unix:" + so.unix_socket);
     if (!fd) {
       std::fprintf(stderr, "%s\n", fd.error().c_str());
       std::exit(1);

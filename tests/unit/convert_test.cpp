@@ -2,7 +2,7 @@
 // and invalid wire content is refused with a reason.
 #include <catch2/catch.hpp>
 
-#include "eport/bridge/convert.h"
+#include "eport/units/convert.h"
 
 using namespace eport;
 using namespace eport::model;
@@ -19,7 +19,7 @@ TEST_CASE("every payload kind survives a frame encode and decode", "[bridge]") {
   std::uint64_t seq = 1;
   for (const auto& p : payloads) {
     Reading r{"tcu-0001", "CSQU3054383", seq++, 1795000000000ull, p};
-    auto w = bridge::to_wire(r);
+    auto w = units::to_wire(r);
     REQUIRE(w.ok());
     epb_message m{};
     m.type = EPB_MSG_READING;
@@ -34,7 +34,7 @@ TEST_CASE("every payload kind survives a frame encode and decode", "[bridge]") {
     epb_status st;
     epb_decoder_feed(&d, frame, n, &out, &st);
     REQUIRE(st == EPB_OK);
-    auto back = bridge::from_wire(out.m.reading, "tcu-0001", "CSQU3054383");
+    auto back = units::from_wire(out.m.reading, "tcu-0001", "CSQU3054383");
     REQUIRE(back.ok());
     CHECK(*back == r);
   }
@@ -44,16 +44,16 @@ TEST_CASE("wire readings that cannot be valid are refused", "[bridge]") {
   epb_reading w{};
   w.seq = 0;
   w.kind = EPB_READING_DOOR;
-  CHECK_THAT(bridge::from_wire(w, "u", "").error(), Catch::Contains("seq 0"));
+  CHECK_THAT(units::from_wire(w, "u", "").error(), Catch::Contains("seq 0"));
   w.seq = 5;
   w.kind = EPB_READING_POSITION;
   w.u.position.lat_e7 = 900000001;
-  CHECK_THAT(bridge::from_wire(w, "u", "").error(), Catch::Contains("latitude"));
+  CHECK_THAT(units::from_wire(w, "u", "").error(), Catch::Contains("latitude"));
   w.u.position.lat_e7 = 0;
   w.u.position.lon_e7 = -1800000001;
-  CHECK_THAT(bridge::from_wire(w, "u", "").error(), Catch::Contains("longitude"));
+  CHECK_THAT(units::from_wire(w, "u", "").error(), Catch::Contains("longitude"));
   w.kind = 9;
-  CHECK_THAT(bridge::from_wire(w, "u", "").error(), Catch::Contains("unknown reading kind"));
+  CHECK_THAT(units::from_wire(w, "u", "").error(), Catch::Contains("unknown reading kind"));
   Reading long_seal{"u", "", 1, 0, SealEvent{std::string(40, 'X'), SealState::kSealed}};
-  CHECK_FALSE(bridge::to_wire(long_seal).ok());
+  CHECK_FALSE(units::to_wire(long_seal).ok());
 }

@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "eport/bridge/server.h"
+#include "eport/units/server.h"
 #include "eport/codec/codec.h"
 #include "eport/config/config.h"
 #include "eport/ingest/ingest.h"
@@ -139,7 +139,7 @@ int run(const eport::config::AgentConfig& cfg) {
   for (const auto& w : config::secret_file_warnings(cfg)) log::warn("agent", w);
 
   app::LastPositions positions;
-  bridge::Server* server_ptr = nullptr;  // set below; commands arrive only after start
+  units::Server* server_ptr = nullptr;  // set below; commands arrive only after start
   app::AgentCommands commands(cfg, positions,
                               [&server_ptr](const std::string& unit, std::uint32_t pos_s,
                                             std::uint32_t sensor_s) -> Result<std::size_t> {
@@ -155,7 +155,7 @@ int run(const eport::config::AgentConfig& cfg) {
   ingest::Ingest ingest(io, ob, [&publisher] { publisher.notify(); },
                         [&positions](const model::Reading& r) { positions.observe(r); });
 
-  bridge::ServerOptions bo;
+  units::ServerOptions bo;
   bo.unix_socket = cfg.bridge.unix_socket;
   bo.tcp_listen = cfg.bridge.tcp_listen;
   for (std::size_t start = 0; start < cfg.bridge.serial_ports.size();) {
@@ -195,7 +195,7 @@ int run(const eport::config::AgentConfig& cfg) {
     log::warn("agent", "bridge.insecure_tcp_without_auth = true: units on " + cfg.bridge.tcp_listen +
                            " are not authenticated; anyone on that network can claim any unit id without a key");
   }
-  bridge::Server server(
+  units::Server server(
       bo, ingest, [&ob](std::string_view unit) { return ob.last_seq(unit); },
       [rules = cfg.priority.rules()](const model::Reading& r) { return model::classify(r, rules); });
 
@@ -204,7 +204,7 @@ int run(const eport::config::AgentConfig& cfg) {
   health_members = [&]() {
     const auto& bs = server.stats();
     auto is = ingest.stats();
-    return "\"bridge\":" + bridge::health_json(bs) + ",\"ingest\":{\"stored\":" +
+    return "\"bridge\":" + units::health_json(bs) + ",\"ingest\":{\"stored\":" +
            std::to_string(is.stored) + ",\"duplicates\":" + std::to_string(is.duplicates) +
            ",\"refused\":" + std::to_string(is.refused) + ",\"failed\":" + std::to_string(is.failed) +
            ",\"commits\":" + std::to_string(is.commits) + "},\"gnss\":{\"positions\":" +

@@ -29,9 +29,9 @@
 #include <string>
 #include <vector>
 
-#include "eport/bridge/convert.h"
-#include "eport/bridge/net.h"
-#include "eport/bridge/serial.h"
+#include "eport/units/convert.h"
+#include "eport/units/net.h"
+#include "eport/units/serial.h"
 #include "eport/codec/codec.h"
 #include "eport/config/config.h"
 #include "fleet.h"
@@ -509,7 +509,7 @@ class Sim {
     std::vector<std::string> paths;
     for (auto& u : units_) {
       if (u.kind != LinkKind::kPty) continue;
-      auto p = eport::bridge::serial::open_pty_pair();
+      auto p = eport::units::serial::open_pty_pair();
       if (!p) {
         std::fprintf(stderr, "eport-sim: %s\n", p.error().c_str());
         std::exit(1);
@@ -664,7 +664,7 @@ class Sim {
   }
 
   void connect_unit(Unit& u, Clock::time_point now) {
-    auto fd = eport::bridge::net::connect_endpoint(opt_.endpoint);
+    auto fd = eport::units::net::connect_endpoint(opt_.endpoint);
     if (!fd) {
       ++totals_.connect_failures;
       if (!opt_.quiet && totals_.connect_failures == 1) std::fprintf(stderr, "eport-sim: %s (retrying)\n", fd.error().c_str());
@@ -813,7 +813,7 @@ class Sim {
         m.m.discard.reason = EPB_DISCARD_FLASH_FULL;
         send(u, m);
       } else {
-        auto w = eport::bridge::to_wire(it.reading);
+        auto w = eport::units::to_wire(it.reading);
         if (!w) {
           // Cannot happen with generated readings; a unit would have to declare it.
           std::fprintf(stderr, "eport-sim: %s\n", w.error().c_str());

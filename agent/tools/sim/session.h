@@ -12,7 +12,7 @@
 
 #include <epb/epb.h>
 
-#include "eport/bridge/convert.h"
+#include "eport/units/convert.h"
 #include "eport/codec/codec.h"
 #include "eport/model/reading.h"
 #include "eport/model/result.h"
@@ -66,7 +66,7 @@ inline std::string header_line(const Header& h) {
 // "frame" is the READING exactly as sent on the wire (COBS and the 0x00);
 // "reading" is codec::reading_to_json of the same reading, for people.
 inline Result<std::string> entry_line(const Entry& e) {
-  auto w = bridge::to_wire(e.reading);
+  auto w = units::to_wire(e.reading);
   if (!w) return Error{w.error()};
   epb_message m{};
   m.type = EPB_MSG_READING;
@@ -171,7 +171,7 @@ inline Result<Entry> parse_entry(std::string_view line) {
   if (st != EPB_OK || m.type != EPB_MSG_READING) {
     return Error{std::string("session frame does not decode to a READING: ") + epb_status_name(st)};
   }
-  auto r = bridge::from_wire(m.m.reading, unit_id, container);
+  auto r = units::from_wire(m.m.reading, unit_id, container);
   if (!r) return Error{r.error()};
   e.at_ms = static_cast<std::uint64_t>(at);
   e.unit = static_cast<int>(unit);

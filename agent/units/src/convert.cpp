@@ -1,10 +1,10 @@
 // epb_reading <-> model::Reading, field by field, with the presence bits of
 // the wire format mapped to std::optional.
-#include "eport/bridge/convert.h"
+#include "eport/units/convert.h"
 
 #include <cstring>
 
-namespace eport::bridge {
+namespace eport::units {
 
 namespace {
 template <class T>
@@ -106,4 +106,4 @@ Result<epb_reading> to_wire(const model::Reading& in) {
   return w;
 }
 
-}  // namespace eport::bridge
+}  // namespace eport::units

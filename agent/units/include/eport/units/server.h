@@ -21,7 +21,7 @@
 #include "eport/ingest/ingest.h"
 #include "eport/model/result.h"
 
-namespace eport::bridge {
+namespace eport::units {
 
 // Reporting intervals pushed to units with SETTINGS; 0 leaves a value as the
 // unit has it.
@@ -181,4 +181,4 @@ class Server {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace eport::bridge
+}  // namespace eport::units

@@ -1,7 +1,7 @@
 // termios setup for bridge serial ports (raw 8N1, no flow control, CLOCAL)
 // and pseudo-terminal pairs for simulated serial units. The server owns the
 // reopen policy; this file only opens and configures.
-#include "eport/bridge/serial.h"
+#include "eport/units/serial.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace eport::bridge::serial {
+namespace eport::units::serial {
 
 namespace {
 std::string sys_error(const std::string& what) { return what + ": " + std::strerror(errno); }
@@ -117,4 +117,4 @@ Result<PtyPair> open_pty_pair() {
   return p;
 }
 
-}  // namespace eport::bridge::serial
+}  // namespace eport::units::serial

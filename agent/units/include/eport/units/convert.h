@@ -7,7 +7,7 @@
 #include "eport/model/reading.h"
 #include "eport/model/result.h"
 
-namespace eport::bridge {
+namespace eport::units {
 
 // A unit's reading as it arrived, checked and turned into a model reading
 // owned by that unit and its container.
@@ -17,4 +17,4 @@ Result<model::Reading> from_wire(const epb_reading& in, std::string_view unit_id
 // (e.g. a seal id longer than EPB_SEAL_ID_MAX).
 Result<epb_reading> to_wire(const model::Reading& in);
 
-}  // namespace eport::bridge
+}  // namespace eport::units

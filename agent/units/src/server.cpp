@@ -17,7 +17,7 @@
 // or a unit with a key) is answered with CHALLENGE and changes nothing until
 // a valid AUTH; only then does the unit get its session (takeover, WELCOME),
 // and from then on the link's frames are sealed both ways.
-#include "eport/bridge/server.h"
+#include "eport/units/server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -41,14 +41,14 @@
 #include <unordered_map>
 #include <vector>
 
-#include "eport/bridge/convert.h"
-#include "eport/bridge/net.h"
-#include "eport/bridge/serial.h"
+#include "eport/units/convert.h"
+#include "eport/units/net.h"
+#include "eport/units/serial.h"
 #include "eport/log/log.h"
 #include "eport/model/clock.h"
 #include "eport/model/ids.h"
 
-namespace eport::bridge {
+namespace eport::units {
 
 namespace {
 using Clock = std::chrono::steady_clock;
@@ -1311,4 +1311,4 @@ Result<std::size_t> Server::push_settings(const std::string& unit_id, std::uint3
 std::uint16_t Server::tcp_port() const { return impl_->tcp_port; }
 const ServerStats& Server::stats() const { return impl_->stats; }
 
-}  // namespace eport::bridge
+}  // namespace eport::units

@@ -10,7 +10,7 @@
 
 #include "eport/model/result.h"
 
-namespace eport::bridge::serial {
+namespace eport::units::serial {
 
 // The termios speed constant for a standard baud rate (50 .. 4000000), or
 // nullopt for a rate that is not one of Linux's standard B* constants.
@@ -40,4 +40,4 @@ struct PtyPair {
 };
 Result<PtyPair> open_pty_pair();
 
-}  // namespace eport::bridge::serial
+}  // namespace eport::units::serial

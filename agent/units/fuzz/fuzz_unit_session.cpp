@@ -34,8 +34,8 @@
 #include <string>
 #include <vector>
 
-#include "eport/bridge/net.h"
-#include "eport/bridge/server.h"
+#include "eport/units/net.h"
+#include "eport/units/server.h"
 #include "eport/ingest/ingest.h"
 #include "eport/log/log.h"
 #include "eport/model/reading.h"
@@ -79,7 +79,7 @@ struct Agent {
   std::string dir;
   std::unique_ptr<store::Outbox> outbox;
   std::unique_ptr<ingest::Ingest> ingest;
-  std::unique_ptr<bridge::Server> server;
+  std::unique_ptr<units::Server> server;
   std::string socket_path;
 
   // Keys for unit "a" of the kInputsPerAgent inputs this agent serves.
@@ -108,7 +108,7 @@ struct Agent {
     io.commit_interval = 1ms;
     ingest = std::make_unique<ingest::Ingest>(io, *outbox, nullptr);
     socket_path = dir + "/bridge.sock";
-    bridge::ServerOptions so;
+    units::ServerOptions so;
     so.unix_socket = socket_path;
     so.gateway_id = "gw-fuzz";
     so.window = 8;  // small: WINDOW refusals too
@@ -116,7 +116,7 @@ struct Agent {
     so.hello_deadline = 60s;
     so.idle_ping_after = 60s;
     for (std::uint64_t i = first_input; i < first_input + kInputsPerAgent; ++i) so.auth_keys[keyed_unit(i)] = key_of(keyed_unit(i));
-    server = std::make_unique<bridge::Server>(
+    server = std::make_unique<units::Server>(
         so, *ingest, [this](std::string_view unit) { return outbox->last_seq(unit); },
         [](const model::Reading& r) { return model::default_priority(r); });
     ingest->start();
@@ -168,7 +168,7 @@ struct Harness {
 
   void open_link(Link& l) {
     close_link(l);
-    auto fd = bridge::net::connect_endpoint("unix:" + agent.socket_path);
+    auto fd = units::net::connect_endpoint("unix:" + agent.socket_path);
     if (!fd) return;  // refused (should not happen): ops on it are no-ops
     l.fd = *fd;
     epb_decoder_init(&l.dec);

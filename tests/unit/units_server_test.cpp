@@ -22,10 +22,10 @@
 #include <thread>
 #include <vector>
 
-#include "eport/bridge/convert.h"
-#include "eport/bridge/net.h"
-#include "eport/bridge/serial.h"
-#include "eport/bridge/server.h"
+#include "eport/units/convert.h"
+#include "eport/units/net.h"
+#include "eport/units/serial.h"
+#include "eport/units/server.h"
 #include "eport/codec/codec.h"
 #include "eport/model/clock.h"
 #include "eport/ingest/ingest.h"
@@ -46,10 +46,10 @@ struct Agent {
   test::TempDir dir;
   std::unique_ptr<store::Outbox> outbox;
   std::unique_ptr<ingest::Ingest> ingest;
-  std::unique_ptr<bridge::Server> server;
+  std::unique_ptr<units::Server> server;
   std::string socket_path;
 
-  explicit Agent(bridge::ServerOptions so = {}, ingest::IngestOptions io = {}, store::OutboxOptions oo = {}) {
+  explicit Agent(units::ServerOptions so = {}, ingest::IngestOptions io = {}, store::OutboxOptions oo = {}) {
     oo.path = dir.file("outbox.db");
     oo.min_free_bytes = 0;
     auto ob = store::Outbox::open(oo);
@@ -59,7 +59,7 @@ struct Agent {
     socket_path = dir.file("bridge.sock");
     if (so.unix_socket.empty()) so.unix_socket = socket_path;
     so.gateway_id = kGateway;
-    server = std::make_unique<bridge::Server>(
+    server = std::make_unique<units::Server>(
         so, *ingest, [this](std::string_view unit) { return outbox->last_seq(unit); },
         [](const model::Reading& r) { return model::default_priority(r); });
     ingest->start();
@@ -71,7 +71,7 @@ struct Agent {
     ingest->stop();
   }
   std::uint64_t rows() { return outbox->stats().total_rows(); }
-  const bridge::ServerStats& stats() { return server->stats(); }
+  const units::ServerStats& stats() { return server->stats(); }
 };
 
 // One unit's end of a link: a socket or a pty master.
@@ -88,7 +88,7 @@ struct Link {
     dec.auth = &auth;
   }
   static Link connect(const std::string& socket_path) {
-    auto fd = bridge::net::connect_endpoint("unix:" + socket_path);
+    auto fd = units::net::connect_endpoint("unix:" + socket_path);
     REQUIRE(fd.ok());
     return Link(*fd);
   }
@@ -251,7 +251,7 @@ std::vector<std::uint8_t> encoded(const epb_message& m) {
   return buf;
 }
 
-std::uint64_t frame_errors(const bridge::ServerStats& s, epb_status st) {
+std::uint64_t frame_errors(const units::ServerStats& s, epb_status st) {
   return s.frame_errors[static_cast<std::size_t>(st)].load();
 }
 
@@ -275,7 +275,7 @@ TEST_CASE("malformed input is answered as documented and the link keeps working"
     std::optional<epb_msg_type> answer;     // NACK, or nothing
     std::uint8_t nack_reason = 0;
     std::uint64_t nack_seq = 0;
-    std::function<std::uint64_t(const bridge::ServerStats&)> counter;
+    std::function<std::uint64_t(const units::ServerStats&)> counter;
     std::uint64_t next_good = 1;  // the seq the next good reading must have
   };
   auto valid_reading = encoded(reading(7));
@@ -415,7 +415,7 @@ TEST_CASE("a resent reading whose ACK was lost is stored once and acknowledged a
 }
 
 TEST_CASE("over the window: NACK WINDOW, later readings held back until the unit goes back", "[bridge]") {
-  bridge::ServerOptions so;
+  units::ServerOptions so;
   so.window = 2;
   ingest::IngestOptions io;
   io.commit_interval = 400ms;  // readings wait for their commit: the window fills
@@ -481,11 +481,11 @@ TEST_CASE("a new HELLO restarts the session; a different unit on the link starts
 TEST_CASE("a serial unit on a pty pair: handshake, readings, line lost and found again", "[bridge][serial]") {
   test::TempDir links;
   auto tty_link = links.file("ttyUSB0");  // a stable name, as udev gives, pointing at the pty
-  auto pair = bridge::serial::open_pty_pair();
+  auto pair = units::serial::open_pty_pair();
   REQUIRE(pair.ok());
   std::filesystem::create_symlink(pair->slave_path, tty_link);
 
-  bridge::ServerOptions so;
+  units::ServerOptions so;
   so.serial_ports = {tty_link, links.file("ttyUSB9")};  // the second one is missing
   so.serial_baud = 4000000;
   so.serial_retry_min = 20ms;
@@ -513,7 +513,7 @@ TEST_CASE("a serial unit on a pty pair: handshake, readings, line lost and found
   eventually([&] { return agent.stats().serial_open_failures.load() > failures; });  // retried, not crashed
 
   // The device comes back (a new pty behind the same name).
-  auto pair2 = bridge::serial::open_pty_pair();
+  auto pair2 = units::serial::open_pty_pair();
   REQUIRE(pair2.ok());
   std::filesystem::remove(tty_link);
   std::filesystem::create_symlink(pair2->slave_path, tty_link);
@@ -532,25 +532,25 @@ TEST_CASE("serial configuration that can never work fails at start", "[bridge][s
   auto ob = store::Outbox::open({.path = dir.file("o.db"), .min_free_bytes = 0});
   REQUIRE(ob.ok());
   ingest::Ingest ingest({}, **ob, nullptr);
-  auto make = [&](bridge::ServerOptions so) {
-    return std::make_unique<bridge::Server>(so, ingest, [](std::string_view) { return std::uint64_t{0}; },
+  auto make = [&](units::ServerOptions so) {
+    return std::make_unique<units::Server>(so, ingest, [](std::string_view) { return std::uint64_t{0}; },
                                             [](const model::Reading&) { return model::Priority::kTelemetry; });
   };
-  bridge::ServerOptions bad_baud;
+  units::ServerOptions bad_baud;
   bad_baud.serial_ports = {"/dev/null"};
   bad_baud.serial_baud = 12345;
   auto s1 = make(bad_baud)->start();
   REQUIRE(!s1.ok());
   CHECK_THAT(s1.error(), Catch::Contains("12345"));
-  bridge::ServerOptions twice;
+  units::ServerOptions twice;
   twice.serial_ports = {"/dev/ttyX", "/dev/ttyX"};
   auto s2 = make(twice)->start();
   REQUIRE(!s2.ok());
   CHECK_THAT(s2.error(), Catch::Contains("twice"));
-  CHECK(bridge::serial::speed_for(4000000).has_value());
-  CHECK(bridge::serial::speed_for(115200).has_value());
-  CHECK(!bridge::serial::speed_for(100000).has_value());
-  auto not_tty = bridge::serial::open_port("/dev/null", 115200);
+  CHECK(units::serial::speed_for(4000000).has_value());
+  CHECK(units::serial::speed_for(115200).has_value());
+  CHECK(!units::serial::speed_for(100000).has_value());
+  auto not_tty = units::serial::open_port("/dev/null", 115200);
   REQUIRE(!not_tty.ok());
   CHECK_THAT(not_tty.error(), Catch::Contains("not a terminal"));
 }
@@ -597,8 +597,8 @@ std::vector<epb_message> collect_until(Link& link, F done) {
   }
 }
 
-std::uint64_t settled(const bridge::ServerStats& s) {
-  return s.readings_stored + s.readings_duplicate + bridge::refused_total(s);
+std::uint64_t settled(const units::ServerStats& s) {
+  return s.readings_stored + s.readings_duplicate + units::refused_total(s);
 }
 
 }  // namespace
@@ -808,7 +808,7 @@ TEST_CASE("a unit speaking epb v1 gets a refusal framed in v1", "[bridge]") {
 }
 
 TEST_CASE("a silent link gets a PING and is closed when nothing comes back", "[bridge]") {
-  bridge::ServerOptions so;
+  units::ServerOptions so;
   so.idle_ping_after = 300ms;
   so.dead_after_ping = 300ms;
   Agent agent(so);
@@ -835,7 +835,7 @@ TEST_CASE("a silent link gets a PING and is closed when nothing comes back", "[b
 }
 
 TEST_CASE("SETTINGS follow WELCOME and are resent until the unit answers SETTINGS_ACK", "[bridge]") {
-  bridge::ServerOptions so;
+  units::ServerOptions so;
   so.default_intervals = {60, 900};
   so.unit_intervals["tcu-reefer"] = {30, 120};
   so.settings_retry = 300ms;
@@ -947,7 +947,7 @@ std::uint64_t rss_kib() {
 
 // A TCP connection to the agent's port, as a Link.
 Link connect_tcp(std::uint16_t port) {
-  auto fd = bridge::net::connect_endpoint("tcp:127.0.0.1:" + std::to_string(port));
+  auto fd = units::net::connect_endpoint("tcp:127.0.0.1:" + std::to_string(port));
   REQUIRE(fd.ok());
   return Link(*fd);
 }
@@ -1063,7 +1063,7 @@ TEST_CASE("a client that floods and never reads does not stall other units or gr
 }
 
 TEST_CASE("idle TCP connections beyond the per-address cap are refused, counted and warned about once", "[bridge][hardening]") {
-  bridge::ServerOptions so;
+  units::ServerOptions so;
   so.tcp_listen = "127.0.0.1:0";
   so.tcp_requires_auth = false;  // admission, not authentication, is under test
   so.max_units_per_address = 3;
@@ -1093,7 +1093,7 @@ TEST_CASE("idle TCP connections beyond the per-address cap are refused, counted 
 }
 
 TEST_CASE("a connection that never says HELLO is closed at the deadline; welcomed ones stay", "[bridge][hardening]") {
-  bridge::ServerOptions so;
+  units::ServerOptions so;
   so.hello_deadline = 600ms;
   Agent agent(so);
   auto silent = Link::connect(agent.socket_path);
@@ -1115,7 +1115,7 @@ TEST_CASE("a connection that never says HELLO is closed at the deadline; welcome
 }
 
 TEST_CASE("with TCP at its share of max_units, a UNIX unit still gets in", "[bridge][hardening]") {
-  bridge::ServerOptions so;
+  units::ServerOptions so;
   so.tcp_listen = "127.0.0.1:0";
   so.tcp_requires_auth = false;  // admission, not authentication, is under test
   so.max_units = 4;
@@ -1141,7 +1141,7 @@ TEST_CASE("with TCP at its share of max_units, a UNIX unit still gets in", "[bri
 }
 
 TEST_CASE("a link that says HELLO for too many unit ids in a minute is dropped", "[bridge][hardening]") {
-  bridge::ServerOptions so;
+  units::ServerOptions so;
   so.max_unit_ids_per_link = 3;
   Agent agent(so);
   auto churn = Link::connect(agent.socket_path);
@@ -1159,7 +1159,7 @@ TEST_CASE("a link that says HELLO for too many unit ids in a minute is dropped",
 }
 
 TEST_CASE("50,000 unit ids over TCP links: bounded state, bounded sources in the store", "[bridge][hardening]") {
-  bridge::ServerOptions so;
+  units::ServerOptions so;
   so.tcp_listen = "127.0.0.1:0";
   so.tcp_requires_auth = false;  // admission, not authentication, is under test
   store::OutboxOptions oo;
@@ -1192,10 +1192,10 @@ TEST_CASE("50,000 unit ids over TCP links: bounded state, bounded sources in the
 
 TEST_CASE("a second server on a live socket path refuses; only a stale socket is replaced", "[bridge][hardening]") {
   Agent first;
-  bridge::ServerOptions so;
+  units::ServerOptions so;
   so.unix_socket = first.socket_path;
   {
-    bridge::Server second(
+    units::Server second(
         so, *first.ingest, [](std::string_view) { return std::uint64_t{0}; },
         [](const model::Reading& r) { return model::default_priority(r); });
     auto st = second.start();
@@ -1217,7 +1217,7 @@ TEST_CASE("a second server on a live socket path refuses; only a stale socket is
     REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
     close(fd);
   }
-  auto fd = bridge::net::listen_unix(stale);
+  auto fd = units::net::listen_unix(stale);
   REQUIRE(fd.ok());
   close(*fd);
 }
@@ -1226,19 +1226,19 @@ TEST_CASE("at shutdown the server unlinks its socket only if the file is still i
   test::TempDir dir;
   auto path = dir.file("taken.sock");
   {
-    bridge::ServerOptions so;
+    units::ServerOptions so;
     so.unix_socket = path;
     Agent agent(so);
     // An operator removes it and something else binds the path meanwhile.
     REQUIRE(unlink(path.c_str()) == 0);
-    auto other = bridge::net::listen_unix(path);
+    auto other = units::net::listen_unix(path);
     REQUIRE(other.ok());
     close(*other);
   }
   struct stat st{};
   CHECK(lstat(path.c_str(), &st) == 0);  // still there: not ours to remove
   {
-    bridge::ServerOptions so;
+    units::ServerOptions so;
     so.unix_socket = dir.file("own.sock");
     Agent agent(so);
   }
@@ -1248,7 +1248,7 @@ TEST_CASE("at shutdown the server unlinks its socket only if the file is still i
 TEST_CASE("a seq jump refused for a unit known only from the store leaves no dangling state", "[bridge][hardening]") {
   // Found by fuzz_unit_session (ASan: heap-use-after-free in on_hello): the
   // refusal's log line read the unit's state after forgetting it.
-  bridge::ServerOptions so;
+  units::ServerOptions so;
   so.max_seq_jump = 100;
   Agent agent(so);
   {
@@ -1307,8 +1307,8 @@ epb_message authenticate(Link& l, const epb_message& h, const Key& key) {
   return *answer;
 }
 
-bridge::ServerOptions tcp_with_keys(std::map<std::string, Key> keys) {
-  bridge::ServerOptions so;
+units::ServerOptions tcp_with_keys(std::map<std::string, Key> keys) {
+  units::ServerOptions so;
   so.tcp_listen = "127.0.0.1:0";
   for (auto& [id, k] : keys) so.auth_keys[id] = k;
   return so;
@@ -1330,7 +1330,7 @@ TEST_CASE("a TCP unit proves its key, and everything on its link is sealed both 
   const auto& st = agent.stats();
   CHECK(st.auth_challenges.load() == 1);
   CHECK(st.auth_ok.load() == 1);
-  CHECK(bridge::health_json(st).find("\"auth\":{\"challenges\":1,\"ok\":1,") != std::string::npos);
+  CHECK(units::health_json(st).find("\"auth\":{\"challenges\":1,\"ok\":1,") != std::string::npos);
 }
 
 TEST_CASE("an impostor with the wrong key is refused and the real unit keeps its session", "[bridge][auth]") {
@@ -1385,7 +1385,7 @@ TEST_CASE("tcp_requires_auth = false lets a TCP unit without a key in, unsealed"
 
 TEST_CASE("a unit with a key authenticates on the UNIX socket too; one without keeps local trust",
           "[bridge][auth]") {
-  bridge::ServerOptions so;
+  units::ServerOptions so;
   so.auth_keys["tcu-local-keyed"] = key_of(0x44);
   Agent agent(so);
   auto keyed = Link::connect(agent.socket_path);

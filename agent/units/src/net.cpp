@@ -1,6 +1,6 @@
 // Listening and connecting sockets for the bridge, with errors that name the
 // address and the system error.
-#include "eport/bridge/net.h"
+#include "eport/units/net.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -15,7 +15,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace eport::bridge::net {
+namespace eport::units::net {
 
 namespace {
 std::string sys_error(const std::string& what) { return what + ": " + std::strerror(errno); }
@@ -164,4 +164,4 @@ std::uint16_t local_port(int fd) {
   return 0;
 }
 
-}  // namespace eport::bridge::net
+}  // namespace eport::units::net

@@ -8,7 +8,7 @@
 
 #include "eport/model/result.h"
 
-namespace eport::bridge::net {
+namespace eport::units::net {
 
 // Endpoint in config syntax: "unix:/path", "tcp:host:port", or a bare path.
 // listen_unix removes a stale socket file at path, but refuses ("another
@@ -19,4 +19,4 @@ Result<int> connect_endpoint(const std::string& endpoint);  // blocking connect,
 std::uint16_t local_port(int fd);
 Status set_nonblocking(int fd);
 
-}  // namespace eport::bridge::net
+}  // namespace eport::units::net
