@@ -155,7 +155,7 @@ else
   mapfile -t targets < <(grep -rhoE 'TYPE (EXECUTABLE|SHARED_LIBRARY|STATIC_LIBRARY)[^)]* FILES "[^"]+"' \
       --include=cmake_install.cmake "$BUILD_DIR" | sed -E 's/.* FILES "([^"]+)".*/\1/' |
     sed "s|^$BUILD_DIR/||" | sort -u)
-  test_targets=(eport_unit_tests epb_tests gnss_tests eport_systemd_tests)
+  test_targets=(eport_unit_tests epb_tests)
   ((TESTS)) || test_targets=()
   for t in "${test_targets[@]}"; do
     ninja -C "$BUILD_DIR" -t query "$t" >/dev/null 2>&1 || continue

@@ -7,7 +7,7 @@
 using namespace eport;
 using namespace eport::model;
 
-TEST_CASE("every payload kind survives a frame encode and decode", "[bridge]") {
+TEST_CASE("every payload kind survives a frame encode and decode", "[units]") {
   std::vector<Payload> payloads = {
       Position{306187233, 1220670000, 1234, 35999, FixQuality::kGps, 9, 120},
       Position{-1, -1, std::nullopt, std::nullopt, FixQuality::kNoFix, 0, std::nullopt},
@@ -40,7 +40,7 @@ TEST_CASE("every payload kind survives a frame encode and decode", "[bridge]") {
   }
 }
 
-TEST_CASE("wire readings that cannot be valid are refused", "[bridge]") {
+TEST_CASE("wire readings that cannot be valid are refused", "[units]") {
   epb_reading w{};
   w.seq = 0;
   w.kind = EPB_READING_DOOR;

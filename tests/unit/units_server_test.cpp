@@ -1,4 +1,4 @@
-// [bridge] The agent's bridge server end to end in one process: a real Server
+// [units] The agent's bridge server end to end in one process: a real Server
 // with Ingest and a temp-file Outbox, units on a real UNIX socket or a pty
 // pair. Malformed input of every kind gets its documented NACK or is dropped
 // and counted, and the next good frame on the same link still works; lost
@@ -266,7 +266,7 @@ void eventually(F f, std::chrono::milliseconds timeout = 5000ms) {
 
 }  // namespace
 
-TEST_CASE("malformed input is answered as documented and the link keeps working", "[bridge]") {
+TEST_CASE("malformed input is answered as documented and the link keeps working", "[units]") {
   Agent agent;
   struct Case {
     const char* name;
@@ -375,7 +375,7 @@ TEST_CASE("malformed input is answered as documented and the link keeps working"
   }
 }
 
-TEST_CASE("a resent reading whose ACK was lost is stored once and acknowledged again", "[bridge]") {
+TEST_CASE("a resent reading whose ACK was lost is stored once and acknowledged again", "[units]") {
   Agent agent;
   auto link = Link::connect(agent.socket_path);
   link.send(hello("tcu-resend"));
@@ -414,7 +414,7 @@ TEST_CASE("a resent reading whose ACK was lost is stored once and acknowledged a
   CHECK(agent.rows() == 4);
 }
 
-TEST_CASE("over the window: NACK WINDOW, later readings held back until the unit goes back", "[bridge]") {
+TEST_CASE("over the window: NACK WINDOW, later readings held back until the unit goes back", "[units]") {
   units::ServerOptions so;
   so.window = 2;
   ingest::IngestOptions io;
@@ -439,7 +439,7 @@ TEST_CASE("over the window: NACK WINDOW, later readings held back until the unit
   CHECK(agent.rows() == 4);
 }
 
-TEST_CASE("a store that refuses: NACK STORE_FULL and never an ACK past it", "[bridge]") {
+TEST_CASE("a store that refuses: NACK STORE_FULL and never an ACK past it", "[units]") {
   store::OutboxOptions oo;
   oo.max_bytes = 1;  // nothing fits
   oo.when_full = store::WhenFull::kRefuse;
@@ -463,7 +463,7 @@ TEST_CASE("a store that refuses: NACK STORE_FULL and never an ACK past it", "[br
   CHECK(agent.rows() == 0);
 }
 
-TEST_CASE("a new HELLO restarts the session; a different unit on the link starts clean", "[bridge]") {
+TEST_CASE("a new HELLO restarts the session; a different unit on the link starts clean", "[units]") {
   Agent agent;
   auto link = Link::connect(agent.socket_path);
   link.send(hello("tcu-a", kContainer, 5));  // a unit first seen here at seq 5
@@ -478,7 +478,7 @@ TEST_CASE("a new HELLO restarts the session; a different unit on the link starts
   CHECK(link.expect(EPB_MSG_WELCOME).m.welcome.last_stored_seq == 5);
 }
 
-TEST_CASE("a serial unit on a pty pair: handshake, readings, line lost and found again", "[bridge][serial]") {
+TEST_CASE("a serial unit on a pty pair: handshake, readings, line lost and found again", "[units][serial]") {
   test::TempDir links;
   auto tty_link = links.file("ttyUSB0");  // a stable name, as udev gives, pointing at the pty
   auto pair = units::serial::open_pty_pair();
@@ -527,7 +527,7 @@ TEST_CASE("a serial unit on a pty pair: handshake, readings, line lost and found
   CHECK(agent.rows() == 22);
 }
 
-TEST_CASE("serial configuration that can never work fails at start", "[bridge][serial]") {
+TEST_CASE("serial configuration that can never work fails at start", "[units][serial]") {
   test::TempDir dir;
   auto ob = store::Outbox::open({.path = dir.file("o.db"), .min_free_bytes = 0});
   REQUIRE(ob.ok());
@@ -603,7 +603,7 @@ std::uint64_t settled(const units::ServerStats& s) {
 
 }  // namespace
 
-TEST_CASE("seq 20, 22, 21 in one write: the agent asks for 21 and all three are stored", "[bridge][custody]") {
+TEST_CASE("seq 20, 22, 21 in one write: the agent asks for 21 and all three are stored", "[units][custody]") {
   Agent agent;
   auto link = Link::connect(agent.socket_path);
   link.send(hello("tcu-order", kContainer, 20));
@@ -638,7 +638,7 @@ TEST_CASE("seq 20, 22, 21 in one write: the agent asks for 21 and all three are 
   CHECK(agent.stats().readings_received.load() == settled(agent.stats()));
 }
 
-TEST_CASE("a corrupted frame is never covered by an ACK; the unit is told where to resume", "[bridge][custody]") {
+TEST_CASE("a corrupted frame is never covered by an ACK; the unit is told where to resume", "[units][custody]") {
   Agent agent;
   auto link = Link::connect(agent.socket_path);
   link.send(hello("tcu-noisy"));
@@ -676,7 +676,7 @@ TEST_CASE("a corrupted frame is never covered by an ACK; the unit is told where 
   CHECK(agent.stats().readings_received.load() == 15);  // 9 intact first sends + 6 resends
 }
 
-TEST_CASE("a declared discard becomes a gap record in the store and is acknowledged", "[bridge][custody]") {
+TEST_CASE("a declared discard becomes a gap record in the store and is acknowledged", "[units][custody]") {
   Agent agent;
   auto link = Link::connect(agent.socket_path);
   link.send(hello("tcu-gap"));
@@ -710,7 +710,7 @@ TEST_CASE("a declared discard becomes a gap record in the store and is acknowled
   CHECK(link.expect(EPB_MSG_ACK).m.ack.seq == 7);
 }
 
-TEST_CASE("a malformed reading in order is recorded as a gap declared by the gateway", "[bridge][custody]") {
+TEST_CASE("a malformed reading in order is recorded as a gap declared by the gateway", "[units][custody]") {
   Agent agent;
   auto link = Link::connect(agent.socket_path);
   link.send(hello("tcu-bad"));
@@ -734,7 +734,7 @@ TEST_CASE("a malformed reading in order is recorded as a gap declared by the gat
   CHECK(agent.stats().discards_recorded.load() == 0);  // declared by the gateway, not a unit's DISCARD
 }
 
-TEST_CASE("one live session per unit id: the newest HELLO wins; a seq jump is refused", "[bridge][custody]") {
+TEST_CASE("one live session per unit id: the newest HELLO wins; a seq jump is refused", "[units][custody]") {
   Agent agent;
   auto first = Link::connect(agent.socket_path);
   first.send(hello("tcu-twin"));
@@ -766,7 +766,7 @@ TEST_CASE("one live session per unit id: the newest HELLO wins; a seq jump is re
   CHECK(stored_of(agent, "tcu-twin").size() == 7);
 }
 
-TEST_CASE("a reading without a clock is stored with the gateway's time and flagged", "[bridge][custody]") {
+TEST_CASE("a reading without a clock is stored with the gateway's time and flagged", "[units][custody]") {
   Agent agent;
   auto link = Link::connect(agent.socket_path);
   link.send(hello("tcu-clockless"));
@@ -783,7 +783,7 @@ TEST_CASE("a reading without a clock is stored with the gateway's time and flagg
   CHECK(rows[0].time_utc_ms <= model::now_utc_ms());
 }
 
-TEST_CASE("a unit speaking epb v1 gets a refusal framed in v1", "[bridge]") {
+TEST_CASE("a unit speaking epb v1 gets a refusal framed in v1", "[units]") {
   Agent agent;
   auto link = Link::connect(agent.socket_path);
   // A v1 HELLO: unit "old-1", no container, firmware "0.9", next_seq 1.
@@ -807,7 +807,7 @@ TEST_CASE("a unit speaking epb v1 gets a refusal framed in v1", "[bridge]") {
   CHECK(agent.stats().hellos_refused_version.load() == 1);
 }
 
-TEST_CASE("a silent link gets a PING and is closed when nothing comes back", "[bridge]") {
+TEST_CASE("a silent link gets a PING and is closed when nothing comes back", "[units]") {
   units::ServerOptions so;
   so.idle_ping_after = 300ms;
   so.dead_after_ping = 300ms;
@@ -834,7 +834,7 @@ TEST_CASE("a silent link gets a PING and is closed when nothing comes back", "[b
   CHECK(agent.stats().links_dead.load() == 1);
 }
 
-TEST_CASE("SETTINGS follow WELCOME and are resent until the unit answers SETTINGS_ACK", "[bridge]") {
+TEST_CASE("SETTINGS follow WELCOME and are resent until the unit answers SETTINGS_ACK", "[units]") {
   units::ServerOptions so;
   so.default_intervals = {60, 900};
   so.unit_intervals["tcu-reefer"] = {30, 120};
@@ -870,7 +870,7 @@ TEST_CASE("SETTINGS follow WELCOME and are resent until the unit answers SETTING
   CHECK(again.expect(EPB_MSG_SETTINGS).m.settings.position_interval_s == 60);
 }
 
-TEST_CASE("a commit that fails on a locked store: NACK INTERNAL, no ACK past it, nothing lost", "[bridge][custody]") {
+TEST_CASE("a commit that fails on a locked store: NACK INTERNAL, no ACK past it, nothing lost", "[units][custody]") {
   store::OutboxOptions oo;
   oo.busy_timeout = 50ms;
   Agent agent({}, {}, oo);
@@ -967,7 +967,7 @@ bool closed_by_agent(Link& l, std::chrono::milliseconds timeout) {
 
 }  // namespace
 
-TEST_CASE("a client that floods and never reads does not stall other units or grow memory", "[bridge][hardening]") {
+TEST_CASE("a client that floods and never reads does not stall other units or grow memory", "[units][hardening]") {
   Agent agent;
   // Two flooders that never read, sending over and over: one PINGs (each
   // would earn a PONG) and garbage (frame errors); the other readings
@@ -1062,7 +1062,7 @@ TEST_CASE("a client that floods and never reads does not stall other units or gr
   CHECK(agent.outbox->last_seq("tcu-real") == 30);
 }
 
-TEST_CASE("idle TCP connections beyond the per-address cap are refused, counted and warned about once", "[bridge][hardening]") {
+TEST_CASE("idle TCP connections beyond the per-address cap are refused, counted and warned about once", "[units][hardening]") {
   units::ServerOptions so;
   so.tcp_listen = "127.0.0.1:0";
   so.tcp_requires_auth = false;  // admission, not authentication, is under test
@@ -1092,7 +1092,7 @@ TEST_CASE("idle TCP connections beyond the per-address cap are refused, counted 
   again.expect(EPB_MSG_WELCOME);
 }
 
-TEST_CASE("a connection that never says HELLO is closed at the deadline; welcomed ones stay", "[bridge][hardening]") {
+TEST_CASE("a connection that never says HELLO is closed at the deadline; welcomed ones stay", "[units][hardening]") {
   units::ServerOptions so;
   so.hello_deadline = 600ms;
   Agent agent(so);
@@ -1114,7 +1114,7 @@ TEST_CASE("a connection that never says HELLO is closed at the deadline; welcome
   CHECK(agent.stats().hello_timeouts.load() == 2);
 }
 
-TEST_CASE("with TCP at its share of max_units, a UNIX unit still gets in", "[bridge][hardening]") {
+TEST_CASE("with TCP at its share of max_units, a UNIX unit still gets in", "[units][hardening]") {
   units::ServerOptions so;
   so.tcp_listen = "127.0.0.1:0";
   so.tcp_requires_auth = false;  // admission, not authentication, is under test
@@ -1140,7 +1140,7 @@ TEST_CASE("with TCP at its share of max_units, a UNIX unit still gets in", "[bri
   tcp[0].expect(EPB_MSG_WELCOME);
 }
 
-TEST_CASE("a link that says HELLO for too many unit ids in a minute is dropped", "[bridge][hardening]") {
+TEST_CASE("a link that says HELLO for too many unit ids in a minute is dropped", "[units][hardening]") {
   units::ServerOptions so;
   so.max_unit_ids_per_link = 3;
   Agent agent(so);
@@ -1158,7 +1158,7 @@ TEST_CASE("a link that says HELLO for too many unit ids in a minute is dropped",
   d.expect(EPB_MSG_WELCOME);
 }
 
-TEST_CASE("50,000 unit ids over TCP links: bounded state, bounded sources in the store", "[bridge][hardening]") {
+TEST_CASE("50,000 unit ids over TCP links: bounded state, bounded sources in the store", "[units][hardening]") {
   units::ServerOptions so;
   so.tcp_listen = "127.0.0.1:0";
   so.tcp_requires_auth = false;  // admission, not authentication, is under test
@@ -1190,7 +1190,7 @@ TEST_CASE("50,000 unit ids over TCP links: bounded state, bounded sources in the
   CHECK(st.total_bytes() + st.sources_bytes <= oo.max_bytes);
 }
 
-TEST_CASE("a second server on a live socket path refuses; only a stale socket is replaced", "[bridge][hardening]") {
+TEST_CASE("a second server on a live socket path refuses; only a stale socket is replaced", "[units][hardening]") {
   Agent first;
   units::ServerOptions so;
   so.unix_socket = first.socket_path;
@@ -1222,7 +1222,7 @@ TEST_CASE("a second server on a live socket path refuses; only a stale socket is
   close(*fd);
 }
 
-TEST_CASE("at shutdown the server unlinks its socket only if the file is still its own", "[bridge][hardening]") {
+TEST_CASE("at shutdown the server unlinks its socket only if the file is still its own", "[units][hardening]") {
   test::TempDir dir;
   auto path = dir.file("taken.sock");
   {
@@ -1245,7 +1245,7 @@ TEST_CASE("at shutdown the server unlinks its socket only if the file is still i
   CHECK(lstat(dir.file("own.sock").c_str(), &st) != 0);  // ours: removed
 }
 
-TEST_CASE("a seq jump refused for a unit known only from the store leaves no dangling state", "[bridge][hardening]") {
+TEST_CASE("a seq jump refused for a unit known only from the store leaves no dangling state", "[units][hardening]") {
   // Found by fuzz_unit_session (ASan: heap-use-after-free in on_hello): the
   // refusal's log line read the unit's state after forgetting it.
   units::ServerOptions so;
@@ -1316,7 +1316,7 @@ units::ServerOptions tcp_with_keys(std::map<std::string, Key> keys) {
 
 }  // namespace
 
-TEST_CASE("a TCP unit proves its key, and everything on its link is sealed both ways", "[bridge][auth]") {
+TEST_CASE("a TCP unit proves its key, and everything on its link is sealed both ways", "[units][auth]") {
   Agent agent(tcp_with_keys({{"tcu-a1", key_of(0x11)}}));
   auto l = connect_tcp(agent.server->tcp_port());
   auto w = authenticate(l, hello("tcu-a1"), key_of(0x11));
@@ -1333,7 +1333,7 @@ TEST_CASE("a TCP unit proves its key, and everything on its link is sealed both 
   CHECK(units::health_json(st).find("\"auth\":{\"challenges\":1,\"ok\":1,") != std::string::npos);
 }
 
-TEST_CASE("an impostor with the wrong key is refused and the real unit keeps its session", "[bridge][auth]") {
+TEST_CASE("an impostor with the wrong key is refused and the real unit keeps its session", "[units][auth]") {
   Agent agent(tcp_with_keys({{"tcu-a2", key_of(0x22)}}));
   auto real = connect_tcp(agent.server->tcp_port());
   REQUIRE(authenticate(real, hello("tcu-a2"), key_of(0x22)).type == EPB_MSG_WELCOME);
@@ -1362,7 +1362,7 @@ TEST_CASE("an impostor with the wrong key is refused and the real unit keeps its
   CHECK(agent.outbox->last_seq("tcu-a2") == 2);
 }
 
-TEST_CASE("on TCP a unit without a key is challenged like any other, then refused", "[bridge][auth]") {
+TEST_CASE("on TCP a unit without a key is challenged like any other, then refused", "[units][auth]") {
   Agent agent(tcp_with_keys({{"tcu-keyed", key_of(0x33)}}));
   auto l = connect_tcp(agent.server->tcp_port());
   auto answer = authenticate(l, hello("tcu-nokey"), key_of(0x33));
@@ -1372,7 +1372,7 @@ TEST_CASE("on TCP a unit without a key is challenged like any other, then refuse
   CHECK(agent.rows() == 0);
 }
 
-TEST_CASE("tcp_requires_auth = false lets a TCP unit without a key in, unsealed", "[bridge][auth]") {
+TEST_CASE("tcp_requires_auth = false lets a TCP unit without a key in, unsealed", "[units][auth]") {
   auto so = tcp_with_keys({});
   so.tcp_requires_auth = false;
   Agent agent(so);
@@ -1439,7 +1439,7 @@ TEST_CASE("on an authenticated link unsealed, replayed and altered frames are dr
   CHECK(l.expect(EPB_MSG_ACK).m.ack.seq == 2);
 }
 
-TEST_CASE("AUTH without a CHALLENGE changes nothing", "[bridge][auth]") {
+TEST_CASE("AUTH without a CHALLENGE changes nothing", "[units][auth]") {
   Agent agent(tcp_with_keys({{"tcu-a6", key_of(0x66)}}));
   auto l = connect_tcp(agent.server->tcp_port());
   epb_message a{};

@@ -8,7 +8,7 @@
 
 #include "eport/gnss/fix_assembler.h"
 #include "eport/gnss/line_framer.h"
-#include "nmea_test_util.h"
+#include "gnss_test_util.h"
 
 using eport::gnss::AssemblerOptions;
 using eport::gnss::FixAssembler;

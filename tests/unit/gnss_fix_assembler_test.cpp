@@ -10,7 +10,7 @@
 
 #include "eport/gnss/fix_assembler.h"
 #include "eport/gnss/gpsd_mapping.h"
-#include "nmea_test_util.h"
+#include "gnss_test_util.h"
 
 using eport::gnss::AssemblerOptions;
 using eport::gnss::FixAssembler;

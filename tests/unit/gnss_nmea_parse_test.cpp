@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "eport/gnss/nmea.h"
-#include "nmea_test_util.h"
+#include "gnss_test_util.h"
 
 using eport::gnss::Coord;
 using eport::gnss::Gga;
