@@ -49,6 +49,8 @@ host = "mqtt.test.invalid"
 port = 8883
 [limits]
 message_size_limit = 4096
+[bridge]
+local_readers = ["local-1"]
 """
 
 
@@ -76,6 +78,21 @@ class Site:
     def topic(self, gw: str, leaf: str) -> str:
         return f"eport/v1/{self.site}/{gw}/{leaf}"
 
+    def bridge_overrides(self, gw: str, cloud_port: int) -> dict[str, str]:
+        """What a test copy of gw's bridge/mosquitto.conf must move: the
+        cloud broker's address, the TLS files, the passwd and acl files."""
+        g = self.out / "gateways" / gw
+        return {"address": f"127.0.0.1:{cloud_port}", "bridge_cafile": str(g / "ca.crt"),
+                "bridge_certfile": str(g / f"{gw}.crt"), "bridge_keyfile": str(g / f"{gw}.key"),
+                "password_file": str(g / "bridge" / "passwd"), "acl_file": str(g / "bridge" / "acl")}
+
+    def bridge_login(self, gw: str, user: str) -> tuple[str, str]:
+        """(username, password) of a local user of gw's bridge broker: the
+        agent (user = gw) or a bridge.local_readers name."""
+        b = self.out / "gateways" / gw / "bridge"
+        f = b / "agent.password" if user == gw else b / "local-readers" / f"{user}.password"
+        return user, f.read_text().splitlines()[0]
+
 
 def run(cmd: list[str], env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -89,10 +106,13 @@ class Client:
     and pubacks. connect() waits for the outcome; refused is a result."""
 
     def __init__(self, port: int, ca: Path | None, cert: Path | None = None, key: Path | None = None,
-                 client_id: str = "", clean_session: bool = True, protocol=None, will: tuple | None = None):
+                 client_id: str = "", clean_session: bool = True, protocol=None, will: tuple | None = None,
+                 login: tuple[str, str | None] | None = None):
         self.port = port
         self.c = mqtt.Client(client_id=client_id, clean_session=clean_session,
                              protocol=protocol or mqtt.MQTTv311)
+        if login:
+            self.c.username_pw_set(*login)
         if ca:
             self.c.tls_set(ca_certs=str(ca), certfile=str(cert) if cert else None, keyfile=str(key) if key else None)
         if will:

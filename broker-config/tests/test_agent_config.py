@@ -51,7 +51,10 @@ def check_all(out: Path, t, label: str) -> None:
     for f in files:
         r = check_config(f)
         text = f.read_text()
-        tls_keys = [k for k in ("ca_file", "cert_file", "key_file") if re.search(rf"^{k} = ", text, flags=re.M)]
+        # The files --check-config opens: TLS files (direct), the password
+        # file (bridge variant).
+        tls_keys = [k for k in ("ca_file", "cert_file", "key_file", "password_file")
+                    if re.search(rf"^{k} = ", text, flags=re.M)]
         if not tls_keys:
             t.check(r.returncode == 0 and "valid (config hash" in r.stdout,
                     f"{label}: eport-agent --check-config accepts {f.relative_to(out)}", r.stdout + r.stderr)
@@ -66,24 +69,25 @@ def check_all(out: Path, t, label: str) -> None:
         t.check(r.returncode == 2 and len(lines) == len(tls_keys) + placeholder and
                 all(f"mqtt.{k}: cannot read /" in r.stderr for k in tls_keys) and
                 (not placeholder or "mqtt.uri: " in r.stderr),
-                f"{label}: eport-agent --check-config refuses {f.relative_to(out)} only for its missing TLS files"
+                f"{label}: eport-agent --check-config refuses {f.relative_to(out)} only for its missing TLS or password files"
                 + (" and its .invalid broker host" if placeholder else ""), r.stdout + r.stderr)
         if placeholder:
             text = set_key(text, "uri", re.sub(r"\.invalid:", ".example:", uri))
         moved = f.parent / "agent.check.toml"
         for k in tls_keys:
             path = Path(re.search(rf'^{k} = "([^"]*)"', text, flags=re.M).group(1))
-            local = f.parent / path.name
+            local = f.parent / ("agent.password" if k == "password_file" else path.name)
             if not local.exists():  # a gateway without issued files: stand-ins
                 pem = "PRIVATE KEY" if k == "key_file" else "CERTIFICATE"
                 local = f.parent / f"standin-{path.name}"
                 local.write_text(f"-----BEGIN {pem}-----\nMIIB\n-----END {pem}-----\n")
-            local.chmod(0o600 if k == "key_file" else 0o644)
+            local.chmod(0o600 if k in ("key_file", "password_file") else 0o644)
             text = set_key(text, k, str(local))
         moved.write_text(text)
         r = check_config(moved)
         t.check(r.returncode == 0 and "valid (config hash" in r.stdout,
-                f"{label}: eport-agent --check-config accepts {f.relative_to(out)} with its TLS files present",
+                f"{label}: eport-agent --check-config accepts {f.relative_to(out)} with its files present"
+                + (" (password over tcp:// to loopback)" if "password_file" in tls_keys else ""),
                 r.stdout + r.stderr)
         moved.unlink()
 

@@ -22,11 +22,7 @@ def test(workdir, t):
     cloud_port = next(iter(cloud_copy.ports.values()))
     gw_dir = site.out / "gateways" / "gw-a"
     gateway, gw_copy = eb.start_copy(gw_dir / "bridge" / "mosquitto.conf", workdir / "gateway", stay_root=True,
-                                     overrides={
-                                         "address": f"127.0.0.1:{cloud_port}",
-                                         "bridge_cafile": str(gw_dir / "ca.crt"),
-                                         "bridge_certfile": str(gw_dir / "gw-a.crt"),
-                                         "bridge_keyfile": str(gw_dir / "gw-a.key"),
+                                     overrides=site.bridge_overrides("gw-a", cloud_port) | {
                                          "restart_timeout": "1",
                                          "max_queued_messages": str(QUEUE),
                                          "max_inflight_messages": str(INFLIGHT),
@@ -39,19 +35,21 @@ def test(workdir, t):
         clients.append(c)
         return c
 
-    def local_client(cid):
-        c = Client(local_port, None, client_id=cid)
+    def local_client(user):
+        c = Client(local_port, None, login=site.bridge_login("gw-a", user))
         clients.append(c)
         return c
 
     try:
-        agent = local_client("agent")  # stands in for the agent on the gateway
-        t.check(agent.connect(), "a local client connects to the gateway broker without TLS or credentials")
+        agent = local_client("gw-a")  # stands in for the agent on the gateway, with its local login
+        t.check(agent.connect(), "the agent's local user connects to the gateway broker (no TLS, password)")
+        monitor = local_client("local-1")  # a local reader: sees the bridge state
+        t.check(monitor.connect(), "a local reader connects to the gateway broker")
         state_topic = "$SYS/broker/connection/gw-a/state"
-        agent.subscribe(state_topic)
+        monitor.subscribe(state_topic)
         agent.subscribe(site.topic("gw-a", "cmd"))
         agent.subscribe(site.topic("gw-b", "cmd"))
-        wait_for(lambda: agent.received(state_topic)[-1:] == [b"1"], "bridge state 1")
+        wait_for(lambda: monitor.received(state_topic)[-1:] == [b"1"], "bridge state 1")
         t.check(True, "the bridge connects to the cloud broker with gw-a's certificate (local state topic = 1)")
         t.check("u'gw-a'" in cloud.log(), "the cloud broker sees the bridge as user gw-a")
 
@@ -84,12 +82,12 @@ def test(workdir, t):
         # Outage: the cloud broker goes away; the reader's session is saved with it.
         reader.close()
         cloud.stop()
-        wait_for(lambda: agent.received(state_topic)[-1:] == [b"0"], "bridge state 0")
+        wait_for(lambda: monitor.received(state_topic)[-1:] == [b"0"], "bridge state 0")
         for i in range(SENT):
             agent.publish(site.topic("gw-a", "data/telemetry"), f"outage-{i}")  # waits for each local PUBACK
         t.check(True, f"the gateway broker acknowledged all {SENT} messages published during the outage")
         cloud.start()
-        wait_for(lambda: agent.received(state_topic)[-1:] == [b"1"], "bridge state 1 again", timeout_s=10)
+        wait_for(lambda: monitor.received(state_topic)[-1:] == [b"1"], "bridge state 1 again", timeout_s=10)
         back = cloud_client("reader-1", clean_session=False)
         t.check(back.connect(), "reader reconnects to its persistent session")
         got = lambda: [p for p in back.received() if p.startswith(b"outage-")]  # noqa: E731

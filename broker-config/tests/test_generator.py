@@ -107,19 +107,60 @@ def test(workdir, t):
     t.check(agent["publish"]["max_bytes"] == 2048,
             "the agent's publish.max_bytes is half the broker's message_size_limit (4096)", repr(agent["publish"]))
     via = tomllib.loads((out / "gateways" / "gw-a" / "bridge" / "agent.toml").read_text())
-    t.check(via["mqtt"] == {"uri": "tcp://127.0.0.1:1883"} and via["gateway"]["id"] == "gw-a",
-            "the bridge variant of gw-a's agent.toml points at the local broker without TLS", repr(via["mqtt"]))
+    t.check(via["mqtt"] == {"uri": "tcp://127.0.0.1:1883", "username": "gw-a",
+                            "password_file": "/etc/eport-agent/bridge.password"} and via["gateway"]["id"] == "gw-a",
+            "the bridge variant of gw-a's agent.toml points at the local broker without TLS, as user gw-a with "
+            "a password file", repr(via["mqtt"]))
+    b = out / "gateways" / "gw-a" / "bridge"
+    secrets = {"gw-a": (b / "agent.password").read_text().strip(),
+               "local-1": (b / "local-readers" / "local-1.password").read_text().strip()}
+    t.check(all(len(p) >= 40 for p in secrets.values()) and len(set(secrets.values())) == 2,
+            "gen writes a random password for the agent and for each local reader")
+    private = [b / "agent.password", b / "local-readers" / "local-1.password", b / "passwd"]
+    t.check(all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in private),
+            "bridge/agent.password, local-readers/local-1.password and passwd are 0600")
+    hashed = (b / "passwd").read_text()
+    t.check([l.split(":", 1)[0] for l in hashed.splitlines()] == ["gw-a", "local-1"]
+            and all(l.split(":", 1)[1].startswith("$7$") for l in hashed.splitlines())
+            and not any(p in hashed for p in secrets.values()),
+            "bridge/passwd holds users gw-a and local-1, hashed ($7$, PBKDF2-SHA512), no plain password", hashed)
+    other = (out / "gateways" / "gw-b" / "bridge" / "agent.password").read_text().strip()
+    t.check(other != secrets["gw-a"], "each gateway's agent has its own password")
+    bacl = [l for l in (b / "acl").read_text().splitlines() if l and not l.startswith("#")]
+    t.check(bacl == ["user gw-a", "topic write eport/v1/s1/gw-a/data/#", "topic write eport/v1/s1/gw-a/status",
+                     "topic write eport/v1/s1/gw-a/health", "topic write eport/v1/s1/gw-a/reply",
+                     "topic read eport/v1/s1/gw-a/cmd",
+                     "user local-1", "topic read eport/v1/s1/gw-a/data/#", "topic read eport/v1/s1/gw-a/status",
+                     "topic read eport/v1/s1/gw-a/health", "topic read eport/v1/s1/gw-a/reply",
+                     "topic read $SYS/broker/connection/gw-a/state"],
+            "gw-a's bridge ACL: the agent writes its four topics and reads cmd; local-1 only reads", repr(bacl))
     t.check(not (out / "gateways" / "gw-a" / "agent-tls.toml").exists(), "no agent-tls.toml is written any more")
     bridge = (out / "gateways" / "gw-a" / "bridge" / "mosquitto.conf").read_text()
     for needle in ("topic eport/v1/s1/gw-a/data/# out 1", "topic eport/v1/s1/gw-a/cmd in 1", "cleansession false",
                    "local_cleansession false", "queue_qos0_messages false", "max_queued_messages 100000",
-                   "bridge_certfile /etc/eport-edge/tls/gw-a.crt", "address mqtt.test.invalid:8883"):
+                   "bridge_certfile /etc/eport-edge/tls/gw-a.crt", "address mqtt.test.invalid:8883",
+                   "allow_anonymous false", "password_file /etc/mosquitto/eport-bridge/passwd",
+                   "acl_file /etc/mosquitto/eport-bridge/acl", "use_username_as_clientid true",
+                   "per_listener_settings false", "listener 1883 127.0.0.1"):
         t.check(f"\n{needle}\n" in bridge, f"gw-a's bridge config says '{needle}'")
 
     before = serials(out)
     r = gen(base, site)
     t.check(r.returncode == 0 and serials(out) == before and "issued" not in r.stdout,
             "a second gen with the same inventory issues nothing and changes no certificate")
+    t.check((b / "passwd").read_text() == hashed and (b / "agent.password").read_text().strip() == secrets["gw-a"]
+            and "passwd" not in r.stdout, "a second gen keeps the bridge passwords and passwd unchanged")
+    r = gen(base.replace('local_readers = ["local-1"]', 'local_readers = ["local-2"]'), site)
+    t.check(r.returncode == 0 and not (b / "local-readers" / "local-1.password").exists()
+            and [l.split(":", 1)[0] for l in (b / "passwd").read_text().splitlines()] == ["gw-a", "local-2"]
+            and (b / "agent.password").read_text().strip() == secrets["gw-a"],
+            "renaming a local reader drops its password and hash and keeps the agent's password", r.stdout)
+    for bad, needle in (('local_readers = ["gw-b"]', "bridge.local_readers: 'gw-b'"),
+                        ('local_readers = ["bridge-gw-a"]', "bridge.local_readers: 'bridge-gw-a'")):
+        r = gen(base.replace('local_readers = ["local-1"]', bad), workdir / "badbridge")
+        t.check(r.returncode == 1 and needle in r.stderr, f"gen refuses {bad} (it would be a client id taken)",
+                r.stderr)
+    gen(base, site)
 
     grown = base.replace('"gw-c"]', '"gw-c", "gw-d"]')
     r = gen(grown, site)

@@ -12,7 +12,10 @@ session, QoS 1) and republishes each payload byte for byte to a plain
 loopback mosquitto, where eport-tail decodes it and check_all_arrived compares
 every field. The generated configs are used as rendered except what a test
 must move: ports and files into the work dir, `user root`, and the bridge's
-address (127.0.0.1, which is in the broker certificate's SAN)."""
+address (127.0.0.1, which is in the broker certificate's SAN). The gateway
+broker is gated by the generated passwd and acl: the agent logs in as its
+local user with the generated password file, the gateway monitor as the
+local reader `monitor`, and an anonymous client is refused."""
 import os
 import re
 import subprocess
@@ -43,6 +46,8 @@ gateways = ["{GW}"]
 readers = ["reader-1"]
 [broker]
 host = "mqtt.test.invalid"
+[bridge]
+local_readers = ["monitor"]
 """
 UNITS, RATE, COUNT = 10, 40, 600   # 6000 readings over 15 s
 OUTAGE_S = 10
@@ -52,12 +57,14 @@ class Recorder:
     """A paho client that records (time, topic, payload) and, given `forward`,
     republishes each data message to it at QoS 1 (the relay)."""
 
-    def __init__(self, name, port, topics, tls=None, client_id="", clean_session=True, forward=None):
+    def __init__(self, name, port, topics, tls=None, client_id="", clean_session=True, forward=None, login=None):
         self.name, self.topics, self.forward = name, topics, forward
         self.lock = threading.Lock()
         self.messages = []
         self.connects = 0
         self.c = mqtt.Client(client_id=client_id, clean_session=clean_session, protocol=mqtt.MQTTv311)
+        if login:
+            self.c.username_pw_set(*login)
         if tls:
             self.c.tls_set(ca_certs=str(tls[0]), certfile=str(tls[1]), keyfile=str(tls[2]))
         self.c.reconnect_delay_set(min_delay=1, max_delay=2)
@@ -120,7 +127,8 @@ def agent_from_generated(work, out, gateway_port):
     agent = h.Agent(work, f"tcp://127.0.0.1:{gateway_port}", gateway=GW, site=SITE)
     text = (out / "gateways" / GW / "bridge" / "agent.toml").read_text()
     for key, value in (("unix_socket", agent.socket), ("path", agent.db),
-                       ("uri", f"tcp://127.0.0.1:{gateway_port}")):
+                       ("uri", f"tcp://127.0.0.1:{gateway_port}"),
+                       ("password_file", out / "gateways" / GW / "bridge" / "agent.password")):
         text, n = re.subn(rf"^{key} = .*$", f'{key} = "{value}"', text, count=1, flags=re.M)
         assert n == 1, f"generated bridge/agent.toml has no '{key} =' line"
     with open(agent.config, "w") as f:
@@ -144,7 +152,9 @@ class Chain:
         self.gateway, self.gw_copy = eb.start_copy(
             gw_dir / "bridge" / "mosquitto.conf", Path(self.work.file("gateway")), stay_root=True,
             overrides={"address": f"127.0.0.1:{self.cloud_port}", "bridge_cafile": str(gw_dir / "ca.crt"),
-                       "bridge_certfile": str(gw_dir / f"{GW}.crt"), "bridge_keyfile": str(gw_dir / f"{GW}.key")})
+                       "bridge_certfile": str(gw_dir / f"{GW}.crt"), "bridge_keyfile": str(gw_dir / f"{GW}.key"),
+                       "password_file": str(gw_dir / "bridge" / "passwd"),
+                       "acl_file": str(gw_dir / "bridge" / "acl")})
         self.gw_port = next(iter(self.gw_copy.ports.values()))
         self.queue_limit = eb.parse_config(self.gw_copy.path).options["max_queued_messages"][-1]
         self.relay_broker = h.Broker(self.work)
@@ -154,7 +164,9 @@ class Chain:
         self.out_client = mqtt.Client(client_id="relay-out", protocol=mqtt.MQTTv311)
         self.out_client.connect("127.0.0.1", self.relay_broker.port)
         self.out_client.loop_start()
-        self.local = Recorder("gateway monitor", self.gw_port, [self.STATE, f"eport/v1/{SITE}/{GW}/data/#"])
+        monitor = (gw_dir / "bridge" / "local-readers" / "monitor.password").read_text().splitlines()[0]
+        self.local = Recorder("gateway monitor", self.gw_port, [self.STATE, f"eport/v1/{SITE}/{GW}/data/#"],
+                              login=("monitor", monitor))
         self.clients.append(self.local)
         self.wait_bridge(b"1", 15)
         self.reader = Recorder("cloud reader", self.cloud_port, ["eport/v1/+/+/data/#"],
@@ -162,10 +174,13 @@ class Chain:
                                     out / "clients" / "reader-1" / "reader-1.key"),
                                client_id="reader-1", clean_session=False, forward=self.out_client)
         self.clients.append(self.reader)
+        accepted, detail = eb.mqtt_probe(self.gw_port, None)
+        assert not accepted, f"the gateway broker accepted an anonymous client: {detail}"
         self.agent = agent_from_generated(self.work, out, self.gw_port)
         self.agent.start()
-        h.log(f"{name}: cloud broker (generated, TLS) on {self.cloud_port}, gateway broker (generated bridge) "
-              f"on {self.gw_port}, agent connected to the gateway broker")
+        h.wait_until(lambda: f"u'{GW}'" in self.gateway.log(), 10, f"the agent logged in as local user {GW}")
+        h.log(f"{name}: cloud broker (generated, TLS) on {self.cloud_port}, gateway broker (generated bridge, "
+              f"passwd and acl; anonymous CONNECT {detail}) on {self.gw_port}, agent logged in as {GW}")
 
     def wait_bridge(self, state, timeout):
         h.wait_until(lambda: self.local.last(self.STATE)[1] == state, timeout, f"bridge state {state.decode()}")

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import broker, pki, render
+from . import broker, passwd, pki, render
 from .inventory import InventoryError, keys_help, load
 
 CRL_WARN_DAYS = 30
@@ -99,6 +99,8 @@ def cmd_gen(args) -> int:
         _write(g / "agent.toml", render.agent_config(inv, gw))
         _write(g / "bridge" / "mosquitto.conf", render.bridge_conf(inv, gw))
         _write(g / "bridge" / "agent.toml", render.agent_config(inv, gw, via_bridge=True))
+        _write(g / "bridge" / "acl", render.bridge_acl(inv, gw))
+        _bridge_passwords(inv, gw, g / "bridge")
         # Earlier versions wrote a snippet with key names the agent never had.
         old_snippet = g / "agent-tls.toml"
         if old_snippet.exists():
@@ -118,6 +120,22 @@ def cmd_gen(args) -> int:
           f"{len(inv.readers) + len(inv.commanders)} cloud account(s) in {out}/clients/. "
           f"Keep {pki_dir}/ (the CA key) off the broker.")
     return 0
+
+
+def _bridge_passwords(inv, gw: str, d: Path) -> None:
+    """The local users of gw's bridge broker: bridge/agent.password for the
+    agent (user gw), bridge/local-readers/<name>.password for each local
+    reader, each kept across runs, and bridge/passwd with their hashes."""
+    users = {}
+    for name, role in render.bridge_users(inv, gw).items():
+        users[name] = passwd.password(d / "agent.password" if role == "agent"
+                                      else d / "local-readers" / f"{name}.password")
+    readers = d / "local-readers"
+    for f in readers.glob("*.password") if readers.is_dir() else []:
+        if f.stem not in users:
+            f.unlink()
+    if passwd.password_file(d / "passwd", users):
+        print(f"wrote {d / 'passwd'} ({len(users)} local user(s) of {gw}'s bridge broker)")
 
 
 def _is_ip(text: str) -> bool:
@@ -215,9 +233,10 @@ def _static_checks(cfg: broker.Config, rep: Report) -> None:
                 rep.warn(f"{where}: no crlfile: a certificate cannot be revoked")
         except pki.PkiError as exc:
             rep.error(f"{where}: {exc}")
-    acl = (cfg.options.get("acl_file") or [None])[-1]
-    if acl and not Path(acl).is_file():
-        rep.error(f"{cfg.path}: acl_file {acl} does not exist")
+    for key in ("acl_file", "password_file"):
+        f = (cfg.options.get(key) or [None])[-1]
+        if f and not Path(f).is_file():
+            rep.error(f"{cfg.path}: {key} {f} does not exist")
 
 
 def cmd_validate(args) -> int:
@@ -328,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--cert needs --key")
     try:
         return args.func(args)
-    except (Failure, InventoryError, pki.PkiError, broker.BrokerError, render.RenderError) as exc:
+    except (Failure, InventoryError, pki.PkiError, broker.BrokerError, render.RenderError,
+            passwd.PasswdError) as exc:
         print(f"eport-broker {args.cmd}: error: {exc}", file=sys.stderr)
         return 1

@@ -91,10 +91,12 @@ KEYS: tuple[Key, ...] = (
     Key("limits", "message_size_limit", int, 1048576, "int:1024:268435455", "cloud broker: largest payload in bytes; larger QoS 1 messages are acked and DROPPED"),
     Key("limits", "max_keepalive", int, 120, "int:10:65535", "cloud broker: longest keepalive (s) granted to MQTT v5 clients"),
     Key("limits", "persistent_client_expiration", str, "14d", "expiry", "cloud broker: forget persistent sessions unused this long (h d w m y)"),
+    Key("bridge", "local_readers", list, [], "ids", "gateway bridge: local read-only accounts on each gateway's bridge broker (that gateway's data, status, health, reply and the bridge state), one password per gateway"),
     Key("limits", "bridge_max_queued_messages", int, 100000, "int:1000:10000000", "gateway bridge: messages held while the cloud is unreachable"),
     Key("paths", "conf_dir", str, "/etc/mosquitto/eport", "path", "cloud broker: where ca.crt, broker.crt/.key, crl.pem and acl are installed"),
     Key("paths", "persistence_dir", str, "/var/lib/mosquitto/", "path", "cloud broker: persistence_location (writable by user mosquitto)"),
     Key("paths", "gateway_tls_dir", str, "/etc/eport-edge/tls", "path", "gateway: where ca.crt, <id>.crt and <id>.key are installed"),
+    Key("paths", "gateway_bridge_dir", str, "/etc/mosquitto/eport-bridge", "path", "gateway bridge broker: where its passwd and acl files are installed"),
     Key("paths", "gateway_persistence_dir", str, "/var/lib/mosquitto/", "path", "gateway bridge broker: persistence_location"),
 )
 
@@ -234,6 +236,12 @@ def parse(text: str, where: str = "<inventory>") -> Inventory:
                     f"{where}: {ident!r} is listed in both {seen[ident]} and {role}; every identity "
                     "is one certificate CN and one MQTT username, so names must be unique")
             seen[ident] = role
+
+    for name in values["bridge.local_readers"]:
+        if name in values["gateways"] or name.startswith("bridge-"):
+            raise InventoryError(
+                f"{where}: bridge.local_readers: {name!r} is a gateway id or starts with 'bridge-': on the "
+                "gateway's broker the username is the client id, and those belong to the agent and the bridge")
 
     return Inventory(path=Path(where), site=values["site"], gateways=tuple(values["gateways"]),
                      readers=tuple(values["readers"]), commanders=tuple(values["commanders"]),
