@@ -58,6 +58,8 @@ eport::store::OutboxOptions outbox_options(const eport::config::AgentConfig& cfg
   so.ttl[static_cast<int>(model::Priority::kBulk)] = std::chrono::seconds(cfg.store.ttl_bulk_s);
   so.startup_check_budget = std::chrono::milliseconds(cfg.store.startup_check_ms);
   so.source_expiry = std::chrono::seconds(cfg.store.source_expiry_s);
+  // Seen command ids are kept as long as a repeat could still be admitted.
+  so.command_max_age = std::chrono::seconds(cfg.commands.max_age_s);
   return so;
 }
 

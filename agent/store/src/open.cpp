@@ -52,6 +52,23 @@ ALTER TABLE sources ADD COLUMN seen_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sources ADD COLUMN last_row_id INTEGER NOT NULL DEFAULT 0;
 )sql";
 
+// Schema v3: the command ids the uplink has seen, with their replies, so
+// that a repeat is answered again and not executed again, also after a
+// restart (docs/store.md "Commands"). `id` is the order of receipt (the
+// oldest go first); `reply` is NULL while the command executes, and stays
+// NULL if the agent stopped before its outcome was recorded; `cost` is what
+// the row counts against store.max_bytes.
+constexpr const char* kSchemaV3 = R"sql(
+CREATE TABLE IF NOT EXISTS commands (
+  id INTEGER PRIMARY KEY,
+  command_id TEXT NOT NULL UNIQUE,
+  issued_ms INTEGER NOT NULL,
+  received_ms INTEGER NOT NULL,
+  reply TEXT,
+  cost INTEGER NOT NULL
+);
+)sql";
+
 bool exists(const std::string& path) {
   struct stat st{};
   return ::stat(path.c_str(), &st) == 0;
@@ -128,6 +145,14 @@ std::optional<Failure> migrate(sqlite::Db& db) {
   // row id (source expiry). Existing sources get them at load().
   if (*version < 2) {
     if (auto s = db.exec(kSchemaV2); !s) {
+      auto f = fail(db, s.error());
+      (void)db.exec("ROLLBACK");
+      return f;
+    }
+  }
+  // version 2 -> 3: seen command ids (an existing store starts with none).
+  if (*version < 3) {
+    if (auto s = db.exec(kSchemaV3); !s) {
       auto f = fail(db, s.error());
       (void)db.exec("ROLLBACK");
       return f;
@@ -215,6 +240,27 @@ std::uint64_t salvage(sqlite::Db& fresh, const std::string& damaged) {
   (void)fresh.exec(
       "INSERT INTO sources(source_id, last_seq) SELECT source_id, max(seq) FROM outbox GROUP BY source_id "
       "ON CONFLICT(source_id) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)");
+  // Seen command ids, where they read (a damaged file of schema v2 or older
+  // has none): a command recorded there must not run again after recovery.
+  sqlite::Stmt cmd_read, cmd_write;
+  if (cmd_read.prepare(old, "SELECT command_id, issued_ms, received_ms, reply, cost FROM commands ORDER BY id") &&
+      cmd_write.prepare(fresh, "INSERT OR IGNORE INTO commands(command_id, issued_ms, received_ms, reply, cost) "
+                               "VALUES (?,?,?,?,?)")) {
+    while (cmd_read.step() == SQLITE_ROW) {
+      sqlite::ResetGuard g(cmd_write);
+      cmd_write.bind(1, cmd_read.column_text(0));
+      cmd_write.bind(2, cmd_read.column_int(1));
+      cmd_write.bind(3, cmd_read.column_int(2));
+      if (cmd_read.column_is_null(3)) {
+        cmd_write.bind_null(4);
+      } else {
+        cmd_write.bind(4, cmd_read.column_text(3));
+      }
+      cmd_write.bind(5, cmd_read.column_int(4));
+      (void)cmd_write.step();
+    }
+    cmd_read.reset();
+  }
   (void)fresh.exec("COMMIT");
   return copied;
 }

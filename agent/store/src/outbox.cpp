@@ -1,6 +1,7 @@
 // The SQLite outbox: schema and migrations, group-committed appends with
 // per-source duplicate detection and ordering, bounds with eviction or
-// refusal, leased drain in priority order, acks, expiry and space reclaim.
+// refusal, leased drain in priority order, acks, expiry and space reclaim;
+// and the seen command ids of the uplink (CommandLog), bounded alike.
 // Opening, migrations, start-up checking and salvage live in open.cpp.
 #include "eport/store/outbox.h"
 
@@ -56,6 +57,12 @@ bool valid_seq(std::uint64_t seq) { return seq >= 1 && seq <= model::kMaxSeq; }
 // this much of the readings.
 constexpr std::uint64_t kSourcesShareDivisor = 4;
 constexpr auto kForgetUnknownBlockAfter = std::chrono::minutes(10);
+// Seen command ids may take at most this share of max_bytes.
+constexpr std::uint64_t kCommandsShareDivisor = 16;
+
+std::uint64_t command_cost(std::string_view id, std::string_view reply) {
+  return kCommandRowOverheadBytes + id.size() + reply.size();
+}
 
 // The exclusive lock of one store: `<path>.lock`, flock()ed for the
 // Outbox's lifetime, with the holder's pid in it for the error message of
@@ -122,6 +129,9 @@ struct Outbox::Impl {
   std::mutex mu;
   sqlite::Db db;
   sqlite::Stmt insert, upsert_source, take, del, set_env_seq, evict, oldest, expire, freelist, bump, expire_sources;
+  sqlite::Stmt find_cmd, insert_cmd, cost_cmd, done_cmd, prune_cmd_age, prune_cmd_oldest;
+  std::uint64_t commands_rows = 0;   // rows of `commands`
+  std::uint64_t commands_bytes = 0;  // sum of their cost
   std::int64_t page_size = 4096;
   std::unordered_map<std::string, std::uint64_t> last_seq;     // every source stored and not expired
   std::uint64_t sources_bytes = 0;                              // source_cost() of every key of last_seq
@@ -168,6 +178,17 @@ struct Outbox::Impl {
                        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE priority = ? AND created_ms < ? "
                        "ORDER BY id LIMIT 1000) RETURNING length(body)"},
              std::pair{&freelist, "PRAGMA freelist_count"},
+             std::pair{&find_cmd,
+                       "SELECT issued_ms, received_ms, reply FROM commands WHERE command_id = ?"},
+             std::pair{&insert_cmd,
+                       "INSERT INTO commands(command_id, issued_ms, received_ms, reply, cost) VALUES (?,?,?,NULL,?)"},
+             std::pair{&cost_cmd, "SELECT id, cost FROM commands WHERE command_id = ?"},
+             std::pair{&done_cmd, "UPDATE commands SET reply = ?2, cost = ?3 WHERE id = ?1"},
+             // A command with that id and issued time would be refused as
+             // stale now, and so would one issued when it was received.
+             std::pair{&prune_cmd_age, "DELETE FROM commands WHERE max(issued_ms, received_ms) < ? RETURNING cost"},
+             std::pair{&prune_cmd_oldest,
+                       "DELETE FROM commands WHERE id = (SELECT min(id) FROM commands WHERE id != ?) RETURNING cost"},
              std::pair{&bump,
                        "INSERT INTO meta(key, value) VALUES (?1, ?2) "
                        "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value"},
@@ -244,6 +265,12 @@ struct Outbox::Impl {
       if (name == "expired") cls.expired = v;
       if (name == "refused") cls.refused = v;
     }
+    auto cmd_rows = db.query_int("SELECT count(*) FROM commands");
+    auto cmd_bytes = db.query_int("SELECT coalesce(sum(cost), 0) FROM commands");
+    if (!cmd_rows) return Error{cmd_rows.error()};
+    if (!cmd_bytes) return Error{cmd_bytes.error()};
+    commands_rows = static_cast<std::uint64_t>(*cmd_rows);
+    commands_bytes = static_cast<std::uint64_t>(*cmd_bytes);
     auto reserved = db.query_int("SELECT value FROM meta WHERE key='envelope_seq_reserved'");
     if (!reserved) return Error{reserved.error()};
     next_env_seq = reserved_env_seq = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(*reserved));
@@ -407,6 +434,47 @@ struct Outbox::Impl {
   }
 
   std::uint64_t file_bytes() { return file_size(opt.path) + file_size(opt.path + "-wal"); }
+
+  // Deletes the command ids that can no longer be admitted at now_ms
+  // (command_max_age), inside the caller's transaction. Adds what it
+  // deleted to rows/bytes; SQLITE_OK or the failure's code.
+  int prune_commands_by_age(std::uint64_t now_ms, std::uint64_t& rows, std::uint64_t& bytes) {
+    auto age_ms = static_cast<std::uint64_t>(opt.command_max_age.count()) * 1000;
+    if (age_ms == 0 || now_ms <= age_ms) return SQLITE_OK;
+    prune_cmd_age.bind(1, static_cast<std::int64_t>(now_ms - age_ms));
+    int rc;
+    while ((rc = prune_cmd_age.step()) == SQLITE_ROW) {
+      ++rows;
+      bytes += static_cast<std::uint64_t>(prune_cmd_age.column_int(0));
+    }
+    rc = rc == SQLITE_DONE ? SQLITE_OK : failed(rc);
+    prune_cmd_age.reset();
+    return rc;
+  }
+
+  // Deletes the oldest command id other than row `keep`, inside the
+  // caller's transaction: false when there was none (or on error, rc set).
+  bool prune_oldest_command(std::int64_t keep, std::uint64_t& rows, std::uint64_t& bytes, int& rc) {
+    prune_cmd_oldest.bind(1, keep);
+    int step = prune_cmd_oldest.step();
+    bool deleted = step == SQLITE_ROW;
+    if (deleted) {
+      ++rows;
+      bytes += static_cast<std::uint64_t>(prune_cmd_oldest.column_int(0));
+      step = prune_cmd_oldest.step();
+    }
+    rc = step == SQLITE_DONE ? SQLITE_OK : failed(step);
+    prune_cmd_oldest.reset();
+    return deleted && rc == SQLITE_OK;
+  }
+
+  // Ends a failed command_started()/command_done() transaction.
+  Error command_failure(const std::string& what, int rc) {
+    std::string msg = what + ": " + fail_msg;
+    if (sqlite3_get_autocommit(db.get()) == 0) (void)db.exec("ROLLBACK");
+    if ((rc & 0xff) == SQLITE_FULL) (void)db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    return Error{msg};
+  }
 };
 
 Outbox::Outbox(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -434,7 +502,7 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
   if (records.empty()) return result;
   result.outcome.assign(records.size(), AppendOutcome::kRefused);
 
-  std::uint64_t total = d.stats.total_bytes() + d.sources_bytes;
+  std::uint64_t total = d.stats.total_bytes() + d.sources_bytes + d.commands_bytes;
   std::uint64_t limit = d.capacity(total);
   std::uint64_t sources_limit = d.opt.max_bytes / kSourcesShareDivisor;
   std::uint64_t sources_bytes = d.sources_bytes;  // with this batch's new sources
@@ -749,6 +817,17 @@ Result<MaintenanceReport> Outbox::maintain(std::uint64_t now_utc_ms) {
     }
   }
 
+  if (d.opt.command_max_age.count() > 0 && d.commands_rows > 0) {
+    std::uint64_t rows = 0, bytes = 0;
+    if (int rc = d.prune_commands_by_age(now_utc_ms, rows, bytes); rc != SQLITE_OK) {
+      return Error{"prune commands: " + d.fail_msg};
+    }
+    d.commands_rows -= std::min(d.commands_rows, rows);
+    d.commands_bytes -= std::min(d.commands_bytes, bytes);
+    d.stats.commands_pruned += rows;
+    report.commands_pruned = rows;
+  }
+
   // Give space back once a backlog has drained: free pages beyond 4 MiB and
   // more than a quarter of the file.
   auto pages = d.db.query_int("PRAGMA page_count");
@@ -847,7 +926,121 @@ OutboxStats Outbox::stats() {
   s.file_bytes = d.file_bytes();
   s.sources = d.last_seq.size();
   s.sources_bytes = d.sources_bytes;
+  s.commands = d.commands_rows;
+  s.commands_bytes = d.commands_bytes;
   return s;
+}
+
+Result<std::optional<CommandRecord>> Outbox::find_command(std::string_view command_id) {
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  sqlite::ResetGuard g(d.find_cmd);
+  d.find_cmd.bind(1, command_id);
+  int rc = d.find_cmd.step();
+  if (rc == SQLITE_DONE) return std::optional<CommandRecord>();
+  if (rc != SQLITE_ROW) return Error{sqlite_error(d.db.get(), "find command " + std::string(command_id))};
+  CommandRecord c;
+  c.command_id = std::string(command_id);
+  c.issued_utc_ms = static_cast<std::uint64_t>(d.find_cmd.column_int(0));
+  c.received_utc_ms = static_cast<std::uint64_t>(d.find_cmd.column_int(1));
+  c.done = !d.find_cmd.column_is_null(2);
+  if (c.done) c.reply = d.find_cmd.column_text(2);
+  return std::optional<CommandRecord>(std::move(c));
+}
+
+Status Outbox::command_started(const CommandRecord& command) {
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  const std::string what = "record command " + command.command_id;
+  // The same order as append(): the transaction, and the in-memory counts
+  // only once it has committed.
+  if (int rc = sqlite3_exec(d.db.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr); rc != SQLITE_OK) {
+    return d.command_failure(what + ": begin", d.failed(rc));
+  }
+  std::uint64_t pruned_rows = 0, pruned_bytes = 0;
+  if (int rc = d.prune_commands_by_age(command.received_utc_ms, pruned_rows, pruned_bytes); rc != SQLITE_OK) {
+    return d.command_failure(what + ": prune", rc);
+  }
+  const auto need = command_cost(command.command_id, "");
+  const auto share = d.opt.max_bytes / kCommandsShareDivisor;
+  const std::uint64_t max_rows = std::max<std::size_t>(1, d.opt.max_commands);
+  while (d.commands_rows - pruned_rows >= max_rows || d.commands_bytes - pruned_bytes + need > share) {
+    int rc = SQLITE_OK;
+    if (!d.prune_oldest_command(-1, pruned_rows, pruned_bytes, rc)) {
+      if (rc != SQLITE_OK) return d.command_failure(what + ": prune", rc);
+      break;
+    }
+  }
+  // Like a reading: never past the store's limit (readings, sources and
+  // commands together, lowered on a disk short of its reserve).
+  std::uint64_t total = d.stats.total_bytes() + d.sources_bytes + d.commands_bytes - pruned_bytes;
+  if (total + need > d.capacity(total)) {
+    (void)d.db.exec("ROLLBACK");
+    return Error{what + ": the store is full (" + std::to_string(total) + " bytes of " +
+                 std::to_string(d.opt.max_bytes) + " or the disk's free-space reserve)"};
+  }
+  d.insert_cmd.bind(1, command.command_id);
+  d.insert_cmd.bind(2, static_cast<std::int64_t>(command.issued_utc_ms));
+  d.insert_cmd.bind(3, static_cast<std::int64_t>(command.received_utc_ms));
+  d.insert_cmd.bind(4, static_cast<std::int64_t>(need));
+  if (int rc = d.step_done(d.insert_cmd); rc != SQLITE_OK) {
+    if ((rc & 0xff) == SQLITE_CONSTRAINT) d.fail_msg = "already recorded";
+    return d.command_failure(what, rc);
+  }
+  if (int rc = sqlite3_exec(d.db.get(), "COMMIT", nullptr, nullptr, nullptr); rc != SQLITE_OK) {
+    return d.command_failure(what + ": commit", d.failed(rc));
+  }
+  d.commands_rows = d.commands_rows - pruned_rows + 1;
+  d.commands_bytes = d.commands_bytes - pruned_bytes + need;
+  d.stats.commands_pruned += pruned_rows;
+  return ok_status();
+}
+
+Status Outbox::command_done(std::string_view command_id, std::string_view reply) {
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  const std::string what = "record the reply of command " + std::string(command_id);
+  if (int rc = sqlite3_exec(d.db.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr); rc != SQLITE_OK) {
+    return d.command_failure(what + ": begin", d.failed(rc));
+  }
+  std::int64_t row = 0;
+  std::uint64_t old_cost = 0;
+  {
+    sqlite::ResetGuard g(d.cost_cmd);
+    d.cost_cmd.bind(1, command_id);
+    int rc = d.cost_cmd.step();
+    if (rc == SQLITE_DONE) {
+      (void)d.db.exec("ROLLBACK");
+      return Error{what + ": not recorded as started (or pruned since)"};
+    }
+    if (rc != SQLITE_ROW) return d.command_failure(what, d.failed(rc));
+    row = d.cost_cmd.column_int(0);
+    old_cost = static_cast<std::uint64_t>(d.cost_cmd.column_int(1));
+  }
+  const auto cost = command_cost(command_id, reply);
+  const auto share = d.opt.max_bytes / kCommandsShareDivisor;
+  std::uint64_t pruned_rows = 0, pruned_bytes = 0;
+  // Within the share by forgetting older ids, never this one: its reply is
+  // what stops it from running twice. (The reply may take the store past its
+  // limit by its own size; a reading's append then sees it counted.)
+  while (d.commands_bytes - pruned_bytes - old_cost + cost > share) {
+    int rc = SQLITE_OK;
+    if (!d.prune_oldest_command(row, pruned_rows, pruned_bytes, rc)) {
+      if (rc != SQLITE_OK) return d.command_failure(what + ": prune", rc);
+      break;
+    }
+  }
+  d.done_cmd.bind(1, row);
+  d.done_cmd.bind(2, reply);
+  d.done_cmd.bind(3, static_cast<std::int64_t>(cost));
+  if (int rc = d.step_done(d.done_cmd); rc != SQLITE_OK) return d.command_failure(what, rc);
+  if (int rc = sqlite3_exec(d.db.get(), "COMMIT", nullptr, nullptr, nullptr); rc != SQLITE_OK) {
+    return d.command_failure(what + ": commit", d.failed(rc));
+  }
+  d.commands_rows -= std::min(d.commands_rows, pruned_rows);
+  d.commands_bytes = d.commands_bytes - pruned_bytes - old_cost + cost;
+  d.stats.commands_pruned += pruned_rows;
+  return ok_status();
 }
 
 }  // namespace eport::store

@@ -61,6 +61,7 @@ class Stmt {
   void bind_blob(int i, std::span<const std::uint8_t> v) {
     sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
   }
+  void bind_null(int i) { sqlite3_bind_null(stmt_, i); }
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int step() { return sqlite3_step(stmt_); }
   void reset() {
@@ -68,6 +69,7 @@ class Stmt {
     sqlite3_clear_bindings(stmt_);
   }
   std::int64_t column_int(int i) const { return sqlite3_column_int64(stmt_, i); }
+  bool column_is_null(int i) const { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
   std::string column_text(int i) const {
     const auto* p = sqlite3_column_text(stmt_, i);
     return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(stmt_, i)))

@@ -1,24 +1,60 @@
-// Reply cache and reply formatting for cloud commands.
+// Cloud commands at most once per command id, through the store's record of
+// seen ids (store::CommandLog), and the JSON reply.
 #include "eport/uplink/commands.h"
 
 #include "eport/codec/codec.h"
 
 namespace eport::uplink {
 
-const std::string* ReplyCache::find(const std::string& command_id) const {
-  auto it = replies_.find(command_id);
-  return it == replies_.end() ? nullptr : &it->second;
-}
-
-void ReplyCache::put(const std::string& command_id, std::string reply) {
-  if (replies_.count(command_id) == 0) {
-    order_.push_back(command_id);
-    if (order_.size() > capacity_) {
-      replies_.erase(order_.front());
-      order_.pop_front();
-    }
+Answer answer_once(store::CommandLog& log, const codec::Command& command, std::uint64_t now_utc_ms,
+                   const std::function<Result<std::string>()>& execute) {
+  const auto& id = command.command_id;
+  Answer a;
+  auto refuse = [&](Answered what, std::string why) {
+    a.what = what;
+    a.ok = false;
+    a.note = why;
+    a.reply = reply_json(id, Result<std::string>(Error{std::move(why)}));
+    return a;
+  };
+  auto seen = log.find_command(id);
+  if (!seen) {
+    return refuse(Answered::kNotRecorded, "not executed: its id cannot be looked up in the store (" + seen.error() +
+                                              "), so a repeat could not be told apart");
   }
-  replies_[command_id] = std::move(reply);
+  if (*seen) {
+    const auto& rec = **seen;
+    if (rec.done) {
+      a.what = Answered::kRepeat;
+      a.reply = rec.reply;
+      a.ok = rec.reply.rfind("{\"command_id\":" + codec::json_string(id) + ",\"ok\":true", 0) == 0;
+      a.note = "a repeat: answered with the reply recorded at " + std::to_string(rec.received_utc_ms) +
+               ", not executed again";
+      return a;
+    }
+    return refuse(Answered::kRepeatUnknown,
+                  "not executed again: this command id was received at " + std::to_string(rec.received_utc_ms) +
+                      " (UTC ms) and handed to execution, but the agent stopped before its outcome was recorded; "
+                      "it may or may not have run (send a new command id to run it again)");
+  }
+  store::CommandRecord rec;
+  rec.command_id = id;
+  rec.issued_utc_ms = command.issued_utc_ms;
+  rec.received_utc_ms = now_utc_ms;
+  if (auto s = log.command_started(rec); !s) {
+    return refuse(Answered::kNotRecorded, "not executed: " + s.error() +
+                                              " (every command id is recorded before it runs, so that it runs once)");
+  }
+  auto outcome = execute();
+  a.what = Answered::kExecuted;
+  a.ok = static_cast<bool>(outcome);
+  if (!outcome) a.note = outcome.error();
+  a.reply = reply_json(id, outcome);
+  if (auto s = log.command_done(id, a.reply); !s) {
+    a.note += (a.note.empty() ? "" : "; ") + std::string("its reply was not recorded (") + s.error() +
+              "): a repeat will be answered as 'outcome unknown'";
+  }
+  return a;
 }
 
 std::string reply_json(std::string_view command_id, const Result<std::string>& outcome) {

@@ -115,7 +115,6 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
   std::chrono::steady_clock::time_point next_health;
   std::chrono::milliseconds drain_timeout{3000};
   Budget budget;
-  ReplyCache replies;
 
   Impl(PublisherOptions o, store::Outbox& ob, CommandHandler* h, std::function<std::string()> extra)
       : opt(std::move(o)), outbox(ob), handler(h), health_extra(std::move(extra)), budget(opt.budget, ob) {
@@ -481,23 +480,42 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
         publish_json(reply_topic, reply_json(cmd->command_id, Result<std::string>(Error{stale})), false);
         continue;
       }
-      if (const auto* cached = replies.find(cmd->command_id)) {
-        publish_json(reply_topic, *cached, false);  // a repeat: answer again, do not execute again
-        continue;
+      // At most once per command id, also across restarts: the id is
+      // committed to the store before the command runs (answer_once()).
+      auto answer = answer_once(outbox, *cmd, now_utc_ms(), [&]() -> Result<std::string> {
+        if (std::holds_alternative<codec::Flush>(cmd->action)) {
+          auto waiting = outbox.stats().total_rows();
+          std::lock_guard l(mu);
+          flush_requested = true;
+          return std::string("{\"waiting\":" + std::to_string(waiting) + "}");
+        }
+        if (handler != nullptr) return handler->execute(*cmd);
+        return Error{"no command handler in this agent"};
+      });
+      switch (answer.what) {
+        case Answered::kExecuted:
+          if (!answer.ok) ++stats.commands_rejected;
+          if (answer.ok) {
+            log::info(kLog, "command " + cmd->command_id + " done" + (answer.note.empty() ? "" : "; " + answer.note));
+          } else {
+            log::info(kLog, "command " + cmd->command_id + " failed: " + answer.note);
+          }
+          break;
+        case Answered::kRepeat:
+          ++stats.commands_repeated;
+          log::info(kLog, "command " + cmd->command_id + " repeated: " + answer.note);
+          break;
+        case Answered::kRepeatUnknown:
+          ++stats.commands_repeated;
+          ++stats.commands_rejected;
+          log::warn(kLog, "command " + cmd->command_id + " repeated: " + answer.note);
+          break;
+        case Answered::kNotRecorded:
+          ++stats.commands_rejected;
+          log::error(kLog, "command " + cmd->command_id + " rejected: " + answer.note);
+          break;
       }
-      Result<std::string> outcome = Error{"no command handler in this agent"};
-      if (std::holds_alternative<codec::Flush>(cmd->action)) {
-        std::lock_guard l(mu);
-        flush_requested = true;
-        outcome = std::string("{\"waiting\":" + std::to_string(outbox.stats().total_rows()) + "}");
-      } else if (handler != nullptr) {
-        outcome = handler->execute(*cmd);
-      }
-      if (!outcome) ++stats.commands_rejected;
-      log::info(kLog, "command " + cmd->command_id + (outcome ? " done" : " failed: " + outcome.error()));
-      auto reply = reply_json(cmd->command_id, outcome);
-      replies.put(cmd->command_id, reply);
-      publish_json(reply_topic, reply, false);
+      publish_json(reply_topic, answer.reply, false);
     }
   }
 
@@ -528,6 +546,7 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
     out += "},\"store\":{\"file_bytes\":" + std::to_string(s.file_bytes) + ",\"max_bytes\":" +
            std::to_string(s.max_bytes) + ",\"duplicates\":" + std::to_string(s.duplicates) +
            ",\"commit_failures\":" + std::to_string(s.commit_failures) + ",\"invalid_seq\":" + std::to_string(s.invalid_seq) +
+           ",\"commands\":" + std::to_string(s.commands) + ",\"commands_bytes\":" + std::to_string(s.commands_bytes) +
            ",\"recovered_from\":" + codec::json_string(s.recovered_from) + "}";
     out += ",\"uplink\":{\"envelopes_published\":" + std::to_string(stats.envelopes_published.load()) +
            ",\"envelopes_acked\":" + std::to_string(stats.envelopes_acked.load()) +
@@ -540,7 +559,8 @@ struct Publisher::Impl : public mqtt::callback, public mqtt::iaction_listener {
            ",\"failovers\":" + std::to_string(stats.failovers.load()) +
            ",\"undecodable_rows\":" + std::to_string(stats.undecodable_rows.load()) +
            ",\"commands_received\":" + std::to_string(stats.commands_received.load()) +
-           ",\"commands_rejected\":" + std::to_string(stats.commands_rejected.load()) + "}";
+           ",\"commands_rejected\":" + std::to_string(stats.commands_rejected.load()) +
+           ",\"commands_repeated\":" + std::to_string(stats.commands_repeated.load()) + "}";
     out += ",\"budget\":" + budget.json(now);
     out += ",\"process\":{\"cpu_s\":" + std::string(cpu) + ",\"rss_kib\":" + std::to_string(rss_kib()) + "}";
     if (health_extra) {

@@ -5,7 +5,9 @@
 // a class) only when the uplink acknowledges them. Bounded by bytes and by a
 // free-space reserve: when full it evicts the lowest class first and never an
 // alarm, or refuses (backpressure). The only library that links SQLite.
-// docs/store.md describes the guarantees and every counter.
+// It also keeps the command ids the uplink has seen, with their replies
+// (CommandLog, command_log.h). docs/store.md describes the guarantees and
+// every counter.
 //
 // Thread-safety: every method may be called from any thread; calls are
 // serialised on one connection.
@@ -23,6 +25,7 @@
 
 #include "eport/model/reading.h"
 #include "eport/model/result.h"
+#include "eport/store/command_log.h"
 
 namespace eport::store {
 
@@ -42,6 +45,12 @@ inline constexpr std::uint64_t kRowOverheadBytes = 48;
 // Bytes a sources row (a source's last seq, kept after its readings are
 // gone) counts for against max_bytes, plus the length of its id.
 inline constexpr std::uint64_t kSourceRowOverheadBytes = 64;
+// Bytes a commands row (a seen command id and its reply) counts for against
+// max_bytes, plus the lengths of its id and reply. Commands as a whole take
+// at most a sixteenth of max_bytes and at most kMaxCommandRows rows: beyond,
+// the oldest are forgotten to make room.
+inline constexpr std::uint64_t kCommandRowOverheadBytes = 64;
+inline constexpr std::size_t kMaxCommandRows = 1024;
 
 struct OutboxOptions {
   std::string path;
@@ -63,6 +72,12 @@ struct OutboxOptions {
   // (readings of new sources beyond are refused). Zero counts them as
   // nothing (for tests whose arithmetic is about reading rows only).
   std::uint64_t source_row_bytes = kSourceRowOverheadBytes;
+  // Seen command ids (CommandLog) are kept while a command with that id and
+  // that issued time could still be admitted: until both its issued time and
+  // its receipt are this long ago (commands.max_age_s); zero keeps them until
+  // max_commands or their share of max_bytes pushes them out.
+  std::chrono::seconds command_max_age{300};
+  std::size_t max_commands = kMaxCommandRows;
   // Start-up check: PRAGMA quick_check, abandoned (with a warning) after this.
   std::chrono::milliseconds startup_check_budget{2000};
   // Name of a registered SQLite VFS to open the database with; empty: the
@@ -143,6 +158,9 @@ struct OutboxStats {
   std::uint64_t sources_bytes = 0;    // what they count against max_bytes (kSourceRowOverheadBytes + id each)
   std::uint64_t sources_expired = 0;  // since open: forgotten by maintain() (source_expiry)
   std::uint64_t sources_refused = 0;  // since open: readings of a new source refused, sources at their share
+  std::uint64_t commands = 0;         // commands rows (seen command ids kept)
+  std::uint64_t commands_bytes = 0;   // what they count against max_bytes (kCommandRowOverheadBytes + id + reply)
+  std::uint64_t commands_pruned = 0;  // since open: forgotten, older than command_max_age or pushed out by newer
   std::uint64_t total_rows() const;
   std::uint64_t total_bytes() const;
 };
@@ -150,10 +168,11 @@ struct OutboxStats {
 struct MaintenanceReport {
   std::uint64_t expired = 0;
   std::uint64_t sources_expired = 0;
+  std::uint64_t commands_pruned = 0;  // seen command ids older than command_max_age
   std::uint64_t reclaimed_bytes = 0;  // file shrink after a drain
 };
 
-class Outbox {
+class Outbox final : public CommandLog {
  public:
   // Takes an exclusive lock on `<path>.lock` (held until the Outbox is
   // destroyed; a second open of the same store, in this process or another,
@@ -163,7 +182,7 @@ class Outbox {
   // fails the check is moved aside (kept for forensics), its readable rows are
   // salvaged into a fresh one, and stats().recovered_from says so.
   static Result<std::unique_ptr<Outbox>> open(const OutboxOptions& options);
-  ~Outbox();
+  ~Outbox() override;
   Outbox(const Outbox&) = delete;
   Outbox& operator=(const Outbox&) = delete;
 
@@ -201,8 +220,21 @@ class Outbox {
   // (a crash leaves a gap, never a repeat).
   std::uint64_t next_envelope_seq();
 
+  // CommandLog (command_log.h): the table `commands`. command_started()
+  // commits one row (in a transaction of its own, synced as appends are)
+  // after pruning: command ids older than command_max_age, then the oldest
+  // while more than max_commands rows or a sixteenth of max_bytes would be
+  // kept; it fails (the command must not run) when the whole store is at its
+  // limit (readings, sources and commands; as for a reading) or the id is
+  // recorded already. command_done() stores the reply, pruning older rows
+  // to stay within the share, never this one.
+  Result<std::optional<CommandRecord>> find_command(std::string_view command_id) override;
+  Status command_started(const CommandRecord& command) override;
+  Status command_done(std::string_view command_id, std::string_view reply) override;
+
   // Housekeeping, called every few seconds: deletes expired rows, forgets
-  // sources idle past source_expiry with nothing waiting, checkpoints
+  // sources idle past source_expiry with nothing waiting, and command ids
+  // past command_max_age, checkpoints
   // the WAL and gives free pages back to the filesystem once a backlog has
   // drained.
   Result<MaintenanceReport> maintain(std::uint64_t now_utc_ms);

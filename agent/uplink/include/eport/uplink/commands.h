@@ -1,15 +1,18 @@
 // Executing commands from the cloud: the interface through which the agent
-// carries them out, the idempotency window that answers a repeated command
-// id without executing it again, and the JSON reply.
+// carries them out, the at-most-once rule that answers a repeated command id
+// with its recorded reply instead of executing it again (the ids live in the
+// store: store::CommandLog, so a restart does not forget them), and the JSON
+// reply.
 #pragma once
 
-#include <cstddef>
-#include <deque>
+#include <cstdint>
+#include <functional>
 #include <string>
-#include <unordered_map>
+#include <string_view>
 
 #include "eport/codec/command.h"
 #include "eport/model/result.h"
+#include "eport/store/command_log.h"
 
 namespace eport::uplink {
 
@@ -22,20 +25,36 @@ class CommandHandler {
   virtual Result<std::string> execute(const codec::Command& command) = 0;
 };
 
-// Remembers the replies to the last `capacity` command ids (in memory: a
-// restart forgets them), so that a command delivered twice is answered
-// again but executed once.
-class ReplyCache {
- public:
-  explicit ReplyCache(std::size_t capacity = 1024) : capacity_(capacity) {}
-  const std::string* find(const std::string& command_id) const;
-  void put(const std::string& command_id, std::string reply);
-
- private:
-  std::size_t capacity_;
-  std::deque<std::string> order_;
-  std::unordered_map<std::string, std::string> replies_;
+// What answer_once() did with a command.
+enum class Answered {
+  kExecuted,       // first time seen: recorded, executed, its reply recorded
+  kRepeat,         // seen before (also before a restart): its recorded reply again, not executed
+  kRepeatUnknown,  // seen before, but the agent stopped before its outcome was recorded: not executed again
+  kNotRecorded,    // the store could not record it (full, I/O error): not executed
 };
+
+struct Answer {
+  Answered what = Answered::kExecuted;
+  std::string reply;  // the JSON reply to publish
+  bool ok = false;    // the reply says "ok":true
+  std::string note;   // for the log: the execution's error, or why it was not executed
+};
+
+// Answers one accepted (parsed, fresh, not retained) command at most once
+// per command id. In this order, so that a kill -9 at any point cannot run
+// it twice:
+//   1. look the id up: seen before -> its recorded reply (kRepeat), or, if
+//      no outcome was recorded, an error reply saying so (kRepeatUnknown);
+//   2. record it as received (committed before anything runs; if that fails
+//      the command is refused, kNotRecorded);
+//   3. execute();
+//   4. record the reply (a failure here is only logged: the id is recorded,
+//      so a repeat gets kRepeatUnknown, never a second execution);
+//   5. the caller publishes the reply.
+// Between 2 and 4 the outcome exists only in memory: a crash there leaves
+// the id as "received, outcome unknown". now_utc_ms is the receipt time.
+Answer answer_once(store::CommandLog& log, const codec::Command& command, std::uint64_t now_utc_ms,
+                   const std::function<Result<std::string>()>& execute);
 
 // {"command_id":"..","ok":true,"result":<json>} or
 // {"command_id":"..","ok":false,"error":".."}

@@ -78,6 +78,7 @@ struct PublisherStats {
   std::atomic<std::uint64_t> budget_held{0};      // times non-alarm data waited for the budget
   std::atomic<std::uint64_t> commands_received{0};
   std::atomic<std::uint64_t> commands_rejected{0};
+  std::atomic<std::uint64_t> commands_repeated{0};  // ids seen before: answered again, not executed
   std::atomic<bool> connected{false};
 };
 
