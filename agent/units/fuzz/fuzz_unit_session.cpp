@@ -232,17 +232,30 @@ struct Harness {
       case EPB_MSG_CHALLENGE:
         on_challenge(l, m.m.challenge);
         break;
-      case EPB_MSG_WELCOME:
+      case EPB_MSG_WELCOME: {
+        // Which HELLO it answers: a sealed WELCOME can only answer a keyed
+        // unit's (after its AUTH), an unsealed one only an unkeyed unit's.
+        // HELLOs skipped over were superseded by a later one before their
+        // AUTH (the agent then drops them without an answer).
+        bool keyed_pending = false;
+        while (!l.hellos.empty() && keyed(l.hellos.front()) != (m.sealed != 0)) {
+          keyed_pending |= keyed(l.hellos.front());
+          l.hellos.pop_front();
+        }
         if (!l.hellos.empty()) {
           l.unit = l.hellos.front();
           l.hellos.pop_front();
+        } else if (!m.sealed && keyed_pending) {
+          invariant_broken("an unsealed WELCOME while only HELLOs of a unit with a key were waiting");
         } else {
           l.unit.clear();  // a HELLO of its raw bytes: unknown unit
         }
+        if (!m.sealed) l.sealed = false;  // the agent ended any sealed session of the link
         check_seq(l, m.m.welcome.last_stored_seq, "WELCOME");
         check_auth(l, m, "WELCOME");
         l.next_seq = m.m.welcome.last_stored_seq + 1;
         break;
+      }
       case EPB_MSG_NACK:
         if (m.m.nack.seq == 0 && (m.m.nack.reason == EPB_NACK_SEQ_RANGE || m.m.nack.reason == EPB_NACK_UNIT_ID ||
                                   m.m.nack.reason == EPB_NACK_CONTAINER_ID || m.m.nack.reason == EPB_NACK_AUTH) &&
