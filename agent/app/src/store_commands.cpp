@@ -1,4 +1,5 @@
-// The store subcommands of eport-agent: stats, verify and dump, each on a store opened with the agent's own options.
+// The store subcommands of eport-agent: stats (table or --json), verify and
+// dump, each on a store opened with the agent's own options.
 #include "store_commands.h"
 
 #include <algorithm>
@@ -29,6 +30,8 @@ void appendf(std::string& out, const char* format, Args... args) {
   if (n > 0) out.append(line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
 }
 
+std::string u64(std::uint64_t v) { return std::to_string(v); }
+
 }  // namespace
 
 std::string store_stats_table(const std::string& path, const store::OutboxStats& s, std::uint64_t now_utc_ms) {
@@ -51,17 +54,40 @@ std::string store_stats_table(const std::string& path, const store::OutboxStats&
   return out;
 }
 
-// eport-agent store stats|verify|dump --config FILE [--limit N]
+std::string store_stats_json(const std::string& path, const store::OutboxStats& s, std::uint64_t now_utc_ms) {
+  std::string out = "{\"path\":" + codec::json_string(path) + ",\"file_bytes\":" + u64(s.file_bytes) +
+                    ",\"max_bytes\":" + u64(s.max_bytes) + ",\"classes\":{";
+  // Highest class first, as in the table and the drain order.
+  for (int p = model::kPriorityCount - 1; p >= 0; --p) {
+    const auto& c = s.by_class[static_cast<std::size_t>(p)];
+    if (p != model::kPriorityCount - 1) out += ',';
+    out += codec::json_string(model::priority_name(static_cast<model::Priority>(p))) + ":{\"rows\":" + u64(c.rows) +
+           ",\"bytes\":" + u64(c.bytes) + ",\"oldest_age_s\":";
+    appendf(out, "%.1f", oldest_age_s(c, now_utc_ms));
+    out += ",\"oldest_created_utc_ms\":" + u64(c.oldest_created_ms) + ",\"evicted\":" + u64(c.evicted) +
+           ",\"expired\":" + u64(c.expired) + ",\"refused\":" + u64(c.refused) + "}";
+  }
+  out += "},\"total\":{\"rows\":" + u64(s.total_rows()) + ",\"bytes\":" + u64(s.total_bytes()) +
+         "},\"sources\":{\"rows\":" + u64(s.sources) + ",\"bytes\":" + u64(s.sources_bytes) +
+         "},\"commands\":{\"rows\":" + u64(s.commands) + ",\"bytes\":" + u64(s.commands_bytes) +
+         "},\"recovered_from\":" + codec::json_string(s.recovered_from) + ",\"salvaged\":" + u64(s.salvaged) + "}\n";
+  return out;
+}
+
+// eport-agent store stats|verify|dump --config FILE [--limit N] [--json]
 int store_command(int argc, char** argv) {
   std::string sub = argc > 2 ? argv[2] : "";
   std::string config_path;
   long long limit = -1;
+  bool json = false;
   for (int i = 3; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--config" && i + 1 < argc) {
       config_path = argv[++i];
     } else if (a == "--limit" && i + 1 < argc) {
       limit = std::atoll(argv[++i]);
+    } else if (a == "--json" && sub == "stats") {
+      json = true;
     } else {
       std::fputs(kUsage, stderr);
       return kUsageExit;
@@ -110,7 +136,7 @@ int store_command(int argc, char** argv) {
   }
   auto s = (*ob)->stats();
   auto now = model::now_utc_ms();
-  auto text = store_stats_table(cfg->store.path, s, now);
+  auto text = json ? store_stats_json(cfg->store.path, s, now) : store_stats_table(cfg->store.path, s, now);
   std::fputs(text.c_str(), stdout);
   return 0;
 }

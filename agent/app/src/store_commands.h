@@ -14,8 +14,10 @@ namespace eport::app {
 // (store error, or verify found damage), 2 (bad config), 64 (usage).
 int store_command(int argc, char** argv);
 
-// `store stats` as a table for people; now_utc_ms gives the oldest
-// readings' ages. Ends with a newline.
+// `store stats` as a table for people, and as one JSON object (--json) with
+// the same figures plus the sources and commands rows; now_utc_ms gives the
+// oldest readings' ages. Both end with a newline.
 std::string store_stats_table(const std::string& path, const store::OutboxStats& s, std::uint64_t now_utc_ms);
+std::string store_stats_json(const std::string& path, const store::OutboxStats& s, std::uint64_t now_utc_ms);
 
 }  // namespace eport::app
