@@ -131,11 +131,6 @@ def agent_template():
 _TEMPLATE = None
 
 
-def agent_default(key):
-    """The agent's default of one key (section.key), from --config-template."""
-    return agent_template()[0][key]
-
-
 class Agent:
     def __init__(self, work, broker_uri, gateway="gw-test-01", site="cnsha", extra="", store_extra=""):
         """extra: further TOML sections; store_extra: further keys of [store]."""
