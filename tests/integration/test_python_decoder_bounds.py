@@ -62,7 +62,10 @@ def check_decoded_size_bound(codec):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert msg == "reading 0: source_id of 4000 bytes > 32", msg
-    assert elapsed < 2.0, f"{elapsed:.2f} s to refuse it"
+    # A hang guard, not a speed test (the memory bound below is the check; a
+    # 2 s limit failed on a loaded 2-core machine at 2.5 s): copying per
+    # reading would take minutes.
+    assert elapsed < 30.0, f"{elapsed:.2f} s to refuse it"
     assert peak < 4 * len(bomb) + (1 << 20), f"peak {peak} bytes for a {len(bomb)}-byte envelope"
 
     # Ids within bounds, more readings than max_decoded_bytes allows: refused at the reading

@@ -494,11 +494,13 @@ struct Server::Impl : public ingest::CompletionSink {
     std::string unit(h.unit_id, h.unit_id_len);
     auto key = opt.auth_keys.find(unit);
     std::uint8_t sk[EPB_SHA256_LEN], proof[EPB_PROOF_LEN];
-    bool ok = false;
-    if (key != opt.auth_keys.end()) {
-      epb_auth_session_key(key->second.data(), h.unit_id, h.unit_id_len, s.agent_nonce, a.unit_nonce, sk);
-      ok = epb_auth_proof(sk, &s.challenged_hello, proof) == 1 && epb_auth_equal(proof, a.proof, EPB_PROOF_LEN) == 1;
-    }
+    // The same work with or without a key, so that the answer's timing does
+    // not tell which unit ids have one either.
+    static const std::array<std::uint8_t, EPB_KEY_LEN> kNoKey{};
+    const std::uint8_t* k = key != opt.auth_keys.end() ? key->second.data() : kNoKey.data();
+    epb_auth_session_key(k, h.unit_id, h.unit_id_len, s.agent_nonce, a.unit_nonce, sk);
+    bool ok = epb_auth_proof(sk, &s.challenged_hello, proof) == 1 &&
+              epb_auth_equal(proof, a.proof, EPB_PROOF_LEN) == 1 && key != opt.auth_keys.end();
     if (!ok) {
       ++stats.protocol_errors;
       ++stats.hellos_refused;
