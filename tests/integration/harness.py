@@ -231,6 +231,14 @@ def read_jsonl(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
+def store_stats(agent):
+    """`eport-agent store stats --json` of a stopped agent's store, as a dict
+    (docs/store.md, "Inspection")."""
+    p = subprocess.run([AGENT, "store", "stats", "--json", "--config", agent.config], capture_output=True, text=True,
+                       timeout=60, check=True)
+    return json.loads(p.stdout)
+
+
 def key(r):
     return (r["source"], r["seq"])
 

@@ -2,7 +2,8 @@
 valid file and rejects bad ones with exit code 2 and a message naming the
 file, line and key; docs/config.md lists exactly the keys the agent knows;
 packaging/agent.toml, docs/config.md and --config-template agree on every
-key and default."""
+key and default; `store stats --json` gives the figures of the human table."""
+import json
 import os
 import re
 import subprocess
@@ -65,8 +66,24 @@ def check(work):
         doc = f.read()
     assert ref in doc, "docs/config.md is out of date: paste the output of `eport-agent --config-reference`"
     keys = check_template_agreement(work, doc)
+    # store stats: the table and --json agree on a fresh store; --json is for stats alone.
+    with open(path, "w") as f:
+        f.write(VALID + f'[store]\npath = "{work.file("outbox.db")}"\n')
+    table = subprocess.run([h.AGENT, "store", "stats", "--config", path], capture_output=True, text=True,
+                           check=True).stdout
+    stats = json.loads(subprocess.run([h.AGENT, "store", "stats", "--json", "--config", path], capture_output=True,
+                                      text=True, check=True).stdout)
+    assert stats["path"] == work.file("outbox.db"), stats
+    assert list(stats["classes"]) == ["alarm", "event", "telemetry", "bulk"], stats
+    total = next(line.split() for line in table.splitlines() if line.startswith("total"))
+    assert [int(total[1]), int(total[2])] == [stats["total"]["rows"], stats["total"]["bytes"]] == [0, 0], (table, stats)
+    assert f"limit {stats['max_bytes']} bytes" in table, (table, stats)
+    assert stats["sources"] == {"rows": 0, "bytes": 0} and stats["commands"] == {"rows": 0, "bytes": 0}, stats
+    p = subprocess.run([h.AGENT, "store", "verify", "--json", "--config", path], capture_output=True, text=True)
+    assert p.returncode == 64 and "--json" in p.stderr, (p.returncode, p.stderr)
     h.log(f"{len(BAD)} bad configs rejected with key and line; docs/config.md matches the key table; "
-          f"packaging/agent.toml names {keys} keys, each known, commented-out ones at their default")
+          f"packaging/agent.toml names {keys} keys, each known, commented-out ones at their default; "
+          "store stats --json matches the table")
 
 
 def check_template_agreement(work, doc):

@@ -1,6 +1,5 @@
 """The data budget: once the day's bytes are used up, alarms still go out and
 everything else waits in the outbox (and is counted there)."""
-import subprocess
 import time
 
 import harness as h
@@ -26,18 +25,15 @@ def test_budget(work):
     got = tail.readings()
     routine = [r for r in got if (r["kind"], r.get("state")) not in ALARM]
     assert len(routine) < len(acked) - len(alarms), "the budget held nothing back"
-    stats = subprocess.run([h.AGENT, "store", "stats", "--config", agent.config], capture_output=True, text=True,
-                           check=True).stdout
-    waiting = int(next(line.split()[1] for line in stats.splitlines() if line.startswith("total")))
+    stats = h.store_stats(agent)
+    waiting = stats["total"]["rows"]
     assert waiting == len(acked) - len({h.key(r) for r in got}), (waiting, stats)
     assert "data budget used up" in agent.read_log()
     # The use is kept with the store: a restart does not open the budget again.
     agent.start()
     time.sleep(3)
     assert agent.terminate() == 0
-    stats = subprocess.run([h.AGENT, "store", "stats", "--config", agent.config], capture_output=True, text=True,
-                           check=True).stdout
-    still = int(next(line.split()[1] for line in stats.splitlines() if line.startswith("total")))
+    still = h.store_stats(agent)["total"]["rows"]
     assert still == waiting, f"after a restart {waiting - still} held readings went out over the budget"
     h.log(f"budget 20000 B/day: all {len(alarms)} alarms sent, {len(routine)} routine readings sent, "
           f"{waiting} waiting in the outbox")

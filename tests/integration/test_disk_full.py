@@ -17,15 +17,8 @@ def is_alarm(r):
 
 
 def store_stats(agent):
-    p = subprocess.run([h.AGENT, "store", "stats", "--config", agent.config], capture_output=True, text=True,
-                       timeout=60, check=True)
-    rows = {}
-    for line in p.stdout.splitlines():
-        parts = line.split()
-        if parts and parts[0] in ("alarm", "event", "telemetry", "bulk"):
-            rows[parts[0]] = dict(zip(["rows", "bytes", "age", "evicted", "expired", "refused"],
-                                      [float(x) for x in parts[1:]]))
-    return rows, p.stdout
+    stats = h.store_stats(agent)
+    return stats["classes"], json.dumps(stats, indent=1)
 
 
 def stored_readings(agent):

@@ -82,8 +82,11 @@ def test_unit_auth(work):
     assert bridge["hellos_refused"]["auth"] > 0 and auth["no_key"] > 0, bridge
     assert bridge["takeovers"] == 0, bridge
     log = agent.read_log()
-    assert "failed authentication: its proof does not match its key" in log, log[-3000:]
-    assert "failed authentication: no key for it in bridge.unit_keys" in log, log[-3000:]
+    # Refusals are warned about at most once per 10 s with a count (which of
+    # the two kinds comes first depends on timing); the counters above say
+    # that both happened.
+    assert ("failed authentication: its proof does not match its key" in log or
+            "failed authentication: no key for it in bridge.unit_keys" in log), log[-3000:]
     assert agent.terminate() == 0
     h.log(f"{len(acked)} genuine readings delivered; impostor, unprovisioned and keyless units refused "
           f"({bridge['hellos_refused']['auth']} AUTHs refused, {auth['challenges']} challenges)")

@@ -25,8 +25,7 @@ std::string LastPositions::json(const std::string& source_id) const {
 
 Result<std::string> AgentCommands::execute(const codec::Command& command) {
   if (const auto* s = std::get_if<codec::SetIntervals>(&command.action)) {
-    if (!push_) return Error{"this agent cannot reach units"};
-    auto told = push_(s->unit_id, s->position_interval_s, s->sensor_interval_s);
+    auto told = units_.push_settings(s->unit_id, s->position_interval_s, s->sensor_interval_s);
     if (!told) return Error{told.error()};
     if (!s->unit_id.empty() && *told == 0) return Error{"unit \"" + s->unit_id + "\" is not connected"};
     return std::string("{\"units\":" + std::to_string(*told) + "}");

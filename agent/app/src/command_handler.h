@@ -5,13 +5,13 @@
 // publisher itself.
 #pragma once
 
-#include <functional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 
 #include "eport/config/config.h"
 #include "eport/model/reading.h"
+#include "eport/units/unit_settings.h"
 #include "eport/uplink/commands.h"
 
 namespace eport::app {
@@ -28,20 +28,18 @@ class LastPositions {
   std::unordered_map<std::string, model::Reading> last_;
 };
 
+// Called on the publisher thread. Holds references: cfg, positions and
+// units must outlive it (in app::Agent they are constructed before it).
 class AgentCommands : public uplink::CommandHandler {
  public:
-  // push_settings(unit_id or "" for all, position_s, sensor_s) returns how
-  // many units were told.
-  using PushSettings = std::function<Result<std::size_t>(const std::string&, std::uint32_t, std::uint32_t)>;
-
-  AgentCommands(const config::AgentConfig& cfg, const LastPositions& positions, PushSettings push)
-      : cfg_(cfg), positions_(positions), push_(std::move(push)) {}
+  AgentCommands(const config::AgentConfig& cfg, const LastPositions& positions, units::UnitSettings& units)
+      : cfg_(cfg), positions_(positions), units_(units) {}
   Result<std::string> execute(const codec::Command& command) override;
 
  private:
   const config::AgentConfig& cfg_;
   const LastPositions& positions_;
-  PushSettings push_;
+  units::UnitSettings& units_;
 };
 
 }  // namespace eport::app

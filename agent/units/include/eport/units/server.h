@@ -20,6 +20,7 @@
 
 #include "eport/ingest/ingest.h"
 #include "eport/model/result.h"
+#include "eport/units/unit_settings.h"
 
 namespace eport::units {
 
@@ -146,13 +147,13 @@ std::uint64_t refused_total(const ServerStats& st);
 // The "bridge" member of the health message (docs/topics.md): a JSON object.
 std::string health_json(const ServerStats& st);
 
-class Server {
+class Server final : public UnitSettings {
  public:
   // last_stored_seq(unit) tells WELCOME where a reconnecting unit resumes;
   // priority_of classifies each reading. Both are called on the bridge thread.
   Server(ServerOptions options, ingest::Ingest& ingest, std::function<std::uint64_t(std::string_view)> last_stored_seq,
          std::function<model::Priority(const model::Reading&)> priority_of);
-  ~Server();  // stop()
+  ~Server() override;  // stop()
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
@@ -173,7 +174,7 @@ class Server {
   // that connect later get them after WELCOME. Any thread; returns how many
   // connected units it went to once the bridge thread has queued the frames.
   Result<std::size_t> push_settings(const std::string& unit_id, std::uint32_t position_interval_s,
-                                    std::uint32_t sensor_interval_s);
+                                    std::uint32_t sensor_interval_s) override;
   const ServerStats& stats() const;
 
  private:

@@ -1,0 +1,205 @@
+// app::Agent: builds the parts in custody order, starts them from the sink
+// back to the sources and stops them from the sources to the sink; and
+// run(), the daemon's life between the stop signals and systemd.
+#include "agent.h"
+
+#include <malloc.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <ctime>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "eport/log/log.h"
+#include "eport/model/clock.h"
+#include "eport/systemd/notify.h"
+#include "options.h"
+
+#ifndef EPORT_VERSION
+#define EPORT_VERSION "0.0.0"
+#endif
+
+namespace eport::app {
+
+namespace {
+// mqtt.uri as one line for the log: the URIs joined by commas.
+std::string broker_list(const config::AgentConfig& cfg) {
+  std::string out;
+  for (const auto& uri : cfg.mqtt.uri) out += (out.empty() ? "" : ",") + uri;
+  return out;
+}
+}  // namespace
+
+namespace {
+
+// What the config allows that an operator should hear about at every start.
+void warn_insecure_publisher(const config::AgentConfig& cfg, const uplink::PublisherOptions& po) {
+  bool any_tls = false;
+  for (const auto& uri : po.server_uris) {
+    bool tls = uri.rfind("ssl://", 0) == 0 || uri.rfind("mqtts://", 0) == 0;
+    any_tls |= tls;
+    if (!tls && !config::is_loopback_uri(uri)) {
+      log::warn("agent", "broker " + uri + " is not encrypted: use ssl:// in production" +
+                             std::string(po.password.empty() ? "" : " (mqtt.insecure_password_over_tcp: the password "
+                                                                    "crosses the network in clear)"));
+    }
+  }
+  if (any_tls && !cfg.mqtt.verify_hostname) {
+    log::warn("agent", "mqtt.verify_hostname = false (mqtt.insecure_skip_verify_hostname): the broker's certificate "
+                       "is not checked against its host name; anyone holding a certificate from mqtt.ca_file's CA "
+                       "can pose as the broker");
+  }
+  for (const auto& w : config::secret_file_warnings(cfg)) log::warn("agent", w);
+}
+
+void warn_insecure_units(const config::AgentConfig& cfg, const units::ServerOptions& uo) {
+  if (!cfg.bridge.tcp_listen.empty() && !uo.tcp_requires_auth) {
+    log::warn("agent", "bridge.insecure_tcp_without_auth = true: units on " + cfg.bridge.tcp_listen +
+                           " are not authenticated; anyone on that network can claim any unit id without a key");
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Agent>> Agent::create(const config::AgentConfig& cfg) {
+  auto outbox = store::Outbox::open(outbox_options(cfg));
+  if (!outbox) return Error{outbox.error()};
+  log::info("agent", "outbox " + cfg.store.path + " opened with " + std::to_string((*outbox)->stats().total_rows()) +
+                         " readings waiting");
+  auto po = publisher_options(cfg);
+  if (!po) return Error{po.error()};
+  warn_insecure_publisher(cfg, *po);
+  auto uo = units_options(cfg);
+  if (!uo) return Error{uo.error()};
+  warn_insecure_units(cfg, *uo);
+  return std::unique_ptr<Agent>(new Agent(cfg, std::move(*outbox), std::move(*po), std::move(*uo)));
+}
+
+Agent::Agent(const config::AgentConfig& cfg, std::unique_ptr<store::Outbox> outbox, uplink::PublisherOptions po,
+             units::ServerOptions uo)
+    : cfg_(cfg),
+      outbox_(std::move(outbox)),
+      ingest_(ingest_options(cfg_), *outbox_, [this] { publisher_.notify(); },
+              [this](const model::Reading& r) { positions_.observe(r); }),
+      server_(
+          std::move(uo), ingest_, [this](std::string_view unit) { return outbox_->last_seq(unit); },
+          [rules = cfg_.priority.rules()](const model::Reading& r) { return model::classify(r, rules); }),
+      gnss_(cfg_, ingest_, *outbox_),
+      commands_(cfg_, positions_, server_),
+      publisher_(std::move(po), *outbox_, &commands_, [this] { return health_members(); }) {}
+
+Agent::~Agent() { stop(); }
+
+Status Agent::start() {
+  ingest_.start();
+  publisher_.start();
+  gnss_.start();
+  if (auto s = server_.start(); !s) {
+    stop();
+    return s;
+  }
+  started_ = true;
+  const std::string gnss_name = cfg_.gnss.source == config::GnssSource::kSerial ? "serial" : "gpsd";
+  log::info("agent", std::string("eport-agent ") + EPORT_VERSION + " running: gateway " + cfg_.gateway.id + " site " +
+                         cfg_.gateway.site +
+                         (cfg_.bridge.unix_socket.empty() ? "" : ", units on unix:" + cfg_.bridge.unix_socket) +
+                         (cfg_.bridge.tcp_listen.empty() ? "" : ", units on tcp:" + cfg_.bridge.tcp_listen) +
+                         ", broker " + broker_list(cfg_) +
+                         (cfg_.gnss.source != config::GnssSource::kNone ? ", gnss " + gnss_name : ""));
+  return ok_status();
+}
+
+void Agent::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  server_.stop();     // no new readings; ACKs for what ingest has committed
+  gnss_.stop();       // no new positions
+  ingest_.stop();     // commits what it holds, so the units' ACKs above hold
+  publisher_.stop();  // PUBACKs of what is in flight, offline status
+  if (!started_) return;
+  auto is = ingest_.stats();
+  const auto& ps = publisher_.stats();
+  auto fin = outbox_->stats();
+  log::info("agent", "stopped: " + std::to_string(is.stored) + " readings stored, " +
+                         std::to_string(server_.stats().readings_duplicate.load()) + " duplicates, " +
+                         std::to_string(ps.readings_acked.load()) + " published and acknowledged, " +
+                         std::to_string(fin.total_rows()) + " waiting in the outbox");
+}
+
+void Agent::maintain() {
+  if (auto m = outbox_->maintain(model::now_utc_ms()); !m) log::error("agent", "store maintenance: " + m.error());
+  malloc_trim(0);  // give the heap of a past burst back to the system
+}
+
+std::uint64_t Agent::waiting() const { return outbox_->stats().total_rows(); }
+
+std::string Agent::health_members() const {
+  const auto& bs = server_.stats();
+  auto is = ingest_.stats();
+  return "\"bridge\":" + units::health_json(bs) + ",\"ingest\":{\"stored\":" + std::to_string(is.stored) +
+         ",\"duplicates\":" + std::to_string(is.duplicates) + ",\"refused\":" + std::to_string(is.refused) +
+         ",\"failed\":" + std::to_string(is.failed) + ",\"commits\":" + std::to_string(is.commits) +
+         "},\"gnss\":{\"positions\":" + std::to_string(gnss_.positions()) +
+         ",\"not_stored\":" + std::to_string(gnss_.not_stored()) + "}";
+}
+
+int run(const config::AgentConfig& cfg) {
+  log::set_level(cfg.log.level);
+
+  // Block the stop signals before any thread starts, so that only
+  // sigtimedwait() below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  // The start-up integrity check may take store.startup_check_ms: ask systemd
+  // for that much more than TimeoutStartSec= before it starts.
+  systemd::notify_extend_timeout(cfg.store.startup_check_ms + std::chrono::seconds(30));
+  auto agent = Agent::create(cfg);
+  if (!agent) {
+    log::error("agent", agent.error());
+    return 1;
+  }
+  if (auto s = (*agent)->start(); !s) {
+    log::error("agent", s.error());
+    return 1;
+  }
+  systemd::notify_ready("running: gateway " + cfg.gateway.id + ", broker " + broker_list(cfg));
+
+  // The main thread does the store's housekeeping between signals, and pings
+  // systemd's watchdog (WatchdogSec=) at half its interval, after a store call:
+  // a wedged outbox stops the pings and systemd restarts the agent.
+  using std::chrono::steady_clock;
+  const auto maintenance_every = cfg.store.maintenance_interval_s;
+  const auto watchdog = systemd::watchdog_interval();
+  const std::chrono::microseconds tick =
+      watchdog ? std::min<std::chrono::microseconds>(maintenance_every, *watchdog / 2) : maintenance_every;
+  const timespec interval{static_cast<time_t>(tick.count() / 1000000), static_cast<long>(tick.count() % 1000000) * 1000};
+  auto next_maintenance = steady_clock::now() + maintenance_every;
+  int sig = 0;
+  while ((sig = sigtimedwait(&stop_signals, nullptr, &interval)) < 0) {
+    if (errno != EAGAIN && errno != EINTR) break;
+    if (steady_clock::now() >= next_maintenance) {
+      (*agent)->maintain();
+      next_maintenance = steady_clock::now() + maintenance_every;
+    }
+    if (watchdog) {
+      auto waiting = (*agent)->waiting();  // blocks if the outbox is wedged
+      systemd::notify_status("running: " + std::to_string(waiting) + " readings waiting");
+      systemd::notify_watchdog();
+    }
+  }
+  systemd::notify_stopping(sig == SIGTERM ? "SIGTERM: shutting down" : "shutting down");
+  log::info("agent", std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
+  (*agent)->stop();
+  return 0;
+}
+
+}  // namespace eport::app
