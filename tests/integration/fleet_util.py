@@ -47,8 +47,8 @@ class FleetAgent:
     units tcu-0000 .. tcu-1999, file self.unit_keys) and serial ports.
     Same interface as harness.Agent (start, kill9, terminate, read_log)."""
 
-    def __init__(self, work, broker_uri, tcp=False, serial_ports=(), serial_baud=115200, gateway="gw-fleet-01",
-                 site="cnsha", extra="", store_extra="", name="agent", log_level="info", unit_keys=None):
+    def __init__(self, work, broker_uri, tcp=False, serial_ports=(), serial_baud=None, gateway="gw-fleet-01",
+                 site="cnsha", extra="", store_extra="", name="agent", log_level=None, unit_keys=None):
         self.work = work
         self.name = name
         self.socket = work.file(f"{name}-bridge.sock")
@@ -66,8 +66,11 @@ class FleetAgent:
             bridge.append(f'unit_keys = "{self.unit_keys}"')
         if serial_ports:
             bridge.append(f'serial_ports = "{",".join(serial_ports)}"')
-            bridge.append(f"serial_baud = {serial_baud}")
+            if serial_baud is not None:  # else the agent's default (bridge.serial_baud)
+                bridge.append(f"serial_baud = {serial_baud}")
         bridge_lines = "\n".join(bridge)
+        # Keys left out take the agent's own defaults (--config-template).
+        log_section = f'[log]\nlevel = "{log_level}"' if log_level is not None else ""
         with open(self.config, "w") as f:
             f.write(f"""[gateway]
 id = "{gateway}"
@@ -83,8 +86,7 @@ path = "{self.db}"
 uri = "{broker_uri}"
 reconnect_min_ms = 200
 reconnect_max_ms = 2000
-[log]
-level = "{log_level}"
+{log_section}
 {extra}
 """)
 

@@ -106,6 +106,31 @@ class Broker:
         self.proc = None
 
 
+def agent_template():
+    """`eport-agent --config-template` parsed: {"section.key": default} for
+    every key with a default (the commented-out '#key = value' lines), and
+    the set of every key. The one source of the agent's defaults for the
+    config writers here."""
+    global _TEMPLATE
+    if _TEMPLATE is None:
+        import tomllib
+        text = subprocess.run([AGENT, "--config-template"], capture_output=True, text=True, check=True).stdout
+        defaults, keys, section = {}, set(), None
+        for line in text.splitlines():
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1]
+            elif " = " in line and not line.startswith("# "):
+                leaf, value = line.lstrip("#").split(" = ", 1)
+                keys.add(f"{section}.{leaf}")
+                if line.startswith("#"):
+                    defaults[f"{section}.{leaf}"] = tomllib.loads(f"v = {value}")["v"]
+        _TEMPLATE = (defaults, keys)
+    return _TEMPLATE
+
+
+_TEMPLATE = None
+
+
 class Agent:
     def __init__(self, work, broker_uri, gateway="gw-test-01", site="cnsha", extra="", store_extra=""):
         """extra: further TOML sections; store_extra: further keys of [store]."""
@@ -128,8 +153,6 @@ path = "{self.db}"
 uri = "{broker_uri}"
 reconnect_min_ms = 200
 reconnect_max_ms = 2000
-[log]
-level = "info"
 {extra}
 """)
 

@@ -1,10 +1,13 @@
 """eport-agent's command line as a user meets it: --check-config accepts a
 valid file and rejects bad ones with exit code 2 and a message naming the
 file, line and key; docs/config.md lists exactly the keys the agent knows;
-`store stats --json` gives the figures of the human table."""
+packaging/agent.toml, docs/config.md and --config-template agree on every
+key and default; `store stats --json` gives the figures of the human table."""
 import json
 import os
+import re
 import subprocess
+import tomllib
 
 import harness as h
 
@@ -62,6 +65,7 @@ def check(work):
     with open(os.path.join(SOURCE, "docs", "config.md")) as f:
         doc = f.read()
     assert ref in doc, "docs/config.md is out of date: paste the output of `eport-agent --config-reference`"
+    keys = check_template_agreement(work, doc)
     # store stats: the table and --json agree on a fresh store; --json is for stats alone.
     with open(path, "w") as f:
         f.write(VALID + f'[store]\npath = "{work.file("outbox.db")}"\n')
@@ -78,7 +82,50 @@ def check(work):
     p = subprocess.run([h.AGENT, "store", "verify", "--json", "--config", path], capture_output=True, text=True)
     assert p.returncode == 64 and "--json" in p.stderr, (p.returncode, p.stderr)
     h.log(f"{len(BAD)} bad configs rejected with key and line; docs/config.md matches the key table; "
+          f"packaging/agent.toml names {keys} keys, each known, commented-out ones at their default; "
           "store stats --json matches the table")
+
+
+def check_template_agreement(work, doc):
+    """--config-template, the reference table of docs/config.md and the
+    shipped packaging/agent.toml agree: the same keys, the same defaults."""
+    defaults, keys = h.agent_template()
+    # The template with its defaults uncommented and the ids filled in is valid.
+    text = subprocess.run([h.AGENT, "--config-template"], capture_output=True, text=True, check=True).stdout
+    filled = re.sub(r"^#(?=[a-z_]+ = )", "", text, flags=re.M)
+    filled = filled.replace('id = ""', 'id = "gw-template"').replace('site = ""', 'site = "template"')
+    path = work.file("template.toml")
+    with open(path, "w") as f:
+        f.write(filled)
+    p = subprocess.run([h.AGENT, "--check-config", path], capture_output=True, text=True)
+    assert p.returncode == 0, f"the filled-in template is refused: {p.stderr}"
+    # docs/config.md: every row's default is the template's.
+    rows = re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \| [^|]+ \| ([^|]+) \|", doc, flags=re.M)
+    assert {k for k, _ in rows} == keys, "docs/config.md and --config-template list different keys"
+    for key, default in rows:
+        default = default.strip()
+        if default == "required":
+            assert key not in defaults, key
+        else:
+            assert tomllib.loads(f"v = {default.strip('`')}")["v"] == defaults[key], (key, default, defaults[key])
+    # packaging/agent.toml: every key it names (set or shown commented out)
+    # exists; every one shown commented out shows the default.
+    with open(os.path.join(SOURCE, "packaging", "agent.toml")) as f:
+        shipped = f.read()
+    tomllib.loads(shipped)  # valid TOML (its values are checked by tests/packaging)
+    section, named = None, 0
+    for n, line in enumerate(shipped.splitlines(), 1):
+        if m := re.match(r"^\[([a-z]+)\]$", line):
+            section = m.group(1)
+        elif m := re.match(r"^(#?)([a-z_]+) = (.*)$", line):
+            key = f"{section}.{m.group(2)}"
+            assert key in keys, f"packaging/agent.toml:{n}: {key} is not a key of --config-template"
+            if m.group(1):
+                value = tomllib.loads(f"v = {m.group(3)}")["v"]
+                assert value == defaults[key], \
+                    f"packaging/agent.toml:{n}: shows {key} = {m.group(3)}, the default is {defaults[key]!r}"
+            named += 1
+    return named
 
 
 if __name__ == "__main__":

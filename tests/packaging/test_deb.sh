@@ -117,7 +117,7 @@ out=$(runuser -u eport-agent -- /usr/bin/eport-agent --check-config /etc/eport-a
   fail "--check-config as eport-agent accepted the unfilled template"
 grep -q 'cannot open config file' <<<"$out" && fail "eport-agent cannot read its config: $out"
 for k in mqtt.uri mqtt.ca_file mqtt.cert_file mqtt.key_file; do
-  grep -q "^/etc/eport-agent/agent.toml: $k: " <<<"$out" || fail "--check-config does not name $k: $out"
+  grep -q "^/etc/eport-agent/agent.toml:\([0-9]\+:\)\? $k: " <<<"$out" || fail "--check-config does not name $k: $out"
 done
 [[ -L /etc/systemd/system/multi-user.target.wants/eport-agent.service ]] || fail "unit not enabled"
 if command -v systemd-analyze >/dev/null; then

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "eport/config/config.h"
 
@@ -26,15 +27,15 @@ TEST_CASE("a minimal config gets every default", "[config]") {
   REQUIRE(c.ok());
   CHECK(c->gateway.id == "gw-yangshan-01");
   CHECK(c->gateway.site == "cnsha");
-  CHECK(c->mqtt.uri == "tcp://127.0.0.1:1883");
+  CHECK(c->mqtt.uri == std::vector<std::string>{"tcp://127.0.0.1:1883"});
   CHECK(c->mqtt.client_id == "gw-yangshan-01");
-  CHECK(c->mqtt.keepalive_s == 30);
-  CHECK(c->store.durability == "full");
+  CHECK(c->mqtt.keepalive_s == std::chrono::seconds(30));
+  CHECK(c->store.durability == config::Durability::kFull);
   CHECK(c->publish.max_readings == 500);
-  CHECK(c->log.level == "info");
-  CHECK(c->gnss.source == "none");
+  CHECK(c->log.level == log::Level::kInfo);
+  CHECK(c->gnss.source == config::GnssSource::kNone);
   CHECK(c->gnss.require_fix);
-  CHECK(c->store.when_full == "refuse");  // never deletes an acknowledged reading unless asked to
+  CHECK(c->store.when_full == config::WhenFull::kRefuse);  // never deletes an acknowledged reading unless asked to
   auto rules = c->priority.rules();
   CHECK(rules.seal_tampered == model::Priority::kAlarm);
   CHECK(rules.position == model::Priority::kTelemetry);
@@ -67,10 +68,10 @@ durability = "normal"
 max_readings = 1000
 )");
   REQUIRE(c.ok());
-  CHECK(c->mqtt.uri == "mqtt://broker.example:8883");
-  CHECK(c->mqtt.keepalive_s == 60);
+  CHECK(c->mqtt.uri == std::vector<std::string>{"mqtt://broker.example:8883"});
+  CHECK(c->mqtt.keepalive_s == std::chrono::seconds(60));
   CHECK(c->store.path == "/data/outbox.db");
-  CHECK(c->store.durability == "normal");
+  CHECK(c->store.durability == config::Durability::kNormal);
   CHECK(c->publish.max_readings == 1000);
 }
 
@@ -145,10 +146,9 @@ TEST_CASE("each config rejection names the line, the key and the problem", "[con
 TEST_CASE("per-unit reporting intervals are parsed from bridge.unit_intervals", "[config]") {
   auto c = config::load_string(kValid + "position_interval_s = 900\nunit_intervals = \" TU-0042=60/900, TU-0043=30/0 \"\n");
   REQUIRE(c.ok());
-  CHECK(c->bridge.position_interval_s == 900);
-  CHECK(c->bridge.sensor_interval_s == 0);
-  auto u = config::parse_unit_intervals(c->bridge.unit_intervals);
-  REQUIRE(u.ok());
+  CHECK(c->bridge.position_interval_s == std::chrono::seconds(900));
+  CHECK(c->bridge.sensor_interval_s == std::chrono::seconds(0));
+  const auto* u = &c->bridge.unit_intervals;
   REQUIRE(u->size() == 2);
   CHECK((*u)[0].unit_id == "TU-0042");
   CHECK((*u)[0].position_s == 60);
@@ -357,4 +357,101 @@ TEST_CASE("a .invalid broker host is a placeholder; load_file reports it with th
   auto all = config::load_file(f);
   REQUIRE_FALSE(all.ok());
   CHECK_THAT(all.error(), Catch::Contains("is a placeholder") && Catch::Contains("mqtt.ca_file: cannot read " + d.path));
+}
+
+TEST_CASE("list keys take a TOML array or the older comma-separated string, with the same result", "[config]") {
+  const std::string base = kValid.substr(0, kValid.find("[bridge]"));
+  auto array = config::load_string(base + R"([bridge]
+unix_socket = "/x"
+serial_ports = ["/dev/ttyUSB0", "/dev/ttyUSB1"]
+unit_intervals = ["TU-0042=60/900", "TU-0043=30/0"]
+[mqtt]
+uri = ["ssl://a.example:8883", "mqtts://b.example:8883"]
+ca_file = "/ca"
+)");
+  auto commas = config::load_string(base + R"([bridge]
+unix_socket = "/x"
+serial_ports = "/dev/ttyUSB0,/dev/ttyUSB1,"
+unit_intervals = "TU-0042=60/900, TU-0043=30/0"
+[mqtt]
+uri = "ssl://a.example:8883,mqtts://b.example:8883"
+ca_file = "/ca"
+)");
+  REQUIRE(array.ok());
+  REQUIRE(commas.ok());
+  CHECK(array->bridge.serial_ports == std::vector<std::string>{"/dev/ttyUSB0", "/dev/ttyUSB1"});
+  CHECK(commas->bridge.serial_ports == array->bridge.serial_ports);
+  CHECK(config::broker_uris(*array) == config::broker_uris(*commas));
+  REQUIRE(array->bridge.unit_intervals.size() == 2);
+  CHECK(array->bridge.unit_intervals[1].position_s == 30);
+  CHECK(config::config_hash(*array) == config::config_hash(*commas));
+  CHECK(config::effective_json(*array) == config::effective_json(*commas));
+
+  auto bad = config::load_string(kValid + "[mqtt]\nuri = [\"tcp://a:1\", 5]\n", "agent.toml");
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(bad.error(), Catch::Contains("agent.toml:7: mqtt.uri: expected an array of strings, got an integer in it"));
+  auto none = config::load_string(kValid + "[mqtt]\nuri = []\n", "agent.toml");
+  REQUIRE_FALSE(none.ok());
+  CHECK_THAT(none.error(), Catch::Contains("agent.toml:7: mqtt.uri: [] must be one to eight of"));
+}
+
+TEST_CASE("rules over several keys name the file, the line and the key", "[config]") {
+  struct Case {
+    std::string text;
+    std::string expected;
+  };
+  const std::string base = kValid.substr(0, kValid.find("[bridge]"));
+  std::vector<Case> cases = {
+      {kValid + "[mqtt]\nreconnect_min_ms = 5000\nreconnect_max_ms = 1000\n",
+       "agent.toml:7: mqtt.reconnect_min_ms: must not exceed mqtt.reconnect_max_ms"},
+      {kValid + "[mqtt]\nreconnect_max_ms = 100\n", "agent.toml:7: mqtt.reconnect_min_ms: must not exceed"},
+      {kValid + "[mqtt]\nuri = \"ssl://broker:8883\"\n", "agent.toml:7: mqtt.ca_file: required with an ssl://"},
+      {kValid + "[mqtt]\nuri = \"ssl://b:8883\"\nca_file = \"/ca.pem\"\ncert_file = \"/c.pem\"\n",
+       "agent.toml:9: mqtt.key_file: mqtt.cert_file and mqtt.key_file go together"},
+      {kValid + "[mqtt]\npassword_file = \"/pw\"\n", "agent.toml:7: mqtt.password_file: needs mqtt.username"},
+      {base + "[bridge]\nunix_socket = \"\"\n", "agent.toml:5: bridge: no transport"},
+      {base + "[bridge]\nunix_socket = \"/x\"\ntcp_listen = \"0.0.0.0:7700\"\n",
+       "agent.toml:6: bridge.tcp_listen: units on TCP must authenticate"},
+      {kValid + "[gnss]\nsource = \"serial\"\ndevice = \"\"\n",
+       "agent.toml:8: gnss.device: must be set when gnss.source"},
+      {kValid + "[store]\npath = \"\"\n", "agent.toml:7: store.path: must not be empty"},
+      {kValid + "[gnss]\nbaud = 9601\n", "agent.toml:7: gnss.baud: 9601 is not a supported rate"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.text);
+    auto r = config::load_string(c.text, "agent.toml");
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.error(), Catch::Contains(c.expected));
+  }
+  for (const auto& rule : config::cross_key_rules()) {
+    CHECK_FALSE(rule.keys.empty());
+    CHECK_THAT(config::reference_markdown(), Catch::Contains(std::string(rule.description)));
+  }
+}
+
+TEST_CASE("the template holds every key with its default and loads to the defaults", "[config]") {
+  auto text = config::config_template();
+  for (const auto& k : config::key_specs()) {
+    auto leaf = std::string(k.key.substr(k.key.find('.') + 1));
+    CHECK_THAT(text, Catch::Contains("\n" + std::string(k.required ? "" : "#") + leaf + " = "));
+  }
+  // Uncomment every default, fill in the two required ids: exactly the defaults.
+  std::string filled;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.size() > 1 && line[0] == '#' && line[1] != ' ' && line.find(" = ") != std::string::npos) line.erase(0, 1);
+    if (line == "id = \"\"") line = "id = \"gw-dev\"";
+    if (line == "site = \"\"") line = "site = \"dev\"";
+    filled += line + "\n";
+  }
+  auto c = config::load_string(filled, "template.toml");
+  REQUIRE(c.ok());
+  auto minimal = config::load_string("[gateway]\nid = \"gw-dev\"\nsite = \"dev\"\n");
+  REQUIRE(minimal.ok());
+  CHECK(config::config_hash(*c) == config::config_hash(*minimal));
+  CHECK(config::effective_json(*c) == config::effective_json(*minimal));
+  // As printed (required keys empty) it is refused, naming them.
+  auto as_is = config::load_string(text, "template.toml");
+  REQUIRE_FALSE(as_is.ok());
+  CHECK_THAT(as_is.error(), Catch::Contains("gateway.id"));
 }

@@ -26,6 +26,15 @@
 namespace eport::app {
 
 namespace {
+// mqtt.uri as one line for the log: the URIs joined by commas.
+std::string broker_list(const config::AgentConfig& cfg) {
+  std::string out;
+  for (const auto& uri : cfg.mqtt.uri) out += (out.empty() ? "" : ",") + uri;
+  return out;
+}
+}  // namespace
+
+namespace {
 
 // What the config allows that an operator should hear about at every start.
 void warn_insecure_publisher(const config::AgentConfig& cfg, const uplink::PublisherOptions& po) {
@@ -94,11 +103,13 @@ Status Agent::start() {
     return s;
   }
   started_ = true;
+  const std::string gnss_name = cfg_.gnss.source == config::GnssSource::kSerial ? "serial" : "gpsd";
   log::info("agent", std::string("eport-agent ") + EPORT_VERSION + " running: gateway " + cfg_.gateway.id + " site " +
                          cfg_.gateway.site +
                          (cfg_.bridge.unix_socket.empty() ? "" : ", units on unix:" + cfg_.bridge.unix_socket) +
                          (cfg_.bridge.tcp_listen.empty() ? "" : ", units on tcp:" + cfg_.bridge.tcp_listen) +
-                         ", broker " + cfg_.mqtt.uri + (cfg_.gnss.source != "none" ? ", gnss " + cfg_.gnss.source : ""));
+                         ", broker " + broker_list(cfg_) +
+                         (cfg_.gnss.source != config::GnssSource::kNone ? ", gnss " + gnss_name : ""));
   return ok_status();
 }
 
@@ -150,7 +161,7 @@ int run(const config::AgentConfig& cfg) {
 
   // The start-up integrity check may take store.startup_check_ms: ask systemd
   // for that much more than TimeoutStartSec= before it starts.
-  systemd::notify_extend_timeout(std::chrono::milliseconds(cfg.store.startup_check_ms) + std::chrono::seconds(30));
+  systemd::notify_extend_timeout(cfg.store.startup_check_ms + std::chrono::seconds(30));
   auto agent = Agent::create(cfg);
   if (!agent) {
     log::error("agent", agent.error());
@@ -160,13 +171,13 @@ int run(const config::AgentConfig& cfg) {
     log::error("agent", s.error());
     return 1;
   }
-  systemd::notify_ready("running: gateway " + cfg.gateway.id + ", broker " + cfg.mqtt.uri);
+  systemd::notify_ready("running: gateway " + cfg.gateway.id + ", broker " + broker_list(cfg));
 
   // The main thread does the store's housekeeping between signals, and pings
   // systemd's watchdog (WatchdogSec=) at half its interval, after a store call:
   // a wedged outbox stops the pings and systemd restarts the agent.
   using std::chrono::steady_clock;
-  const auto maintenance_every = std::chrono::seconds(cfg.store.maintenance_interval_s);
+  const auto maintenance_every = cfg.store.maintenance_interval_s;
   const auto watchdog = systemd::watchdog_interval();
   const std::chrono::microseconds tick =
       watchdog ? std::min<std::chrono::microseconds>(maintenance_every, *watchdog / 2) : maintenance_every;

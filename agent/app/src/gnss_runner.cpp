@@ -25,7 +25,7 @@ GnssRunner::GnssRunner(const config::AgentConfig& cfg, ingest::Ingest& ingest, s
 GnssRunner::~GnssRunner() { stop(); }
 
 void GnssRunner::start() {
-  if (cfg_.gnss.source == "none") return;
+  if (cfg_.gnss.source == config::GnssSource::kNone) return;
   thread_ = std::jthread([this](std::stop_token st) { run(st); });
 }
 
@@ -44,7 +44,7 @@ void GnssRunner::run(std::stop_token stop) {
   gnss::AssemblerOptions ao;
   ao.source_id = cfg_.gateway.id;
   ao.require_fix = cfg_.gnss.require_fix;
-  ao.min_interval = std::chrono::milliseconds(cfg_.gnss.min_interval_ms);
+  ao.min_interval = cfg_.gnss.min_interval_ms;
   ao.parse.require_checksum = cfg_.gnss.require_checksum;
   auto next_seq = [this] { return next_seq_.fetch_add(1); };
   auto on_reading = [this](model::Reading r) {
@@ -56,7 +56,7 @@ void GnssRunner::run(std::stop_token stop) {
   auto backoff = std::chrono::milliseconds(500);
   while (!stop.stop_requested()) {
     std::optional<Error> failed;
-    if (cfg_.gnss.source == "serial") {
+    if (cfg_.gnss.source == config::GnssSource::kSerial) {
       gnss::SerialOptions so;
       so.device = cfg_.gnss.device;
       so.baud = static_cast<int>(cfg_.gnss.baud);

@@ -26,6 +26,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (argc >= 2 && std::strcmp(argv[1], "store") == 0) return app::store_command(argc, argv);
+  if (argc == 2 && std::strcmp(argv[1], "--config-template") == 0) {
+    std::fputs(config::config_template().c_str(), stdout);
+    return 0;
+  }
   if (argc == 2 && std::strcmp(argv[1], "--config-reference") == 0) {
     std::fputs(config::reference_markdown().c_str(), stdout);
     return 0;

@@ -11,6 +11,7 @@ inline constexpr const char* kUsage =
     "       eport-agent store verify --config FILE    full integrity check (0: ok)\n"
     "       eport-agent store dump --config FILE [--limit N]  waiting readings as JSON lines, drain order\n"
     "       eport-agent --config-reference            print every config key as Markdown\n"
+    "       eport-agent --config-template             print an agent.toml with every key, its default and description\n"
     "       eport-agent --version\n";
 
 inline constexpr int kUsageExit = 64;  // EX_USAGE

@@ -32,7 +32,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check(!hash.empty());
   check(hash == eport::config::config_hash(c));
   check(!eport::config::broker_uris(c).empty());
-  check(eport::config::parse_unit_intervals(c.bridge.unit_intervals).ok());
+  // The parsed per-unit intervals, written out again, parse to the same list.
+  std::string entries;
+  for (const auto& u : c.bridge.unit_intervals) {
+    entries += (entries.empty() ? "" : ",") + u.unit_id + "=" + std::to_string(u.position_s) + "/" +
+               std::to_string(u.sensor_s);
+  }
+  auto again = eport::config::parse_unit_intervals(entries);
+  check(again.ok() && again->size() == c.bridge.unit_intervals.size());
   check(!c.gateway.id.empty() && !c.gateway.site.empty());
   (void)c.priority.rules();
   return 0;

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from . import agent_keys
 from .inventory import Inventory
 
 BROKER_CONFIG_DIR = Path(__file__).resolve().parents[2]  # broker-config/
@@ -181,16 +182,16 @@ topic read {t['cmd']}"""]
     return "\n".join(out) + "\n"
 
 
-# Where the eport-agent package keeps its socket and its outbox
-# (packaging/agent.toml); the generated agent.toml uses the same paths.
-AGENT_SOCKET = "/run/eport-agent/bridge.sock"
-AGENT_STORE = "/var/lib/eport-agent/outbox.db"
+# Where the eport-agent package keeps its socket and its outbox: the agent's
+# defaults (packaging/agent.toml); the generated agent.toml uses the same paths.
+AGENT_SOCKET = agent_keys.default("bridge.unix_socket")
+AGENT_STORE = agent_keys.default("store.path")
 # The agent's password for the local bridge broker (bridge/agent.password of
 # gen's output), installed eport-agent:eport-agent 0600.
 AGENT_BRIDGE_PASSWORD = "/etc/eport-agent/bridge.password"
-# The agent's default publish.max_bytes (docs/config.md).
-AGENT_MAX_BYTES = 65536
-AGENT_MIN_MAX_BYTES = 256
+# The agent's default and least publish.max_bytes (its key table).
+AGENT_MAX_BYTES = agent_keys.default("publish.max_bytes")
+AGENT_MIN_MAX_BYTES = agent_keys.int_range("publish.max_bytes")[0]
 
 
 def _toml_str(value: str) -> str:

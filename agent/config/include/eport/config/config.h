@@ -4,6 +4,7 @@
 // cannot disagree. The only library that links toml++.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <array>
@@ -13,35 +14,27 @@
 #include <variant>
 #include <vector>
 
+#include "eport/log/log.h"
 #include "eport/model/reading.h"
 #include "eport/model/result.h"
 
 namespace eport::config {
 
+// Every field below is set from the key table (agent/config/src/keys.cpp),
+// which holds the one default of each key: a default-constructed
+// AgentConfig is empty, defaults() or load_*() fill it in. Durations carry
+// their unit in their type (the key name says it too: _ms, _s); enum keys are
+// C++ enums; list keys are vectors (TOML arrays, or the comma-separated
+// string form older configs use).
+
+enum class Durability { kFull, kNormal };       // store.durability
+enum class WhenFull { kEvict, kRefuse };        // store.when_full
+enum class Compression { kNone, kZstd };        // publish.compression
+enum class GnssSource { kNone, kSerial, kGpsd };  // gnss.source
+
 struct GatewayConfig {
   std::string id;    // [a-z0-9][a-z0-9-]{0,31}; MQTT client id and topic level
   std::string site;  // same pattern; topic level
-};
-
-struct BridgeConfig {
-  std::string unix_socket;  // "" disables
-  std::string tcp_listen;   // "host:port", "" disables
-  std::string serial_ports; // comma-separated tty paths, "" disables
-  std::int64_t serial_baud = 115200;
-  std::int64_t window = 256;
-  std::int64_t max_units = 2000;
-  std::int64_t max_units_per_address = 64;
-  std::int64_t unix_reserve = 64;
-  std::int64_t hello_deadline_s = 10;
-  std::int64_t max_unit_ids_per_link = 16;
-  std::int64_t max_seq_jump = 16777216;
-  std::int64_t idle_ping_s = 30;
-  std::int64_t dead_after_ping_s = 10;
-  std::int64_t position_interval_s = 0;
-  std::int64_t sensor_interval_s = 0;
-  std::string unit_intervals;  // "UNIT=POS/SENSOR,...": parse_unit_intervals()
-  std::string unit_keys;       // path of the unit key file: read_unit_keys()
-  bool insecure_tcp_without_auth = false;  // TCP units need not authenticate
 };
 
 // One entry of bridge.unit_intervals.
@@ -49,81 +42,104 @@ struct UnitIntervals {
   std::string unit_id;
   std::uint32_t position_s = 0, sensor_s = 0;
 };
-// Parses bridge.unit_intervals; the error names the entry that is wrong.
+// Parses bridge.unit_intervals in its comma-separated string form; the error
+// names the entry that is wrong.
 Result<std::vector<UnitIntervals>> parse_unit_intervals(std::string_view text);
+// The same for a list of entries (the TOML array form).
+Result<std::vector<UnitIntervals>> parse_unit_intervals(const std::vector<std::string>& entries);
+
+struct BridgeConfig {
+  std::string unix_socket;                // "" disables
+  std::string tcp_listen;                 // "host:port", "" disables
+  std::vector<std::string> serial_ports;  // tty paths; empty: none
+  std::int64_t serial_baud{};
+  std::int64_t window{};
+  std::int64_t max_units{};
+  std::int64_t max_units_per_address{};
+  std::int64_t unix_reserve{};
+  std::chrono::seconds hello_deadline_s{};
+  std::int64_t max_unit_ids_per_link{};
+  std::int64_t max_seq_jump{};
+  std::chrono::seconds idle_ping_s{};
+  std::chrono::seconds dead_after_ping_s{};
+  std::chrono::seconds position_interval_s{};
+  std::chrono::seconds sensor_interval_s{};
+  std::vector<UnitIntervals> unit_intervals;  // validated at load
+  std::string unit_keys;                      // path of the unit key file: read_unit_keys()
+  bool insecure_tcp_without_auth{};           // TCP units need not authenticate
+};
 
 struct StoreConfig {
   std::string path;
-  std::string durability;  // "full" | "normal"
-  std::int64_t commit_interval_ms = 10;
-  std::int64_t commit_max_readings = 2000;
-  std::int64_t max_bytes = 256ll << 20;
-  std::int64_t low_water_pct = 90;
-  std::int64_t min_free_bytes = 64ll << 20;
-  std::string when_full;  // "evict" | "refuse"
-  std::int64_t ttl_alarm_s = 0, ttl_event_s = 0, ttl_telemetry_s = 0, ttl_bulk_s = 0;
-  std::int64_t startup_check_ms = 2000;
-  std::int64_t source_expiry_s = 2592000;
-  std::int64_t maintenance_interval_s = 10;
+  Durability durability{};
+  std::chrono::milliseconds commit_interval_ms{};
+  std::int64_t commit_max_readings{};
+  std::int64_t max_bytes{};
+  std::int64_t low_water_pct{};
+  std::int64_t min_free_bytes{};
+  WhenFull when_full{};
+  std::chrono::seconds ttl_alarm_s{}, ttl_event_s{}, ttl_telemetry_s{}, ttl_bulk_s{};
+  std::chrono::milliseconds startup_check_ms{};
+  std::chrono::seconds source_expiry_s{};
+  std::chrono::seconds maintenance_interval_s{};
 };
 
-// Priority class names ("alarm", "event", "telemetry", "bulk") per kind of reading.
-struct PriorityConfig {
-  std::string position, sensor, seal_tampered, seal_opened, seal_other, door_open, door_other, gap;
-  model::PriorityRules rules() const;
+// The priority class of each kind of reading (priority.*).
+struct PriorityConfig : model::PriorityRules {
+  const model::PriorityRules& rules() const { return *this; }
 };
 
 struct MqttConfig {
-  std::string uri;        // one URI, or several separated by commas: the first is preferred
+  std::vector<std::string> uri;  // one to eight broker URIs: the first is preferred
   std::string ca_file, cert_file, key_file;
-  bool verify_hostname = true;
-  bool insecure_skip_verify_hostname = false;  // required for verify_hostname = false
-  bool insecure_password_over_tcp = false;     // required for a password with a non-loopback tcp:// broker
+  bool verify_hostname{};
+  bool insecure_skip_verify_hostname{};  // required for verify_hostname = false
+  bool insecure_password_over_tcp{};     // required for a password with a non-loopback tcp:// broker
   std::string username;
   std::string password_file;  // the password itself is never in the config
-  std::int64_t failover_return_s = 300;
-  std::string client_id;  // "" -> gateway id
-  std::int64_t keepalive_s = 30;
-  std::int64_t connect_timeout_s = 10;
-  std::int64_t reconnect_min_ms = 500;
-  std::int64_t reconnect_max_ms = 30000;
-  std::int64_t max_inflight = 16;
+  std::chrono::seconds failover_return_s{};
+  std::string client_id;  // "" in the file -> gateway id
+  std::chrono::seconds keepalive_s{};
+  std::chrono::seconds connect_timeout_s{};
+  std::chrono::milliseconds reconnect_min_ms{};
+  std::chrono::milliseconds reconnect_max_ms{};
+  std::int64_t max_inflight{};
 };
 
 struct PublishConfig {
-  std::string compression;  // "none" | "zstd"
-  std::int64_t zstd_level = 3;
-  std::int64_t max_readings = 500;
-  std::int64_t max_bytes = 65536;
-  std::int64_t max_age_ms = 1000;
+  Compression compression{};
+  std::int64_t zstd_level{};
+  std::int64_t max_readings{};
+  std::int64_t max_bytes{};
+  std::chrono::milliseconds max_age_ms{};
 };
 
 struct BudgetConfig {
-  std::int64_t bytes_per_day = 0, bytes_per_month = 0, max_bytes_per_s = 0;
+  std::int64_t bytes_per_day{}, bytes_per_month{}, max_bytes_per_s{};
 };
 
 struct HealthConfig {
-  std::int64_t interval_s = 60;
+  std::chrono::seconds interval_s{};
 };
 
 struct CommandsConfig {
-  bool enabled = true;
-  std::int64_t max_age_s = 300;
+  bool enabled{};
+  std::chrono::seconds max_age_s{};
 };
 
 struct GnssConfig {
-  std::string source;  // "none" | "serial" | "gpsd"
+  GnssSource source{};
   std::string device;
-  std::int64_t baud = 9600;
+  std::int64_t baud{};
   std::string gpsd_host;
-  std::int64_t gpsd_port = 2947;
-  std::int64_t min_interval_ms = 1000;
-  bool require_fix = true;
-  bool require_checksum = true;
+  std::int64_t gpsd_port{};
+  std::chrono::milliseconds min_interval_ms{};
+  bool require_fix{};
+  bool require_checksum{};
 };
 
 struct LogConfig {
-  std::string level;  // error | warn | info | debug
+  log::Level level{};
 };
 
 struct AgentConfig {
@@ -143,22 +159,54 @@ struct AgentConfig {
 // The broker URIs of mqtt.uri, in order.
 std::vector<std::string> broker_uris(const AgentConfig& config);
 
-// One configuration key. Exactly one of the accessors is set.
+// The key table (the Fluent Bit config-map habit): one row per key with its
+// type, its one default, its range or allowed values and its description.
+// It drives parsing, validation, --config-reference, --config-template, the
+// effective JSON and the config hash.
+enum class KeyType {
+  kBoolean,
+  kInteger,   // inclusive range, optionally an allowed set
+  kDuration,  // an integer count of `unit` (the key name ends in _ms or _s), inclusive range
+  kEnum,      // a string out of `choices`, held as a C++ enum
+  kString,    // optionally checked by a named pattern
+  kList,      // a TOML array of strings, or (legacy) one comma-separated string
+};
+
+// A key's value as the table handles it: bool, integer (durations: the count
+// in the key's unit), string (enums: the name), list of strings.
+using Value = std::variant<bool, std::int64_t, std::string, std::vector<std::string>>;
+
 struct KeySpec {
-  std::string_view key;          // dotted path, e.g. "mqtt.keepalive_s"
-  std::string_view default_text; // as written in TOML; "" with required = true
+  std::string_view key;  // dotted path, e.g. "mqtt.keepalive_s"
+  KeyType type = KeyType::kString;
   std::string_view description;
-  bool required = false;
-  std::int64_t min = 0, max = 0;           // integers, inclusive
-  std::vector<std::string_view> choices;   // strings restricted to a set
-  std::string_view pattern_name;           // strings checked by a named rule ("id", "uri", "hostport")
-  std::function<std::string&(AgentConfig&)> str;
-  std::function<std::int64_t&(AgentConfig&)> integer;
-  std::function<bool&(AgentConfig&)> boolean;
-  std::string_view type_name() const { return str ? "string" : (integer ? "integer" : "boolean"); }
+  bool required = false;  // no default: the file must set it
+  Value default_value;    // the one default of this key
+  std::int64_t min = 0, max = 0;        // integers and durations, inclusive
+  std::vector<std::int64_t> allowed;    // integers: the only values accepted (empty: any in range)
+  std::string_view allowed_name;        // what a value outside `allowed` is not, e.g. "a standard rate"
+  std::string_view unit;                // durations: "ms" or "s"
+  std::vector<std::string_view> choices;  // enums: the names, in the enum's order
+  std::string_view pattern_name;        // strings and lists: a named rule ("id", "uris", "hostport", ...)
+  bool skip_empty_items = false;        // lists: "a,,b" and "a," hold no empty item
+  // Reads and writes the bound AgentConfig field. set is given only values
+  // that passed validation.
+  std::function<Value(const AgentConfig&)> get;
+  std::function<void(AgentConfig&, const Value&)> set;
+  std::string type_name() const;
+};
+
+// A rule over several keys. A problem is reported at keys[0], with the line
+// of the first of keys the file sets: "agent.toml:12: mqtt.key_file: ...".
+struct CrossKeyRule {
+  std::vector<std::string_view> keys;
+  std::string_view description;  // for the reference (Markdown)
+  // The problems of this rule in a config that passed every key check; empty: fine.
+  std::function<std::vector<std::string>(const AgentConfig&)> check;
 };
 
 const std::vector<KeySpec>& key_specs();
+const std::vector<CrossKeyRule>& cross_key_rules();
 
 // Parses and validates. On failure the error lists every problem, one per
 // line, each naming the file, line and key: "agent.toml:7: mqtt.keepalive_s:
@@ -196,10 +244,18 @@ bool is_loopback_uri(std::string_view uri);
 // A config with every default applied and gateway id/site set; for tests.
 AgentConfig defaults();
 
-// Markdown table of every key (docs/config.md embeds it verbatim).
+// Markdown table of every key, then the cross-key rules (docs/config.md
+// embeds it verbatim).
 std::string reference_markdown();
 
-// The effective config as one JSON object {"section.key": value, ...}.
+// A complete agent.toml: every key with its default, commented out, and its
+// description, range and type as comments; required keys set to "" (they
+// must be filled in). packaging/agent.toml is checked against it.
+std::string config_template();
+
+// The effective config as one JSON object {"section.key": value, ...}:
+// durations as their count in the key's unit, enums by name, lists as one
+// comma-separated string (the form consumers of GetConfig already read).
 // Holds no secret: passwords live only in mqtt.password_file.
 std::string effective_json(const AgentConfig& config);
 
