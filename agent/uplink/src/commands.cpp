@@ -1,10 +1,28 @@
-// Cloud commands at most once per command id, through the store's record of
-// seen ids (store::CommandLog), and the JSON reply.
+// Cloud commands: the freshness rule (commands.max_age_s), and at most once
+// per command id through the store's record of seen ids (store::CommandLog),
+// and the JSON reply.
 #include "eport/uplink/commands.h"
 
 #include "eport/codec/codec.h"
 
 namespace eport::uplink {
+
+std::string freshness_problem(const codec::Command& cmd, std::uint64_t now, std::chrono::seconds max_age) {
+  if (max_age.count() <= 0) return "";
+  constexpr auto kFutureSkewMs = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(kCommandFutureSkew).count());
+  auto max_age_ms = static_cast<std::uint64_t>(max_age.count()) * 1000;
+  if (cmd.issued_utc_ms == 0) return "stale command refused: it has no issued_utc_ms";
+  if (cmd.issued_utc_ms + max_age_ms < now) {
+    return "stale command refused: issued " + std::to_string((now - cmd.issued_utc_ms) / 1000) +
+           " s ago, more than commands.max_age_s (" + std::to_string(max_age.count()) + ")";
+  }
+  if (cmd.issued_utc_ms > now + kFutureSkewMs) {
+    return "command refused: issued " + std::to_string((cmd.issued_utc_ms - now) / 1000) +
+           " s in the future (the sender's clock and this gateway's differ by more than 60 s)";
+  }
+  return "";
+}
 
 Answer answer_once(store::CommandLog& log, const codec::Command& command, std::uint64_t now_utc_ms,
                    const std::function<Result<std::string>()>& execute) {

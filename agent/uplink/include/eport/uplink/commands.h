@@ -1,10 +1,11 @@
 // Executing commands from the cloud: the interface through which the agent
-// carries them out, the at-most-once rule that answers a repeated command id
+// carries them out, the freshness rule (commands.max_age_s), the at-most-once rule that answers a repeated command id
 // with its recorded reply instead of executing it again (the ids live in the
 // store: store::CommandLog, so a restart does not forget them), and the JSON
 // reply.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -24,6 +25,16 @@ class CommandHandler {
   virtual ~CommandHandler() = default;
   virtual Result<std::string> execute(const codec::Command& command) = 0;
 };
+
+// A command issued more than this ahead of the gateway's clock is refused:
+// the sender's clock and this one disagree.
+inline constexpr std::chrono::seconds kCommandFutureSkew{60};
+
+// Why a command is too old or too new to run, or "" when it may: refused when
+// it has no issued time, was issued more than max_age before now_utc_ms
+// (commands.max_age_s), or more than kCommandFutureSkew after it. A max_age
+// of 0 turns the check off.
+std::string freshness_problem(const codec::Command& command, std::uint64_t now_utc_ms, std::chrono::seconds max_age);
 
 // What answer_once() did with a command.
 enum class Answered {
