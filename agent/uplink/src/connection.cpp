@@ -123,7 +123,7 @@ Connection::Connection(const PublisherOptions& options, std::string status_topic
 
 Connection::~Connection() = default;
 
-Connection::Attempt Connection::connect_to(const std::string& uri, const std::string& online_json,
+Connection::Attempt Connection::connect_to(const std::string& uri, const std::function<std::string()>& birth,
                                            std::string& error) {
   auto& client = paho_->client;
   bool connected = false;
@@ -132,7 +132,7 @@ Connection::Attempt Connection::connect_to(const std::string& uri, const std::st
     tok->wait();
     connected = true;
     connected_uri_ = tok->get_connect_response().get_server_uri();
-    client->publish(status_topic_, online_json, 1, true);
+    client->publish(status_topic_, birth(), 1, true);
     if (opt_.commands) client->subscribe(cmd_topic_, 1);
     return Attempt::kConnected;
   } catch (const mqtt::exception& e) {

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -63,10 +64,11 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   enum class Attempt { kConnected, kFailed, kFailedAfterConnect };
-  // One attempt at one broker: connect, publish `online_json` retained on the
-  // status topic, subscribe to commands (if enabled). On failure `error`
-  // holds Paho's message (plus the TLS diagnosis when a handshake failed).
-  Attempt connect_to(const std::string& uri, const std::string& online_json, std::string& error);
+  // One attempt at one broker: connect, publish birth() (called once
+  // connected, so that its time is the connection's) retained on the status
+  // topic, subscribe to commands (if enabled). On failure `error` holds
+  // Paho's message (plus the TLS diagnosis when a handshake failed).
+  Attempt connect_to(const std::string& uri, const std::function<std::string()>& birth, std::string& error);
   // The URI Paho reports for the current connection (Paho's spelling).
   const std::string& connected_uri() const { return connected_uri_; }
 

@@ -155,8 +155,9 @@ struct Publisher::Impl : public ConnectionEvents {
   bool connect_once(const std::vector<std::string>& uris) {
     std::string error;
     auto result = Connection::Attempt::kFailed;
+    auto birth = [&] { return status_json("online", opt, now_utc_ms()); };
     for (const auto& u : uris) {
-      result = conn->connect_to(u, status_json("online", opt, now_utc_ms()), error);
+      result = conn->connect_to(u, birth, error);
       if (result != Connection::Attempt::kFailed) break;
     }
     if (result != Connection::Attempt::kConnected) {
@@ -317,70 +318,20 @@ struct Publisher::Impl : public ConnectionEvents {
         log::warn(kLog, "command on unexpected topic " + topic + " ignored");
         continue;
       }
-      if (retained) {
-        // A retained command would be delivered again after every reconnect
-        // and restart, and executed each time: never executed, answered.
-        // (The broker sets the flag only on messages from its retained store:
-        // docs/topics.md.)
-        ++stats.commands_rejected;
-        std::string why =
-            "retained command refused: commands must be published without the retain flag (the broker "
-            "delivers a retained one again at every reconnect); clear it with an empty retained message";
-        auto id = codec::command_id_of(payload);
-        log::warn(kLog, "command " + (id.empty() ? std::string("(no readable id)") : id) + " rejected: " + why);
-        publish_json(reply_topic, reply_json(id, Result<std::string>(Error{why})), false);
-        continue;
-      }
-      auto cmd = codec::parse_command(payload, opt.gateway_id);
-      if (!cmd) {
-        ++stats.commands_rejected;
-        log::warn(kLog, "command rejected: " + cmd.error());
-        publish_json(reply_topic, reply_json(codec::command_id_of(payload), Result<std::string>(Error{cmd.error()})),
-                     false);
-        continue;
-      }
-      if (auto stale = freshness_problem(*cmd, now_utc_ms(), opt.command_max_age); !stale.empty()) {
-        ++stats.commands_rejected;
-        log::warn(kLog, "command " + cmd->command_id + " rejected: " + stale);
-        publish_json(reply_topic, reply_json(cmd->command_id, Result<std::string>(Error{stale})), false);
-        continue;
-      }
-      // At most once per command id, also across restarts: the id is
-      // committed to the store before the command runs (answer_once()).
-      auto answer = answer_once(outbox, *cmd, now_utc_ms(), [&]() -> Result<std::string> {
-        if (std::holds_alternative<codec::Flush>(cmd->action)) {
-          auto waiting = outbox.stats().total_rows();
-          std::lock_guard l(mu);
-          flush_requested = true;
-          return std::string("{\"waiting\":" + std::to_string(waiting) + "}");
-        }
-        if (handler != nullptr) return handler->execute(*cmd);
-        return Error{"no command handler in this agent"};
-      });
-      switch (answer.what) {
-        case Answered::kExecuted:
-          if (!answer.ok) ++stats.commands_rejected;
-          if (answer.ok) {
-            log::info(kLog, "command " + cmd->command_id + " done" + (answer.note.empty() ? "" : "; " + answer.note));
-          } else {
-            log::info(kLog, "command " + cmd->command_id + " failed: " + answer.note);
-          }
-          break;
-        case Answered::kRepeat:
-          ++stats.commands_repeated;
-          log::info(kLog, "command " + cmd->command_id + " repeated: " + answer.note);
-          break;
-        case Answered::kRepeatUnknown:
-          ++stats.commands_repeated;
-          ++stats.commands_rejected;
-          log::warn(kLog, "command " + cmd->command_id + " repeated: " + answer.note);
-          break;
-        case Answered::kNotRecorded:
-          ++stats.commands_rejected;
-          log::error(kLog, "command " + cmd->command_id + " rejected: " + answer.note);
-          break;
-      }
-      publish_json(reply_topic, answer.reply, false);
+      auto r = answer_command(payload, retained, opt.gateway_id, opt.command_max_age, outbox, now_utc_ms(),
+                              [&](const codec::Command& cmd) -> Result<std::string> {
+                                if (std::holds_alternative<codec::Flush>(cmd.action)) {
+                                  auto waiting = outbox.stats().total_rows();
+                                  std::lock_guard l(mu);
+                                  flush_requested = true;
+                                  return std::string("{\"waiting\":" + std::to_string(waiting) + "}");
+                                }
+                                if (handler != nullptr) return handler->execute(cmd);
+                                return Error{"no command handler in this agent"};
+                              });
+      if (r.rejected) ++stats.commands_rejected;
+      if (r.repeated) ++stats.commands_repeated;
+      publish_json(reply_topic, r.reply, false);
     }
   }
 

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -66,6 +67,25 @@ struct Answer {
 // the id as "received, outcome unknown". now_utc_ms is the receipt time.
 Answer answer_once(store::CommandLog& log, const codec::Command& command, std::uint64_t now_utc_ms,
                    const std::function<Result<std::string>()>& execute);
+
+// One message from the command topic, answered: the reply to publish on the
+// reply topic, and how it counts in the publisher's stats.
+struct CommandReply {
+  std::string reply;
+  bool rejected = false;  // counts in commands_rejected
+  bool repeated = false;  // counts in commands_repeated
+};
+
+// The whole path of one message from the command topic, logged as it goes:
+// a retained message is refused without being parsed for more than its id
+// (the broker would deliver it again at every reconnect); then
+// codec::parse_command() for this gateway (refused with its error),
+// freshness_problem() under max_age, and answer_once() over `log`, which
+// calls execute() for a command seen for the first time. Never throws;
+// every path yields a reply.
+CommandReply answer_command(std::span<const std::uint8_t> payload, bool retained, std::string_view gateway_id,
+                            std::chrono::seconds max_age, store::CommandLog& log, std::uint64_t now_utc_ms,
+                            const std::function<Result<std::string>(const codec::Command&)>& execute);
 
 // {"command_id":"..","ok":true,"result":<json>} or
 // {"command_id":"..","ok":false,"error":".."}
