@@ -3,13 +3,15 @@
 // be told to fail at each step. A new id is recorded before it runs, runs
 // once, and its reply is recorded; a repeat gets the recorded reply and does
 // not run; an id recorded without an outcome is never run again; a log that
-// cannot look up or record refuses to run it. Also the reply JSON and the
-// freshness rule (commands.max_age_s).
+// cannot look up or record refuses to run it. Also the reply JSON, the
+// freshness rule (commands.max_age_s) and answer_command(), the whole path of
+// one message from the command topic (retained, malformed, foreign, stale).
 #include <catch2/catch.hpp>
 
 #include <map>
 #include <vector>
 
+#include "eport/codec/command.h"
 #include "eport/uplink/commands.h"
 
 using namespace eport;
@@ -185,4 +187,80 @@ TEST_CASE("commands older than commands.max_age_s, without a time, or from the f
   CHECK(uplink::freshness_problem(command("f", now + 61'000), now, seconds(300)) ==
         "command refused: issued 61 s in the future (the sender's clock and this gateway's differ by more than 60 s)");
   CHECK(uplink::freshness_problem(command("f", 0), now, seconds(0)).empty());  // check off
+}
+
+TEST_CASE("answer_command: a fresh command runs once; its repeat is answered, counted, not run",
+          "[uplink][commands]") {
+  FakeLog log;
+  const std::uint64_t now = 1'800'000'000'000;
+  int runs = 0;
+  auto run = [&](const codec::Command& c) -> Result<std::string> {
+    ++runs;
+    CHECK(c.command_id == "c-10");
+    return std::string("{\"waiting\":0}");
+  };
+  auto bytes = codec::encode_command(command("c-10", now - 1000));
+  auto r = uplink::answer_command(bytes, false, "gw-test-01", std::chrono::seconds(300), log, now, run);
+  CHECK(r.reply == "{\"command_id\":\"c-10\",\"ok\":true,\"result\":{\"waiting\":0}}");
+  CHECK_FALSE(r.rejected);
+  CHECK_FALSE(r.repeated);
+  auto again = uplink::answer_command(bytes, false, "gw-test-01", std::chrono::seconds(300), log, now + 5, run);
+  CHECK(again.reply == r.reply);
+  CHECK(again.repeated);
+  CHECK_FALSE(again.rejected);
+  CHECK(runs == 1);
+}
+
+TEST_CASE("answer_command refuses retained, malformed, foreign and stale commands without running them",
+          "[uplink][commands]") {
+  FakeLog log;
+  const std::uint64_t now = 1'800'000'000'000;
+  int runs = 0;
+  auto run = [&](const codec::Command&) -> Result<std::string> {
+    ++runs;
+    return std::string("{}");
+  };
+  const auto max_age = std::chrono::seconds(300);
+
+  auto retained = uplink::answer_command(codec::encode_command(command("c-11", now)), true, "gw-test-01", max_age,
+                                         log, now, run);
+  CHECK(retained.rejected);
+  CHECK(retained.reply.rfind("{\"command_id\":\"c-11\",\"ok\":false,\"error\":\"retained command refused", 0) == 0);
+
+  std::vector<std::uint8_t> junk = {1, 2, 3, 4, 5, 6, 7, 8};
+  auto malformed = uplink::answer_command(junk, false, "gw-test-01", max_age, log, now, run);
+  CHECK(malformed.rejected);
+  CHECK(malformed.reply.find("\"ok\":false") != std::string::npos);
+
+  auto foreign = uplink::answer_command(codec::encode_command(command("c-12", now)), false, "gw-other-02", max_age,
+                                        log, now, run);
+  CHECK(foreign.rejected);
+  CHECK(foreign.reply.rfind("{\"command_id\":\"c-12\",\"ok\":false,", 0) == 0);
+
+  auto stale = uplink::answer_command(codec::encode_command(command("c-13", now - 301'000)), false, "gw-test-01",
+                                      max_age, log, now, run);
+  CHECK(stale.rejected);
+  CHECK(stale.reply.find("stale command refused: issued 301 s ago") != std::string::npos);
+
+  CHECK(runs == 0);
+  CHECK(log.records.empty());  // none of them was recorded as seen either
+}
+
+TEST_CASE("answer_command counts a failed execution as rejected, an unknown outcome as both", "[uplink][commands]") {
+  FakeLog log;
+  const std::uint64_t now = 1'800'000'000'000;
+  auto fail = [](const codec::Command&) -> Result<std::string> { return Error{"no such unit"}; };
+  auto r = uplink::answer_command(codec::encode_command(command("c-14", now)), false, "gw-test-01",
+                                  std::chrono::seconds(300), log, now, fail);
+  CHECK(r.rejected);
+  CHECK_FALSE(r.repeated);
+  CHECK(r.reply == "{\"command_id\":\"c-14\",\"ok\":false,\"error\":\"no such unit\"}");
+
+  store::CommandRecord rec;
+  rec.command_id = "c-15";
+  log.records["c-15"] = rec;  // received before a crash, no outcome
+  r = uplink::answer_command(codec::encode_command(command("c-15", now)), false, "gw-test-01",
+                             std::chrono::seconds(300), log, now, fail);
+  CHECK(r.rejected);
+  CHECK(r.repeated);
 }
