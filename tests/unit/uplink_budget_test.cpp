@@ -1,9 +1,9 @@
 // [uplink][budget] The data budget's UTC calendar: a day's use is forgotten
 // at 00:00:00.000 UTC and not a millisecond earlier, a month's at the first
 // of the next month (Dec 31 -> Jan 1 across the year, Feb 28 -> Feb 29 in a
-// leap year stays in the month, Feb 28 -> Mar 1 otherwise), and the use is
-// kept in the outbox across a reopen. Alarms are exempt: allows_only_alarms()
-// says when only they may go.
+// leap year stays in the month, Feb 28 -> Mar 1 otherwise; the same month a
+// year later is a new one), and the use is kept in the outbox across a
+// reopen. Alarms are exempt: allows_only_alarms() says when only they may go.
 #include <catch2/catch.hpp>
 
 #include <ctime>
@@ -87,6 +87,20 @@ TEST_CASE("the month's budget renews on the first at 00:00:00.000 UTC, also acro
   CHECK_FALSE(b.allows_only_alarms(new_year));
   CHECK(b.usage(new_year).month_used == 0);
   CHECK(b.usage(new_year).month_limit == 5000);
+}
+
+TEST_CASE("the same month a year later is a new month, also after a reopen", "[uplink][budget]") {
+  test::TempDir dir;
+  {
+    auto ob = open(dir);
+    uplink::Budget b(per_month(100), *ob);
+    b.spend(100, utc_ms(2026, 6, 30, 12, 0, 0, 0));  // used up: persisted at once
+    CHECK(b.allows_only_alarms(utc_ms(2026, 6, 30, 23, 59, 59, 999)));
+  }
+  auto ob = open(dir);
+  uplink::Budget b(per_month(100), *ob);
+  CHECK(b.allows_only_alarms(utc_ms(2026, 6, 30, 23, 59, 59, 999)));
+  CHECK_FALSE(b.allows_only_alarms(utc_ms(2027, 6, 1, 0, 0, 0, 0)));
 }
 
 TEST_CASE("February 29 is in February: a leap year's budget renews on March 1", "[uplink][budget]") {
