@@ -1,5 +1,5 @@
 // Day and month byte budgets (UTC calendar) and a token-bucket bandwidth cap.
-#include "budget.h"
+#include "eport/uplink/budget.h"
 
 #include <ctime>
 
@@ -78,11 +78,9 @@ std::chrono::milliseconds Budget::delay_for(std::uint64_t bytes) {
   return std::chrono::milliseconds(static_cast<std::int64_t>((static_cast<double>(bytes) - tokens_) / cap * 1000.0) + 1);
 }
 
-std::string Budget::json(std::uint64_t now) {
+BudgetUsage Budget::usage(std::uint64_t now) {
   roll(now);
-  return "{\"day_used\":" + std::to_string(day_used_) + ",\"day_limit\":" + std::to_string(opt_.bytes_per_day) +
-         ",\"month_used\":" + std::to_string(month_used_) + ",\"month_limit\":" + std::to_string(opt_.bytes_per_month) +
-         ",\"max_bytes_per_s\":" + std::to_string(opt_.max_bytes_per_s) + "}";
+  return BudgetUsage{day_used_, opt_.bytes_per_day, month_used_, opt_.bytes_per_month, opt_.max_bytes_per_s};
 }
 
 }  // namespace eport::uplink

@@ -1,12 +1,14 @@
 // Executing commands from the cloud: the interface through which the agent
-// carries them out, the at-most-once rule that answers a repeated command id
+// carries them out, the freshness rule (commands.max_age_s), the at-most-once rule that answers a repeated command id
 // with its recorded reply instead of executing it again (the ids live in the
 // store: store::CommandLog, so a restart does not forget them), and the JSON
 // reply.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -24,6 +26,16 @@ class CommandHandler {
   virtual ~CommandHandler() = default;
   virtual Result<std::string> execute(const codec::Command& command) = 0;
 };
+
+// A command issued more than this ahead of the gateway's clock is refused:
+// the sender's clock and this one disagree.
+inline constexpr std::chrono::seconds kCommandFutureSkew{60};
+
+// Why a command is too old or too new to run, or "" when it may: refused when
+// it has no issued time, was issued more than max_age before now_utc_ms
+// (commands.max_age_s), or more than kCommandFutureSkew after it. A max_age
+// of 0 turns the check off.
+std::string freshness_problem(const codec::Command& command, std::uint64_t now_utc_ms, std::chrono::seconds max_age);
 
 // What answer_once() did with a command.
 enum class Answered {
@@ -55,6 +67,25 @@ struct Answer {
 // the id as "received, outcome unknown". now_utc_ms is the receipt time.
 Answer answer_once(store::CommandLog& log, const codec::Command& command, std::uint64_t now_utc_ms,
                    const std::function<Result<std::string>()>& execute);
+
+// One message from the command topic, answered: the reply to publish on the
+// reply topic, and how it counts in the publisher's stats.
+struct CommandReply {
+  std::string reply;
+  bool rejected = false;  // counts in commands_rejected
+  bool repeated = false;  // counts in commands_repeated
+};
+
+// The whole path of one message from the command topic, logged as it goes:
+// a retained message is refused without being parsed for more than its id
+// (the broker would deliver it again at every reconnect); then
+// codec::parse_command() for this gateway (refused with its error),
+// freshness_problem() under max_age, and answer_once() over `log`, which
+// calls execute() for a command seen for the first time. Never throws;
+// every path yields a reply.
+CommandReply answer_command(std::span<const std::uint8_t> payload, bool retained, std::string_view gateway_id,
+                            std::chrono::seconds max_age, store::CommandLog& log, std::uint64_t now_utc_ms,
+                            const std::function<Result<std::string>(const codec::Command&)>& execute);
 
 // {"command_id":"..","ok":true,"result":<json>} or
 // {"command_id":"..","ok":false,"error":".."}

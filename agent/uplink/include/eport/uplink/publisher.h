@@ -4,7 +4,8 @@
 // TLS, failover across several brokers with return to the preferred one,
 // reconnect with jittered exponential backoff, a retained birth message and
 // last will, periodic health, a data budget, and commands from the cloud.
-// The only library that links Paho; Paho exceptions stop here.
+// The only library that links Paho; only its connection part
+// (src/connection.cpp) includes Paho, and Paho exceptions stop there.
 //
 // Threads: one publisher thread (start()/stop()), plus Paho's own callback
 // thread, which only records events and never blocks.

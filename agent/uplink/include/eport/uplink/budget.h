@@ -2,6 +2,7 @@
 // bandwidth cap. When a budget is used up only alarms are published; the rest
 // waits in the outbox. Use is kept in the outbox's named values, so a restart
 // does not reset it (a crash forgets at most the last 10 s of use).
+// Time is passed in as UTC milliseconds, so tests can stand at any instant.
 // Publisher-thread only.
 #pragma once
 
@@ -14,6 +15,15 @@
 
 namespace eport::uplink {
 
+// The "budget" member of the health message.
+struct BudgetUsage {
+  std::uint64_t day_used = 0;  // bytes this UTC day
+  std::uint64_t day_limit = 0;
+  std::uint64_t month_used = 0;  // bytes this UTC calendar month
+  std::uint64_t month_limit = 0;
+  std::uint64_t max_bytes_per_s = 0;
+};
+
 class Budget {
  public:
   Budget(const BudgetOptions& options, store::Outbox& outbox);
@@ -24,7 +34,8 @@ class Budget {
   void spend(std::uint64_t bytes, std::uint64_t now_utc_ms);
   // How long to wait before sending `bytes` under the bandwidth cap.
   std::chrono::milliseconds delay_for(std::uint64_t bytes);
-  std::string json(std::uint64_t now_utc_ms);
+  // Use so far in the UTC day and month of now_utc_ms.
+  BudgetUsage usage(std::uint64_t now_utc_ms);
 
  private:
   void roll(std::uint64_t now_utc_ms);
