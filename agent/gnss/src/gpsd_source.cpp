@@ -15,8 +15,6 @@
 #include <vector>
 
 #include "gpsd_report.h"
-#include "run_loop.h"
-
 #include "eport/gnss/gpsd_mapping.h"
 
 namespace eport::gnss {
@@ -125,10 +123,6 @@ void GpsdSource::flush() {
     if (auto r = impl_->assembler.flush()) ready.push_back(std::move(*r));
   }
   impl_->deliver(ready);
-}
-
-std::optional<Error> GpsdSource::run(std::stop_token stop, std::chrono::milliseconds poll) {
-  return detail::run_until_stopped(*this, std::move(stop), poll);
 }
 
 GnssCounters GpsdSource::counters() const {

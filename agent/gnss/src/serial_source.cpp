@@ -1,4 +1,4 @@
-// SerialSource: termios setup (raw 8N1 at a fixed list of baud rates) and the
+// SerialSource: raw 8N1 (eport::tty) at the receivers' baud rates and the
 // poll/read loop that feeds LineFramer -> FixAssembler. Readings are handed
 // to the callback after the lock is released, so the callback may call
 // counters().
@@ -6,7 +6,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <array>
@@ -16,24 +15,20 @@
 #include <utility>
 #include <vector>
 
-#include "run_loop.h"
-
 #include "eport/gnss/line_framer.h"
+#include "eport/tty/tty.h"
 
 namespace eport::gnss {
 namespace {
 
+// The rates GNSS receivers use; the termios constant comes from eport::tty.
+constexpr int kGnssBauds[] = {4800, 9600, 19200, 38400, 57600, 115200, 230400};
+
 std::optional<speed_t> speed_for(int baud) {
-  switch (baud) {
-    case 4800: return B4800;
-    case 9600: return B9600;
-    case 19200: return B19200;
-    case 38400: return B38400;
-    case 57600: return B57600;
-    case 115200: return B115200;
-    case 230400: return B230400;
-    default: return std::nullopt;
+  for (int b : kGnssBauds) {
+    if (b == baud) return tty::speed_for(baud);
   }
+  return std::nullopt;
 }
 
 Error errno_error(const std::string& what, const std::string& device) {
@@ -87,18 +82,10 @@ Result<std::unique_ptr<SerialSource>> SerialSource::open(const SerialOptions& se
   auto impl = std::make_unique<Impl>(fd, serial.device, std::move(assembler), std::move(next_seq),
                                      std::move(on_reading), serial.max_line_bytes);
   if (!::isatty(fd)) return Error{"serial " + serial.device + ": not a tty"};
-  termios t{};
-  if (::tcgetattr(fd, &t) != 0) return errno_error("tcgetattr", serial.device);
-  ::cfmakeraw(&t);
-  t.c_cflag &= ~static_cast<tcflag_t>(CSIZE | PARENB | CSTOPB | CRTSCTS);
-  t.c_cflag |= CS8 | CLOCAL | CREAD;
-  t.c_iflag &= ~static_cast<tcflag_t>(IXON | IXOFF | IXANY);
-  t.c_cc[VMIN] = 0;  // non-blocking reads; poll() does the waiting
-  t.c_cc[VTIME] = 0;
-  if (::cfsetispeed(&t, *speed) != 0 || ::cfsetospeed(&t, *speed) != 0) {
-    return errno_error("cfsetspeed", serial.device);
+  // VMIN=0: non-blocking reads; poll() does the waiting.
+  if (auto f = tty::make_raw(fd, *speed, 0)) {
+    return Error{"serial " + serial.device + ": " + std::string(f->call) + ": " + std::strerror(f->error)};
   }
-  if (::tcsetattr(fd, TCSANOW, &t) != 0) return errno_error("tcsetattr", serial.device);
   return std::unique_ptr<SerialSource>(new SerialSource(std::move(impl)));
 }
 
@@ -141,10 +128,6 @@ void SerialSource::flush() {
     if (auto r = impl_->assembler.flush()) ready.push_back(std::move(*r));
   }
   impl_->deliver(ready);
-}
-
-std::optional<Error> SerialSource::run(std::stop_token stop, std::chrono::milliseconds poll) {
-  return detail::run_until_stopped(*this, std::move(stop), poll);
 }
 
 GnssCounters SerialSource::counters() const {
