@@ -17,6 +17,7 @@
 #include "eport/units/server.h"
 #include "eport/codec/codec.h"
 #include "eport/config/config.h"
+#include "eport/flags/flags.h"
 #include "eport/ingest/ingest.h"
 #include "eport/log/log.h"
 #include "eport/model/clock.h"
@@ -280,7 +281,12 @@ int store_command(int argc, char** argv) {
     if (a == "--config" && i + 1 < argc) {
       config_path = argv[++i];
     } else if (a == "--limit" && i + 1 < argc) {
-      limit = std::atoll(argv[++i]);
+      auto v = flags::parse<long long>("--limit", argv[++i]);
+      if (!v) {
+        std::fprintf(stderr, "%s\n", v.error().c_str());
+        return 64;
+      }
+      limit = *v;
     } else {
       std::fputs(kUsage, stderr);
       return 64;
