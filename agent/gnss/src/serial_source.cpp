@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "assembling.h"
+
 #include "eport/gnss/line_framer.h"
 #include "eport/tty/tty.h"
 
@@ -41,25 +43,15 @@ bool is_supported_baud(int baud) { return speed_for(baud).has_value(); }
 
 struct SerialSource::Impl {
   Impl(int f, std::string dev, AssemblerOptions a, SeqSource seq, ReadingHandler h, std::size_t max_line)
-      : fd(f), device(std::move(dev)), assembler(std::move(a), std::move(seq)), framer(max_line),
-        on_reading(std::move(h)) {}
+      : fd(f), device(std::move(dev)), core(std::move(h), std::move(a), std::move(seq)), framer(max_line) {}
   ~Impl() {
     if (fd >= 0) ::close(fd);
   }
 
-  void deliver(std::vector<model::Reading>& out) {
-    for (auto& r : out) {
-      if (on_reading) on_reading(std::move(r));
-    }
-    out.clear();
-  }
-
   int fd;
   std::string device;
-  mutable std::mutex mu;  // guards assembler and framer
-  FixAssembler assembler;
-  LineFramer framer;
-  ReadingHandler on_reading;
+  detail::Assembling<FixAssembler> core;
+  LineFramer framer;  // guarded by core.mu
 };
 
 SerialSource::SerialSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -110,29 +102,19 @@ Result<std::size_t> SerialSource::poll_once(std::chrono::milliseconds timeout) {
   if (got == 0) return Error{"serial " + impl_->device + ": end of file (device gone)"};
   std::vector<model::Reading> ready;
   {
-    std::lock_guard lock(impl_->mu);
+    std::lock_guard lock(impl_->core.mu);
     impl_->framer.feed(std::string_view(buf.data(), static_cast<std::size_t>(got)),
                        [&](std::string_view line) {
-                         if (auto r = impl_->assembler.feed_line(line)) ready.push_back(std::move(*r));
+                         if (auto r = impl_->core.assembler.feed_line(line)) ready.push_back(std::move(*r));
                        });
-    impl_->assembler.counters().overlong_lines = impl_->framer.overlong_lines();
+    impl_->core.assembler.counters().overlong_lines = impl_->framer.overlong_lines();
   }
-  impl_->deliver(ready);
+  impl_->core.deliver(ready);
   return static_cast<std::size_t>(got);
 }
 
-void SerialSource::flush() {
-  std::vector<model::Reading> ready;
-  {
-    std::lock_guard lock(impl_->mu);
-    if (auto r = impl_->assembler.flush()) ready.push_back(std::move(*r));
-  }
-  impl_->deliver(ready);
-}
+void SerialSource::flush() { impl_->core.flush(); }
 
-GnssCounters SerialSource::counters() const {
-  std::lock_guard lock(impl_->mu);
-  return impl_->assembler.counters();
-}
+GnssCounters SerialSource::counters() const { return impl_->core.counters(); }
 
 }  // namespace eport::gnss
