@@ -23,6 +23,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "eport/json/json.h"
 #include "eport/model/ids.h"
 
 namespace eport::config {
@@ -898,22 +899,13 @@ Result<std::vector<UnitIntervals>> parse_unit_intervals(std::string_view text) {
 
 std::string effective_json(const AgentConfig& config) {
   AgentConfig copy = config;
-  auto quote = [](const std::string& v) {
-    std::string out = "\"";
-    for (char ch : v) {
-      if (ch == '"' || ch == '\\') out += '\\';
-      if (static_cast<unsigned char>(ch) >= 0x20) out += ch;
-    }
-    return out + "\"";
-  };
-  std::string out = "{";
+  json::Object out;  // strings through eport::json: control bytes escaped, not dropped
   for (const auto& k : key_specs()) {
-    out += (out.size() > 1 ? "," : "") + quote(std::string(k.key)) + ":";
-    if (k.str) out += quote(k.str(copy));
-    else if (k.integer) out += std::to_string(k.integer(copy));
-    else out += k.boolean(copy) ? "true" : "false";
+    if (k.str) out.add(k.key, k.str(copy));
+    else if (k.integer) out.add(k.key, k.integer(copy));
+    else out.add(k.key, k.boolean(copy));
   }
-  return out + "}";
+  return std::move(out).str();
 }
 
 std::string config_hash(const AgentConfig& config) {
