@@ -29,6 +29,7 @@ vtables and strings inside the buffer, strings terminated, vector lengths
 bounded, table count bounded. Decoding then runs inside try/except as well.
 """
 import argparse
+import codecs
 import collections
 import hashlib
 import importlib
@@ -464,16 +465,29 @@ def load_codec(schema=DEFAULT_SCHEMA, flatc="flatc", cache_dir=None, limits=None
 
 
 # ----------------------------------------------------------------------------------------------
-# JSON exactly as eport::codec::reading_to_json writes it: keys in order, no spaces, the same
-# escapes (", \, \n, \r, \t, other control bytes as \u00XX, everything else as is).
+# JSON exactly as eport::codec::reading_to_json writes it (eport::json, agent/json/json.h):
+# keys in order, no spaces, the same escapes (" and \ escaped, every control byte 0x00..0x1f
+# and DEL as \u00XX, valid UTF-8 as is, each maximal ill-formed UTF-8 subpart as \ufffd).
 
-_ESCAPE = re.compile(rb'[\x00-\x1f"\\]')
-_ESCAPES = {b'"': b'\\"', b"\\": b"\\\\", b"\n": b"\\n", b"\r": b"\\r", b"\t": b"\\t"}
+_ESCAPE = re.compile(rb'[\x00-\x1f\x7f"\\]')
+_ESCAPES = {b'"': b'\\"', b"\\": b"\\\\"}
+_BAD_UTF8 = "\udcff"  # stands for one ill-formed subpart until it is written as \ufffd
+
+
+def _mark_bad_utf8(err):
+    # Python's decoder reports one maximal subpart per call, as eport::json replaces them.
+    return _BAD_UTF8, err.end
+
+
+codecs.register_error("eport_json_bad_utf8", _mark_bad_utf8)
 
 
 def _escape(s):
     raw = s.encode("utf-8", "surrogateescape")
-    return b'"' + _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(), b"\\u%04x" % m.group()[0]), raw) + b'"'
+    # A lone surrogate never survives the decode as valid input, so the marker is unambiguous.
+    text = raw.decode("utf-8", "eport_json_bad_utf8").encode("utf-8", "surrogatepass")
+    out = _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(), b"\\u%04x" % m.group()[0]), text)
+    return b'"' + out.replace(_BAD_UTF8.encode("utf-8", "surrogatepass"), b"\\ufffd") + b'"'
 
 
 def json_line(obj):

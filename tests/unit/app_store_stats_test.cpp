@@ -71,7 +71,7 @@ TEST_CASE("store stats --json carries every figure of the table plus sources and
 TEST_CASE("store stats --json escapes the paths and renders an empty store", "[app][store]") {
   store::OutboxStats empty;
   auto json = app::store_stats_json("/tmp/a \"b\"\n.db", empty, 0);
-  CHECK(json.rfind("{\"path\":\"/tmp/a \\\"b\\\"\\n.db\",\"file_bytes\":0,", 0) == 0);
+  CHECK(json.rfind("{\"path\":\"/tmp/a \\\"b\\\"\\u000a.db\",\"file_bytes\":0,", 0) == 0);
   CHECK(json.find("\"total\":{\"rows\":0,\"bytes\":0}") != std::string::npos);
   CHECK(json.find("\"recovered_from\":\"\",\"salvaged\":0}") != std::string::npos);
   CHECK(json.find('\n') == json.size() - 1);  // one line

@@ -140,7 +140,8 @@ TEST_CASE("JSON lines carry every present field and leave absent ones out", "[co
         R"({"source":"tcu-0001","seq":8,"time_utc_ms":1795000000000,"kind":"sensor"})");
   Reading odd = readings[2];
   odd.payload = SealEvent{"a\"b\\c\n", SealState::kOpened};
-  CHECK_THAT(codec::reading_to_json(odd), Catch::Contains(R"("seal_id":"a\"b\\c\n")"));
+  // Every control byte as \u00XX (eport::json), the newline included.
+  CHECK_THAT(codec::reading_to_json(odd), Catch::Contains(R"("seal_id":"a\"b\\c\u000a")"));
 }
 
 TEST_CASE("data topics are built and parsed by the documented scheme", "[codec]") {

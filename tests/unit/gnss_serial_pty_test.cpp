@@ -22,6 +22,7 @@
 #include "eport/gnss/fix_assembler.h"
 #include "eport/gnss/line_framer.h"
 #include "eport/gnss/serial_source.h"
+#include "eport/tty/tty.h"
 #include "gnss_test_util.h"
 
 using eport::gnss::AssemblerOptions;
@@ -37,29 +38,40 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A pty master and the slave's path. The master is closed on destruction.
+// A pty pair (eport::tty, as eport-sim makes them) and the slave's path.
+// Both ends are closed on destruction.
 struct Pty {
   Pty() {
-    master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    REQUIRE(master >= 0);
-    REQUIRE(::grantpt(master) == 0);
-    REQUIRE(::unlockpt(master) == 0);
-    slave = ::ptsname(master);
+    auto p = eport::tty::open_pty_pair();
+    REQUIRE(p.ok());
+    master = p->master;
+    keeper = p->slave_keeper;
+    slave = p->slave_path;
   }
-  ~Pty() { close_master(); }
+  ~Pty() {
+    close_master();
+    if (keeper >= 0) ::close(keeper);
+  }
   void close_master() {
     if (master >= 0) ::close(master);
     master = -1;
   }
-  // Writes everything, waiting while the pty buffer is full.
+  // Writes everything, waiting while the pty buffer is full (the master is
+  // non-blocking).
   void write_all(std::string_view bytes) const {
     while (!bytes.empty()) {
       const ssize_t n = ::write(master, bytes.data(), std::min<std::size_t>(bytes.size(), 512));
       if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) {
+        pollfd p{master, POLLOUT, 0};
+        ::poll(&p, 1, 100);
+        continue;
+      }
       if (n <= 0) FAIL("write to pty master: " << std::strerror(errno));
       bytes.remove_prefix(static_cast<std::size_t>(n));
     }
   }
+  int keeper = -1;
   int master = -1;
   std::string slave;
 };

@@ -25,6 +25,7 @@
 #include "eport/units/convert.h"
 #include "eport/units/net.h"
 #include "eport/units/serial.h"
+#include "eport/tty/tty.h"
 #include "eport/units/server.h"
 #include "eport/codec/codec.h"
 #include "eport/model/clock.h"
@@ -481,7 +482,7 @@ TEST_CASE("a new HELLO restarts the session; a different unit on the link starts
 TEST_CASE("a serial unit on a pty pair: handshake, readings, line lost and found again", "[units][serial]") {
   test::TempDir links;
   auto tty_link = links.file("ttyUSB0");  // a stable name, as udev gives, pointing at the pty
-  auto pair = units::serial::open_pty_pair();
+  auto pair = eport::tty::open_pty_pair();
   REQUIRE(pair.ok());
   std::filesystem::create_symlink(pair->slave_path, tty_link);
 
@@ -513,7 +514,7 @@ TEST_CASE("a serial unit on a pty pair: handshake, readings, line lost and found
   eventually([&] { return agent.stats().serial_open_failures.load() > failures; });  // retried, not crashed
 
   // The device comes back (a new pty behind the same name).
-  auto pair2 = units::serial::open_pty_pair();
+  auto pair2 = eport::tty::open_pty_pair();
   REQUIRE(pair2.ok());
   std::filesystem::remove(tty_link);
   std::filesystem::create_symlink(pair2->slave_path, tty_link);
@@ -547,9 +548,9 @@ TEST_CASE("serial configuration that can never work fails at start", "[units][se
   auto s2 = make(twice)->start();
   REQUIRE(!s2.ok());
   CHECK_THAT(s2.error(), Catch::Contains("twice"));
-  CHECK(units::serial::speed_for(4000000).has_value());
-  CHECK(units::serial::speed_for(115200).has_value());
-  CHECK(!units::serial::speed_for(100000).has_value());
+  CHECK(eport::tty::speed_for(4000000).has_value());
+  CHECK(eport::tty::speed_for(115200).has_value());
+  CHECK(!eport::tty::speed_for(100000).has_value());
   auto not_tty = units::serial::open_port("/dev/null", 115200);
   REQUIRE(!not_tty.ok());
   CHECK_THAT(not_tty.error(), Catch::Contains("not a terminal"));

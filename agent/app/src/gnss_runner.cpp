@@ -1,9 +1,13 @@
-// The GNSS source loop: open, run until error or stop, back off, reopen.
+// The GNSS source loop: open the configured gnss::Source, run it until error
+// or stop, back off (eport::backoff), reopen.
 #include "gnss_runner.h"
 
 #include <chrono>
+#include <memory>
 
+#include "eport/backoff/backoff.h"
 #include "eport/gnss/serial_source.h"
+#include "eport/gnss/source.h"
 #include "eport/log/log.h"
 #ifdef EPORT_HAVE_GPSD
 #include "eport/gnss/gpsd_source.h"
@@ -53,46 +57,50 @@ void GnssRunner::run(std::stop_token stop) {
     // store refuses one it is counted and the next fix replaces it.
     if (!ingest_.submit(std::move(r), priority_, this, 0)) ++not_stored_;
   };
-  auto backoff = std::chrono::milliseconds(500);
-  while (!stop.stop_requested()) {
-    std::optional<Error> failed;
+  // Opens the configured source (logging what it reads from); an empty
+  // pointer when gpsd is configured but the agent was built without libgps.
+  auto open = [&]() -> Result<std::unique_ptr<gnss::Source>> {
     if (cfg_.gnss.source == config::GnssSource::kSerial) {
       gnss::SerialOptions so;
       so.device = cfg_.gnss.device;
       so.baud = static_cast<int>(cfg_.gnss.baud);
       auto src = gnss::SerialSource::open(so, ao, next_seq, on_reading);
-      if (!src) {
-        failed = Error{src.error()};
-      } else {
-        log::info(kLog, "reading NMEA from " + so.device);
-        backoff = std::chrono::milliseconds(500);
-        failed = (*src)->run(stop);
-      }
-    } else {
+      if (!src) return Error{src.error()};
+      log::info(kLog, "reading NMEA from " + so.device);
+      return std::unique_ptr<gnss::Source>(std::move(*src));
+    }
 #ifdef EPORT_HAVE_GPSD
-      gnss::GpsdOptions go;
-      go.host = cfg_.gnss.gpsd_host;
-      go.port = static_cast<std::uint16_t>(cfg_.gnss.gpsd_port);
-      auto src = gnss::GpsdSource::connect(go, ao, next_seq, on_reading);
-      if (!src) {
-        failed = Error{src.error()};
-      } else {
-        log::info(kLog, "reading positions from gpsd at " + go.host + ":" + std::to_string(go.port));
-        backoff = std::chrono::milliseconds(500);
-        failed = (*src)->run(stop);
-      }
+    gnss::GpsdOptions go;
+    go.host = cfg_.gnss.gpsd_host;
+    go.port = static_cast<std::uint16_t>(cfg_.gnss.gpsd_port);
+    auto src = gnss::GpsdSource::connect(go, ao, next_seq, on_reading);
+    if (!src) return Error{src.error()};
+    log::info(kLog, "reading positions from gpsd at " + go.host + ":" + std::to_string(go.port));
+    return std::unique_ptr<gnss::Source>(std::move(*src));
 #else
+    return std::unique_ptr<gnss::Source>();  // none: built without libgps
+#endif
+  };
+  backoff::Backoff backoff(backoff::Options{std::chrono::milliseconds(500), std::chrono::milliseconds(30000), 0});
+  while (!stop.stop_requested()) {
+    std::optional<Error> failed;
+    auto src = open();
+    if (!src) {
+      failed = Error{src.error()};
+    } else if (!*src) {
       log::error(kLog, "gnss.source = \"gpsd\" but this agent was built without libgps");
       return;
-#endif
+    } else {
+      backoff.reset();
+      failed = (*src)->run(stop);
     }
     if (!failed) return;  // stop requested
-    log::warn(kLog, failed->message + "; retrying in " + std::to_string(backoff.count()) + " ms");
-    auto until = std::chrono::steady_clock::now() + backoff;
+    const auto delay = backoff.next();
+    log::warn(kLog, failed->message + "; retrying in " + std::to_string(delay.count()) + " ms");
+    auto until = std::chrono::steady_clock::now() + delay;
     while (!stop.stop_requested() && std::chrono::steady_clock::now() < until) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(30000));
   }
 }
 

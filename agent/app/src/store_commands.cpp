@@ -9,6 +9,8 @@
 
 #include "eport/codec/codec.h"
 #include "eport/config/config.h"
+#include "eport/flags/flags.h"
+#include "eport/json/json.h"
 #include "eport/log/log.h"
 #include "eport/model/clock.h"
 #include "options.h"
@@ -85,7 +87,12 @@ int store_command(int argc, char** argv) {
     if (a == "--config" && i + 1 < argc) {
       config_path = argv[++i];
     } else if (a == "--limit" && i + 1 < argc) {
-      limit = std::atoll(argv[++i]);
+      auto v = flags::parse<long long>("--limit", argv[++i]);
+      if (!v) {
+        std::fprintf(stderr, "%s\n", v.error().c_str());
+        return kUsageExit;
+      }
+      limit = *v;
     } else if (a == "--json" && sub == "stats") {
       json = true;
     } else {
@@ -122,7 +129,7 @@ int store_command(int argc, char** argv) {
     auto st = (*ob)->for_each([&](const store::StoredRecord& r) {
       auto reading = codec::decode_reading(r.body);
       std::string body = reading ? codec::reading_to_json(*reading)
-                                 : "{\"error\":\"undecodable body: " + reading.error() + "\"}";
+                                 : "{\"error\":" + eport::json::quote("undecodable body: " + reading.error()) + "}";
       std::printf("{\"id\":%lld,\"priority\":\"%s\",\"created_utc_ms\":%llu,\"reading\":%s}\n",
                   static_cast<long long>(r.id), std::string(model::priority_name(r.priority)).c_str(),
                   static_cast<unsigned long long>(r.created_utc_ms), body.c_str());

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 
+#include "eport/json/json.h"
 #include "eport/schema/telemetry_generated.h"
 
 namespace eport::codec {
@@ -280,7 +281,7 @@ Result<model::Reading> decode_reading(std::span<const std::uint8_t> bytes) {
 
 namespace {
 
-void append_escaped(std::string& out, std::string_view s) { out += json_string(s); }
+void append_escaped(std::string& out, std::string_view s) { json::append_quoted(out, s); }
 
 template <class T>
 void field(std::string& out, std::string_view key, const T& v) {
@@ -361,27 +362,7 @@ std::string reading_to_json(const model::Reading& r) {
   return out;
 }
 
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
+std::string json_string(std::string_view s) { return json::quote(s); }
 
 std::string envelope_header_to_json(const EnvelopeHeader& h) {
   std::string out = "{\"site\":";

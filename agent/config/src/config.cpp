@@ -23,6 +23,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "eport/json/json.h"
 #include "eport/model/ids.h"
 #include "internal.h"
 
@@ -714,20 +715,13 @@ Result<std::vector<UnitIntervals>> parse_unit_intervals(const std::vector<std::s
 }
 
 std::string effective_json(const AgentConfig& config) {
-  auto quote = [](const std::string& v) {
-    std::string out = "\"";
-    for (char ch : v) {
-      if (ch == '"' || ch == '\\') out += '\\';
-      if (static_cast<unsigned char>(ch) >= 0x20) out += ch;
-    }
-    return out + "\"";
-  };
+  // Strings through eport::json: control bytes escaped, never dropped.
   std::string out = "{";
   for (const auto& k : key_specs()) {
-    out += (out.size() > 1 ? "," : "") + quote(std::string(k.key)) + ":";
+    out += (out.size() > 1 ? "," : "") + json::quote(k.key) + ":";
     auto v = k.get(config);
     out += std::holds_alternative<std::string>(v) || std::holds_alternative<std::vector<std::string>>(v)
-               ? quote(plain_text(v))
+               ? json::quote(plain_text(v))
                : plain_text(v);
   }
   return out + "}";

@@ -14,9 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "assembling.h"
 #include "gpsd_report.h"
-#include "run_loop.h"
-
 #include "eport/gnss/gpsd_mapping.h"
 
 namespace eport::gnss {
@@ -55,7 +54,7 @@ std::optional<model::Reading> apply_gpsd_report(GpsdAssembler& assembler, const 
 
 struct GpsdSource::Impl {
   Impl(std::string w, AssemblerOptions a, SeqSource seq, ReadingHandler h)
-      : where(std::move(w)), assembler(std::move(a), std::move(seq)), on_reading(std::move(h)) {}
+      : where(std::move(w)), core(std::move(h), std::move(a), std::move(seq)) {}
   ~Impl() {
     if (open) {
       (void)gps_stream(&data, WATCH_DISABLE, nullptr);
@@ -63,19 +62,10 @@ struct GpsdSource::Impl {
     }
   }
 
-  void deliver(std::vector<model::Reading>& out) {
-    for (auto& r : out) {
-      if (on_reading) on_reading(std::move(r));
-    }
-    out.clear();
-  }
-
   std::string where;  // "host:port", for messages
   gps_data_t data{};
   bool open = false;
-  mutable std::mutex mu;  // guards assembler
-  GpsdAssembler assembler;
-  ReadingHandler on_reading;
+  detail::Assembling<GpsdAssembler> core;
 };
 
 GpsdSource::GpsdSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -105,35 +95,21 @@ Result<std::size_t> GpsdSource::poll_once(std::chrono::milliseconds timeout) {
     wait_us = 0;  // drain what is buffered, then return
     std::array<char, 4096> msg{};
     if (gps_read(&d, msg.data(), static_cast<int>(msg.size())) < 0) {
-      impl_->deliver(ready);
+      impl_->core.deliver(ready);
       return Error{"gpsd " + impl_->where + ": connection closed or read failed"};
     }
     ++reports;
-    std::lock_guard lock(impl_->mu);
-    if (auto r = detail::apply_gpsd_report(impl_->assembler, d, std::string_view(msg.data()))) {
+    std::lock_guard lock(impl_->core.mu);
+    if (auto r = detail::apply_gpsd_report(impl_->core.assembler, d, std::string_view(msg.data()))) {
       ready.push_back(std::move(*r));
     }
   }
-  impl_->deliver(ready);
+  impl_->core.deliver(ready);
   return reports;
 }
 
-void GpsdSource::flush() {
-  std::vector<model::Reading> ready;
-  {
-    std::lock_guard lock(impl_->mu);
-    if (auto r = impl_->assembler.flush()) ready.push_back(std::move(*r));
-  }
-  impl_->deliver(ready);
-}
+void GpsdSource::flush() { impl_->core.flush(); }
 
-std::optional<Error> GpsdSource::run(std::stop_token stop, std::chrono::milliseconds poll) {
-  return detail::run_until_stopped(*this, std::move(stop), poll);
-}
-
-GnssCounters GpsdSource::counters() const {
-  std::lock_guard lock(impl_->mu);
-  return impl_->assembler.counters();
-}
+GnssCounters GpsdSource::counters() const { return impl_->core.counters(); }
 
 }  // namespace eport::gnss

@@ -1,4 +1,4 @@
-// SerialSource: termios setup (raw 8N1 at a fixed list of baud rates) and the
+// SerialSource: raw 8N1 (eport::tty) at the receivers' baud rates and the
 // poll/read loop that feeds LineFramer -> FixAssembler. Readings are handed
 // to the callback after the lock is released, so the callback may call
 // counters().
@@ -6,7 +6,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <array>
@@ -16,24 +15,22 @@
 #include <utility>
 #include <vector>
 
-#include "run_loop.h"
+#include "assembling.h"
 
 #include "eport/gnss/line_framer.h"
+#include "eport/tty/tty.h"
 
 namespace eport::gnss {
 namespace {
 
+// The rates GNSS receivers use; the termios constant comes from eport::tty.
+constexpr int kGnssBauds[] = {4800, 9600, 19200, 38400, 57600, 115200, 230400};
+
 std::optional<speed_t> speed_for(int baud) {
-  switch (baud) {
-    case 4800: return B4800;
-    case 9600: return B9600;
-    case 19200: return B19200;
-    case 38400: return B38400;
-    case 57600: return B57600;
-    case 115200: return B115200;
-    case 230400: return B230400;
-    default: return std::nullopt;
+  for (int b : kGnssBauds) {
+    if (b == baud) return tty::speed_for(baud);
   }
+  return std::nullopt;
 }
 
 Error errno_error(const std::string& what, const std::string& device) {
@@ -46,25 +43,15 @@ bool is_supported_baud(int baud) { return speed_for(baud).has_value(); }
 
 struct SerialSource::Impl {
   Impl(int f, std::string dev, AssemblerOptions a, SeqSource seq, ReadingHandler h, std::size_t max_line)
-      : fd(f), device(std::move(dev)), assembler(std::move(a), std::move(seq)), framer(max_line),
-        on_reading(std::move(h)) {}
+      : fd(f), device(std::move(dev)), core(std::move(h), std::move(a), std::move(seq)), framer(max_line) {}
   ~Impl() {
     if (fd >= 0) ::close(fd);
   }
 
-  void deliver(std::vector<model::Reading>& out) {
-    for (auto& r : out) {
-      if (on_reading) on_reading(std::move(r));
-    }
-    out.clear();
-  }
-
   int fd;
   std::string device;
-  mutable std::mutex mu;  // guards assembler and framer
-  FixAssembler assembler;
-  LineFramer framer;
-  ReadingHandler on_reading;
+  detail::Assembling<FixAssembler> core;
+  LineFramer framer;  // guarded by core.mu
 };
 
 SerialSource::SerialSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -87,18 +74,10 @@ Result<std::unique_ptr<SerialSource>> SerialSource::open(const SerialOptions& se
   auto impl = std::make_unique<Impl>(fd, serial.device, std::move(assembler), std::move(next_seq),
                                      std::move(on_reading), serial.max_line_bytes);
   if (!::isatty(fd)) return Error{"serial " + serial.device + ": not a tty"};
-  termios t{};
-  if (::tcgetattr(fd, &t) != 0) return errno_error("tcgetattr", serial.device);
-  ::cfmakeraw(&t);
-  t.c_cflag &= ~static_cast<tcflag_t>(CSIZE | PARENB | CSTOPB | CRTSCTS);
-  t.c_cflag |= CS8 | CLOCAL | CREAD;
-  t.c_iflag &= ~static_cast<tcflag_t>(IXON | IXOFF | IXANY);
-  t.c_cc[VMIN] = 0;  // non-blocking reads; poll() does the waiting
-  t.c_cc[VTIME] = 0;
-  if (::cfsetispeed(&t, *speed) != 0 || ::cfsetospeed(&t, *speed) != 0) {
-    return errno_error("cfsetspeed", serial.device);
+  // VMIN=0: non-blocking reads; poll() does the waiting.
+  if (auto f = tty::make_raw(fd, *speed, 0)) {
+    return Error{"serial " + serial.device + ": " + std::string(f->call) + ": " + std::strerror(f->error)};
   }
-  if (::tcsetattr(fd, TCSANOW, &t) != 0) return errno_error("tcsetattr", serial.device);
   return std::unique_ptr<SerialSource>(new SerialSource(std::move(impl)));
 }
 
@@ -123,33 +102,19 @@ Result<std::size_t> SerialSource::poll_once(std::chrono::milliseconds timeout) {
   if (got == 0) return Error{"serial " + impl_->device + ": end of file (device gone)"};
   std::vector<model::Reading> ready;
   {
-    std::lock_guard lock(impl_->mu);
+    std::lock_guard lock(impl_->core.mu);
     impl_->framer.feed(std::string_view(buf.data(), static_cast<std::size_t>(got)),
                        [&](std::string_view line) {
-                         if (auto r = impl_->assembler.feed_line(line)) ready.push_back(std::move(*r));
+                         if (auto r = impl_->core.assembler.feed_line(line)) ready.push_back(std::move(*r));
                        });
-    impl_->assembler.counters().overlong_lines = impl_->framer.overlong_lines();
+    impl_->core.assembler.counters().overlong_lines = impl_->framer.overlong_lines();
   }
-  impl_->deliver(ready);
+  impl_->core.deliver(ready);
   return static_cast<std::size_t>(got);
 }
 
-void SerialSource::flush() {
-  std::vector<model::Reading> ready;
-  {
-    std::lock_guard lock(impl_->mu);
-    if (auto r = impl_->assembler.flush()) ready.push_back(std::move(*r));
-  }
-  impl_->deliver(ready);
-}
+void SerialSource::flush() { impl_->core.flush(); }
 
-std::optional<Error> SerialSource::run(std::stop_token stop, std::chrono::milliseconds poll) {
-  return detail::run_until_stopped(*this, std::move(stop), poll);
-}
-
-GnssCounters SerialSource::counters() const {
-  std::lock_guard lock(impl_->mu);
-  return impl_->assembler.counters();
-}
+GnssCounters SerialSource::counters() const { return impl_->core.counters(); }
 
 }  // namespace eport::gnss

@@ -12,6 +12,8 @@
 #include "eport/codec/codec.h"
 #include "eport/codec/command.h"
 #include "eport/codec/topics.h"
+#include "eport/flags/flags.h"
+#include "eport/model/clock.h"
 
 namespace {
 
@@ -30,20 +32,17 @@ int main(int argc, char** argv) {
   std::string broker = "tcp://127.0.0.1:1883", site, gateway, id, action, unit, source;
   double timeout_s = 10;
   std::uint32_t pos_s = 0, sensor_s = 0;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) usage("missing value after " + a);
-      return argv[++i];
-    };
-    if (a == "--broker") broker = next();
-    else if (a == "--site") site = next();
-    else if (a == "--gateway") gateway = next();
-    else if (a == "--id") id = next();
-    else if (a == "--timeout") timeout_s = std::atof(next().c_str());
-    else if (a == "--unit") unit = next();
-    else if (a == "--position") pos_s = static_cast<std::uint32_t>(std::atol(next().c_str()));
-    else if (a == "--sensor") sensor_s = static_cast<std::uint32_t>(std::atol(next().c_str()));
+  eport::flags::Args args(argc, argv, [](const std::string& why) { usage(why); });
+  while (args.more()) {
+    const std::string a = args.next();
+    if (a == "--broker") args.take(broker);
+    else if (a == "--site") args.take(site);
+    else if (a == "--gateway") args.take(gateway);
+    else if (a == "--id") args.take(id);
+    else if (a == "--timeout") args.take(timeout_s);
+    else if (a == "--unit") args.take(unit);
+    else if (a == "--position") args.take(pos_s);
+    else if (a == "--sensor") args.take(sensor_s);
     else if (action.empty()) action = a;
     else if (action == "position" && source.empty()) source = a;
     else usage("unexpected argument " + a);
@@ -54,9 +53,7 @@ int main(int argc, char** argv) {
                                     std::to_string(std::chrono::system_clock::now().time_since_epoch().count())
                               : id;
   cmd.gateway_id = gateway;
-  cmd.issued_utc_ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                     std::chrono::system_clock::now().time_since_epoch())
-                                                     .count());
+  cmd.issued_utc_ms = eport::model::now_utc_ms();
   if (action == "get-config") cmd.action = eport::codec::GetConfig{};
   else if (action == "flush") cmd.action = eport::codec::Flush{};
   else if (action == "position") cmd.action = eport::codec::RequestPosition{source};

@@ -31,9 +31,12 @@
 
 #include "eport/units/convert.h"
 #include "eport/units/net.h"
-#include "eport/units/serial.h"
+#include "eport/model/clock.h"
+#include "eport/tty/tty.h"
 #include "eport/codec/codec.h"
+#include "eport/backoff/backoff.h"
 #include "eport/config/config.h"
+#include "eport/flags/flags.h"
 #include "fleet.h"
 #include "session.h"
 
@@ -54,10 +57,9 @@ constexpr milliseconds kPingDead{10000};         // nothing 10 s after that: the
 constexpr milliseconds kNackGrace{2000};         // repeated NACK n this soon after resending n: the same refusal
 constexpr milliseconds kReorderHold{500};        // --reorder-every: longest a held frame waits for the next
 
-std::uint64_t now_utc_ms() {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
-}
+using eport::model::now_utc_ms;
+using Backoff = eport::backoff::Backoff;
+using BackoffOptions = eport::backoff::Options;
 
 std::uint64_t mix64(std::uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -125,41 +127,32 @@ struct Options {
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) usage(("missing value after " + a).c_str());
-      return argv[++i];
-    };
-    auto number = [&](const std::string& v) {
-      char* end = nullptr;
-      double d = std::strtod(v.c_str(), &end);
-      if (end == v.c_str() || *end != '\0' || d < 0) usage(("bad number for " + a + ": " + v).c_str());
-      return d;
-    };
-    if (a == "--connect") o.endpoint = next();
-    else if (a == "--units") { o.units = static_cast<int>(number(next())); o.units_given = true; }
-    else if (a == "--pty") o.pty = static_cast<int>(number(next()));
-    else if (a == "--pty-list") o.pty_list = next();
-    else if (a == "--rate") o.rate = number(next());
-    else if (a == "--count") o.count = static_cast<long long>(number(next()));
-    else if (a == "--duration") o.duration_s = number(next());
-    else if (a == "--seed") o.seed = static_cast<std::uint64_t>(number(next()));
-    else if (a == "--prefix") o.prefix = next();
-    else if (a == "--journey-readings") o.journey_readings = static_cast<std::uint32_t>(number(next()));
-    else if (a == "--record") o.record = next();
-    else if (a == "--replay") o.replay = next();
-    else if (a == "--acked-log") o.acked_log = next();
-    else if (a == "--summary-json") o.summary_json = next();
-    else if (a == "--drain-timeout") o.drain_timeout_s = number(next());
-    else if (a == "--ack-timeout") o.ack_timeout_ms = static_cast<long long>(number(next()));
-    else if (a == "--drop-acks-every") o.drop_acks_every = static_cast<long long>(number(next()));
-    else if (a == "--discard-every") o.discard_every = static_cast<long long>(number(next()));
-    else if (a == "--discard-count") o.discard_count = static_cast<long long>(number(next()));
-    else if (a == "--corrupt-every") o.corrupt_every = static_cast<long long>(number(next()));
-    else if (a == "--drop-every") o.drop_every = static_cast<long long>(number(next()));
-    else if (a == "--reorder-every") o.reorder_every = static_cast<long long>(number(next()));
-    else if (a == "--unit-keys") o.unit_keys = next();
+  eport::flags::Args args(argc, argv, [](const std::string& why) { usage(why.c_str()); });
+  while (args.more()) {
+    const std::string a = args.next();
+    if (a == "--connect") args.take(o.endpoint);
+    else if (a == "--units") { args.take(o.units); o.units_given = true; }
+    else if (a == "--pty") args.take(o.pty);
+    else if (a == "--pty-list") args.take(o.pty_list);
+    else if (a == "--rate") args.take(o.rate);
+    else if (a == "--count") args.take(o.count);
+    else if (a == "--duration") args.take(o.duration_s);
+    else if (a == "--seed") args.take(o.seed);
+    else if (a == "--prefix") args.take(o.prefix);
+    else if (a == "--journey-readings") args.take(o.journey_readings);
+    else if (a == "--record") args.take(o.record);
+    else if (a == "--replay") args.take(o.replay);
+    else if (a == "--acked-log") args.take(o.acked_log);
+    else if (a == "--summary-json") args.take(o.summary_json);
+    else if (a == "--drain-timeout") args.take(o.drain_timeout_s);
+    else if (a == "--ack-timeout") args.take(o.ack_timeout_ms);
+    else if (a == "--drop-acks-every") args.take(o.drop_acks_every);
+    else if (a == "--discard-every") args.take(o.discard_every);
+    else if (a == "--discard-count") args.take(o.discard_count);
+    else if (a == "--corrupt-every") args.take(o.corrupt_every);
+    else if (a == "--drop-every") args.take(o.drop_every);
+    else if (a == "--reorder-every") args.take(o.reorder_every);
+    else if (a == "--unit-keys") args.take(o.unit_keys);
     else if (a == "--quiet") o.quiet = true;
     else usage(("unknown option " + a).c_str());
   }
@@ -248,11 +241,11 @@ struct Unit {
   std::string id, container;
   LinkKind kind = LinkKind::kSocket;
   int fd = -1;             // socket, or the pty master
-  int keeper = -1;         // pty: the slave end held open (see serial::PtyPair)
+  int keeper = -1;         // pty: the slave end held open (see tty::PtyPair)
   std::string pty_path;
   bool welcomed = false;
   Clock::time_point hello_due{};  // !welcomed: when to send HELLO (again)
-  milliseconds hello_backoff = kHelloBackoffMin;
+  Backoff hello_backoff{BackoffOptions{kHelloBackoffMin, kHelloBackoffMax, 0}};  // jittered by jitter()
   epb_decoder decoder;
   std::mt19937_64 rng;
   std::uint64_t next_seq = 1;
@@ -265,7 +258,7 @@ struct Unit {
   std::uint16_t window = 1;
   std::string out;
   Clock::time_point next_due{}, retry_at{};
-  milliseconds backoff{100};     // socket reconnect
+  Backoff backoff{BackoffOptions{milliseconds(100), milliseconds(2000), 0}};  // socket reconnect
   Clock::time_point flight_since{};  // ack timer of the oldest item in flight
   // Go-back-N on a resendable NACK n: repeated NACKs for n are one refusal.
   std::uint64_t rewind_seq = 0;
@@ -274,7 +267,7 @@ struct Unit {
   Clock::time_point window_wait_since{};
   // STORE_FULL / INTERNAL backoff for seq hold_seq.
   std::uint64_t hold_seq = 0;    // 0: none
-  milliseconds hold_backoff = kStoreBackoffMin;
+  Backoff hold_backoff{BackoffOptions{kStoreBackoffMin, kStoreBackoffMax, 0}};  // jittered by jitter()
   Clock::time_point hold_until{};
   bool hold_resent = false;      // hold_seq went out again since its last refusal
   // Liveness (7.9).
@@ -509,7 +502,7 @@ class Sim {
     std::vector<std::string> paths;
     for (auto& u : units_) {
       if (u.kind != LinkKind::kPty) continue;
-      auto p = eport::units::serial::open_pty_pair();
+      auto p = eport::tty::open_pty_pair();
       if (!p) {
         std::fprintf(stderr, "eport-sim: %s\n", p.error().c_str());
         std::exit(1);
@@ -556,6 +549,8 @@ class Sim {
     return true;
   }
 
+  // +/-20 % from the unit's own seeded generator (not Backoff's jitter), so a
+  // --seed run draws the same numbers as before.
   milliseconds jitter(Unit& u, milliseconds d) {
     std::uniform_real_distribution<double> f(0.8, 1.2);
     return milliseconds(static_cast<long long>(static_cast<double>(d.count()) * f(u.rng)));
@@ -638,8 +633,7 @@ class Sim {
     u.fd = -1;
     reset_link_state(u);
     u.out.clear();
-    u.retry_at = Clock::now() + u.backoff;
-    u.backoff = std::min(u.backoff * 2, milliseconds(2000));
+    u.retry_at = u.backoff.schedule(Clock::now());
   }
 
   void reset_link_state(Unit& u) {
@@ -649,7 +643,7 @@ class Sim {
     u.rewind_seq = 0;
     u.rewind_resent.reset();
     u.hold_seq = 0;
-    u.hold_backoff = kStoreBackoffMin;
+    u.hold_backoff.reset();
     u.hold_until = {};
     u.ping_sent.reset();
     u.reorder_frame.clear();
@@ -673,7 +667,7 @@ class Sim {
     }
     u.fd = *fd;
     new_decoder(u);
-    if (u.backoff > milliseconds(100)) ++totals_.reconnects;
+    if (u.backoff.step() > milliseconds(100)) ++totals_.reconnects;
     u.last_rx = now;
     send_hello(u, now);  // every new link starts with 0x00 HELLO
   }
@@ -732,8 +726,7 @@ class Sim {
     ++totals_.hellos;
     // HELLO schedule (7.1.5): no WELCOME within 5 s, wait 1 s, 2 s, 4 s ...
     // (at most 60 s, +/-20 %) and say HELLO again; WELCOME resets it.
-    u.hello_due = now + kHelloWait + jitter(u, u.hello_backoff);
-    u.hello_backoff = std::min(u.hello_backoff * 2, kHelloBackoffMax);
+    u.hello_due = now + kHelloWait + jitter(u, u.hello_backoff.next());
   }
 
   // Sealed in an authenticated session (HELLO and AUTH never are).
@@ -906,7 +899,7 @@ class Sim {
     if (progress) u.flight_since = now;  // the ack timer restarts when an ACK advances
     if (u.hold_seq != 0 && upto >= u.hold_seq) {
       u.hold_seq = 0;
-      u.hold_backoff = kStoreBackoffMin;
+      u.hold_backoff.reset();
       u.hold_until = {};
     }
     if (u.rewind_seq != 0 && upto >= u.rewind_seq) {
@@ -947,14 +940,12 @@ class Sim {
         u.sent = std::min(u.sent, at);
         return;
       }
-      if (u.hold_seq == n) {
-        u.hold_backoff = std::min(u.hold_backoff * 2, kStoreBackoffMax);
-      } else {
+      if (u.hold_seq != n) {
         u.hold_seq = n;
-        u.hold_backoff = kStoreBackoffMin;
+        u.hold_backoff.reset();
       }
       u.hold_resent = false;
-      u.hold_until = now + jitter(u, u.hold_backoff);
+      u.hold_until = now + jitter(u, u.hold_backoff.next());
       u.sent = std::min(u.sent, at);
       return;
     }
@@ -993,8 +984,8 @@ class Sim {
         reset_link_state(u);
         u.welcomed = true;
         u.window = std::max<std::uint16_t>(1, m.m.welcome.window);
-        u.backoff = milliseconds(100);
-        u.hello_backoff = kHelloBackoffMin;
+        u.backoff.reset();
+        u.hello_backoff.reset();
         release(u, ls, now);
         if (opt_.replay.empty() && u.next_seq <= ls) u.next_seq = ls + 1;
         number_readings(u);  // resumes from the oldest held item above last_stored_seq

@@ -14,6 +14,7 @@
 
 #include "eport/units/convert.h"
 #include "eport/codec/codec.h"
+#include "eport/json/json.h"
 #include "eport/model/reading.h"
 #include "eport/model/result.h"
 
@@ -35,27 +36,10 @@ struct Entry {
   model::Reading reading;
 };
 
-inline void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-}
-
 inline std::string header_line(const Header& h) {
   std::string out = "{\"eport_sim_session\":" + std::to_string(kFormatVersion) + ",\"seed\":" + std::to_string(h.seed) +
                     ",\"units\":" + std::to_string(h.units) + ",\"prefix\":";
-  append_json_string(out, h.prefix);
+  json::append_quoted(out, h.prefix);
   char rate[32];
   std::snprintf(rate, sizeof rate, "%.6g", h.rate);
   out += ",\"journey_readings\":" + std::to_string(h.journey_readings) + ",\"rate\":" + rate + "}";
@@ -75,9 +59,9 @@ inline Result<std::string> entry_line(const Entry& e) {
   std::size_t n = epb_encode(&m, frame, sizeof frame);
   if (n == 0) return Error{"reading " + std::to_string(e.reading.seq) + " cannot be encoded"};
   std::string out = "{\"at_ms\":" + std::to_string(e.at_ms) + ",\"unit\":" + std::to_string(e.unit) + ",\"unit_id\":";
-  append_json_string(out, e.reading.source_id);
+  json::append_quoted(out, e.reading.source_id);
   out += ",\"container\":";
-  append_json_string(out, e.reading.container_id);
+  json::append_quoted(out, e.reading.container_id);
   out += ",\"frame\":\"";
   static constexpr char kHex[] = "0123456789abcdef";
   for (std::size_t i = 0; i < n; ++i) {

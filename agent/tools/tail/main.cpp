@@ -15,6 +15,8 @@
 
 #include "eport/codec/codec.h"
 #include "eport/codec/topics.h"
+#include "eport/flags/flags.h"
+#include "eport/json/json.h"
 
 namespace {
 
@@ -43,24 +45,15 @@ struct Options {
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) usage("missing value after " + a);
-      return argv[++i];
-    };
-    auto number = [&](const std::string& v) {
-      char* end = nullptr;
-      double d = std::strtod(v.c_str(), &end);
-      if (end == v.c_str() || *end != '\0' || d < 0) usage("bad number for " + a + ": " + v);
-      return d;
-    };
-    if (a == "--broker") o.broker = next();
-    else if (a == "--topic") o.topic = next();
-    else if (a == "--client-id") o.client_id = next();
-    else if (a == "--count") o.count = static_cast<long long>(number(next()));
-    else if (a == "--duration") o.duration_s = number(next());
-    else if (a == "--idle-exit") o.idle_exit_s = number(next());
+  eport::flags::Args args(argc, argv, [](const std::string& why) { usage(why); });
+  while (args.more()) {
+    const std::string a = args.next();
+    if (a == "--broker") args.take(o.broker);
+    else if (a == "--topic") args.take(o.topic);
+    else if (a == "--client-id") args.take(o.client_id);
+    else if (a == "--count") args.take(o.count);
+    else if (a == "--duration") args.take(o.duration_s);
+    else if (a == "--idle-exit") args.take(o.idle_exit_s);
     else if (a == "--quiet") o.quiet = true;
     else if (a == "--envelopes") o.envelopes = true;
     else usage("unknown option " + a);
@@ -68,16 +61,6 @@ Options parse(int argc, char** argv) {
   o.persistent = !o.client_id.empty();
   if (o.client_id.empty()) o.client_id = "eport-tail-" + std::to_string(::getpid());
   return o;
-}
-
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    out += c;
-  }
-  return out;
 }
 
 }  // namespace
@@ -129,8 +112,8 @@ int main(int argc, char** argv) {
           {reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size()});
       if (!env) {
         ++errors;
-        std::printf("{\"error\":\"%s\",\"topic\":\"%s\",\"bytes\":%zu}\n", json_escape(env.error()).c_str(),
-                    json_escape(msg->get_topic()).c_str(), payload.size());
+        std::printf("{\"error\":%s,\"topic\":%s,\"bytes\":%zu}\n", eport::json::quote(env.error()).c_str(),
+                    eport::json::quote(msg->get_topic()).c_str(), payload.size());
         std::fflush(stdout);
         continue;
       }
@@ -145,8 +128,8 @@ int main(int argc, char** argv) {
         // Readings of a payload kind newer than this build's schema: never silently gone.
         skipped += static_cast<long long>(env->skipped_unknown);
         std::printf("{\"error\":\"%zu readings of an unknown payload kind skipped (newer schema)\","
-                    "\"topic\":\"%s\",\"bytes\":%zu}\n",
-                    env->skipped_unknown, json_escape(msg->get_topic()).c_str(), payload.size());
+                    "\"topic\":%s,\"bytes\":%zu}\n",
+                    env->skipped_unknown, eport::json::quote(msg->get_topic()).c_str(), payload.size());
       }
       for (const auto& r : env->readings) {
         ++readings;

@@ -44,6 +44,9 @@
 #include "eport/units/convert.h"
 #include "eport/units/net.h"
 #include "eport/units/serial.h"
+#include "eport/backoff/backoff.h"
+#include "eport/json/json.h"
+#include "eport/tty/tty.h"
 #include "eport/log/log.h"
 #include "eport/model/clock.h"
 #include "eport/model/ids.h"
@@ -132,7 +135,7 @@ struct Server::Impl : public ingest::CompletionSink {
     std::string path;
     std::uint64_t session = 0;  // link id while open, 0 while closed
     Clock::time_point retry_at{};
-    std::chrono::milliseconds backoff{};
+    backoff::Backoff backoff;   // serial_retry_min doubling to serial_retry_max
     std::string last_error;     // logged once per distinct error, not per retry
   };
 
@@ -395,8 +398,7 @@ struct Server::Impl : public ingest::CompletionSink {
                               " ms at most");
           p.last_error = fd.error();
         }
-        p.retry_at = now + p.backoff;
-        p.backoff = std::min(p.backoff * 2, opt.serial_retry_max);
+        p.retry_at = p.backoff.schedule(now);
         continue;
       }
       ++stats.serial_opens;
@@ -990,9 +992,8 @@ struct Server::Impl : public ingest::CompletionSink {
       Port& p = ports[static_cast<std::size_t>(s.port)];
       p.session = 0;
       auto now = Clock::now();
-      if (now - s.opened >= kSerialStableAfter) p.backoff = opt.serial_retry_min;
-      p.retry_at = now + p.backoff;
-      p.backoff = std::min(p.backoff * 2, opt.serial_retry_max);
+      if (now - s.opened >= kSerialStableAfter) p.backoff.reset();
+      p.retry_at = p.backoff.schedule(now);
       if (s.lost) {
         ++stats.serial_link_losses;
         log::warn(kLog, "serial " + p.path + " lost (unit " + who(s) + "); reopening");
@@ -1171,29 +1172,36 @@ std::uint64_t refused_total(const ServerStats& st) {
 }
 
 std::string health_json(const ServerStats& st) {
-  auto n = [](const std::atomic<std::uint64_t>& v) { return std::to_string(v.load()); };
-  return "{\"units_connected\":" + n(st.connections_active) + ",\"readings_received\":" + n(st.readings_received) +
-         ",\"readings_stored\":" + n(st.readings_stored) + ",\"readings_duplicate\":" + n(st.readings_duplicate) +
-         ",\"readings_refused\":{\"no_hello\":" + n(st.refused_no_hello) +
-         ",\"out_of_order\":" + n(st.refused_out_of_order) + ",\"window\":" + n(st.refused_window) +
-         ",\"store_full\":" + n(st.refused_store_full) + ",\"internal\":" + n(st.refused_internal) +
-         ",\"malformed\":" + n(st.refused_malformed) + "},\"readings_acked\":" + std::to_string(st.readings_stored + st.readings_duplicate) +
-         ",\"discards_received\":" + n(st.discards_received) + ",\"discards_recorded\":" + n(st.discards_recorded) +
-         ",\"seqs_declared_discarded\":" + n(st.seqs_declared_discarded) +
-         ",\"discards_refused\":" + n(st.discards_refused) + ",\"hellos_refused\":{\"unit_id\":" +
-         n(st.hellos_refused_unit_id) + ",\"container_id\":" + n(st.hellos_refused_container_id) +
-         ",\"seq_range\":" + n(st.hellos_refused_seq_range) + ",\"version\":" + n(st.hellos_refused_version) +
-         ",\"malformed\":" + n(st.hellos_malformed) + ",\"auth\":" + n(st.hellos_refused_auth) +
-         "},\"auth\":{\"challenges\":" + n(st.auth_challenges) + ",\"ok\":" + n(st.auth_ok) +
-         ",\"no_key\":" + n(st.auth_no_key) + ",\"unsealed_dropped\":" + n(st.unsealed_dropped) +
-         ",\"frames_not_authentic\":" + n(st.frame_errors[EPB_ERR_AUTH]) +
-         "},\"takeovers\":" + n(st.takeovers) +
-         ",\"links_dead\":" + n(st.links_dead) + ",\"nacks_sent\":" + n(st.nacks_sent) +
-         ",\"settings_sent\":" + n(st.settings_sent) + ",\"settings_acked\":" + n(st.settings_acked) +
-         ",\"protocol_errors\":" + n(st.protocol_errors) + ",\"admission\":{\"refused_max_units\":" +
-         n(st.refused_max_units) + ",\"refused_per_address\":" + n(st.refused_per_address) +
-         ",\"hello_timeouts\":" + n(st.hello_timeouts) + ",\"dropped_unit_ids\":" + n(st.links_dropped_unit_ids) +
-         ",\"dropped_output\":" + n(st.links_dropped_output) + ",\"pings_dropped\":" + n(st.pings_dropped) + "}}";
+  auto n = [](const std::atomic<std::uint64_t>& v) { return v.load(); };
+  json::Object refused;
+  refused.add("no_hello", n(st.refused_no_hello)).add("out_of_order", n(st.refused_out_of_order))
+      .add("window", n(st.refused_window)).add("store_full", n(st.refused_store_full))
+      .add("internal", n(st.refused_internal)).add("malformed", n(st.refused_malformed));
+  json::Object hellos;
+  hellos.add("unit_id", n(st.hellos_refused_unit_id)).add("container_id", n(st.hellos_refused_container_id))
+      .add("seq_range", n(st.hellos_refused_seq_range)).add("version", n(st.hellos_refused_version))
+      .add("malformed", n(st.hellos_malformed)).add("auth", n(st.hellos_refused_auth));
+  json::Object auth;
+  auth.add("challenges", n(st.auth_challenges)).add("ok", n(st.auth_ok)).add("no_key", n(st.auth_no_key))
+      .add("unsealed_dropped", n(st.unsealed_dropped)).add("frames_not_authentic", n(st.frame_errors[EPB_ERR_AUTH]));
+  json::Object admission;
+  admission.add("refused_max_units", n(st.refused_max_units)).add("refused_per_address", n(st.refused_per_address))
+      .add("hello_timeouts", n(st.hello_timeouts)).add("dropped_unit_ids", n(st.links_dropped_unit_ids))
+      .add("dropped_output", n(st.links_dropped_output)).add("pings_dropped", n(st.pings_dropped));
+  json::Object o;
+  o.add("units_connected", n(st.connections_active)).add("readings_received", n(st.readings_received))
+      .add("readings_stored", n(st.readings_stored)).add("readings_duplicate", n(st.readings_duplicate))
+      .add_raw("readings_refused", std::move(refused).str())
+      .add("readings_acked", n(st.readings_stored) + n(st.readings_duplicate))
+      .add("discards_received", n(st.discards_received)).add("discards_recorded", n(st.discards_recorded))
+      .add("seqs_declared_discarded", n(st.seqs_declared_discarded)).add("discards_refused", n(st.discards_refused))
+      .add_raw("hellos_refused", std::move(hellos).str())
+      .add_raw("auth", std::move(auth).str())
+      .add("takeovers", n(st.takeovers)).add("links_dead", n(st.links_dead)).add("nacks_sent", n(st.nacks_sent))
+      .add("settings_sent", n(st.settings_sent)).add("settings_acked", n(st.settings_acked))
+      .add("protocol_errors", n(st.protocol_errors))
+      .add_raw("admission", std::move(admission).str());
+  return std::move(o).str();
 }
 
 Server::Server(ServerOptions options, ingest::Ingest& ingest,
@@ -1221,7 +1229,7 @@ Server::~Server() {
 Status Server::start() {
   auto& d = *impl_;
   if (!d.opt.serial_ports.empty()) {
-    if (!serial::speed_for(d.opt.serial_baud)) {
+    if (!tty::speed_for(d.opt.serial_baud)) {
       return Error{"bridge: serial baud rate " + std::to_string(d.opt.serial_baud) +
                    " is not a standard rate (50 .. 4000000, e.g. 9600, 115200, 921600)"};
     }
@@ -1230,7 +1238,7 @@ Status Server::start() {
       if (!seen.insert(path).second) return Error{"bridge: serial port " + path + " is listed twice"};
       Impl::Port p;
       p.path = path;
-      p.backoff = d.opt.serial_retry_min;
+      p.backoff = backoff::Backoff(backoff::Options{d.opt.serial_retry_min, d.opt.serial_retry_max, 0});
       d.ports.push_back(std::move(p));
     }
   }

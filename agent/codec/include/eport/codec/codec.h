@@ -95,7 +95,8 @@ Result<model::Reading> decode_reading(std::span<const std::uint8_t> bytes);
 std::string reading_to_json(const model::Reading& reading);
 std::string envelope_header_to_json(const EnvelopeHeader& header);
 
-// A JSON string literal for s: quotes, escapes, control characters as \uXXXX.
+// A JSON string literal for s (eport::json::quote: every control byte as
+// \u00XX, invalid UTF-8 as \ufffd; the policy is in eport/json/json.h).
 std::string json_string(std::string_view s);
 
 }  // namespace eport::codec

@@ -1,19 +1,18 @@
 // GpsdSource: positions from a gpsd daemon over its JSON socket (libgps), for
 // gateways where gpsd already owns the receiver. Library eport::gnss_gpsd,
-// built only when libgps is found; libgps stays out of this header.
+// built only when libgps is found; libgps stays out of this header. One
+// gnss::Source.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <optional>
-#include <stop_token>
 #include <string>
 
 #include "eport/gnss/counters.h"
 #include "eport/gnss/fix_assembler.h"
-#include "eport/gnss/serial_source.h"  // ReadingHandler
+#include "eport/gnss/source.h"
 #include "eport/model/result.h"
 
 namespace eport::gnss {
@@ -23,7 +22,7 @@ struct GpsdOptions {
   std::uint16_t port = 2947;
 };
 
-class GpsdSource {
+class GpsdSource final : public Source {
  public:
   // Connects and asks for JSON watch reports (WATCH_ENABLE | WATCH_JSON).
   // Fails with a message naming host:port and libgps' reason.
@@ -35,19 +34,12 @@ class GpsdSource {
   GpsdSource(const GpsdSource&) = delete;
   GpsdSource& operator=(const GpsdSource&) = delete;
 
-  // Waits up to `timeout` for reports and processes all that arrived.
-  // Returns the number of reports read (0 on timeout), or an error when gpsd
-  // closed the connection - then reconnect.
-  [[nodiscard]] Result<std::size_t> poll_once(std::chrono::milliseconds timeout);
-
-  // As SerialSource::run().
-  [[nodiscard]] std::optional<Error> run(std::stop_token stop,
-                                         std::chrono::milliseconds poll = std::chrono::milliseconds(200));
-
-  void flush();
-
-  // A snapshot; safe to call from any thread.
-  GnssCounters counters() const;
+  // Source: poll_once() waits for reports and processes all that arrived,
+  // returning the number of reports read (0 on timeout), or an error when
+  // gpsd closed the connection - then reconnect.
+  [[nodiscard]] Result<std::size_t> poll_once(std::chrono::milliseconds timeout) override;
+  void flush() override;
+  GnssCounters counters() const override;
 
  private:
   struct Impl;

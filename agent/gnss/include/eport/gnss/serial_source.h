@@ -1,27 +1,21 @@
 // SerialSource: the gateway's own GNSS receiver on a tty (USB or UART), read
 // with termios in raw 8N1 mode, framed into lines, assembled into Position
-// readings and handed to a callback. Linux/POSIX only.
+// readings and handed to a callback; one gnss::Source. Linux/POSIX only.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
-#include <optional>
-#include <stop_token>
 #include <string>
 
 #include "eport/gnss/counters.h"
 #include "eport/gnss/fix_assembler.h"
+#include "eport/gnss/source.h"
 #include "eport/model/reading.h"
 #include "eport/model/result.h"
 
 namespace eport::gnss {
-
-// Called with each assembled reading, on the thread that runs poll_once() or
-// run(). Must not block for long: the tty buffer keeps filling meanwhile.
-using ReadingHandler = std::function<void(model::Reading)>;
 
 struct SerialOptions {
   std::string device;  // e.g. "/dev/ttyACM0", "/dev/serial/by-id/usb-u-blox..."
@@ -32,7 +26,7 @@ struct SerialOptions {
 // True for the baud rates listed in SerialOptions.
 bool is_supported_baud(int baud);
 
-class SerialSource {
+class SerialSource final : public Source {
  public:
   // Opens and configures the tty (O_NOCTTY, raw, 8N1, no flow control,
   // CLOCAL). Fails with a message naming the device and the errno text, or
@@ -45,21 +39,12 @@ class SerialSource {
   SerialSource(const SerialSource&) = delete;
   SerialSource& operator=(const SerialSource&) = delete;
 
-  // Waits up to `timeout` for bytes and processes all complete lines that
-  // arrived. Returns the number of bytes read (0 on timeout), or an error
-  // when the device is gone (unplugged: hangup, EIO) - then reopen.
-  [[nodiscard]] Result<std::size_t> poll_once(std::chrono::milliseconds timeout);
-
-  // Calls poll_once() until `stop` is requested (returns an empty optional,
-  // after flushing the open epoch) or the device fails (returns the error).
-  [[nodiscard]] std::optional<Error> run(std::stop_token stop,
-                                         std::chrono::milliseconds poll = std::chrono::milliseconds(200));
-
-  // Hands out the reading of the open epoch, if any (end of input).
-  void flush();
-
-  // A snapshot; safe to call from any thread.
-  GnssCounters counters() const;
+  // Source: poll_once() waits for bytes and processes all complete lines
+  // that arrived, returning the number of bytes read (0 on timeout), or an
+  // error when the device is gone (unplugged: hangup, EIO) - then reopen.
+  [[nodiscard]] Result<std::size_t> poll_once(std::chrono::milliseconds timeout) override;
+  void flush() override;
+  GnssCounters counters() const override;
 
  private:
   struct Impl;
