@@ -8,7 +8,6 @@ exactly the recorded readings."""
 import collections
 import json
 
-import fleet_util as fu
 import harness as h
 
 UNITS, PTYS, COUNT = 30, 4, 240
@@ -72,10 +71,10 @@ def test_fleet_journeys(work):
     session = work.file("session.jsonl")
     pty_list = work.file("ptys-1.txt")
     acked1 = work.file("acked-1.jsonl")
-    rec = fu.sim(["--units", UNITS - PTYS, "--pty", PTYS, "--pty-list", pty_list,
+    rec = h.sim(["--units", UNITS - PTYS, "--pty", PTYS, "--pty-list", pty_list,
                   "--connect", "unix:" + work.file("rec-bridge.sock"), "--rate", 200, "--count", COUNT, "--seed", 5,
                   "--record", session, "--acked-log", acked1, "--drain-timeout", 60], background=True)
-    agent = fu.FleetAgent(work, broker.uri, serial_ports=fu.read_pty_list(pty_list, PTYS), name="rec")
+    agent = h.FleetAgent(work, broker.uri, serial_ports=h.read_pty_list(pty_list, PTYS), name="rec")
     agent.start()
     out, err = rec.communicate(timeout=120)
     assert rec.returncode == 0, f"eport-sim --record: {out} {err}"
@@ -94,7 +93,7 @@ def test_fleet_journeys(work):
     #    another seed does not. No agent needed: units keep what they made.
     def generate(seed, name):
         path = work.file(name)
-        p = fu.sim(["--units", UNITS, "--connect", "unix:" + work.file("nobody.sock"), "--rate", 100000, "--count",
+        p = h.sim(["--units", UNITS, "--connect", "unix:" + work.file("nobody.sock"), "--rate", 100000, "--count",
                     COUNT, "--seed", seed, "--record", path, "--drain-timeout", 0, "--quiet"], timeout=60)
         assert p.returncode == 3, f"expected 'unacknowledged' exit: {p.stdout} {p.stderr}"
         return strip_time(recorded(path)[1])
@@ -106,10 +105,10 @@ def test_fleet_journeys(work):
     tail2 = h.Tail(work, broker.uri, name="tail-2")
     pty_list2 = work.file("ptys-2.txt")
     acked2 = work.file("acked-2.jsonl")
-    rep = fu.sim(["--replay", session, "--pty", PTYS, "--pty-list", pty_list2,
+    rep = h.sim(["--replay", session, "--pty", PTYS, "--pty-list", pty_list2,
                   "--connect", "unix:" + work.file("rep-bridge.sock"), "--acked-log", acked2, "--drain-timeout", 60],
                  background=True)
-    agent2 = fu.FleetAgent(work, broker.uri, serial_ports=fu.read_pty_list(pty_list2, PTYS), name="rep",
+    agent2 = h.FleetAgent(work, broker.uri, serial_ports=h.read_pty_list(pty_list2, PTYS), name="rep",
                            gateway="gw-fleet-02")
     agent2.start()
     out, err = rep.communicate(timeout=120)

@@ -5,7 +5,6 @@ the subscriber (eport-tail), field by field. Prints the throughput."""
 import os
 import time
 
-import fleet_util as fu
 import harness as h
 
 SECONDS = float(os.environ.get("EPORT_FLEET_SECONDS", "60"))
@@ -23,14 +22,14 @@ def test_fleet_load(work):
     # The serial fleet first: its pty paths go into the agent's config.
     pty_list = work.file("ptys.txt")
     acked_pty = work.file("acked-pty.jsonl")
-    serial_sim = fu.sim(["--pty", PTY_UNITS, "--pty-list", pty_list, "--prefix", "tty", "--rate", RATE,
+    serial_sim = h.sim(["--pty", PTY_UNITS, "--pty-list", pty_list, "--prefix", "tty", "--rate", RATE,
                          "--duration", SECONDS, "--seed", 3, "--acked-log", acked_pty, "--drain-timeout", 60],
                         background=True)
-    ptys = fu.read_pty_list(pty_list, PTY_UNITS)
-    agent = fu.FleetAgent(work, broker.uri, tcp=True, serial_ports=ptys)
+    ptys = h.read_pty_list(pty_list, PTY_UNITS)
+    agent = h.FleetAgent(work, broker.uri, tcp=True, serial_ports=ptys)
     agent.start()
     acked_tcp = work.file("acked-tcp.jsonl")
-    tcp_sim = fu.sim(agent.sim_key_args() + ["--connect", agent.tcp_endpoint, "--units", TCP_UNITS, "--prefix", "tcu", "--rate", RATE,
+    tcp_sim = h.sim(agent.sim_key_args() + ["--connect", agent.tcp_endpoint, "--units", TCP_UNITS, "--prefix", "tcu", "--rate", RATE,
                       "--duration", SECONDS, "--seed", 4, "--acked-log", acked_tcp, "--drain-timeout", 60, "--quiet"],
                      background=True)
     h.log(f"{TCP_UNITS} TCP units and {PTY_UNITS} serial units sending {RATE}/s each for {SECONDS:.0f} s")
@@ -40,7 +39,7 @@ def test_fleet_load(work):
         out, err = p.communicate(timeout=SECONDS + 180)
         h.log(f"{name}: {out.strip().splitlines()[-1]}")
         assert p.returncode == 0, f"eport-sim ({name}) failed: {out} {err}"
-        results[name] = fu.summary(out)
+        results[name] = h.summary(out)
     sending = time.monotonic() - started
 
     acked = h.read_jsonl(acked_tcp) + h.read_jsonl(acked_pty)
@@ -60,7 +59,7 @@ def test_fleet_load(work):
     kinds = {r["kind"] for r in acked}
     assert kinds == {"position", "sensor", "seal", "door"}, kinds
     log = agent.read_log()
-    bridge = fu.bridge_stopped(log)
+    bridge = h.bridge_stopped(log)
     assert bridge["serial opens"] >= PTY_UNITS, bridge
     n_serial = sum(1 for r in acked if r["source"].startswith("tty-"))
     h.log(f"load: {len(acked)} readings acknowledged ({len(acked) - n_serial} over TCP, {n_serial} over serial) "

@@ -5,7 +5,6 @@ simulator exits and every pty disappears. Every acknowledged reading reaches
 the subscriber (duplicates allowed, identified by source and seq)."""
 import time
 
-import fleet_util as fu
 import harness as h
 
 PTYS = 6
@@ -17,11 +16,11 @@ def test_fleet_serial(work):
     tail = h.Tail(work, broker.uri)
     pty_list = work.file("ptys.txt")
     acked_log = work.file("acked.jsonl")
-    sim = fu.sim(["--pty", PTYS, "--pty-list", pty_list, "--rate", 20, "--duration", 10, "--seed", 9,
+    sim = h.sim(["--pty", PTYS, "--pty-list", pty_list, "--rate", 20, "--duration", 10, "--seed", 9,
                   "--ack-timeout", 2000, "--acked-log", acked_log, "--drain-timeout", 60], background=True)
-    ptys = fu.read_pty_list(pty_list, PTYS)
+    ptys = h.read_pty_list(pty_list, PTYS)
     missing = work.file("ttyUSB-unplugged")
-    agent = fu.FleetAgent(work, broker.uri, serial_ports=ptys + [missing], serial_baud=921600)
+    agent = h.FleetAgent(work, broker.uri, serial_ports=ptys + [missing], serial_baud=921600)
     agent.start()
     time.sleep(3)
     agent.kill9()
@@ -49,7 +48,7 @@ def test_fleet_serial(work):
     dups = h.check_all_arrived(acked, tail.readings())
     log = agent.read_log()
     assert f"open serial {missing}: No such file or directory" in log, "the missing tty was not reported"
-    s = fu.summary(out)
+    s = h.summary(out)
     h.log(f"{len(acked)} readings from {PTYS} serial units across a SIGKILL, a restart and vanished devices; "
           f"{dups} duplicate deliveries; {s['nacked']} NACKs (NO_HELLO after each restart) answered with a new HELLO")
 

@@ -6,7 +6,6 @@ down, so everything stays in the outbox: `eport-agent store dump` shows each
 (source, seq) exactly once, and the agent counted the duplicates."""
 import collections
 
-import fleet_util as fu
 import harness as h
 
 
@@ -16,24 +15,24 @@ def test_resend(work):
     acked_log = work.file("acked.jsonl")
     # Rate 4/s per unit: a lost ACK is not covered by the next one before the
     # 150 ms timeout, so the unit really resends.
-    sim = fu.sim(["--pty", 2, "--units", 4, "--connect", "unix:" + work.file("agent-bridge.sock"),
+    sim = h.sim(["--pty", 2, "--units", 4, "--connect", "unix:" + work.file("agent-bridge.sock"),
                   "--pty-list", pty_list, "--rate", 4, "--count", 40, "--ack-timeout", 150,
                   "--drop-acks-every", 3, "--acked-log", acked_log, "--drain-timeout", 30, "--seed", 11],
                  background=True)
-    ptys = fu.read_pty_list(pty_list, 2)
-    agent = fu.FleetAgent(work, nobody, serial_ports=ptys)
+    ptys = h.read_pty_list(pty_list, 2)
+    agent = h.FleetAgent(work, nobody, serial_ports=ptys)
     agent.start()
     out, err = sim.communicate(timeout=120)
     h.log(out.strip().splitlines()[-1])
     assert sim.returncode == 0, f"eport-sim: {out} {err}"
-    s = fu.summary(out)
+    s = h.summary(out)
     assert s["acks_dropped"] > 0 and s["ack_timeouts"] > 0 and s["resent"] > 0, s
     assert agent.terminate() == 0
     log = agent.read_log()
 
     acked = h.read_jsonl(acked_log)
     assert len(acked) == 6 * 40, f"sim got {len(acked)} acks, expected 240"
-    stored = fu.store_dump(agent)
+    stored = h.store_dump(agent)
     counts = collections.Counter(h.key(r) for r in stored)
     twice = [k for k, n in counts.items() if n > 1]
     assert not twice, f"stored more than once: {twice[:5]}"
@@ -44,8 +43,8 @@ def test_resend(work):
     serial_units = {r["source"] for r in acked if r["source"] in ("tcu-0004", "tcu-0005")}
     assert serial_units == {"tcu-0004", "tcu-0005"}, "the pty units' readings are missing"
 
-    bridge = fu.bridge_stopped(log)
-    agent_line = fu.agent_stopped(log)
+    bridge = h.bridge_stopped(log)
+    agent_line = h.agent_stopped(log)
     assert bridge["duplicates"] > 0, f"the bridge counted no duplicates: {bridge}"
     assert agent_line["readings stored"] == 240, agent_line
     h.log(f"{s['acks_dropped']} ACKs lost, {s['resent']} readings resent after {s['ack_timeouts']} timeouts; "

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 
-import fleet_util as fu
 import harness as h
 
 PKI_TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "broker-config", "pki", "eport-pki")
@@ -37,26 +36,26 @@ def test_unit_auth(work):
     broker = h.Broker(work)
     broker.start()
     tail = h.Tail(work, broker.uri)
-    agent = fu.FleetAgent(work, broker.uri, tcp=True, unit_keys=keys, gateway=GW, site=SITE,
+    agent = h.FleetAgent(work, broker.uri, tcp=True, unit_keys=keys, gateway=GW, site=SITE,
                           extra="[health]\ninterval_s = 1\n")
     agent.start()
 
     common = ["--connect", agent.tcp_endpoint, "--units", UNITS, "--rate", 5, "--duration", SECONDS]
-    genuine = fu.sim(["--unit-keys", keys, "--prefix", "tcu", "--seed", 21, "--drain-timeout", 60,
+    genuine = h.sim(["--unit-keys", keys, "--prefix", "tcu", "--seed", 21, "--drain-timeout", 60,
                       "--acked-log", work.file("acked.jsonl")] + common, background=True)
-    guessed = fu.write_unit_keys(work.file("guessed-keys"), (f"tcu-{i:04d}" for i in range(UNITS)), salt="guess")
-    impostor = fu.sim(["--unit-keys", guessed, "--prefix", "tcu", "--seed", 22, "--drain-timeout", 3] + common,
+    guessed = h.write_unit_keys(work.file("guessed-keys"), (f"tcu-{i:04d}" for i in range(UNITS)), salt="guess")
+    impostor = h.sim(["--unit-keys", guessed, "--prefix", "tcu", "--seed", 22, "--drain-timeout", 3] + common,
                       background=True)
-    unprovisioned = fu.write_unit_keys(work.file("rogue-keys"), (f"rogue-{i:04d}" for i in range(UNITS)))
-    rogue = fu.sim(["--unit-keys", unprovisioned, "--prefix", "rogue", "--seed", 23, "--drain-timeout", 3] + common,
+    unprovisioned = h.write_unit_keys(work.file("rogue-keys"), (f"rogue-{i:04d}" for i in range(UNITS)))
+    rogue = h.sim(["--unit-keys", unprovisioned, "--prefix", "rogue", "--seed", 23, "--drain-timeout", 3] + common,
                    background=True)
-    keyless = fu.sim(["--prefix", "nokey", "--seed", 24, "--drain-timeout", 3] + common, background=True)
+    keyless = h.sim(["--prefix", "nokey", "--seed", 24, "--drain-timeout", 3] + common, background=True)
 
     results = {}
     for name, p in (("genuine", genuine), ("impostor", impostor), ("rogue", rogue), ("keyless", keyless)):
         out, err = p.communicate(timeout=SECONDS + 120)
         h.log(f"{name}: {out.strip().splitlines()[-1]}")
-        results[name] = fu.summary(out)
+        results[name] = h.summary(out)
         if name == "genuine":
             assert p.returncode == 0, f"genuine units ended with readings not acknowledged: {out} {err}"
         else:
