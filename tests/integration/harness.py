@@ -142,9 +142,11 @@ class Agent:
     def __init__(self, work, broker_uri, gateway="gw-test-01", site="cnsha", extra="", store_extra=""):
         """extra: further TOML sections; store_extra: further keys of [store]."""
         self.work = work
+        self.name = "agent"  # its logs: agent-1.log, agent-2.log, ... one per start
         self.socket = work.file("bridge.sock")
         self.db = work.file("outbox.db")
         self.config = work.file("agent.toml")
+        self.tcp_port = None
         self.proc = None
         self.starts = 0
         with open(self.config, "w") as f:
@@ -163,13 +165,15 @@ reconnect_max_ms = 2000
 {extra}
 """)
 
-    def start(self):
+    def start(self, **spawn_args):
         self.starts += 1
-        self.log = open(self.work.file(f"agent-{self.starts}.log"), "w")
-        self.proc = spawn([AGENT, "--config", self.config], stdout=self.log, stderr=subprocess.STDOUT)
+        self.log = open(self.work.file(f"{self.name}-{self.starts}.log"), "w")
+        self.proc = spawn([AGENT, "--config", self.config], stdout=self.log, stderr=subprocess.STDOUT, **spawn_args)
         wait_until(lambda: os.path.exists(self.socket) or self.proc.poll() is not None, 10, "agent socket")
         if self.proc.poll() is not None:
             raise RuntimeError(f"agent exited with {self.proc.returncode}: {self.read_log()}")
+        if self.tcp_port:
+            wait_for_port(self.tcp_port)
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -184,7 +188,7 @@ reconnect_max_ms = 2000
     def read_log(self):
         out = []
         for i in range(1, self.starts + 1):
-            with open(self.work.file(f"agent-{i}.log")) as f:
+            with open(self.work.file(f"{self.name}-{i}.log")) as f:
                 out.append(f.read())
         return "\n".join(out)
 
@@ -297,10 +301,10 @@ TCP_KEY_PREFIX = "tcu"
 TCP_KEY_UNITS = 2000
 
 
-class FleetAgent:
+class FleetAgent(Agent):
     """eport-agent with a UNIX socket, optionally TCP (with keys for the
-    units tcu-0000 .. tcu-1999, file self.unit_keys) and serial ports.
-    Same interface as harness.Agent (start, kill9, terminate, read_log)."""
+    units tcu-0000 .. tcu-1999, file self.unit_keys) and serial ports; a
+    config of its own, the rest as Agent (kill9, terminate, read_log)."""
 
     def __init__(self, work, broker_uri, tcp=False, serial_ports=(), serial_baud=None, gateway="gw-fleet-01",
                  site="cnsha", extra="", store_extra="", name="agent", log_level=None, unit_keys=None):
@@ -354,31 +358,10 @@ reconnect_max_ms = 2000
         return ["--unit-keys", self.unit_keys]
 
     def start(self):
-        self.starts += 1
-        self.log = open(self.work.file(f"{self.name}-{self.starts}.log"), "w")
-        self.proc = spawn([AGENT, "--config", self.config], stdout=self.log, stderr=subprocess.STDOUT,
-                            preexec_fn=_more_files)
-        wait_until(lambda: os.path.exists(self.socket) or self.proc.poll() is not None, 10, "agent socket")
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"agent exited with {self.proc.returncode}: {self.read_log()}")
-        if self.tcp_port:
-            wait_for_port(self.tcp_port)
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        log(f"agent SIGKILLed (pid {self.proc.pid})")
+        super().start(preexec_fn=_more_files)
 
     def terminate(self, timeout=30):
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
-
-    def read_log(self):
-        out = []
-        for i in range(1, self.starts + 1):
-            with open(self.work.file(f"{self.name}-{i}.log")) as f:
-                out.append(f.read())
-        return "\n".join(out)
+        return super().terminate(timeout)
 
 
 def sim(args, background=False, timeout=300):
