@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "connection.h"
+#include "eport/backoff/backoff.h"
 #include "eport/codec/codec.h"
 #include "eport/codec/topics.h"
 #include "eport/log/log.h"
@@ -90,6 +91,9 @@ struct Publisher::Impl : public ConnectionEvents {
   codec::EnvelopeEncoder encoder;
   std::vector<model::Reading> batch;
   std::mt19937 rng{std::random_device{}()};
+  // Reconnect delay: reconnect_min doubling to reconnect_max (eport::backoff),
+  // each wait drawn from 0.5 .. 1.0 of it ("equal jitter", backoff_wait).
+  backoff::Backoff reconnect;
   Clock::time_point connected_since;
   Clock::time_point last_puback;
   Clock::time_point started = Clock::now();
@@ -98,7 +102,12 @@ struct Publisher::Impl : public ConnectionEvents {
   Budget budget;
 
   Impl(PublisherOptions o, store::Outbox& ob, CommandHandler* h, std::function<std::string()> extra)
-      : opt(std::move(o)), outbox(ob), handler(h), health_extra(std::move(extra)), budget(opt.budget, ob) {
+      : opt(std::move(o)),
+        outbox(ob),
+        handler(h),
+        health_extra(std::move(extra)),
+        reconnect(backoff::Options{opt.reconnect_min, opt.reconnect_max, 0}),
+        budget(opt.budget, ob) {
     if (opt.client_id.empty()) opt.client_id = opt.gateway_id;
     status_topic = codec::topics::status(opt.site_id, opt.gateway_id);
     cmd_topic = codec::topics::cmd(opt.site_id, opt.gateway_id);
@@ -181,13 +190,13 @@ struct Publisher::Impl : public ConnectionEvents {
     return true;
   }
 
-  // Sleeps for the backoff delay unless stopping. Returns false when stopping.
-  bool backoff_wait(std::chrono::milliseconds& delay) {
+  // Sleeps for the next reconnect delay unless stopping. Returns false when stopping.
+  bool backoff_wait() {
     std::uniform_real_distribution<double> jitter(0.5, 1.0);  // "equal jitter"
-    auto d = std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(delay.count()) * jitter(rng)));
+    auto step = reconnect.next();
+    auto d = std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(step.count()) * jitter(rng)));
     std::unique_lock l(mu);
     cv.wait_for(l, d, [&] { return stopping; });
-    delay = std::min(delay * 2, opt.reconnect_max);
     return !stopping;
   }
 
@@ -350,7 +359,6 @@ struct Publisher::Impl : public ConnectionEvents {
   }
 
   void run() {
-    auto delay = opt.reconnect_min;
     auto waiting_since = Clock::time_point::max();
     const BatchingOptions batching{opt.max_inflight, opt.max_readings, opt.max_age};
     next_health = Clock::now() + std::chrono::seconds(5);
@@ -361,9 +369,9 @@ struct Publisher::Impl : public ConnectionEvents {
       }
       if (!stats.connected) {
         if (connect_once(opt.server_uris)) {
-          delay = opt.reconnect_min;
+          reconnect.reset();
           drop_inflight();
-        } else if (!backoff_wait(delay)) {
+        } else if (!backoff_wait()) {
           break;
         }
         continue;
