@@ -3,6 +3,7 @@ identity from the certificate): the agent with the right CA and its own
 certificate delivers everything; with the wrong CA, or with an expired
 client certificate, it is refused and says why in its log, and delivers
 nothing until fixed. Certificates come from broker-config/pki/eport-pki."""
+import json
 import os
 import shutil
 import subprocess
@@ -68,6 +69,8 @@ def test_tls(work):
     pki("init", good)
     pki("server", good, "broker", "127.0.0.1", env={"EPORT_PKI_CERT_DAYS": "30"})
     pki("client", good, "gw-test-01")
+    pki("client", good, "reader-01")
+    pki("client", good, "ops-01")
     other = work.file("pki-other")
     pki("init", other, "someone else's CA")
     expired_client(good, "gw-test-01", work.file("old.key"), work.file("old.crt"))
@@ -97,6 +100,25 @@ def test_tls(work):
         blog = f.read()
     assert "certificate expired" in blog or "certificate has expired" in blog or "OpenSSL Error" in blog, blog[-2000:]
 
+    # Our own tools speak mutual TLS with the agent's option names; without
+    # the CA they refuse at once, saying what is missing.
+    tls_uri = f"ssl://127.0.0.1:{broker.port}"
+    ca = f"{good}/ca.crt"
+    for tool, extra in ((h.TAIL, []), (os.path.join(h.BIN, "tools", "eport-cmd"), ["--site", "cnsha", "--gateway",
+                                                                                    "gw-test-01", "get-config"])):
+        p = subprocess.run([tool, "--broker", tls_uri] + extra, capture_output=True, text=True, timeout=10)
+        assert p.returncode == 64 and "give the broker's CA with --ca-file" in p.stderr, (tool, p.returncode, p.stderr)
+    reader_args = ["--ca-file", ca, "--cert-file", f"{good}/issued/reader-01.crt", "--key-file",
+                   f"{good}/issued/reader-01.key"]
+    tls_tail = subprocess.Popen([h.TAIL, "--broker", tls_uri, "--count", "1000", "--duration", "60"] + reader_args,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def broker_log():
+        with open(broker.work.file("mosquitto.log")) as f:
+            return f.read()
+    # Connected as reader-01 (the certificate's CN); the subscription follows at once.
+    h.wait_until(lambda: "reader-01" in broker_log(), 10, "eport-tail connected over TLS")
+    time.sleep(0.5)
+
     # Right CA and a valid certificate: everything arrives.
     agent, agent_dir = agent_with(work, broker, f"{good}/ca.crt", gc, gk, "good")
     agent.start()
@@ -104,13 +126,23 @@ def test_tls(work):
     assert p.returncode == 0, p.stdout + p.stderr
     acked = h.read_jsonl(work.file("acked.jsonl"))
     h.wait_until(lambda: len({h.key(r) for r in tail.readings()}) >= len(acked), 30, "every reading over TLS")
+    out, err = tls_tail.communicate(timeout=70)
+    assert tls_tail.returncode == 0, err
+    over_tls = [json.loads(line) for line in out.splitlines() if line.startswith('{"source"')]
+    h.check_all_arrived(acked, over_tls)
+    cmd = subprocess.run([os.path.join(h.BIN, "tools", "eport-cmd"), "--broker", tls_uri, "--ca-file", ca,
+                          "--cert-file", f"{good}/issued/ops-01.crt", "--key-file", f"{good}/issued/ops-01.key",
+                          "--site", "cnsha", "--gateway", "gw-test-01", "get-config"],
+                         capture_output=True, text=True, timeout=30)
+    assert cmd.returncode == 0 and '"ok":true' in cmd.stdout, (cmd.returncode, cmd.stdout, cmd.stderr)
     assert agent.terminate() == 0
     assert "connected to ssl://127.0.0.1" in agent.read_log()
     tail.stop()
     dups = h.check_all_arrived(acked, tail.readings())
     for d in (bad_dir, old_dir, agent_dir):
         d.cleanup()
-    h.log(f"mutual TLS: {len(acked)} readings delivered ({dups} duplicates); wrong CA and expired certificate refused")
+    h.log(f"mutual TLS: {len(acked)} readings delivered ({dups} duplicates), also to eport-tail over TLS; eport-cmd "
+          "over TLS answered; wrong CA and expired certificate refused")
 
 
 if __name__ == "__main__":

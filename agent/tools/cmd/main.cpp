@@ -13,6 +13,7 @@
 #include "eport/codec/command.h"
 #include "eport/codec/topics.h"
 #include "eport/flags/flags.h"
+#include "tls_flags.h"
 #include "eport/model/clock.h"
 
 namespace {
@@ -21,6 +22,7 @@ namespace {
   std::fprintf(stderr,
                "eport-cmd: %s\n"
                "usage: eport-cmd --broker URI --site SITE --gateway GW [--id COMMAND_ID] [--timeout S] ACTION\n"
+               "                 [--ca-file FILE [--cert-file FILE --key-file FILE]]   (ssl:// brokers)\n"
                "  ACTION: get-config | flush | position [SOURCE] | intervals [--unit UNIT] [--position S] [--sensor S]\n",
                why.c_str());
   std::exit(64);
@@ -32,6 +34,7 @@ int main(int argc, char** argv) {
   std::string broker = "tcp://127.0.0.1:1883", site, gateway, id, action, unit, source;
   double timeout_s = 10;
   std::uint32_t pos_s = 0, sensor_s = 0;
+  eport::tools::TlsFlags tls;
   eport::flags::Args args(argc, argv, [](const std::string& why) { usage(why); });
   while (args.more()) {
     const std::string a = args.next();
@@ -43,11 +46,13 @@ int main(int argc, char** argv) {
     else if (a == "--unit") args.take(unit);
     else if (a == "--position") args.take(pos_s);
     else if (a == "--sensor") args.take(sensor_s);
+    else if (tls.take(a, args)) continue;
     else if (action.empty()) action = a;
     else if (action == "position" && source.empty()) source = a;
     else usage("unexpected argument " + a);
   }
   if (site.empty() || gateway.empty() || action.empty()) usage("--site, --gateway and an ACTION are required");
+  if (auto problem = tls.problem(broker); !problem.empty()) usage(problem);
   eport::codec::Command cmd;
   cmd.command_id = id.empty() ? "cmd-" + std::to_string(::getpid()) + "-" +
                                     std::to_string(std::chrono::system_clock::now().time_since_epoch().count())
@@ -64,6 +69,7 @@ int main(int argc, char** argv) {
     mqtt::async_client client(broker, "eport-cmd-" + std::to_string(::getpid()));
     mqtt::connect_options co;
     co.set_clean_session(true);
+    tls.apply(broker, co);
     client.start_consuming();
     client.connect(co)->wait();
     client.subscribe(eport::codec::topics::reply(site, gateway), 1)->wait();

@@ -16,6 +16,7 @@
 #include "eport/codec/codec.h"
 #include "eport/codec/topics.h"
 #include "eport/flags/flags.h"
+#include "tls_flags.h"
 #include "eport/json/json.h"
 
 namespace {
@@ -32,13 +33,15 @@ struct Options {
   double idle_exit_s = 0; // exit after this long without a message; 0 = never
   bool quiet = false;     // summary only
   bool envelopes = false; // also print one line per envelope header
+  eport::tools::TlsFlags tls;
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::fprintf(stderr,
                "eport-tail: %s\n"
                "usage: eport-tail [--broker URI] [--topic FILTER] [--client-id ID] [--count N]\n"
-               "                  [--duration S] [--idle-exit S] [--envelopes] [--quiet]\n",
+               "                  [--duration S] [--idle-exit S] [--envelopes] [--quiet]\n"
+               "                  [--ca-file FILE [--cert-file FILE --key-file FILE]]   (ssl:// brokers)\n",
                why.c_str());
   std::exit(64);
 }
@@ -56,8 +59,10 @@ Options parse(int argc, char** argv) {
     else if (a == "--idle-exit") args.take(o.idle_exit_s);
     else if (a == "--quiet") o.quiet = true;
     else if (a == "--envelopes") o.envelopes = true;
+    else if (o.tls.take(a, args)) continue;
     else usage("unknown option " + a);
   }
+  if (auto problem = o.tls.problem(o.broker); !problem.empty()) usage(problem);
   o.persistent = !o.client_id.empty();
   if (o.client_id.empty()) o.client_id = "eport-tail-" + std::to_string(::getpid());
   return o;
@@ -82,6 +87,7 @@ int main(int argc, char** argv) {
     co.set_clean_session(!opt.persistent);
     co.set_keep_alive_interval(std::chrono::seconds(20));
     co.set_automatic_reconnect(std::chrono::seconds(1), std::chrono::seconds(10));
+    opt.tls.apply(opt.broker, co);
     // Subscribe again after every automatic reconnect (a clean session
     // forgets subscriptions). Non-blocking: never wait inside a callback.
     client.set_connected_handler([&client, &opt](const std::string&) {
