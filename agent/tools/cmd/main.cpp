@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
   else if (action == "intervals") cmd.action = eport::codec::SetIntervals{unit, pos_s, sensor_s};
   else usage("unknown action " + action);
   auto payload = eport::codec::encode_command(cmd);
+  if (eport::tools::TlsFlags::is_tls_uri(broker)) eport::tools::TlsFlags::init_openssl();
   try {
     mqtt::async_client client(broker, "eport-cmd-" + std::to_string(::getpid()));
     mqtt::connect_options co;

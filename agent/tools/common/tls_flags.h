@@ -9,6 +9,7 @@
 
 #include <mqtt/connect_options.h>
 #include <mqtt/ssl_options.h>
+#include <openssl/ssl.h>
 
 #include <string>
 #include <string_view>
@@ -27,6 +28,13 @@ struct TlsFlags {
     else return false;
     return true;
   }
+
+  // Call before the first Paho client exists, when the broker is TLS.
+  // OpenSSL then frees its state at exit only if the process ends it; by
+  // default its atexit handler also frees the thread-local state of Paho's
+  // threads still running, which those threads free again as they end
+  // (a double free AddressSanitizer caught in eport-tail at exit).
+  static void init_openssl() { OPENSSL_init_ssl(OPENSSL_INIT_NO_ATEXIT, nullptr); }
 
   static bool is_tls_uri(std::string_view uri) {
     return uri.rfind("ssl://", 0) == 0 || uri.rfind("mqtts://", 0) == 0;

@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &sa, nullptr);
 
   long long readings = 0, envelopes = 0, errors = 0, skipped = 0;
+  if (eport::tools::TlsFlags::is_tls_uri(opt.broker)) eport::tools::TlsFlags::init_openssl();
   try {
     mqtt::async_client client(opt.broker, opt.client_id);
     mqtt::connect_options co;
