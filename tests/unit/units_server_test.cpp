@@ -114,6 +114,7 @@ struct Link {
       }
     }
   }
+  // m as a frame: sealed once the link is authenticated (HELLO and AUTH never are).
   std::vector<std::uint8_t> frame(const epb_message& m) {
     std::vector<std::uint8_t> buf(EPB_MAX_ENCODED);
     auto n = sealed && m.type != EPB_MSG_HELLO && m.type != EPB_MSG_AUTH ? epb_encode_sealed(&m, &auth, buf.data(), buf.size())
@@ -122,14 +123,7 @@ struct Link {
     buf.resize(n);
     return buf;
   }
-  void send(const epb_message& m) {
-    std::vector<std::uint8_t> buf(EPB_MAX_ENCODED);
-    auto n = sealed && m.type != EPB_MSG_HELLO && m.type != EPB_MSG_AUTH ? epb_encode_sealed(&m, &auth, buf.data(), buf.size())
-                                                                         : epb_encode(&m, buf.data(), buf.size());
-    REQUIRE(n > 0);
-    buf.resize(n);
-    raw(buf);
-  }
+  void send(const epb_message& m) { raw(frame(m)); }
   // The next message from the agent, or nullopt after the timeout.
   std::optional<epb_message> next(std::chrono::milliseconds timeout = 3000ms) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
