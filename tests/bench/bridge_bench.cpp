@@ -177,8 +177,8 @@ PathResult bridge_path(const std::string& dir, const Workload& w, eport::store::
     std::fprintf(stderr, "%s\n", ob.error().c_str());
     std::exit(1);
   }
-  // The agent's defaults: commit every 10 ms or 2000 readings.
-  eport::ingest::Ingest ingest({std::chrono::milliseconds(10), 2000, 100000}, **ob, nullptr);
+  // The agent's defaults (store.commit_interval_ms, store.commit_max_readings).
+  eport::ingest::Ingest ingest(eport::ingest::IngestOptions{}, **ob, nullptr);
   eport::units::ServerOptions so;
   so.unix_socket = dir + "/bridge.sock";
   so.gateway_id = "gw-bench";

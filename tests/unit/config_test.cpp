@@ -10,6 +10,8 @@
 #include <sstream>
 
 #include "eport/config/config.h"
+#include "eport/units/config_keys.h"
+#include "settings.h"
 
 using namespace eport;
 
@@ -23,34 +25,34 @@ unix_socket = "/run/eport/bridge.sock"
 }
 
 TEST_CASE("a minimal config gets every default", "[config]") {
-  auto c = config::load_string(kValid, "agent.toml");
+  auto c = app::load_config_string(kValid, "agent.toml");
   REQUIRE(c.ok());
   CHECK(c->gateway.id == "gw-yangshan-01");
   CHECK(c->gateway.site == "cnsha");
-  CHECK(c->mqtt.uri == std::vector<std::string>{"tcp://127.0.0.1:1883"});
-  CHECK(c->mqtt.client_id == "gw-yangshan-01");
-  CHECK(c->mqtt.keepalive_s == std::chrono::seconds(30));
-  CHECK(c->store.durability == config::Durability::kFull);
-  CHECK(c->publish.max_readings == 500);
-  CHECK(c->log.level == log::Level::kInfo);
-  CHECK(c->gnss.source == config::GnssSource::kNone);
+  CHECK(c->uplink.server_uris == std::vector<std::string>{"tcp://127.0.0.1:1883"});
+  CHECK(c->uplink.client_id == "gw-yangshan-01");
+  CHECK(c->uplink.keepalive == std::chrono::seconds(30));
+  CHECK(c->store.durability == store::Durability::kFull);
+  CHECK(c->uplink.max_readings == 500);
+  CHECK(c->log_level == log::Level::kInfo);
+  CHECK(c->gnss.source == gnss::SourceKind::kNone);
   CHECK(c->gnss.require_fix);
-  CHECK(c->store.when_full == config::WhenFull::kRefuse);  // never deletes an acknowledged reading unless asked to
-  auto rules = c->priority.rules();
+  CHECK(c->store.when_full == store::WhenFull::kRefuse);  // never deletes an acknowledged reading unless asked to
+  auto rules = c->priority;
   CHECK(rules.seal_tampered == model::Priority::kAlarm);
   CHECK(rules.position == model::Priority::kTelemetry);
 }
 
 TEST_CASE("several brokers are kept in order", "[config]") {
-  auto c = config::load_string(kValid + "[mqtt]\nuri = \"ssl://a.example:8883, mqtts://b.example:8883\"\nca_file = \"/ca\"\n");
+  auto c = app::load_config_string(kValid + "[mqtt]\nuri = \"ssl://a.example:8883, mqtts://b.example:8883\"\nca_file = \"/ca\"\n");
   REQUIRE(c.ok());
-  CHECK(config::broker_uris(*c) == std::vector<std::string>{"ssl://a.example:8883", "mqtts://b.example:8883"});
+  CHECK(c->uplink.server_uris == std::vector<std::string>{"ssl://a.example:8883", "mqtts://b.example:8883"});
 }
 
 TEST_CASE("priority classes and booleans from the file are used", "[config]") {
-  auto c = config::load_string(kValid + "[priority]\nposition = \"bulk\"\ndoor_open = \"event\"\n[gnss]\nrequire_fix = false\n");
+  auto c = app::load_config_string(kValid + "[priority]\nposition = \"bulk\"\ndoor_open = \"event\"\n[gnss]\nrequire_fix = false\n");
   REQUIRE(c.ok());
-  auto rules = c->priority.rules();
+  auto rules = c->priority;
   CHECK(rules.position == model::Priority::kBulk);
   CHECK(rules.door_open == model::Priority::kEvent);
   CHECK(rules.seal_tampered == model::Priority::kAlarm);
@@ -58,7 +60,7 @@ TEST_CASE("priority classes and booleans from the file are used", "[config]") {
 }
 
 TEST_CASE("values written are the values used", "[config]") {
-  auto c = config::load_string(kValid + R"([mqtt]
+  auto c = app::load_config_string(kValid + R"([mqtt]
 uri = "mqtt://broker.example:8883"
 keepalive_s = 60
 [store]
@@ -68,11 +70,11 @@ durability = "normal"
 max_readings = 1000
 )");
   REQUIRE(c.ok());
-  CHECK(c->mqtt.uri == std::vector<std::string>{"mqtt://broker.example:8883"});
-  CHECK(c->mqtt.keepalive_s == std::chrono::seconds(60));
+  CHECK(c->uplink.server_uris == std::vector<std::string>{"mqtt://broker.example:8883"});
+  CHECK(c->uplink.keepalive == std::chrono::seconds(60));
   CHECK(c->store.path == "/data/outbox.db");
-  CHECK(c->store.durability == config::Durability::kNormal);
-  CHECK(c->publish.max_readings == 1000);
+  CHECK(c->store.durability == store::Durability::kNormal);
+  CHECK(c->uplink.max_readings == 1000);
 }
 
 TEST_CASE("each config rejection names the line, the key and the problem", "[config]") {
@@ -124,7 +126,7 @@ TEST_CASE("each config rejection names the line, the key and the problem", "[con
       {"gateway = 5\n", "gateway: expected a table"},
       {kValid.substr(0, kValid.find("[bridge]")) + "[bridge]\ntcp_listen = \"0.0.0.0\"\n", "bridge.tcp_listen"},
       {kValid.substr(0, kValid.find("[bridge]")) + "[bridge]\nunix_socket = \"/x\"\nunit_intervals = \"TU-1=60\"\n",
-       "agent.toml:6: bridge.unit_intervals: \"TU-1=60\" must be comma-separated UNIT=POSITION_S/SENSOR_S"},
+       "agent.toml:6: bridge.unit_intervals: \"TU-1=60\" must be UNIT=POSITION_S/SENSOR_S"},
       {kValid.substr(0, kValid.find("[bridge]")) + "[bridge]\nunix_socket = \"/x\"\nunit_intervals = \"TU.1=60/900\"\n",
        "bridge.unit_intervals"},
       {kValid.substr(0, kValid.find("[bridge]")) + "[bridge]\nunix_socket = \"/x\"\nunit_intervals = \"A=1/2,A=3/4\"\n",
@@ -137,31 +139,30 @@ TEST_CASE("each config rejection names the line, the key and the problem", "[con
   };
   for (const auto& c : cases) {
     INFO(c.text);
-    auto r = config::load_string(c.text, "agent.toml");
+    auto r = app::load_config_string(c.text, "agent.toml");
     REQUIRE_FALSE(r.ok());
     CHECK_THAT(r.error(), Catch::Contains(c.expected));
   }
 }
 
 TEST_CASE("per-unit reporting intervals are parsed from bridge.unit_intervals", "[config]") {
-  auto c = config::load_string(kValid + "position_interval_s = 900\nunit_intervals = \" TU-0042=60/900, TU-0043=30/0 \"\n");
+  auto c = app::load_config_string(kValid + "position_interval_s = 900\nunit_intervals = \" TU-0042=60/900, TU-0043=30/0 \"\n");
   REQUIRE(c.ok());
-  CHECK(c->bridge.position_interval_s == std::chrono::seconds(900));
-  CHECK(c->bridge.sensor_interval_s == std::chrono::seconds(0));
-  const auto* u = &c->bridge.unit_intervals;
-  REQUIRE(u->size() == 2);
-  CHECK((*u)[0].unit_id == "TU-0042");
-  CHECK((*u)[0].position_s == 60);
-  CHECK((*u)[0].sensor_s == 900);
-  CHECK((*u)[1].unit_id == "TU-0043");
-  CHECK((*u)[1].sensor_s == 0);
-  CHECK(config::parse_unit_intervals("").ok());
-  CHECK(c->bridge.max_seq_jump == 16777216);
-  CHECK(c->priority.rules().gap == model::Priority::kEvent);
+  CHECK(c->units.default_intervals.position_s == 900);
+  CHECK(c->units.default_intervals.sensor_s == 0);
+  const auto& u = c->units.unit_intervals;
+  REQUIRE(u.size() == 2);
+  CHECK(u.at("TU-0042").position_s == 60);
+  CHECK(u.at("TU-0042").sensor_s == 900);
+  CHECK(u.at("TU-0043").position_s == 30);
+  CHECK(u.at("TU-0043").sensor_s == 0);
+  CHECK(units::parse_unit_intervals("").ok());
+  CHECK(c->units.max_seq_jump == 16777216);
+  CHECK(c->priority.gap == model::Priority::kEvent);
 }
 
 TEST_CASE("all problems are reported at once, one per line", "[config]") {
-  auto r = config::load_string(kValid + "[mqtt]\nkeepalive_s = 0\nbogus = 1\n[log]\nlevel = \"loud\"\n", "a.toml");
+  auto r = app::load_config_string(kValid + "[mqtt]\nkeepalive_s = 0\nbogus = 1\n[log]\nlevel = \"loud\"\n", "a.toml");
   REQUIRE_FALSE(r.ok());
   CHECK_THAT(r.error(), Catch::Contains("a.toml:7: mqtt.keepalive_s"));
   CHECK_THAT(r.error(), Catch::Contains("a.toml:8: mqtt.bogus: unknown key"));
@@ -170,14 +171,14 @@ TEST_CASE("all problems are reported at once, one per line", "[config]") {
 }
 
 TEST_CASE("the reference lists every key and the hash follows the values", "[config]") {
-  auto md = config::reference_markdown();
-  for (const auto& k : config::key_specs()) CHECK_THAT(md, Catch::Contains("`" + std::string(k.key) + "`"));
-  auto a = config::load_string(kValid);
-  auto b = config::load_string(kValid + "[mqtt]\nkeepalive_s = 31\n");
+  auto md = app::reference_markdown();
+  for (const auto& k : app::settings_keys().keys) CHECK_THAT(md, Catch::Contains("`" + std::string(k.key) + "`"));
+  auto a = app::load_config_string(kValid);
+  auto b = app::load_config_string(kValid + "[mqtt]\nkeepalive_s = 31\n");
   REQUIRE(a.ok());
   REQUIRE(b.ok());
-  CHECK(config::config_hash(*a) != config::config_hash(*b));
-  CHECK(config::config_hash(*a) == config::config_hash(*config::load_string(kValid)));
+  CHECK(app::config_hash(*a) != app::config_hash(*b));
+  CHECK(app::config_hash(*a) == app::config_hash(*app::load_config_string(kValid)));
 }
 
 TEST_CASE("site and gateway ids that are not topic-safe are refused, naming the key and the rule", "[config]") {
@@ -208,12 +209,12 @@ TEST_CASE("site and gateway ids that are not topic-safe are refused, naming the 
   };
   for (const auto& c : cases) {
     INFO(c.text);
-    auto r = config::load_string(c.text, "agent.toml");
+    auto r = app::load_config_string(c.text, "agent.toml");
     REQUIRE_FALSE(r.ok());
     CHECK_THAT(r.error(), Catch::Contains(c.expected));
     CHECK(r.error().find('\x01') == std::string::npos);
   }
-  auto ok = config::load_string(with_id("gw-yangshan-01"), "agent.toml");
+  auto ok = app::load_config_string(with_id("gw-yangshan-01"), "agent.toml");
   REQUIRE(ok.ok());
   CHECK(ok->gateway.id == "gw-yangshan-01");
   CHECK(ok->gateway.site == "cnsha");
@@ -258,29 +259,29 @@ TEST_CASE("a password is refused with any non-TLS broker that is not loopback", 
   for (const char* uri : {"tcp://127.attacker.example:1883", "ssl://a.example:8883,tcp://b.example:1883",
                           "mqtt://10.0.0.1:1883"}) {
     INFO(uri);
-    auto r = config::load_string(kValid + "[mqtt]\nuri = \"" + uri + "\"\nca_file = \"/ca\"\n" + user, "agent.toml");
+    auto r = app::load_config_string(kValid + "[mqtt]\nuri = \"" + uri + "\"\nca_file = \"/ca\"\n" + user, "agent.toml");
     REQUIRE_FALSE(r.ok());
     CHECK_THAT(r.error(), Catch::Contains("mqtt.password_file: the password would cross the network in clear") &&
                               Catch::Contains("mqtt.insecure_password_over_tcp"));
-    auto allowed = config::load_string(kValid + "[mqtt]\nuri = \"" + uri + "\"\nca_file = \"/ca\"\n" + user +
+    auto allowed = app::load_config_string(kValid + "[mqtt]\nuri = \"" + uri + "\"\nca_file = \"/ca\"\n" + user +
                                        "insecure_password_over_tcp = true\n");
     CHECK(allowed.ok());
   }
   for (const char* uri : {"tcp://127.0.0.1:1883", "ssl://a.example:8883,mqtts://b.example:8883", "tcp://[::1]:1"}) {
     INFO(uri);
-    CHECK(config::load_string(kValid + "[mqtt]\nuri = \"" + uri + "\"\nca_file = \"/ca\"\n" + user).ok());
+    CHECK(app::load_config_string(kValid + "[mqtt]\nuri = \"" + uri + "\"\nca_file = \"/ca\"\n" + user).ok());
   }
 }
 
 TEST_CASE("verify_hostname = false needs insecure_skip_verify_hostname", "[config][security]") {
   const std::string tls = kValid + "[mqtt]\nuri = \"ssl://b.example:8883\"\nca_file = \"/ca\"\nverify_hostname = false\n";
-  auto r = config::load_string(tls, "agent.toml");
+  auto r = app::load_config_string(tls, "agent.toml");
   REQUIRE_FALSE(r.ok());
   CHECK_THAT(r.error(), Catch::Contains("mqtt.verify_hostname:") &&
                             Catch::Contains("mqtt.insecure_skip_verify_hostname = true"));
-  auto ok = config::load_string(tls + "insecure_skip_verify_hostname = true\n");
+  auto ok = app::load_config_string(tls + "insecure_skip_verify_hostname = true\n");
   REQUIRE(ok.ok());
-  CHECK_FALSE(ok->mqtt.verify_hostname);
+  CHECK_FALSE(ok->uplink.tls.verify_hostname);
 }
 
 TEST_CASE("CA, certificate, key and password files are opened at load, errors name key and path", "[config][security]") {
@@ -293,7 +294,7 @@ TEST_CASE("CA, certificate, key and password files are opened at load, errors na
                                      "\"\ncert_file = \"" + crt_ + "\"\nkey_file = \"" + key_ +
                                      "\"\nusername = \"gw\"\npassword_file = \"" + pw_ + "\"\n");
   };
-  REQUIRE(config::load_file(conf(ca, crt, key, pw)).ok());
+  REQUIRE(app::load_config_file(conf(ca, crt, key, pw)).ok());
   auto missing = d.path + "/missing.pem";
   auto garbage = d.write("garbage.pem", "not a certificate\n");
   auto empty_pw = d.write("empty-pw", "\n");
@@ -309,7 +310,7 @@ TEST_CASE("CA, certificate, key and password files are opened at load, errors na
   };
   for (const auto& [file, expected] : cases) {
     INFO(expected);
-    auto r = config::load_file(file);
+    auto r = app::load_config_file(file);
     REQUIRE_FALSE(r.ok());
     CHECK_THAT(r.error(), Catch::Contains(expected));
   }
@@ -329,39 +330,39 @@ TEST_CASE("a long password is read whole or refused, never truncated", "[config]
 
 TEST_CASE("a key or password file readable by others is warned about", "[config][security]") {
   TempDir d;
-  auto c = config::defaults();
-  c.mqtt.key_file = d.write("gw.key", kPemKey, 0600);
-  c.mqtt.password_file = d.write("pw", "secret\n", 0600);
-  CHECK(config::secret_file_warnings(c).empty());
-  ::chmod(c.mqtt.key_file.c_str(), 0644);
-  ::chmod(c.mqtt.password_file.c_str(), 0604);
-  auto w = config::secret_file_warnings(c);
+  auto c = *app::load_config_string("[gateway]\nid = \"gw-dev\"\nsite = \"dev\"\n");
+  c.uplink.tls.key_file = d.write("gw.key", kPemKey, 0600);
+  c.uplink.password_file = d.write("pw", "secret\n", 0600);
+  CHECK(app::secret_file_warnings(c).empty());
+  ::chmod(c.uplink.tls.key_file.c_str(), 0644);
+  ::chmod(c.uplink.password_file.c_str(), 0604);
+  auto w = app::secret_file_warnings(c);
   REQUIRE(w.size() == 2);
-  CHECK_THAT(w[0], Catch::Contains("mqtt.key_file: " + c.mqtt.key_file + " is readable by every local user (mode 0644)"));
+  CHECK_THAT(w[0], Catch::Contains("mqtt.key_file: " + c.uplink.tls.key_file + " is readable by every local user (mode 0644)"));
   CHECK_THAT(w[1], Catch::Contains("mqtt.password_file:"));
   // Group-readable by the agent's own group (root:eport-agent 0640) is how
   // the package shares a key with the service: no warning.
-  ::chmod(c.mqtt.key_file.c_str(), 0640);
-  ::chmod(c.mqtt.password_file.c_str(), 0600);
-  REQUIRE(::chown(c.mqtt.key_file.c_str(), static_cast<uid_t>(-1), ::getegid()) == 0);
-  CHECK(config::secret_file_warnings(c).empty());
+  ::chmod(c.uplink.tls.key_file.c_str(), 0640);
+  ::chmod(c.uplink.password_file.c_str(), 0600);
+  REQUIRE(::chown(c.uplink.tls.key_file.c_str(), static_cast<uid_t>(-1), ::getegid()) == 0);
+  CHECK(app::secret_file_warnings(c).empty());
 }
 
 TEST_CASE("a .invalid broker host is a placeholder; load_file reports it with the missing files", "[config][security]") {
-  auto r = config::load_string(kValid + "[mqtt]\nuri = \"ssl://broker.invalid:8883\"\nca_file = \"/ca\"\n");
+  auto r = app::load_config_string(kValid + "[mqtt]\nuri = \"ssl://broker.invalid:8883\"\nca_file = \"/ca\"\n");
   REQUIRE_FALSE(r.ok());
   CHECK_THAT(r.error(), Catch::Contains("mqtt.uri: ssl://broker.invalid:8883 is a placeholder"));
   TempDir d;
   auto f = d.write("agent.toml", kValid + "[mqtt]\nuri = \"ssl://broker.invalid:8883\"\nca_file = \"" + d.path +
                                      "/ca.crt\"\n");
-  auto all = config::load_file(f);
+  auto all = app::load_config_file(f);
   REQUIRE_FALSE(all.ok());
   CHECK_THAT(all.error(), Catch::Contains("is a placeholder") && Catch::Contains("mqtt.ca_file: cannot read " + d.path));
 }
 
 TEST_CASE("list keys take a TOML array or the older comma-separated string, with the same result", "[config]") {
   const std::string base = kValid.substr(0, kValid.find("[bridge]"));
-  auto array = config::load_string(base + R"([bridge]
+  auto array = app::load_config_string(base + R"([bridge]
 unix_socket = "/x"
 serial_ports = ["/dev/ttyUSB0", "/dev/ttyUSB1"]
 unit_intervals = ["TU-0042=60/900", "TU-0043=30/0"]
@@ -369,7 +370,7 @@ unit_intervals = ["TU-0042=60/900", "TU-0043=30/0"]
 uri = ["ssl://a.example:8883", "mqtts://b.example:8883"]
 ca_file = "/ca"
 )");
-  auto commas = config::load_string(base + R"([bridge]
+  auto commas = app::load_config_string(base + R"([bridge]
 unix_socket = "/x"
 serial_ports = "/dev/ttyUSB0,/dev/ttyUSB1,"
 unit_intervals = "TU-0042=60/900, TU-0043=30/0"
@@ -379,18 +380,18 @@ ca_file = "/ca"
 )");
   REQUIRE(array.ok());
   REQUIRE(commas.ok());
-  CHECK(array->bridge.serial_ports == std::vector<std::string>{"/dev/ttyUSB0", "/dev/ttyUSB1"});
-  CHECK(commas->bridge.serial_ports == array->bridge.serial_ports);
-  CHECK(config::broker_uris(*array) == config::broker_uris(*commas));
-  REQUIRE(array->bridge.unit_intervals.size() == 2);
-  CHECK(array->bridge.unit_intervals[1].position_s == 30);
-  CHECK(config::config_hash(*array) == config::config_hash(*commas));
-  CHECK(config::effective_json(*array) == config::effective_json(*commas));
+  CHECK(array->units.serial_ports == std::vector<std::string>{"/dev/ttyUSB0", "/dev/ttyUSB1"});
+  CHECK(commas->units.serial_ports == array->units.serial_ports);
+  CHECK(array->uplink.server_uris == commas->uplink.server_uris);
+  REQUIRE(array->units.unit_intervals.size() == 2);
+  CHECK(array->units.unit_intervals.at("TU-0043").position_s == 30);
+  CHECK(app::config_hash(*array) == app::config_hash(*commas));
+  CHECK(app::effective_json(*array) == app::effective_json(*commas));
 
-  auto bad = config::load_string(kValid + "[mqtt]\nuri = [\"tcp://a:1\", 5]\n", "agent.toml");
+  auto bad = app::load_config_string(kValid + "[mqtt]\nuri = [\"tcp://a:1\", 5]\n", "agent.toml");
   REQUIRE_FALSE(bad.ok());
   CHECK_THAT(bad.error(), Catch::Contains("agent.toml:7: mqtt.uri: expected an array of strings, got an integer in it"));
-  auto none = config::load_string(kValid + "[mqtt]\nuri = []\n", "agent.toml");
+  auto none = app::load_config_string(kValid + "[mqtt]\nuri = []\n", "agent.toml");
   REQUIRE_FALSE(none.ok());
   CHECK_THAT(none.error(), Catch::Contains("agent.toml:7: mqtt.uri: [] must be one to eight of"));
 }
@@ -419,19 +420,19 @@ TEST_CASE("rules over several keys name the file, the line and the key", "[confi
   };
   for (const auto& c : cases) {
     INFO(c.text);
-    auto r = config::load_string(c.text, "agent.toml");
+    auto r = app::load_config_string(c.text, "agent.toml");
     REQUIRE_FALSE(r.ok());
     CHECK_THAT(r.error(), Catch::Contains(c.expected));
   }
-  for (const auto& rule : config::cross_key_rules()) {
+  for (const auto& rule : app::settings_keys().rules) {
     CHECK_FALSE(rule.keys.empty());
-    CHECK_THAT(config::reference_markdown(), Catch::Contains(std::string(rule.description)));
+    CHECK_THAT(app::reference_markdown(), Catch::Contains(std::string(rule.description)));
   }
 }
 
 TEST_CASE("the template holds every key with its default and loads to the defaults", "[config]") {
-  auto text = config::config_template();
-  for (const auto& k : config::key_specs()) {
+  auto text = app::config_template();
+  for (const auto& k : app::settings_keys().keys) {
     auto leaf = std::string(k.key.substr(k.key.find('.') + 1));
     CHECK_THAT(text, Catch::Contains("\n" + std::string(k.required ? "" : "#") + leaf + " = "));
   }
@@ -444,14 +445,99 @@ TEST_CASE("the template holds every key with its default and loads to the defaul
     if (line == "site = \"\"") line = "site = \"dev\"";
     filled += line + "\n";
   }
-  auto c = config::load_string(filled, "template.toml");
+  auto c = app::load_config_string(filled, "template.toml");
   REQUIRE(c.ok());
-  auto minimal = config::load_string("[gateway]\nid = \"gw-dev\"\nsite = \"dev\"\n");
+  auto minimal = app::load_config_string("[gateway]\nid = \"gw-dev\"\nsite = \"dev\"\n");
   REQUIRE(minimal.ok());
-  CHECK(config::config_hash(*c) == config::config_hash(*minimal));
-  CHECK(config::effective_json(*c) == config::effective_json(*minimal));
+  CHECK(app::config_hash(*c) == app::config_hash(*minimal));
+  CHECK(app::effective_json(*c) == app::effective_json(*minimal));
   // As printed (required keys empty) it is refused, naming them.
-  auto as_is = config::load_string(text, "template.toml");
+  auto as_is = app::load_config_string(text, "template.toml");
   REQUIRE_FALSE(as_is.ok());
   CHECK_THAT(as_is.error(), Catch::Contains("gateway.id"));
+}
+
+namespace {
+// A library's Options as any library declares them: the engine knows nothing
+// of the agent.
+enum class Mode { kSlow, kFast };
+struct ToyOptions {
+  std::uint16_t port = 7700;
+  std::chrono::milliseconds timeout{2500};
+  Mode mode = Mode::kFast;
+  std::vector<std::string> names = {"a"};
+  bool enabled = true;
+};
+config::Keys<ToyOptions> toy_keys() {
+  using O = ToyOptions;
+  config::Keys<O> k;
+  k.add(config::integer<O>("toy.port", 1, 65535, "Port.", EPORT_OPTION(O, port)));
+  k.add(config::duration<O>("toy.timeout_s", 1, 60, "Timeout.", EPORT_OPTION(O, timeout)));
+  k.add(config::enumeration<O>("toy.mode", {{"slow", Mode::kSlow}, {"fast", Mode::kFast}}, "Mode.",
+                               EPORT_OPTION(O, mode)));
+  k.add(config::list<O>("toy.names", "Names.", EPORT_OPTION(O, names)));
+  k.add(config::boolean<O>("toy.enabled", "On.", EPORT_OPTION(O, enabled)));
+  k.rule({"toy.mode", "toy.port"}, "`toy.mode = \"slow\"` needs a port below 1024.", [](const O& o) {
+    return config::problem_if(o.mode == Mode::kSlow && o.port >= 1024, "slow needs a port below 1024");
+  });
+  return k;
+}
+}  // namespace
+
+TEST_CASE("the engine works on any library's Options: defaults are the Options' own initializers", "[config][engine]") {
+  const auto keys = toy_keys();
+  // A row's default is read from a default-constructed Options.
+  CHECK(std::get<std::int64_t>(keys.keys[0].default_value) == 7700);
+  CHECK(std::get<std::int64_t>(keys.keys[1].default_value) == 2);  // 2500 ms, as whole seconds
+  CHECK(std::get<std::string>(keys.keys[2].default_value) == "fast");
+  auto empty = config::load_string(keys, "", "toy.toml");
+  REQUIRE(empty.ok());
+  CHECK(empty->port == 7700);
+  CHECK(empty->timeout == std::chrono::milliseconds(2500));  // untouched when the file does not set it
+  auto set = config::load_string(keys, "[toy]\nport = 80\ntimeout_s = 7\nmode = \"slow\"\nnames = [\"x\", \"y\"]\n");
+  REQUIRE(set.ok());
+  CHECK(set->port == 80);
+  CHECK(set->timeout == std::chrono::seconds(7));
+  CHECK(set->mode == Mode::kSlow);
+  CHECK(set->names == std::vector<std::string>{"x", "y"});
+  // Ranges, enums and rules over the library's own keys name file, line and key.
+  auto bad = config::load_string(keys, "[toy]\nmode = \"slow\"\nport = 65536\nenabled = 1\n", "toy.toml");
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(bad.error(), Catch::Contains("toy.toml:3: toy.port: 65536 is out of range 1..65535"));
+  CHECK_THAT(bad.error(), Catch::Contains("toy.toml:4: toy.enabled: expected true or false"));
+  auto rule = config::load_string(keys, "[toy]\nmode = \"slow\"\n", "toy.toml");
+  REQUIRE_FALSE(rule.ok());
+  CHECK_THAT(rule.error(), Catch::Contains("toy.toml:2: toy.mode: slow needs a port below 1024"));
+  CHECK_THAT(config::reference_markdown(keys), Catch::Contains("| `toy.timeout_s` | integer (s) | `2` | 1 .. 60 |"));
+  CHECK(config::effective_json(keys, *set) ==
+        "{\"toy.port\":80,\"toy.timeout_s\":7,\"toy.mode\":\"slow\",\"toy.names\":\"x,y\",\"toy.enabled\":true}");
+}
+
+TEST_CASE("a row whose range does not fit its field is a table mistake, caught when the table is built", "[config][engine]") {
+  using O = ToyOptions;
+  CHECK_THROWS_WITH(config::integer<O>("toy.port", 0, 70000, "Port.", EPORT_OPTION(O, port)),
+                    Catch::Contains("toy.port: range does not fit its field"));
+  CHECK_THROWS_WITH(config::duration<O>("toy.timeout", 1, 60, "Timeout.", EPORT_OPTION(O, timeout)),
+                    Catch::Contains("ends in _ms or _s"));
+  // Every library's table builds (each row checked against its field).
+  CHECK_NOTHROW(app::settings_keys());
+}
+
+TEST_CASE("every key's default is its library's Options initializer, so a library alone and the agent agree", "[config]") {
+  auto c = app::load_config_string("[gateway]\nid = \"gw-dev\"\nsite = \"dev\"\n");
+  REQUIRE(c.ok());
+  app::AgentConfig untouched;
+  untouched.gateway = {"gw-dev", "dev"};
+  untouched = app::derived(untouched);
+  CHECK(app::effective_json(*c) == app::effective_json(untouched));
+  CHECK(c->store.when_full == store::OutboxOptions{}.when_full);
+  CHECK(c->units.unix_socket == units::ServerOptions{}.unix_socket);
+  CHECK(c->uplink.compression == uplink::PublisherOptions{}.compression);
+  // What derived() adds from other libraries' keys.
+  CHECK(c->units.gateway_id == "gw-dev");
+  CHECK(c->uplink.site_id == "dev");
+  CHECK(c->uplink.client_id == "gw-dev");
+  auto longer = app::load_config_string("[gateway]\nid = \"gw-dev\"\nsite = \"dev\"\n[commands]\nmax_age_s = 900\n");
+  REQUIRE(longer.ok());
+  CHECK(longer->store.command_max_age == std::chrono::seconds(900));
 }

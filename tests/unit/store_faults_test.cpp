@@ -195,6 +195,7 @@ struct Hook {
 
 store::OutboxOptions options(const test::TempDir& dir, Hook* hook) {
   store::OutboxOptions o;
+  o.when_full = store::WhenFull::kEvictLowest;  // the evict step is one of those under test
   o.path = dir.file("outbox.db");
   o.vfs = kVfsName;
   o.busy_timeout = std::chrono::milliseconds(100);

@@ -58,7 +58,8 @@ struct Agent {
     outbox = std::move(ob).value();
     ingest = std::make_unique<ingest::Ingest>(io, *outbox, nullptr);
     socket_path = dir.file("bridge.sock");
-    if (so.unix_socket.empty()) so.unix_socket = socket_path;
+    // Every test server listens on its own socket, never the production path.
+    if (so.unix_socket.empty() || so.unix_socket == units::ServerOptions{}.unix_socket) so.unix_socket = socket_path;
     so.gateway_id = kGateway;
     server = std::make_unique<units::Server>(
         so, *ingest, [this](std::string_view unit) { return outbox->last_seq(unit); },

@@ -78,12 +78,12 @@ TEST_CASE("the status message and the last will", "[uplink][health]") {
   o.gateway_id = "gw-\"1\"";
   o.agent_version = "1.2.3";
   o.config_hash = "abc";
-  o.zstd_level = 3;
+  o.compression = uplink::Compression::kZstd;
   CHECK(uplink::status_json("online", o, 42) ==
         "{\"state\":\"online\",\"gateway\":\"gw-\\\"1\\\"\",\"site\":\"cnsha\",\"agent_version\":\"1.2.3\","
         "\"schema_version\":" + std::to_string(codec::kSchemaVersion) +
             ",\"config_hash\":\"abc\",\"compression\":\"zstd\",\"time_utc_ms\":42}");
-  o.zstd_level = 0;
+  o.compression = uplink::Compression::kNone;
   CHECK(uplink::status_json("offline", o, 1).find("\"compression\":\"none\"") != std::string::npos);
   CHECK(uplink::will_json("gw-yangshan-01") == "{\"state\":\"offline\",\"gateway\":\"gw-yangshan-01\"}");
 }

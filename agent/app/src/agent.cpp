@@ -17,7 +17,7 @@
 #include "eport/log/log.h"
 #include "eport/model/clock.h"
 #include "eport/systemd/notify.h"
-#include "options.h"
+#include "eport/units/config_keys.h"
 
 #ifndef EPORT_VERSION
 #define EPORT_VERSION "0.0.0"
@@ -27,9 +27,9 @@ namespace eport::app {
 
 namespace {
 // mqtt.uri as one line for the log: the URIs joined by commas.
-std::string broker_list(const config::AgentConfig& cfg) {
+std::string broker_list(const AgentConfig& cfg) {
   std::string out;
-  for (const auto& uri : cfg.mqtt.uri) out += (out.empty() ? "" : ",") + uri;
+  for (const auto& uri : cfg.uplink.server_uris) out += (out.empty() ? "" : ",") + uri;
   return out;
 }
 }  // namespace
@@ -37,7 +37,7 @@ std::string broker_list(const config::AgentConfig& cfg) {
 namespace {
 
 // What the config allows that an operator should hear about at every start.
-void warn_insecure_publisher(const config::AgentConfig& cfg, const uplink::PublisherOptions& po) {
+void warn_insecure_publisher(const AgentConfig& cfg, const uplink::PublisherOptions& po) {
   bool any_tls = false;
   for (const auto& uri : po.server_uris) {
     bool tls = uri.rfind("ssl://", 0) == 0 || uri.rfind("mqtts://", 0) == 0;
@@ -48,46 +48,57 @@ void warn_insecure_publisher(const config::AgentConfig& cfg, const uplink::Publi
                                                                     "crosses the network in clear)"));
     }
   }
-  if (any_tls && !cfg.mqtt.verify_hostname) {
+  if (any_tls && !po.tls.verify_hostname) {
     log::warn("agent", "mqtt.verify_hostname = false (mqtt.insecure_skip_verify_hostname): the broker's certificate "
                        "is not checked against its host name; anyone holding a certificate from mqtt.ca_file's CA "
                        "can pose as the broker");
   }
-  for (const auto& w : config::secret_file_warnings(cfg)) log::warn("agent", w);
+  for (const auto& w : secret_file_warnings(cfg)) log::warn("agent", w);
 }
 
-void warn_insecure_units(const config::AgentConfig& cfg, const units::ServerOptions& uo) {
-  if (!cfg.bridge.tcp_listen.empty() && !uo.tcp_requires_auth) {
-    log::warn("agent", "bridge.insecure_tcp_without_auth = true: units on " + cfg.bridge.tcp_listen +
+void warn_insecure_units(const units::ServerOptions& uo) {
+  if (!uo.tcp_listen.empty() && !uo.tcp_requires_auth) {
+    log::warn("agent", "bridge.insecure_tcp_without_auth = true: units on " + uo.tcp_listen +
                            " are not authenticated; anyone on that network can claim any unit id without a key");
   }
 }
 
 }  // namespace
 
-Result<std::unique_ptr<Agent>> Agent::create(const config::AgentConfig& cfg) {
-  auto outbox = store::Outbox::open(outbox_options(cfg));
+Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& cfg) {
+  auto outbox = store::Outbox::open(cfg.store);
   if (!outbox) return Error{outbox.error()};
   log::info("agent", "outbox " + cfg.store.path + " opened with " + std::to_string((*outbox)->stats().total_rows()) +
                          " readings waiting");
-  auto po = publisher_options(cfg);
-  if (!po) return Error{po.error()};
-  warn_insecure_publisher(cfg, *po);
-  auto uo = units_options(cfg);
-  if (!uo) return Error{uo.error()};
-  warn_insecure_units(cfg, *uo);
-  return std::unique_ptr<Agent>(new Agent(cfg, std::move(*outbox), std::move(*po), std::move(*uo)));
+  // The files the config names, read once at start (--check-config opened
+  // them too).
+  uplink::PublisherOptions po = cfg.uplink;
+  if (!po.password_file.empty()) {
+    auto pw = config::read_secret(po.password_file);
+    if (!pw) return Error{"mqtt.password_file: " + pw.error()};
+    po.password = std::move(pw).value();
+  }
+  warn_insecure_publisher(cfg, po);
+  units::ServerOptions uo = cfg.units;
+  if (!uo.unit_keys_file.empty()) {
+    auto keys = units::read_unit_keys(uo.unit_keys_file);
+    if (!keys) return Error{"bridge.unit_keys: " + keys.error()};
+    uo.auth_keys = std::move(*keys);
+    log::info("agent", std::to_string(uo.auth_keys.size()) + " unit keys loaded from " + uo.unit_keys_file);
+  }
+  warn_insecure_units(uo);
+  return std::unique_ptr<Agent>(new Agent(cfg, std::move(*outbox), std::move(po), std::move(uo)));
 }
 
-Agent::Agent(const config::AgentConfig& cfg, std::unique_ptr<store::Outbox> outbox, uplink::PublisherOptions po,
+Agent::Agent(const AgentConfig& cfg, std::unique_ptr<store::Outbox> outbox, uplink::PublisherOptions po,
              units::ServerOptions uo)
     : cfg_(cfg),
       outbox_(std::move(outbox)),
-      ingest_(ingest_options(cfg_), *outbox_, [this] { publisher_.notify(); },
+      ingest_(cfg_.ingest, *outbox_, [this] { publisher_.notify(); },
               [this](const model::Reading& r) { positions_.observe(r); }),
       server_(
           std::move(uo), ingest_, [this](std::string_view unit) { return outbox_->last_seq(unit); },
-          [rules = cfg_.priority.rules()](const model::Reading& r) { return model::classify(r, rules); }),
+          [rules = cfg_.priority](const model::Reading& r) { return model::classify(r, rules); }),
       gnss_(cfg_, ingest_, *outbox_),
       commands_(cfg_, positions_, server_),
       publisher_(std::move(po), *outbox_, &commands_, [this] { return health_members(); }) {}
@@ -103,13 +114,13 @@ Status Agent::start() {
     return s;
   }
   started_ = true;
-  const std::string gnss_name = cfg_.gnss.source == config::GnssSource::kSerial ? "serial" : "gpsd";
+  const std::string gnss_name = cfg_.gnss.source == gnss::SourceKind::kSerial ? "serial" : "gpsd";
   log::info("agent", std::string("eport-agent ") + EPORT_VERSION + " running: gateway " + cfg_.gateway.id + " site " +
                          cfg_.gateway.site +
-                         (cfg_.bridge.unix_socket.empty() ? "" : ", units on unix:" + cfg_.bridge.unix_socket) +
-                         (cfg_.bridge.tcp_listen.empty() ? "" : ", units on tcp:" + cfg_.bridge.tcp_listen) +
+                         (cfg_.units.unix_socket.empty() ? "" : ", units on unix:" + cfg_.units.unix_socket) +
+                         (cfg_.units.tcp_listen.empty() ? "" : ", units on tcp:" + cfg_.units.tcp_listen) +
                          ", broker " + broker_list(cfg_) +
-                         (cfg_.gnss.source != config::GnssSource::kNone ? ", gnss " + gnss_name : ""));
+                         (cfg_.gnss.source != gnss::SourceKind::kNone ? ", gnss " + gnss_name : ""));
   return ok_status();
 }
 
@@ -147,8 +158,8 @@ std::string Agent::health_members() const {
          ",\"not_stored\":" + std::to_string(gnss_.not_stored()) + "}";
 }
 
-int run(const config::AgentConfig& cfg) {
-  log::set_level(cfg.log.level);
+int run(const AgentConfig& cfg) {
+  log::set_level(cfg.log_level);
 
   // Block the stop signals before any thread starts, so that only
   // sigtimedwait() below receives them.
@@ -161,7 +172,7 @@ int run(const config::AgentConfig& cfg) {
 
   // The start-up integrity check may take store.startup_check_ms: ask systemd
   // for that much more than TimeoutStartSec= before it starts.
-  systemd::notify_extend_timeout(cfg.store.startup_check_ms + std::chrono::seconds(30));
+  systemd::notify_extend_timeout(cfg.store.startup_check_budget + std::chrono::seconds(30));
   auto agent = Agent::create(cfg);
   if (!agent) {
     log::error("agent", agent.error());
@@ -177,7 +188,7 @@ int run(const config::AgentConfig& cfg) {
   // systemd's watchdog (WatchdogSec=) at half its interval, after a store call:
   // a wedged outbox stops the pings and systemd restarts the agent.
   using std::chrono::steady_clock;
-  const auto maintenance_every = cfg.store.maintenance_interval_s;
+  const auto maintenance_every = cfg.store.maintenance_interval;
   const auto watchdog = systemd::watchdog_interval();
   const std::chrono::microseconds tick =
       watchdog ? std::min<std::chrono::microseconds>(maintenance_every, *watchdog / 2) : maintenance_every;

@@ -16,7 +16,6 @@
 #include <memory>
 #include <string>
 
-#include "eport/config/config.h"
 #include "eport/ingest/ingest.h"
 #include "eport/model/result.h"
 #include "eport/store/outbox.h"
@@ -24,6 +23,7 @@
 #include "eport/uplink/publisher.h"
 #include "command_handler.h"
 #include "gnss_runner.h"
+#include "settings.h"
 
 namespace eport::app {
 
@@ -32,8 +32,9 @@ class Agent {
   // Opens the outbox (the start-up integrity check may take
   // store.startup_check_ms), reads the files the config names (password,
   // unit keys), logs the config's security warnings and builds every part.
+  // cfg is a loaded config (load_config_file: derived() applied).
   // Nothing runs yet. Fails naming the store, file or key.
-  static Result<std::unique_ptr<Agent>> create(const config::AgentConfig& cfg);
+  static Result<std::unique_ptr<Agent>> create(const AgentConfig& cfg);
   ~Agent();  // stop()
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
@@ -60,13 +61,13 @@ class Agent {
   std::uint64_t waiting() const;
 
  private:
-  Agent(const config::AgentConfig& cfg, std::unique_ptr<store::Outbox> outbox, uplink::PublisherOptions po,
+  Agent(const AgentConfig& cfg, std::unique_ptr<store::Outbox> outbox, uplink::PublisherOptions po,
         units::ServerOptions uo);
   // The "bridge", "ingest" and "gnss" members of the health message
   // (publisher thread).
   std::string health_members() const;
 
-  const config::AgentConfig cfg_;
+  const AgentConfig cfg_;
   const std::unique_ptr<store::Outbox> outbox_;  // never null
   LastPositions positions_;                      // fed by ingest's submit hook
   // Wakes publisher_ after each commit (the one reference to a later
@@ -85,6 +86,6 @@ class Agent {
 // runs store maintenance and the watchdog ping on this thread, then stops.
 // Returns the process exit code (0 after a clean stop, 1 if it could not
 // start).
-int run(const config::AgentConfig& cfg);
+int run(const AgentConfig& cfg);
 
 }  // namespace eport::app

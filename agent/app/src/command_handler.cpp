@@ -37,8 +37,8 @@ Result<std::string> AgentCommands::execute(const codec::Command& command) {
     return json;
   }
   if (std::holds_alternative<codec::GetConfig>(command.action)) {
-    return std::string("{\"config_hash\":\"" + config::config_hash(cfg_) + "\",\"config\":" +
-                       config::effective_json(cfg_) + "}");
+    return std::string("{\"config_hash\":\"" + config_hash(cfg_) + "\",\"config\":" +
+                       effective_json(cfg_) + "}");
   }
   return Error{"unsupported action"};
 }

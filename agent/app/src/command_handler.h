@@ -9,10 +9,10 @@
 #include <string>
 #include <unordered_map>
 
-#include "eport/config/config.h"
 #include "eport/model/reading.h"
 #include "eport/units/unit_settings.h"
 #include "eport/uplink/commands.h"
+#include "settings.h"
 
 namespace eport::app {
 
@@ -32,12 +32,12 @@ class LastPositions {
 // units must outlive it (in app::Agent they are constructed before it).
 class AgentCommands : public uplink::CommandHandler {
  public:
-  AgentCommands(const config::AgentConfig& cfg, const LastPositions& positions, units::UnitSettings& units)
+  AgentCommands(const AgentConfig& cfg, const LastPositions& positions, units::UnitSettings& units)
       : cfg_(cfg), positions_(positions), units_(units) {}
   Result<std::string> execute(const codec::Command& command) override;
 
  private:
-  const config::AgentConfig& cfg_;
+  const AgentConfig& cfg_;
   const LastPositions& positions_;
   units::UnitSettings& units_;
 };

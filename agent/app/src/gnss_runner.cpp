@@ -19,17 +19,17 @@ namespace {
 constexpr std::string_view kLog = "gnss";
 }
 
-GnssRunner::GnssRunner(const config::AgentConfig& cfg, ingest::Ingest& ingest, store::Outbox& outbox)
+GnssRunner::GnssRunner(const AgentConfig& cfg, ingest::Ingest& ingest, store::Outbox& outbox)
     : cfg_(cfg), ingest_(ingest), next_seq_(outbox.last_seq(cfg.gateway.id) + 1) {
   model::Reading probe;
   probe.payload = model::Position{};
-  priority_ = model::classify(probe, cfg.priority.rules());
+  priority_ = model::classify(probe, cfg.priority);
 }
 
 GnssRunner::~GnssRunner() { stop(); }
 
 void GnssRunner::start() {
-  if (cfg_.gnss.source == config::GnssSource::kNone) return;
+  if (cfg_.gnss.source == gnss::SourceKind::kNone) return;
   thread_ = std::jthread([this](std::stop_token st) { run(st); });
 }
 
@@ -48,7 +48,7 @@ void GnssRunner::run(std::stop_token stop) {
   gnss::AssemblerOptions ao;
   ao.source_id = cfg_.gateway.id;
   ao.require_fix = cfg_.gnss.require_fix;
-  ao.min_interval = cfg_.gnss.min_interval_ms;
+  ao.min_interval = cfg_.gnss.min_interval;
   ao.parse.require_checksum = cfg_.gnss.require_checksum;
   auto next_seq = [this] { return next_seq_.fetch_add(1); };
   auto on_reading = [this](model::Reading r) {
@@ -60,10 +60,10 @@ void GnssRunner::run(std::stop_token stop) {
   // Opens the configured source (logging what it reads from); an empty
   // pointer when gpsd is configured but the agent was built without libgps.
   auto open = [&]() -> Result<std::unique_ptr<gnss::Source>> {
-    if (cfg_.gnss.source == config::GnssSource::kSerial) {
+    if (cfg_.gnss.source == gnss::SourceKind::kSerial) {
       gnss::SerialOptions so;
       so.device = cfg_.gnss.device;
-      so.baud = static_cast<int>(cfg_.gnss.baud);
+      so.baud = cfg_.gnss.baud;
       auto src = gnss::SerialSource::open(so, ao, next_seq, on_reading);
       if (!src) return Error{src.error()};
       log::info(kLog, "reading NMEA from " + so.device);
@@ -72,7 +72,7 @@ void GnssRunner::run(std::stop_token stop) {
 #ifdef EPORT_HAVE_GPSD
     gnss::GpsdOptions go;
     go.host = cfg_.gnss.gpsd_host;
-    go.port = static_cast<std::uint16_t>(cfg_.gnss.gpsd_port);
+    go.port = cfg_.gnss.gpsd_port;
     auto src = gnss::GpsdSource::connect(go, ao, next_seq, on_reading);
     if (!src) return Error{src.error()};
     log::info(kLog, "reading positions from gpsd at " + go.host + ":" + std::to_string(go.port));

@@ -8,7 +8,7 @@
 #include <memory>
 #include <thread>
 
-#include "eport/config/config.h"
+#include "settings.h"
 #include "eport/ingest/ingest.h"
 #include "eport/store/outbox.h"
 
@@ -16,7 +16,7 @@ namespace eport::app {
 
 class GnssRunner : public ingest::CompletionSink {
  public:
-  GnssRunner(const config::AgentConfig& cfg, ingest::Ingest& ingest, store::Outbox& outbox);
+  GnssRunner(const AgentConfig& cfg, ingest::Ingest& ingest, store::Outbox& outbox);
   ~GnssRunner() override;  // stop()
   void start();
   void stop();
@@ -29,7 +29,7 @@ class GnssRunner : public ingest::CompletionSink {
  private:
   void run(std::stop_token stop);
 
-  config::AgentConfig cfg_;
+  AgentConfig cfg_;
   ingest::Ingest& ingest_;
   std::atomic<std::uint64_t> next_seq_;
   std::atomic<std::uint64_t> positions_{0}, not_stored_{0};

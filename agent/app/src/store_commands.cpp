@@ -8,12 +8,12 @@
 #include <string>
 
 #include "eport/codec/codec.h"
-#include "eport/config/config.h"
+#include "settings.h"
 #include "eport/flags/flags.h"
 #include "eport/json/json.h"
 #include "eport/log/log.h"
 #include "eport/model/clock.h"
-#include "options.h"
+#include "settings.h"
 #include "usage.h"
 
 namespace eport::app {
@@ -104,13 +104,13 @@ int store_command(int argc, char** argv) {
     std::fputs(kUsage, stderr);
     return kUsageExit;
   }
-  auto cfg = config::load_file(config_path);
+  auto cfg = load_config_file(config_path);
   if (!cfg) {
     std::fprintf(stderr, "%s\n", cfg.error().c_str());
     return 2;
   }
-  log::set_level(cfg->log.level);
-  auto ob = store::Outbox::open(outbox_options(*cfg));
+  log::set_level(cfg->log_level);
+  auto ob = store::Outbox::open(cfg->store);
   if (!ob) {
     std::fprintf(stderr, "%s\n", ob.error().c_str());
     return 1;

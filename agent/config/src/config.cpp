@@ -1,6 +1,6 @@
 // The config engine: TOML parsing and validation, the reference, the
-// template, the effective JSON and the hash, all driven by the key table of
-// keys.cpp. Nothing here names a key except the pattern rules.
+// template, the effective JSON and the hash, all driven by the rows it is
+// given (keys.h). Nothing here names a key.
 #include "eport/config/config.h"
 
 #include <algorithm>
@@ -25,11 +25,8 @@
 
 #include "eport/json/json.h"
 #include "eport/model/ids.h"
-#include "internal.h"
 
 namespace eport::config {
-
-namespace detail {
 
 std::vector<std::string> split_commas(const std::string& v) {
   std::vector<std::string> out;
@@ -46,7 +43,7 @@ std::vector<std::string> split_commas(const std::string& v) {
   return out;
 }
 
-bool is_tls(std::string_view uri) { return uri.substr(0, 6) == "ssl://" || uri.substr(0, 8) == "mqtts://"; }
+bool is_tls_uri(std::string_view uri) { return uri.substr(0, 6) == "ssl://" || uri.substr(0, 8) == "mqtts://"; }
 
 std::string uri_host(std::string_view uri) {
   auto sep = uri.find("://");
@@ -59,64 +56,7 @@ std::string uri_host(std::string_view uri) {
   return std::string(host);
 }
 
-KeySpec boolean(std::string_view key, bool def, std::string_view desc, Ref<bool> ref) {
-  KeySpec k;
-  k.key = key;
-  k.type = KeyType::kBoolean;
-  k.description = desc;
-  k.default_value = def;
-  k.get = [ref](const AgentConfig& c) -> Value { return ref(const_cast<AgentConfig&>(c)); };
-  k.set = [ref](AgentConfig& c, const Value& v) { ref(c) = std::get<bool>(v); };
-  return k;
-}
-
-KeySpec integer(std::string_view key, std::int64_t def, std::int64_t min, std::int64_t max, std::string_view desc,
-                Ref<std::int64_t> ref) {
-  KeySpec k;
-  k.key = key;
-  k.type = KeyType::kInteger;
-  k.description = desc;
-  k.default_value = def;
-  k.min = min;
-  k.max = max;
-  k.get = [ref](const AgentConfig& c) -> Value { return ref(const_cast<AgentConfig&>(c)); };
-  k.set = [ref](AgentConfig& c, const Value& v) { ref(c) = std::get<std::int64_t>(v); };
-  return k;
-}
-
-KeySpec string(std::string_view key, std::string def, std::string_view desc, Ref<std::string> ref,
-               std::string_view pattern) {
-  KeySpec k;
-  k.key = key;
-  k.type = KeyType::kString;
-  k.description = desc;
-  k.default_value = std::move(def);
-  k.pattern_name = pattern;
-  k.get = [ref](const AgentConfig& c) -> Value { return ref(const_cast<AgentConfig&>(c)); };
-  k.set = [ref](AgentConfig& c, const Value& v) { ref(c) = std::get<std::string>(v); };
-  return k;
-}
-
-KeySpec list(std::string_view key, std::vector<std::string> def, std::string_view desc,
-             Ref<std::vector<std::string>> ref, std::string_view pattern, bool skip_empty_items) {
-  KeySpec k;
-  k.key = key;
-  k.type = KeyType::kList;
-  k.description = desc;
-  k.default_value = std::move(def);
-  k.pattern_name = pattern;
-  k.skip_empty_items = skip_empty_items;
-  k.get = [ref](const AgentConfig& c) -> Value { return ref(const_cast<AgentConfig&>(c)); };
-  k.set = [ref](AgentConfig& c, const Value& v) { ref(c) = std::get<std::vector<std::string>>(v); };
-  return k;
-}
-
-}  // namespace detail
-
-using detail::split_commas;
-using detail::uri_host;
-
-std::string KeySpec::type_name() const {
+std::string KeyMeta::type_name() const {
   switch (type) {
     case KeyType::kBoolean: return "boolean";
     case KeyType::kInteger: return "integer";
@@ -175,7 +115,6 @@ bool list_matches(std::string_view pattern, const std::vector<std::string>& item
       if (!is_uri(i)) return false;
     return !items.empty() && items.size() <= 8;
   }
-  if (pattern == "unit_intervals") return parse_unit_intervals(items).ok();
   return true;
 }
 
@@ -198,10 +137,13 @@ std::string pattern_error(std::string_view pattern) {
   if (pattern == "hostport") return "must be host:port with a port 1-65535";
   if (pattern == "uri") return "must be tcp://host:port or mqtt://host:port";
   if (pattern == "uris") return "must be one to eight of tcp://, mqtt://, ssl:// or mqtts:// host:port, comma-separated";
-  if (pattern == "unit_intervals")
-    return "must be comma-separated UNIT=POSITION_S/SENSOR_S entries, e.g. \"TU-0042=60/900\" (topic-safe unit ids of "
-           "at most 32 bytes, each once; seconds 0..4294967295)";
   return "invalid";
+}
+
+// What a string or list key requires, for messages and the reference.
+std::string rule_text(const KeyMeta& k) {
+  if (!k.check_text.empty()) return std::string(k.check_text);
+  return k.pattern_name.empty() ? std::string() : pattern_error(k.pattern_name);
 }
 
 bool matches(std::string_view pattern, std::string_view v) {
@@ -239,22 +181,17 @@ std::string plain_text(const Value& v) {
   return out;
 }
 
-void apply_defaults(AgentConfig& c) {
-  for (const auto& k : key_specs()) {
-    if (!k.required) k.set(c, k.default_value);
-  }
+// The index of a key in the bound rows, or -1.
+long find_key(const detail::Bound& b, std::string_view key) {
+  for (std::size_t i = 0; i < b.keys.size(); ++i)
+    if (b.keys[i]->key == key) return static_cast<long>(i);
+  return -1;
 }
 
-const KeySpec* find_spec(std::string_view key) {
-  for (const auto& k : key_specs())
-    if (k.key == key) return &k;
-  return nullptr;
-}
-
-bool is_section(std::string_view name) {
-  for (const auto& k : key_specs()) {
-    auto dot = k.key.find('.');
-    if (k.key.substr(0, dot) == name) return true;
+bool is_section(const detail::Bound& b, std::string_view name) {
+  for (const auto* k : b.keys) {
+    auto dot = k->key.find('.');
+    if (k->key.substr(0, dot) == name) return true;
   }
   return false;
 }
@@ -273,12 +210,13 @@ class Validator {
     errors_.push_back(o.str());
   }
 
-  void check_leaf(const KeySpec& spec, const toml::node& node, AgentConfig& out) {
+  // Validates one leaf; sets it (set) only when it is good.
+  void check_leaf(const KeyMeta& spec, const toml::node& node, const std::function<void(const Value&)>& set) {
     switch (spec.type) {
       case KeyType::kBoolean: {
         const auto* v = node.as_boolean();
         if (v == nullptr) return error(node.source(), spec.key, std::string("expected true or false, got ") + type_of(node));
-        return spec.set(out, v->get());
+        return set(v->get());
       }
       case KeyType::kInteger:
       case KeyType::kDuration: {
@@ -292,7 +230,7 @@ class Validator {
         if (!spec.allowed.empty() && std::find(spec.allowed.begin(), spec.allowed.end(), n) == spec.allowed.end()) {
           return error(node.source(), spec.key, std::to_string(n) + " is not " + std::string(spec.allowed_name));
         }
-        return spec.set(out, n);
+        return set(n);
       }
       case KeyType::kEnum: {
         const auto* v = node.as_string();
@@ -303,7 +241,7 @@ class Validator {
           for (auto c : spec.choices) list += (list.empty() ? "" : ", ") + std::string(c);
           return error(node.source(), spec.key, "\"" + s + "\" is not one of: " + list);
         }
-        return spec.set(out, s);
+        return set(s);
       }
       case KeyType::kString: {
         const auto* v = node.as_string();
@@ -319,7 +257,10 @@ class Validator {
         if (!spec.pattern_name.empty() && !(s.empty() && !spec.required) && !matches(spec.pattern_name, s)) {
           return error(node.source(), spec.key, "\"" + s + "\" " + pattern_error(spec.pattern_name));
         }
-        return spec.set(out, s);
+        if (spec.check) {
+          if (auto why = spec.check(s); !why.empty()) return error(node.source(), spec.key, "\"" + s + "\": " + why);
+        }
+        return set(s);
       }
       case KeyType::kList: {
         // A TOML array of strings, or one string: a single item, or (the form
@@ -347,7 +288,13 @@ class Validator {
           std::string shown = node.as_string() ? toml_text(node.as_string()->get()) : toml_text(items);
           return error(node.source(), spec.key, shown + " " + pattern_error(spec.pattern_name));
         }
-        return spec.set(out, items);
+        if (spec.check) {
+          if (auto why = spec.check(items); !why.empty()) {
+            std::string shown = node.as_string() ? toml_text(node.as_string()->get()) : toml_text(items);
+            return error(node.source(), spec.key, shown + " " + rule_text(spec) + " (" + why + ")");
+          }
+        }
+        return set(items);
       }
     }
   }
@@ -370,21 +317,9 @@ class Validator {
 
 }  // namespace
 
-AgentConfig defaults() {
-  AgentConfig c;
-  apply_defaults(c);
-  c.gateway.id = "gw-dev";
-  c.gateway.site = "dev";
-  return c;
-}
+namespace detail {
 
-namespace {
-
-// Parses and validates into out; the problems found, each a full line. With a
-// TOML syntax error, syntax_ok is false and out holds only defaults.
-std::vector<std::string> load_impl(std::string_view text, std::string_view source_name, AgentConfig& out,
-                                   bool& syntax_ok) {
-  apply_defaults(out);
+std::vector<std::string> load(const Bound& b, std::string_view text, std::string_view source_name, bool& syntax_ok) {
   syntax_ok = false;
   toml::table root;
   try {
@@ -401,8 +336,8 @@ std::vector<std::string> load_impl(std::string_view text, std::string_view sourc
   for (const auto& [section_key, section_node] : root) {
     std::string_view section = section_key.str();
     const auto* table = section_node.as_table();
-    if (table == nullptr || !is_section(section)) {
-      if (table == nullptr && find_spec(section) == nullptr && !is_section(section)) {
+    if (table == nullptr || !is_section(b, section)) {
+      if (table == nullptr && find_key(b, section) < 0 && !is_section(b, section)) {
         v.error(section_node.source(), section, "unknown key");
       } else if (table == nullptr) {
         v.error(section_node.source(), section, "expected a table [" + std::string(section) + "]");
@@ -413,34 +348,35 @@ std::vector<std::string> load_impl(std::string_view text, std::string_view sourc
     }
     for (const auto& [leaf_key, leaf_node] : *table) {
       std::string full = std::string(section) + "." + std::string(leaf_key.str());
-      const KeySpec* spec = find_spec(full);
-      if (spec == nullptr) {
+      long i = find_key(b, full);
+      if (i < 0) {
         v.error(leaf_node.source(), full, "unknown key");
         continue;
       }
-      seen[spec->key] = true;
-      lines[spec->key] = leaf_node.source();
-      v.check_leaf(*spec, leaf_node, out);
+      const KeyMeta& spec = *b.keys[static_cast<std::size_t>(i)];
+      seen[spec.key] = true;
+      lines[spec.key] = leaf_node.source();
+      v.check_leaf(spec, leaf_node, [&](const Value& value) { b.set(static_cast<std::size_t>(i), value); });
     }
   }
-  for (const auto& k : key_specs()) {
-    if (k.required && !seen[k.key]) v.error(toml::source_region{}, k.key, "required key is missing");
+  for (const auto* k : b.keys) {
+    if (k->required && !seen[k->key]) v.error(toml::source_region{}, k->key, "required key is missing");
   }
   // Rules over several keys see a refused value as its default, as the agent
   // would; every problem is reported at once.
-  for (const auto& rule : cross_key_rules()) {
-    auto problems = rule.check(out);
+  for (std::size_t r = 0; r < b.rules.size(); ++r) {
+    auto problems = b.check(r);
     if (problems.empty()) continue;
+    const auto& keys = *b.rules[r].first;
     toml::source_region where{};  // no line only when the file sets none of the rule's keys
-    for (auto key : rule.keys) {
+    for (auto key : keys) {
       if (auto at = lines.find(key); at != lines.end()) {
         where = at->second;
         break;
       }
     }
-    for (const auto& p : problems) v.error(where, rule.keys.front(), p);
+    for (const auto& p : problems) v.error(where, keys.front(), p);
   }
-  if (out.mqtt.client_id.empty()) out.mqtt.client_id = out.gateway.id;
   return v.errors_;
 }
 
@@ -450,15 +386,13 @@ std::string join_lines(const std::vector<std::string>& lines) {
   return all;
 }
 
-}  // namespace
-
-Result<AgentConfig> load_string(std::string_view text, std::string_view source_name) {
-  AgentConfig out;
-  bool syntax_ok = false;
-  auto errors = load_impl(text, source_name, out, syntax_ok);
-  if (!errors.empty()) return Error{join_lines(errors)};
-  return out;
+Result<std::string> read_config_text(const std::string& path) {
+  std::string text;
+  if (!slurp(path, text, std::size_t(16) << 20)) return Error{path + ": cannot open config file: " + std::strerror(errno)};
+  return text;
 }
+
+}  // namespace detail
 
 bool is_loopback_uri(std::string_view uri) {
   auto host = uri_host(uri);
@@ -484,116 +418,91 @@ Result<std::string> read_secret(const std::string& path) {
   return line;
 }
 
-std::vector<std::string> check_files(const AgentConfig& c) {
-  std::vector<std::string> errors;
-  auto pem = [&](std::string_view key, const std::string& path, std::string_view what) {
-    if (path.empty()) return;
-    std::string text;
-    if (!slurp(path, text)) {
-      errors.push_back(std::string(key) + ": cannot read " + path + ": " + std::strerror(errno));
-      return;
-    }
-    bool found = false;
-    for (std::size_t at = text.find("-----BEGIN "); at != std::string::npos; at = text.find("-----BEGIN ", at + 1)) {
-      auto end = text.find("-----", at + 11);
-      if (end == std::string::npos) break;
-      std::string label = text.substr(at + 11, end - at - 11);
-      if (what == "key" ? label.size() >= 11 && label.compare(label.size() - 11, 11, "PRIVATE KEY") == 0
-                        : label == "CERTIFICATE" || label == "TRUSTED CERTIFICATE") {
-        found = true;
-        break;
-      }
-    }
-    if (!found) {
-      errors.push_back(std::string(key) + ": " + path + " holds no PEM " +
-                       (what == "key" ? "private key (-----BEGIN ... PRIVATE KEY-----)"
-                                      : "certificate (-----BEGIN CERTIFICATE-----)"));
-    }
-  };
-  pem("mqtt.ca_file", c.mqtt.ca_file, "certificate");
-  pem("mqtt.cert_file", c.mqtt.cert_file, "certificate");
-  pem("mqtt.key_file", c.mqtt.key_file, "key");
-  if (!c.mqtt.password_file.empty()) {
-    if (auto pw = read_secret(c.mqtt.password_file); !pw) errors.push_back("mqtt.password_file: " + pw.error());
+Status refuse_world_readable(const std::string& path, std::string_view what) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IROTH) != 0) {
+    return Error{path + " is readable by every local user (mode " + mode_text(st.st_mode) + "): it holds " +
+                 std::string(what) + "; chmod 600"};
   }
-  if (!c.bridge.unit_keys.empty()) {
-    if (auto keys = read_unit_keys(c.bridge.unit_keys); !keys) errors.push_back("bridge.unit_keys: " + keys.error());
+  return ok_status();
+}
+
+namespace {
+
+bool is_secret(FileKind f) { return f == FileKind::kPrivateKey || f == FileKind::kPassword || f == FileKind::kSecretOther; }
+
+// The problem with a PEM file that must hold a certificate or a private key, or "".
+std::string pem_problem(const std::string& path, bool want_key) {
+  std::string text;
+  if (!slurp(path, text)) return "cannot read " + path + ": " + std::strerror(errno);
+  for (std::size_t at = text.find("-----BEGIN "); at != std::string::npos; at = text.find("-----BEGIN ", at + 1)) {
+    auto end = text.find("-----", at + 11);
+    if (end == std::string::npos) break;
+    std::string label = text.substr(at + 11, end - at - 11);
+    if (want_key ? label.size() >= 11 && label.compare(label.size() - 11, 11, "PRIVATE KEY") == 0
+                 : label == "CERTIFICATE" || label == "TRUSTED CERTIFICATE") {
+      return "";
+    }
+  }
+  return path + " holds no PEM " +
+         (want_key ? "private key (-----BEGIN ... PRIVATE KEY-----)" : "certificate (-----BEGIN CERTIFICATE-----)");
+}
+
+}  // namespace
+
+namespace detail {
+
+std::vector<std::string> check_files(const Bound& b) {
+  std::vector<std::string> errors;
+  for (std::size_t i = 0; i < b.keys.size(); ++i) {
+    const KeyMeta& k = *b.keys[i];
+    if (k.file == FileKind::kNone) continue;
+    auto v = b.get(i);
+    const auto* path = std::get_if<std::string>(&v);
+    if (path == nullptr || path->empty()) continue;
+    std::string problem;
+    switch (k.file) {
+      case FileKind::kNone: break;
+      case FileKind::kCertificate: problem = pem_problem(*path, false); break;
+      case FileKind::kPrivateKey: problem = pem_problem(*path, true); break;
+      case FileKind::kPassword:
+        if (auto pw = read_secret(*path); !pw) problem = pw.error();
+        break;
+      case FileKind::kSecretOther:
+        if (k.read_check) problem = k.read_check(*path);
+        break;
+    }
+    if (!problem.empty()) errors.push_back(std::string(k.key) + ": " + problem);
   }
   return errors;
 }
 
-Result<std::map<std::string, std::array<std::uint8_t, 32>>> read_unit_keys(const std::string& path) {
-  struct stat st{};
-  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IROTH) != 0) {
-    return Error{path + " is readable by every local user (mode " + mode_text(st.st_mode) +
-                 "): it holds the units' keys; chmod 600"};
-  }
-  std::string text;
-  if (!slurp(path, text, std::size_t(16) << 20)) return Error{"cannot read " + path + ": " + std::strerror(errno)};
-  std::map<std::string, std::array<std::uint8_t, 32>> keys;
-  std::size_t line_no = 0;
-  for (std::size_t at = 0; at < text.size();) {
-    auto eol = text.find('\n', at);
-    std::string line = text.substr(at, eol == std::string::npos ? std::string::npos : eol - at);
-    at = eol == std::string::npos ? text.size() : eol + 1;
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    auto first = line.find_first_not_of(" \t");
-    if (first == std::string::npos || line[first] == '#') continue;
-    auto where = path + ":" + std::to_string(line_no) + ": ";
-    std::istringstream words(line);
-    std::string unit, hex, extra;
-    words >> unit >> hex >> extra;
-    if (hex.empty() || !extra.empty()) return Error{where + "expected \"UNIT_ID HEX\" (two fields)"};
-    if (auto problem = model::topic_id_problem(unit, 32); !problem.empty()) {
-      return Error{where + "unit id " + model::quoted_id(unit) + " " + problem};
-    }
-    if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
-      return Error{where + "the key of unit " + unit + " is not 64 hex digits (32 bytes)"};
-    }
-    std::array<std::uint8_t, 32> key{};
-    for (std::size_t i = 0; i < 32; ++i) key[i] = static_cast<std::uint8_t>(std::stoul(hex.substr(2 * i, 2), nullptr, 16));
-    if (!keys.emplace(unit, key).second) return Error{where + "unit " + unit + " is listed twice"};
-  }
-  return keys;
-}
-
-std::vector<std::string> secret_file_warnings(const AgentConfig& c) {
+std::vector<std::string> secret_file_warnings(const Bound& b) {
   std::vector<std::string> out;
-  for (auto [key, path] : {std::pair<std::string_view, const std::string*>{"mqtt.key_file", &c.mqtt.key_file},
-                           std::pair<std::string_view, const std::string*>{"mqtt.password_file", &c.mqtt.password_file},
-                           std::pair<std::string_view, const std::string*>{"bridge.unit_keys", &c.bridge.unit_keys}}) {
+  for (std::size_t i = 0; i < b.keys.size(); ++i) {
+    const KeyMeta& k = *b.keys[i];
+    if (!is_secret(k.file)) continue;
+    auto v = b.get(i);
+    const auto* path = std::get_if<std::string>(&v);
     struct stat st{};
-    if (path->empty() || ::stat(path->c_str(), &st) != 0) continue;
+    if (path == nullptr || path->empty() || ::stat(path->c_str(), &st) != 0) continue;
     if ((st.st_mode & S_IROTH) != 0) {
-      out.push_back(std::string(key) + ": " + *path + " is readable by every local user (mode " +
+      out.push_back(std::string(k.key) + ": " + *path + " is readable by every local user (mode " +
                     mode_text(st.st_mode) + "): chmod o-rwx");
     } else if ((st.st_mode & S_IRGRP) != 0 && st.st_gid != ::getegid()) {
-      out.push_back(std::string(key) + ": " + *path + " is readable by group " + std::to_string(st.st_gid) +
+      out.push_back(std::string(k.key) + ": " + *path + " is readable by group " + std::to_string(st.st_gid) +
                     ", not the agent's own group (mode " + mode_text(st.st_mode) + "): chmod g-rwx or chgrp");
     }
   }
   return out;
 }
 
-Result<AgentConfig> load_file(const std::string& path) {
-  std::string text;
-  if (!slurp(path, text, std::size_t(16) << 20)) return Error{path + ": cannot open config file: " + std::strerror(errno)};
-  AgentConfig out;
-  bool syntax_ok = false;
-  auto errors = load_impl(text, path, out, syntax_ok);
-  // The files are checked even when other keys are wrong: every problem at once.
-  if (syntax_ok) {
-    for (const auto& e : check_files(out)) errors.push_back(path + ": " + e);
-  }
-  if (!errors.empty()) return Error{join_lines(errors)};
-  return out;
-}
+}  // namespace detail
 
 namespace {
 
 // The "range / values" of a key, in Markdown.
-std::string range_text(const KeySpec& k) {
+std::string range_text(const KeyMeta& k) {
   std::string range;
   switch (k.type) {
     case KeyType::kBoolean: return "`true`, `false`";
@@ -607,7 +516,7 @@ std::string range_text(const KeySpec& k) {
       for (auto c : k.choices) range += (range.empty() ? "" : ", ") + std::string("`") + std::string(c) + "`";
       return range;
     case KeyType::kString:
-    case KeyType::kList: return k.pattern_name.empty() ? "" : pattern_error(k.pattern_name);
+    case KeyType::kList: return rule_text(k);
   }
   return range;
 }
@@ -632,94 +541,60 @@ std::string comment(std::string_view text) {
 
 }  // namespace
 
-std::string reference_markdown() {
+namespace detail {
+
+std::string reference_markdown(const Bound& b) {
   std::string out = "| key | type | default | range / values | description |\n|---|---|---|---|---|\n";
-  for (const auto& k : key_specs()) {
-    out += "| `" + std::string(k.key) + "` | " + k.type_name() + " | " +
-           (k.required ? std::string("required") : "`" + toml_text(k.default_value) + "`") + " | " + range_text(k) +
-           " | " + std::string(k.description) + " |\n";
+  for (const auto* k : b.keys) {
+    out += "| `" + std::string(k->key) + "` | " + k->type_name() + " | " +
+           (k->required ? std::string("required") : "`" + toml_text(k->default_value) + "`") + " | " + range_text(*k) +
+           " | " + std::string(k->description) + " |\n";
   }
   out += "\nRules over several keys (each problem is reported at the first key named, with the line of the first of "
          "its keys that the file sets):\n";
-  for (const auto& r : cross_key_rules()) out += "- " + std::string(r.description) + "\n";
+  for (const auto& r : b.rules) out += "- " + std::string(r.second) + "\n";
   return out;
 }
 
-std::string config_template() {
+std::string config_template(const Bound& b, std::string_view title) {
   std::string out =
-      "# agent.toml - every key of eport-agent with its default (eport-agent --config-template).\n"
+      "# " + std::string(title) +
+      "\n"
       "# A line '#key = value' shows the default: remove the '#' to change it.\n"
       "# Keys without a default (REQUIRED) are set to \"\" and must be filled in.\n"
       "# Unknown keys are errors. Validate with: eport-agent --check-config FILE\n";
   std::string_view section;
-  for (const auto& k : key_specs()) {
-    auto dot = k.key.find('.');
-    auto sec = k.key.substr(0, dot);
-    auto leaf = k.key.substr(dot + 1);
+  for (const auto* k : b.keys) {
+    auto dot = k->key.find('.');
+    auto sec = k->key.substr(0, dot);
+    auto leaf = k->key.substr(dot + 1);
     if (sec != section) {
       out += "\n[" + std::string(sec) + "]\n";
       section = sec;
     } else {
       out += "\n";
     }
-    out += comment(k.description);
-    auto range = range_text(k);
+    out += comment(k->description);
+    auto range = range_text(*k);
     std::string plain;
     for (char ch : range)
       if (ch != '`') plain += ch;
-    out += comment(k.type_name() + (plain.empty() ? "" : ", " + plain));
-    if (k.required) {
+    out += comment(k->type_name() + (plain.empty() ? "" : ", " + plain));
+    if (k->required) {
       out += "# REQUIRED\n" + std::string(leaf) + " = \"\"\n";
     } else {
-      out += "#" + std::string(leaf) + " = " + toml_text(k.default_value) + "\n";
+      out += "#" + std::string(leaf) + " = " + toml_text(k->default_value) + "\n";
     }
   }
   return out;
 }
 
-std::vector<std::string> broker_uris(const AgentConfig& config) { return config.mqtt.uri; }
-
-Result<std::vector<UnitIntervals>> parse_unit_intervals(std::string_view text) {
-  return parse_unit_intervals(split_commas(std::string(text)));
-}
-
-Result<std::vector<UnitIntervals>> parse_unit_intervals(const std::vector<std::string>& entries) {
-  std::vector<UnitIntervals> out;
-  auto number = [](std::string_view d, std::uint32_t& v) {
-    if (d.empty() || d.size() > 10 || d.find_first_not_of("0123456789") != std::string_view::npos) return false;
-    auto n = std::strtoull(std::string(d).c_str(), nullptr, 10);
-    if (n > 4294967295ull) return false;
-    v = static_cast<std::uint32_t>(n);
-    return true;
-  };
-  for (const auto& raw : entries) {
-    std::string_view e = raw;
-    while (!e.empty() && e.front() == ' ') e.remove_prefix(1);
-    while (!e.empty() && e.back() == ' ') e.remove_suffix(1);
-    if (e.empty()) continue;
-    auto eq = e.find('=');
-    auto slash = e.find('/', eq == std::string_view::npos ? 0 : eq);
-    if (eq == std::string_view::npos || slash == std::string_view::npos) return Error{"entry \"" + std::string(e) + "\""};
-    UnitIntervals u;
-    u.unit_id = std::string(e.substr(0, eq));
-    if (!model::topic_id_problem(u.unit_id, 32).empty()) return Error{"unit id in \"" + std::string(e) + "\""};
-    if (!number(e.substr(eq + 1, slash - eq - 1), u.position_s) || !number(e.substr(slash + 1), u.sensor_s)) {
-      return Error{"seconds in \"" + std::string(e) + "\""};
-    }
-    for (const auto& seen : out) {
-      if (seen.unit_id == u.unit_id) return Error{"unit " + u.unit_id + " listed twice"};
-    }
-    out.push_back(std::move(u));
-  }
-  return out;
-}
-
-std::string effective_json(const AgentConfig& config) {
+std::string effective_json(const Bound& b) {
   // Strings through eport::json: control bytes escaped, never dropped.
   std::string out = "{";
-  for (const auto& k : key_specs()) {
-    out += (out.size() > 1 ? "," : "") + json::quote(k.key) + ":";
-    auto v = k.get(config);
+  for (std::size_t i = 0; i < b.keys.size(); ++i) {
+    out += (out.size() > 1 ? "," : "") + json::quote(b.keys[i]->key) + ":";
+    auto v = b.get(i);
     out += std::holds_alternative<std::string>(v) || std::holds_alternative<std::vector<std::string>>(v)
                ? json::quote(plain_text(v))
                : plain_text(v);
@@ -727,7 +602,7 @@ std::string effective_json(const AgentConfig& config) {
   return out + "}";
 }
 
-std::string config_hash(const AgentConfig& config) {
+std::string config_hash(const Bound& b) {
   std::uint64_t h = 1469598103934665603ull;
   auto mix = [&](std::string_view s) {
     for (unsigned char ch : s) {
@@ -735,15 +610,17 @@ std::string config_hash(const AgentConfig& config) {
       h *= 1099511628211ull;
     }
   };
-  for (const auto& k : key_specs()) {
-    mix(k.key);
+  for (std::size_t i = 0; i < b.keys.size(); ++i) {
+    mix(b.keys[i]->key);
     mix("=");
-    mix(plain_text(k.get(config)));
+    mix(plain_text(b.get(i)));
     mix("\n");
   }
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016" PRIx64, h);
   return buf;
 }
+
+}  // namespace detail
 
 }  // namespace eport::config

@@ -41,6 +41,8 @@ Error errno_error(const std::string& what, const std::string& device) {
 
 bool is_supported_baud(int baud) { return speed_for(baud).has_value(); }
 
+std::vector<int> supported_bauds() { return {std::begin(kGnssBauds), std::end(kGnssBauds)}; }
+
 struct SerialSource::Impl {
   Impl(int f, std::string dev, AssemblerOptions a, SeqSource seq, ReadingHandler h, std::size_t max_line)
       : fd(f), device(std::move(dev)), core(std::move(h), std::move(a), std::move(seq)), framer(max_line) {}

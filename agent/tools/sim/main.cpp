@@ -35,7 +35,7 @@
 #include "eport/tty/tty.h"
 #include "eport/codec/codec.h"
 #include "eport/backoff/backoff.h"
-#include "eport/config/config.h"
+#include "eport/units/config_keys.h"
 #include "eport/flags/flags.h"
 #include "fleet.h"
 #include "session.h"
@@ -343,7 +343,7 @@ class Sim {
       u.next_due = start + std::chrono::duration_cast<Clock::duration>(period * (static_cast<double>(i) / total));
     }
     if (!opt_.unit_keys.empty()) {
-      auto keys = eport::config::read_unit_keys(opt_.unit_keys);
+      auto keys = eport::units::read_unit_keys(opt_.unit_keys);
       if (!keys) usage(("--unit-keys: " + keys.error()).c_str());
       for (auto& u : units_) {
         if (auto k = keys->find(u.id); k != keys->end()) {

@@ -90,7 +90,7 @@ std::string status_json(std::string_view state, const PublisherOptions& opt, std
          ",\"site\":" + codec::json_string(opt.site_id) + ",\"agent_version\":" +
          codec::json_string(opt.agent_version) + ",\"schema_version\":" + std::to_string(codec::kSchemaVersion) +
          ",\"config_hash\":" + codec::json_string(opt.config_hash) +
-         ",\"compression\":" + (opt.zstd_level > 0 ? "\"zstd\"" : "\"none\"") +
+         ",\"compression\":" + (opt.packing_level() > 0 ? "\"zstd\"" : "\"none\"") +
          ",\"time_utc_ms\":" + std::to_string(now_utc_ms) + "}";
 }
 

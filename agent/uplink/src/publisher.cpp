@@ -278,8 +278,8 @@ struct Publisher::Impl : public ConnectionEvents {
     codec::EnvelopeHeader h{opt.site_id, opt.gateway_id, outbox.next_envelope_seq(), now_utc_ms(), priority};
     auto bytes = encoder.encode(h, batch);
     std::vector<std::uint8_t> packed;
-    if (opt.zstd_level > 0) {
-      packed = codec::compress(bytes, opt.zstd_level);
+    if (opt.packing_level() > 0) {
+      packed = codec::compress(bytes, opt.packing_level());
       bytes = packed;
     }
     // The bandwidth cap delays everything but alarms.

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "eport/gnss/counters.h"
 #include "eport/gnss/fix_assembler.h"
@@ -25,6 +26,8 @@ struct SerialOptions {
 
 // True for the baud rates listed in SerialOptions.
 bool is_supported_baud(int baud);
+// Those rates, ascending (the gnss.baud key's allowed values).
+std::vector<int> supported_bauds();
 
 class SerialSource final : public Source {
  public:

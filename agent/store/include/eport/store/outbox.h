@@ -52,14 +52,16 @@ inline constexpr std::uint64_t kSourceRowOverheadBytes = 64;
 inline constexpr std::uint64_t kCommandRowOverheadBytes = 64;
 inline constexpr std::size_t kMaxCommandRows = 1024;
 
+// Every field a config key sets has its one default here (the key rows in
+// src/config_keys.cpp read it).
 struct OutboxOptions {
-  std::string path;
+  std::string path = "/var/lib/eport-agent/outbox.db";
   Durability durability = Durability::kFull;
   std::chrono::milliseconds busy_timeout{5000};
   std::uint64_t max_bytes = 256ull << 20;     // accounted bytes of all rows
   std::uint32_t low_water_pct = 90;           // eviction frees down to this share of the limit
   std::uint64_t min_free_bytes = 64ull << 20; // free-space reserve on the filesystem
-  WhenFull when_full = WhenFull::kEvictLowest;
+  WhenFull when_full = WhenFull::kRefuse;
   // Per class (index = Priority): rows older than this are deleted by
   // maintain(); zero keeps them until published.
   std::array<std::chrono::seconds, model::kPriorityCount> ttl{};
@@ -80,6 +82,8 @@ struct OutboxOptions {
   std::size_t max_commands = kMaxCommandRows;
   // Start-up check: PRAGMA quick_check, abandoned (with a warning) after this.
   std::chrono::milliseconds startup_check_budget{2000};
+  // How often the outbox's owner calls maintain() (expiry and reclaim).
+  std::chrono::seconds maintenance_interval{10};
   // Name of a registered SQLite VFS to open the database with; empty: the
   // default one. For tests that inject I/O faults below SQLite.
   std::string vfs{};

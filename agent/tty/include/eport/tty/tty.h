@@ -8,6 +8,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include <termios.h>
@@ -19,6 +20,8 @@ namespace eport::tty {
 // The termios speed constant for a standard baud rate (50 .. 4000000), or
 // nullopt for a rate that is not one of Linux's standard B* constants.
 std::optional<speed_t> speed_for(int baud);
+// Those rates, ascending.
+std::vector<int> standard_bauds();
 
 // Which termios call failed and its errno.
 struct RawFailure {

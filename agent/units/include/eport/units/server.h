@@ -34,7 +34,9 @@ struct Intervals {
 };
 
 struct ServerOptions {
-  std::string unix_socket;  // "" = none
+  // Every field a config key sets ([bridge], src/config_keys.cpp) has its
+  // one default here.
+  std::string unix_socket = "/run/eport-agent/bridge.sock";  // "" = none
   std::string tcp_listen;   // "host:port", "" = none; port 0 picks a free port
   // Serial ttys, one unit per device (point to point; a multi-drop line with
   // several units on one tty is not supported). Opened raw 8N1 at
@@ -82,6 +84,9 @@ struct ServerOptions {
   // a key is refused) unless tcp_requires_auth is false.
   std::map<std::string, std::array<std::uint8_t, EPB_KEY_LEN>> auth_keys;
   bool tcp_requires_auth = true;
+  // The file auth_keys is read from (bridge.unit_keys; read_unit_keys()):
+  // the Agent reads it before the server is built.
+  std::string unit_keys_file;
 };
 
 // Counters, readable from any thread.

@@ -38,13 +38,24 @@ struct BudgetOptions {
   std::uint64_t max_bytes_per_s = 0;  // bandwidth cap, 0 = none
 };
 
+// How envelopes are packed (publish.compression).
+enum class Compression { kNone, kZstd };
+
+// Every field a config key sets ([mqtt], [publish], [budget], [health],
+// [commands]; src/config_keys.cpp) has its one default here.
 struct PublisherOptions {
-  std::string site_id;
-  std::string gateway_id;
+  std::string site_id;     // gateway.site (the agent's own key)
+  std::string gateway_id;  // gateway.id (the agent's own key)
   std::vector<std::string> server_uris = {"tcp://127.0.0.1:1883"};  // first = preferred
   std::string client_id;  // defaults to gateway_id
   std::string username;   // "" = none
-  std::string password;   // never logged
+  std::string password;   // never logged; read from password_file by the agent
+  std::string password_file;
+  // Config acknowledgements of an insecure choice (checked by the key rules,
+  // warned about at start): verify_hostname = false with TLS, a password
+  // over a plain non-loopback link.
+  bool insecure_skip_verify_hostname = false;
+  bool insecure_password_over_tcp = false;
   TlsOptions tls;
   std::chrono::seconds keepalive{30};
   std::chrono::seconds connect_timeout{10};
@@ -55,7 +66,10 @@ struct PublisherOptions {
   std::size_t max_readings = 500;             // per envelope
   std::size_t max_bytes = 65536;              // per envelope, of stored bodies
   std::chrono::milliseconds max_age{1000};    // wait for a fuller envelope (alarms never wait)
-  int zstd_level = 0;                          // 0 = no compression
+  Compression compression = Compression::kZstd;
+  int zstd_level = 3;                          // with kZstd
+  // The zstd level envelopes are compressed with; 0: not compressed.
+  int packing_level() const { return compression == Compression::kZstd ? zstd_level : 0; }
   BudgetOptions budget;
   std::chrono::seconds health_interval{60};   // 0 = no health messages
   bool commands = true;                       // subscribe to the command topic
