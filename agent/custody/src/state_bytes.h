@@ -15,6 +15,7 @@ namespace eport::custody::bytes {
 
 class Writer {
  public:
+  Writer() { out_.reserve(64); }  // every state fits: one allocation
   void u8(std::uint8_t v) { out_.push_back(v); }
   void u16(std::uint16_t v) { put(v, 2); }
   void u32(std::uint32_t v) { put(v, 4); }
