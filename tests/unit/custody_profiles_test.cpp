@@ -169,3 +169,29 @@ TEST_CASE("profiles: malformed rule texts are refused with a message naming the 
     CHECK_THAT(t.error(), Catch::Contains(c.message));
   }
 }
+
+TEST_CASE("profiles: after a restart with a changed table, a restored profile is kept or replaced by name", "[custody]") {
+  ProfileSelector before;
+  CustodyInput in;
+  in.time_utc_ms = kT0;
+  REQUIRE(before.decide("tcu-1", 1, in));
+  const auto saved = before.save_state("tcu-1");
+  // Same table: the restored source keeps its profile, no SETTINGS again.
+  ProfileSelector same;
+  REQUIRE(same.restore_state("tcu-1", saved).ok());
+  CHECK_FALSE(same.decide("tcu-1", 2, in));
+  // A table whose catch-all is named differently: one new decision.
+  auto t = parse_profiles("inland always position_s=1800 sensor_s=1800");
+  REQUIRE(t.ok());
+  ProfileSelector changed(*t);
+  REQUIRE(changed.restore_state("tcu-1", saved).ok());
+  auto d = changed.decide("tcu-1", 2, in);
+  REQUIRE(d);
+  CHECK(d->profile.name == "inland");
+}
+
+TEST_CASE("profiles: a hand-built empty table selects an unnamed profile and decides nothing", "[custody]") {
+  ProfileSelector sel(ProfileTable{});
+  CHECK_FALSE(sel.decide("tcu-1", 1, CustodyInput{}));
+  CHECK(select_profile(ProfileTable{}, CustodyInput{}).name.empty());
+}

@@ -38,7 +38,10 @@ const Profile& select_profile(const ProfileTable& t, const CustodyInput& in) {
                     [&](Condition c) { return holds(c, in, t.burst_duration); }))
       return rule.profile;
   }
-  return t.rules.back().profile;  // parse_profiles guarantees a final `always` rule
+  // parse_profiles guarantees a final `always` rule; a table built by hand
+  // without one gets its last rule, or an unnamed profile when empty.
+  static const Profile kNone{};
+  return t.rules.empty() ? kNone : t.rules.back().profile;
 }
 
 std::vector<std::uint8_t> encode(const ProfileState& s) {

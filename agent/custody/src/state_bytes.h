@@ -22,9 +22,10 @@ class Writer {
   void u64(std::uint64_t v) { put(v, 8); }
   void i16(std::int16_t v) { put(static_cast<std::uint16_t>(v), 2); }
   void i32(std::int32_t v) { put(static_cast<std::uint32_t>(v), 4); }
-  void str(std::string_view s) {  // length byte, then the bytes (at most 255)
-    u8(static_cast<std::uint8_t>(s.size()));
-    out_.insert(out_.end(), s.begin(), s.begin() + static_cast<std::ptrdiff_t>(s.size() > 255 ? 255 : s.size()));
+  void str(std::string_view s) {  // length byte, then the bytes (the first 255 at most)
+    const std::size_t n = s.size() > 255 ? 255 : s.size();
+    u8(static_cast<std::uint8_t>(n));
+    out_.insert(out_.end(), s.begin(), s.begin() + static_cast<std::ptrdiff_t>(n));
   }
   std::vector<std::uint8_t> take() { return std::move(out_); }
 

@@ -92,7 +92,9 @@ Result<ProfileTable> parse_profiles(std::string_view text);
 // The text form of a table; parse_profiles(format_profiles(t)) == t.
 std::string format_profiles(const ProfileTable& t);
 
-// The pure decision: the profile of the first rule that applies.
+// The pure decision: the profile of the first rule that applies (for a
+// hand-built table where none does: its last rule's; empty: an unnamed
+// default Profile).
 const Profile& select_profile(const ProfileTable& t, const CustodyInput& in);
 
 // A change of profile for one source: push it with SETTINGS.
