@@ -1,5 +1,6 @@
 # Independent check of the evidence format (docs/evidence.md) with Debian's
-# python3-cbor2 and python3-nacl (libsodium) and hashlib, none of which shares
+# python3-cbor2, python3-nacl (libsodium, Ed25519), python3-cryptography
+# (ES256) and hashlib, none of which shares
 # code with eport::epb: decodes every COSE_Sign1 checkpoint that
 # `epb-evidence demo` wrote, rebuilds its Sig_structure with cbor2's canonical
 # encoder, verifies Ed25519 signatures with libsodium, recomputes the hash
@@ -31,6 +32,12 @@ for raw in checkpoints:
     tbs = cbor2.dumps(['Signature1', protected, b'', payload], canonical=True)
     if alg == -8:
         nacl.signing.VerifyKey(pub).verify(tbs, sig)  # raises if it does not verify
+    else:  # ES256: COSE's r||s as the DER that python3-cryptography (OpenSSL) takes
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec, utils
+        der = utils.encode_dss_signature(int.from_bytes(sig[:32], 'big'), int.from_bytes(sig[32:], 'big'))
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), pub).verify(
+            der, tbs, ec.ECDSA(hashes.SHA256()))
     p = cbor2.loads(payload)
     assert p[1] == src and p[2] == n_expected
     if prev_id is None:
@@ -46,4 +53,4 @@ for raw in checkpoints:
     covered += len(seqs)
 assert covered == len(readings)
 print('%s: %d checkpoints, %d readings verified independently (cbor2, %s, hashlib)'
-      % (src, len(checkpoints), covered, 'libsodium' if alg == -8 else 'no ES256 check'))
+      % (src, len(checkpoints), covered, 'libsodium' if alg == -8 else 'python3-cryptography'))
