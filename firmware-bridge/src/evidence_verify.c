@@ -329,6 +329,7 @@ epb_ev_status epb_ev_verifier_reading(epb_ev_verifier *v, const uint8_t *r, size
   if (m.m.reading.seq <= v->last_seq || m.m.reading.seq <= v->ck_last)
     return EPB_EV_ERR_ORDER;
   epb_ev_link(v->head, m.m.reading.seq, r, len, v->head);
+  if (v->count == 0u) v->range_seq = m.m.reading.seq;
   v->last_seq = m.m.reading.seq;
   v->count++;
   return EPB_EV_OK;
@@ -361,14 +362,17 @@ epb_ev_status epb_ev_verifier_checkpoint(epb_ev_verifier *v, const uint8_t *cose
   epb_sha256(tbs, tbs_len, id);
   if (v->ck_n > 0u && ck->n == v->ck_n && memcmp(id, v->ck_id, sizeof id) == 0)
     return EPB_EV_DUPLICATE;
-  if (ck->n <= v->ck_n) return EPB_EV_ERR_REPLAY;
+  /* An older number is a replay, unless its range lies beyond everything
+   * accepted: then the source restarted its chain (it lost its state), a
+   * break the next check reports. */
+  if (ck->n <= v->ck_n && ck->first <= v->ck_last) return EPB_EV_ERR_REPLAY;
 
   /* Authentic and new: judge its place, then move on to it. */
   st = EPB_EV_OK;
   if (ck->n != v->ck_n + 1u || (ck->has_prev && memcmp(ck->prev, v->ck_id, sizeof id) != 0) ||
       (v->ck_n > 0u && ck->first != v->ck_last + 1u))
     st = EPB_EV_ERR_CKPT_CHAIN;
-  else if (v->last_seq > ck->last)
+  else if (v->last_seq > ck->last || (v->count > 0u && v->range_seq < ck->first))
     st = EPB_EV_ERR_EXTRA;
   else if (v->count < ck->count)
     st = EPB_EV_ERR_MISSING;

@@ -524,3 +524,35 @@ TEST_CASE("malformed checkpoint encodings are refused, each with its reason", "[
     }
   }
 }
+
+TEST_CASE("a restarted chain and a discarded range are reported, and what follows verifies",
+          "[epb][evidence]") {
+  epb_ossl::Pkey key = seeded(0x00);
+  epb_ev_key pub;
+  REQUIRE(epb_ossl::public_key(key.get(), "", &pub));
+  SECTION("the unit lost its chain state and restarted at a later seq") {
+    Stream s = signed_run(key.get(), "TU-0042", 1001, 30);  // checkpoints at 1010, 1016, 1026
+    Stream again = signed_run(key.get(), "TU-0042", 2001, 25);  // a new chain: n = 1 again
+    s.erase(s.begin() + static_cast<long>(nth(s, true, 2)) + 1, s.end());
+    s.insert(s.end(), again.begin(), again.end());
+    EvOutcome o = verify(s, pub);
+    REQUIRE(o.problems.size() == 1);
+    CHECK(o.problems[0] == EPB_EV_ERR_CKPT_CHAIN);  // at the new chain's first checkpoint
+    CHECK(o.verified_to == 2016);                    // ... and its second one verifies
+  }
+  SECTION("a whole range declared discarded: missing there, verified after") {
+    Stream s = signed_run(key.get(), "TU-0042", 1001, 45);
+    std::size_t from = nth(s, true, 0) + 1, to = nth(s, true, 1);  // readings 1011..1016
+    s.erase(s.begin() + static_cast<long>(from), s.begin() + static_cast<long>(to));
+    EvOutcome o = verify(s, pub);
+    REQUIRE(o.problems.size() == 1);
+    CHECK(o.problems[0] == EPB_EV_ERR_MISSING);
+    CHECK(o.verified_to == 1036);
+  }
+  SECTION("a reading below the first checkpoint's range is not covered") {
+    Stream s = signed_run(key.get(), "TU-0042", 1001, 12);
+    epb_message m = door(999, 0, 1);
+    s.insert(s.begin(), {false, reading_bytes(m.m.reading)});
+    CHECK(verify(s, pub).problems.front() == EPB_EV_ERR_EXTRA);
+  }
+}

@@ -227,7 +227,7 @@ typedef int (*epb_ev_verify_fn)(void *ctx, int32_t alg, const uint8_t *pub,
 
 /* Streaming verifier for one source: readings in seq order, each range
  * followed by its checkpoint (the caller orders and de-duplicates; a
- * reading resent must not be fed twice). 320 bytes on Cortex-M4, no heap. */
+ * reading resent must not be fed twice). 328 bytes on Cortex-M4, no heap. */
 typedef struct {
   uint8_t src_len;
   char src[EPB_EV_SOURCE_MAX + 1];
@@ -240,6 +240,7 @@ typedef struct {
   uint8_t head[EPB_EV_HASH_LEN]; /* over the readings fed since then */
   uint64_t last_seq;         /* last reading fed */
   uint64_t count;            /* readings fed since the last checkpoint */
+  uint64_t range_seq;        /* the first of them */
 } epb_ev_verifier;
 
 /* Starts at the chain's genesis: H0 of src, key = the source's current key. */
@@ -257,12 +258,14 @@ epb_ev_status epb_ev_verifier_reading(epb_ev_verifier *v, const uint8_t *r, size
  * this order: parse (its status), source (EPB_EV_ERR_SOURCE), key id (the
  * current or the announced key, else EPB_EV_ERR_KID), signature
  * (EPB_EV_ERR_SIGNATURE), the last accepted one again (EPB_EV_DUPLICATE),
- * number not above it (EPB_EV_ERR_REPLAY): the verifier is unchanged by all
- * of these. Then, for an authentic new checkpoint, the verifier moves on to
- * it whatever follows (so the next range verifies on its own), and reports
- * the first problem of: its predecessor (EPB_EV_ERR_CKPT_CHAIN: n is not
- * the next number, prev or first does not follow on), readings beyond its
- * range (EPB_EV_ERR_EXTRA), fewer or more readings than its count
+ * number not above it with a range not beyond it (EPB_EV_ERR_REPLAY): the
+ * verifier is unchanged by all of these. Then, for an authentic new
+ * checkpoint, the verifier moves on to it whatever follows (so the next
+ * range verifies on its own), and reports the first problem of: its
+ * predecessor (EPB_EV_ERR_CKPT_CHAIN: n is not the next number, prev or
+ * first does not follow on; also a chain the source restarted at n = 1),
+ * readings outside its range (EPB_EV_ERR_EXTRA), fewer or more readings
+ * than its count
  * (EPB_EV_ERR_MISSING, EPB_EV_ERR_EXTRA), head (EPB_EV_ERR_CHAIN).
  * EPB_EV_OK: every reading first..last is present, in order, unmodified, and
  * signed by the source's key. A checkpoint signed with the announced key
