@@ -139,6 +139,7 @@ Story story() {
   s.bytes["checkpoint_1_tbs"] = tbs_of(ck1);
   s.bytes["checkpoint_1"] = ck1;
   s.bytes["checkpoint_1_id"] = sha(tbs_of(ck1));
+  s.bytes["reading_1004"] = canonical(s.readings[3]);
   for (std::size_t i = 3; i < 5; i++) REQUIRE(epb_ev_append(&c, &s.readings[i], 0, 0) == EPB_EV_OK);
   s.bytes["next_key"] = Bytes(next.pub, next.pub + 32);
   Bytes ck2 = make_ck(c, sg, T + 3000, &next);
