@@ -196,8 +196,8 @@ epb_ev_status epb_ev_make_checkpoint(epb_ev_chain *c, const epb_ev_signer *signe
                                      uint8_t *out, size_t cap, size_t *out_len);
 
 /* The canonical bytes of a reading: its unsealed READING body (version 2,
- * type 3, payload, CRC-32C). Returns the length (18..EPB_EV_READING_MAX+...,
- * at most EPB_EV_READING_MAX), 0 if r is invalid or cap too small. */
+ * type 3, payload, CRC-32C). Returns its length, 24..EPB_EV_READING_MAX, or 0
+ * if r is invalid (what epb_encode refuses) or cap too small. */
 size_t epb_ev_reading_bytes(const epb_reading *r, uint8_t *out, size_t cap);
 
 /* H0 of a source, and one link of the chain (section 3 of the spec). */
