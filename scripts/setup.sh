@@ -15,7 +15,7 @@ RUNTIME_PKGS=(build-essential cmake ninja-build pkg-config
   catch2 python3)
 TEST_PKGS=(clang libclang-rt-14-dev gcc-arm-none-eabi libnewlib-arm-none-eabi
   python3-paho-mqtt python3-flatbuffers python3-zstandard openssl gpsd gpsd-clients rabbitmq-server
-  protobuf-compiler libprotobuf-dev lintian)
+  protobuf-compiler libprotobuf-dev lintian python3-cbor2 python3-nacl python3-cryptography)
 
 want=("${RUNTIME_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${TEST_PKGS[@]}"); fi
