@@ -18,6 +18,8 @@ constexpr double kPi = 3.14159265358979323846;
 constexpr double kE7ToRad = kPi / 180.0 / 1e7;
 // Points farther than this from a zone's centre are not projected (the
 // gnomonic plane is unbounded at 90 degrees).
+// A ring enclosing less than this is degenerate (a line drawn as a polygon).
+constexpr double kMinRingAreaM2 = 1.0;
 const double kMinProjectDot = std::cos(60.0 * kPi / 180.0);
 
 double dot(const Vec3& a, const Vec3& b) { return a.x * b.x + a.y * b.y + a.z * b.z; }
@@ -51,11 +53,11 @@ bool segments_touch(const PlanePoint& a, const PlanePoint& b, const PlanePoint& 
   if (o4 == 0 && within_box(c, d, b)) return true;
   return false;
 }
-// Consecutive edges ab, bc fold back onto each other (a spike).
+// Consecutive edges ab, bc fold back onto each other (a spike): bc turns
+// back and c lies within kOnBoundaryM of the line through ab.
 bool folds_back(const PlanePoint& a, const PlanePoint& b, const PlanePoint& c) {
   const double ux = b.x - a.x, uy = b.y - a.y, vx = c.x - b.x, vy = c.y - b.y;
-  const double lens = std::hypot(ux, uy) * std::hypot(vx, vy);
-  return ux * vx + uy * vy < 0 && std::abs(ux * vy - uy * vx) <= 1e-9 * lens;
+  return ux * vx + uy * vy < 0 && std::abs(ux * vy - uy * vx) <= kOnBoundaryM * std::hypot(ux, uy);
 }
 
 double segment_distance2(const PlanePoint& q, const PlanePoint& a, const PlanePoint& b) {
@@ -209,7 +211,7 @@ Result<Geometry> Geometry::polygon(const std::vector<std::vector<LatLonE7>>& rin
         }
       }
     }
-    if (ring_area(p) < 1e-3) return Error{name + " has zero area"};
+    if (ring_area(p) < kMinRingAreaM2) return Error{name + " has zero area (less than 1 m2)"};
   }
   // Rings do not touch each other; every hole lies inside the outer ring and
   // outside the other holes.
