@@ -28,7 +28,7 @@ std::size_t walk(const eport::json::Value& v, std::size_t depth) {
   } else if (v.is_object()) {
     for (std::size_t i = 0; i < v.members().size(); ++i) {
       const auto& m = v.members()[i];
-      check(v.find(m.key) == &v.members()[i]);  // first match is itself: keys are unique
+      check(v.find(m.key) == &v.members()[i].value);  // first match is itself: keys are unique
       n += walk(m.value, depth + 1);
     }
   } else if (v.is_number()) {
