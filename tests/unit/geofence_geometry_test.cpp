@@ -206,6 +206,10 @@ TEST_CASE("geofence segment crossings: a sparse segment through a zone, with fra
   auto across = am.crossings(unit_vector(ll(0.0, 179.97)), unit_vector(ll(0.0, -179.97)), 25);
   REQUIRE(across.size() == 1);
   CHECK(across[0].enter_fraction == Approx(0.5 - 100 / (0.06 * 111195.08)).margin(1e-3));
+  // A segment running exactly along an edge (the worst case for the march)
+  // finishes: bounded work, and the edge counts as inside but not deep.
+  const Geometry sq = square();
+  CHECK(sq.crossings(unit_vector(ll(30.630, 122.040)), unit_vector(ll(30.630, 122.062)), 25).empty());
   // A corridor crossed at right angles.
   const Geometry bridge = *Geometry::corridor({offset(c, 0, -3000), offset(c, 0, 3000)}, 200);
   CHECK(bridge.crossings(from, to, 30).size() == 1);

@@ -326,10 +326,16 @@ std::vector<Crossing> Geometry::crossings(const Vec3& a, const Vec3& b, double m
   if (s0 >= s1) return out;
 
   auto at = [&](double s) { return PlanePoint{pa.x + s * ux, pa.y + s * uy}; };
-  auto dist = [&](double s) { return plane_distance(at(s)); };
+  // Every evaluation counts against one budget, bisections included, so a
+  // segment running along an edge costs at most kMaxCrossingSteps of them.
+  std::size_t budget = kMaxCrossingSteps;
+  auto dist = [&](double s) {
+    if (budget > 0) --budget;
+    return plane_distance(at(s));
+  };
   // The boundary between s_out (outside) and s_in (inside), by bisection.
   auto boundary = [&](double lo, double hi, bool lo_inside) {
-    for (int k = 0; k < 48; ++k) {
+    for (int k = 0; k < 40 && budget > 0; ++k) {
       const double mid = (lo + hi) / 2;
       if ((dist(mid) <= 0) == lo_inside) lo = mid;
       else hi = mid;
@@ -348,7 +354,7 @@ std::vector<Crossing> Geometry::crossings(const Vec3& a, const Vec3& b, double m
   // Sphere tracing: the signed distance changes by at most 1 m per metre, so
   // a step of d (outside) cannot jump over the zone; inside, half the depth
   // samples the depth finely enough to tell whether it reaches min_depth_m.
-  for (std::size_t step = 0; s < s1 && step < kMaxCrossingSteps; ++step) {
+  while (s < s1 && budget > 0) {
     const double ns = std::min(s1, s + std::max(inside ? -d / 2 : d, kMinStepM));
     const double nd = dist(ns);
     if (!inside && nd <= 0) {

@@ -44,8 +44,9 @@ inline constexpr double kOnBoundaryM = 0.05;
 // Crossings are looked for only on segments between two fixes at most this
 // far apart (great-circle); longer gaps say nothing about the path taken.
 inline constexpr double kMaxCrossingSegmentM = 50000.0;
-// The crossing search marches along the segment; at most this many steps per
-// zone and segment (bounded work whatever the shape).
+// The crossing search marches along the segment; at most this many distance
+// evaluations (steps and bisections) per zone and segment, so the work is
+// bounded whatever the shape (a segment along an edge included).
 inline constexpr std::size_t kMaxCrossingSteps = 20000;
 
 // --- spatial index ---
