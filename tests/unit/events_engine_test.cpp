@@ -23,7 +23,7 @@ constexpr const char* kGateway = "gw-test";
 // One circular zone of 300 m around 30.6000 N, 122.0000 E; 10 m buffer, 60 s dwell.
 constexpr const char* kZones = R"({"type": "FeatureCollection", "version": "test-1", "features": [
   {"type": "Feature", "geometry": {"type": "Point", "coordinates": [122.0, 30.6]},
-   "properties": {"id": "berth-1", "radius_m": 300, "buffer_m": 10, "dwell_s": 60}}]})";
+   "properties": {"id": "berth-1", "name": "Berth 1", "radius_m": 300, "buffer_m": 10, "dwell_s": 60}}]})";
 
 std::shared_ptr<const geofence::ZoneSet> zones() {
   auto set = geofence::parse_zones_file(kZones);
@@ -212,7 +212,8 @@ TEST_CASE("a commit that fails rolls the engine back: the retried batch derives 
     auto failed = s.append(readings);
     CHECK_FALSE(failed.ok());
     CHECK(s.event_rows().empty());
-    CHECK(s.engine->counters().rollbacks == 1);
+    // The first insert fails before the engine saw anything; later steps have something to forget.
+    CHECK(s.engine->counters().rollbacks == (step == "insert" ? 0u : 1u));
     auto again = s.append(readings);  // the unit resends everything
     REQUIRE(again.ok());
     CHECK(again->stored == readings.size());
