@@ -116,12 +116,13 @@ int main(int argc, char** argv) {
   const auto thousand = random_zones(1000);
   const auto in = positions(n);
   std::printf("geofence tracker, %zu positions from 100 units (ns per position, one core)\n", n);
-  std::printf("%-28s %10s %14s %20s %9s %12s\n", "zones", "vertices", "index ns/pos", "brute force ns/pos", "speed-up",
+  std::printf("%-32s %10s %14s %20s %9s %12s\n", "zones", "vertices", "index ns/pos", "brute force ns/pos", "speed-up",
               "transitions");
-  for (const auto& [name, set] : {std::pair{"10 (Shanghai sample file)", ten}, std::pair{"1000 (random, Yangshan area)", thousand}}) {
+  const std::string file_row = std::to_string(ten->zones().size()) + " (" + file.substr(file.find_last_of('/') + 1) + ")";
+  for (const auto& [name, set] : {std::pair{file_row.c_str(), ten}, std::pair{"1000 (random, Yangshan area)", thousand}}) {
     const Run indexed = measure(set, in, true);
     const Run brute = measure(set, in, false);
-    std::printf("%-28s %10zu %14.0f %20.0f %8.1fx %5zu / %zu\n", name, set->vertex_count(), indexed.ns_per_position,
+    std::printf("%-32s %10zu %14.0f %20.0f %8.1fx %5zu / %zu\n", name, set->vertex_count(), indexed.ns_per_position,
                 brute.ns_per_position, brute.ns_per_position / indexed.ns_per_position, indexed.transitions,
                 brute.transitions);
   }

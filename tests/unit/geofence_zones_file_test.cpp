@@ -3,6 +3,8 @@
 // of refused files, each message naming the feature and the problem.
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "eport/geofence/zones_file.h"
@@ -175,4 +177,21 @@ TEST_CASE("geofence zones file: limits on zones and vertices are enforced", "[ge
                                             "\"id\":\"big\",\"name\":\"n\"")))
             .error() == "feature 0 (id \"big\"): has more than 2000 positions");
   CHECK(parse_zones_file(std::string(kMaxFileBytes + 1, ' ')).error() == "zones file is 4194305 bytes (at most 4194304)");
+}
+
+TEST_CASE("geofence zones file: the example in docs/geofences.md parses as documented", "[geofence]") {
+  std::ifstream in(std::string(EPORT_SOURCE_DIR) + "/docs/geofences.md");
+  std::stringstream doc;
+  doc << in.rdbuf();
+  const std::string text = doc.str();
+  const auto start = text.find("```json\n");
+  REQUIRE(start != std::string::npos);
+  const auto end = text.find("```", start + 8);
+  REQUIRE(end != std::string::npos);
+  auto set = parse_zones_file(text.substr(start + 8, end - start - 8));
+  REQUIRE(set.ok());
+  CHECK(set->version() == "terminals-2026-12-01");
+  REQUIRE(set->zones().size() == 3);
+  CHECK(set->zones()[static_cast<std::size_t>(set->find("donghai-bridge"))].geometry.shape() == Shape::kCorridor);
+  CHECK(set->zones()[static_cast<std::size_t>(set->find("yangshan-anchorage"))].dwell.count() == 600);
 }
