@@ -54,6 +54,15 @@ local_readers = ["local-1"]
 """
 
 
+def install_crl(out: Path) -> None:
+    """What installing the site's one CRL (pki/crl.pem) as the broker's
+    crlfile does, for a config generated with --conf-dir OUT/broker: a link,
+    so that every `eport-pki revoke` or `crl` is at once what the broker reads."""
+    link = out / "broker" / "crl.pem"
+    if not link.is_symlink():
+        link.symlink_to(Path("..") / "pki" / "crl.pem")
+
+
 class Site:
     """A generated site: paths of the broker config and of every identity."""
 
@@ -67,6 +76,8 @@ class Site:
              "--conf-dir", str(self.out / "broker")])
         self.conf = self.out / "broker" / "mosquitto.conf"
         self.ca = self.out / "broker" / "ca.crt"
+        install_crl(self.out)
+
 
     def cert(self, cn: str) -> tuple[Path, Path]:
         for sub in ("gateways", "clients"):
