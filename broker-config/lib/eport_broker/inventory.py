@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import agent_keys
 
 try:
     import tomllib  # Python 3.11+, Debian 12's /usr/bin/python3
@@ -104,6 +106,25 @@ KEYS: tuple[Key, ...] = (
 # Keys whose ids become topic levels (eport/v1/<site>/<gateway>/...).
 TOPIC_LEVEL_KEYS = ("site", "gateways")
 
+# Agent settings in the inventory: [agent.<section>] for every gateway's
+# agent.toml, [gateway.<id>.<section>] for one gateway (over [agent]); any
+# key of the agent (docs/config.md) except those the generator owns, which
+# follow from the identity, the PKI layout and the broker: a gateway's
+# agent.toml is never edited by hand, so gen can rewrite it.
+AGENT_OWNED = {
+    "gateway.id": "the gateway id (the inventory's gateways list)",
+    "gateway.site": "the inventory's site",
+    "mqtt.client_id": "the gateway id (the certificate CN)",
+    "mqtt.ca_file": "paths.gateway_tls_dir",
+    "mqtt.cert_file": "paths.gateway_tls_dir",
+    "mqtt.key_file": "paths.gateway_tls_dir",
+    "mqtt.verify_hostname": "always true with the site CA",
+    "mqtt.insecure_skip_verify_hostname": "never set by the generator",
+    "mqtt.insecure_password_over_tcp": "never set by the generator",
+    "mqtt.username": "the bridge variant's login (the gateway id)",
+    "mqtt.password_file": "the bridge variant's password file",
+}
+
 
 @dataclass(frozen=True)
 class Inventory:
@@ -113,9 +134,20 @@ class Inventory:
     readers: tuple[str, ...]
     commanders: tuple[str, ...]
     values: dict  # dotted key -> validated value, defaults filled in
+    # agent settings: "" -> {"section.key": value} of [agent.*], gateway id ->
+    # those of [gateway.<id>.*]
+    agent: dict = field(default_factory=dict)
 
     def __getitem__(self, dotted: str):
         return self.values[dotted]
+
+    def agent_settings(self, gateway: str) -> dict[str, tuple[object, str]]:
+        """The agent keys the inventory sets for gateway: "section.key" ->
+        (value, where it comes from: "[agent.SECTION]" or "[gateway.ID.SECTION]")."""
+        out = {k: (v, f"[agent.{k.split('.')[0]}]") for k, v in self.agent.get("", {}).items()}
+        out.update({k: (v, f"[gateway.{gateway}.{k.split('.')[0]}]")
+                    for k, v in self.agent.get(gateway, {}).items()})
+        return out
 
     @property
     def broker_host(self) -> str:
@@ -206,10 +238,13 @@ def parse(text: str, where: str = "<inventory>") -> Inventory:
 
     sections = {k.section for k in KEYS if k.section}
     known = {k.dotted for k in KEYS}
+    agent_raw = {"": raw.pop("agent", {})}
+    per_gateway = raw.pop("gateway", {})
     for name, value in raw.items():
         if isinstance(value, dict):
             if name not in sections:
-                raise InventoryError(f"{where}: unknown section [{name}] (known: {', '.join(sorted(sections))})")
+                raise InventoryError(f"{where}: unknown section [{name}] (known: "
+                                     f"{', '.join(sorted(sections | {'agent', 'gateway'}))})")
             for sub in value:
                 if f"{name}.{sub}" not in known:
                     raise InventoryError(f"{where}: unknown key {name}.{sub} in [{name}]")
@@ -243,9 +278,53 @@ def parse(text: str, where: str = "<inventory>") -> Inventory:
                 f"{where}: bridge.local_readers: {name!r} is a gateway id or starts with 'bridge-': on the "
                 "gateway's broker the username is the client id, and those belong to the agent and the bridge")
 
+    if not isinstance(per_gateway, dict):
+        raise InventoryError(f"{where}: gateway must be a table of gateways: [gateway.<id>.<section>]")
+    for gw, table in per_gateway.items():
+        if gw not in values["gateways"]:
+            raise InventoryError(f"{where}: [gateway.{gw}]: {gw!r} is not in gateways")
+        agent_raw[gw] = table
+    agent = {owner: _agent_settings(table, f"[agent.SECTION]" if owner == "" else f"[gateway.{owner}.SECTION]",
+                                    where, values)
+             for owner, table in agent_raw.items()}
+
     return Inventory(path=Path(where), site=values["site"], gateways=tuple(values["gateways"]),
                      readers=tuple(values["readers"]), commanders=tuple(values["commanders"]),
-                     values=values)
+                     values=values, agent=agent)
+
+
+def _agent_settings(table, form: str, where: str, values: dict) -> dict:
+    """{"section.key": value} of one [agent.*] or [gateway.<id>.*] table,
+    each key an agent key the generator does not own, each value of the
+    agent's type and range."""
+    out = {}
+    if not isinstance(table, dict):
+        raise InventoryError(f"{where}: {form.replace('.SECTION', '')} must be a table of agent sections, "
+                             f"e.g. {form.replace('SECTION', 'mqtt')}")
+    for section, keys in table.items():
+        head = form.replace("SECTION", section)
+        if not isinstance(keys, dict):
+            raise InventoryError(f"{where}: {head.strip('[]')} must be a table {head} of agent keys "
+                                 f"(docs/config.md), e.g. {form.replace('SECTION', 'mqtt')} keepalive_s = 60")
+        for key, value in keys.items():
+            dotted = f"{section}.{key}"
+            if dotted in AGENT_OWNED:
+                raise InventoryError(f"{where}: {head} {key}: {dotted} is written by the generator "
+                                     f"({AGENT_OWNED[dotted]}); it cannot be set here")
+            why = agent_keys.problem(dotted, value)
+            if why:
+                raise InventoryError(f"{where}: {head} {key} = {value!r}: {dotted} {why}")
+            if dotted == "mqtt.uri":
+                bad = [u for u in value if not u.startswith(("ssl://", "mqtts://"))]
+                if bad or not 1 <= len(value) <= 8:
+                    raise InventoryError(f"{where}: {head} uri = {value!r}: the cloud broker is TLS only: one to "
+                                         "eight ssl:// or mqtts:// URIs, the preferred first")
+            if dotted == "publish.max_bytes" and value > values["limits.message_size_limit"] // 2:
+                raise InventoryError(f"{where}: {head} max_bytes = {value}: at most half of "
+                                     f"limits.message_size_limit ({values['limits.message_size_limit'] // 2}): the "
+                                     "broker acknowledges and drops a larger message")
+            out[dotted] = value
+    return out
 
 
 def load(path: str | Path) -> Inventory:
@@ -263,4 +342,10 @@ def keys_help() -> str:
     for k in KEYS:
         default = "(required)" if k.default is None else repr(k.default)
         lines.append(f"{k.dotted:40} {k.kind.__name__:5} {default:24} {k.doc}")
+    lines += ["",
+              "[agent.SECTION] KEY = VALUE            every gateway's agent.toml: any eport-agent key (docs/config.md),",
+              "                                       e.g. [agent.mqtt] keepalive_s = 60",
+              "[gateway.ID.SECTION] KEY = VALUE       one gateway's agent.toml, over [agent.SECTION], e.g.",
+              "                                       [gateway.gw-quay-01.bridge] serial_ports = [\"/dev/ttyUSB0\"]",
+              "  not settable (the generator writes them): " + ", ".join(sorted(AGENT_OWNED))]
     return "\n".join(lines)
