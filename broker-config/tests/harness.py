@@ -44,6 +44,7 @@ site = "{site}"
 gateways = ["gw-a", "gw-b", "gw-c"]
 readers = ["reader-1", "reader-2", "reader-3"]
 commanders = ["cmd-1"]
+monitors = ["monitor-1"]
 [broker]
 host = "mqtt.test.invalid"
 port = 8883

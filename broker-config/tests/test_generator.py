@@ -89,11 +89,14 @@ def test(workdir, t):
     t.check(block == ["topic write eport/v1/s1/gw-a/data/#", "topic write eport/v1/s1/gw-a/status",
                       "topic write eport/v1/s1/gw-a/health", "topic write eport/v1/s1/gw-a/reply",
                       "topic read eport/v1/s1/gw-a/cmd"], "gw-a's ACL block names only its own topics", repr(block))
+    mon = acl.split("user monitor-1\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    t.check(mon == ["topic read $SYS/#"] and (out / "clients" / "monitor-1" / "monitor-1.crt").is_file(),
+            "monitor-1 gets a certificate and an ACL block that reads $SYS/# and nothing else", repr(mon))
     conf = (out / "broker" / "mosquitto.conf").read_text()
     t.check(not re.search(r"@[A-Z_]+@", conf), "no placeholder is left in the broker config")
     for needle in ("require_certificate true", "use_identity_as_username true", "use_username_as_clientid true",
                    "allow_anonymous false", "tls_version tlsv1.2", "persistence true", "message_size_limit 4096",
-                   "crlfile /etc/mosquitto/eport/crl.pem", "acl_file /etc/mosquitto/eport/acl"):
+                   "crlfile /etc/mosquitto/eport/crl.pem", "acl_file /etc/mosquitto/eport/acl", "sys_interval 10"):
         t.check(f"\n{needle}\n" in conf, f"broker config says '{needle}'")
     keys = list(out.rglob("*.key"))
     t.check(keys and all(stat.S_IMODE(k.stat().st_mode) == 0o600 for k in keys),

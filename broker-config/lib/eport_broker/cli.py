@@ -95,7 +95,10 @@ def cmd_gen(args) -> int:
     issued = pki_dir / "issued"
     b = out / "broker"
     _write(b / "mosquitto.conf", render.broker_conf(inv, args.conf_dir))
-    _write(b / "acl", render.acl(inv))
+    entries = pki.index(pki_dir)
+    retired = tuple(sorted({e.cn for e in entries if e.status == "R" and e.cn not in known}
+                           - {e.cn for e in entries if e.status == "V"}))
+    _write(b / "acl", render.acl(inv, retired))
     _copy(pki_dir / "ca.crt", b / "ca.crt", 0o644)
     # One CRL: pki/crl.pem, the file eport-pki writes (revoke, crl) and the one
     # to install as the broker's crlfile. Earlier versions copied it here,
@@ -122,18 +125,18 @@ def cmd_gen(args) -> int:
         if old_snippet.exists():
             old_snippet.unlink()
             print(f"removed {old_snippet} (replaced by {g / 'agent.toml'})")
-    for cn in (*inv.readers, *inv.commanders):
+    for cn in (*inv.readers, *inv.commanders, *inv.monitors):
         c = out / "clients" / cn
         _copy(pki_dir / "ca.crt", c / "ca.crt", 0o644)
         _copy(issued / f"{cn}.crt", c / f"{cn}.crt", 0o644)
         _copy(issued / f"{cn}.key", c / f"{cn}.key", 0o600)
     # Output of identities removed from the inventory must not linger.
-    for sub, names in (("gateways", set(inv.gateways)), ("clients", set(inv.readers) | set(inv.commanders))):
+    for sub, names in (("gateways", set(inv.gateways)), ("clients", set(inv.readers) | set(inv.commanders) | set(inv.monitors))):
         for d in (out / sub).glob("*") if (out / sub).exists() else []:
             if d.is_dir() and d.name not in names:
                 shutil.rmtree(d)
     print(f"site {inv.site}: broker config in {b}/, {len(inv.gateways)} gateway(s) in {out}/gateways/, "
-          f"{len(inv.readers) + len(inv.commanders)} cloud account(s) in {out}/clients/. "
+          f"{len(inv.readers) + len(inv.commanders) + len(inv.monitors)} cloud account(s) in {out}/clients/. "
           f"Keep {pki_dir}/ (the CA key) off the broker.")
     return 0
 

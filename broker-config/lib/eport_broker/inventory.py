@@ -83,6 +83,7 @@ KEYS: tuple[Key, ...] = (
     Key("", "gateways", list, None, "ids", "gateway ids (= certificate CN, MQTT username and client id)"),
     Key("", "readers", list, [], "ids", "cloud reader accounts, one per consumer process: read data, status, health, reply"),
     Key("", "commanders", list, [], "ids", "command-service accounts, one per process: write cmd, read reply and status"),
+    Key("", "monitors", list, [], "ids", "monitoring accounts, one per process: read the broker's $SYS/# metrics, nothing else"),
     Key("broker", "host", str, None, "host", "name (or IP) gateways connect to; in the broker certificate's SAN"),
     Key("broker", "port", int, 8883, "port", "TLS listener port"),
     Key("broker", "bind_address", str, "", "bind", "address the listener binds to; empty = all interfaces"),
@@ -93,6 +94,7 @@ KEYS: tuple[Key, ...] = (
     Key("limits", "message_size_limit", int, 1048576, "int:1024:268435455", "cloud broker: largest payload in bytes; larger QoS 1 messages are acked and DROPPED"),
     Key("limits", "max_keepalive", int, 120, "int:10:65535", "cloud broker: longest keepalive (s) granted to MQTT v5 clients"),
     Key("limits", "persistent_client_expiration", str, "14d", "expiry", "cloud broker: forget persistent sessions unused this long (h d w m y)"),
+    Key("limits", "sys_interval", int, 10, "int:1:3600", "cloud broker: seconds between updates of the $SYS/# metrics the monitors read"),
     Key("bridge", "local_readers", list, [], "ids", "gateway bridge: local read-only accounts on each gateway's bridge broker (that gateway's data, status, health, reply and the bridge state), one password per gateway"),
     Key("limits", "bridge_max_queued_messages", int, 100000, "int:1000:10000000", "gateway bridge: messages held while the cloud is unreachable"),
     Key("paths", "conf_dir", str, "/etc/mosquitto/eport", "path", "cloud broker: where ca.crt, broker.crt/.key, crl.pem and acl are installed"),
@@ -162,7 +164,12 @@ class Inventory:
         out = {g: "gateway" for g in self.gateways}
         out.update({r: "reader" for r in self.readers})
         out.update({c: "commander" for c in self.commanders})
+        out.update({m: "monitor" for m in self.values["monitors"]})
         return out
+
+    @property
+    def monitors(self) -> tuple[str, ...]:
+        return tuple(self.values["monitors"])
 
 
 def _is_host(value: str) -> bool:
@@ -264,7 +271,7 @@ def parse(text: str, where: str = "<inventory>") -> Inventory:
     if not values["gateways"]:
         raise InventoryError(f"{where}: gateways is empty; list at least one gateway id")
     seen: dict[str, str] = {}
-    for role in ("gateways", "readers", "commanders"):
+    for role in ("gateways", "readers", "commanders", "monitors"):
         for ident in values[role]:
             if ident in seen:
                 raise InventoryError(

@@ -50,6 +50,7 @@ def broker_conf(inv: Inventory, conf_dir: str | None = None) -> str:
         "MESSAGE_SIZE_LIMIT": str(inv["limits.message_size_limit"]),
         "MAX_KEEPALIVE": str(inv["limits.max_keepalive"]),
         "PERSISTENT_CLIENT_EXPIRATION": inv["limits.persistent_client_expiration"],
+        "SYS_INTERVAL": str(inv["limits.sys_interval"]),
     }
     return fill(CLOUD_TEMPLATE.read_text(encoding="utf-8"), values, str(CLOUD_TEMPLATE))
 
@@ -93,7 +94,13 @@ ACL_HEADER = """\
 """
 
 
-def acl(inv: Inventory) -> str:
+def acl(inv: Inventory, retired: tuple[str, ...] = ()) -> str:
+    """The cloud broker's ACL. retired: revoked CNs no longer in the
+    inventory (cli.cmd_gen reads them from the CA database); each keeps the
+    right to its own status topic only, so that its last retained status
+    (the last will, "offline") stays visible instead of vanishing under
+    check_retain_source. A revoked certificate cannot connect, so the rule
+    lets nobody publish."""
     out = [ACL_HEADER.format(site=inv.site, inventory=inv.path.name)]
     out.append("# ----- gateways: publish only under eport/v1/<site>/<own id>/, read only own cmd -----")
     for gw in inv.gateways:
@@ -117,6 +124,13 @@ def acl(inv: Inventory) -> str:
                 "topic write eport/v1/+/+/cmd",
                 "topic read eport/v1/+/+/reply",
                 "topic read eport/v1/+/+/status"]
+    out += ["", "# ----- monitors: read the broker's own metrics ($SYS/#), nothing else -----"]
+    for m in inv.monitors:
+        out += ["", f"user {m}", "topic read $SYS/#"]
+    out += ["", "# ----- revoked gateways no longer in the inventory: only their status topic, so that",
+            "# ----- the last retained status (their last will: offline) stays readable; they cannot connect -----"]
+    for gw in retired:
+        out += ["", f"user {gw}", f"topic write {gateway_topics(inv, gw)['status']}"]
     return "\n".join(out) + "\n"
 
 
