@@ -70,6 +70,9 @@ def test(workdir, t):
          "a 65-byte gateway id"),
         (base.replace('site = "s1"', 'site = "cn.sha"'), "site: \"cn.sha\" is not topic-safe: contains '.'",
          "a site id with '.'"),
+        (base.replace("port = 8883", 'port = 8883\nlog_dest = ["file log.txt"]'), "broker.log_dest",
+         "a log_dest file that is not an absolute path"),
+        (base.replace("port = 8883", 'port = 8883\nlog_dest = []'), "broker.log_dest", "an empty log_dest"),
         (base.replace('site = "s1"', 'site = "s\\t1"'), "site: \"s\\x091\" is not topic-safe: contains '\\x09'",
          "a site id with a tab, shown as \\x09"),
     ]
@@ -83,12 +86,16 @@ def test(workdir, t):
     t.check(r.returncode == 0, "gen succeeds on the test inventory", r.stderr)
     out = site / "out"
     acl = (out / "broker" / "acl").read_text()
+    conf0 = (out / "broker" / "mosquitto.conf").read_text()
     rules = [l for l in acl.splitlines() if l and not l.startswith("#")]
     t.check(not any(l.startswith("pattern") for l in rules), "the ACL has no pattern lines")
     block = acl.split("user gw-a\n", 1)[1].split("\n\n", 1)[0].splitlines()
     t.check(block == ["topic write eport/v1/s1/gw-a/data/#", "topic write eport/v1/s1/gw-a/status",
                       "topic write eport/v1/s1/gw-a/health", "topic write eport/v1/s1/gw-a/reply",
                       "topic read eport/v1/s1/gw-a/cmd"], "gw-a's ACL block names only its own topics", repr(block))
+    t.check("\npid_file /run/mosquitto/mosquitto.pid\n" in conf0 and
+            "\nlog_dest file /var/log/mosquitto/mosquitto.log\n" in conf0,
+            "by default the broker config has Debian's pid file and log file")
     mon = acl.split("user monitor-1\n", 1)[1].split("\n\n", 1)[0].splitlines()
     t.check(mon == ["topic read $SYS/#"] and (out / "clients" / "monitor-1" / "monitor-1.crt").is_file(),
             "monitor-1 gets a certificate and an ACL block that reads $SYS/# and nothing else", repr(mon))
@@ -186,6 +193,26 @@ def test(workdir, t):
     t.check(r.returncode == 0 and "gw-b" not in r2.stderr, "after `eport-broker revoke` the warning is gone", r2.stderr)
 
     check_agent_settings(workdir / "agent-settings", t)
+
+    # pid_file, log_dest and bind_address from the inventory; SAN entries once.
+    custom = base.replace("port = 8883", 'port = 8883\nbind_address = "127.0.0.1"\n'
+                          'alt_names = ["127.0.0.1", "localhost", "10.1.2.3", "::1"]\n'
+                          'log_dest = ["syslog", "file /var/log/eport/broker.log"]')
+    custom += '[paths]\npid_file = "/run/eport/broker.pid"\n'
+    r = gen(custom, workdir / "custom")
+    conf = (workdir / "custom" / "out" / "broker" / "mosquitto.conf").read_text()
+    lines = [l for l in conf.splitlines() if l.startswith(("pid_file", "log_dest", "listener"))]
+    t.check(r.returncode == 0 and lines == ["pid_file /run/eport/broker.pid", "log_dest syslog",
+                                            "log_dest file /var/log/eport/broker.log", "listener 8883 127.0.0.1"],
+            "paths.pid_file, broker.log_dest (two lines) and broker.bind_address reach the broker config",
+            r.stderr + repr(lines))
+    san = run(["openssl", "x509", "-in", str(workdir / "custom" / "out" / "pki" / "issued" / "broker.crt"), "-noout",
+               "-ext", "subjectAltName"]).stdout.splitlines()[1].strip().split(", ")
+    t.check(sorted(san) == sorted(["DNS:mqtt.test.invalid", "IP Address:127.0.0.1", "DNS:localhost",
+                                   "IP Address:0:0:0:0:0:0:0:1", "IP Address:10.1.2.3"]),
+            "alt_names repeating 127.0.0.1, localhost and ::1 give a broker SAN with each entry once", repr(san))
+    r = gen(custom, workdir / "custom")
+    t.check(r.returncode == 0 and "lacks" not in r.stderr, "a second gen accepts that broker certificate", r.stderr)
 
 
 AGENT_SETTINGS = """

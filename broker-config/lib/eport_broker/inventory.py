@@ -70,7 +70,7 @@ class Key:
     name: str
     kind: type     # str, int, list (of str)
     default: object  # None = required
-    check: str     # "id", "ids", "host", "hosts", "port", or "int:LO:HI", "expiry", "path", "text", "bind"
+    check: str     # "id", "ids", "host", "hosts", "port", or "int:LO:HI", "expiry", "path", "text", "bind", "log_dest"
     doc: str
 
     @property
@@ -89,6 +89,8 @@ KEYS: tuple[Key, ...] = (
     Key("broker", "bind_address", str, "", "bind", "address the listener binds to; empty = all interfaces"),
     Key("broker", "alt_names", list, [], "hosts", "more SAN entries (names or IPs); localhost, 127.0.0.1 and ::1 are always added"),
     Key("broker", "ca_name", str, "", "text", "CN of the site CA; default 'eport-edge <site> CA'"),
+    Key("broker", "log_dest", list, ["file /var/log/mosquitto/mosquitto.log"], "log_dest",
+        "cloud broker: where it logs, one log_dest line each: \"file /ABS/PATH\", \"syslog\", \"stderr\", \"stdout\", \"topic\", \"dlt\" or \"none\""),
     Key("limits", "max_queued_messages", int, 10000, "int:100:10000000", "cloud broker: QoS 1 messages queued per client before dropping"),
     Key("limits", "max_inflight_messages", int, 20, "int:1:65535", "cloud broker: unacknowledged outgoing QoS 1 messages per client"),
     Key("limits", "message_size_limit", int, 1048576, "int:1024:268435455", "cloud broker: largest payload in bytes; larger QoS 1 messages are acked and DROPPED"),
@@ -99,6 +101,7 @@ KEYS: tuple[Key, ...] = (
     Key("limits", "bridge_max_queued_messages", int, 100000, "int:1000:10000000", "gateway bridge: messages held while the cloud is unreachable"),
     Key("paths", "conf_dir", str, "/etc/mosquitto/eport", "path", "cloud broker: where ca.crt, broker.crt/.key, crl.pem and acl are installed"),
     Key("paths", "persistence_dir", str, "/var/lib/mosquitto/", "path", "cloud broker: persistence_location (writable by user mosquitto)"),
+    Key("paths", "pid_file", str, "/run/mosquitto/mosquitto.pid", "path", "cloud broker: its pid file (Debian's systemd unit expects the default)"),
     Key("paths", "gateway_tls_dir", str, "/etc/eport-edge/tls", "path", "gateway: where ca.crt, <id>.crt and <id>.key are installed"),
     Key("paths", "gateway_bridge_dir", str, "/etc/mosquitto/eport-bridge", "path", "gateway bridge broker: where its passwd and acl files are installed"),
     Key("paths", "gateway_persistence_dir", str, "/var/lib/mosquitto/", "path", "gateway bridge broker: persistence_location"),
@@ -230,6 +233,16 @@ def _check(key: Key, value, where: str):
         fail("must be a number followed by h, d, w, m or y (e.g. 14d)")
     elif c == "path" and (not value.startswith("/") or any(ch.isspace() for ch in value)):
         fail("must be an absolute path without spaces (mosquitto reads it unquoted)")
+    elif c == "log_dest":
+        if not value:
+            fail('must name at least one destination ("none" for no log)')
+        for v in value:
+            kind, _, path = v.partition(" ")
+            if v in ("syslog", "stderr", "stdout", "topic", "dlt", "none"):
+                continue
+            if kind != "file" or not path.startswith("/") or any(ch.isspace() for ch in path):
+                fail(f"entry {v!r} must be \"file /ABS/PATH\" (no spaces in the path), syslog, stderr, stdout, "
+                     "topic, dlt or none")
     elif c == "text" and ("\n" in value or "/" in value):
         fail("must be one line without '/'")
     return value

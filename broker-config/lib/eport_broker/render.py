@@ -45,6 +45,8 @@ def broker_conf(inv: Inventory, conf_dir: str | None = None) -> str:
         "BIND_ADDRESS": inv["broker.bind_address"],
         "CONF_DIR": (conf_dir or inv["paths.conf_dir"]).rstrip("/"),
         "PERSISTENCE_DIR": inv["paths.persistence_dir"],
+        "PID_FILE": inv["paths.pid_file"],
+        "LOG_DEST": "\n".join(f"log_dest {d}" for d in inv["broker.log_dest"]),
         "MAX_QUEUED_MESSAGES": str(inv["limits.max_queued_messages"]),
         "MAX_INFLIGHT_MESSAGES": str(inv["limits.max_inflight_messages"]),
         "MESSAGE_SIZE_LIMIT": str(inv["limits.message_size_limit"]),
