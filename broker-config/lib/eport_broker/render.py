@@ -129,8 +129,10 @@ def acl(inv: Inventory, retired: tuple[str, ...] = ()) -> str:
     out += ["", "# ----- monitors: read the broker's own metrics ($SYS/#), nothing else -----"]
     for m in inv.monitors:
         out += ["", f"user {m}", "topic read $SYS/#"]
-    out += ["", "# ----- revoked gateways no longer in the inventory: only their status topic, so that",
-            "# ----- the last retained status (their last will: offline) stays readable; they cannot connect -----"]
+    out += ["", "# ----- revoked certificates whose CN is no longer in the inventory: only the status topic, so",
+            "# ----- that a revoked gateway's last retained status (its last will: offline) stays readable",
+            "# ----- under check_retain_source. They cannot connect. (The CA database records no roles: for",
+            "# ----- a revoked reader or commander the line is simply never used.) -----"]
     for gw in retired:
         out += ["", f"user {gw}", f"topic write {gateway_topics(inv, gw)['status']}"]
     return "\n".join(out) + "\n"
