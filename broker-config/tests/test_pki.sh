@@ -107,6 +107,14 @@ check "list shows revocation time and reason: superseded, keyCompromise, cessati
    grep -Eq "^revoked +gw-02 +$s3 +$iso +[0-9]+ +$iso +keyCompromise$" "$work/list" &&
    grep -Eq "^revoked +gw-01 +$serial +$iso +[0-9]+ +$iso +cessationOfOperation$" "$work/list"'
 
+# A certificate past its notAfter that openssl's database still marks V
+# (openssl ca -updatedb was never run): list says expired, days negative.
+cp -r "$p" "$work/old"
+awk -F'\t' -v OFS='\t' '$6 ~ /CN=gw-03$/ { $2 = "010203040506Z" } { print }' "$p/index.txt" >"$work/old/index.txt"
+"$pki_tool" list "$work/old" >"$work/list-old"
+check "list marks a certificate past its notAfter as expired, with negative days left" \
+  'grep -Eq "^expired +gw-03 +[0-9A-F]+ +2001-02-03T04:05:06Z +-[0-9]+ +- +-$" "$work/list-old"'
+
 # Unit keys (unit authentication, docs/firmware-bridge.md 13).
 "$pki_tool" unit-key "$p" TU-0042 >/dev/null
 "$pki_tool" unit-key "$p" tcu-0001 >/dev/null
