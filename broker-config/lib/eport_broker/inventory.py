@@ -302,7 +302,8 @@ def parse(text: str, where: str = "<inventory>") -> Inventory:
         raise InventoryError(f"{where}: gateway must be a table of gateways: [gateway.<id>.<section>]")
     for gw, table in per_gateway.items():
         if gw not in values["gateways"]:
-            raise InventoryError(f"{where}: [gateway.{gw}]: {gw!r} is not in gateways")
+            raise InventoryError(f"{where}: [gateway.{gw}.*]: {gw!r} is not in gateways (a removed gateway's "
+                                 "settings go with it: delete its [gateway.{gw}.*] tables too)".replace("{gw}", gw))
         agent_raw[gw] = table
     agent = {owner: _agent_settings(table, f"[agent.SECTION]" if owner == "" else f"[gateway.{owner}.SECTION]",
                                     where, values)
