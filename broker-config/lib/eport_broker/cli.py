@@ -1,8 +1,11 @@
 """Command line of eport-broker: gen (inventory -> broker config, ACL,
 certificates, per-gateway agent and bridge configs), validate (start a
-config on a free loopback port and probe it), revoke, keys. Every failure
+config on a free loopback port and probe it; expiry of the broker
+certificate, the CRL and, with --pki, every certificate in use), revoke
+(current or --serial, with an RFC 5280 reason), keys. Every failure
 ends in one "eport-broker <cmd>: error: ..." line naming the input, exit
-status 1."""
+status 1; validate exits 3 when nothing is broken but something expires
+within its margin."""
 
 from __future__ import annotations
 
@@ -131,7 +134,8 @@ def cmd_gen(args) -> int:
         _copy(issued / f"{cn}.crt", c / f"{cn}.crt", 0o644)
         _copy(issued / f"{cn}.key", c / f"{cn}.key", 0o600)
     # Output of identities removed from the inventory must not linger.
-    for sub, names in (("gateways", set(inv.gateways)), ("clients", set(inv.readers) | set(inv.commanders) | set(inv.monitors))):
+    cloud = set(inv.readers) | set(inv.commanders) | set(inv.monitors)
+    for sub, names in (("gateways", set(inv.gateways)), ("clients", cloud)):
         for d in (out / sub).glob("*") if (out / sub).exists() else []:
             if d.is_dir() and d.name not in names:
                 shutil.rmtree(d)
