@@ -264,6 +264,12 @@ def scenario(work, name, codegen, compression):
         assert h.check_all_arrived(acked, tail.readings()) == 0
         envelopes = [json.loads(line) for line in py.lines() if line.startswith('{"envelope"')]
         events = len(event_lines(py_lines))
+        # The health message reports the engine: what it derived, in which zones version.
+        h.wait_until(lambda: py.tagged("health")[-1].get("custody", {}).get("events", 0) >= events, 10,
+                     "the custody events counted in a health message")
+        custody = py.tagged("health")[-1]["custody"]
+        assert custody["source"] == "gw-test-01:custody" and custody["zones_version"], custody
+        assert custody["by_event"]["pairing"] == UNITS and custody["rollbacks"] == 0, custody
         assert sum(e["readings"] for e in envelopes) == n + events, \
             "envelope lines do not add up to the readings and custody events"
         status = py.tagged("status")

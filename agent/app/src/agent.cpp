@@ -170,20 +170,24 @@ void Agent::maintain() {
 
 std::uint64_t Agent::waiting() const { return outbox_->stats().total_rows(); }
 
-// ,"custody":{...} with custody.enabled, "" without.
+// ,"custody":{...} with custody.enabled, "" without (docs/custody-events.md).
 std::string Agent::custody_health() const {
   if (!events_) return "";
   auto c = events_->counters();
-  std::string by_code;
+  json::Object by_event;
   for (std::size_t i = 1; i < std::size(c.by_code); ++i) {
-    by_code += (by_code.empty() ? "" : ",") + json::quote(model::event_code_name(static_cast<model::EventCode>(i))) +
-               ":" + std::to_string(c.by_code[i]);
+    by_event.add(model::event_code_name(static_cast<model::EventCode>(i)), c.by_code[i]);
   }
-  return ",\"custody\":{\"source\":" + json::quote(events_->source_id()) +
-         ",\"zones_version\":" + json::quote(events_->zones_version()) + ",\"readings\":" +
-         std::to_string(c.readings) + ",\"events\":" + std::to_string(c.events) + ",\"by_event\":{" + by_code +
-         "},\"rollbacks\":" + std::to_string(c.rollbacks) + ",\"undecodable\":" + std::to_string(c.undecodable) +
-         ",\"bad_state\":" + std::to_string(c.bad_state) + "}";
+  json::Object o;
+  o.add("source", events_->source_id())
+      .add("zones_version", events_->zones_version())
+      .add("readings", c.readings)
+      .add("events", c.events)
+      .add_raw("by_event", std::move(by_event).str())
+      .add("rollbacks", c.rollbacks)
+      .add("undecodable", c.undecodable)
+      .add("bad_state", c.bad_state);
+  return ",\"custody\":" + std::move(o).str();
 }
 
 std::string Agent::health_members() const {
