@@ -169,7 +169,7 @@ def test_nats_cluster(work):
                if f'subscription on "eport.v1.{SITE}.{GW}.cmd"' in n.log() and "Unable to add JetStream consumer" in n.log()]
     after_kill = ("answered" if rc == 0 else
                   f"NOT answered (agent's cmd subscription refused by {', '.join(refused) or 'no node that logged it'})")
-    h.log(f"get-config after the failover via {via.name}: {after_kill}: {detail.strip()}")
+    h.log(f"get-config after the failover via {via.name}: {after_kill}: {detail.strip()[:160]}")
 
     # The killed node comes back. Recorded, not asserted: 2.9.10 sometimes
     # keeps a restarted node unhealthy ("consumer ... is not current") for
