@@ -13,9 +13,9 @@ import json
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -162,10 +162,11 @@ class Cluster:
         seconds it took; raises NatsError with the logs after timeout_s."""
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout_s:
+            exited = [n.name for n in self.nodes if n.proc is not None and n.proc.returncode not in (None, -9)
+                      and not n.running()]
+            if exited:
+                raise NatsError(f"{what}: {', '.join(exited)} exited\n" + self.logs())
             up = [n for n in self.nodes if n.running()]
-            if any(not n.running() and n.proc is not None and n.starts and n.proc.returncode not in (None, -9)
-                   for n in self.nodes):
-                break
             if up and all(n.healthy() for n in up) and self.meta_leader():
                 return time.monotonic() - t0
             time.sleep(0.25)
@@ -190,8 +191,3 @@ class Cluster:
     def logs(self, tail: int = 4000) -> str:
         return "\n".join(f"----- {n.name} (end) -----\n{n.log()[-tail:]}" for n in self.nodes)
 
-
-def mqtt_reachable(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
