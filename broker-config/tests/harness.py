@@ -44,6 +44,7 @@ site = "{site}"
 gateways = ["gw-a", "gw-b", "gw-c"]
 readers = ["reader-1", "reader-2", "reader-3"]
 commanders = ["cmd-1"]
+monitors = ["monitor-1"]
 [broker]
 host = "mqtt.test.invalid"
 port = 8883
@@ -52,6 +53,15 @@ message_size_limit = 4096
 [bridge]
 local_readers = ["local-1"]
 """
+
+
+def install_crl(out: Path) -> None:
+    """What installing the site's one CRL (pki/crl.pem) as the broker's
+    crlfile does, for a config generated with --conf-dir OUT/broker: a link,
+    so that every `eport-pki revoke` or `crl` is at once what the broker reads."""
+    link = out / "broker" / "crl.pem"
+    if not link.is_symlink():
+        link.symlink_to(Path("..") / "pki" / "crl.pem")
 
 
 class Site:
@@ -67,6 +77,8 @@ class Site:
              "--conf-dir", str(self.out / "broker")])
         self.conf = self.out / "broker" / "mosquitto.conf"
         self.ca = self.out / "broker" / "ca.crt"
+        install_crl(self.out)
+
 
     def cert(self, cn: str) -> tuple[Path, Path]:
         for sub in ("gateways", "clients"):

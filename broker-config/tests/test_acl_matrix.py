@@ -2,8 +2,10 @@
 """ACL matrix against a real mosquitto started from a generated site config:
 each gateway publishes only under eport/v1/<site>/<own id>/ and reads only
 its own cmd topic; readers share a subscription and see every gateway's
-data; commanders reach one gateway's cmd; client id takeover, oversized
-payloads and the last will behave as docs/operators.md says."""
+data; commanders reach one gateway's cmd; a monitor reads the broker's
+$SYS/# metrics and nothing else, and nobody else reads them; client id
+takeover, oversized payloads and the last will behave as docs/operators.md
+says."""
 
 import socket
 
@@ -12,7 +14,8 @@ from harness import QUIET_S, Client, Site, eb, main, mqtt, wait_for
 
 def test(workdir, t):
     site = Site(workdir)
-    broker, copy = eb.start_copy(site.conf, workdir / "broker", stay_root=True)
+    # $SYS every second instead of limits.sys_interval's 10, so the metrics come soon.
+    broker, copy = eb.start_copy(site.conf, workdir / "broker", stay_root=True, overrides={"sys_interval": "1"})
     port = next(iter(copy.ports.values()))
     clients = []
 
@@ -46,6 +49,14 @@ def test(workdir, t):
         print(f"  info: SUBACK for gw-b's cmd: {gw_a.subscribe(site.topic('gw-b', 'cmd'))}")
         gw_a.subscribe("#")  # whatever the SUBACK, the read rules decide delivery
         gw_b.subscribe(site.topic("gw-b", "cmd"))
+        gw_b.subscribe("$SYS/#")
+        r3.subscribe("$SYS/#")
+        mon = client("monitor-1")
+        t.check(mon.connect(), "monitor connects with its certificate")
+        for topic in ("$SYS/#", "#", "eport/v1/+/+/status"):
+            mon.subscribe(topic)
+        mon.publish(site.topic("gw-a", "cmd"), "monitor-forges-cmd")
+        mon.publish(site.topic("gw-a", "data/alarm"), "monitor-forges-data")
 
         # Gateway A: own topics are delivered ...
         for i in range(10):
@@ -111,6 +122,24 @@ def test(workdir, t):
                 "with the default log types the broker does not log the denied publishes")
         t.check(not gw_b.disconnected.is_set(),
                 "gw-b stayed connected when gw-c asked for its client id (use_username_as_clientid)")
+
+        # The monitor: $SYS/# only.
+        sys_topics = lambda c: {tp for tp, _, _ in c.messages if tp.startswith("$SYS/")}  # noqa: E731
+        wait_for(lambda: {"$SYS/broker/version", "$SYS/broker/clients/connected"} <= sys_topics(mon),
+                 "the broker's metrics at the monitor")
+        # The first value may be the retained one from before the last clients
+        # connected; the updates (sys_interval 1) catch up.
+        wait_for(lambda: any(int(v) >= 8 for v in mon.received("$SYS/broker/clients/connected")),
+                 "$SYS/broker/clients/connected counting the 8 clients of this test")
+        t.check(True, "the monitor reads $SYS/# (version, clients connected: the 8 clients of this test)")
+        t.check(not [tp for tp, _, _ in mon.messages if not tp.startswith("$SYS/")],
+                "the monitor subscribed to '#' and to status but received nothing outside $SYS",
+                repr([tp for tp, _, _ in mon.messages if not tp.startswith("$SYS/")][:5]))
+        t.check(b"monitor-forges-data" not in shared() and b"monitor-forges-cmd" not in gw_a.received(),
+                "a monitor's publishes (data, cmd) are not delivered")
+        t.check(not sys_topics(r3) and not sys_topics(gw_b),
+                "a reader and a gateway subscribed to $SYS/# receive nothing of it",
+                repr(sorted(sys_topics(r3) | sys_topics(gw_b))[:5]))
 
         # Status: a late subscriber gets gw-a's retained status; the last will
         # announces an abnormal disconnect.

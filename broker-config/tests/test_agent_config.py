@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """The agent configs that `eport-broker gen` writes (gateways/<id>/agent.toml
 and gateways/<id>/bridge/agent.toml) pass the real `eport-agent --check-config`,
+also with the inventory's agent settings ([agent.*], [gateway.<id>.*]),
 and the direct one, started as is (only host and paths moved into the test),
 delivers over mutual TLS to the generated cloud broker with the generated ACL.
 Needs the agent built: EPORT_BIN_DIR (set by ctest) = <build>/agent; else skip."""
@@ -14,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from harness import SKIP, BROKER_CONFIG, Client, Site, eb, main, run, wait_for
+from harness import SKIP, BROKER_CONFIG, INVENTORY, Client, Site, eb, main, run, wait_for
+from test_generator import AGENT_SETTINGS
 
 BIN = Path(os.environ.get("EPORT_BIN_DIR", BROKER_CONFIG.parent / "build-brk" / "agent"))
 AGENT = BIN / "app" / "eport-agent"
@@ -52,42 +54,46 @@ def check_all(out: Path, t, label: str) -> None:
         r = check_config(f)
         text = f.read_text()
         # The files --check-config opens: TLS files (direct), the password
-        # file (bridge variant).
-        tls_keys = [k for k in ("ca_file", "cert_file", "key_file", "password_file")
-                    if re.search(rf"^{k} = ", text, flags=re.M)]
-        if not tls_keys:
+        # file (bridge variant), the units' key file (an inventory setting).
+        file_keys = [k for k in ("ca_file", "cert_file", "key_file", "password_file", "unit_keys")
+                     if re.search(rf"^{k} = ", text, flags=re.M)]
+        if not file_keys:
             t.check(r.returncode == 0 and "valid (config hash" in r.stdout,
                     f"{label}: eport-agent --check-config accepts {f.relative_to(out)}", r.stdout + r.stderr)
             continue
-        # --check-config opens the TLS files: here, not on a gateway, it must
-        # refuse the file for exactly them (and a broker host under .invalid,
-        # as the test inventory's, as a placeholder), and accept it once they
-        # exist.
+        # --check-config opens those files: here, not on a gateway, it must
+        # refuse the file for exactly them (and each broker host under
+        # .invalid, as the test inventory's, as a placeholder), and accept it
+        # once they exist.
         lines = r.stderr.strip().splitlines()
-        uri = re.search(r'^uri = "([^"]*)"', text, flags=re.M).group(1)
-        placeholder = re.search(r"\.invalid:\d+$", uri) is not None
-        t.check(r.returncode == 2 and len(lines) == len(tls_keys) + placeholder and
-                all(f"mqtt.{k}: cannot read /" in r.stderr for k in tls_keys) and
-                (not placeholder or "mqtt.uri: " in r.stderr),
-                f"{label}: eport-agent --check-config refuses {f.relative_to(out)} only for its missing TLS or password files"
-                + (" and its .invalid broker host" if placeholder else ""), r.stdout + r.stderr)
-        if placeholder:
-            text = set_key(text, "uri", re.sub(r"\.invalid:", ".example:", uri))
+        uri_line = re.search(r"^uri = (.*)$", text, flags=re.M).group(0)
+        placeholders = len(re.findall(r"\.invalid:\d+", uri_line))
+        section = {"unit_keys": "bridge"}
+        t.check(r.returncode == 2 and len(lines) == len(file_keys) + placeholders and
+                all(f"{section.get(k, 'mqtt')}.{k}: cannot read /" in r.stderr for k in file_keys) and
+                (not placeholders or "mqtt.uri: " in r.stderr),
+                f"{label}: eport-agent --check-config refuses {f.relative_to(out)} only for its missing files"
+                + (" and its .invalid broker host(s)" if placeholders else ""), r.stdout + r.stderr)
+        if placeholders:
+            text = text.replace(uri_line, uri_line.replace(".invalid:", ".example:"))
         moved = f.parent / "agent.check.toml"
-        for k in tls_keys:
+        for k in file_keys:
             path = Path(re.search(rf'^{k} = "([^"]*)"', text, flags=re.M).group(1))
             local = f.parent / ("agent.password" if k == "password_file" else path.name)
             if not local.exists():  # a gateway without issued files: stand-ins
-                pem = "PRIVATE KEY" if k == "key_file" else "CERTIFICATE"
                 local = f.parent / f"standin-{path.name}"
-                local.write_text(f"-----BEGIN {pem}-----\nMIIB\n-----END {pem}-----\n")
-            local.chmod(0o600 if k in ("key_file", "password_file") else 0o644)
+                if k == "unit_keys":
+                    local.write_text("tu-0001 " + "ab" * 32 + "\n")
+                else:
+                    pem = "PRIVATE KEY" if k == "key_file" else "CERTIFICATE"
+                    local.write_text(f"-----BEGIN {pem}-----\nMIIB\n-----END {pem}-----\n")
+            local.chmod(0o600 if k in ("key_file", "password_file", "unit_keys") else 0o644)
             text = set_key(text, k, str(local))
         moved.write_text(text)
         r = check_config(moved)
         t.check(r.returncode == 0 and "valid (config hash" in r.stdout,
                 f"{label}: eport-agent --check-config accepts {f.relative_to(out)} with its files present"
-                + (" (password over tcp:// to loopback)" if "password_file" in tls_keys else ""),
+                + (" (password over tcp:// to loopback)" if "password_file" in file_keys else ""),
                 r.stdout + r.stderr)
         moved.unlink()
 
@@ -99,6 +105,12 @@ def test(workdir, t):
     example = workdir / "example"
     run([str(BROKER_CONFIG / "eport-broker"), "gen", str(BROKER_CONFIG / "examples" / "site.toml"), str(example)])
     check_all(example, t, "examples/site.toml")
+    # Agent settings of the inventory ([agent.*], [gateway.<id>.*]): failover
+    # URIs, serial ports, tcp_listen with unit keys, keep-alive, log level.
+    settings = workdir / "settings"
+    settings.mkdir()
+    Site(settings, inventory=INVENTORY.format(site="s1") + AGENT_SETTINGS)
+    check_all(settings / "out", t, "inventory with agent settings")
     guessed = workdir / "guessed.toml"
     guessed.write_text((site.out / "gateways" / "gw-a" / "agent.toml").read_text() + GUESSED)
     r = check_config(guessed)

@@ -4,7 +4,9 @@ per-gateway ACL blocks (no pattern lines), 0600 keys, per-gateway agent.toml
 files with the agent's real keys (test_agent_config runs eport-agent on
 them); a rerun changes no certificate; adding a gateway issues one
 certificate; removing one drops its ACL block and warns that its
-certificate is still valid."""
+certificate is still valid. Agent settings of the inventory ([agent.*],
+[gateway.<id>.*]) land in the agent.toml files and survive every later gen;
+keys the agent does not have, or that gen owns, are refused."""
 
 import re
 import stat
@@ -69,6 +71,9 @@ def test(workdir, t):
          "a 65-byte gateway id"),
         (base.replace('site = "s1"', 'site = "cn.sha"'), "site: \"cn.sha\" is not topic-safe: contains '.'",
          "a site id with '.'"),
+        (base.replace("port = 8883", 'port = 8883\nlog_dest = ["file log.txt"]'), "broker.log_dest",
+         "a log_dest file that is not an absolute path"),
+        (base.replace("port = 8883", 'port = 8883\nlog_dest = []'), "broker.log_dest", "an empty log_dest"),
         (base.replace('site = "s1"', 'site = "s\\t1"'), "site: \"s\\x091\" is not topic-safe: contains '\\x09'",
          "a site id with a tab, shown as \\x09"),
         # The NATS cluster (docs/cluster.md).
@@ -91,17 +96,24 @@ def test(workdir, t):
     t.check(r.returncode == 0, "gen succeeds on the test inventory", r.stderr)
     out = site / "out"
     acl = (out / "broker" / "acl").read_text()
+    conf0 = (out / "broker" / "mosquitto.conf").read_text()
     rules = [l for l in acl.splitlines() if l and not l.startswith("#")]
     t.check(not any(l.startswith("pattern") for l in rules), "the ACL has no pattern lines")
     block = acl.split("user gw-a\n", 1)[1].split("\n\n", 1)[0].splitlines()
     t.check(block == ["topic write eport/v1/s1/gw-a/data/#", "topic write eport/v1/s1/gw-a/status",
                       "topic write eport/v1/s1/gw-a/health", "topic write eport/v1/s1/gw-a/reply",
                       "topic read eport/v1/s1/gw-a/cmd"], "gw-a's ACL block names only its own topics", repr(block))
+    t.check("\npid_file /run/mosquitto/mosquitto.pid\n" in conf0 and
+            "\nlog_dest file /var/log/mosquitto/mosquitto.log\n" in conf0,
+            "by default the broker config has Debian's pid file and log file")
+    mon = acl.split("user monitor-1\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    t.check(mon == ["topic read $SYS/#"] and (out / "clients" / "monitor-1" / "monitor-1.crt").is_file(),
+            "monitor-1 gets a certificate and an ACL block that reads $SYS/# and nothing else", repr(mon))
     conf = (out / "broker" / "mosquitto.conf").read_text()
     t.check(not re.search(r"@[A-Z_]+@", conf), "no placeholder is left in the broker config")
     for needle in ("require_certificate true", "use_identity_as_username true", "use_username_as_clientid true",
                    "allow_anonymous false", "tls_version tlsv1.2", "persistence true", "message_size_limit 4096",
-                   "crlfile /etc/mosquitto/eport/crl.pem", "acl_file /etc/mosquitto/eport/acl"):
+                   "crlfile /etc/mosquitto/eport/crl.pem", "acl_file /etc/mosquitto/eport/acl", "sys_interval 10"):
         t.check(f"\n{needle}\n" in conf, f"broker config says '{needle}'")
     keys = list(out.rglob("*.key"))
     t.check(keys and all(stat.S_IMODE(k.stat().st_mode) == 0o600 for k in keys),
@@ -207,6 +219,103 @@ def test(workdir, t):
     r = run([EPORT_BROKER, "revoke", str(out), "gw-b"], check=False)
     r2 = gen(shrunk, site)
     t.check(r.returncode == 0 and "gw-b" not in r2.stderr, "after `eport-broker revoke` the warning is gone", r2.stderr)
+
+    check_agent_settings(workdir / "agent-settings", t)
+
+    # pid_file, log_dest and bind_address from the inventory; SAN entries once.
+    custom = base.replace("port = 8883", 'port = 8883\nbind_address = "127.0.0.1"\n'
+                          'alt_names = ["127.0.0.1", "localhost", "10.1.2.3", "::1"]\n'
+                          'log_dest = ["syslog", "file /var/log/eport/broker.log"]')
+    custom += '[paths]\npid_file = "/run/eport/broker.pid"\n'
+    r = gen(custom, workdir / "custom")
+    conf = (workdir / "custom" / "out" / "broker" / "mosquitto.conf").read_text()
+    lines = [l for l in conf.splitlines() if l.startswith(("pid_file", "log_dest", "listener"))]
+    t.check(r.returncode == 0 and lines == ["pid_file /run/eport/broker.pid", "log_dest syslog",
+                                            "log_dest file /var/log/eport/broker.log", "listener 8883 127.0.0.1"],
+            "paths.pid_file, broker.log_dest (two lines) and broker.bind_address reach the broker config",
+            r.stderr + repr(lines))
+    san = run(["openssl", "x509", "-in", str(workdir / "custom" / "out" / "pki" / "issued" / "broker.crt"), "-noout",
+               "-ext", "subjectAltName"]).stdout.splitlines()[1].strip().split(", ")
+    t.check(sorted(san) == sorted(["DNS:mqtt.test.invalid", "IP Address:127.0.0.1", "DNS:localhost",
+                                   "IP Address:0:0:0:0:0:0:0:1", "IP Address:10.1.2.3"]),
+            "alt_names repeating 127.0.0.1, localhost and ::1 give a broker SAN with each entry once", repr(san))
+    r = gen(custom, workdir / "custom")
+    t.check(r.returncode == 0 and "lacks" not in r.stderr, "a second gen accepts that broker certificate", r.stderr)
+
+
+AGENT_SETTINGS = """
+[agent.mqtt]
+keepalive_s = 60
+reconnect_max_ms = 90000
+[agent.log]
+level = "debug"
+[gateway.gw-a.bridge]
+serial_ports = ["/dev/ttyUSB0", "/dev/ttyUSB1"]
+tcp_listen = "0.0.0.0:7700"
+unit_keys = "/etc/eport-agent/unit-keys"
+[gateway.gw-a.mqtt]
+uri = ["ssl://mqtt.test.invalid:8883", "ssl://mqtt-b.test.invalid:8883"]
+keepalive_s = 20
+"""
+
+
+def check_agent_settings(workdir, t):
+    base = INVENTORY.format(site="s1") + AGENT_SETTINGS
+    r = gen(base, workdir)
+    t.check(r.returncode == 0, "gen accepts [agent.*] and [gateway.<id>.*] agent settings", r.stderr)
+    out = workdir / "out"
+
+    def agent(gw, bridge=False):
+        return tomllib.loads((out / "gateways" / gw / ("bridge" if bridge else "") / "agent.toml").read_text())
+
+    def settings_hold():
+        a, b, via = agent("gw-a"), agent("gw-b"), agent("gw-a", bridge=True)
+        return (a["mqtt"]["uri"] == ["ssl://mqtt.test.invalid:8883", "ssl://mqtt-b.test.invalid:8883"]
+                and a["mqtt"]["keepalive_s"] == 20 and a["mqtt"]["reconnect_max_ms"] == 90000
+                and a["bridge"]["serial_ports"] == ["/dev/ttyUSB0", "/dev/ttyUSB1"]
+                and a["bridge"]["tcp_listen"] == "0.0.0.0:7700" and a["bridge"]["unit_keys"] == "/etc/eport-agent/unit-keys"
+                and a["log"] == {"level": "debug"} and a["mqtt"]["client_id"] == "gw-a"
+                and b["mqtt"]["uri"] == "ssl://mqtt.test.invalid:8883" and b["mqtt"]["keepalive_s"] == 60
+                and "serial_ports" not in b["bridge"] and b["log"] == {"level": "debug"}
+                and via["mqtt"]["uri"] == "tcp://127.0.0.1:1883" and via["mqtt"]["keepalive_s"] == 20
+                and via["bridge"]["serial_ports"] == ["/dev/ttyUSB0", "/dev/ttyUSB1"])
+
+    t.check(settings_hold(), "gw-a gets its failover URIs, serial ports, tcp_listen and keep-alive, gw-b the "
+            "site-wide [agent.*] ones; the bridge variant keeps its local URI", repr(agent("gw-a")))
+    text = (out / "gateways" / "gw-a" / "agent.toml").read_text()
+    t.check("keepalive_s = 20  # [gateway.gw-a.mqtt] of inv.toml" in text and "Do not edit this file" in text,
+            "each such line names the inventory table it comes from; the header says to edit the inventory")
+
+    # A hand edit is lost at the next gen; the same setting in the inventory is not.
+    f = out / "gateways" / "gw-b" / "agent.toml"
+    f.write_text(f.read_text().replace("[publish]", "[health]\ninterval_s = 5\n\n[publish]"))
+    r = gen(base.replace('"gw-c"]', '"gw-c", "gw-d"]'), workdir)
+    t.check(r.returncode == 0 and "interval_s" not in f.read_text(), "a hand edit of agent.toml is overwritten by gen")
+    t.check(settings_hold(), "the inventory's agent settings survive the next gen (with a gateway added)")
+    r = gen(base.replace('"gw-c"]', '"gw-c", "gw-d"]') + '[gateway.gw-b.health]\ninterval_s = 5\n', workdir)
+    t.check(r.returncode == 0 and agent("gw-b")["health"] == {"interval_s": 5} and settings_hold(),
+            "the same edit in the inventory ([gateway.gw-b.health]) is in gw-b's agent.toml after gen")
+    r = gen(base.replace('"gw-c"]', '"gw-c", "gw-d"]') + '[gateway.gw-b.health]\ninterval_s = 5\n', workdir)
+    t.check(r.returncode == 0 and agent("gw-b")["health"] == {"interval_s": 5}, "...and after the gen after that")
+
+    inv = INVENTORY.format(site="s1")
+    for extra, needle, what in (
+            ('[agent.mqtt]\nkeep_alive = 20\n', "mqtt.keep_alive is not a key of eport-agent", "an unknown agent key"),
+            ('[agent.mqtt]\nkeepalive_s = 2\n', "mqtt.keepalive_s must be 5 .. 3600", "a value out of the agent's range"),
+            ('[agent.store]\ndurability = "fast"\n', "must be one of full, normal", "a value not in the agent's list"),
+            ('[agent.mqtt]\nkeepalive_s = "60"\n', "must be an integer", "a string for an integer"),
+            ('[gateway.gw-a.mqtt]\nclient_id = "gw-b"\n', "mqtt.client_id is written by the generator",
+             "a key gen owns (client id)"),
+            ('[gateway.gw-a.mqtt]\ncert_file = "/x.crt"\n', "mqtt.cert_file is written by the generator",
+             "a key gen owns (TLS file)"),
+            ('[gateway.gw-a.gateway]\nid = "gw-x"\n', "gateway.id is written by the generator", "the gateway id"),
+            ('[gateway.gw-z.mqtt]\nkeepalive_s = 20\n', "'gw-z' is not in gateways", "a gateway not in gateways"),
+            ('[agent.mqtt]\nuri = ["tcp://mqtt.test.invalid:1883"]\n', "the cloud broker is TLS only",
+             "a plain tcp:// broker URI"),
+            ('[agent.publish]\nmax_bytes = 4000\n', "at most half of limits.message_size_limit (2048)",
+             "publish.max_bytes above half the broker's limit")):
+        r = gen(inv + extra, workdir / "bad-agent")
+        t.check(r.returncode == 1 and needle in r.stderr, f"gen refuses {what}, saying '{needle}'", r.stderr.strip())
 
 
 if __name__ == "__main__":

@@ -76,10 +76,12 @@ class DecodeError(Exception):
 # messages: ids longer than these refuse the envelope, and every decoded reading counts
 # DECODED_READING_BYTES plus the bytes of the strings copied into it against
 # Limits.max_decoded_bytes, checked before anything is copied.
-DECODED_READING_BYTES = 160
-MAX_SOURCE_ID_BYTES = 32
+DECODED_READING_BYTES = 256
+MAX_SOURCE_ID_BYTES = 40
 MAX_CONTAINER_ID_BYTES = 11  # ISO 6346
 MAX_SEAL_ID_BYTES = 32
+MAX_SUBJECT_ID_BYTES = 32  # CustodyEvent.subject_id: a unit id
+MAX_ZONE_ID_BYTES = 64     # CustodyEvent.zone_id
 
 
 class Limits:
@@ -153,9 +155,13 @@ LAYOUT = {
     "SensorSample": [("TemperatureCentiC", "i16"), ("HumidityCentiPct", "u16"), ("ShockMilliG", "u16"),
                      ("BatteryMv", "u16"), ("BatteryPct", "u8"), ("ReeferSetpointCentiC", "i16")],
     "SequenceGap": [("FirstSeq", "u64"), ("Reason", "u8")],  # schema 1.1
+    "CustodyEvent": [("Code", "u8"), ("SubjectId", "string"), ("FirstSeq", "u64"), ("CausedBySeq", "u64"),
+                     ("ZoneId", "string"), ("LatE7", "i32"), ("LonE7", "i32"), ("Interpolated", "bool"),
+                     ("EndedByGap", "bool"), ("TemperatureCentiC", "i16"), ("SetpointCentiC", "i16"),
+                     ("BandLowCentiC", "i16"), ("BandHighCentiC", "i16"), ("DurationMs", "u64")],  # schema 1.2
 }
-_SCALAR = {"u8": "<B", "u16": "<H", "i16": "<h", "i32": "<i", "u32": "<I", "u64": "<Q"}
-_FLAGS = {"u8": "Uint8Flags", "u16": "Uint16Flags", "i16": "Int16Flags", "i32": "Int32Flags",
+_SCALAR = {"bool": "<B", "u8": "<B", "u16": "<H", "i16": "<h", "i32": "<i", "u32": "<I", "u64": "<Q"}
+_FLAGS = {"bool": "BoolFlags", "u8": "Uint8Flags", "u16": "Uint16Flags", "i16": "Int16Flags", "i32": "Int32Flags",
           "u32": "Uint32Flags", "u64": "Uint64Flags"}
 _U32 = struct.Struct("<I")
 _I32 = struct.Struct("<i")
@@ -166,6 +172,10 @@ PRIORITY_NAMES = {0: "bulk", 1: "telemetry", 2: "event", 3: "alarm"}
 SEAL_STATE_NAMES = {1: "sealed", 2: "opened", 3: "tampered"}
 DOOR_STATE_NAMES = {1: "closed", 2: "open"}
 GAP_REASON_NAMES = {1: "flash_full", 2: "unit_reset", 3: "expired", 4: "rejected_malformed"}  # model::gap_reason_name
+EVENT_CODE_NAMES = {1: "pairing", 2: "unpairing", 3: "geofence_entry", 4: "geofence_exit", 5: "motion_start",
+                    6: "motion_stop", 7: "excursion_start", 8: "excursion_end"}  # model::event_code_name
+EVENT_DCSA_CODES = {1: "PAIRING", 2: "UNPAIRING", 3: "GEOFENCE_ENTRY", 4: "GEOFENCE_EXIT", 5: "MOTION_START",
+                    6: "MOTION_STOP", 7: "MEASURED", 8: "MEASURED"}  # model::dcsa_code
 TIME_SOURCE_GATEWAY_RECEIVE = 1  # TimeSource.GatewayReceive; any other value reads as Source, as in the C++ codec
 
 
@@ -383,6 +393,14 @@ class Codec:
             seal = (_strlen(tab, "SealEvent", "SealId") or 0) if kind == "SealEvent" else 0
             if seal > MAX_SEAL_ID_BYTES:
                 raise DecodeError(f"reading {i}: seal_id of {seal} bytes > {MAX_SEAL_ID_BYTES}")
+            if kind == "CustodyEvent":
+                subject = _strlen(tab, "CustodyEvent", "SubjectId") or 0
+                if subject > MAX_SUBJECT_ID_BYTES:
+                    raise DecodeError(f"reading {i}: subject_id of {subject} bytes > {MAX_SUBJECT_ID_BYTES}")
+                zone = _strlen(tab, "CustodyEvent", "ZoneId") or 0
+                if zone > MAX_ZONE_ID_BYTES:
+                    raise DecodeError(f"reading {i}: zone_id of {zone} bytes > {MAX_ZONE_ID_BYTES}")
+                seal += subject + zone
             decoded += DECODED_READING_BYTES + source + container + seal
             if decoded > limit:
                 raise DecodeError(f"envelope decodes to more than {limit} bytes (limit reached at reading {i})")
@@ -435,6 +453,28 @@ class Codec:
             _opt(out, "battery_mv", p.BatteryMv())
             _opt(out, "battery_pct", p.BatteryPct())
             _opt(out, "reefer_setpoint_centi_c", p.ReeferSetpointCentiC())
+        elif kind == "CustodyEvent":
+            out["kind"] = "event"  # derived by the gateway (docs/custody-events.md)
+            code = p.Code()
+            out["event"] = EVENT_CODE_NAMES.get(code, "unknown")
+            out["dcsa"] = EVENT_DCSA_CODES.get(code, "")
+            out["subject"] = _text(p.SubjectId())
+            out["first_seq"] = p.FirstSeq()
+            out["caused_by_seq"] = p.CausedBySeq()
+            zone = _text(p.ZoneId())
+            if zone:
+                out["zone"] = zone
+            _opt(out, "lat_e7", p.LatE7())
+            _opt(out, "lon_e7", p.LonE7())
+            if p.Interpolated():
+                out["interpolated"] = True
+            if p.EndedByGap():
+                out["ended_by_gap"] = True
+            _opt(out, "temperature_centi_c", p.TemperatureCentiC())
+            _opt(out, "setpoint_centi_c", p.SetpointCentiC())
+            _opt(out, "band_low_centi_c", p.BandLowCentiC())
+            _opt(out, "band_high_centi_c", p.BandHighCentiC())
+            _opt(out, "duration_ms", p.DurationMs())
         else:  # in LAYOUT but not decoded here: a LAYOUT entry added without its decoder
             raise DecodeError(f"payload type {kind} is not decoded by this consumer: skipped")
         return out
@@ -695,7 +735,7 @@ def main(argv=None):
     ap.add_argument("--max-bytes", type=int, default=4 << 20, help="largest envelope accepted, after zstd")
     ap.add_argument("--max-readings", type=int, default=100000)
     ap.add_argument("--max-decoded-bytes", type=int, default=32 << 20,
-                    help="most bytes one envelope may decode to (strings copied + 160 per reading)")
+                    help="most bytes one envelope may decode to (strings copied + 256 per reading)")
     ap.add_argument("--envelopes", action="store_true", help="also print one line per envelope header")
     ap.add_argument("--quiet", action="store_true", help="summary only")
     ap.add_argument("--count", type=int, default=0, help="exit after this many readings")

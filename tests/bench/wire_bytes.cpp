@@ -292,6 +292,11 @@ void reading_metrics(SparkplugWriter& w, const model::Reading& r) {
         } else if constexpr (std::is_same_v<T, model::SequenceGap>) {
           w.u64("gap_first_seq", p.first_seq, t);
           w.u32("gap_reason", static_cast<std::uint32_t>(p.reason), t);
+        } else if constexpr (std::is_same_v<T, model::CustodyEvent>) {
+          w.u32("event_code", static_cast<std::uint32_t>(p.code), t);
+          w.str("event_subject", p.subject_id, t);
+          w.u64("event_caused_by_seq", p.caused_by_seq, t);
+          if (!p.zone_id.empty()) w.str("event_zone", p.zone_id, t);
         } else {
           if (p.temperature_centi_c) w.i32("temperature_centi_c", *p.temperature_centi_c, t);
           if (p.humidity_centi_pct) w.u32("humidity_centi_pct", *p.humidity_centi_pct, t);

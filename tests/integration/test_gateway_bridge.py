@@ -118,6 +118,8 @@ def generate(work):
     p = subprocess.run([str(BROKER_CONFIG / "eport-broker"), "gen", inv, str(out), "--conf-dir",
                         str(out / "broker")], capture_output=True, text=True)
     assert p.returncode == 0, f"eport-broker gen: {p.stdout}{p.stderr}"
+    # The broker's crlfile is the site's one CRL, pki/crl.pem (docs/operators.md section 4).
+    (out / "broker" / "crl.pem").symlink_to(Path("..") / "pki" / "crl.pem")
     return out
 
 

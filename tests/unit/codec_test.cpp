@@ -466,9 +466,9 @@ TEST_CASE("a reading whose payload_type names a member without its table refuses
 }
 
 TEST_CASE("ids longer than their documented maximum refuse the envelope", "[codec]") {
-  auto r = codec::decode_envelope(hostile([&](HostileReading& p) { p.source = std::string(33, 's'); }));
+  auto r = codec::decode_envelope(hostile([&](HostileReading& p) { p.source = std::string(41, 's'); }));
   REQUIRE_FALSE(r.ok());
-  CHECK(r.error() == "reading 0: source_id of 33 bytes > 32");
+  CHECK(r.error() == "reading 0: source_id of 41 bytes > 40");
   r = codec::decode_envelope(hostile([&](HostileReading& p) { p.container = "CSQU30543830"; }));
   REQUIRE_FALSE(r.ok());
   CHECK(r.error() == "reading 0: container_id of 12 bytes > 11");
@@ -506,7 +506,7 @@ TEST_CASE("an envelope whose readings share one long string is refused quickly a
   auto r = codec::decode_payload(zst);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
   REQUIRE_FALSE(r.ok());
-  CHECK(r.error() == "reading 0: source_id of 4000 bytes > 32");
+  CHECK(r.error() == "reading 0: source_id of 4000 bytes > 40");
   CHECK(ms < 1000);
   CHECK(max_rss_kib() - rss0 < 20 * 1024);  // the envelope itself, not 40 MB of copies
 
@@ -547,10 +547,10 @@ TEST_CASE("the hostile seed envelopes of fuzz_envelope are refused with the docu
       {"missing_table_door.ept", "reading 0: payload type 3 (DoorEvent) without its table"},
       {"missing_table_sensor.ept", "reading 0: payload type 4 (SensorSample) without its table"},
       {"missing_table_gap.ept", "reading 0: payload type 5 (SequenceGap) without its table"},
-      {"long_source_id.ept", "reading 0: source_id of 33 bytes > 32"},
+      {"long_source_id.ept", "reading 0: source_id of 41 bytes > 40"},
       {"long_container_id.ept", "reading 1: container_id of 12 bytes > 11"},
       {"long_seal_id.ept", "reading 0: seal_id of 33 bytes > 32"},
-      {"shared_string_bomb.ept.zst", "reading 0: source_id of 4000 bytes > 32"},
+      {"shared_string_bomb.ept.zst", "reading 0: source_id of 4000 bytes > 40"},
       {"one_of_each.ept", nullptr},
       {"one_of_each.ept.zst", nullptr},
   };
@@ -569,4 +569,47 @@ TEST_CASE("the hostile seed envelopes of fuzz_envelope are refused with the docu
       CHECK(r.error() == expected);
     }
   }
+}
+
+TEST_CASE("a custody event survives the stored form and an envelope, field for field, and its JSON names the DCSA code",
+          "[codec]") {
+  model::Reading r;
+  r.source_id = model::custody_source_id("gw-yangshan-01");  // 22 + 8 bytes: within kMaxSourceIdBytes
+  r.container_id = "MSKU1234565";
+  r.seq = 7;
+  r.time_utc_ms = 1795000000000;
+  model::CustodyEvent e;
+  e.code = model::EventCode::kExcursionEnd;
+  e.subject_id = "TU-0042";
+  e.first_seq = 10;
+  e.caused_by_seq = 25;
+  e.temperature_centi_c = -1150;
+  e.setpoint_centi_c = -1800;
+  e.band_low_centi_c = -2000;
+  e.band_high_centi_c = -1600;
+  e.duration_ms = 900000;
+  e.ended_by_gap = true;
+  r.payload = e;
+  auto stored = codec::decode_reading(codec::encode_reading(r));
+  REQUIRE(stored.ok());
+  CHECK(*stored == r);
+  auto env = codec::decode_envelope(codec::encode_envelope({"cnsha", "gw-yangshan-01", 1, 2, model::Priority::kEvent},
+                                                           std::vector<model::Reading>{r}));
+  REQUIRE(env.ok());
+  REQUIRE(env->readings.size() == 1);
+  CHECK(env->readings[0] == r);
+  CHECK(codec::reading_to_json(r) ==
+        "{\"source\":\"gw-yangshan-01:custody\",\"container\":\"MSKU1234565\",\"seq\":7,\"time_utc_ms\":1795000000000,"
+        "\"kind\":\"event\",\"event\":\"excursion_end\",\"dcsa\":\"MEASURED\",\"subject\":\"TU-0042\",\"first_seq\":10,"
+        "\"caused_by_seq\":25,\"ended_by_gap\":true,\"temperature_centi_c\":-1150,\"setpoint_centi_c\":-1800,"
+        "\"band_low_centi_c\":-2000,\"band_high_centi_c\":-1600,\"duration_ms\":900000}");
+  model::CustodyEvent entry;
+  entry.code = model::EventCode::kGeofenceEntry;
+  entry.zone_id = "yangshan-phase-4";
+  CHECK(model::dcsa_code(entry.code) == "GEOFENCE_ENTRY");
+  r.payload = entry;
+  CHECK(model::default_priority(r) == model::Priority::kEvent);
+  e.code = model::EventCode::kExcursionStart;
+  r.payload = e;
+  CHECK(model::default_priority(r) == model::Priority::kAlarm);
 }

@@ -14,6 +14,8 @@
 #include <string_view>
 #include <utility>
 
+#include "eport/geofence/zones_file.h"
+#include "eport/json/json.h"
 #include "eport/log/log.h"
 #include "eport/model/clock.h"
 #include "eport/systemd/notify.h"
@@ -87,15 +89,35 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& cfg) {
     log::info("agent", std::to_string(uo.auth_keys.size()) + " unit keys loaded from " + uo.unit_keys_file);
   }
   warn_insecure_units(uo);
-  return std::unique_ptr<Agent>(new Agent(cfg, std::move(*outbox), std::move(po), std::move(uo)));
+  std::unique_ptr<events::Engine> engine;
+  if (cfg.custody.enabled) {
+    std::shared_ptr<const geofence::ZoneSet> zones;
+    if (!cfg.custody.zones_file.empty()) {
+      auto loaded = geofence::load_zones_file(cfg.custody.zones_file);
+      if (!loaded) return Error{"custody.zones_file: " + loaded.error()};
+      zones = std::make_shared<const geofence::ZoneSet>(std::move(*loaded));
+    }
+    auto saved = (*outbox)->derived_state();
+    if (!saved) return Error{saved.error()};
+    auto source = model::custody_source_id(cfg.gateway.id);
+    engine = std::make_unique<events::Engine>(cfg.custody, zones, *saved, (*outbox)->last_seq(source));
+    log::info("agent", "custody events on as " + source + " (" + std::to_string(saved->size()) +
+                           " units' state restored" +
+                           (zones ? ", zones " + zones->version() + ": " + std::to_string(zones->zones().size()) + " zones"
+                                  : ", no zones") +
+                           ")");
+  }
+  return std::unique_ptr<Agent>(
+      new Agent(cfg, std::move(*outbox), std::move(engine), std::move(po), std::move(uo)));
 }
 
-Agent::Agent(const AgentConfig& cfg, std::unique_ptr<store::Outbox> outbox, uplink::PublisherOptions po,
-             units::ServerOptions uo)
+Agent::Agent(const AgentConfig& cfg, std::unique_ptr<store::Outbox> outbox, std::unique_ptr<events::Engine> events,
+             uplink::PublisherOptions po, units::ServerOptions uo)
     : cfg_(cfg),
       outbox_(std::move(outbox)),
+      events_(std::move(events)),
       ingest_(cfg_.ingest, *outbox_, [this] { publisher_.notify(); },
-              [this](const model::Reading& r) { positions_.observe(r); }),
+              [this](const model::Reading& r) { positions_.observe(r); }, events_.get()),
       server_(
           std::move(uo), ingest_, [this](std::string_view unit) { return outbox_->last_seq(unit); },
           [rules = cfg_.priority](const model::Reading& r) { return model::classify(r, rules); }),
@@ -148,6 +170,22 @@ void Agent::maintain() {
 
 std::uint64_t Agent::waiting() const { return outbox_->stats().total_rows(); }
 
+// ,"custody":{...} with custody.enabled, "" without.
+std::string Agent::custody_health() const {
+  if (!events_) return "";
+  auto c = events_->counters();
+  std::string by_code;
+  for (std::size_t i = 1; i < std::size(c.by_code); ++i) {
+    by_code += (by_code.empty() ? "" : ",") + json::quote(model::event_code_name(static_cast<model::EventCode>(i))) +
+               ":" + std::to_string(c.by_code[i]);
+  }
+  return ",\"custody\":{\"source\":" + json::quote(events_->source_id()) +
+         ",\"zones_version\":" + json::quote(events_->zones_version()) + ",\"readings\":" +
+         std::to_string(c.readings) + ",\"events\":" + std::to_string(c.events) + ",\"by_event\":{" + by_code +
+         "},\"rollbacks\":" + std::to_string(c.rollbacks) + ",\"undecodable\":" + std::to_string(c.undecodable) +
+         ",\"bad_state\":" + std::to_string(c.bad_state) + "}";
+}
+
 std::string Agent::health_members() const {
   const auto& bs = server_.stats();
   auto is = ingest_.stats();
@@ -155,7 +193,7 @@ std::string Agent::health_members() const {
          ",\"duplicates\":" + std::to_string(is.duplicates) + ",\"refused\":" + std::to_string(is.refused) +
          ",\"failed\":" + std::to_string(is.failed) + ",\"commits\":" + std::to_string(is.commits) +
          "},\"gnss\":{\"positions\":" + std::to_string(gnss_.positions()) +
-         ",\"not_stored\":" + std::to_string(gnss_.not_stored()) + "}";
+         ",\"not_stored\":" + std::to_string(gnss_.not_stored()) + "}" + custody_health();
 }
 
 int run(const AgentConfig& cfg) {

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 
+#include "eport/events/engine.h"
 #include "eport/ingest/ingest.h"
 #include "eport/model/result.h"
 #include "eport/store/outbox.h"
@@ -61,14 +62,18 @@ class Agent {
   std::uint64_t waiting() const;
 
  private:
-  Agent(const AgentConfig& cfg, std::unique_ptr<store::Outbox> outbox, uplink::PublisherOptions po,
-        units::ServerOptions uo);
+  Agent(const AgentConfig& cfg, std::unique_ptr<store::Outbox> outbox, std::unique_ptr<events::Engine> events,
+        uplink::PublisherOptions po, units::ServerOptions uo);
   // The "bridge", "ingest" and "gnss" members of the health message
   // (publisher thread).
   std::string health_members() const;
+  std::string custody_health() const;
 
   const AgentConfig cfg_;
   const std::unique_ptr<store::Outbox> outbox_;  // never null
+  // The custody event engine (null with custody.enabled = false): runs
+  // inside ingest's commits, in the outbox's transactions.
+  const std::unique_ptr<events::Engine> events_;
   LastPositions positions_;                      // fed by ingest's submit hook
   // Wakes publisher_ after each commit (the one reference to a later
   // member; see the file comment).

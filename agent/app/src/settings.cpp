@@ -2,6 +2,7 @@
 // library's, in the order docs/config.md and packaging/agent.toml show them.
 #include "settings.h"
 
+#include "eport/events/config_keys.h"
 #include "eport/gnss/receiver_options.h"
 #include "eport/ingest/config_keys.h"
 #include "eport/store/config_keys.h"
@@ -48,8 +49,17 @@ config::Keys<AgentConfig> build() {
   k.add(config::enumeration<C>("priority.door_open", classes, kPriorityDesc, EPORT_OPTION(C, priority.door_open)));
   k.add(config::enumeration<C>("priority.door_other", classes, kPriorityDesc, EPORT_OPTION(C, priority.door_other)));
   k.add(config::enumeration<C>("priority.gap", classes, kPriorityDesc, EPORT_OPTION(C, priority.gap)));
+  k.add(config::enumeration<C>("priority.custody_alarm", classes,
+                               "Priority class of the derived custody events that are alarms (excursion start; "
+                               "docs/custody-events.md).",
+                               EPORT_OPTION(C, priority.custody_alarm)));
+  k.add(config::enumeration<C>("priority.custody_event", classes,
+                               "Priority class of the other derived custody events (pairing, geofence, motion, "
+                               "excursion end).",
+                               EPORT_OPTION(C, priority.custody_event)));
   k.include(uplink::config_keys(), [](C& c) -> auto& { return c.uplink; });
   k.include(gnss::config_keys(), [](C& c) -> auto& { return c.gnss; });
+  k.include(events::config_keys(), [](C& c) -> auto& { return c.custody; });
   k.add(config::enumeration<C>("log.level",
                                {{"error", log::Level::kError},
                                 {"warn", log::Level::kWarn},
@@ -73,6 +83,8 @@ AgentConfig derived(AgentConfig cfg) {
   if (cfg.uplink.client_id.empty()) cfg.uplink.client_id = cfg.gateway.id;
   // Seen command ids are kept as long as a repeat could still be admitted.
   cfg.store.command_max_age = cfg.uplink.command_max_age;
+  cfg.custody.gateway_id = cfg.gateway.id;
+  cfg.custody.priority = cfg.priority;
   cfg.uplink.agent_version = EPORT_VERSION;
   cfg.uplink.config_hash = config_hash(cfg);
   return cfg;

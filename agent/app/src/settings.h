@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "eport/config/config.h"
+#include "eport/events/engine.h"
 #include "eport/gnss/receiver_options.h"
 #include "eport/ingest/ingest.h"
 #include "eport/log/log.h"
@@ -33,6 +34,7 @@ struct AgentConfig {
   model::PriorityRules priority;     // [priority]
   uplink::PublisherOptions uplink;   // [mqtt] [publish] [budget] [health] [commands]
   gnss::ReceiverOptions gnss;        // [gnss]
+  events::EngineOptions custody;     // [custody]
   log::Level log_level = log::Level::kInfo;  // [log]
 };
 
@@ -41,7 +43,8 @@ const config::Keys<AgentConfig>& settings_keys();
 // The parts as the Agent builds them: the config's Options plus what
 // follows from other keys (gateway.id and gateway.site where a library
 // needs them, commands.max_age_s for the store's seen-command ids, the
-// config hash for the birth message). Reads no file.
+// priority classes for the custody events, the config hash for the birth
+// message). Reads no file.
 AgentConfig derived(AgentConfig cfg);
 
 // config::load_file / load_string over settings_keys(), then derived().

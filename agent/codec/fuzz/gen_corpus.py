@@ -25,10 +25,10 @@ EXPECTED = {
     "missing_table_door.ept": "reading 0: payload type 3 (DoorEvent) without its table",
     "missing_table_sensor.ept": "reading 0: payload type 4 (SensorSample) without its table",
     "missing_table_gap.ept": "reading 0: payload type 5 (SequenceGap) without its table",
-    "long_source_id.ept": "reading 0: source_id of 33 bytes > 32",
+    "long_source_id.ept": "reading 0: source_id of 41 bytes > 40",
     "long_container_id.ept": "reading 1: container_id of 12 bytes > 11",
     "long_seal_id.ept": "reading 0: seal_id of 33 bytes > 32",
-    "shared_string_bomb.ept.zst": "reading 0: source_id of 4000 bytes > 32",
+    "shared_string_bomb.ept.zst": "reading 0: source_id of 4000 bytes > 40",
     "one_of_each.ept": None,
     "one_of_each.ept.zst": None,
 }
@@ -124,7 +124,7 @@ def envelopes():
         # The 144-byte envelope of issue 11: payload_type set, no table.
         out[f"missing_table_{name}.ept"] = envelope(lambda b, k=kind: [reading(b, "tcu-1", k, "CSQU3054383",
                                                                                 table=False)])
-    out["long_source_id.ept"] = envelope(lambda b: [reading(b, "s" * 33, DOOR)])
+    out["long_source_id.ept"] = envelope(lambda b: [reading(b, "s" * 41, DOOR)])
     out["long_container_id.ept"] = envelope(lambda b: [reading(b, "tcu-1", DOOR, "CSQU3054383"),
                                                        reading(b, "tcu-1", DOOR, "CSQU30543830", 2)])
     out["long_seal_id.ept"] = envelope(lambda b: [reading(b, "tcu-1", SEAL, seal="x" * 33)])

@@ -53,6 +53,17 @@ flatbuffers::Offset<fb::Reading> build_reading(flatbuffers::FlatBufferBuilder& b
         } else if constexpr (std::is_same_v<P, model::SequenceGap>) {
           type = fb::Payload::SequenceGap;
           payload = fb::CreateSequenceGap(b, p.first_seq, static_cast<fb::GapReason>(p.reason)).Union();
+        } else if constexpr (std::is_same_v<P, model::CustodyEvent>) {
+          type = fb::Payload::CustodyEvent;
+          auto subject = b.CreateSharedString(p.subject_id);
+          flatbuffers::Offset<flatbuffers::String> zone;
+          if (!p.zone_id.empty()) zone = b.CreateSharedString(p.zone_id);
+          payload = fb::CreateCustodyEvent(b, static_cast<fb::EventCode>(p.code), subject, p.first_seq,
+                                           p.caused_by_seq, zone, to_fb(p.lat_e7), to_fb(p.lon_e7), p.interpolated,
+                                           p.ended_by_gap, to_fb(p.temperature_centi_c), to_fb(p.setpoint_centi_c),
+                                           to_fb(p.band_low_centi_c), to_fb(p.band_high_centi_c),
+                                           to_fb(p.duration_ms))
+                        .Union();
         } else {
           type = fb::Payload::SensorSample;
           payload = fb::CreateSensorSample(b, to_fb(p.temperature_centi_c), to_fb(p.humidity_centi_pct),
@@ -107,6 +118,21 @@ std::string reading_problem(const fb::Reading* in, bool bounded, std::size_t* co
       bytes += seal->size();
     }
   }
+  if (type == fb::Payload::CustodyEvent) {
+    const auto* e = in->payload_as_CustodyEvent();
+    if (const auto* subject = e->subject_id()) {
+      if (bounded && subject->size() > kMaxSubjectIdBytes) {
+        return "subject_id of " + std::to_string(subject->size()) + " bytes > " + std::to_string(kMaxSubjectIdBytes);
+      }
+      bytes += subject->size();
+    }
+    if (const auto* zone = e->zone_id()) {
+      if (bounded && zone->size() > kMaxZoneIdBytes) {
+        return "zone_id of " + std::to_string(zone->size()) + " bytes > " + std::to_string(kMaxZoneIdBytes);
+      }
+      bytes += zone->size();
+    }
+  }
   if (cost != nullptr) *cost = bytes;
   return {};
 }
@@ -158,6 +184,26 @@ Result<model::Reading> read_reading(const fb::Reading* in) {
     case fb::Payload::SequenceGap: {
       const auto* p = in->payload_as_SequenceGap();
       r.payload = model::SequenceGap{p->first_seq(), static_cast<model::GapReason>(p->reason())};
+      break;
+    }
+    case fb::Payload::CustodyEvent: {
+      const auto* p = in->payload_as_CustodyEvent();
+      model::CustodyEvent e;
+      e.code = static_cast<model::EventCode>(p->code());
+      e.subject_id = str(p->subject_id());
+      e.first_seq = p->first_seq();
+      e.caused_by_seq = p->caused_by_seq();
+      e.zone_id = str(p->zone_id());
+      e.lat_e7 = from_fb(p->lat_e7());
+      e.lon_e7 = from_fb(p->lon_e7());
+      e.interpolated = p->interpolated();
+      e.ended_by_gap = p->ended_by_gap();
+      e.temperature_centi_c = from_fb(p->temperature_centi_c());
+      e.setpoint_centi_c = from_fb(p->setpoint_centi_c());
+      e.band_low_centi_c = from_fb(p->band_low_centi_c());
+      e.band_high_centi_c = from_fb(p->band_high_centi_c());
+      e.duration_ms = from_fb(p->duration_ms());
+      r.payload = std::move(e);
       break;
     }
     default:
@@ -348,6 +394,22 @@ std::string reading_to_json(const model::Reading& r) {
         } else if constexpr (std::is_same_v<P, model::SequenceGap>) {
           field(out, "first_seq", p.first_seq);
           field(out, "reason", std::string(model::gap_reason_name(p.reason)));
+        } else if constexpr (std::is_same_v<P, model::CustodyEvent>) {
+          field(out, "event", std::string(model::event_code_name(p.code)));
+          field(out, "dcsa", std::string(model::dcsa_code(p.code)));
+          field(out, "subject", p.subject_id);
+          field(out, "first_seq", p.first_seq);
+          field(out, "caused_by_seq", p.caused_by_seq);
+          if (!p.zone_id.empty()) field(out, "zone", p.zone_id);
+          opt_field(out, "lat_e7", p.lat_e7);
+          opt_field(out, "lon_e7", p.lon_e7);
+          if (p.interpolated) out += ",\"interpolated\":true";
+          if (p.ended_by_gap) out += ",\"ended_by_gap\":true";
+          opt_field(out, "temperature_centi_c", p.temperature_centi_c);
+          opt_field(out, "setpoint_centi_c", p.setpoint_centi_c);
+          opt_field(out, "band_low_centi_c", p.band_low_centi_c);
+          opt_field(out, "band_high_centi_c", p.band_high_centi_c);
+          opt_field(out, "duration_ms", p.duration_ms);
         } else {
           opt_field(out, "temperature_centi_c", p.temperature_centi_c);
           opt_field(out, "humidity_centi_pct", p.humidity_centi_pct);

@@ -469,6 +469,7 @@ std::vector<std::string> check_files(const Bound& b) {
         if (auto pw = read_secret(*path); !pw) problem = pw.error();
         break;
       case FileKind::kSecretOther:
+      case FileKind::kChecked:
         if (k.read_check) problem = k.read_check(*path);
         break;
     }

@@ -30,6 +30,7 @@ struct Ingest::Impl {
   store::Outbox& outbox;
   std::function<void()> on_committed;
   std::function<void(const model::Reading&)> on_submit;
+  store::Deriver* deriver = nullptr;
 
   mutable std::mutex mu;
   std::condition_variable cv;
@@ -39,8 +40,9 @@ struct Ingest::Impl {
   IngestStats stats;
   std::thread thread;
 
-  Impl(IngestOptions o, store::Outbox& ob, std::function<void()> cb, std::function<void(const model::Reading&)> os)
-      : opt(o), outbox(ob), on_committed(std::move(cb)), on_submit(std::move(os)) {}
+  Impl(IngestOptions o, store::Outbox& ob, std::function<void()> cb, std::function<void(const model::Reading&)> os,
+       store::Deriver* d)
+      : opt(o), outbox(ob), on_committed(std::move(cb)), on_submit(std::move(os)), deriver(d) {}
 
   void run() {
     std::vector<Pending> batch;
@@ -66,7 +68,7 @@ struct Ingest::Impl {
       records.clear();
       records.reserve(batch.size());
       for (auto& p : batch) records.push_back(std::move(p.record));
-      auto result = outbox.append(records);
+      auto result = outbox.append(records, deriver);
       commit_outcomes(batch, result);
     }
   }
@@ -94,6 +96,7 @@ struct Ingest::Impl {
         stats.stored += result->stored;
         stats.duplicates += result->duplicates;
         stats.refused += result->refused;
+        stats.derived += result->derived;
       } else {
         stats.failed += batch.size();
       }
@@ -104,8 +107,8 @@ struct Ingest::Impl {
 };
 
 Ingest::Ingest(IngestOptions options, store::Outbox& outbox, std::function<void()> on_committed,
-               std::function<void(const model::Reading&)> on_submit)
-    : impl_(std::make_unique<Impl>(options, outbox, std::move(on_committed), std::move(on_submit))) {}
+               std::function<void(const model::Reading&)> on_submit, store::Deriver* deriver)
+    : impl_(std::make_unique<Impl>(options, outbox, std::move(on_committed), std::move(on_submit), deriver)) {}
 
 Ingest::~Ingest() { stop(); }
 

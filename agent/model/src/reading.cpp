@@ -12,9 +12,42 @@ std::string_view kind_name(Kind k) {
     case Kind::kDoor: return "door";
     case Kind::kSensor: return "sensor";
     case Kind::kGap: return "gap";
+    case Kind::kEvent: return "event";
   }
   return "unknown";
 }
+
+std::string_view event_code_name(EventCode c) {
+  switch (c) {
+    case EventCode::kUnknown: break;
+    case EventCode::kPairing: return "pairing";
+    case EventCode::kUnpairing: return "unpairing";
+    case EventCode::kGeofenceEntry: return "geofence_entry";
+    case EventCode::kGeofenceExit: return "geofence_exit";
+    case EventCode::kMotionStart: return "motion_start";
+    case EventCode::kMotionStop: return "motion_stop";
+    case EventCode::kExcursionStart: return "excursion_start";
+    case EventCode::kExcursionEnd: return "excursion_end";
+  }
+  return "unknown";
+}
+
+std::string_view dcsa_code(EventCode c) {
+  switch (c) {
+    case EventCode::kUnknown: break;
+    case EventCode::kPairing: return "PAIRING";
+    case EventCode::kUnpairing: return "UNPAIRING";
+    case EventCode::kGeofenceEntry: return "GEOFENCE_ENTRY";
+    case EventCode::kGeofenceExit: return "GEOFENCE_EXIT";
+    case EventCode::kMotionStart: return "MOTION_START";
+    case EventCode::kMotionStop: return "MOTION_STOP";
+    case EventCode::kExcursionStart:
+    case EventCode::kExcursionEnd: return "MEASURED";
+  }
+  return "";
+}
+
+std::string custody_source_id(std::string_view gateway_id) { return std::string(gateway_id) + ":custody"; }
 
 std::string_view gap_reason_name(GapReason r) {
   switch (r) {
@@ -55,6 +88,9 @@ Priority classify(const Reading& r, const PriorityRules& rules) {
   }
   if (std::holds_alternative<Position>(r.payload)) return rules.position;
   if (std::holds_alternative<SequenceGap>(r.payload)) return rules.gap;
+  if (const auto* e = std::get_if<CustodyEvent>(&r.payload)) {
+    return e->code == EventCode::kExcursionStart ? rules.custody_alarm : rules.custody_event;
+  }
   return rules.sensor;
 }
 

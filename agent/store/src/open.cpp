@@ -69,6 +69,16 @@ CREATE TABLE IF NOT EXISTS commands (
 );
 )sql";
 
+// Schema v4: the state of the derivers that run inside append() (the custody
+// event engine's per-source detector state, docs/custody-events.md), written
+// in the same transaction as the records it was derived from.
+constexpr const char* kSchemaV4 = R"sql(
+CREATE TABLE IF NOT EXISTS derived_state (
+  key TEXT PRIMARY KEY,
+  state BLOB NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 bool exists(const std::string& path) {
   struct stat st{};
   return ::stat(path.c_str(), &st) == 0;
@@ -153,6 +163,14 @@ std::optional<Failure> migrate(sqlite::Db& db) {
   // version 2 -> 3: seen command ids (an existing store starts with none).
   if (*version < 3) {
     if (auto s = db.exec(kSchemaV3); !s) {
+      auto f = fail(db, s.error());
+      (void)db.exec("ROLLBACK");
+      return f;
+    }
+  }
+  // version 3 -> 4: derived state (an existing store starts with none).
+  if (*version < 4) {
+    if (auto s = db.exec(kSchemaV4); !s) {
       auto f = fail(db, s.error());
       (void)db.exec("ROLLBACK");
       return f;

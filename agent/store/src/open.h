@@ -12,7 +12,7 @@
 
 namespace eport::store::opening {
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 struct Opened {
   std::string moved_to;       // non-empty if the old file was unusable

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -128,7 +129,8 @@ struct Outbox::Impl {
   std::string dir;
   std::mutex mu;
   sqlite::Db db;
-  sqlite::Stmt insert, upsert_source, take, del, set_env_seq, evict, oldest, expire, freelist, bump, expire_sources;
+  sqlite::Stmt insert, upsert_source, take, del, set_env_seq, evict, oldest, expire, freelist, bump, expire_sources,
+      put_state, all_state;
   sqlite::Stmt find_cmd, insert_cmd, cost_cmd, done_cmd, prune_cmd_age, prune_cmd_oldest;
   std::uint64_t commands_rows = 0;   // rows of `commands`
   std::uint64_t commands_bytes = 0;  // sum of their cost
@@ -178,6 +180,8 @@ struct Outbox::Impl {
                        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE priority = ? AND created_ms < ? "
                        "ORDER BY id LIMIT 1000) RETURNING length(body)"},
              std::pair{&freelist, "PRAGMA freelist_count"},
+             std::pair{&put_state, "INSERT OR REPLACE INTO derived_state(key, state) VALUES (?, ?)"},
+             std::pair{&all_state, "SELECT key, state FROM derived_state ORDER BY key"},
              std::pair{&find_cmd,
                        "SELECT issued_ms, received_ms, reply FROM commands WHERE command_id = ?"},
              std::pair{&insert_cmd,
@@ -495,7 +499,7 @@ Result<std::unique_ptr<Outbox>> Outbox::open(const OutboxOptions& options) {
   return std::unique_ptr<Outbox>(new Outbox(std::move(impl)));
 }
 
-Result<AppendResult> Outbox::append(std::span<const Record> records) {
+Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* deriver) {
   auto& d = *impl_;
   std::lock_guard lock(d.mu);
   AppendResult result;
@@ -509,7 +513,11 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
   std::uint64_t low_water = limit / 100 * d.opt.low_water_pct;
   // Every failure from here on returns through fail(): rollback, hold back
   // the batch's sources, count it.
-  auto fail = [&](std::string_view step, int rc) -> Result<AppendResult> { return d.fail_append(step, rc, records); };
+  auto fail = [&](std::string_view step, int rc) -> Result<AppendResult> {
+    if (deriver != nullptr) deriver->finished(false);
+    return d.fail_append(step, rc, records);
+  };
+  std::vector<Record> derived;  // what the deriver adds after one stored record
   if (int rc = d.injected("begin"); rc != SQLITE_OK) return fail("begin", rc);
   if (int rc = sqlite3_exec(d.db.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr); rc != SQLITE_OK) {
     return fail("begin", d.failed(rc));
@@ -522,6 +530,9 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
   std::unordered_map<std::string_view, std::uint64_t> newly_blocked;
   std::unordered_set<std::string_view> unblocked;
   std::array<ClassStats, model::kPriorityCount> added{}, evicted{};
+  // The derived records' source ids, owned here for as long as batch_max
+  // holds views of them (a deque: growing it moves no element).
+  std::deque<std::string> derived_keep;
 
   for (std::size_t i = 0; i < records.size(); ++i) {
     const auto& r = records[i];
@@ -595,6 +606,60 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
     total += need;
     ++result.stored;
     result.outcome[i] = AppendOutcome::kStored;
+    if (deriver == nullptr) continue;
+    derived.clear();
+    deriver->stored(r, derived);
+    for (const auto& e : derived) {
+      // A derived record goes in with what caused it, or the whole batch
+      // fails: it is never stored without its cause, nor its cause without it.
+      auto seen = batch_max.find(e.source_id);
+      std::uint64_t before = seen != batch_max.end() ? seen->second
+                             : d.last_seq.count(e.source_id) ? d.last_seq.at(e.source_id) : 0;
+      if (!valid_seq(e.seq) || e.seq <= before) {
+        d.fail_msg = "derived record " + e.source_id + " seq " + std::to_string(e.seq) + " is not above " +
+                     std::to_string(before);
+        return fail("derive", SQLITE_CONSTRAINT);
+      }
+      auto e_need = accounted(e.body.size());
+      bool e_new = seen == batch_max.end() && !d.last_seq.count(e.source_id);
+      if (e_new) e_need += d.source_cost(e.source_id);
+      if (total + e_need > limit && d.opt.when_full == WhenFull::kEvictLowest) {
+        std::uint64_t target = low_water > e_need ? low_water - e_need : 0;
+        if (int rc = d.evict_for(e.priority, total, target, evicted); rc != SQLITE_OK) return fail("derive", rc);
+      }
+      if (total + e_need > limit) {
+        d.fail_msg = "no room for a derived " + std::string(model::priority_name(e.priority)) + " record";
+        return fail("derive", SQLITE_FULL);
+      }
+      if (int rc = d.injected("derive"); rc != SQLITE_OK) return fail("derive", rc);
+      d.insert.bind(1, static_cast<std::int64_t>(e.priority));
+      d.insert.bind(2, e.source_id);
+      d.insert.bind(3, static_cast<std::int64_t>(e.seq));
+      d.insert.bind(4, static_cast<std::int64_t>(e.created_utc_ms));
+      d.insert.bind_blob(5, e.body);
+      if (int rc = d.step_done(d.insert); rc != SQLITE_OK) return fail("derive", rc);
+      // Keyed by the record's own id string: batch_max holds views into
+      // `derived`'s records, so they are copied into the batch's own list.
+      derived_keep.push_back(e.source_id);
+      batch_max[derived_keep.back()] = e.seq;
+      batch_row[derived_keep.back()] = sqlite3_last_insert_rowid(d.db.get());
+      if (e_new) sources_bytes += d.source_cost(e.source_id);
+      auto& ec = added[static_cast<std::size_t>(e.priority)];
+      ++ec.rows;
+      ec.bytes += e_need;
+      total += e_need;
+      ++result.derived;
+    }
+  }
+  if (deriver != nullptr) {
+    if (int rc = d.injected("state"); rc != SQLITE_OK) return fail("state", rc);
+    DerivedState states;
+    deriver->state_changes(states);
+    for (const auto& [key, bytes] : states) {
+      d.put_state.bind(1, key);
+      d.put_state.bind_blob(2, bytes);
+      if (int rc = d.step_done(d.put_state); rc != SQLITE_OK) return fail("state", rc);
+    }
   }
   if (int rc = d.injected("sources"); rc != SQLITE_OK) return fail("sources", rc);
   const auto now_ms = static_cast<std::int64_t>(model::now_utc_ms());
@@ -614,6 +679,7 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
   if (int rc = sqlite3_exec(d.db.get(), "COMMIT", nullptr, nullptr, nullptr); rc != SQLITE_OK) {
     return fail("commit", d.failed(rc));
   }
+  if (deriver != nullptr) deriver->finished(true);
   for (auto source : unblocked) {
     d.blocked_from.erase(std::string(source));
     d.blocked_at.erase(std::string(source));
@@ -641,9 +707,23 @@ Result<AppendResult> Outbox::append(std::span<const Record> records) {
                           std::string(model::priority_name(static_cast<model::Priority>(i))) + " readings");
     }
   }
-  d.stats.appended += result.stored;
+  d.stats.appended += result.stored + result.derived;
   d.stats.duplicates += result.duplicates;
   return result;
+}
+
+Result<DerivedState> Outbox::derived_state() {
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  DerivedState out;
+  int rc;
+  while ((rc = d.all_state.step()) == SQLITE_ROW) {
+    auto blob = d.all_state.column_blob(1);
+    out.emplace_back(d.all_state.column_text(0), std::vector<std::uint8_t>(blob.begin(), blob.end()));
+  }
+  d.all_state.reset();
+  if (rc != SQLITE_DONE) return Error{"store: reading derived state: " + d.db.error_message()};
+  return out;
 }
 
 std::uint64_t Outbox::last_seq(std::string_view source_id) {

@@ -26,24 +26,23 @@ struct LatLon {
   double lat = 0, lon = 0;
 };
 
-// Approximate coordinates from open map data (OpenStreetMap), rounded; good
-// enough for plausible tracks, not for navigation:
-//   Yangshan phase IV (automated terminal) quay  ~30.617 N 122.067 E
-//   Donghai Bridge, Yangshan end                 ~30.642 N 122.033 E
-//   Donghai Bridge, Luchao (Pudong) end          ~30.870 N 121.950 E
-// The approach channel, yard blocks, customs inspection area and gate lie
-// between the quay and the bridge, placed by eye on the same map.
+// Placed inside the zones of docs/zones/shanghai-terminals.geojson (the
+// sample zones file the demo and the custody tests use), which are drawn by
+// hand from open map data: approximate, good enough for plausible tracks
+// and geofence events, not for navigation. The quay, yard, inspection area
+// and gate lie in zone yangshan-4 (phase IV, the automated terminal); the
+// truck route follows the donghai-bridge corridor's centre line, vertex by
+// vertex, from the Yangshan end to Luchao.
 constexpr LatLon kAnchorage{30.560, 122.230};   // outer anchorage, east of the islands
 constexpr LatLon kChannel{30.600, 122.140};     // approach channel
-constexpr LatLon kTurning{30.612, 122.075};     // turning basin off the berth
-constexpr LatLon kBerth{30.6170, 122.0670};     // phase IV quay
-constexpr LatLon kApron{30.6185, 122.0655};     // quay apron under the cranes
-constexpr LatLon kYardOrigin{30.6210, 122.0560};  // first yard block; blocks extend north-east
-constexpr LatLon kInspection{30.6255, 122.0500};  // customs inspection area
-constexpr LatLon kGate{30.6300, 122.0450};        // terminal gate
-constexpr LatLon kBridgeSouth{30.6420, 122.0330};
-constexpr LatLon kBridgeMid{30.7550, 121.9920};
-constexpr LatLon kLuchao{30.8700, 121.9500};
+constexpr LatLon kTurning{30.6130, 122.0330};   // turning basin off the berth
+constexpr LatLon kBerth{30.6195, 122.0300};     // phase IV quay
+constexpr LatLon kApron{30.6208, 122.0310};     // quay apron under the cranes
+constexpr LatLon kYardOrigin{30.6225, 122.0250};  // first yard block; blocks extend north-east
+constexpr LatLon kInspection{30.6270, 122.0210};  // customs inspection area
+constexpr LatLon kGate{30.6295, 122.0400};        // terminal gate
+constexpr LatLon kBridge[] = {{30.6460, 122.0440}, {30.6700, 122.0330}, {30.7250, 122.0120},
+                              {30.7800, 121.9800}, {30.8300, 121.9450}, {30.8710, 121.9140}};  // to Luchao
 
 // Phase boundaries as shares of a journey.
 constexpr double kQuayStart = 0.20, kYardStart = 0.27, kGateStart = 0.70, kTruckStart = 0.76;
@@ -290,7 +289,7 @@ model::Reading Fleet::reading(int unit_index, const std::string& unit, const std
         break;
       }
       case Phase::kTruck: {
-        const LatLon path[] = {kGate, kBridgeSouth, kBridgeMid, kLuchao};
+        const LatLon path[] = {kGate, kBridge[0], kBridge[1], kBridge[2], kBridge[3], kBridge[4], kBridge[5]};
         f = along(path, share(kTruckStart, 1.0));
         speed = static_cast<std::uint16_t>(1600 + (h >> 8) % 600);  // 58..79 km/h, limit 80
         break;

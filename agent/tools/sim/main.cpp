@@ -80,6 +80,12 @@ struct Options {
   std::uint64_t seed = 1;
   std::string prefix = "tcu";
   std::uint32_t journey_readings = 120;
+  // > 0: readings carry a simulated clock instead of the wall clock: unit
+  // reading n (from 0) is stamped time_origin_ms + n * time_step_ms, so a
+  // journey spans its real duration (custody rules: dwell, debounce) however
+  // fast it is sent.
+  long long time_step_ms = 0;
+  long long time_origin_ms = 1795000000000;  // 2026-11-18T11:06:40Z
   std::string record, replay;
   std::string acked_log;
   std::string summary_json;
@@ -100,7 +106,8 @@ struct Options {
                "eport-sim: %s\n"
                "usage: eport-sim [--connect unix:PATH|tcp:HOST:PORT] [--units N] [--pty N] [--pty-list FILE]\n"
                "                 [--rate R_PER_S] [--count N_PER_UNIT] [--duration S] [--seed N] [--prefix P]\n"
-               "                 [--journey-readings N] [--record FILE | --replay FILE]\n"
+               "                 [--journey-readings N] [--time-step MS [--time-origin MS]]\n"
+               "                 [--record FILE | --replay FILE]\n"
                "                 [--acked-log FILE] [--summary-json FILE] [--drain-timeout S] [--ack-timeout MS]\n"
                "                 [--drop-acks-every N] [--discard-every N [--discard-count K]]\n"
                "                 [--corrupt-every N] [--drop-every N] [--reorder-every N] [--unit-keys FILE]\n"
@@ -108,6 +115,9 @@ struct Options {
                "  --units N       units connecting to --connect (default 10; 0 with --pty)\n"
                "  --pty N         N more units, each on a new pty pair; the agent opens the slave paths\n"
                "                  (printed, and written one per line to --pty-list FILE)\n"
+               "  --time-step MS  stamp each unit's n-th reading time-origin + n*MS (a simulated clock:\n"
+               "                  journeys take their real time at any --rate); default: the wall clock\n"
+               "  --time-origin MS  UTC ms of each unit's first reading with --time-step (default 1795000000000)\n"
                "  --record FILE   write every generated reading with its time offset (JSON lines)\n"
                "  --replay FILE   send the readings of a recorded session instead of generating\n"
                "  --summary-json FILE  also write the summary as one JSON object\n"
@@ -140,6 +150,8 @@ Options parse(int argc, char** argv) {
     else if (a == "--seed") args.take(o.seed);
     else if (a == "--prefix") args.take(o.prefix);
     else if (a == "--journey-readings") args.take(o.journey_readings);
+    else if (a == "--time-step") args.take(o.time_step_ms);
+    else if (a == "--time-origin") args.take(o.time_origin_ms);
     else if (a == "--record") args.take(o.record);
     else if (a == "--replay") args.take(o.replay);
     else if (a == "--acked-log") args.take(o.acked_log);
@@ -161,6 +173,8 @@ Options parse(int argc, char** argv) {
   if (o.pty < 0 || o.pty > 1000) usage("--pty must be 0..1000");
   if (o.units + o.pty < 1 && o.replay.empty()) usage("no units: give --units N and/or --pty N");
   if (o.rate <= 0) usage("--rate must be > 0");
+  if (o.time_step_ms < 0 || o.time_step_ms > 86400000) usage("--time-step must be 0..86400000 ms");
+  if (o.time_origin_ms <= 0) usage("--time-origin must be > 0");
   if (o.ack_timeout_ms < 10) usage("--ack-timeout must be at least 10 ms");
   if (o.journey_readings < eport::sim::kMinJourneyReadings) usage("--journey-readings must be at least 40");
   if (!o.record.empty() && !o.replay.empty()) usage("--record and --replay exclude each other");
@@ -574,7 +588,10 @@ class Sim {
     }
     while (now >= u.next_due && (opt_.count == 0 || u.generated < opt_.count)) {
       auto at = static_cast<std::uint64_t>(std::chrono::duration_cast<milliseconds>(now - start_).count());
-      u.unnumbered.push_back({now_utc_ms(), at});
+      auto stamp = opt_.time_step_ms > 0
+                       ? static_cast<std::uint64_t>(opt_.time_origin_ms + u.generated * opt_.time_step_ms)
+                       : now_utc_ms();
+      u.unnumbered.push_back({stamp, at});
       ++u.generated;
       ++totals_.generated;
       u.next_due += period;

@@ -537,6 +537,10 @@ struct Server::Impl : public ingest::CompletionSink {
       return refuse_hello(s, EPB_NACK_UNIT_ID, stats.hellos_refused_unit_id,
                           "unit id \"" + unit + "\" is the gateway's own id");
     }
+    if (unit == model::custody_source_id(opt.gateway_id)) {
+      return refuse_hello(s, EPB_NACK_UNIT_ID, stats.hellos_refused_unit_id,
+                          "unit id \"" + unit + "\" is the gateway's custody event source");
+    }
     if (!container.empty() && !model::is_valid_iso6346(container)) {
       return refuse_hello(s, EPB_NACK_CONTAINER_ID, stats.hellos_refused_container_id,
                           "container id " + model::quoted_id(container) +

@@ -47,3 +47,41 @@ def int_range(key: str) -> tuple[int, int]:
     """(min, max) of an integer key."""
     lo, hi = _table()[key][2].split(" .. ")
     return int(lo), int(hi)
+
+
+def kind(key: str) -> str:
+    """The agent's type of key: 'string', 'integer', 'boolean' or 'array of strings'."""
+    return _table()[key][0].split(" (")[0]
+
+
+def problem(key: str, value) -> str:
+    """'' when value fits key's type and range (or value list) as the agent's
+    table states them, else why not. The agent's --check-config stays the
+    judge of everything else (host:port syntax, files, rules over keys)."""
+    if key not in _table():
+        return "is not a key of eport-agent (docs/config.md)"
+    k, rng = kind(key), _table()[key][2]
+    if k == "boolean":
+        return "" if isinstance(value, bool) else "must be true or false"
+    if k == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "must be an integer"
+        if " .. " in rng:
+            lo, hi = int_range(key)
+            if not lo <= value <= hi:
+                return f"must be {lo} .. {hi}"
+        elif rng.startswith("one of "):
+            allowed = [int(v) for v in rng[len("one of "):].split(", ")]
+            if value not in allowed:
+                return f"must be {rng}"
+        return ""
+    if k == "array of strings":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return "must be an array of strings"
+        return ""
+    if not isinstance(value, str):
+        return "must be a string"
+    choices = re.findall(r"`([^`]*)`", rng)
+    if choices and value not in choices:
+        return f"must be one of {', '.join(choices)}"
+    return ""

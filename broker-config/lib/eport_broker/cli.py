@@ -1,8 +1,11 @@
 """Command line of eport-broker: gen (inventory -> broker config, ACL,
 certificates, per-gateway agent and bridge configs), validate (start a
-config on a free loopback port and probe it), revoke, keys. Every failure
+config on a free loopback port and probe it; expiry of the broker
+certificate, the CRL and, with --pki, every certificate in use), revoke
+(current or --serial, with an RFC 5280 reason), keys. Every failure
 ends in one "eport-broker <cmd>: error: ..." line naming the input, exit
-status 1."""
+status 1; validate exits 3 when nothing is broken but something expires
+within its margin."""
 
 from __future__ import annotations
 
@@ -17,8 +20,12 @@ from pathlib import Path
 from . import broker, cluster, passwd, pki, render
 from .inventory import InventoryError, keys_help, load
 
-CRL_WARN_DAYS = 30
-CERT_WARN_DAYS = 30
+# validate's default margin: a certificate or CRL that expires within this
+# many days is reported (and validate exits 3). --warn-days changes it.
+WARN_DAYS = 30
+# validate's exit status when nothing is broken but something expires within
+# the margin (or, with --strict, on any warning); 1 is an error.
+EXIT_EXPIRING = 3
 
 
 class Failure(Exception):
@@ -59,13 +66,15 @@ def cmd_gen(args) -> int:
 
     wanted_san = {f"DNS:{h}" if not _is_ip(h) else f"IP:{h}" for h in [inv.broker_host, *inv["broker.alt_names"]]}
     wanted_san |= {"DNS:localhost", "IP:127.0.0.1", "IP:0:0:0:0:0:0:0:1"}
+    wanted_san = {"IP:0:0:0:0:0:0:0:1" if s == "IP:::1" else "DNS:" + s[4:].lower() if s.startswith("DNS:")
+                  else s for s in wanted_san}
     server_crt = pki_dir / "issued" / f"{pki.SERVER_CN}.crt"
     if not server_crt.exists():
         pki.run_pki("server", str(pki_dir), pki.SERVER_CN, inv.broker_host, *inv["broker.alt_names"])
         print(f"issued broker certificate for {inv.broker_host}")
     else:
-        have = pki.san(server_crt)
-        missing = {s for s in wanted_san if s not in have and s.replace("IP:", "IP:") not in have}
+        have = {"DNS:" + s[4:].lower() if s.startswith("DNS:") else s for s in pki.san(server_crt)}
+        missing = {s for s in wanted_san if s not in have}
         if missing:
             raise Failure(f"the existing broker certificate {server_crt} lacks {sorted(missing)}; run "
                           f"`eport-broker revoke {out} {pki.SERVER_CN}` and gen again to reissue it")
@@ -98,13 +107,26 @@ def cmd_gen(args) -> int:
     for cn in stale:
         print(f"warning: {cn} still has a valid certificate but is not in {inv.path}; it can still connect "
               f"(with no ACL rights). Revoke it: eport-broker revoke {out} {cn}", file=sys.stderr)
+    for cn, serial in pki.previous(pki_dir):
+        print(f"warning: {cn}'s previous certificate (serial {serial}) is still valid after its rotation. Once "
+              f"{cn} runs with the new one, revoke it: eport-broker revoke {out} {cn} --serial {serial}",
+              file=sys.stderr)
 
     issued = pki_dir / "issued"
     b = out / "broker"
     _write(b / "mosquitto.conf", render.broker_conf(inv, args.conf_dir))
-    _write(b / "acl", render.acl(inv))
+    entries = pki.index(pki_dir)
+    retired = tuple(sorted({e.cn for e in entries if e.status == "R" and e.cn not in known}
+                           - {e.cn for e in entries if e.status == "V"}))
+    _write(b / "acl", render.acl(inv, retired))
     _copy(pki_dir / "ca.crt", b / "ca.crt", 0o644)
-    _copy(pki_dir / "crl.pem", b / "crl.pem", 0o644)
+    # One CRL: pki/crl.pem, the file eport-pki writes (revoke, crl) and the one
+    # to install as the broker's crlfile. Earlier versions copied it here,
+    # a second copy that a CRL renewal left stale.
+    old_crl = b / "crl.pem"
+    if old_crl.is_file() and not old_crl.is_symlink():
+        old_crl.unlink()
+        print(f"removed {old_crl}: install {pki_dir / 'crl.pem'} as the broker's crl.pem")
     _copy(issued / f"{pki.SERVER_CN}.crt", b / "broker.crt", 0o644)
     _copy(issued / f"{pki.SERVER_CN}.key", b / "broker.key", 0o600)
 
@@ -135,18 +157,19 @@ def cmd_gen(args) -> int:
         if old_snippet.exists():
             old_snippet.unlink()
             print(f"removed {old_snippet} (replaced by {g / 'agent.toml'})")
-    for cn in (*inv.readers, *inv.commanders):
+    for cn in (*inv.readers, *inv.commanders, *inv.monitors):
         c = out / "clients" / cn
         _copy(pki_dir / "ca.crt", c / "ca.crt", 0o644)
         _copy(issued / f"{cn}.crt", c / f"{cn}.crt", 0o644)
         _copy(issued / f"{cn}.key", c / f"{cn}.key", 0o600)
     # Output of identities removed from the inventory must not linger.
-    for sub, names in (("gateways", set(inv.gateways)), ("clients", set(inv.readers) | set(inv.commanders))):
+    cloud = set(inv.readers) | set(inv.commanders) | set(inv.monitors)
+    for sub, names in (("gateways", set(inv.gateways)), ("clients", cloud)):
         for d in (out / sub).glob("*") if (out / sub).exists() else []:
             if d.is_dir() and d.name not in names:
                 shutil.rmtree(d)
     print(f"site {inv.site}: broker config in {b}/, {len(inv.gateways)} gateway(s) in {out}/gateways/, "
-          f"{len(inv.readers) + len(inv.commanders)} cloud account(s) in {out}/clients/, "
+          f"{len(inv.readers) + len(inv.commanders) + len(inv.monitors)} cloud account(s) in {out}/clients/, "
           f"{len(nodes)} NATS cluster node(s) in {out}/cluster/. "
           f"Keep {pki_dir}/ (the CA key) off the broker.")
     return 0
@@ -182,21 +205,41 @@ def _is_ip(text: str) -> bool:
 def cmd_revoke(args) -> int:
     out = Path(args.outdir).resolve()
     pki_dir = out / "pki"
-    pki.run_pki("revoke", str(pki_dir), args.name)
-    if (out / "broker").is_dir():
-        _copy(pki_dir / "crl.pem", out / "broker" / "crl.pem", 0o644)
-    print(f"revoked {args.name}. Next: remove it from the inventory and run gen (drops its ACL block), install "
-          f"{out}/broker/crl.pem and acl on the broker, then `systemctl reload mosquitto` (refuses new "
-          "connections with that certificate) or `systemctl restart mosquitto` (also cuts an open one).")
+    extra = (["--serial", args.serial] if args.serial else []) + (["--reason", args.reason] if args.reason else [])
+    print(pki.run_pki("revoke", str(pki_dir), args.name, *extra).rstrip())
+    if args.serial:
+        print(f"revoked a certificate of {args.name} (serial {args.serial}). Next: install {pki_dir}/crl.pem on "
+              "the broker as its crl.pem, then `systemctl reload mosquitto`.")
+    else:
+        print(f"revoked {args.name}. Next: remove it from the inventory and run gen (drops its ACL block), install "
+              f"{pki_dir}/crl.pem and {out}/broker/acl on the broker, then `systemctl reload mosquitto` (refuses "
+              "new connections with that certificate) or `systemctl restart mosquitto` (also cuts an open one).")
     return 0
 
 
 # ---------------------------------------------------------------- validate
 
 class Report:
-    def __init__(self):
+    def __init__(self, warn_days: int = WARN_DAYS):
         self.errors: list[str] = []
         self.warnings: list[str] = []
+        self.expiring: list[str] = []   # warnings about a certificate or CRL expiring within the margin
+        self.warn_days = warn_days
+        self.now = dt.datetime.now(dt.timezone.utc)
+
+    def expiry(self, what: str, when: dt.datetime, fix: str) -> bool:
+        """Error if `when` has passed, warning (counted as expiring) within
+        the margin; True if neither."""
+        left = when - self.now
+        if left.total_seconds() <= 0:
+            self.error(f"{what} expired at {when:%Y-%m-%dT%H:%M:%SZ}; {fix}")
+            return False
+        if left.days < self.warn_days:
+            self.expiring.append(what)
+            self.warn(f"{what} expires in {left.days} days ({when:%Y-%m-%dT%H:%M:%SZ}, within the "
+                      f"{self.warn_days}-day margin); {fix}")
+            return False
+        return True
 
     def ok(self, msg):
         print(f"ok: {msg}")
@@ -216,7 +259,6 @@ def _static_checks(cfg: broker.Config, rep: Report) -> None:
                   "(loopback port 1883, anonymous) instead of this service")
         return
     anonymous = (cfg.options.get("allow_anonymous") or ["false"])[-1] == "true"
-    now = dt.datetime.now(dt.timezone.utc)
     for lst in cfg.listeners:
         where = f"{cfg.path}:{lst.line} (listener {lst.port})"
         o = lst.options
@@ -241,22 +283,18 @@ def _static_checks(cfg: broker.Config, rep: Report) -> None:
         try:
             if not pki.key_matches_cert(files["keyfile"], files["certfile"]):
                 rep.error(f"{where}: keyfile {files['keyfile']} does not belong to certfile {files['certfile']}")
-            left = pki.cert_not_after(files["certfile"]) - now
-            if left.total_seconds() <= 0:
-                rep.error(f"{where}: certfile {files['certfile']} expired")
-            elif left.days < CERT_WARN_DAYS:
-                rep.warn(f"{where}: certfile expires in {left.days} days")
+            not_after = pki.cert_not_after(files["certfile"])
+            if rep.expiry(f"{where}: certfile {files['certfile']} (broker certificate)", not_after,
+                          "reissue it: eport-pki server PKIDIR broker HOST... after revoking the old one "
+                          "(docs/operators.md section 7)"):
+                rep.ok(f"broker certificate valid until {not_after:%Y-%m-%dT%H:%M:%SZ}")
             if "crlfile" in files:
                 crl = files["crlfile"]
                 nu = pki.crl_next_update(crl)
-                if nu <= now:
-                    rep.error(f"{where}: crlfile {crl} expired at {nu:%Y-%m-%d %H:%M:%S} UTC: mosquitto refuses "
-                              "EVERY client certificate; run `eport-pki crl PKIDIR` and install the new crl.pem")
-                elif (nu - now).days < CRL_WARN_DAYS:
-                    rep.warn(f"{where}: crlfile expires in {(nu - now).days} days ({nu:%Y-%m-%d}); "
-                             "then every client is refused. Regenerate it with `eport-pki crl`")
-                else:
-                    rep.ok(f"CRL valid until {nu:%Y-%m-%d}")
+                if rep.expiry(f"{where}: crlfile {crl} (nextUpdate)", nu,
+                              "after it mosquitto refuses EVERY client certificate: run `eport-pki crl PKIDIR` "
+                              "and install PKIDIR/crl.pem as this crlfile, then reload mosquitto"):
+                    rep.ok(f"CRL valid until {nu:%Y-%m-%dT%H:%M:%SZ}")
                 if not pki.crl_signed_by(crl, files["cafile"]):
                     rep.error(f"{where}: crlfile {crl} is not signed by cafile {files['cafile']}")
             elif o.get("require_certificate") == "true":
@@ -269,8 +307,53 @@ def _static_checks(cfg: broker.Config, rep: Report) -> None:
             rep.error(f"{cfg.path}: {key} {f} does not exist")
 
 
+def _pki_checks(pki_dir: Path, rep: Report) -> None:
+    """Every certificate of the site CA that is valid and in use (issued/,
+    not a previous one that a rotation replaces) and pki/crl.pem, against
+    the margin: on the administration machine, where pki/ lives."""
+    previous = set(pki.previous(pki_dir))
+    current = [e for e in pki.index(pki_dir) if e.status == "V" and (e.cn, e.serial) not in previous]
+    fine = 0
+    for e in sorted(current, key=lambda e: e.not_after):
+        kind = "broker certificate" if e.cn == pki.SERVER_CN else "certificate"
+        fix = (f"rotate it: eport-pki client {pki_dir} {e.cn} --reissue (docs/operators.md section 7)"
+               if e.cn != pki.SERVER_CN else "reissue it (docs/operators.md section 7)")
+        fine += rep.expiry(f"{pki_dir}: {kind} of {e.cn} (serial {e.serial})", e.not_after, fix)
+    if current:
+        first = min(current, key=lambda e: e.not_after)
+        rep.ok(f"{pki_dir}: {fine} of {len(current)} certificate(s) in use valid for more than {rep.warn_days} days; "
+               f"the first to expire: {first.cn} on {first.not_after:%Y-%m-%dT%H:%M:%SZ}")
+    crl = pki_dir / "crl.pem"
+    if not crl.is_file():
+        rep.error(f"{pki_dir}: no crl.pem")
+        return
+    nu = pki.crl_next_update(crl)
+    if rep.expiry(f"{crl} (nextUpdate)", nu, f"run `eport-pki crl {pki_dir}`, install it as the broker's crl.pem and "
+                  "reload mosquitto; after nextUpdate mosquitto refuses EVERY client certificate"):
+        rep.ok(f"{crl} valid until {nu:%Y-%m-%dT%H:%M:%SZ}")
+
+
+def _verdict(rep: Report, args, what: str) -> int:
+    if rep.errors:
+        print(f"FAILED: {len(rep.errors)} error(s), {len(rep.warnings)} warning(s)")
+        return 1
+    if rep.expiring or (args.strict and rep.warnings):
+        n = len(rep.warnings) if args.strict else len(rep.expiring)
+        print(f"EXPIRING: {what}: {n} warning(s) need action"
+              + (f" ({len(rep.expiring)} expire within {rep.warn_days} days)" if rep.expiring else " (--strict)"))
+        return EXIT_EXPIRING
+    print(f"OK: {what} ({len(rep.warnings)} warning(s))")
+    return 0
+
+
 def cmd_validate(args) -> int:
-    rep = Report()
+    if args.warn_days < 0:
+        raise Failure(f"--warn-days must be 0 or more, got {args.warn_days}")
+    rep = Report(args.warn_days)
+    if args.pki:
+        _pki_checks(Path(args.pki).resolve(), rep)
+    if not args.config:
+        return _verdict(rep, args, str(args.pki))
     try:
         cfg = broker.parse_config(args.config)
     except broker.BrokerError as exc:
@@ -335,11 +418,7 @@ def cmd_validate(args) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"kept {workdir}")
-    if rep.errors:
-        print(f"FAILED: {len(rep.errors)} error(s), {len(rep.warnings)} warning(s)")
-        return 1
-    print(f"OK: {cfg.path} ({len(rep.warnings)} warning(s))")
-    return 0
+    return _verdict(rep, args, str(cfg.path))
 
 
 # ---------------------------------------------------------------- main
@@ -357,8 +436,15 @@ def main(argv: list[str] | None = None) -> int:
                                               "(default: the inventory's paths.cluster_conf_dir)")
     g.set_defaults(func=cmd_gen)
 
-    v = sub.add_parser("validate", help="start mosquitto with CONFIG on a free loopback port and probe it")
-    v.add_argument("config")
+    v = sub.add_parser("validate", help="start mosquitto with CONFIG on a free loopback port and probe it; "
+                                        "with --pki check every certificate of the site CA and its CRL. Exit 0 ok, "
+                                        "1 error, 3 something expires within --warn-days (or any warning, --strict)")
+    v.add_argument("config", nargs="?", help="mosquitto.conf to check (on the broker host: the installed one)")
+    v.add_argument("--pki", help="the site's PKI directory (OUTDIR/pki, on the administration machine): warn "
+                                 "about every certificate in use and the CRL expiring within the margin")
+    v.add_argument("--warn-days", type=int, default=WARN_DAYS,
+                   help=f"margin in days for certificate and CRL expiry (default {WARN_DAYS})")
+    v.add_argument("--strict", action="store_true", help=f"exit {EXIT_EXPIRING} on any warning, not only on expiry")
     v.add_argument("--cert", help="also CONNECT with this client certificate (needs --key)")
     v.add_argument("--key")
     v.add_argument("--ca", help="CA to verify the broker certificate with (default: the listener's cafile)")
@@ -366,9 +452,14 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--keep", action="store_true", help="keep the temporary copy and its log")
     v.set_defaults(func=cmd_validate)
 
-    r = sub.add_parser("revoke", help="revoke NAME's certificate and refresh OUTDIR/broker/crl.pem")
+    r = sub.add_parser("revoke", help="revoke NAME's certificate and renew OUTDIR/pki/crl.pem")
     r.add_argument("outdir")
     r.add_argument("name")
+    r.add_argument("--serial", help="revoke this certificate of NAME (a previous one after a rotation) "
+                                    "instead of the current one")
+    r.add_argument("--reason", help="RFC 5280 reason: unspecified, keyCompromise, CACompromise, affiliationChanged, "
+                                    "superseded, cessationOfOperation (default: cessationOfOperation, or "
+                                    "superseded with --serial of a previous certificate)")
     r.set_defaults(func=cmd_revoke)
 
     k = sub.add_parser("keys", help="list the inventory keys, defaults and meaning")
@@ -377,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if getattr(args, "cert", None) and not args.key:
         ap.error("--cert needs --key")
+    if args.cmd == "validate" and not args.config and not args.pki:
+        ap.error("validate needs CONFIG, --pki PKIDIR or both")
     try:
         return args.func(args)
     except (Failure, InventoryError, pki.PkiError, broker.BrokerError, render.RenderError,

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import agent_keys
 
 try:
     import tomllib  # Python 3.11+, Debian 12's /usr/bin/python3
@@ -70,7 +72,7 @@ class Key:
     name: str
     kind: type     # str, int, list (of str)
     default: object  # None = required
-    check: str     # "id", "ids", "host", "hosts", "port", or "int:LO:HI", "expiry", "path", "text", "bind"
+    check: str     # "id", "ids", "host", "hosts", "port", or "int:LO:HI", "expiry", "path", "text", "bind", "log_dest"
     doc: str
 
     @property
@@ -83,20 +85,25 @@ KEYS: tuple[Key, ...] = (
     Key("", "gateways", list, None, "ids", "gateway ids (= certificate CN, MQTT username and client id)"),
     Key("", "readers", list, [], "ids", "cloud reader accounts, one per consumer process: read data, status, health, reply"),
     Key("", "commanders", list, [], "ids", "command-service accounts, one per process: write cmd, read reply and status"),
+    Key("", "monitors", list, [], "ids", "monitoring accounts, one per process: read the broker's $SYS/# metrics, nothing else"),
     Key("broker", "host", str, None, "host", "name (or IP) gateways connect to; in the broker certificate's SAN"),
     Key("broker", "port", int, 8883, "port", "TLS listener port"),
     Key("broker", "bind_address", str, "", "bind", "address the listener binds to; empty = all interfaces"),
     Key("broker", "alt_names", list, [], "hosts", "more SAN entries (names or IPs); localhost, 127.0.0.1 and ::1 are always added"),
     Key("broker", "ca_name", str, "", "text", "CN of the site CA; default 'eport-edge <site> CA'"),
+    Key("broker", "log_dest", list, ["file /var/log/mosquitto/mosquitto.log"], "log_dest",
+        "cloud broker: where it logs, one log_dest line each: \"file /ABS/PATH\", \"syslog\", \"stderr\", \"stdout\", \"topic\", \"dlt\" or \"none\""),
     Key("limits", "max_queued_messages", int, 10000, "int:100:10000000", "cloud broker: QoS 1 messages queued per client before dropping"),
     Key("limits", "max_inflight_messages", int, 20, "int:1:65535", "cloud broker: unacknowledged outgoing QoS 1 messages per client"),
     Key("limits", "message_size_limit", int, 1048576, "int:1024:268435455", "cloud broker: largest payload in bytes; larger QoS 1 messages are acked and DROPPED"),
     Key("limits", "max_keepalive", int, 120, "int:10:65535", "cloud broker: longest keepalive (s) granted to MQTT v5 clients"),
     Key("limits", "persistent_client_expiration", str, "14d", "expiry", "cloud broker: forget persistent sessions unused this long (h d w m y)"),
+    Key("limits", "sys_interval", int, 10, "int:1:3600", "cloud broker: seconds between updates of the $SYS/# metrics the monitors read"),
     Key("bridge", "local_readers", list, [], "ids", "gateway bridge: local read-only accounts on each gateway's bridge broker (that gateway's data, status, health, reply and the bridge state), one password per gateway"),
     Key("limits", "bridge_max_queued_messages", int, 100000, "int:1000:10000000", "gateway bridge: messages held while the cloud is unreachable"),
     Key("paths", "conf_dir", str, "/etc/mosquitto/eport", "path", "cloud broker: where ca.crt, broker.crt/.key, crl.pem and acl are installed"),
     Key("paths", "persistence_dir", str, "/var/lib/mosquitto/", "path", "cloud broker: persistence_location (writable by user mosquitto)"),
+    Key("paths", "pid_file", str, "/run/mosquitto/mosquitto.pid", "path", "cloud broker: its pid file (Debian's systemd unit expects the default)"),
     Key("paths", "gateway_tls_dir", str, "/etc/eport-edge/tls", "path", "gateway: where ca.crt, <id>.crt and <id>.key are installed"),
     Key("paths", "gateway_bridge_dir", str, "/etc/mosquitto/eport-bridge", "path", "gateway bridge broker: where its passwd and acl files are installed"),
     Key("paths", "gateway_persistence_dir", str, "/var/lib/mosquitto/", "path", "gateway bridge broker: persistence_location"),
@@ -117,6 +124,25 @@ KEYS: tuple[Key, ...] = (
 # Keys whose ids become topic levels (eport/v1/<site>/<gateway>/...).
 TOPIC_LEVEL_KEYS = ("site", "gateways")
 
+# Agent settings in the inventory: [agent.<section>] for every gateway's
+# agent.toml, [gateway.<id>.<section>] for one gateway (over [agent]); any
+# key of the agent (docs/config.md) except those the generator owns, which
+# follow from the identity, the PKI layout and the broker: a gateway's
+# agent.toml is never edited by hand, so gen can rewrite it.
+AGENT_OWNED = {
+    "gateway.id": "the gateway id (the inventory's gateways list)",
+    "gateway.site": "the inventory's site",
+    "mqtt.client_id": "the gateway id (the certificate CN)",
+    "mqtt.ca_file": "paths.gateway_tls_dir",
+    "mqtt.cert_file": "paths.gateway_tls_dir",
+    "mqtt.key_file": "paths.gateway_tls_dir",
+    "mqtt.verify_hostname": "always true with the site CA",
+    "mqtt.insecure_skip_verify_hostname": "never set by the generator",
+    "mqtt.insecure_password_over_tcp": "never set by the generator",
+    "mqtt.username": "the bridge variant's login (the gateway id)",
+    "mqtt.password_file": "the bridge variant's password file",
+}
+
 
 @dataclass(frozen=True)
 class Inventory:
@@ -126,9 +152,20 @@ class Inventory:
     readers: tuple[str, ...]
     commanders: tuple[str, ...]
     values: dict  # dotted key -> validated value, defaults filled in
+    # agent settings: "" -> {"section.key": value} of [agent.*], gateway id ->
+    # those of [gateway.<id>.*]
+    agent: dict = field(default_factory=dict)
 
     def __getitem__(self, dotted: str):
         return self.values[dotted]
+
+    def agent_settings(self, gateway: str) -> dict[str, tuple[object, str]]:
+        """The agent keys the inventory sets for gateway: "section.key" ->
+        (value, where it comes from: "[agent.SECTION]" or "[gateway.ID.SECTION]")."""
+        out = {k: (v, f"[agent.{k.split('.')[0]}]") for k, v in self.agent.get("", {}).items()}
+        out.update({k: (v, f"[gateway.{gateway}.{k.split('.')[0]}]")
+                    for k, v in self.agent.get(gateway, {}).items()})
+        return out
 
     @property
     def broker_host(self) -> str:
@@ -143,7 +180,12 @@ class Inventory:
         out = {g: "gateway" for g in self.gateways}
         out.update({r: "reader" for r in self.readers})
         out.update({c: "commander" for c in self.commanders})
+        out.update({m: "monitor" for m in self.values["monitors"]})
         return out
+
+    @property
+    def monitors(self) -> tuple[str, ...]:
+        return tuple(self.values["monitors"])
 
 
 def _is_ip(value: str) -> bool:
@@ -218,6 +260,16 @@ def _check(key: Key, value, where: str):
         fail("must be a number followed by h, d, w, m or y (e.g. 14d)")
     elif c == "path" and (not value.startswith("/") or any(ch.isspace() for ch in value)):
         fail("must be an absolute path without spaces (mosquitto reads it unquoted)")
+    elif c == "log_dest":
+        if not value:
+            fail('must name at least one destination ("none" for no log)')
+        for v in value:
+            kind, _, path = v.partition(" ")
+            if v in ("syslog", "stderr", "stdout", "topic", "dlt", "none"):
+                continue
+            if kind != "file" or not path.startswith("/") or any(ch.isspace() for ch in path):
+                fail(f"entry {v!r} must be \"file /ABS/PATH\" (no spaces in the path), syslog, stderr, stdout, "
+                     "topic, dlt or none")
     elif c == "text" and ("\n" in value or "/" in value):
         fail("must be one line without '/'")
     return value
@@ -233,10 +285,13 @@ def parse(text: str, where: str = "<inventory>") -> Inventory:
 
     sections = {k.section for k in KEYS if k.section}
     known = {k.dotted for k in KEYS}
+    agent_raw = {"": raw.pop("agent", {})}
+    per_gateway = raw.pop("gateway", {})
     for name, value in raw.items():
         if isinstance(value, dict):
             if name not in sections:
-                raise InventoryError(f"{where}: unknown section [{name}] (known: {', '.join(sorted(sections))})")
+                raise InventoryError(f"{where}: unknown section [{name}] (known: "
+                                     f"{', '.join(sorted(sections | {'agent', 'gateway'}))})")
             for sub in value:
                 if f"{name}.{sub}" not in known:
                     raise InventoryError(f"{where}: unknown key {name}.{sub} in [{name}]")
@@ -256,7 +311,7 @@ def parse(text: str, where: str = "<inventory>") -> Inventory:
     if not values["gateways"]:
         raise InventoryError(f"{where}: gateways is empty; list at least one gateway id")
     seen: dict[str, str] = {}
-    for role in ("gateways", "readers", "commanders"):
+    for role in ("gateways", "readers", "commanders", "monitors"):
         for ident in values[role]:
             if ident in seen:
                 raise InventoryError(
@@ -280,9 +335,54 @@ def parse(text: str, where: str = "<inventory>") -> Inventory:
                 f"{where}: bridge.local_readers: {name!r} is a gateway id or starts with 'bridge-': on the "
                 "gateway's broker the username is the client id, and those belong to the agent and the bridge")
 
+    if not isinstance(per_gateway, dict):
+        raise InventoryError(f"{where}: gateway must be a table of gateways: [gateway.<id>.<section>]")
+    for gw, table in per_gateway.items():
+        if gw not in values["gateways"]:
+            raise InventoryError(f"{where}: [gateway.{gw}.*]: {gw!r} is not in gateways (a removed gateway's "
+                                 "settings go with it: delete its [gateway.{gw}.*] tables too)".replace("{gw}", gw))
+        agent_raw[gw] = table
+    agent = {owner: _agent_settings(table, f"[agent.SECTION]" if owner == "" else f"[gateway.{owner}.SECTION]",
+                                    where, values)
+             for owner, table in agent_raw.items()}
+
     return Inventory(path=Path(where), site=values["site"], gateways=tuple(values["gateways"]),
                      readers=tuple(values["readers"]), commanders=tuple(values["commanders"]),
-                     values=values)
+                     values=values, agent=agent)
+
+
+def _agent_settings(table, form: str, where: str, values: dict) -> dict:
+    """{"section.key": value} of one [agent.*] or [gateway.<id>.*] table,
+    each key an agent key the generator does not own, each value of the
+    agent's type and range."""
+    out = {}
+    if not isinstance(table, dict):
+        raise InventoryError(f"{where}: {form.replace('.SECTION', '')} must be a table of agent sections, "
+                             f"e.g. {form.replace('SECTION', 'mqtt')}")
+    for section, keys in table.items():
+        head = form.replace("SECTION", section)
+        if not isinstance(keys, dict):
+            raise InventoryError(f"{where}: {head.strip('[]')} must be a table {head} of agent keys "
+                                 f"(docs/config.md), e.g. {form.replace('SECTION', 'mqtt')} keepalive_s = 60")
+        for key, value in keys.items():
+            dotted = f"{section}.{key}"
+            if dotted in AGENT_OWNED:
+                raise InventoryError(f"{where}: {head} {key}: {dotted} is written by the generator "
+                                     f"({AGENT_OWNED[dotted]}); it cannot be set here")
+            why = agent_keys.problem(dotted, value)
+            if why:
+                raise InventoryError(f"{where}: {head} {key} = {value!r}: {dotted} {why}")
+            if dotted == "mqtt.uri":
+                bad = [u for u in value if not u.startswith(("ssl://", "mqtts://"))]
+                if bad or not 1 <= len(value) <= 8:
+                    raise InventoryError(f"{where}: {head} uri = {value!r}: the cloud broker is TLS only: one to "
+                                         "eight ssl:// or mqtts:// URIs, the preferred first")
+            if dotted == "publish.max_bytes" and value > values["limits.message_size_limit"] // 2:
+                raise InventoryError(f"{where}: {head} max_bytes = {value}: at most half of "
+                                     f"limits.message_size_limit ({values['limits.message_size_limit'] // 2}): the "
+                                     "broker acknowledges and drops a larger message")
+            out[dotted] = value
+    return out
 
 
 def load(path: str | Path) -> Inventory:
@@ -300,4 +400,10 @@ def keys_help() -> str:
     for k in KEYS:
         default = "(required)" if k.default is None else repr(k.default)
         lines.append(f"{k.dotted:40} {k.kind.__name__:5} {default:24} {k.doc}")
+    lines += ["",
+              "[agent.SECTION] KEY = VALUE            every gateway's agent.toml: any eport-agent key (docs/config.md),",
+              "                                       e.g. [agent.mqtt] keepalive_s = 60",
+              "[gateway.ID.SECTION] KEY = VALUE       one gateway's agent.toml, over [agent.SECTION], e.g.",
+              "                                       [gateway.gw-quay-01.bridge] serial_ports = [\"/dev/ttyUSB0\"]",
+              "  not settable (the generator writes them): " + ", ".join(sorted(AGENT_OWNED))]
     return "\n".join(lines)

@@ -39,17 +39,38 @@ class IndexEntry:
     status: str   # V valid, R revoked, E expired
     serial: str
     cn: str
+    not_after: dt.datetime
+    reason: str = ""  # revocation reason (RFC 5280 name) of an R entry
+
+
+def _index_time(value: str) -> dt.datetime:
+    """UTCTime YYMMDDHHMMSSZ (or GeneralizedTime from 2050) of index.txt."""
+    fmt = "%y%m%d%H%M%SZ" if len(value) == 13 else "%Y%m%d%H%M%SZ"
+    return dt.datetime.strptime(value, fmt).replace(tzinfo=dt.timezone.utc)
 
 
 def index(pki_dir: Path) -> list[IndexEntry]:
+    """The CA database (openssl ca's index.txt), one entry per issued certificate."""
     out = []
     path = pki_dir / "index.txt"
-    for line in path.read_text().splitlines():
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PkiError(f"cannot read {path}: {exc.strerror} (is {pki_dir} a PKI directory?)") from None
+    for line in text.splitlines():
         f = line.split("\t")
         if len(f) >= 6:
             cn = f[5].rsplit("CN=", 1)[-1]
-            out.append(IndexEntry(f[0], f[3], cn))
+            reason = f[2].split(",", 1)[1] if "," in f[2] else ("unspecified" if f[2] else "")
+            out.append(IndexEntry(f[0], f[3], cn, _index_time(f[1]), reason))
     return out
+
+
+def previous(pki_dir: Path) -> list[tuple[str, str]]:
+    """(CN, serial) of every certificate replaced by `eport-pki client --reissue`
+    and not yet revoked (pki/previous/CN-SERIAL.crt)."""
+    d = pki_dir / "previous"
+    return sorted(tuple(p.stem.rsplit("-", 1)) for p in d.glob("*.crt")) if d.is_dir() else []
 
 
 def san(cert: Path) -> set[str]:

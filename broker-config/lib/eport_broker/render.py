@@ -45,11 +45,14 @@ def broker_conf(inv: Inventory, conf_dir: str | None = None) -> str:
         "BIND_ADDRESS": inv["broker.bind_address"],
         "CONF_DIR": (conf_dir or inv["paths.conf_dir"]).rstrip("/"),
         "PERSISTENCE_DIR": inv["paths.persistence_dir"],
+        "PID_FILE": inv["paths.pid_file"],
+        "LOG_DEST": "\n".join(f"log_dest {d}" for d in inv["broker.log_dest"]),
         "MAX_QUEUED_MESSAGES": str(inv["limits.max_queued_messages"]),
         "MAX_INFLIGHT_MESSAGES": str(inv["limits.max_inflight_messages"]),
         "MESSAGE_SIZE_LIMIT": str(inv["limits.message_size_limit"]),
         "MAX_KEEPALIVE": str(inv["limits.max_keepalive"]),
         "PERSISTENT_CLIENT_EXPIRATION": inv["limits.persistent_client_expiration"],
+        "SYS_INTERVAL": str(inv["limits.sys_interval"]),
     }
     return fill(CLOUD_TEMPLATE.read_text(encoding="utf-8"), values, str(CLOUD_TEMPLATE))
 
@@ -93,7 +96,13 @@ ACL_HEADER = """\
 """
 
 
-def acl(inv: Inventory) -> str:
+def acl(inv: Inventory, retired: tuple[str, ...] = ()) -> str:
+    """The cloud broker's ACL. retired: revoked CNs no longer in the
+    inventory (cli.cmd_gen reads them from the CA database); each keeps the
+    right to its own status topic only, so that its last retained status
+    (the last will, "offline") stays visible instead of vanishing under
+    check_retain_source. A revoked certificate cannot connect, so the rule
+    lets nobody publish."""
     out = [ACL_HEADER.format(site=inv.site, inventory=inv.path.name)]
     out.append("# ----- gateways: publish only under eport/v1/<site>/<own id>/, read only own cmd -----")
     for gw in inv.gateways:
@@ -117,6 +126,15 @@ def acl(inv: Inventory) -> str:
                 "topic write eport/v1/+/+/cmd",
                 "topic read eport/v1/+/+/reply",
                 "topic read eport/v1/+/+/status"]
+    out += ["", "# ----- monitors: read the broker's own metrics ($SYS/#), nothing else -----"]
+    for m in inv.monitors:
+        out += ["", f"user {m}", "topic read $SYS/#"]
+    out += ["", "# ----- revoked certificates whose CN is no longer in the inventory: only the status topic, so",
+            "# ----- that a revoked gateway's last retained status (its last will: offline) stays readable",
+            "# ----- under check_retain_source. They cannot connect. (The CA database records no roles: for",
+            "# ----- a revoked reader or commander the line is simply never used.) -----"]
+    for gw in retired:
+        out += ["", f"user {gw}", f"topic write {gateway_topics(inv, gw)['status']}"]
     return "\n".join(out) + "\n"
 
 
@@ -206,20 +224,73 @@ def agent_max_bytes(inv: Inventory) -> int:
     return max(AGENT_MIN_MAX_BYTES, min(AGENT_MAX_BYTES, inv["limits.message_size_limit"] // 2))
 
 
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_str(v) for v in value) + "]"
+    return _toml_str(value)
+
+
+class _AgentKeys:
+    """The key lines of one agent.toml: the generator's value of a key, or
+    the inventory's ([agent.*], [gateway.<id>.*]) where it sets one, with
+    a comment naming that table; then the inventory's other keys."""
+
+    def __init__(self, inv: Inventory, gateway: str, via_bridge: bool):
+        self.settings = inv.agent_settings(gateway)
+        self.inventory = inv.path.name
+        if via_bridge:
+            # The bridge variant's broker is the local one on 127.0.0.1.
+            self.settings.pop("mqtt.uri", None)
+        self.used: set[str] = set()
+
+    def line(self, dotted: str, value) -> str:
+        key = dotted.split(".", 1)[1]
+        if dotted in self.settings:
+            value, where = self.settings[dotted]
+            self.used.add(dotted)
+            return f"{key} = {_toml_value(value)}  # {where} of {self.inventory}"
+        return f"{key} = {_toml_value(value)}"
+
+    def rest(self, section: str) -> list[str]:
+        """Lines of the inventory's keys of section not written yet."""
+        out = []
+        for dotted in (k for k in agent_keys.keys() if k.startswith(section + ".")):
+            if dotted in self.settings and dotted not in self.used:
+                out.append(self.line(dotted, None))
+        return out
+
+    def sections_left(self) -> list[str]:
+        seen = []
+        for dotted in agent_keys.keys():
+            section = dotted.split(".", 1)[0]
+            if dotted in self.settings and dotted not in self.used and section not in seen:
+                seen.append(section)
+        return seen
+
+
 def agent_config(inv: Inventory, gateway: str, via_bridge: bool = False) -> str:
     """A complete eport-agent config (keys of docs/config.md) for one gateway:
     direct mutual-TLS connection to the cloud broker, or (via_bridge) plain
-    MQTT to the optional local bridge broker on 127.0.0.1:1883.
+    MQTT to the optional local bridge broker on 127.0.0.1:1883, with the
+    inventory's agent settings ([agent.*], [gateway.<id>.*]) in place.
     broker-config/tests/test_agent_config.py runs `eport-agent --check-config`
     on every file this renders."""
     tls = inv["paths.gateway_tls_dir"].rstrip("/")
     t = gateway_topics(inv, gateway)
     limit = inv["limits.message_size_limit"]
-    max_bytes = agent_max_bytes(inv)
+    k = _AgentKeys(inv, gateway, via_bridge)
     head = f"""\
 # /etc/eport-agent/agent.toml for gateway {gateway} of site {inv.site}.
 # Generated by `eport-broker gen` from {inv.path.name} (broker-config/); keys and
 # defaults: docs/config.md. Check on the gateway: eport-agent --check-config FILE
+#
+# Do not edit this file: gen rewrites it. Set any agent key in the inventory
+# instead, for every gateway in [agent.SECTION] or for this one in
+# [gateway.{gateway}.SECTION] (`eport-broker keys`); those lines say so below.
 """
     if via_bridge:
         head += f"""#
@@ -238,59 +309,66 @@ def agent_config(inv: Inventory, gateway: str, via_bridge: bool = False) -> str:
 # Install ca.crt, {gateway}.crt and {gateway}.key into {tls}/,
 # the key 0600 and owned by the agent's user (eport-agent).
 """
-    out = [head, f"""\
-[gateway]
-# This gateway's id (= certificate CN, MQTT username and client id) and its
-# site: the topic levels of eport/v1/{inv.site}/{gateway}/...
-id = {_toml_str(gateway)}
-site = {_toml_str(inv.site)}
-
-[bridge]
-# Where the telematics units connect (the package's default). Add tcp_listen
-# or serial_ports for units on the yard network or on serial lines.
-unix_socket = {_toml_str(AGENT_SOCKET)}
-
-[store]
-# The SQLite outbox: readings wait here until the broker acknowledged them.
-path = {_toml_str(AGENT_STORE)}
-durability = "full"
-
-[mqtt]"""]
+    out = [head, "\n".join([
+        "[gateway]",
+        "# This gateway's id (= certificate CN, MQTT username and client id) and its",
+        f"# site: the topic levels of eport/v1/{inv.site}/{gateway}/...",
+        f"id = {_toml_str(gateway)}",
+        f"site = {_toml_str(inv.site)}",
+        *k.rest("gateway"),
+        "",
+        "[bridge]",
+        "# Where the telematics units connect (the package's default). For units on",
+        "# the yard network or on serial lines set tcp_listen or serial_ports in the",
+        f"# inventory: [gateway.{gateway}.bridge].",
+        k.line("bridge.unix_socket", AGENT_SOCKET),
+        *k.rest("bridge"),
+        "",
+        "[store]",
+        "# The SQLite outbox: readings wait here until the broker acknowledged them.",
+        k.line("store.path", AGENT_STORE),
+        k.line("store.durability", "full"),
+        *k.rest("store"),
+        "",
+        "[mqtt]"])]
     if via_bridge:
-        out.append(f"""\
-# The local bridge broker (loopback only). Its password file and ACL let
-# this user publish only this gateway's topics and read only its cmd. A
-# password over tcp:// is accepted for loopback only: it never leaves the
-# gateway.
-uri = "tcp://127.0.0.1:1883"
-username = {_toml_str(gateway)}
-password_file = {_toml_str(AGENT_BRIDGE_PASSWORD)}
-""")
+        out.append("\n".join([
+            "# The local bridge broker (loopback only). Its password file and ACL let",
+            "# this user publish only this gateway's topics and read only its cmd. A",
+            "# password over tcp:// is accepted for loopback only: it never leaves the",
+            "# gateway. (An mqtt.uri of the inventory is for the direct variant.)",
+            'uri = "tcp://127.0.0.1:1883"',
+            f"username = {_toml_str(gateway)}",
+            f"password_file = {_toml_str(AGENT_BRIDGE_PASSWORD)}",
+            *k.rest("mqtt"), ""]))
     else:
-        out.append(f"""\
-# The cloud broker. For failover add more URIs, comma-separated, first
-# preferred: every one must present a certificate of the site CA naming it.
-uri = {_toml_str(f"ssl://{inv.broker_host}:{inv['broker.port']}")}
-ca_file = {_toml_str(f"{tls}/ca.crt")}
-cert_file = {_toml_str(f"{tls}/{gateway}.crt")}
-key_file = {_toml_str(f"{tls}/{gateway}.key")}
-# The broker certificate's SAN lists {inv.broker_host}; never turn this off.
-verify_hostname = true
-# Must equal the certificate CN: the broker replaces any other client id
-# (use_username_as_clientid). Empty would mean gateway.id, the same value.
-client_id = {_toml_str(gateway)}
-""")
-    out.append(f"""\
-# Topics the cloud broker's ACL lets this gateway use (fixed by the agent):
-#   publish   {t['data']}
-#             {t['status']}
-#             {t['health']}
-#             {t['reply']}
-#   subscribe {t['cmd']}
-
-[publish]
-# The broker acknowledges and DROPS a message above message_size_limit
-# ({limit} bytes); keep envelopes at most half of it.
-max_bytes = {max_bytes}
-""")
+        out.append("\n".join([
+            "# The cloud broker. For failover list more URIs in the inventory, first",
+            f"# preferred ([agent.mqtt] or [gateway.{gateway}.mqtt] uri = [...]): every one",
+            "# must present a certificate of the site CA naming it.",
+            k.line("mqtt.uri", f"ssl://{inv.broker_host}:{inv['broker.port']}"),
+            f"ca_file = {_toml_str(f'{tls}/ca.crt')}",
+            f"cert_file = {_toml_str(f'{tls}/{gateway}.crt')}",
+            f"key_file = {_toml_str(f'{tls}/{gateway}.key')}",
+            f"# The broker certificate's SAN lists {inv.broker_host}; never turn this off.",
+            "verify_hostname = true",
+            "# Must equal the certificate CN: the broker replaces any other client id",
+            "# (use_username_as_clientid). Empty would mean gateway.id, the same value.",
+            f"client_id = {_toml_str(gateway)}",
+            *k.rest("mqtt"), ""]))
+    out.append("\n".join([
+        "# Topics the cloud broker's ACL lets this gateway use (fixed by the agent):",
+        f"#   publish   {t['data']}",
+        f"#             {t['status']}",
+        f"#             {t['health']}",
+        f"#             {t['reply']}",
+        f"#   subscribe {t['cmd']}",
+        "",
+        "[publish]",
+        "# The broker acknowledges and DROPS a message above message_size_limit",
+        f"# ({limit} bytes); keep envelopes at most half of it.",
+        k.line("publish.max_bytes", agent_max_bytes(inv)),
+        *k.rest("publish"), ""]))
+    for section in k.sections_left():
+        out.append("\n".join([f"[{section}]", *k.rest(section), ""]))
     return "\n".join(out)

@@ -49,12 +49,16 @@ struct DecodeLimits {
 
 // The fixed cost of one decoded reading in DecodeLimits::max_decoded_bytes
 // (at least sizeof(model::Reading); the Python consumer counts the same).
-inline constexpr std::size_t kDecodedReadingBytes = 160;
+inline constexpr std::size_t kDecodedReadingBytes = 256;
 // The longest ids an envelope's readings may carry (docs/schema.md): longer
 // refuses the envelope.
-inline constexpr std::size_t kMaxSourceIdBytes = 32;
+// Units' ids are at most 32 bytes; the gateway's custody source
+// ("<gateway id>:custody", model::custody_source_id) at most 40.
+inline constexpr std::size_t kMaxSourceIdBytes = 40;
 inline constexpr std::size_t kMaxContainerIdBytes = 11;  // ISO 6346
 inline constexpr std::size_t kMaxSealIdBytes = 32;
+inline constexpr std::size_t kMaxSubjectIdBytes = 32;  // CustodyEvent.subject_id: a unit id
+inline constexpr std::size_t kMaxZoneIdBytes = 64;     // CustodyEvent.zone_id (docs/geofences.md)
 
 // Builds envelopes, reusing one FlatBufferBuilder between calls so that a
 // steady publisher does not allocate per envelope. Not thread-safe.

@@ -48,6 +48,7 @@ enum class FileKind {
   kPrivateKey,   // PEM private key; secret
   kPassword,     // a password file (read_secret); secret
   kSecretOther,  // read by the library's own `read_check` (e.g. unit keys); secret
+  kChecked,      // read by the library's own `read_check` (e.g. a zones file); not secret
 };
 
 // Everything about a key but how it reaches its field.
@@ -69,7 +70,7 @@ struct KeyMeta {
   std::string_view check_text;
   bool skip_empty_items = false;  // lists: "a,,b" and "a," hold no empty item
   FileKind file = FileKind::kNone;
-  // kSecretOther: reads the file as the library will at start; the problem, or "".
+  // kSecretOther, kChecked: reads the file as the library will at start; the problem, or "".
   std::function<std::string(const std::string& path)> read_check;
   std::string type_name() const;
 };

@@ -46,6 +46,7 @@ struct IngestStats {
   std::uint64_t refused = 0;
   std::uint64_t failed = 0;
   std::uint64_t commits = 0;
+  std::uint64_t derived = 0;  // records the deriver added (committed)
   std::uint64_t rejected_queue_full = 0;
 };
 
@@ -54,8 +55,10 @@ class Ingest {
   // on_committed runs on the ingest thread after each successful commit
   // (the publisher's notify()). on_submit, if set, sees every reading as it
   // is submitted, on the submitting thread; it must be cheap.
+  // deriver, if set, derives records in each commit's transaction
+  // (store::Deriver; the custody event engine); it must outlive the Ingest.
   Ingest(IngestOptions options, store::Outbox& outbox, std::function<void()> on_committed,
-         std::function<void(const model::Reading&)> on_submit = nullptr);
+         std::function<void(const model::Reading&)> on_submit = nullptr, store::Deriver* deriver = nullptr);
   ~Ingest();  // stop()
   Ingest(const Ingest&) = delete;
   Ingest& operator=(const Ingest&) = delete;

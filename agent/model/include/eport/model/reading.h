@@ -86,10 +86,52 @@ struct SequenceGap {
   bool operator==(const SequenceGap&) const = default;
 };
 
-using Payload = std::variant<Position, SealEvent, DoorEvent, SensorSample, SequenceGap>;
+// What a custody event says happened (docs/custody-events.md). Numbered as
+// in the schema: never renumber, only append.
+enum class EventCode : std::uint8_t {
+  kUnknown = 0,
+  kPairing = 1,         // a unit was put on a container (Reading.container_id)
+  kUnpairing = 2,       // a unit left a container (Reading.container_id: the one it left)
+  kGeofenceEntry = 3,   // entered zone_id (after its dwell, or crossed between two fixes)
+  kGeofenceExit = 4,    // left zone_id
+  kMotionStart = 5,
+  kMotionStop = 6,
+  kExcursionStart = 7,  // a reefer's temperature left its band for at least the minimum time: an alarm
+  kExcursionEnd = 8,    // back in band: duration_ms and the extreme value
+};
+// "pairing", "geofence_entry", ...: config, logs, JSON.
+std::string_view event_code_name(EventCode c);
+// The DCSA Track & Trace v3 event code: PAIRING, UNPAIRING, GEOFENCE_ENTRY,
+// GEOFENCE_EXIT, MOTION_START, MOTION_STOP; reefer excursions are MEASURED
+// (REEFER events with an alarm, docs/custody-events.md).
+std::string_view dcsa_code(EventCode c);
+
+// An event the gateway derived from its sources' readings (pairing,
+// geofences, motion, reefer excursions). Carried as a reading of the
+// gateway's custody source (custody_source_id()), so that events have their
+// own per-source sequence and go through the same custody as readings; the
+// reading's container_id is the container the event concerns and its time
+// the time the event happened (the first reading that showed it).
+struct CustodyEvent {
+  EventCode code = EventCode::kUnknown;
+  std::string subject_id;           // the unit whose readings showed it
+  std::uint64_t first_seq = 0;      // the first of those readings (e.g. the first fix inside the zone)
+  std::uint64_t caused_by_seq = 0;  // the one that confirmed it (the rules are deterministic over these)
+  std::string zone_id;              // geofence events
+  std::optional<std::int32_t> lat_e7, lon_e7;  // where, when known
+  bool interpolated = false;        // a crossing between two fixes: time and place interpolated
+  bool ended_by_gap = false;        // excursion end: no temperature for longer than the gap limit
+  std::optional<std::int16_t> temperature_centi_c;  // excursion: first value out of band (start), extreme (end)
+  std::optional<std::int16_t> setpoint_centi_c;
+  std::optional<std::int16_t> band_low_centi_c, band_high_centi_c;
+  std::optional<std::uint64_t> duration_ms;         // excursion end
+  bool operator==(const CustodyEvent&) const = default;
+};
+
+using Payload = std::variant<Position, SealEvent, DoorEvent, SensorSample, SequenceGap, CustodyEvent>;
 
 // Kind names, as used in config files, logs and JSON output.
-enum class Kind : std::uint8_t { kPosition = 0, kSeal = 1, kDoor = 2, kSensor = 3, kGap = 4 };
+enum class Kind : std::uint8_t { kPosition = 0, kSeal = 1, kDoor = 2, kSensor = 3, kGap = 4, kEvent = 5 };
 inline Kind kind_of(const Payload& p) { return static_cast<Kind>(p.index()); }
 std::string_view kind_name(Kind k);
 
@@ -133,7 +175,13 @@ struct PriorityRules {
   Priority door_open = Priority::kAlarm;
   Priority door_other = Priority::kEvent;  // closed, unknown
   Priority gap = Priority::kEvent;         // declared sequence gaps
+  Priority custody_alarm = Priority::kAlarm;  // derived: excursion start
+  Priority custody_event = Priority::kEvent;  // derived: pairing, geofence, motion, excursion end
 };
+
+// The source id under which a gateway's derived custody events travel:
+// "<gateway id>:custody" (a ':' no gateway id has; reserved: no unit may claim it).
+std::string custody_source_id(std::string_view gateway_id);
 
 Priority classify(const Reading& r, const PriorityRules& rules);
 inline Priority default_priority(const Reading& r) { return classify(r, PriorityRules{}); }

@@ -136,6 +136,31 @@ struct AppendResult {
   std::size_t duplicates = 0;
   std::size_t refused = 0;
   std::vector<AppendOutcome> outcome;  // per record, in the order given
+  std::size_t derived = 0;             // records a Deriver added (stored with the batch)
+};
+
+// State rows a Deriver keeps in the store (key -> bytes).
+using DerivedState = std::vector<std::pair<std::string, std::vector<std::uint8_t>>>;
+
+// Derives records from records as append() stores them, inside the same
+// transaction (the gateway's custody events, docs/custody-events.md): a
+// derived record is stored with the record that caused it or not at all, and
+// the deriver's state is written with them, so a crash at any moment neither
+// repeats nor loses a derived record. Called under the outbox's lock, on the
+// appending thread: it must not call the Outbox back.
+class Deriver {
+ public:
+  virtual ~Deriver() = default;
+  // `r` has just been stored by this transaction (in the order append()
+  // stores them: per source, seq increasing). Records to store right after
+  // it go to `out`, each with its own source and a seq above that source's
+  // last; one that cannot be stored (no room) fails the whole append.
+  virtual void stored(const Record& r, std::vector<Record>& out) = 0;
+  // Before the commit: the state rows to write with it.
+  virtual void state_changes(DerivedState& out) = 0;
+  // The transaction committed (true) or was rolled back (false: forget
+  // everything stored() saw since the last commit).
+  virtual void finished(bool committed) = 0;
 };
 
 struct ClassStats {
@@ -199,7 +224,12 @@ class Outbox final : public CommandLog {
   // counts it, and every source of the batch is held back at its first new
   // seq in it, so nothing later of that source is stored until that one is
   // resent.
-  Result<AppendResult> append(std::span<const Record> records);
+  // With a deriver, the records it derives from the stored ones and its
+  // state are part of the same transaction (see Deriver).
+  Result<AppendResult> append(std::span<const Record> records, Deriver* deriver = nullptr);
+
+  // Every state row a Deriver wrote (for a deriver starting up).
+  Result<DerivedState> derived_state();
 
   // Highest seq stored so far for a source (0 if none), kept across restarts
   // even after the readings themselves have been published and deleted.

@@ -1,0 +1,13 @@
+// The custody event engine's config keys ([custody]): on/off, the zones
+// file, and the motion and reefer excursion rules' parameters, one row per
+// EngineOptions field.
+#pragma once
+
+#include "eport/config/keys.h"
+#include "eport/events/engine.h"
+
+namespace eport::events {
+
+const config::Keys<EngineOptions>& config_keys();
+
+}  // namespace eport::events
