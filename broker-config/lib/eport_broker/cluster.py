@@ -136,12 +136,6 @@ def agent_uris(inv: Inventory, gateway: str) -> list[str]:
 
 def agent_config(inv: Inventory, gateway: str) -> str:
     """The gateway's agent.toml for the cluster: render.agent_config with
-    mqtt.uri listing every node (the agent fails over between them)."""
-    text = render.agent_config(inv, gateway)
-    one = f'uri = "ssl://{inv.broker_host}:{inv["broker.port"]}"'
-    if one not in text:
-        raise render.RenderError("render.agent_config no longer writes the uri line cluster.agent_config replaces")
-    uris = ", ".join(f'"{u}"' for u in agent_uris(inv, gateway))
-    head = ("# The NATS cluster's nodes (docs/cluster.md), this gateway's own first: the agent fails\n"
-            "# over to the next when one is down. Each node's certificate names its host.\n")
-    return text.replace(one, head + f"uri = [{uris}]")
+    mqtt.uri listing every node (the agent fails over between them), the
+    inventory's other agent settings kept."""
+    return render.agent_config(inv, gateway, cluster_uris=agent_uris(inv, gateway))
