@@ -10,6 +10,9 @@ import sys
 
 import harness as h
 
+SOURCE = os.environ.get("EPORT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
+ZONES = os.path.join(SOURCE, "docs", "zones", "shanghai-terminals.geojson")
+
 try:
     import flatbuffers  # noqa: F401  (the consumer's runtime; imported here to skip cleanly)
     import paho.mqtt.client  # noqa: F401
@@ -231,7 +234,9 @@ def scenario(work, name, codegen, compression):
         procs.append(tail.proc)
         py = PyConsumer(sub, broker.uri, codegen)
         procs.append(py.proc)
-        extra = "[health]\ninterval_s = 1\n"
+        # Custody events on: the units' pairings (and whatever else their
+        # tracks show) reach both consumers as schema 1.2 CustodyEvent readings.
+        extra = "[health]\ninterval_s = 1\n" + f'[custody]\nenabled = true\nzones_file = "{ZONES}"\n'
         if compression == "none":
             extra += '[publish]\ncompression = "none"\n'
         agent = h.Agent(sub, broker.uri, extra=extra)
@@ -245,6 +250,12 @@ def scenario(work, name, codegen, compression):
         h.wait_until(lambda: len(tail.readings()) >= n and len(py.readings()) >= n, 30,
                      f"{n} readings at eport-tail and at the python consumer")
         h.wait_until(lambda: py.tagged("health"), 10, "a health message at the python consumer")
+
+        def event_lines(lines):
+            return [line for line in lines if '"kind":"event"' in line]
+        h.wait_until(lambda: len(event_lines(py.readings())) >= UNITS and
+                     len(event_lines(raw_lines(tail.out))) == len(event_lines(py.readings())), 30,
+                     "every unit's pairing event at both consumers")
         c_lines = [line for line in raw_lines(tail.out) if not line.startswith('{"error"')]
         py_lines = py.readings()
         # Line by line, byte for byte: the same JSON, in the same order.
@@ -252,7 +263,9 @@ def scenario(work, name, codegen, compression):
         assert h.check_all_arrived(acked, [json.loads(line) for line in py_lines]) == 0
         assert h.check_all_arrived(acked, tail.readings()) == 0
         envelopes = [json.loads(line) for line in py.lines() if line.startswith('{"envelope"')]
-        assert sum(e["readings"] for e in envelopes) == n, "envelope lines do not add up to the readings"
+        events = len(event_lines(py_lines))
+        assert sum(e["readings"] for e in envelopes) == n + events, \
+            "envelope lines do not add up to the readings and custody events"
         status = py.tagged("status")
         assert status and status[0]["state"] == "online" and status[0]["compression"] == compression, status
         if compression == "zstd":
@@ -267,7 +280,7 @@ def scenario(work, name, codegen, compression):
         zstd, plain = int(counts["zstd"]), int(counts["envelopes"]) - int(counts["zstd"])
         # With zstd every envelope from the agent was compressed (the one plain envelope is the doc's).
         assert (zstd > 0 and plain == 1) if compression == "zstd" else (zstd == 0 and plain > 0), summary
-        h.log(f"compression={compression}: {n} readings in {len(envelopes)} envelopes from the agent, "
+        h.log(f"compression={compression}: {n} readings and {events} custody events in {len(envelopes)} envelopes from the agent, "
               f"python == eport-tail line by line == sim's acked log; {summary.strip().splitlines()[-1]}")
     except BaseException:
         for fname in sorted(os.listdir(sub.path)):
