@@ -87,7 +87,8 @@ def cmd_gen(args) -> int:
             print(f"issued {role} certificate {cn} ({uri})")
         elif f"URI:{uri}" not in pki.san(crt):
             print(f"warning: {crt} has no URI SAN {uri}: Mosquitto accepts it (CN), the NATS cluster refuses it. "
-                  f"To reissue: eport-broker revoke {out} {cn}, then gen", file=sys.stderr)
+                  f"Rotate it: eport-pki client {pki_dir} {cn} {uri} --reissue (docs/operators.md section 7)",
+                  file=sys.stderr)
 
     nodes = cluster.nodes(inv)
     for node in nodes:
