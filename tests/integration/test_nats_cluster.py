@@ -190,6 +190,14 @@ def test_nats_cluster(work):
         rejoin = f"healthy again {back:.1f} s after its restart"
     except natsrun.NatsError:
         rejoin = f"still unhealthy {REJOIN_S} s after its restart: {(victim.monitor('healthz') or {}).get('error')}"
+        # Does a second, clean restart of that node clear it? (Recorded.)
+        victim.stop()
+        victim.start()
+        try:
+            again = cluster.wait_ready(REJOIN_S, f"{victim.name} healthy after a second restart")
+            rejoin += f"; healthy {again:.1f} s after a second (clean) restart"
+        except natsrun.NatsError:
+            rejoin += f"; still unhealthy {REJOIN_S} s after a second (clean) restart"
     h.log(f"{victim.name} {rejoin}")
 
     assert agent.terminate() == 0
