@@ -14,7 +14,7 @@ RUNTIME_PKGS=(build-essential cmake ninja-build pkg-config
   libtomlplusplus-dev libzstd-dev libsystemd-dev libgps-dev
   catch2 python3)
 TEST_PKGS=(clang libclang-rt-14-dev gcc-arm-none-eabi libnewlib-arm-none-eabi
-  python3-paho-mqtt python3-flatbuffers python3-zstandard openssl gpsd gpsd-clients rabbitmq-server
+  python3-paho-mqtt python3-flatbuffers python3-zstandard openssl gpsd gpsd-clients rabbitmq-server nats-server
   protobuf-compiler libprotobuf-dev lintian python3-cbor2 python3-nacl python3-cryptography)
 
 want=("${RUNTIME_PKGS[@]}")
@@ -31,10 +31,10 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# gpsd and rabbitmq-server start system services when installed; the tests
+# gpsd, rabbitmq-server and nats-server start system services when installed; the tests
 # start their own instances on free loopback ports and never need those.
 if ((${#missing[@]})); then
-  for svc in gpsd.socket gpsd.service rabbitmq-server.service; do
+  for svc in gpsd.socket gpsd.service rabbitmq-server.service nats-server.service; do
     if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
       systemctl stop "$svc" 2>/dev/null || true
     fi

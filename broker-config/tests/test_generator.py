@@ -10,6 +10,7 @@ keys the agent does not have, or that gen owns, are refused."""
 
 import re
 import stat
+import subprocess
 import tomllib
 
 from harness import BROKER_CONFIG, INVENTORY, main, run
@@ -75,6 +76,15 @@ def test(workdir, t):
         (base.replace("port = 8883", 'port = 8883\nlog_dest = []'), "broker.log_dest", "an empty log_dest"),
         (base.replace('site = "s1"', 'site = "s\\t1"'), "site: \"s\\x091\" is not topic-safe: contains '\\x09'",
          "a site id with a tab, shown as \\x09"),
+        # The NATS cluster (docs/cluster.md).
+        (base + "[cluster]\nsize = 4\n", "cluster.size = 4: must be one of 3, 5", "a cluster of 4 nodes"),
+        (base + '[cluster]\nhosts = ["n1.test", "n2.test"]\n', "cluster.hosts lists 2 node(s) but cluster.size is 3",
+         "cluster.hosts of another length than cluster.size"),
+        (base + '[cluster]\nhosts = ["n1.test", "n1.test", "n2.test"]\n', "every node needs its own host",
+         "two nodes on one host"),
+        (base.replace('host = "mqtt.test.invalid"', 'host = "10.0.0.1"'), "set cluster.hosts",
+         "node names derived from an IP broker.host"),
+        (base.replace('"gw-c"', '"nats-2"'), "reserved", "a node's name (nats-2) as a gateway id"),
     ]
     for i, (text, needle, what) in enumerate(bad_cases):
         r = gen(text, workdir / f"bad{i}")
@@ -118,6 +128,24 @@ def test(workdir, t):
             "gw-a's agent.toml has its id, site, client id, ssl:// broker URI and TLS file paths", repr(agent))
     t.check(agent["publish"]["max_bytes"] == 2048,
             "the agent's publish.max_bytes is half the broker's message_size_limit (4096)", repr(agent["publish"]))
+    # The NATS cluster (docs/cluster.md): the same agent.toml, every node in
+    # mqtt.uri, each gateway starting at another node; URI identities.
+    nodes = [f"ssl://nats-{i}.mqtt.test.invalid:8883" for i in (1, 2, 3)]
+    c_a = tomllib.loads((out / "gateways" / "gw-a" / "cluster" / "agent.toml").read_text())
+    c_b = tomllib.loads((out / "gateways" / "gw-b" / "cluster" / "agent.toml").read_text())
+    t.check(c_a["mqtt"]["uri"] == nodes and c_b["mqtt"]["uri"] == nodes[1:] + nodes[:1]
+            and {k: v for k, v in c_a["mqtt"].items() if k != "uri"} == {k: v for k, v in agent["mqtt"].items()
+                                                                       if k != "uri"},
+            "cluster/agent.toml lists the three nodes (gw-a from nats-1, gw-b from nats-2), the rest as agent.toml",
+            repr((c_a["mqtt"], c_b["mqtt"]["uri"])))
+    san = subprocess.run(["openssl", "x509", "-in", str(out / "gateways" / "gw-a" / "gw-a.crt"), "-noout", "-ext",
+                          "subjectAltName"], capture_output=True, text=True).stdout
+    t.check("URI:eport://s1/gateway/gw-a" in san, "gw-a's certificate carries its URI identity", san)
+    users = re.findall(r'user: "([^"]+)"', (out / "cluster" / "nats-1" / "nats-server.conf").read_text())
+    t.check(users == ["eport://s1/gateway/gw-a", "eport://s1/gateway/gw-b", "eport://s1/gateway/gw-c",
+                      "eport://s1/reader/reader-1", "eport://s1/reader/reader-2", "eport://s1/reader/reader-3",
+                      "eport://s1/commander/cmd-1"], "the cluster's users are the inventory's URI identities",
+            repr(users))
     via = tomllib.loads((out / "gateways" / "gw-a" / "bridge" / "agent.toml").read_text())
     t.check(via["mqtt"] == {"uri": "tcp://127.0.0.1:1883", "username": "gw-a",
                             "password_file": "/etc/eport-agent/bridge.password"} and via["gateway"]["id"] == "gw-a",

@@ -196,14 +196,16 @@ reconnect_max_ms = 2000
 class Tail:
     """eport-tail in the background, decoding every envelope it receives."""
 
-    def __init__(self, work, broker_uri, client_id=None, name="tail"):
+    def __init__(self, work, broker_uri, client_id=None, name="tail", extra_args=(), timeout=10):
+        """extra_args: more eport-tail options (TLS files); timeout: hang guard
+        for its subscription."""
         self.out = work.file(f"{name}.jsonl")
         self.err = work.file(f"{name}.err")
-        args = [TAIL, "--broker", broker_uri]
+        args = [TAIL, "--broker", broker_uri, *extra_args]
         if client_id:
             args += ["--client-id", client_id]
         self.proc = spawn(args, stdout=open(self.out, "w"), stderr=open(self.err, "w"))
-        wait_until(lambda: "subscribed" in open(self.err).read() or self.proc.poll() is not None, 10,
+        wait_until(lambda: "subscribed" in open(self.err).read() or self.proc.poll() is not None, timeout,
                    "eport-tail subscription")
 
     def readings(self):

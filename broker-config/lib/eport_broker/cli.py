@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import broker, passwd, pki, render
+from . import broker, cluster, passwd, pki, render
 from .inventory import InventoryError, keys_help, load
 
 # validate's default margin: a certificate or CRL that expires within this
@@ -80,11 +80,29 @@ def cmd_gen(args) -> int:
                           f"`eport-broker revoke {out} {pki.SERVER_CN}` and gen again to reissue it")
 
     for cn, role in inv.identities().items():
-        if not (pki_dir / "issued" / f"{cn}.crt").exists():
-            pki.run_pki("client", str(pki_dir), cn)
-            print(f"issued {role} certificate {cn}")
+        crt = pki_dir / "issued" / f"{cn}.crt"
+        uri = cluster.identity(inv, cn)
+        if not crt.exists():
+            pki.run_pki("client", str(pki_dir), cn, uri)
+            print(f"issued {role} certificate {cn} ({uri})")
+        elif f"URI:{uri}" not in pki.san(crt):
+            print(f"warning: {crt} has no URI SAN {uri}: Mosquitto accepts it (CN), the NATS cluster refuses it. "
+                  f"Rotate it: eport-pki client {pki_dir} {cn} {uri} --reissue (docs/operators.md section 7)",
+                  file=sys.stderr)
 
-    known = set(inv.identities()) | {pki.SERVER_CN}
+    nodes = cluster.nodes(inv)
+    for node in nodes:
+        crt = pki_dir / "issued" / f"{node.name}.crt"
+        if not crt.exists():
+            pki.run_pki("node", str(pki_dir), node.name, node.host)
+            print(f"issued cluster node certificate {node.name} for {node.host}")
+        else:
+            want = f"IP:{node.host}" if _is_ip(node.host) else f"DNS:{node.host}"
+            if want not in pki.san(crt):
+                raise Failure(f"the existing certificate of cluster node {node.name} ({crt}) lacks {want}; run "
+                              f"`eport-broker revoke {out} {node.name}` and gen again to reissue it")
+
+    known = set(inv.identities()) | {pki.SERVER_CN} | {n.name for n in nodes}
     stale = sorted({e.cn for e in pki.index(pki_dir) if e.status == "V" and e.cn not in known
                     and (pki_dir / "issued" / f"{e.cn}.crt").exists()})
     for cn in stale:
@@ -113,12 +131,24 @@ def cmd_gen(args) -> int:
     _copy(issued / f"{pki.SERVER_CN}.crt", b / "broker.crt", 0o644)
     _copy(issued / f"{pki.SERVER_CN}.key", b / "broker.key", 0o600)
 
+    for node in nodes:
+        d = out / "cluster" / node.name
+        _write(d / "nats-server.conf", cluster.node_conf(inv, node, args.cluster_conf_dir))
+        _copy(pki_dir / "ca.crt", d / "ca.crt", 0o644)
+        _copy(issued / f"{node.name}.crt", d / "node.crt", 0o644)
+        _copy(issued / f"{node.name}.key", d / "node.key", 0o600)
+    if (out / "cluster").exists():
+        for d in (out / "cluster").glob("*"):
+            if d.is_dir() and d.name not in {n.name for n in nodes}:
+                shutil.rmtree(d)
+
     for gw in inv.gateways:
         g = out / "gateways" / gw
         _copy(pki_dir / "ca.crt", g / "ca.crt", 0o644)
         _copy(issued / f"{gw}.crt", g / f"{gw}.crt", 0o644)
         _copy(issued / f"{gw}.key", g / f"{gw}.key", 0o600)
         _write(g / "agent.toml", render.agent_config(inv, gw))
+        _write(g / "cluster" / "agent.toml", cluster.agent_config(inv, gw))
         _write(g / "bridge" / "mosquitto.conf", render.bridge_conf(inv, gw))
         _write(g / "bridge" / "agent.toml", render.agent_config(inv, gw, via_bridge=True))
         _write(g / "bridge" / "acl", render.bridge_acl(inv, gw))
@@ -140,7 +170,8 @@ def cmd_gen(args) -> int:
             if d.is_dir() and d.name not in names:
                 shutil.rmtree(d)
     print(f"site {inv.site}: broker config in {b}/, {len(inv.gateways)} gateway(s) in {out}/gateways/, "
-          f"{len(inv.readers) + len(inv.commanders) + len(inv.monitors)} cloud account(s) in {out}/clients/. "
+          f"{len(inv.readers) + len(inv.commanders) + len(inv.monitors)} cloud account(s) in {out}/clients/, "
+          f"{len(nodes)} NATS cluster node(s) in {out}/cluster/. "
           f"Keep {pki_dir}/ (the CA key) off the broker.")
     return 0
 
@@ -402,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("outdir")
     g.add_argument("--conf-dir", help="directory the broker config refers to for certs and ACL "
                                       "(default: the inventory's paths.conf_dir)")
+    g.add_argument("--cluster-conf-dir", help="directory the NATS node configs refer to for their certificates "
+                                              "(default: the inventory's paths.cluster_conf_dir)")
     g.set_defaults(func=cmd_gen)
 
     v = sub.add_parser("validate", help="start mosquitto with CONFIG on a free loopback port and probe it; "

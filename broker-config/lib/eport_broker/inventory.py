@@ -56,8 +56,10 @@ def _quoted(ident: str) -> str:
 HOST_RE = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                      r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z")
 EXPIRY_RE = re.compile(r"[1-9][0-9]*[hdwmy]\Z")
+DURATION_RE = re.compile(r"[1-9][0-9]*[sm]\Z")
 # Names the generator uses for its own files.
-RESERVED = {"broker"}
+# "broker" and the cluster's nodes (nats-1 .. nats-5) have certificates too.
+RESERVED = {"broker"} | {f"nats-{i}" for i in range(1, 6)}
 
 
 class InventoryError(Exception):
@@ -105,6 +107,17 @@ KEYS: tuple[Key, ...] = (
     Key("paths", "gateway_tls_dir", str, "/etc/eport-edge/tls", "path", "gateway: where ca.crt, <id>.crt and <id>.key are installed"),
     Key("paths", "gateway_bridge_dir", str, "/etc/mosquitto/eport-bridge", "path", "gateway bridge broker: where its passwd and acl files are installed"),
     Key("paths", "gateway_persistence_dir", str, "/var/lib/mosquitto/", "path", "gateway bridge broker: persistence_location"),
+    Key("cluster", "size", int, 3, "oneof:3:5", "NATS cluster: nodes, 3 (one may fail) or 5 (two may fail); also the replicas of every MQTT stream and consumer"),
+    Key("cluster", "hosts", list, [], "hosts", "NATS cluster: each node's host name or IP, as many as cluster.size; empty = nats-<i>.<broker.host>"),
+    Key("cluster", "name", str, "", "name", "NATS cluster name, the same on every node; default 'eport-<site>'"),
+    Key("cluster", "route_port", int, 6222, "port", "NATS cluster: TLS port of the routes between nodes"),
+    Key("cluster", "client_port", int, 4222, "port", "NATS cluster: NATS protocol port (TLS), bound to 127.0.0.1 on each node"),
+    Key("cluster", "monitor_port", int, 8222, "port", "NATS cluster: HTTP monitoring port (/healthz, /jsz), bound to 127.0.0.1"),
+    Key("cluster", "ack_wait", str, "30s", "duration", "NATS cluster: an MQTT QoS 1 delivery not acknowledged is sent again after this long (s or m)"),
+    Key("cluster", "max_ack_pending", int, 1024, "int:1:65535", "NATS cluster: QoS 1 messages in flight to one MQTT subscription"),
+    Key("cluster", "max_file_store", int, 10737418240, "int:104857600:1099511627776", "NATS cluster: bytes of JetStream file storage per node"),
+    Key("paths", "cluster_conf_dir", str, "/etc/nats-server/eport", "path", "NATS cluster node: where ca.crt, node.crt and node.key are installed"),
+    Key("paths", "cluster_store_dir", str, "/var/lib/nats-server/jetstream", "path", "NATS cluster node: JetStream store_dir (writable by user nats)"),
 )
 
 
@@ -175,6 +188,14 @@ class Inventory:
         return tuple(self.values["monitors"])
 
 
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return False
+
+
 def _is_host(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
@@ -229,6 +250,12 @@ def _check(key: Key, value, where: str):
         lo, hi = (int(x) for x in c.split(":")[1:])
         if not lo <= value <= hi:
             fail(f"must be {lo}-{hi}")
+    elif c.startswith("oneof:") and value not in {int(x) for x in c.split(":")[1:]}:
+        fail(f"must be one of {', '.join(c.split(':')[1:])}")
+    elif c == "name" and value and not ID_RE.match(value):
+        fail(f"must be empty or match {ID_RE.pattern[:-2]}")
+    elif c == "duration" and not DURATION_RE.match(value):
+        fail("must be a number followed by s or m (e.g. 30s)")
     elif c == "expiry" and not EXPIRY_RE.match(value):
         fail("must be a number followed by h, d, w, m or y (e.g. 14d)")
     elif c == "path" and (not value.startswith("/") or any(ch.isspace() for ch in value)):
@@ -291,6 +318,16 @@ def parse(text: str, where: str = "<inventory>") -> Inventory:
                     f"{where}: {ident!r} is listed in both {seen[ident]} and {role}; every identity "
                     "is one certificate CN and one MQTT username, so names must be unique")
             seen[ident] = role
+
+    hosts = values["cluster.hosts"]
+    if hosts and len(hosts) != values["cluster.size"]:
+        raise InventoryError(f"{where}: cluster.hosts lists {len(hosts)} node(s) but cluster.size is "
+                             f"{values['cluster.size']}: list one host per node (3 or 5)")
+    if len(set(hosts)) != len(hosts):
+        raise InventoryError(f"{where}: cluster.hosts: every node needs its own host")
+    if not hosts and _is_ip(values["broker.host"]):
+        raise InventoryError(f"{where}: broker.host is an IP address, so node names cannot be derived "
+                             "from it: set cluster.hosts")
 
     for name in values["bridge.local_readers"]:
         if name in values["gateways"] or name.startswith("bridge-"):

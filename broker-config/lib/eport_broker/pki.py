@@ -74,13 +74,13 @@ def previous(pki_dir: Path) -> list[tuple[str, str]]:
 
 
 def san(cert: Path) -> set[str]:
-    """SAN entries as 'DNS:name' / 'IP:addr' strings."""
+    """SAN entries as 'DNS:name' / 'IP:addr' / 'URI:uri' strings."""
     text = openssl("x509", "-in", str(cert), "-noout", "-ext", "subjectAltName")
     entries = set()
     for line in text.splitlines()[1:]:
         for item in line.split(","):
             item = item.strip()
-            if item.startswith("DNS:"):
+            if item.startswith(("DNS:", "URI:")):
                 entries.add(item)
             elif item.startswith("IP Address:"):
                 entries.add("IP:" + item.split(":", 1)[1])
