@@ -133,7 +133,21 @@ Connection::Attempt Connection::connect_to(const std::string& uri, const std::fu
     connected = true;
     connected_uri_ = tok->get_connect_response().get_server_uri();
     client->publish(status_topic_, birth(), 1, true);
-    if (opt_.commands) client->subscribe(cmd_topic_, 1);
+    if (opt_.commands) {
+      // A broker may refuse the subscription (SUBACK 0x80: an ACL, or a
+      // clustered broker whose JetStream has no leader yet, docs/cluster.md).
+      // Connected without it, no command would ever arrive: the attempt
+      // fails and the publisher's backoff tries again.
+      auto sub = client->subscribe(cmd_topic_, 1);
+      if (!sub->wait_for(opt_.connect_timeout)) {
+        throw mqtt::exception(MQTTASYNC_FAILURE, "no SUBACK for " + cmd_topic_ + " within mqtt.connect_timeout_s");
+      }
+      const auto response = sub->get_subscribe_response();
+      const auto& granted = response.get_reason_codes();
+      if (granted.empty() || static_cast<int>(granted.front()) >= 0x80) {
+        throw mqtt::exception(MQTTASYNC_FAILURE, "the broker refused the subscription to " + cmd_topic_);
+      }
+    }
     return Attempt::kConnected;
   } catch (const mqtt::exception& e) {
     error = e.what();
