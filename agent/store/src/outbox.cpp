@@ -12,10 +12,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <deque>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -628,8 +628,11 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
         if (int rc = d.evict_for(e.priority, total, target, evicted); rc != SQLITE_OK) return fail("derive", rc);
       }
       if (total + e_need > limit) {
-        d.fail_msg = "no room for a derived " + std::string(model::priority_name(e.priority)) + " record";
-        return fail("derive", SQLITE_FULL);
+        // Not SQLITE_FULL: the disk is not full (fail_append's remedy for
+        // that, a WAL truncation, would not help); store.max_bytes is reached.
+        d.fail_msg = "no room for a derived " + std::string(model::priority_name(e.priority)) +
+                     " record within store.max_bytes";
+        return fail("derive", SQLITE_CONSTRAINT);
       }
       if (int rc = d.injected("derive"); rc != SQLITE_OK) return fail("derive", rc);
       d.insert.bind(1, static_cast<std::int64_t>(e.priority));
@@ -638,8 +641,8 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
       d.insert.bind(4, static_cast<std::int64_t>(e.created_utc_ms));
       d.insert.bind_blob(5, e.body);
       if (int rc = d.step_done(d.insert); rc != SQLITE_OK) return fail("derive", rc);
-      // Keyed by the record's own id string: batch_max holds views into
-      // `derived`'s records, so they are copied into the batch's own list.
+      // batch_max holds string_views and `derived` is reused for the next
+      // record: the id is kept in derived_keep, which outlives batch_max.
       derived_keep.push_back(e.source_id);
       batch_max[derived_keep.back()] = e.seq;
       batch_row[derived_keep.back()] = sqlite3_last_insert_rowid(d.db.get());
