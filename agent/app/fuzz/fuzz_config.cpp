@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "eport/units/config_keys.h"
 #include "settings.h"
@@ -34,11 +35,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check(!hash.empty());
   check(hash == eport::app::config_hash(c) && hash == c.uplink.config_hash);
   check(!c.uplink.server_uris.empty());
-  // The parsed per-unit intervals, written out again, parse to the same map.
-  std::string entries;
+  // The parsed per-unit intervals, written out again as entries (the array
+  // form: a unit id may hold a ',', which the older comma-separated form
+  // cannot say), parse to the same map.
+  std::vector<std::string> entries;
   for (const auto& [unit, i] : c.units.unit_intervals) {
-    entries += (entries.empty() ? "" : ",") + unit + "=" + std::to_string(i.position_s) + "/" +
-               std::to_string(i.sensor_s);
+    entries.push_back(unit + "=" + std::to_string(i.position_s) + "/" + std::to_string(i.sensor_s));
   }
   auto again = eport::units::parse_unit_intervals(entries);
   check(again.ok() && *again == c.units.unit_intervals);
