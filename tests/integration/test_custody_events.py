@@ -116,7 +116,6 @@ def test_custody_events(work):
     assert kinds["geofence_entry"] >= 1 and kinds["geofence_exit"] >= 1, kinds
     assert kinds["motion_start"] >= 1, kinds
     zones = {r["zone"] for r in a.values() if r["event"] == "geofence_entry"}
-    h.log(f"kinds {dict(kinds)}")
     assert any(z.startswith("yangshan") for z in zones), zones
     for r in a.values():
         assert r["kind"] == "event" and r["dcsa"], r
