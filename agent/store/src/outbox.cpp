@@ -130,7 +130,7 @@ struct Outbox::Impl {
   std::mutex mu;
   sqlite::Db db;
   sqlite::Stmt insert, upsert_source, take, del, set_env_seq, evict, oldest, expire, freelist, bump, expire_sources,
-      put_state, all_state;
+      put_state, delete_state, all_state;
   sqlite::Stmt find_cmd, insert_cmd, cost_cmd, done_cmd, prune_cmd_age, prune_cmd_oldest;
   std::uint64_t commands_rows = 0;   // rows of `commands`
   std::uint64_t commands_bytes = 0;  // sum of their cost
@@ -181,6 +181,7 @@ struct Outbox::Impl {
                        "ORDER BY id LIMIT 1000) RETURNING length(body)"},
              std::pair{&freelist, "PRAGMA freelist_count"},
              std::pair{&put_state, "INSERT OR REPLACE INTO derived_state(key, state) VALUES (?, ?)"},
+             std::pair{&delete_state, "DELETE FROM derived_state WHERE key = ?"},
              std::pair{&all_state, "SELECT key, state FROM derived_state ORDER BY key"},
              std::pair{&find_cmd,
                        "SELECT issued_ms, received_ms, reply FROM commands WHERE command_id = ?"},
@@ -503,7 +504,7 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
   auto& d = *impl_;
   std::lock_guard lock(d.mu);
   AppendResult result;
-  if (records.empty()) return result;
+  if (records.empty() && deriver == nullptr) return result;
   result.outcome.assign(records.size(), AppendOutcome::kRefused);
 
   std::uint64_t total = d.stats.total_bytes() + d.sources_bytes + d.commands_bytes;
@@ -534,8 +535,66 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
   // holds views of them (a deque: growing it moves no element).
   std::deque<std::string> derived_keep;
 
+  // Stores what the deriver added (after one stored record, or at begin());
+  // SQLITE_OK or the failed step's code, with fail_step naming the step.
+  std::string_view fail_step;
+  auto fail_rc = [&](std::string_view step, int rc) { fail_step = step; return rc; };
+  auto store_derived = [&]() -> int {
+    for (const auto& e : derived) {
+      // A derived record goes in with what caused it, or the whole batch
+      // fails: it is never stored without its cause, nor its cause without it.
+      auto seen = batch_max.find(e.source_id);
+      std::uint64_t before = seen != batch_max.end() ? seen->second
+                             : d.last_seq.count(e.source_id) ? d.last_seq.at(e.source_id) : 0;
+      if (!valid_seq(e.seq) || e.seq <= before) {
+        d.fail_msg = "derived record " + e.source_id + " seq " + std::to_string(e.seq) + " is not above " +
+                     std::to_string(before);
+        return fail_rc("derive", SQLITE_CONSTRAINT);
+      }
+      auto e_need = accounted(e.body.size());
+      bool e_new = seen == batch_max.end() && !d.last_seq.count(e.source_id);
+      if (e_new) e_need += d.source_cost(e.source_id);
+      if (total + e_need > limit && d.opt.when_full == WhenFull::kEvictLowest) {
+        std::uint64_t target = low_water > e_need ? low_water - e_need : 0;
+        if (int rc = d.evict_for(e.priority, total, target, evicted); rc != SQLITE_OK) return fail_rc("derive", rc);
+      }
+      if (total + e_need > limit) {
+        // Not SQLITE_FULL: the disk is not full (fail_append's remedy for
+        // that, a WAL truncation, would not help); store.max_bytes is reached.
+        d.fail_msg = "no room for a derived " + std::string(model::priority_name(e.priority)) +
+                     " record within store.max_bytes";
+        return fail_rc("derive", SQLITE_CONSTRAINT);
+      }
+      if (int rc = d.injected("derive"); rc != SQLITE_OK) return fail_rc("derive", rc);
+      d.insert.bind(1, static_cast<std::int64_t>(e.priority));
+      d.insert.bind(2, e.source_id);
+      d.insert.bind(3, static_cast<std::int64_t>(e.seq));
+      d.insert.bind(4, static_cast<std::int64_t>(e.created_utc_ms));
+      d.insert.bind_blob(5, e.body);
+      if (int rc = d.step_done(d.insert); rc != SQLITE_OK) return fail_rc("derive", rc);
+      // batch_max holds string_views and `derived` is reused for the next
+      // record: the id is kept in derived_keep, which outlives batch_max.
+      derived_keep.push_back(e.source_id);
+      batch_max[derived_keep.back()] = e.seq;
+      batch_row[derived_keep.back()] = sqlite3_last_insert_rowid(d.db.get());
+      if (e_new) sources_bytes += d.source_cost(e.source_id);
+      auto& ec = added[static_cast<std::size_t>(e.priority)];
+      ++ec.rows;
+      ec.bytes += e_need;
+      total += e_need;
+      ++result.derived;
+    }
+    return SQLITE_OK;
+  };
+  if (deriver != nullptr) {
+    derived.clear();
+    deriver->begin(derived);
+    if (int rc = store_derived(); rc != SQLITE_OK) return fail(fail_step, rc);
+  }
+
+  Record rewritten;  // a record as the deriver rewrote it (Deriver::rewrite)
   for (std::size_t i = 0; i < records.size(); ++i) {
-    const auto& r = records[i];
+    const Record& r = deriver != nullptr ? deriver->rewrite(records[i], rewritten) : records[i];
     if (!valid_seq(r.seq)) {
       d.refuse_invalid_seq(r);
       ++result.refused;
@@ -609,59 +668,17 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
     if (deriver == nullptr) continue;
     derived.clear();
     deriver->stored(r, derived);
-    for (const auto& e : derived) {
-      // A derived record goes in with what caused it, or the whole batch
-      // fails: it is never stored without its cause, nor its cause without it.
-      auto seen = batch_max.find(e.source_id);
-      std::uint64_t before = seen != batch_max.end() ? seen->second
-                             : d.last_seq.count(e.source_id) ? d.last_seq.at(e.source_id) : 0;
-      if (!valid_seq(e.seq) || e.seq <= before) {
-        d.fail_msg = "derived record " + e.source_id + " seq " + std::to_string(e.seq) + " is not above " +
-                     std::to_string(before);
-        return fail("derive", SQLITE_CONSTRAINT);
-      }
-      auto e_need = accounted(e.body.size());
-      bool e_new = seen == batch_max.end() && !d.last_seq.count(e.source_id);
-      if (e_new) e_need += d.source_cost(e.source_id);
-      if (total + e_need > limit && d.opt.when_full == WhenFull::kEvictLowest) {
-        std::uint64_t target = low_water > e_need ? low_water - e_need : 0;
-        if (int rc = d.evict_for(e.priority, total, target, evicted); rc != SQLITE_OK) return fail("derive", rc);
-      }
-      if (total + e_need > limit) {
-        // Not SQLITE_FULL: the disk is not full (fail_append's remedy for
-        // that, a WAL truncation, would not help); store.max_bytes is reached.
-        d.fail_msg = "no room for a derived " + std::string(model::priority_name(e.priority)) +
-                     " record within store.max_bytes";
-        return fail("derive", SQLITE_CONSTRAINT);
-      }
-      if (int rc = d.injected("derive"); rc != SQLITE_OK) return fail("derive", rc);
-      d.insert.bind(1, static_cast<std::int64_t>(e.priority));
-      d.insert.bind(2, e.source_id);
-      d.insert.bind(3, static_cast<std::int64_t>(e.seq));
-      d.insert.bind(4, static_cast<std::int64_t>(e.created_utc_ms));
-      d.insert.bind_blob(5, e.body);
-      if (int rc = d.step_done(d.insert); rc != SQLITE_OK) return fail("derive", rc);
-      // batch_max holds string_views and `derived` is reused for the next
-      // record: the id is kept in derived_keep, which outlives batch_max.
-      derived_keep.push_back(e.source_id);
-      batch_max[derived_keep.back()] = e.seq;
-      batch_row[derived_keep.back()] = sqlite3_last_insert_rowid(d.db.get());
-      if (e_new) sources_bytes += d.source_cost(e.source_id);
-      auto& ec = added[static_cast<std::size_t>(e.priority)];
-      ++ec.rows;
-      ec.bytes += e_need;
-      total += e_need;
-      ++result.derived;
-    }
+    if (int rc = store_derived(); rc != SQLITE_OK) return fail(fail_step, rc);
   }
   if (deriver != nullptr) {
     if (int rc = d.injected("state"); rc != SQLITE_OK) return fail("state", rc);
     DerivedState states;
     deriver->state_changes(states);
     for (const auto& [key, bytes] : states) {
-      d.put_state.bind(1, key);
-      d.put_state.bind_blob(2, bytes);
-      if (int rc = d.step_done(d.put_state); rc != SQLITE_OK) return fail("state", rc);
+      auto& statement = bytes.empty() ? d.delete_state : d.put_state;
+      statement.bind(1, key);
+      if (!bytes.empty()) statement.bind_blob(2, bytes);
+      if (int rc = d.step_done(statement); rc != SQLITE_OK) return fail("state", rc);
     }
   }
   if (int rc = d.injected("sources"); rc != SQLITE_OK) return fail("sources", rc);

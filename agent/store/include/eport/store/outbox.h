@@ -156,8 +156,20 @@ class Deriver {
   // it go to `out`, each with its own source and a seq above that source's
   // last; one that cannot be stored (no room) fails the whole append.
   virtual void stored(const Record& r, std::vector<Record>& out) = 0;
-  // Before the commit: the state rows to write with it.
+  // Before the commit: the state rows to write with it; a row with no bytes
+  // deletes the key.
   virtual void state_changes(DerivedState& out) = 0;
+  // At the start of the transaction, before any record: records to store
+  // first (a cloud command's events; append() with no records runs just
+  // this). Stored like those of stored().
+  virtual void begin(std::vector<Record>& out) { (void)out; }
+  // The record to store in place of `r` (e.g. `r` with the container its
+  // unit was paired with by a command, written to `scratch`), or `r` itself.
+  // Same source and seq; called before the room for it is reckoned.
+  virtual const Record& rewrite(const Record& r, Record& scratch) {
+    (void)scratch;
+    return r;
+  }
   // The transaction committed (true) or was rolled back (false: forget
   // everything stored() saw since the last commit).
   virtual void finished(bool committed) = 0;
@@ -225,7 +237,8 @@ class Outbox final : public CommandLog {
   // seq in it, so nothing later of that source is stored until that one is
   // resent.
   // With a deriver, the records it derives from the stored ones and its
-  // state are part of the same transaction (see Deriver).
+  // state are part of the same transaction (see Deriver); with a deriver and
+  // no records, the transaction holds what Deriver::begin() adds.
   Result<AppendResult> append(std::span<const Record> records, Deriver* deriver = nullptr);
 
   // Every state row a Deriver wrote (for a deriver starting up).
