@@ -76,12 +76,13 @@ class DecodeError(Exception):
 # messages: ids longer than these refuse the envelope, and every decoded reading counts
 # DECODED_READING_BYTES plus the bytes of the strings copied into it against
 # Limits.max_decoded_bytes, checked before anything is copied.
-DECODED_READING_BYTES = 256
+DECODED_READING_BYTES = 384
 MAX_SOURCE_ID_BYTES = 40
 MAX_CONTAINER_ID_BYTES = 11  # ISO 6346
 MAX_SEAL_ID_BYTES = 32
 MAX_SUBJECT_ID_BYTES = 32  # CustodyEvent.subject_id: a unit id
 MAX_ZONE_ID_BYTES = 64     # CustodyEvent.zone_id
+MAX_COMMAND_ID_BYTES = 64  # CustodyEvent.command_id: a command id (codec::kMaxCommandIdBytes)
 
 
 class Limits:
@@ -158,7 +159,9 @@ LAYOUT = {
     "CustodyEvent": [("Code", "u8"), ("SubjectId", "string"), ("FirstSeq", "u64"), ("CausedBySeq", "u64"),
                      ("ZoneId", "string"), ("LatE7", "i32"), ("LonE7", "i32"), ("Interpolated", "bool"),
                      ("EndedByGap", "bool"), ("TemperatureCentiC", "i16"), ("SetpointCentiC", "i16"),
-                     ("BandLowCentiC", "i16"), ("BandHighCentiC", "i16"), ("DurationMs", "u64")],  # schema 1.2
+                     ("BandLowCentiC", "i16"), ("BandHighCentiC", "i16"), ("DurationMs", "u64"),  # schema 1.2
+                     ("SealId", "string"), ("ExpectedSealId", "string"), ("SealClass", "u8"),
+                     ("CommandId", "string")],  # schema 1.3
 }
 _SCALAR = {"bool": "<B", "u8": "<B", "u16": "<H", "i16": "<h", "i32": "<i", "u32": "<I", "u64": "<Q"}
 _FLAGS = {"bool": "BoolFlags", "u8": "Uint8Flags", "u16": "Uint16Flags", "i16": "Int16Flags", "i32": "Int32Flags",
@@ -173,9 +176,11 @@ SEAL_STATE_NAMES = {1: "sealed", 2: "opened", 3: "tampered"}
 DOOR_STATE_NAMES = {1: "closed", 2: "open"}
 GAP_REASON_NAMES = {1: "flash_full", 2: "unit_reset", 3: "expired", 4: "rejected_malformed"}  # model::gap_reason_name
 EVENT_CODE_NAMES = {1: "pairing", 2: "unpairing", 3: "geofence_entry", 4: "geofence_exit", 5: "motion_start",
-                    6: "motion_stop", 7: "excursion_start", 8: "excursion_end"}  # model::event_code_name
+                    6: "motion_stop", 7: "excursion_start", 8: "excursion_end", 9: "seal_mismatch",
+                    10: "seal_opened_outside_zone", 11: "seal_tampered"}  # model::event_code_name
 EVENT_DCSA_CODES = {1: "PAIRING", 2: "UNPAIRING", 3: "GEOFENCE_ENTRY", 4: "GEOFENCE_EXIT", 5: "MOTION_START",
-                    6: "MOTION_STOP", 7: "MEASURED", 8: "MEASURED"}  # model::dcsa_code
+                    6: "MOTION_STOP", 7: "MEASURED", 8: "MEASURED"}  # model::dcsa_code (none for seal events)
+SEAL_CLASS_NAMES = {1: "indicative", 2: "security", 3: "high_security"}  # model::seal_class_name (ISO 17712)
 TIME_SOURCE_GATEWAY_RECEIVE = 1  # TimeSource.GatewayReceive; any other value reads as Source, as in the C++ codec
 
 
@@ -401,6 +406,12 @@ class Codec:
                 if zone > MAX_ZONE_ID_BYTES:
                     raise DecodeError(f"reading {i}: zone_id of {zone} bytes > {MAX_ZONE_ID_BYTES}")
                 seal += subject + zone
+                for accessor, bound in (("SealId", MAX_SEAL_ID_BYTES), ("ExpectedSealId", MAX_SEAL_ID_BYTES),
+                                        ("CommandId", MAX_COMMAND_ID_BYTES)):
+                    n = _strlen(tab, "CustodyEvent", accessor) or 0
+                    if n > bound:
+                        raise DecodeError(f"reading {i}: {accessor} of {n} bytes > {bound}")
+                    seal += n
             decoded += DECODED_READING_BYTES + source + container + seal
             if decoded > limit:
                 raise DecodeError(f"envelope decodes to more than {limit} bytes (limit reached at reading {i})")
@@ -475,6 +486,13 @@ class Codec:
             _opt(out, "band_low_centi_c", p.BandLowCentiC())
             _opt(out, "band_high_centi_c", p.BandHighCentiC())
             _opt(out, "duration_ms", p.DurationMs())
+            for key, text in (("seal_id", p.SealId()), ("expected_seal_id", p.ExpectedSealId())):
+                if _text(text):
+                    out[key] = _text(text)
+            if p.SealClass() in SEAL_CLASS_NAMES:
+                out["seal_class"] = SEAL_CLASS_NAMES[p.SealClass()]
+            if _text(p.CommandId()):
+                out["command_id"] = _text(p.CommandId())
         else:  # in LAYOUT but not decoded here: a LAYOUT entry added without its decoder
             raise DecodeError(f"payload type {kind} is not decoded by this consumer: skipped")
         return out

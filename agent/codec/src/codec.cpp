@@ -2,6 +2,8 @@
 // (schema/telemetry.fbs), and their JSON rendering.
 #include "eport/codec/codec.h"
 
+#include "eport/codec/command.h"
+
 #include <flatbuffers/flatbuffers.h>
 
 #include <cstdio>
@@ -56,13 +58,19 @@ flatbuffers::Offset<fb::Reading> build_reading(flatbuffers::FlatBufferBuilder& b
         } else if constexpr (std::is_same_v<P, model::CustodyEvent>) {
           type = fb::Payload::CustodyEvent;
           auto subject = b.CreateSharedString(p.subject_id);
-          flatbuffers::Offset<flatbuffers::String> zone;
-          if (!p.zone_id.empty()) zone = b.CreateSharedString(p.zone_id);
+          auto optional_string = [&b](const std::string& s) {
+            return s.empty() ? flatbuffers::Offset<flatbuffers::String>() : b.CreateSharedString(s);
+          };
+          auto zone = optional_string(p.zone_id);
+          auto seal = optional_string(p.seal_id);
+          auto expected = optional_string(p.expected_seal_id);
+          auto command = optional_string(p.command_id);
           payload = fb::CreateCustodyEvent(b, static_cast<fb::EventCode>(p.code), subject, p.first_seq,
                                            p.caused_by_seq, zone, to_fb(p.lat_e7), to_fb(p.lon_e7), p.interpolated,
                                            p.ended_by_gap, to_fb(p.temperature_centi_c), to_fb(p.setpoint_centi_c),
                                            to_fb(p.band_low_centi_c), to_fb(p.band_high_centi_c),
-                                           to_fb(p.duration_ms))
+                                           to_fb(p.duration_ms), seal, expected,
+                                           static_cast<fb::SealClass>(p.seal_class), command)
                         .Union();
         } else {
           type = fb::Payload::SensorSample;
@@ -131,6 +139,20 @@ std::string reading_problem(const fb::Reading* in, bool bounded, std::size_t* co
         return "zone_id of " + std::to_string(zone->size()) + " bytes > " + std::to_string(kMaxZoneIdBytes);
       }
       bytes += zone->size();
+    }
+    for (auto [name, text] : {std::pair{"seal_id", e->seal_id()}, std::pair{"expected_seal_id", e->expected_seal_id()}}) {
+      if (text == nullptr) continue;
+      if (bounded && text->size() > kMaxSealIdBytes) {
+        return std::string(name) + " of " + std::to_string(text->size()) + " bytes > " +
+               std::to_string(kMaxSealIdBytes);
+      }
+      bytes += text->size();
+    }
+    if (const auto* command = e->command_id()) {
+      if (bounded && command->size() > kMaxCommandIdBytes) {
+        return "command_id of " + std::to_string(command->size()) + " bytes > " + std::to_string(kMaxCommandIdBytes);
+      }
+      bytes += command->size();
     }
   }
   if (cost != nullptr) *cost = bytes;
@@ -203,6 +225,10 @@ Result<model::Reading> read_reading(const fb::Reading* in) {
       e.band_low_centi_c = from_fb(p->band_low_centi_c());
       e.band_high_centi_c = from_fb(p->band_high_centi_c());
       e.duration_ms = from_fb(p->duration_ms());
+      e.seal_id = str(p->seal_id());
+      e.expected_seal_id = str(p->expected_seal_id());
+      e.seal_class = static_cast<model::SealClass>(p->seal_class());
+      e.command_id = str(p->command_id());
       r.payload = std::move(e);
       break;
     }
@@ -410,6 +436,12 @@ std::string reading_to_json(const model::Reading& r) {
           opt_field(out, "band_low_centi_c", p.band_low_centi_c);
           opt_field(out, "band_high_centi_c", p.band_high_centi_c);
           opt_field(out, "duration_ms", p.duration_ms);
+          if (!p.seal_id.empty()) field(out, "seal_id", p.seal_id);
+          if (!p.expected_seal_id.empty()) field(out, "expected_seal_id", p.expected_seal_id);
+          if (p.seal_class != model::SealClass::kUnknown) {
+            field(out, "seal_class", std::string(model::seal_class_name(p.seal_class)));
+          }
+          if (!p.command_id.empty()) field(out, "command_id", p.command_id);
         } else {
           opt_field(out, "temperature_centi_c", p.temperature_centi_c);
           opt_field(out, "humidity_centi_pct", p.humidity_centi_pct);

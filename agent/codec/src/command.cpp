@@ -15,8 +15,10 @@ namespace {
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
 const fc::Command* verified_root(std::span<const std::uint8_t> payload, std::string* why) {
-  if (payload.size() > kMaxCommandBytes) {
-    *why = "command too large: " + std::to_string(payload.size()) + " bytes > " + std::to_string(kMaxCommandBytes);
+  // The largest action's bound here; the others' after the action is known.
+  if (payload.size() > kMaxZonesCommandBytes) {
+    *why = "command too large: " + std::to_string(payload.size()) + " bytes > " +
+           std::to_string(kMaxZonesCommandBytes);
     return nullptr;
   }
   if (payload.size() < 8 || !flatbuffers::BufferHasIdentifier(payload.data(), fc::CommandIdentifier())) {
@@ -55,7 +57,73 @@ Result<Command> parse_command(std::span<const std::uint8_t> payload, std::string
     return Error{"command addressed to gateway \"" + out.gateway_id + "\", this is \"" + std::string(gateway_id) +
                  "\""};
   }
+  if (c->action_type() != fc::Action::ReplaceZones && payload.size() > kMaxCommandBytes) {
+    return Error{"command too large: " + std::to_string(payload.size()) + " bytes > " +
+                 std::to_string(kMaxCommandBytes)};
+  }
+  // A string that must be at most `max` bytes (absent reads as "").
+  auto bounded = [](const flatbuffers::String* s, std::size_t max, std::string_view what) -> Result<std::string> {
+    if (s != nullptr && s->size() > max) {
+      return Error{std::string(what) + " of " + std::to_string(s->size()) + " bytes > " + std::to_string(max)};
+    }
+    return str(s);
+  };
   switch (c->action_type()) {
+    case fc::Action::ExpectSeal: {
+      const auto* a = c->action_as_ExpectSeal();
+      if (a == nullptr) return Error{"ExpectSeal command without its ExpectSeal table"};
+      ExpectSeal e;
+      auto container = bounded(a->container_id(), kMaxContainerIdBytes, "ExpectSeal: container_id");
+      if (!container) return Error{container.error()};
+      e.container_id = std::move(*container);
+      if (e.container_id.empty()) return Error{"ExpectSeal without container_id"};
+      auto seal = bounded(a->seal_id(), kMaxSealIdBytes, "ExpectSeal: seal_id");
+      if (!seal) return Error{seal.error()};
+      e.seal_id = std::move(*seal);
+      if (a->seal_class() > 3) {
+        return Error{"ExpectSeal: seal_class " + std::to_string(a->seal_class()) +
+                     " is not an ISO 17712 class (0 unknown, 1 indicative, 2 security, 3 high security)"};
+      }
+      e.seal_class = a->seal_class();
+      if (const auto* zones = a->allowed_zones()) {
+        if (zones->size() > kMaxAllowedZones) {
+          return Error{"ExpectSeal: " + std::to_string(zones->size()) + " allowed_zones > " +
+                       std::to_string(kMaxAllowedZones)};
+        }
+        for (const auto* z : *zones) {
+          auto zone = bounded(z, kMaxZoneIdBytes, "ExpectSeal: an allowed zone id");
+          if (!zone) return Error{zone.error()};
+          if (zone->empty()) return Error{"ExpectSeal: an empty allowed zone id"};
+          e.allowed_zones.push_back(std::move(*zone));
+        }
+      }
+      out.action = std::move(e);
+      break;
+    }
+    case fc::Action::PairUnit: {
+      const auto* a = c->action_as_PairUnit();
+      if (a == nullptr) return Error{"PairUnit command without its PairUnit table"};
+      auto unit = bounded(a->unit_id(), kMaxIdBytes, "PairUnit: unit_id");
+      if (!unit) return Error{unit.error()};
+      if (unit->empty()) return Error{"PairUnit without unit_id"};
+      auto container = bounded(a->container_id(), kMaxContainerIdBytes, "PairUnit: container_id");
+      if (!container) return Error{container.error()};
+      out.action = PairUnit{std::move(*unit), std::move(*container)};
+      break;
+    }
+    case fc::Action::ReplaceZones: {
+      const auto* a = c->action_as_ReplaceZones();
+      if (a == nullptr) return Error{"ReplaceZones command without its ReplaceZones table"};
+      auto geojson = bounded(a->geojson(), kMaxZonesGeojsonBytes, "ReplaceZones: geojson");
+      if (!geojson) return Error{geojson.error()};
+      auto sha = bounded(a->sha256(), 64, "ReplaceZones: sha256");
+      if (!sha) return Error{sha.error()};
+      if (!geojson->empty() && sha->size() != 64) {
+        return Error{"ReplaceZones: sha256 must be the 64 hex digits of the geojson's SHA-256"};
+      }
+      out.action = ReplaceZones{std::move(*geojson), std::move(*sha)};
+      break;
+    }
     case fc::Action::SetIntervals: {
       const auto* a = c->action_as_SetIntervals();
       if (a == nullptr) return Error{"SetIntervals command without its SetIntervals table"};
@@ -121,6 +189,19 @@ std::vector<std::uint8_t> encode_command(const Command& command) {
         } else if constexpr (std::is_same_v<A, RequestPosition>) {
           type = fc::Action::RequestPosition;
           action = fc::CreateRequestPosition(b, b.CreateString(a.source_id)).Union();
+        } else if constexpr (std::is_same_v<A, ExpectSeal>) {
+          type = fc::Action::ExpectSeal;
+          std::vector<flatbuffers::Offset<flatbuffers::String>> zones;
+          for (const auto& z : a.allowed_zones) zones.push_back(b.CreateString(z));
+          action = fc::CreateExpectSeal(b, b.CreateString(a.container_id), b.CreateString(a.seal_id), a.seal_class,
+                                        b.CreateVector(zones))
+                       .Union();
+        } else if constexpr (std::is_same_v<A, PairUnit>) {
+          type = fc::Action::PairUnit;
+          action = fc::CreatePairUnit(b, b.CreateString(a.unit_id), b.CreateString(a.container_id)).Union();
+        } else if constexpr (std::is_same_v<A, ReplaceZones>) {
+          type = fc::Action::ReplaceZones;
+          action = fc::CreateReplaceZones(b, b.CreateString(a.geojson), b.CreateString(a.sha256)).Union();
         } else if constexpr (std::is_same_v<A, Flush>) {
           type = fc::Action::Flush;
           action = fc::CreateFlush(b).Union();

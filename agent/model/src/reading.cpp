@@ -28,6 +28,9 @@ std::string_view event_code_name(EventCode c) {
     case EventCode::kMotionStop: return "motion_stop";
     case EventCode::kExcursionStart: return "excursion_start";
     case EventCode::kExcursionEnd: return "excursion_end";
+    case EventCode::kSealMismatch: return "seal_mismatch";
+    case EventCode::kSealOpenedOutsideZone: return "seal_opened_outside_zone";
+    case EventCode::kSealTampered: return "seal_tampered";
   }
   return "unknown";
 }
@@ -43,8 +46,27 @@ std::string_view dcsa_code(EventCode c) {
     case EventCode::kMotionStop: return "MOTION_STOP";
     case EventCode::kExcursionStart:
     case EventCode::kExcursionEnd: return "MEASURED";
+    case EventCode::kSealMismatch:
+    case EventCode::kSealOpenedOutsideZone:
+    case EventCode::kSealTampered: break;
   }
   return "";
+}
+
+namespace {
+constexpr std::array<std::string_view, 4> kSealClassNames = {"unknown", "indicative", "security", "high_security"};
+}
+
+std::string_view seal_class_name(SealClass c) {
+  auto i = static_cast<std::size_t>(c);
+  return i < kSealClassNames.size() ? kSealClassNames[i] : "unknown";
+}
+
+std::optional<SealClass> seal_class_from_name(std::string_view name) {
+  for (std::size_t i = 0; i < kSealClassNames.size(); ++i) {
+    if (kSealClassNames[i] == name) return static_cast<SealClass>(i);
+  }
+  return std::nullopt;
 }
 
 std::string custody_source_id(std::string_view gateway_id) { return std::string(gateway_id) + ":custody"; }
@@ -89,7 +111,13 @@ Priority classify(const Reading& r, const PriorityRules& rules) {
   if (std::holds_alternative<Position>(r.payload)) return rules.position;
   if (std::holds_alternative<SequenceGap>(r.payload)) return rules.gap;
   if (const auto* e = std::get_if<CustodyEvent>(&r.payload)) {
-    return e->code == EventCode::kExcursionStart ? rules.custody_alarm : rules.custody_event;
+    switch (e->code) {
+      case EventCode::kExcursionStart:
+      case EventCode::kSealMismatch:
+      case EventCode::kSealOpenedOutsideZone:
+      case EventCode::kSealTampered: return rules.custody_alarm;
+      default: return rules.custody_event;
+    }
   }
   return rules.sensor;
 }

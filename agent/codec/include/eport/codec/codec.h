@@ -49,7 +49,7 @@ struct DecodeLimits {
 
 // The fixed cost of one decoded reading in DecodeLimits::max_decoded_bytes
 // (at least sizeof(model::Reading); the Python consumer counts the same).
-inline constexpr std::size_t kDecodedReadingBytes = 256;
+inline constexpr std::size_t kDecodedReadingBytes = 384;
 // The longest ids an envelope's readings may carry (docs/schema.md): longer
 // refuses the envelope.
 // Units' ids are at most 32 bytes; the gateway's custody source

@@ -23,7 +23,23 @@ struct RequestPosition {
 };
 struct Flush {};
 struct GetConfig {};
-using Action = std::variant<SetIntervals, RequestPosition, Flush, GetConfig>;
+// Custody commands (docs/custody-events.md): checked here for form; the
+// custody engine checks them against its state.
+struct ExpectSeal {
+  std::string container_id;
+  std::string seal_id;          // "" = no seal expected any more
+  std::uint8_t seal_class = 0;  // model::SealClass, 0..3
+  std::vector<std::string> allowed_zones;
+};
+struct PairUnit {
+  std::string unit_id;
+  std::string container_id;  // "" = unpair
+};
+struct ReplaceZones {
+  std::string geojson;  // "" = back to custody.zones_file
+  std::string sha256;   // lowercase hex of geojson's SHA-256
+};
+using Action = std::variant<SetIntervals, RequestPosition, Flush, GetConfig, ExpectSeal, PairUnit, ReplaceZones>;
 
 struct Command {
   std::string command_id;  // 1..64 bytes
@@ -32,7 +48,10 @@ struct Command {
   Action action;
 };
 
-inline constexpr std::size_t kMaxCommandBytes = 4096;
+inline constexpr std::size_t kMaxCommandBytes = 4096;  // every action but ReplaceZones
+inline constexpr std::size_t kMaxZonesCommandBytes = 256 * 1024 + 4096;  // ReplaceZones: its GeoJSON and the rest
+inline constexpr std::size_t kMaxZonesGeojsonBytes = 256 * 1024;
+inline constexpr std::size_t kMaxAllowedZones = 16;  // ExpectSeal.allowed_zones
 inline constexpr std::size_t kMaxCommandIdBytes = 64;
 inline constexpr std::size_t kMaxIdBytes = 32;  // gateway_id, unit_id, source_id (as gateway.id and unit ids)
 
@@ -41,7 +60,8 @@ inline constexpr std::size_t kMaxIdBytes = 32;  // gateway_id, unit_id, source_i
 // absent one) and bounded before it is copied. Required: command_id (1..64
 // bytes), gateway_id (this gateway), the table of the action named by
 // action_type. Optional (absent = empty): SetIntervals.unit_id,
-// RequestPosition.source_id, each at most 32 bytes.
+// RequestPosition.source_id, each at most 32 bytes. A command is at most
+// kMaxCommandBytes, a ReplaceZones at most kMaxZonesCommandBytes.
 
 // Verifies and decodes a command received by gateway `gateway_id`.
 Result<Command> parse_command(std::span<const std::uint8_t> payload, std::string_view gateway_id);

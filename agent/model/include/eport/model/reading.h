@@ -98,12 +98,23 @@ enum class EventCode : std::uint8_t {
   kMotionStop = 6,
   kExcursionStart = 7,  // a reefer's temperature left its band for at least the minimum time: an alarm
   kExcursionEnd = 8,    // back in band: duration_ms and the extreme value
+  kSealMismatch = 9,           // an alarm: the seal read is not the one expected (seal_id, expected_seal_id)
+  kSealOpenedOutsideZone = 10, // an alarm: the seal opened outside every zone allowed for it
+  kSealTampered = 11,          // an alarm: the unit reported its seal tampered
 };
+inline constexpr std::size_t kEventCodeCount = 12;
+
+// ISO 17712 seal classes. Numbered as in the schema: never renumber.
+enum class SealClass : std::uint8_t { kUnknown = 0, kIndicative = 1, kSecurity = 2, kHighSecurity = 3 };
+// "indicative", "security", "high_security" ("unknown" for kUnknown).
+std::string_view seal_class_name(SealClass c);
+std::optional<SealClass> seal_class_from_name(std::string_view name);
 // "pairing", "geofence_entry", ...: config, logs, JSON.
 std::string_view event_code_name(EventCode c);
 // The DCSA Track & Trace v3 event code: PAIRING, UNPAIRING, GEOFENCE_ENTRY,
 // GEOFENCE_EXIT, MOTION_START, MOTION_STOP; reefer excursions are MEASURED
-// (REEFER events with an alarm, docs/custody-events.md).
+// (REEFER events with an alarm, docs/custody-events.md); "" for seal alarms
+// (DCSA has no seal event code: the seal goes in equipmentDetails.seals).
 std::string_view dcsa_code(EventCode c);
 
 // An event the gateway derived from its sources' readings (pairing,
@@ -125,6 +136,10 @@ struct CustodyEvent {
   std::optional<std::int16_t> setpoint_centi_c;
   std::optional<std::int16_t> band_low_centi_c, band_high_centi_c;
   std::optional<std::uint64_t> duration_ms;         // excursion end
+  std::string seal_id;           // seal events: the number the unit read, at most 32 bytes
+  std::string expected_seal_id;  // seal events: the number the cloud expects ("" if none)
+  SealClass seal_class = SealClass::kUnknown;  // seal events: the expected seal's class
+  std::string command_id;        // the cloud command that caused it ("" if none)
   bool operator==(const CustodyEvent&) const = default;
 };
 
@@ -175,7 +190,7 @@ struct PriorityRules {
   Priority door_open = Priority::kAlarm;
   Priority door_other = Priority::kEvent;  // closed, unknown
   Priority gap = Priority::kEvent;         // declared sequence gaps
-  Priority custody_alarm = Priority::kAlarm;  // derived: excursion start
+  Priority custody_alarm = Priority::kAlarm;  // derived: excursion start, seal alarms
   Priority custody_event = Priority::kEvent;  // derived: pairing, geofence, motion, excursion end
 };
 
