@@ -44,6 +44,15 @@ std::vector<std::uint8_t> build(const Parts& p) {
       case fc::Action::GetConfig:
         action = fc::CreateGetConfig(b).Union();
         break;
+      case fc::Action::ExpectSeal:
+        action = fc::CreateExpectSeal(b, b.CreateString("MSKU1234565"), b.CreateString("SL-1"), 2).Union();
+        break;
+      case fc::Action::PairUnit:
+        action = fc::CreatePairUnit(b, b.CreateString("tcu-1"), b.CreateString("MSKU1234565")).Union();
+        break;
+      case fc::Action::ReplaceZones:
+        action = fc::CreateReplaceZones(b).Union();  // empty: back to the config's zones
+        break;
       default:
         break;
     }
@@ -70,7 +79,9 @@ std::vector<std::uint8_t> cmd(F&& set) {
 TEST_CASE("a command whose action table is missing is refused for every action type", "[codec][command]") {
   for (const auto& tn :
        {std::pair{fc::Action::SetIntervals, "SetIntervals"}, std::pair{fc::Action::RequestPosition, "RequestPosition"},
-        std::pair{fc::Action::Flush, "Flush"}, std::pair{fc::Action::GetConfig, "GetConfig"}}) {
+        std::pair{fc::Action::Flush, "Flush"}, std::pair{fc::Action::GetConfig, "GetConfig"},
+        std::pair{fc::Action::ExpectSeal, "ExpectSeal"}, std::pair{fc::Action::PairUnit, "PairUnit"},
+        std::pair{fc::Action::ReplaceZones, "ReplaceZones"}}) {
     // Plain copies: clang 14 cannot capture structured bindings in lambdas.
     const auto type = tn.first;
     const std::string name = tn.second;
@@ -167,8 +178,13 @@ TEST_CASE("optional command strings: absent means all and over-long is refused",
 }
 
 TEST_CASE("encode_command and parse_command round-trip every action", "[codec][command]") {
-  std::vector<codec::Action> actions = {codec::SetIntervals{"tcu-1", 30, 120}, codec::RequestPosition{""},
-                                        codec::Flush{}, codec::GetConfig{}};
+  std::vector<codec::Action> actions = {codec::SetIntervals{"tcu-1", 30, 120},
+                                        codec::RequestPosition{""},
+                                        codec::Flush{},
+                                        codec::GetConfig{},
+                                        codec::ExpectSeal{"MSKU1234565", "SL-1", 3, {"yangshan-1", "waigaoqiao-2"}},
+                                        codec::PairUnit{"tcu-1", ""},
+                                        codec::ReplaceZones{"{}", std::string(64, 'a')}};
   for (const auto& a : actions) {
     codec::Command c{"c-42", kGw, 1795000000000ull, a};
     auto back = codec::parse_command(codec::encode_command(c), kGw);
@@ -176,4 +192,61 @@ TEST_CASE("encode_command and parse_command round-trip every action", "[codec][c
     CHECK(back->command_id == "c-42");
     CHECK(back->action.index() == a.index());
   }
+}
+
+TEST_CASE("malformed custody commands are refused with a message naming the field", "[codec][command]") {
+  const std::string long_zone(65, 'z');
+  struct Case {
+    const char* what;
+    codec::Action action;
+    const char* error;
+  };
+  const std::vector<Case> cases = {
+      {"no container", codec::ExpectSeal{"", "SL-1", 0, {}}, "ExpectSeal without container_id"},
+      {"container too long", codec::ExpectSeal{"MSKU12345650", "SL-1", 0, {}},
+       "ExpectSeal: container_id of 12 bytes > 11"},
+      {"seal too long", codec::ExpectSeal{"MSKU1234565", std::string(33, 's'), 0, {}},
+       "ExpectSeal: seal_id of 33 bytes > 32"},
+      {"class 4", codec::ExpectSeal{"MSKU1234565", "SL-1", 4, {}},
+       "ExpectSeal: seal_class 4 is not an ISO 17712 class (0 unknown, 1 indicative, 2 security, 3 high security)"},
+      {"17 zones", codec::ExpectSeal{"MSKU1234565", "SL-1", 0, std::vector<std::string>(17, "z")},
+       "ExpectSeal: 17 allowed_zones > 16"},
+      {"empty zone", codec::ExpectSeal{"MSKU1234565", "SL-1", 0, {""}}, "ExpectSeal: an empty allowed zone id"},
+      {"zone too long", codec::ExpectSeal{"MSKU1234565", "SL-1", 0, {long_zone}},
+       "ExpectSeal: an allowed zone id of 65 bytes > 64"},
+      {"no unit", codec::PairUnit{"", "MSKU1234565"}, "PairUnit without unit_id"},
+      {"unit too long", codec::PairUnit{std::string(33, 'u'), ""}, "PairUnit: unit_id of 33 bytes > 32"},
+      {"pair container too long", codec::PairUnit{"u", "MSKU12345650"}, "PairUnit: container_id of 12 bytes > 11"},
+      {"short sha256", codec::ReplaceZones{"{}", "abc"},
+       "ReplaceZones: sha256 must be the 64 hex digits of the geojson's SHA-256"},
+      {"sha256 too long", codec::ReplaceZones{"{}", std::string(65, 'a')}, "ReplaceZones: sha256 of 65 bytes > 64"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.what);
+    auto r = codec::parse_command(codec::encode_command(codec::Command{"c-1", kGw, 0, c.action}), kGw);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() == c.error);
+  }
+}
+
+TEST_CASE("only ReplaceZones may exceed 4096 bytes, up to its own bound", "[codec][command]") {
+  std::string geojson(100000, ' ');
+  auto zones = codec::encode_command(codec::Command{"c-1", kGw, 0, codec::ReplaceZones{geojson, std::string(64, 'a')}});
+  REQUIRE(zones.size() > codec::kMaxCommandBytes);
+  CHECK(codec::parse_command(zones, kGw).ok());
+  auto big = codec::encode_command(
+      codec::Command{"c-1", kGw, 0, codec::ReplaceZones{std::string(codec::kMaxZonesGeojsonBytes + 1, ' '), std::string(64, 'a')}});
+  auto refused = codec::parse_command(big, kGw);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error() == "ReplaceZones: geojson of 262145 bytes > 262144");
+  auto huge = codec::encode_command(
+      codec::Command{"c-1", kGw, 0, codec::ReplaceZones{std::string(codec::kMaxZonesCommandBytes, ' '), std::string(64, 'a')}});
+  auto too_large = codec::parse_command(huge, kGw);
+  REQUIRE_FALSE(too_large.ok());
+  CHECK(too_large.error().rfind("command too large: ", 0) == 0);
+  // Any other action over 4096 bytes is refused as before.
+  auto other = codec::encode_command(codec::Command{"c-1", kGw, 0, codec::SetIntervals{std::string(5000, 'u'), 30, 0}});
+  auto refused_other = codec::parse_command(other, kGw);
+  REQUIRE_FALSE(refused_other.ok());
+  CHECK(refused_other.error() == "command too large: " + std::to_string(other.size()) + " bytes > 4096");
 }

@@ -101,10 +101,12 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& cfg) {
     if (!saved) return Error{saved.error()};
     auto source = model::custody_source_id(cfg.gateway.id);
     engine = std::make_unique<events::Engine>(cfg.custody, zones, *saved, (*outbox)->last_seq(source));
+    auto st = engine->state();
     log::info("agent", "custody events on as " + source + " (" + std::to_string(saved->size()) +
-                           " units' state restored" +
-                           (zones ? ", zones " + zones->version() + ": " + std::to_string(zones->zones().size()) + " zones"
-                                  : ", no zones") +
+                           " state rows restored, " +
+                           (st.zones_origin == "none" ? std::string("no zones")
+                                                      : "zones " + st.zones_version + " from " + st.zones_origin + ": " +
+                                                            std::to_string(st.zones) + " zones") +
                            ")");
   }
   return std::unique_ptr<Agent>(
@@ -122,7 +124,7 @@ Agent::Agent(const AgentConfig& cfg, std::unique_ptr<store::Outbox> outbox, std:
           std::move(uo), ingest_, [this](std::string_view unit) { return outbox_->last_seq(unit); },
           [rules = cfg_.priority](const model::Reading& r) { return model::classify(r, rules); }),
       gnss_(cfg_, ingest_, *outbox_),
-      commands_(cfg_, positions_, server_),
+      commands_(cfg_, positions_, server_, *outbox_, events_.get()),
       publisher_(std::move(po), *outbox_, &commands_, [this] { return health_members(); }) {}
 
 Agent::~Agent() { stop(); }
@@ -174,19 +176,26 @@ std::uint64_t Agent::waiting() const { return outbox_->stats().total_rows(); }
 std::string Agent::custody_health() const {
   if (!events_) return "";
   auto c = events_->counters();
+  auto st = events_->state();
   json::Object by_event;
   for (std::size_t i = 1; i < std::size(c.by_code); ++i) {
     by_event.add(model::event_code_name(static_cast<model::EventCode>(i)), c.by_code[i]);
   }
   json::Object o;
   o.add("source", events_->source_id())
-      .add("zones_version", events_->zones_version())
+      .add("zones_version", st.zones_version)
+      .add("zones_origin", st.zones_origin)
+      .add("zones", static_cast<std::uint64_t>(st.zones))
+      .add("expected_seals", static_cast<std::uint64_t>(st.expected_seals))
+      .add("paired_by_command", static_cast<std::uint64_t>(st.paired_by_command))
       .add("readings", c.readings)
       .add("events", c.events)
       .add_raw("by_event", std::move(by_event).str())
       .add("rollbacks", c.rollbacks)
       .add("undecodable", c.undecodable)
-      .add("bad_state", c.bad_state);
+      .add("bad_state", c.bad_state)
+      .add("commands", c.commands)
+      .add("commands_refused", c.commands_refused);
   return ",\"custody\":" + std::move(o).str();
 }
 

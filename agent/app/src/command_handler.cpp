@@ -36,6 +36,12 @@ Result<std::string> AgentCommands::execute(const codec::Command& command) {
     if (json.empty()) return Error{"no position known for \"" + source + "\""};
     return json;
   }
+  if (std::holds_alternative<codec::ExpectSeal>(command.action) ||
+      std::holds_alternative<codec::PairUnit>(command.action) ||
+      std::holds_alternative<codec::ReplaceZones>(command.action)) {
+    if (events_ == nullptr) return Error{"custody commands need custody.enabled = true"};
+    return events_->run_command(outbox_, command);
+  }
   if (std::holds_alternative<codec::GetConfig>(command.action)) {
     return std::string("{\"config_hash\":\"" + config_hash(cfg_) + "\",\"config\":" +
                        effective_json(cfg_) + "}");

@@ -1,14 +1,20 @@
 // The custody event engine (engine.h): per stored unit reading, pairing,
-// then geofences, motion and reefer excursions, each event a reading of the
-// custody source; per-source state saved and rolled back with the store's
-// transaction.
+// then seals, geofences, motion and reefer excursions, each event a reading
+// of the custody source; the custody commands; all state saved and rolled
+// back with the store's transaction.
 #include "eport/events/engine.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <utility>
 
+#include "epb/epb.h"
 #include "eport/codec/codec.h"
+#include "eport/geofence/zones_file.h"
+#include "eport/json/json.h"
 #include "eport/log/log.h"
 #include "eport/model/clock.h"
+#include "eport/model/ids.h"
 
 namespace eport::events {
 
@@ -40,30 +46,130 @@ bool get_part(std::span<const std::uint8_t> in, std::size_t& at, std::span<const
   return true;
 }
 
+std::span<const std::uint8_t> bytes_of(std::string_view s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+std::vector<std::uint8_t> encode_seal(const ExpectedSeal& e) {
+  std::vector<std::uint8_t> out{kStateVersion, static_cast<std::uint8_t>(e.seal_class),
+                                static_cast<std::uint8_t>(e.allowed_zones.size())};
+  put_part(out, bytes_of(e.seal_id));
+  for (const auto& z : e.allowed_zones) put_part(out, bytes_of(z));
+  return out;
+}
+
+std::optional<ExpectedSeal> decode_seal(std::span<const std::uint8_t> in) {
+  if (in.size() < 3 || in[0] != kStateVersion || in[1] > 3 || in[2] > codec::kMaxAllowedZones) return std::nullopt;
+  ExpectedSeal e;
+  e.seal_class = static_cast<model::SealClass>(in[1]);
+  std::size_t at = 3;
+  std::span<const std::uint8_t> part;
+  if (!get_part(in, at, part)) return std::nullopt;
+  e.seal_id.assign(part.begin(), part.end());
+  for (std::size_t i = 0; i < in[2]; ++i) {
+    if (!get_part(in, at, part)) return std::nullopt;
+    e.allowed_zones.emplace_back(part.begin(), part.end());
+  }
+  if (at != in.size()) return std::nullopt;
+  return e;
+}
+
+std::string sha256_hex(std::string_view text) {
+  epb_sha256_ctx c;
+  epb_sha256_init(&c);
+  epb_sha256_update(&c, reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
+  std::uint8_t digest[EPB_SHA256_LEN];
+  epb_sha256_final(&c, digest);
+  std::string hex;
+  char two[3];
+  for (auto b : digest) {
+    std::snprintf(two, sizeof two, "%02x", b);
+    hex += two;
+  }
+  return hex;
+}
+
+// The zones a ReplaceZones saved in the store put in force at start, if any.
+std::shared_ptr<const geofence::ZoneSet> saved_zones(const store::DerivedState& saved, std::string& geojson) {
+  for (const auto& [key, bytes] : saved) {
+    if (key != kZonesKey) continue;
+    std::string text(bytes.begin(), bytes.end());
+    auto parsed = geofence::parse_zones_file(text);
+    if (!parsed) {
+      log::error(kLog, "the zones a ReplaceZones command put in force do not parse any more (" + parsed.error() +
+                           "): using custody.zones_file");
+      return nullptr;
+    }
+    geojson = std::move(text);
+    return std::make_shared<const geofence::ZoneSet>(std::move(*parsed));
+  }
+  return nullptr;
+}
+
 }  // namespace
 
-Engine::Engine(EngineOptions options, std::shared_ptr<const geofence::ZoneSet> zones, const store::DerivedState& saved,
-               std::uint64_t last_event_seq)
+// The deriver of one custody command's transaction (Outbox::append with no
+// records): Engine::apply() at begin(), the engine for the rest.
+class Engine::CommandRun final : public store::Deriver {
+ public:
+  CommandRun(Engine& engine, const codec::Command& command) : engine_(engine), command_(command) {}
+  void begin(std::vector<store::Record>& out) override { reply = engine_.apply(command_, out); }
+  void stored(const store::Record& r, std::vector<store::Record>& out) override { engine_.stored(r, out); }
+  void state_changes(store::DerivedState& out) override { engine_.state_changes(out); }
+  void finished(bool committed) override { engine_.finished(committed); }
+  Result<std::string> reply = Error{"the command did not run"};
+
+ private:
+  Engine& engine_;
+  const codec::Command& command_;
+};
+
+Engine::Engine(EngineOptions options, std::shared_ptr<const geofence::ZoneSet> file_zones,
+               const store::DerivedState& saved, std::uint64_t last_event_seq)
     : opt_(std::move(options)),
       source_id_(model::custody_source_id(opt_.gateway_id)),
-      zones_(or_empty(std::move(zones))),
-      geofences_(zones_),
+      file_zones_(or_empty(file_zones)),
+      zones_(saved_zones(saved, zones_geojson_)),
+      zones_origin_(zones_ ? "command" : file_zones ? "file" : "none"),
+      geofences_(zones_ ? zones_ : file_zones_),
       motion_(opt_.motion),
       excursion_(opt_.excursion),
       event_seq_(last_event_seq) {
+  if (!zones_) zones_ = file_zones_;
   for (const auto& [key, bytes] : saved) {
-    if (key.rfind(kStateKeyPrefix, 0) != 0) continue;
-    auto unit = key.substr(kStateKeyPrefix.size());
-    if (!restore(unit, bytes)) {
+    std::string_view k = key;
+    bool ok = true;
+    if (k.starts_with(kStateKeyPrefix)) {
+      ok = restore(std::string(k.substr(kStateKeyPrefix.size())), bytes);
+    } else if (k.starts_with(kPairKeyPrefix)) {
+      std::string container(bytes.begin(), bytes.end());
+      ok = model::is_valid_iso6346(container);
+      if (ok) paired_by_command_[std::string(k.substr(kPairKeyPrefix.size()))] = std::move(container);
+    } else if (k.starts_with(kSealKeyPrefix)) {
+      auto seal = decode_seal(bytes);
+      ok = seal.has_value();
+      if (ok) expected_seals_[std::string(k.substr(kSealKeyPrefix.size()))] = std::move(*seal);
+    }
+    if (!ok) {
       ++counters_.bad_state;
-      log::warn(kLog, "saved state of " + unit + " does not restore: its rules start afresh");
+      log::warn(kLog, "saved state row " + key + " does not restore: it starts afresh");
     }
   }
 }
 
-const std::string& Engine::zones_version() const { return zones_->version(); }
+EngineState Engine::state() const {
+  std::lock_guard lock(read_mu_);
+  EngineState s;
+  s.zones_version = zones_->version();
+  s.zones_origin = zones_origin_;
+  s.zones = zones_->zones().size();
+  s.expected_seals = expected_seals_.size();
+  s.paired_by_command = paired_by_command_.size();
+  return s;
+}
 
 std::string Engine::paired_container(const std::string& unit) const {
+  std::lock_guard lock(read_mu_);
   auto it = paired_.find(unit);
   return it == paired_.end() ? std::string() : it->second;
 }
@@ -91,6 +197,7 @@ bool Engine::restore(const std::string& unit, std::span<const std::uint8_t> byte
   // EXITs are not reported (the zone set changed while the agent was down).
   if (!geofences_.restore_state(unit, zones)) return false;
   std::string c(container.begin(), container.end());
+  std::lock_guard lock(read_mu_);
   if (c.empty()) {
     paired_.erase(unit);
   } else {
@@ -99,20 +206,26 @@ bool Engine::restore(const std::string& unit, std::span<const std::uint8_t> byte
   return true;
 }
 
-void Engine::touch(const std::string& unit) {
-  if (undo_.empty()) undo_event_seq_ = event_seq_;
-  undo_.try_emplace(unit, save(unit));
+void Engine::begin_change() {
+  if (changing_) return;
+  changing_ = true;
+  undo_event_seq_ = event_seq_;
 }
 
-void Engine::emit(const model::Reading& cause, model::CustodyEvent e, std::uint64_t time_utc_ms,
-                  const std::string& container, std::vector<store::Record>& out) {
-  e.subject_id = cause.source_id;
+void Engine::touch(const std::string& unit) {
+  begin_change();
+  if (!undo_.count(unit)) undo_.emplace(unit, save(unit));
+}
+
+void Engine::emit(const std::string& subject, model::TimeSource time_source, model::CustodyEvent e,
+                  std::uint64_t time_utc_ms, const std::string& container, std::vector<store::Record>& out) {
+  e.subject_id = subject;
   model::Reading r;
   r.source_id = source_id_;
   r.container_id = container;
   r.seq = ++event_seq_;
   r.time_utc_ms = time_utc_ms;
-  r.time_source = cause.time_source;
+  r.time_source = time_source;
   pending_codes_.push_back(e.code);
   r.payload = std::move(e);
   store::Record rec;
@@ -145,26 +258,37 @@ void Engine::stored(const store::Record& rec, std::vector<store::Record>& out) {
     ++counters_.readings;
   }
 
-  // Pairing: a unit is on the container its readings carry; a reading on
-  // another container is UNPAIRING from the old one, then PAIRING.
-  auto& paired = paired_[r.source_id];
+  // Pairing: a unit is on the container its readings carry (its HELLO's,
+  // or its PairUnit's: rewrite()); a reading on another container is
+  // UNPAIRING from the old one, then PAIRING.
+  std::string paired = paired_container(r.source_id);
   if (paired != r.container_id) {
     model::CustodyEvent e;
     e.first_seq = e.caused_by_seq = r.seq;
     if (!paired.empty()) {
       e.code = model::EventCode::kUnpairing;
-      emit(r, e, r.time_utc_ms, paired, out);
+      emit(r.source_id, r.time_source, e, r.time_utc_ms, paired, out);
     }
     if (!r.container_id.empty()) {
       e.code = model::EventCode::kPairing;
-      emit(r, e, r.time_utc_ms, r.container_id, out);
+      emit(r.source_id, r.time_source, e, r.time_utc_ms, r.container_id, out);
     }
-    paired = r.container_id;
+    std::lock_guard lock(read_mu_);
+    if (r.container_id.empty()) {
+      paired_.erase(r.source_id);
+    } else {
+      paired_[r.source_id] = r.container_id;
+    }
+    // A unit whose own HELLO now names a container is no longer paired by
+    // command: what the unit reports wins.
+    if (auto it = paired_by_command_.find(r.source_id); it != paired_by_command_.end() && it->second != r.container_id) {
+      undo_paired_by_command_.try_emplace(r.source_id, it->second);
+      paired_by_command_.erase(it);
+    }
   }
-  if (r.container_id.empty()) {
-    paired_.erase(r.source_id);
-    return;
-  }
+  if (r.container_id.empty()) return;
+
+  if (const auto* seal = std::get_if<model::SealEvent>(&r.payload)) check_seal(r, *seal, out);
 
   if (const auto* pos = std::get_if<model::Position>(&r.payload)) {
     std::vector<geofence::Transition> zones;
@@ -177,7 +301,7 @@ void Engine::stored(const store::Record& rec, std::vector<store::Record>& out) {
       e.caused_by_seq = t.last_seq;
       e.zone_id = t.zone_id;
       e.interpolated = t.interpolated;
-      emit(r, e, t.time_utc_ms, r.container_id, out);
+      emit(r.source_id, r.time_source, e, t.time_utc_ms, r.container_id, out);
     }
     std::vector<custody::MotionTransition> motion;
     motion_.process(r, motion);
@@ -188,7 +312,7 @@ void Engine::stored(const store::Record& rec, std::vector<store::Record>& out) {
       e.caused_by_seq = m.caused_by_seq;
       e.lat_e7 = m.lat_e7;
       e.lon_e7 = m.lon_e7;
-      emit(r, e, m.time_utc_ms, r.container_id, out);
+      emit(r.source_id, r.time_source, e, m.time_utc_ms, r.container_id, out);
     }
   } else if (std::holds_alternative<model::SensorSample>(r.payload)) {
     std::vector<custody::ExcursionEvent> excursions;
@@ -207,13 +331,80 @@ void Engine::stored(const store::Record& rec, std::vector<store::Record>& out) {
         e.duration_ms = x.duration_ms;
         e.ended_by_gap = x.ended_by_gap;
       }
-      emit(r, e, start ? x.began_utc_ms : x.ended_utc_ms, r.container_id, out);
+      emit(r.source_id, r.time_source, e, start ? x.began_utc_ms : x.ended_utc_ms, r.container_id, out);
     }
   }
 }
 
+void Engine::check_seal(const model::Reading& r, const model::SealEvent& seal, std::vector<store::Record>& out) {
+  auto expected = expected_seals_.find(r.container_id);
+  const ExpectedSeal* want = expected == expected_seals_.end() ? nullptr : &expected->second;
+  model::CustodyEvent e;
+  e.first_seq = e.caused_by_seq = r.seq;
+  e.seal_id = seal.seal_id;
+  if (want != nullptr) {
+    e.expected_seal_id = want->seal_id;
+    e.seal_class = want->seal_class;
+  }
+  // Where the unit is: its last fix used for zones, and the zones it is inside.
+  std::vector<std::string> inside;
+  if (const auto* where = geofences_.state(r.source_id)) {
+    if (where->last_fix) {
+      e.lat_e7 = where->last_fix->at.lat_e7;
+      e.lon_e7 = where->last_fix->at.lon_e7;
+    }
+    for (const auto& m : where->zones) {
+      if (m.phase == geofence::Phase::kInside) inside.push_back(m.zone_id);
+    }
+  }
+  if (want != nullptr && !seal.seal_id.empty() && seal.seal_id != want->seal_id) {
+    e.code = model::EventCode::kSealMismatch;
+    emit(r.source_id, r.time_source, e, r.time_utc_ms, r.container_id, out);
+  }
+  if (seal.state == model::SealState::kTampered) {
+    e.code = model::EventCode::kSealTampered;
+    emit(r.source_id, r.time_source, e, r.time_utc_ms, r.container_id, out);
+  }
+  if (seal.state == model::SealState::kOpened && want != nullptr) {
+    bool allowed = std::any_of(inside.begin(), inside.end(), [&](const std::string& z) {
+      return std::find(want->allowed_zones.begin(), want->allowed_zones.end(), z) != want->allowed_zones.end();
+    });
+    if (!allowed) {
+      e.code = model::EventCode::kSealOpenedOutsideZone;
+      if (!inside.empty()) e.zone_id = inside.front();  // the zone it was opened in, not an allowed one
+      emit(r.source_id, r.time_source, e, r.time_utc_ms, r.container_id, out);
+    }
+  }
+}
+
+const store::Record& Engine::rewrite(const store::Record& r, store::Record& scratch) {
+  auto it = paired_by_command_.find(r.source_id);
+  if (it == paired_by_command_.end()) return r;
+  auto decoded = codec::decode_reading(r.body);
+  if (!decoded || !decoded->container_id.empty()) return r;
+  if (std::holds_alternative<model::SequenceGap>(decoded->payload)) return r;  // a gap concerns no container
+  decoded->container_id = it->second;
+  scratch = r;
+  scratch.body = codec::encode_reading(*decoded);
+  return scratch;
+}
+
 void Engine::state_changes(store::DerivedState& out) {
   for (const auto& [unit, before] : undo_) out.emplace_back(std::string(kStateKeyPrefix) + unit, save(unit));
+  for (const auto& [unit, before] : undo_paired_by_command_) {
+    auto it = paired_by_command_.find(unit);
+    auto bytes = it == paired_by_command_.end() ? std::span<const std::uint8_t>() : bytes_of(it->second);
+    out.emplace_back(std::string(kPairKeyPrefix) + unit, std::vector<std::uint8_t>(bytes.begin(), bytes.end()));
+  }
+  for (const auto& [container, before] : undo_seals_) {
+    auto it = expected_seals_.find(container);
+    out.emplace_back(std::string(kSealKeyPrefix) + container,
+                     it == expected_seals_.end() ? std::vector<std::uint8_t>() : encode_seal(it->second));
+  }
+  if (undo_zones_) {
+    auto bytes = bytes_of(zones_geojson_);
+    out.emplace_back(std::string(kZonesKey), std::vector<std::uint8_t>(bytes.begin(), bytes.end()));
+  }
 }
 
 EngineCounters Engine::counters() const {
@@ -222,22 +413,221 @@ EngineCounters Engine::counters() const {
 }
 
 void Engine::finished(bool committed) {
-  std::lock_guard lock(counters_mu_);
-  if (committed) {
-    counters_.events += pending_codes_.size();
-    for (auto code : pending_codes_) {
-      auto i = static_cast<std::size_t>(code);
-      if (i < std::size(counters_.by_code)) ++counters_.by_code[i];
+  if (!committed && changing_) {
+    // Back to the state of the last commit: the zones first (a unit's saved
+    // state is restored against the zones it was saved with), then the rest.
+    if (undo_zones_) {
+      set_zones(undo_zones_->first, undo_zones_->second);
+      zones_geojson_ = std::move(undo_zones_geojson_);
     }
-  } else if (!undo_.empty()) {
-    ++counters_.rollbacks;
-    for (const auto& [unit, before] : undo_) {
-      if (!restore(unit, before)) ++counters_.bad_state;  // cannot happen: it is what save() wrote
+    std::lock_guard lock(read_mu_);
+    for (auto& [unit, before] : undo_paired_by_command_) {
+      if (before) {
+        paired_by_command_[unit] = std::move(*before);
+      } else {
+        paired_by_command_.erase(unit);
+      }
     }
+    for (auto& [container, before] : undo_seals_) {
+      if (before) {
+        expected_seals_[container] = std::move(*before);
+      } else {
+        expected_seals_.erase(container);
+      }
+    }
+  }
+  bool restored_ok = true;
+  if (!committed && changing_) {
+    for (const auto& [unit, before] : undo_) restored_ok = restore(unit, before) && restored_ok;
     event_seq_ = undo_event_seq_;
   }
+  {
+    std::lock_guard lock(counters_mu_);
+    if (committed) {
+      counters_.events += pending_codes_.size();
+      for (auto code : pending_codes_) {
+        auto i = static_cast<std::size_t>(code);
+        if (i < std::size(counters_.by_code)) ++counters_.by_code[i];
+      }
+      counters_.commands += pending_commands_;
+    } else if (changing_) {
+      ++counters_.rollbacks;
+      if (!restored_ok) ++counters_.bad_state;  // cannot happen: it is what save() wrote
+    }
+  }
+  changing_ = false;
   undo_.clear();
+  undo_paired_by_command_.clear();
+  undo_seals_.clear();
+  undo_zones_.reset();
+  undo_zones_geojson_.clear();
   pending_codes_.clear();
+  pending_commands_ = 0;
+}
+
+void Engine::set_zones(std::shared_ptr<const geofence::ZoneSet> zones, std::string origin) {
+  geofences_.replace_zones(zones);  // its transitions are the caller's
+  std::lock_guard lock(read_mu_);
+  zones_ = std::move(zones);
+  zones_origin_ = std::move(origin);
+}
+
+Result<std::string> Engine::run_command(store::Outbox& outbox, const codec::Command& command) {
+  CommandRun run(*this, command);
+  auto stored = outbox.append({}, &run);
+  if (!stored) {
+    std::lock_guard lock(counters_mu_);
+    ++counters_.commands_refused;
+    return Error{"not carried out: the store could not commit it (" + stored.error() + ")"};
+  }
+  if (!run.reply) {
+    std::lock_guard lock(counters_mu_);
+    ++counters_.commands_refused;
+  }
+  return std::move(run.reply);
+}
+
+Result<std::string> Engine::apply(const codec::Command& command, std::vector<store::Record>& out) {
+  Result<std::string> reply = Error{"not a custody command"};
+  if (const auto* seal = std::get_if<codec::ExpectSeal>(&command.action)) {
+    reply = expect_seal(*seal);
+  } else if (const auto* pair = std::get_if<codec::PairUnit>(&command.action)) {
+    reply = pair_unit(*pair, command.command_id, out);
+  } else if (const auto* zones = std::get_if<codec::ReplaceZones>(&command.action)) {
+    reply = replace_zones(*zones, command.command_id, out);
+  }
+  if (reply) ++pending_commands_;
+  return reply;
+}
+
+Result<std::string> Engine::expect_seal(const codec::ExpectSeal& c) {
+  if (!model::is_valid_iso6346(c.container_id)) {
+    return Error{"ExpectSeal: container_id \"" + c.container_id + "\" is not an ISO 6346 container number"};
+  }
+  for (const auto& z : c.allowed_zones) {
+    if (zones_->find(z) < 0) {
+      return Error{"ExpectSeal: allowed zone \"" + z + "\" is not in the zones in force (version \"" +
+                   zones_->version() + "\")"};
+    }
+  }
+  auto it = expected_seals_.find(c.container_id);
+  if (!c.seal_id.empty() && it == expected_seals_.end() && expected_seals_.size() >= kMaxExpectedSeals) {
+    return Error{"ExpectSeal: " + std::to_string(kMaxExpectedSeals) + " containers have an expected seal already"};
+  }
+  begin_change();
+  undo_seals_.try_emplace(c.container_id,
+                          it == expected_seals_.end() ? std::nullopt : std::optional<ExpectedSeal>(it->second));
+  std::string reply = "{\"container\":" + json::quote(c.container_id);
+  if (c.seal_id.empty()) {
+    std::lock_guard lock(read_mu_);
+    expected_seals_.erase(c.container_id);
+    return reply + ",\"expected_seal_id\":null}";
+  }
+  ExpectedSeal e{c.seal_id, static_cast<model::SealClass>(c.seal_class), c.allowed_zones};
+  std::sort(e.allowed_zones.begin(), e.allowed_zones.end());
+  e.allowed_zones.erase(std::unique(e.allowed_zones.begin(), e.allowed_zones.end()), e.allowed_zones.end());
+  reply += ",\"expected_seal_id\":" + json::quote(e.seal_id) + ",\"seal_class\":" +
+           json::quote(model::seal_class_name(e.seal_class)) + ",\"allowed_zones\":[";
+  for (std::size_t i = 0; i < e.allowed_zones.size(); ++i) reply += (i ? "," : "") + json::quote(e.allowed_zones[i]);
+  reply += "]}";
+  std::lock_guard lock(read_mu_);
+  expected_seals_[c.container_id] = std::move(e);
+  return reply;
+}
+
+Result<std::string> Engine::pair_unit(const codec::PairUnit& c, const std::string& command_id,
+                                      std::vector<store::Record>& out) {
+  if (auto problem = model::topic_id_problem(c.unit_id); !problem.empty()) {
+    return Error{"PairUnit: unit_id " + problem};
+  }
+  if (c.unit_id == source_id_ || c.unit_id == opt_.gateway_id) {
+    return Error{"PairUnit: \"" + c.unit_id + "\" is this gateway's, not a unit's"};
+  }
+  if (!c.container_id.empty() && !model::is_valid_iso6346(c.container_id)) {
+    return Error{"PairUnit: container_id \"" + c.container_id + "\" is not an ISO 6346 container number"};
+  }
+  auto by_command = paired_by_command_.find(c.unit_id);
+  std::string paired = paired_container(c.unit_id);
+  if (by_command == paired_by_command_.end() && !paired.empty()) {
+    return Error{"PairUnit: unit \"" + c.unit_id + "\" reports its container itself (" + paired +
+                 ", in its HELLO): pairing by command is for units that report none"};
+  }
+  std::string reply = "{\"unit\":" + json::quote(c.unit_id) + ",\"container\":" +
+                      (c.container_id.empty() ? std::string("null") : json::quote(c.container_id));
+  if (paired == c.container_id) return reply + ",\"events\":0}";  // already so: nothing to store
+  if (by_command == paired_by_command_.end() && paired_by_command_.size() >= kMaxPairedByCommand) {
+    return Error{"PairUnit: " + std::to_string(kMaxPairedByCommand) + " units are paired by command already"};
+  }
+  touch(c.unit_id);
+  undo_paired_by_command_.try_emplace(
+      c.unit_id, by_command == paired_by_command_.end() ? std::nullopt : std::optional<std::string>(by_command->second));
+  const auto now = model::now_utc_ms();
+  model::CustodyEvent e;
+  e.command_id = command_id;
+  std::size_t events = 0;
+  if (!paired.empty()) {
+    e.code = model::EventCode::kUnpairing;
+    emit(c.unit_id, model::TimeSource::kSource, e, now, paired, out);
+    ++events;
+  }
+  if (!c.container_id.empty()) {
+    e.code = model::EventCode::kPairing;
+    emit(c.unit_id, model::TimeSource::kSource, e, now, c.container_id, out);
+    ++events;
+  }
+  std::lock_guard lock(read_mu_);
+  if (c.container_id.empty()) {
+    paired_.erase(c.unit_id);
+    paired_by_command_.erase(c.unit_id);
+  } else {
+    paired_[c.unit_id] = c.container_id;
+    paired_by_command_[c.unit_id] = c.container_id;
+  }
+  return reply + ",\"events\":" + std::to_string(events) + "}";
+}
+
+Result<std::string> Engine::replace_zones(const codec::ReplaceZones& c, const std::string& command_id,
+                                          std::vector<store::Record>& out) {
+  std::shared_ptr<const geofence::ZoneSet> zones = file_zones_;
+  std::string origin = file_zones_->zones().empty() && file_zones_->version().empty() ? "none" : "file";
+  if (!c.geojson.empty()) {
+    auto digest = sha256_hex(c.geojson);
+    if (digest != c.sha256) {
+      return Error{"ReplaceZones: the geojson's SHA-256 is " + digest + ", the command says " + c.sha256};
+    }
+    auto parsed = geofence::parse_zones_file(c.geojson);
+    if (!parsed) return Error{"ReplaceZones: " + parsed.error()};
+    if (parsed->version() == zones_->version() && c.geojson != zones_geojson_) {
+      return Error{"ReplaceZones: version \"" + parsed->version() +
+                   "\" is in force with other content: give the new zones a new version"};
+    }
+    zones = std::make_shared<const geofence::ZoneSet>(std::move(*parsed));
+    origin = "command";
+  }
+  std::string reply = "{\"zones_version\":" + json::quote(zones->version()) + ",\"zones\":" +
+                      std::to_string(zones->zones().size()) + ",\"origin\":" + json::quote(origin);
+  if (c.geojson == zones_geojson_) return reply + ",\"exits\":0}";  // in force already
+  begin_change();
+  for (const auto& unit : geofences_.sources_in_zones()) touch(unit);
+  undo_zones_.emplace(zones_, zones_origin_);
+  undo_zones_geojson_ = zones_geojson_;
+  zones_geojson_ = c.geojson;
+  std::vector<geofence::Transition> exits = geofences_.replace_zones(zones);
+  {
+    std::lock_guard lock(read_mu_);
+    zones_ = zones;
+    zones_origin_ = origin;
+  }
+  for (const auto& t : exits) {
+    model::CustodyEvent e;
+    e.code = model::EventCode::kGeofenceExit;
+    e.first_seq = t.first_seq;
+    e.caused_by_seq = t.last_seq;
+    e.zone_id = t.zone_id;
+    e.command_id = command_id;  // a zone_removed EXIT: the command removed the zone
+    emit(t.source_id, model::TimeSource::kSource, e, t.time_utc_ms, paired_container(t.source_id), out);
+  }
+  return reply + ",\"exits\":" + std::to_string(exits.size()) + "}";
 }
 
 }  // namespace eport::events

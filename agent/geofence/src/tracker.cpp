@@ -206,4 +206,12 @@ void Tracker::forget(std::string_view source_id) {
   if (it != sources_.end()) sources_.erase(it);
 }
 
+std::vector<std::string> Tracker::sources_in_zones() const {
+  std::vector<std::string> out;
+  for (const auto& [id, s] : sources_) {
+    if (!s.zones.empty()) out.push_back(id);
+  }
+  return out;
+}
+
 }  // namespace eport::geofence

@@ -117,7 +117,11 @@ class Tracker {
                                                               std::span<const std::uint8_t> bytes);
   void forget(std::string_view source_id);
 
+  // The sources inside or pending in at least one zone (those whose state
+  // replace_zones() may change), ascending.
+  std::vector<std::string> sources_in_zones() const;
   const ZoneSet& zones() const { return *zones_; }
+  std::shared_ptr<const ZoneSet> zone_set() const { return zones_; }
   const TrackerCounters& counters() const { return counters_; }
   std::size_t source_count() const { return sources_.size(); }
 
