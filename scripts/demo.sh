@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-DURATION=30 UNITS=20 RATE=2
+DURATION=30 UNITS=20 RATE=2 SEED=37
 while (($#)); do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
@@ -52,6 +52,9 @@ uri = "tcp://127.0.0.1:$PORT"
 [custody]
 enabled = true
 zones_file = "$ROOT/docs/zones/shanghai-terminals.geojson"
+# The simulated clock runs a journey in two hours: a reefer counts as out of
+# its band after 5 minutes here (the default is 10).
+reefer_min_duration_s = 300
 TOML
 "$BIN/app/eport-agent" --config "$WORK/agent.toml" 2> "$WORK/agent.log" &
 AGENT_PID=$!
@@ -65,12 +68,25 @@ PIDS+=($!)
 for _ in $(seq 50); do grep -q subscribed "$WORK/tail.err" 2>/dev/null && [ -S "$WORK/bridge.sock" ] && break; sleep 0.1; done
 
 echo "demo: broker 127.0.0.1:$PORT, $UNITS units at $RATE readings/s each for $DURATION s (files in $WORK)" >&2
+# The cloud's part: from its bookings it knows each container's seal and tells
+# the gateway which seal to expect (ExpectSeal). A seal read with another
+# number, a tamper, or an opening outside the allowed zones (none here) is
+# then an alarm naming both numbers (docs/custody-events.md).
+expected=0
+while read -r line; do
+  container=$(sed -nE 's/.*"container":"([^"]+)".*/\1/p' <<<"$line")
+  seal=$(sed -nE 's/.*"seal":"([^"]+)".*/\1/p' <<<"$line")
+  "$BIN/tools/eport-cmd" --broker "tcp://127.0.0.1:$PORT" --site cnsha --gateway gw-yangshan-01 --timeout 5 \
+    expect-seal "$container" "$seal" --class high_security >> "$WORK/cmd.out" 2>> "$WORK/cmd.err" && expected=$((expected + 1))
+done < <("$BIN/tools/eport-sim" --units "$UNITS" --seed "$SEED" --list-units)
+echo "demo: the cloud told the gateway the expected seal of $expected containers (eport-cmd expect-seal)" >&2
 set +e
-# --time-step: the journeys run on a simulated clock (30 s between a unit's
-# readings), so that a minute of demo shows an hour of terminal life: zone
-# entries after their dwell, motion, reefer excursions.
-"$BIN/tools/eport-sim" --connect "unix:$WORK/bridge.sock" --units "$UNITS" --rate "$RATE" \
-  --duration "$DURATION" --time-step 30000 --quiet > "$WORK/sim.out" 2> "$WORK/sim.err" &
+# --time-step: the journeys run on a simulated clock (60 s between a unit's
+# readings), so that 30 s of demo show an hour of terminal life: zone
+# entries after their dwell, motion, reefer excursions. --seed 37: a fleet
+# whose first hour has a tampered seal and reefer excursions.
+"$BIN/tools/eport-sim" --connect "unix:$WORK/bridge.sock" --units "$UNITS" --rate "$RATE" --seed "$SEED" \
+  --duration "$DURATION" --time-step 60000 --quiet > "$WORK/sim.out" 2> "$WORK/sim.err" &
 SIM_PID=$!
 trap 'kill -INT $SIM_PID 2>/dev/null' INT
 wait $SIM_PID

@@ -468,7 +468,8 @@ class Codec:
             out["kind"] = "event"  # derived by the gateway (docs/custody-events.md)
             code = p.Code()
             out["event"] = EVENT_CODE_NAMES.get(code, "unknown")
-            out["dcsa"] = EVENT_DCSA_CODES.get(code, "")
+            if code in EVENT_DCSA_CODES:  # seal events have no DCSA code: no key
+                out["dcsa"] = EVENT_DCSA_CODES[code]
             out["subject"] = _text(p.SubjectId())
             out["first_seq"] = p.FirstSeq()
             out["caused_by_seq"] = p.CausedBySeq()

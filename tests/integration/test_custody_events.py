@@ -7,10 +7,15 @@ the custody source's seqs have no hole, the killed agent's events are
 exactly the undisturbed one's, unit by unit (no event repeated or lost,
 byte for byte apart from the gateway's id and the seq in its custody
 source, which follows how units interleaved), and they include
-pairings, geofence entries into Yangshan zones and exits, and motion."""
+pairings, geofence entries into Yangshan zones and exits, and motion.
+Before the replay the cloud tells each agent the seal expected on every
+container (eport-cmd expect-seal, from eport-sim --list-units): the seal
+alarms (a customs seal read instead, an opening outside the allowed zones,
+the fleet's one tamper) are among those events, also exactly once."""
 import collections
 import json
 import os
+import subprocess
 import time
 
 import harness as h
@@ -41,10 +46,35 @@ def content(r):
     return json.dumps({k: v for k, v in r.items() if k not in ("source", "seq")}, sort_keys=True)
 
 
+CMD = h.AGENT.replace("app/eport-agent", "tools/eport-cmd")
+SEED = 11
+
+
+def fleet():
+    """The units of the session as the cloud knows them: unit, container, origin seal."""
+    p = subprocess.run([h.SIM, "--units", str(UNITS), "--seed", str(SEED), "--list-units"], capture_output=True,
+                       text=True, timeout=30, check=True)
+    return [json.loads(line) for line in p.stdout.splitlines()]
+
+
+def expect_seals(broker_uri, gateway):
+    for u in fleet():
+        p = subprocess.run([CMD, "--broker", broker_uri, "--site", "cnsha", "--gateway", gateway, "--timeout", "20",
+                            "expect-seal", u["container"], u["seal"], "--class", "security"],
+                           capture_output=True, text=True, timeout=40)
+        assert p.returncode == 0, f"expect-seal {u}: {p.stdout} {p.stderr}"
+        reply = json.loads(p.stdout)
+        assert reply["result"] == {"container": u["container"], "expected_seal_id": u["seal"],
+                                   "seal_class": "security", "allowed_zones": []}, reply
+
+
 def replay(work, broker_uri, session, name, kills):
     acked = work.file(f"acked-{name}.jsonl")
     agent = h.FleetAgent(work, broker_uri, name=name, gateway=f"gw-{name}", extra=CUSTODY)
     agent.start()
+    # Commands reach an agent once it is subscribed (it logs "connected" after its SUBACK).
+    h.wait_until(lambda: "connected to" in agent.read_log(), 20, f"{name} connected to the broker")
+    expect_seals(broker_uri, f"gw-{name}")
     p = h.sim(["--replay", session, "--connect", "unix:" + agent.socket, "--acked-log", acked,
                "--drain-timeout", 90, "--quiet"], background=True)
     for k in range(kills):
@@ -66,7 +96,7 @@ def test_custody_events(work):
     # A session of journeys on a simulated clock, generated without an agent.
     session = work.file("session.jsonl")
     gen = h.sim(["--units", UNITS, "--connect", "unix:" + work.file("nobody.sock"), "--rate", 100000,
-                 "--count", COUNT, "--seed", 11, "--time-step", 30000, "--record", session,
+                 "--count", COUNT, "--seed", SEED, "--time-step", 30000, "--record", session,
                  "--drain-timeout", 0, "--quiet"], timeout=60)
     assert gen.returncode == 3, f"expected the 'unacknowledged' exit: {gen.stdout} {gen.stderr}"
 
@@ -117,9 +147,22 @@ def test_custody_events(work):
     assert kinds["motion_start"] >= 1, kinds
     zones = {r["zone"] for r in a.values() if r["event"] == "geofence_entry"}
     assert any(z.startswith("yangshan") for z in zones), zones
+    # The seal alarms: the one tamper of the fleet; customs seals read where
+    # the origin's was expected and openings (the inspections) outside the
+    # allowed zones (none); each naming both numbers.
+    assert kinds["seal_tampered"] == 1, kinds
+    assert kinds["seal_mismatch"] >= 1 and kinds["seal_opened_outside_zone"] >= 1, kinds
+    expected = {u["container"]: u["seal"] for u in fleet()}
     for r in a.values():
-        assert r["kind"] == "event" and r["dcsa"], r
+        assert r["kind"] == "event", r
         assert r["subject"].startswith("tcu") and r["container"], r
+        if r["event"].startswith("seal_"):
+            assert "dcsa" not in r and r["seal_id"] and r["seal_class"] == "security", r
+            assert r["expected_seal_id"] == expected[r["container"]], r
+            if r["event"] == "seal_mismatch":
+                assert r["seal_id"] != r["expected_seal_id"], r
+        else:
+            assert r["dcsa"], r
     h.log(f"{len(a)} custody events, identical across 3 SIGKILLs: {dict(kinds)}; zones entered: {sorted(zones)}")
 
 

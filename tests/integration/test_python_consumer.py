@@ -32,6 +32,7 @@ import eport_consumer as ec  # noqa: E402
 import envelopes  # noqa: E402  (tests/integration/envelopes.py)
 
 UNITS, COUNT = 20, 50  # 1000 readings; the doc's example comes from tcu-0038, outside this fleet
+CMD = h.AGENT.replace("app/eport-agent", "tools/eport-cmd")
 
 
 class Subdir:
@@ -242,6 +243,16 @@ def scenario(work, name, codegen, compression):
         agent = h.Agent(sub, broker.uri, extra=extra)
         agent.start()
         procs.append(agent.proc)
+        # Schema 1.3's seal fields: every container expects a seal its unit
+        # does not read, so every seal reading gives a seal_mismatch event.
+        h.wait_until(lambda: "connected to" in agent.read_log(), 20, "agent connected")
+        fleet = subprocess.run([h.SIM, "--units", str(UNITS), "--list-units"], capture_output=True, text=True,
+                               check=True).stdout.splitlines()
+        for unit in map(json.loads, fleet):
+            c = subprocess.run([CMD, "--broker", broker.uri, "--site", "cnsha", "--gateway", "gw-test-01",
+                                "expect-seal", unit["container"], "SL-EXPECTED", "--class", "indicative"],
+                               capture_output=True, text=True, timeout=30)
+            assert c.returncode == 0, c.stdout + c.stderr
         p = h.run_sim(agent, units=UNITS, rate=50, count=COUNT, acked_log=sub.file("acked.jsonl"))
         assert p.returncode == 0, f"eport-sim failed: {p.stdout} {p.stderr}"
         acked = h.read_jsonl(sub.file("acked.jsonl"))
@@ -270,6 +281,10 @@ def scenario(work, name, codegen, compression):
         custody = py.tagged("health")[-1]["custody"]
         assert custody["source"] == "gw-test-01:custody" and custody["zones_version"], custody
         assert custody["by_event"]["pairing"] == UNITS and custody["rollbacks"] == 0, custody
+        assert custody["expected_seals"] == UNITS and custody["by_event"]["seal_mismatch"] >= 1, custody
+        mismatch = json.loads(next(line for line in py_lines if '"event":"seal_mismatch"' in line))
+        assert mismatch["expected_seal_id"] == "SL-EXPECTED" and mismatch["seal_class"] == "indicative" and \
+            mismatch["seal_id"][:2] in ("SL", "CN") and "dcsa" not in mismatch, mismatch
         assert sum(e["readings"] for e in envelopes) == n + events, \
             "envelope lines do not add up to the readings and custody events"
         status = py.tagged("status")

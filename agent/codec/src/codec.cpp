@@ -422,7 +422,7 @@ std::string reading_to_json(const model::Reading& r) {
           field(out, "reason", std::string(model::gap_reason_name(p.reason)));
         } else if constexpr (std::is_same_v<P, model::CustodyEvent>) {
           field(out, "event", std::string(model::event_code_name(p.code)));
-          field(out, "dcsa", std::string(model::dcsa_code(p.code)));
+          if (auto dcsa = model::dcsa_code(p.code); !dcsa.empty()) field(out, "dcsa", std::string(dcsa));
           field(out, "subject", p.subject_id);
           field(out, "first_seq", p.first_seq);
           field(out, "caused_by_seq", p.caused_by_seq);

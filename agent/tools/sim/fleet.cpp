@@ -155,6 +155,13 @@ bool Fleet::is_reefer(int unit_index) const { return opt_.reefer_every > 0 && un
 
 bool Fleet::inspected(int unit_index, std::uint64_t journey) const { return hash(unit_index, 0x1125, journey) % 4 == 0; }
 
+std::string Fleet::origin_seal(int unit_index, std::uint64_t seq) const {
+  char id[16];
+  std::snprintf(id, sizeof id, "SL%08llu",
+                static_cast<unsigned long long>(hash(unit_index, where(unit_index, seq).journey, 1) % 100000000));
+  return id;
+}
+
 std::uint64_t Fleet::tampered_seq() const {
   if (tampered_unit_ < 0) return 0;
   // The first journey whose tamper point comes at or after seq 1.
@@ -181,8 +188,7 @@ model::Reading Fleet::reading(int unit_index, const std::string& unit, const std
 
   // --- events at fixed points of the journey ---
   // Sealed at origin: the seal number is reported as the journey starts.
-  std::snprintf(id, sizeof id, "SL%08llu", static_cast<unsigned long long>(hash(unit_index, journey, 1) % 100000000));
-  const std::string origin_seal = id;
+  const std::string origin_seal = Fleet::origin_seal(unit_index, seq);
   if (k == 0) {
     r.payload = model::SealEvent{origin_seal, model::SealState::kSealed};
     return r;

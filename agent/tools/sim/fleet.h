@@ -46,6 +46,9 @@ class Fleet {
   Phase phase_of(int unit_index, std::uint64_t seq) const;
   bool is_reefer(int unit_index) const;
   bool inspected(int unit_index, std::uint64_t journey) const;  // customs opens this journey's container
+  // The seal number put on at the origin of the journey the seq-th reading
+  // belongs to (what a shipper's booking would tell the cloud).
+  std::string origin_seal(int unit_index, std::uint64_t seq) const;
   int tampered_unit() const { return tampered_unit_; }          // -1: none
   std::uint64_t tampered_seq() const;                           // seq of the TAMPERED event, 0: none
   const FleetOptions& options() const { return opt_; }

@@ -99,6 +99,7 @@ struct Options {
   long long reorder_every = 0;       // test: swap every n-th READING's first transmission with the next frame
   std::string unit_keys;             // the agent's key file format: keys of the units listed there
   bool quiet = false;
+  bool list_units = false;  // print the fleet (unit, container, origin seal, reefer) and exit
 };
 
 [[noreturn]] void usage(const char* why) {
@@ -111,7 +112,9 @@ struct Options {
                "                 [--acked-log FILE] [--summary-json FILE] [--drain-timeout S] [--ack-timeout MS]\n"
                "                 [--drop-acks-every N] [--discard-every N [--discard-count K]]\n"
                "                 [--corrupt-every N] [--drop-every N] [--reorder-every N] [--unit-keys FILE]\n"
-               "                 [--quiet]\n"
+               "                 [--quiet] [--list-units]\n"
+               "  --list-units    print each unit of the fleet as JSON (unit, container, the seal of its first\n"
+               "                  journey, reefer) and exit: what a cloud knows from bookings\n"
                "  --units N       units connecting to --connect (default 10; 0 with --pty)\n"
                "  --pty N         N more units, each on a new pty pair; the agent opens the slave paths\n"
                "                  (printed, and written one per line to --pty-list FILE)\n"
@@ -166,6 +169,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--reorder-every") args.take(o.reorder_every);
     else if (a == "--unit-keys") args.take(o.unit_keys);
     else if (a == "--quiet") o.quiet = true;
+    else if (a == "--list-units") o.list_units = true;
     else usage(("unknown option " + a).c_str());
   }
   if (o.pty > 0 && !o.units_given) o.units = 0;
@@ -1144,6 +1148,19 @@ int main(int argc, char** argv) {
   if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
     nofile.rlim_cur = nofile.rlim_max;
     setrlimit(RLIMIT_NOFILE, &nofile);
+  }
+  if (opt.list_units) {
+    eport::sim::FleetOptions fo;
+    fo.seed = opt.seed;
+    fo.units = opt.units + opt.pty;
+    fo.journey_readings = opt.journey_readings;
+    eport::sim::Fleet fleet(fo);
+    for (int i = 0; i < fo.units; ++i) {
+      std::printf("{\"unit\":\"%s\",\"container\":\"%s\",\"seal\":\"%s\",\"reefer\":%s}\n",
+                  eport::sim::unit_id(opt.prefix, i).c_str(), eport::sim::container_id(i).c_str(),
+                  fleet.origin_seal(i, 1).c_str(), fleet.is_reefer(i) ? "true" : "false");
+    }
+    return 0;
   }
   Sim sim(opt);
   return sim.run();
