@@ -613,3 +613,51 @@ TEST_CASE("a custody event survives the stored form and an envelope, field for f
   r.payload = e;
   CHECK(model::default_priority(r) == model::Priority::kAlarm);
 }
+
+TEST_CASE("a seal event (schema 1.3) keeps both numbers, the class and the command, is an alarm, and has no DCSA code",
+          "[codec]") {
+  model::Reading r;
+  r.source_id = model::custody_source_id("gw-yangshan-01");
+  r.container_id = "MSKU1234565";
+  r.seq = 8;
+  r.time_utc_ms = 1795000000000;
+  model::CustodyEvent e;
+  e.code = model::EventCode::kSealMismatch;
+  e.subject_id = "TU-0042";
+  e.first_seq = e.caused_by_seq = 31;
+  e.seal_id = std::string(32, 'S');  // at the bound
+  e.expected_seal_id = "SL00012345";
+  e.seal_class = model::SealClass::kHighSecurity;
+  e.command_id = std::string(64, 'c');  // at the bound
+  r.payload = e;
+  auto stored = codec::decode_reading(codec::encode_reading(r));
+  REQUIRE(stored.ok());
+  CHECK(*stored == r);
+  CHECK(model::default_priority(r) == model::Priority::kAlarm);
+  CHECK(codec::reading_to_json(r) ==
+        "{\"source\":\"gw-yangshan-01:custody\",\"container\":\"MSKU1234565\",\"seq\":8,\"time_utc_ms\":1795000000000,"
+        "\"kind\":\"event\",\"event\":\"seal_mismatch\",\"subject\":\"TU-0042\",\"first_seq\":31,\"caused_by_seq\":31,"
+        "\"seal_id\":\"" + std::string(32, 'S') + "\",\"expected_seal_id\":\"SL00012345\",\"seal_class\":\"high_security\","
+        "\"command_id\":\"" + std::string(64, 'c') + "\"}");
+  for (auto code : {model::EventCode::kSealOpenedOutsideZone, model::EventCode::kSealTampered}) {
+    e.code = code;
+    r.payload = e;
+    CHECK(model::default_priority(r) == model::Priority::kAlarm);
+    CHECK(model::dcsa_code(code).empty());
+  }
+  // One byte past a bound refuses the envelope, naming the field.
+  for (auto [field, over] : {std::pair{"seal_id", 33}, std::pair{"expected_seal_id", 33}, std::pair{"command_id", 65}}) {
+    CAPTURE(field);
+    auto bad = e;
+    if (std::string(field) == "seal_id") bad.seal_id.assign(over, 'S');
+    if (std::string(field) == "expected_seal_id") bad.expected_seal_id.assign(over, 'S');
+    if (std::string(field) == "command_id") bad.command_id.assign(over, 'c');
+    r.payload = bad;
+    auto env = codec::decode_envelope(codec::encode_envelope({"cnsha", "gw-yangshan-01", 1, 2, model::Priority::kAlarm},
+                                                             std::vector<model::Reading>{r}));
+    REQUIRE_FALSE(env.ok());
+    CHECK(env.error().find(std::string(field) + " of " + std::to_string(over) + " bytes") != std::string::npos);
+  }
+  CHECK(model::seal_class_from_name("security") == model::SealClass::kSecurity);
+  CHECK_FALSE(model::seal_class_from_name("secure").has_value());
+}

@@ -12,15 +12,17 @@ config::Keys<EngineOptions> build() {
   using O = EngineOptions;
   config::Keys<O> k;
   k.add(config::boolean<O>("custody.enabled",
-                           "Derive custody events (pairing, geofence entry and exit, motion start and stop, reefer "
-                           "excursions; docs/custody-events.md) from the units' readings and send them as readings "
-                           "of the source \"<gateway.id>:custody\" (schema 1.2). Off by default until every consumer "
-                           "reads schema 1.2.",
+                           "Derive custody events (pairing, seal alarms, geofence entry and exit, motion start and "
+                           "stop, reefer excursions; docs/custody-events.md) from the units' readings and send them "
+                           "as readings of the source \"<gateway.id>:custody\" (schema 1.3); accept the custody "
+                           "commands (ExpectSeal, PairUnit, ReplaceZones). Off by default until every consumer reads "
+                           "schema 1.3.",
                            EPORT_OPTION(O, enabled)));
   {
     auto zones = config::string<O>("custody.zones_file",
                                    "GeoJSON file of the zones whose entry and exit are reported (docs/geofences.md; "
-                                   "docs/zones/shanghai-terminals.geojson is a sample). Empty: no geofences.",
+                                   "docs/zones/shanghai-terminals.geojson is a sample). Empty: no geofences. Zones put in force by "
+                                   "a ReplaceZones command win over it until one with no GeoJSON.",
                                    EPORT_OPTION(O, zones_file), {}, config::FileKind::kChecked);
     zones.read_check = [](const std::string& path) {
       auto set = geofence::load_zones_file(path);
