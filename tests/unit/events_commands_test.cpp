@@ -14,6 +14,7 @@
 
 #include "epb/epb.h"
 #include "events_fixture.h"
+#include "eport/model/clock.h"
 
 using namespace eport;
 using namespace eport::test_events;
@@ -345,4 +346,48 @@ TEST_CASE("a custody command whose commit fails changes nothing, and runs again 
       CHECK(*a == *b);
     }
   }
+}
+
+TEST_CASE("a unit the store forgets (idle past store.source_expiry_s) is UNPAIRING and its state row goes", "[events]") {
+  Store s;
+  s.options.source_expiry = std::chrono::seconds(60);
+  s.open();
+  REQUIRE(s.append(parked_in_berth()).ok());
+  auto has_row = [&](const std::string& key) {
+    auto saved = s.outbox->derived_state();
+    REQUIRE(saved.ok());
+    return std::any_of(saved->begin(), saved->end(), [&](const auto& row) { return row.first == key; });
+  };
+  REQUIRE(has_row("custody/TU-1"));
+  // Units it does not know are skipped.
+  auto none = s.engine->forget_units(*s.outbox, {"TU-unknown"});
+  REQUIRE(none.ok());
+  CHECK(*none == 0);
+  // The store forgets TU-1 once it has been idle for the expiry with nothing waiting.
+  s.outbox->release_all();
+  std::vector<store::Lease> leases;
+  while (true) {
+    auto taken = s.outbox->take(1000, 1 << 20);
+    REQUIRE(taken.ok());
+    if (taken->empty()) break;
+    leases.push_back(store::Lease::of(*taken));
+  }
+  REQUIRE(s.outbox->ack(leases).ok());
+  auto report = s.outbox->maintain(model::now_utc_ms() + 120'000);
+  REQUIRE(report.ok());
+  CHECK(std::count(report->forgotten_sources.begin(), report->forgotten_sources.end(), "TU-1") == 1);
+  auto forgotten = s.engine->forget_units(*s.outbox, report->forgotten_sources);
+  REQUIRE(forgotten.ok());
+  CHECK(*forgotten == 1);
+  CHECK_FALSE(has_row("custody/TU-1"));
+  CHECK(s.engine->paired_container("TU-1").empty());
+  CHECK(s.engine->counters().units_forgotten == 1);
+  auto e = s.events();
+  REQUIRE_FALSE(e.empty());
+  CHECK(e.back().code == model::EventCode::kUnpairing);
+  CHECK(e.back().subject_id == "TU-1");
+  // Back on another container: PAIRING only (the UNPAIRING was stored when it was forgotten).
+  REQUIRE(s.append({position("TU-1", "CSQU3054383", 1, 10, 10)}).ok());
+  CHECK(s.events().back().code == model::EventCode::kPairing);
+  CHECK(s.engine->units() == std::vector<std::string>{"TU-1"});
 }

@@ -130,6 +130,15 @@ Agent::Agent(const AgentConfig& cfg, std::unique_ptr<store::Outbox> outbox, std:
 Agent::~Agent() { stop(); }
 
 Status Agent::start() {
+  if (events_) {
+    // Units whose store source is gone (forgotten while the agent went down
+    // before the engine forgot them too).
+    std::vector<std::string> orphans;
+    for (const auto& unit : events_->units()) {
+      if (outbox_->last_seq(unit) == 0) orphans.push_back(unit);
+    }
+    if (!orphans.empty()) forget_custody_units(orphans);
+  }
   ingest_.start();
   publisher_.start();
   gnss_.start();
@@ -166,8 +175,23 @@ void Agent::stop() {
 }
 
 void Agent::maintain() {
-  if (auto m = outbox_->maintain(model::now_utc_ms()); !m) log::error("agent", "store maintenance: " + m.error());
+  auto m = outbox_->maintain(model::now_utc_ms());
+  if (!m) {
+    log::error("agent", "store maintenance: " + m.error());
+  } else if (events_ && !m->forgotten_sources.empty()) {
+    forget_custody_units(m->forgotten_sources);
+  }
   malloc_trim(0);  // give the heap of a past burst back to the system
+}
+
+void Agent::forget_custody_units(const std::vector<std::string>& units) {
+  auto n = events_->forget_units(*outbox_, units);
+  if (!n) {
+    log::error("agent", n.error() + " (tried again at the next start)");
+  } else if (*n > 0) {
+    log::info("agent", "custody: forgot the state of " + std::to_string(*n) +
+                           " units the store forgot (store.source_expiry_s)");
+  }
 }
 
 std::uint64_t Agent::waiting() const { return outbox_->stats().total_rows(); }
@@ -195,7 +219,8 @@ std::string Agent::custody_health() const {
       .add("undecodable", c.undecodable)
       .add("bad_state", c.bad_state)
       .add("commands", c.commands)
-      .add("commands_refused", c.commands_refused);
+      .add("commands_refused", c.commands_refused)
+      .add("units_forgotten", c.units_forgotten);
   return ",\"custody\":" + std::move(o).str();
 }
 

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "eport/events/engine.h"
 #include "eport/ingest/ingest.h"
@@ -62,6 +63,8 @@ class Agent {
   std::uint64_t waiting() const;
 
  private:
+  // The custody engine forgets units the store forgot (logged; a failure is retried at the next start).
+  void forget_custody_units(const std::vector<std::string>& units);
   Agent(const AgentConfig& cfg, std::unique_ptr<store::Outbox> outbox, std::unique_ptr<events::Engine> events,
         uplink::PublisherOptions po, units::ServerOptions uo);
   // The "bridge", "ingest" and "gnss" members of the health message

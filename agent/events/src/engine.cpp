@@ -5,6 +5,7 @@
 #include "eport/events/engine.h"
 
 #include <algorithm>
+#include <functional>
 #include <cstdio>
 #include <utility>
 
@@ -108,20 +109,21 @@ std::shared_ptr<const geofence::ZoneSet> saved_zones(const store::DerivedState& 
 
 }  // namespace
 
-// The deriver of one custody command's transaction (Outbox::append with no
-// records): Engine::apply() at begin(), the engine for the rest.
-class Engine::CommandRun final : public store::Deriver {
+// The deriver of a transaction of the engine's own (Outbox::append with no
+// records: a custody command, forgetting units): `body` at begin(), the
+// engine for the rest.
+class Engine::Transaction final : public store::Deriver {
  public:
-  CommandRun(Engine& engine, const codec::Command& command) : engine_(engine), command_(command) {}
-  void begin(std::vector<store::Record>& out) override { reply = engine_.apply(command_, out); }
+  Transaction(Engine& engine, std::function<void(std::vector<store::Record>&)> body)
+      : engine_(engine), body_(std::move(body)) {}
+  void begin(std::vector<store::Record>& out) override { body_(out); }
   void stored(const store::Record& r, std::vector<store::Record>& out) override { engine_.stored(r, out); }
   void state_changes(store::DerivedState& out) override { engine_.state_changes(out); }
   void finished(bool committed) override { engine_.finished(committed); }
-  Result<std::string> reply = Error{"the command did not run"};
 
  private:
   Engine& engine_;
-  const codec::Command& command_;
+  std::function<void(std::vector<store::Record>&)> body_;
 };
 
 Engine::Engine(EngineOptions options, std::shared_ptr<const geofence::ZoneSet> file_zones,
@@ -140,7 +142,9 @@ Engine::Engine(EngineOptions options, std::shared_ptr<const geofence::ZoneSet> f
     std::string_view k = key;
     bool ok = true;
     if (k.starts_with(kStateKeyPrefix)) {
-      ok = restore(std::string(k.substr(kStateKeyPrefix.size())), bytes);
+      std::string unit(k.substr(kStateKeyPrefix.size()));
+      ok = restore(unit, bytes);
+      saved_units_.insert(std::move(unit));
     } else if (k.starts_with(kPairKeyPrefix)) {
       std::string container(bytes.begin(), bytes.end());
       ok = model::is_valid_iso6346(container);
@@ -390,7 +394,10 @@ const store::Record& Engine::rewrite(const store::Record& r, store::Record& scra
 }
 
 void Engine::state_changes(store::DerivedState& out) {
-  for (const auto& [unit, before] : undo_) out.emplace_back(std::string(kStateKeyPrefix) + unit, save(unit));
+  for (const auto& [unit, before] : undo_) {
+    out.emplace_back(std::string(kStateKeyPrefix) + unit,
+                     forgotten_.count(unit) ? std::vector<std::uint8_t>() : save(unit));  // none: the row goes
+  }
   for (const auto& [unit, before] : undo_paired_by_command_) {
     auto it = paired_by_command_.find(unit);
     auto bytes = it == paired_by_command_.end() ? std::span<const std::uint8_t>() : bytes_of(it->second);
@@ -450,11 +457,17 @@ void Engine::finished(bool committed) {
         if (i < std::size(counters_.by_code)) ++counters_.by_code[i];
       }
       counters_.commands += pending_commands_;
+      counters_.units_forgotten += forgotten_.size();
     } else if (changing_) {
       ++counters_.rollbacks;
       if (!restored_ok) ++counters_.bad_state;  // cannot happen: it is what save() wrote
     }
   }
+  if (committed) {
+    for (const auto& unit : undo_) saved_units_.insert(unit.first);
+    for (const auto& unit : forgotten_) saved_units_.erase(unit);
+  }
+  forgotten_.clear();
   changing_ = false;
   undo_.clear();
   undo_paired_by_command_.clear();
@@ -473,18 +486,60 @@ void Engine::set_zones(std::shared_ptr<const geofence::ZoneSet> zones, std::stri
 }
 
 Result<std::string> Engine::run_command(store::Outbox& outbox, const codec::Command& command) {
-  CommandRun run(*this, command);
+  Result<std::string> reply = Error{"the command did not run"};
+  Transaction run(*this, [&](std::vector<store::Record>& out) { reply = apply(command, out); });
   auto stored = outbox.append({}, &run);
   if (!stored) {
     std::lock_guard lock(counters_mu_);
     ++counters_.commands_refused;
     return Error{"not carried out: the store could not commit it (" + stored.error() + ")"};
   }
-  if (!run.reply) {
+  if (!reply) {
     std::lock_guard lock(counters_mu_);
     ++counters_.commands_refused;
   }
-  return std::move(run.reply);
+  return reply;
+}
+
+std::vector<std::string> Engine::units() const {
+  std::set<std::string> out;
+  {
+    std::lock_guard lock(read_mu_);
+    for (const auto& [unit, container] : paired_) out.insert(unit);
+  }
+  for (auto& unit : geofences_.sources_in_zones()) out.insert(std::move(unit));
+  for (const auto& unit : saved_units_) out.insert(unit);
+  return {out.begin(), out.end()};
+}
+
+Result<std::size_t> Engine::forget_units(store::Outbox& outbox, const std::vector<std::string>& units) {
+  std::size_t forgotten = 0;
+  Transaction run(*this, [&](std::vector<store::Record>& out) {
+    const auto now = model::now_utc_ms();
+    for (const auto& unit : units) {
+      if (unit == source_id_ || unit == opt_.gateway_id) continue;
+      bool known = saved_units_.count(unit) > 0 || !paired_container(unit).empty();
+      if (!known) continue;
+      touch(unit);
+      if (auto paired = paired_container(unit); !paired.empty()) {
+        model::CustodyEvent e;
+        e.code = model::EventCode::kUnpairing;
+        emit(unit, model::TimeSource::kSource, e, now, paired, out);
+      }
+      {
+        std::lock_guard lock(read_mu_);
+        paired_.erase(unit);
+      }
+      motion_.forget(unit);
+      excursion_.forget(unit);
+      geofences_.forget(unit);
+      forgotten_.insert(unit);
+      ++forgotten;
+    }
+  });
+  auto stored = outbox.append({}, &run);
+  if (!stored) return Error{"forgetting idle units: the store could not commit it (" + stored.error() + ")"};
+  return forgotten;
 }
 
 Result<std::string> Engine::apply(const codec::Command& command, std::vector<store::Record>& out) {

@@ -906,6 +906,7 @@ Result<MaintenanceReport> Outbox::maintain(std::uint64_t now_utc_ms) {
       if (d.last_seq.erase(id) > 0) d.sources_bytes -= std::min(d.sources_bytes, d.source_cost(id));
       d.blocked_from.erase(id);
       d.blocked_at.erase(id);
+      report.forgotten_sources.push_back(id);
       ++n;
     }
     if (rc != SQLITE_DONE) return Error{sqlite_error(d.db.get(), "expire sources")};

@@ -141,6 +141,10 @@ class ExcursionDetector {
 
   std::vector<std::uint8_t> save_state(std::string_view source_id) const;
   Status restore_state(std::string_view source_id, std::span<const std::uint8_t> bytes);
+  // Drops the source's state (it is then a source never seen).
+  void forget(std::string_view source_id) {
+    if (auto it = states_.find(source_id); it != states_.end()) states_.erase(it);
+  }
 
   // Inputs of the reporting profiles: an excursion started (START emitted)
   // and not ended; when the last one ended (event time), if ever.

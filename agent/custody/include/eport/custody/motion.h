@@ -131,6 +131,10 @@ class MotionDetector {
   // Replaces the source's state with decoded bytes; on error the state in
   // memory is unchanged and restore_errors counts it.
   Status restore_state(std::string_view source_id, std::span<const std::uint8_t> bytes);
+  // Drops the source's state (it is then a source never seen).
+  void forget(std::string_view source_id) {
+    if (auto it = states_.find(source_id); it != states_.end()) states_.erase(it);
+  }
 
   // Whether the source is moving (false for an unknown source): an input of
   // the reporting profiles.

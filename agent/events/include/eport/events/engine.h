@@ -52,6 +52,7 @@ struct EngineCounters {
   std::uint64_t by_code[model::kEventCodeCount] = {};  // committed events per model::EventCode
   std::uint64_t commands = 0;          // custody commands carried out (committed)
   std::uint64_t commands_refused = 0;  // refused: nothing changed
+  std::uint64_t units_forgotten = 0;   // units whose state was dropped with their store source (committed)
 };
 
 // What the engine holds besides per-unit detector state (health).
@@ -96,6 +97,16 @@ class Engine final : public store::Deriver {
   // thread): the JSON reply, or why it was refused (then nothing changed).
   Result<std::string> run_command(store::Outbox& outbox, const codec::Command& command);
 
+  // Forgets the units the store forgot (MaintenanceReport::forgotten_sources,
+  // store.source_expiry_s), in a transaction of its own on `outbox`: an
+  // UNPAIRING for each one still paired (a unit that comes back on another
+  // container is then never a silent switch) and its state row deleted.
+  // Units the engine does not know are skipped. Returns how many it forgot.
+  Result<std::size_t> forget_units(store::Outbox& outbox, const std::vector<std::string>& units);
+  // The units the engine holds state of (for a start: those the store has
+  // no source of any more are forget_units()'s).
+  std::vector<std::string> units() const;
+
   const std::string& source_id() const { return source_id_; }
   EngineCounters counters() const;  // any thread
   EngineState state() const;        // any thread
@@ -103,7 +114,7 @@ class Engine final : public store::Deriver {
   std::string paired_container(const std::string& unit) const;
 
  private:
-  class CommandRun;
+  class Transaction;
   void begin_change();
   void touch(const std::string& unit);
   void emit(const std::string& subject, model::TimeSource time_source, model::CustodyEvent e,
@@ -141,6 +152,8 @@ class Engine final : public store::Deriver {
   std::optional<std::pair<std::shared_ptr<const geofence::ZoneSet>, std::string>> undo_zones_;  // zones, origin
   std::string undo_zones_geojson_;
   std::uint64_t undo_event_seq_ = 0;
+  std::set<std::string> saved_units_;  // units with a custody/<unit> row (committed)
+  std::set<std::string> forgotten_;  // units forgotten in this transaction (their rows deleted)
   std::vector<model::EventCode> pending_codes_;
   std::uint64_t pending_commands_ = 0;
   mutable std::mutex read_mu_;      // paired maps and zones, as other threads read them (the engine's

@@ -209,6 +209,7 @@ struct OutboxStats {
 struct MaintenanceReport {
   std::uint64_t expired = 0;
   std::uint64_t sources_expired = 0;
+  std::vector<std::string> forgotten_sources;  // their ids (a deriver forgets its state of them too)
   std::uint64_t commands_pruned = 0;  // seen command ids older than command_max_age
   std::uint64_t reclaimed_bytes = 0;  // file shrink after a drain
 };
