@@ -15,7 +15,9 @@ namespace eport::events {
 namespace {
 
 constexpr std::string_view kLog = "custody";
-constexpr std::uint8_t kStateVersion = 1;
+// 2: adds the reporting part (reporting.h); rows of version 1 restore with
+// none (the unit's next reading decides its profile afresh).
+constexpr std::uint8_t kStateVersion = 2;
 
 std::shared_ptr<const geofence::ZoneSet> or_empty(std::shared_ptr<const geofence::ZoneSet> zones) {
   if (zones) return zones;
@@ -50,6 +52,7 @@ Engine::Engine(EngineOptions options, std::shared_ptr<const geofence::ZoneSet> z
       geofences_(zones_),
       motion_(opt_.motion),
       excursion_(opt_.excursion),
+      reporting_(opt_.reporting),
       event_seq_(last_event_seq) {
   for (const auto& [key, bytes] : saved) {
     if (key.rfind(kStateKeyPrefix, 0) != 0) continue;
@@ -75,17 +78,19 @@ std::vector<std::uint8_t> Engine::save(const std::string& unit) const {
   put_part(out, geofences_.save_state(unit));
   auto container = paired_container(unit);
   put_part(out, std::span(reinterpret_cast<const std::uint8_t*>(container.data()), container.size()));
+  put_part(out, reporting_.save(unit));  // version 2
   return out;
 }
 
 bool Engine::restore(const std::string& unit, std::span<const std::uint8_t> bytes) {
-  std::span<const std::uint8_t> motion, excursion, zones, container;
+  std::span<const std::uint8_t> motion, excursion, zones, container, reporting;
   std::size_t at = 1;
-  if (bytes.empty() || bytes[0] != kStateVersion || !get_part(bytes, at, motion) ||
+  if (bytes.empty() || (bytes[0] != 1 && bytes[0] != kStateVersion) || !get_part(bytes, at, motion) ||
       !get_part(bytes, at, excursion) || !get_part(bytes, at, zones) || !get_part(bytes, at, container) ||
-      at != bytes.size()) {
+      (bytes[0] >= 2 && !get_part(bytes, at, reporting)) || at != bytes.size()) {
     return false;
   }
+  if (!reporting_.restore(unit, reporting)) return false;
   if (!motion_.restore_state(unit, motion) || !excursion_.restore_state(unit, excursion)) return false;
   // Memberships of zones no longer configured are dropped here; their
   // EXITs are not reported (the zone set changed while the agent was down).
@@ -210,6 +215,7 @@ void Engine::stored(const store::Record& rec, std::vector<store::Record>& out) {
       emit(r, e, start ? x.began_utc_ms : x.ended_utc_ms, r.container_id, out);
     }
   }
+  reporting_.observe(r, geofences_, motion_, excursion_);  // adaptive reporting (reporting.cpp)
 }
 
 void Engine::state_changes(store::DerivedState& out) {
@@ -222,7 +228,9 @@ EngineCounters Engine::counters() const {
 }
 
 void Engine::finished(bool committed) {
+  auto profiles_sent = reporting_.finished(committed);  // after a commit only; a rollback forgets them
   std::lock_guard lock(counters_mu_);
+  counters_.profile_changes += profiles_sent;
   if (committed) {
     counters_.events += pending_codes_.size();
     for (auto code : pending_codes_) {

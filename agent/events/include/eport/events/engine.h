@@ -19,6 +19,7 @@
 
 #include "eport/custody/excursion.h"
 #include "eport/custody/motion.h"
+#include "eport/events/reporting.h"
 #include "eport/geofence/tracker.h"
 #include "eport/geofence/zones.h"
 #include "eport/model/reading.h"
@@ -35,6 +36,7 @@ struct EngineOptions {
   custody::ExcursionOptions excursion;
   std::string gateway_id;          // the custody source is model::custody_source_id(gateway_id)
   model::PriorityRules priority;   // classes of the derived events (priority.custody_*)
+  ReportingOptions reporting;      // adaptive reporting (reporting.h)
 };
 
 // Health figures since the engine was built.
@@ -45,6 +47,7 @@ struct EngineCounters {
   std::uint64_t undecodable = 0;     // stored bodies that did not decode (skipped)
   std::uint64_t bad_state = 0;       // saved state rows that did not restore (the source starts afresh)
   std::uint64_t by_code[9] = {};     // committed events per model::EventCode
+  std::uint64_t profile_changes = 0; // adaptive reporting: committed profile changes handed to the sink
 };
 
 class Engine final : public store::Deriver {
@@ -64,6 +67,12 @@ class Engine final : public store::Deriver {
   EngineCounters counters() const;  // any thread
   // The container a unit is paired with ("" if none known).
   std::string paired_container(const std::string& unit) const;
+  // Adaptive reporting (reporting.h): where committed profile changes go,
+  // and each unit's current profile (for the unit server at start). Set the
+  // sink before the first append; profiles() on the ingest thread or before
+  // it runs.
+  void on_profile(ProfileSink sink) { reporting_.set_sink(std::move(sink)); }
+  std::map<std::string, custody::Profile> profiles() const { return reporting_.current(); }
 
  private:
   struct Undo;  // a source's state as the last commit left it
@@ -79,6 +88,7 @@ class Engine final : public store::Deriver {
   geofence::Tracker geofences_;
   custody::MotionDetector motion_;
   custody::ExcursionDetector excursion_;
+  Reporting reporting_;                        // adaptive reporting: its own file, reporting.cpp
   std::map<std::string, std::string> paired_;  // unit -> container
   std::uint64_t event_seq_ = 0;                // last seq given to an event
   // This transaction: the units whose state it changed, their state before
