@@ -251,7 +251,7 @@ TEST_CASE("a crash after any commit neither loses nor repeats a profile change",
   }
 }
 
-TEST_CASE("a commit that fails sends nothing; the retry sends each change once", "[reporting]") {
+TEST_CASE("a commit that fails sends nothing, and the retry sends each change once", "[reporting]") {
   const auto readings = journey();
   Store reference;
   REQUIRE(reference.append(readings).ok());

@@ -866,7 +866,7 @@ TEST_CASE("SETTINGS follow WELCOME and are resent until the unit answers SETTING
   CHECK(again.expect(EPB_MSG_SETTINGS).m.settings.position_interval_s == 60);
 }
 
-TEST_CASE("an adaptive profile reaches the unit with SETTINGS; deadbands only to a unit that announced them",
+TEST_CASE("an adaptive profile reaches the unit with SETTINGS, deadbands only to a unit that announced them",
           "[units][reporting]") {
   units::ServerOptions so;
   so.default_intervals = {60, 900};
