@@ -872,6 +872,13 @@ struct Server::Impl : public ingest::CompletionSink {
                           " s, sensor " + std::to_string(a.sensor_interval_s) + " s instead of the " +
                           std::to_string(want.position_s) + "/" + std::to_string(want.sensor_s) + " s it was sent");
     }
+    if (s.wire.extended && a.extended &&
+        (a.deadbands != s.wire.deadbands || a.temperature_deadband_centi_c != s.wire.temperature_deadband_centi_c ||
+         a.position_deadband_m != s.wire.position_deadband_m)) {
+      log::info(kLog, "unit " + s.unit_id + " runs deadbands " + std::to_string(a.temperature_deadband_centi_c) +
+                          " centi-degC / " + std::to_string(a.position_deadband_m) + " m (flags " +
+                          std::to_string(a.deadbands) + ") instead of those it was sent");
+    }
   }
 
   // FEATURES (6.7): what the unit takes beyond the base protocol. A unit
