@@ -90,9 +90,28 @@ static bool valid_message(const epb_message *m) {
              d->first_seq <= d->last_seq && d->reason >= 1u &&
              d->reason <= EPB_DISCARD_REASON_MAX;
     }
-    case EPB_MSG_TIME_SYNC:
     case EPB_MSG_SETTINGS:
-    case EPB_MSG_SETTINGS_ACK:
+    case EPB_MSG_SETTINGS_ACK: {
+      const epb_settings *st = &m->m.settings;
+      if (!st->extended)
+        return st->deadbands == 0 && st->temperature_deadband_centi_c == 0 &&
+               st->position_deadband_m == 0;
+      if (st->extended != 1u) return false;
+      if ((st->deadbands & ~(EPB_DEADBAND_TEMPERATURE | EPB_DEADBAND_POSITION)) != 0) return false;
+      if (st->deadbands & EPB_DEADBAND_TEMPERATURE) {
+        if (st->temperature_deadband_centi_c > EPB_TEMPERATURE_DEADBAND_MAX) return false;
+      } else if (st->temperature_deadband_centi_c != 0) {
+        return false;
+      }
+      if (st->deadbands & EPB_DEADBAND_POSITION) {
+        if (st->position_deadband_m > EPB_POSITION_DEADBAND_MAX) return false;
+      } else if (st->position_deadband_m != 0) {
+        return false;
+      }
+      return true;
+    }
+    case EPB_MSG_TIME_SYNC:
+    case EPB_MSG_FEATURES: /* unknown bits are for later versions: ignored, not refused */
     case EPB_MSG_PING:
     case EPB_MSG_PONG:
     case EPB_MSG_CHALLENGE:
@@ -192,6 +211,14 @@ static void put_payload(epbi_writer *w, const epb_message *m) {
     case EPB_MSG_SETTINGS_ACK:
       epbi_put_u32(w, m->m.settings.position_interval_s);
       epbi_put_u32(w, m->m.settings.sensor_interval_s);
+      if (m->m.settings.extended) {
+        epbi_put_u8(w, m->m.settings.deadbands);
+        epbi_put_u16(w, m->m.settings.temperature_deadband_centi_c);
+        epbi_put_u32(w, m->m.settings.position_deadband_m);
+      }
+      break;
+    case EPB_MSG_FEATURES:
+      epbi_put_u32(w, m->m.features.features);
       break;
     case EPB_MSG_DISCARD:
       epbi_put_u64(w, m->m.discard.first_seq);
@@ -392,6 +419,15 @@ static void get_payload(epbi_reader *r, epb_message *out) {
     case EPB_MSG_SETTINGS_ACK:
       out->m.settings.position_interval_s = epbi_get_u32(r);
       out->m.settings.sensor_interval_s = epbi_get_u32(r);
+      if (r->ok && r->pos < r->len) { /* the deadband extension: 7 more bytes */
+        out->m.settings.extended = 1u;
+        out->m.settings.deadbands = epbi_get_u8(r);
+        out->m.settings.temperature_deadband_centi_c = epbi_get_u16(r);
+        out->m.settings.position_deadband_m = epbi_get_u32(r);
+      }
+      break;
+    case EPB_MSG_FEATURES:
+      out->m.features.features = epbi_get_u32(r);
       break;
     case EPB_MSG_DISCARD:
       out->m.discard.first_seq = epbi_get_u64(r);

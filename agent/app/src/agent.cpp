@@ -125,7 +125,24 @@ Agent::Agent(const AgentConfig& cfg, std::unique_ptr<store::Outbox> outbox, std:
           [rules = cfg_.priority](const model::Reading& r) { return model::classify(r, rules); }),
       gnss_(cfg_, ingest_, *outbox_),
       commands_(cfg_, positions_, server_, *outbox_, events_.get()),
-      publisher_(std::move(po), *outbox_, &commands_, [this] { return health_members(); }) {}
+      publisher_(std::move(po), *outbox_, &commands_, [this] { return health_members(); }) {
+  // Adaptive reporting: the profiles the engine commits go to the units
+  // (SETTINGS), and those restored with its state are what each unit gets
+  // after its next WELCOME. Precedence: units::AdaptiveSettings.
+  if (events_ && cfg_.custody.reporting.adaptive) {
+    auto to_units = [this](const std::string& unit, const custody::Profile& p) {
+      units::AdaptiveSettings a;
+      a.profile = p.name;
+      a.intervals = {static_cast<std::uint32_t>(p.position_interval.count()),
+                     static_cast<std::uint32_t>(p.sensor_interval.count())};
+      a.temperature_deadband_centi_c = p.temperature_deadband_centi_c;
+      a.position_deadband_m = p.position_deadband_m;
+      server_.set_profile(unit, a);
+    };
+    for (const auto& [unit, p] : events_->profiles()) to_units(unit, p);
+    events_->on_profile(to_units);
+  }
+}
 
 Agent::~Agent() { stop(); }
 
@@ -220,7 +237,8 @@ std::string Agent::custody_health() const {
       .add("bad_state", c.bad_state)
       .add("commands", c.commands)
       .add("commands_refused", c.commands_refused)
-      .add("units_forgotten", c.units_forgotten);
+      .add("units_forgotten", c.units_forgotten)
+      .add("profile_changes", c.profile_changes);
   return ",\"custody\":" + std::move(o).str();
 }
 

@@ -19,6 +19,7 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -27,6 +28,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "eport/units/convert.h"
@@ -98,6 +100,7 @@ struct Options {
   long long drop_every = 0;          // test: do not send every n-th READING's first transmission
   long long reorder_every = 0;       // test: swap every n-th READING's first transmission with the next frame
   std::string unit_keys;             // the agent's key file format: keys of the units listed there
+  bool no_features = false;          // behave as a unit without FEATURES (no deadbands; 6.7)
   bool quiet = false;
   bool list_units = false;  // print the fleet (unit, container, origin seal, reefer) and exit
 };
@@ -112,7 +115,7 @@ struct Options {
                "                 [--acked-log FILE] [--summary-json FILE] [--drain-timeout S] [--ack-timeout MS]\n"
                "                 [--drop-acks-every N] [--discard-every N [--discard-count K]]\n"
                "                 [--corrupt-every N] [--drop-every N] [--reorder-every N] [--unit-keys FILE]\n"
-               "                 [--quiet] [--list-units]\n"
+               "                 [--no-features] [--quiet] [--list-units]\n"
                "  --list-units    print each unit of the fleet as JSON (unit, container, the seal of its first\n"
                "                  journey, reefer) and exit: what a cloud knows from bookings\n"
                "  --units N       units connecting to --connect (default 10; 0 with --pty)\n"
@@ -133,7 +136,11 @@ struct Options {
                "  --drop-every N       test: the first transmission of every N-th READING is not sent\n"
                "  --reorder-every N    test: the first transmission of every N-th READING swaps with the next\n"
                "  --unit-keys FILE     keys of units (\"UNIT_ID HEX64\" lines, as bridge.unit_keys): a unit listed\n"
-               "                       there answers CHALLENGE and accepts only authenticated sessions\n",
+               "                       there answers CHALLENGE and accepts only authenticated sessions\n"
+               "  --no-features   do not announce FEATURES after WELCOME: an older unit that takes no\n"
+               "                  deadbands (by default a unit announces them, and once a SETTINGS with\n"
+               "                  deadbands arrived it sends a sample only when its interval is due or it\n"
+               "                  moved / changed by the deadband since the last one sent)\n",
                why);
   std::exit(64);
 }
@@ -168,6 +175,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--drop-every") args.take(o.drop_every);
     else if (a == "--reorder-every") args.take(o.reorder_every);
     else if (a == "--unit-keys") args.take(o.unit_keys);
+    else if (a == "--no-features") o.no_features = true;
     else if (a == "--quiet") o.quiet = true;
     else if (a == "--list-units") o.list_units = true;
     else usage(("unknown option " + a).c_str());
@@ -294,6 +302,12 @@ struct Unit {
   std::uint32_t ping_nonce = 0;
   // Intervals in force (SETTINGS / SETTINGS_ACK).
   std::uint32_t position_interval_s = 1, sensor_interval_s = 1;
+  // Report by exception (SETTINGS with deadbands, 6.4): once deadbands
+  // arrived, samples are sent when their interval is due or the value moved
+  // by the deadband since the last one sent; the others are not numbered.
+  epb_settings deadbands{};  // extended == 0: none received, every sample is sent
+  std::uint64_t skipped = 0;  // samples not sent: the journey goes on by sample, not by seq
+  std::optional<eport::model::Reading> last_position, last_temperature;  // the last ones sent
   // Fault injection.
   std::uint64_t first_tx = 0;    // READING first transmissions so far
   std::string reorder_frame;     // held back, goes out after the next READING
@@ -314,7 +328,7 @@ struct Totals {
                 connect_failures = 0, resent = 0, ack_timeouts = 0, acks_dropped = 0, hellos = 0, settings = 0,
                 hellos_refused = 0, declared_discarded = 0, discards = 0, discards_acked = 0, corrupted = 0,
                 dropped = 0, reordered = 0, pings = 0, links_dead = 0, new_sessions = 0, auth_ok = 0,
-                auth_refused = 0, unauthenticated_ignored = 0;
+                auth_refused = 0, unauthenticated_ignored = 0, suppressed = 0;
 };
 
 class Sim {
@@ -454,13 +468,13 @@ class Sim {
         "pty_units=%d resent=%llu ack_timeouts=%llu acks_dropped=%llu settings=%llu declared_discarded=%llu "
         "discards=%llu discards_acked=%llu discards_unacked=%llu faults_corrupted=%llu faults_dropped=%llu "
         "faults_reordered=%llu hellos=%llu hellos_refused=%llu new_sessions=%llu malformed=%llu pings=%llu "
-        "links_dead=%llu auth_ok=%llu auth_refused=%llu unauthenticated_ignored=%llu\n",
+        "links_dead=%llu auth_ok=%llu auth_refused=%llu unauthenticated_ignored=%llu suppressed=%llu\n",
         static_cast<int>(units_.size()), ull{t.generated}, ull{t.acked}, ull{pending}, ull{t.nacked},
         ull{t.frames_sent}, ull{t.reconnects}, opt_.pty, ull{t.resent}, ull{t.ack_timeouts}, ull{t.acks_dropped},
         ull{t.settings}, ull{t.declared_discarded}, ull{t.discards}, ull{t.discards_acked}, ull{discards_pending},
         ull{t.corrupted}, ull{t.dropped}, ull{t.reordered}, ull{t.hellos}, ull{t.hellos_refused},
         ull{t.new_sessions}, ull{t.malformed}, ull{t.pings}, ull{t.links_dead}, ull{t.auth_ok}, ull{t.auth_refused},
-        ull{t.unauthenticated_ignored});
+        ull{t.unauthenticated_ignored}, ull{t.suppressed});
     std::fflush(stdout);
     if (!opt_.summary_json.empty()) {
       std::FILE* f = std::fopen(opt_.summary_json.c_str(), "w");
@@ -474,14 +488,15 @@ class Sim {
                      "\"nacked\":%llu,\"frames_sent\":%llu,\"reconnects\":%llu,\"resent\":%llu,\"ack_timeouts\":%llu,"
                      "\"acks_dropped\":%llu,\"settings\":%llu,\"hellos\":%llu,\"hellos_refused\":%llu,"
                      "\"new_sessions\":%llu,\"malformed\":%llu,\"pings\":%llu,\"links_dead\":%llu,"
-                     "\"auth\":{\"ok\":%llu,\"refused\":%llu,\"unauthenticated_ignored\":%llu},\"ok\":%s}\n",
+                     "\"auth\":{\"ok\":%llu,\"refused\":%llu,\"unauthenticated_ignored\":%llu},\"suppressed\":%llu,"
+                     "\"ok\":%s}\n",
                      static_cast<int>(units_.size()), opt_.pty, ull{t.generated}, ull{t.acked}, ull{pending},
                      ull{t.declared_discarded}, ull{t.discards}, ull{t.discards_acked}, ull{discards_pending},
                      ull{t.corrupted}, ull{t.dropped}, ull{t.reordered}, ull{t.nacked}, ull{t.frames_sent},
                      ull{t.reconnects}, ull{t.resent}, ull{t.ack_timeouts}, ull{t.acks_dropped}, ull{t.settings},
                      ull{t.hellos}, ull{t.hellos_refused}, ull{t.new_sessions}, ull{t.malformed}, ull{t.pings},
                      ull{t.links_dead}, ull{t.auth_ok}, ull{t.auth_refused}, ull{t.unauthenticated_ignored},
-                     pending + discards_pending == 0 ? "true" : "false");
+                     ull{t.suppressed}, pending + discards_pending == 0 ? "true" : "false");
         std::fclose(f);
       }
     }
@@ -603,6 +618,39 @@ class Sim {
     if (u.welcomed) number_readings(u);
   }
 
+  // Report by exception: whether a sample goes out under the deadbands in
+  // force: seals, doors and the first of each kind always; a position when
+  // its interval is due or it is at least the position deadband away from
+  // the last one sent; a temperature likewise with the temperature deadband.
+  static bool report_now(const Unit& u, const eport::model::Reading& r) {
+    const auto& d = u.deadbands;
+    auto due = [&](const std::optional<eport::model::Reading>& last, std::uint32_t interval_s) {
+      return !last || r.time_utc_ms < last->time_utc_ms ||
+             r.time_utc_ms - last->time_utc_ms >= std::uint64_t{interval_s} * 1000;
+    };
+    if (const auto* p = std::get_if<eport::model::Position>(&r.payload)) {
+      if (due(u.last_position, u.position_interval_s)) return true;
+      if (!(d.deadbands & EPB_DEADBAND_POSITION)) return false;
+      const auto& q = std::get<eport::model::Position>(u.last_position->payload);
+      return distance_m(*p, q) >= d.position_deadband_m;
+    }
+    if (const auto* t = std::get_if<eport::model::SensorSample>(&r.payload); t && t->temperature_centi_c) {
+      if (due(u.last_temperature, u.sensor_interval_s)) return true;
+      if (!(d.deadbands & EPB_DEADBAND_TEMPERATURE)) return false;
+      const auto& last = *std::get<eport::model::SensorSample>(u.last_temperature->payload).temperature_centi_c;
+      return std::abs(int{*t->temperature_centi_c} - int{last}) >= int{d.temperature_deadband_centi_c};
+    }
+    return true;
+  }
+  // Great-circle distance (haversine), metres.
+  static double distance_m(const eport::model::Position& a, const eport::model::Position& b) {
+    constexpr double kRad = 3.14159265358979323846 / 180.0 / 1e7, kEarthM = 6371008.8;
+    const double la1 = a.lat_e7 * kRad, la2 = b.lat_e7 * kRad;
+    const double dla = la2 - la1, dlo = (b.lon_e7 - a.lon_e7) * kRad;
+    const double h = std::sin(dla / 2) * std::sin(dla / 2) + std::cos(la1) * std::cos(la2) * std::sin(dlo / 2) * std::sin(dlo / 2);
+    return 2 * kEarthM * std::asin(std::min(1.0, std::sqrt(h)));
+  }
+
   // Gives the readings generated so far their seqs (only with WELCOME on the
   // link, so that next_seq is in step with the agent), folding the blocks
   // that --discard-every declares discarded into one DISCARD each.
@@ -610,6 +658,14 @@ class Sim {
     while (!u.unnumbered.empty()) {
       auto g = u.unnumbered.front();
       u.unnumbered.pop_front();
+      if (u.deadbands.extended && u.discard_left == 0) {
+        auto sample = fleet_.reading(u.index, u.id, u.container, u.next_seq + u.skipped, g.time_utc_ms);
+        if (!report_now(u, sample)) {
+          ++u.skipped;
+          ++totals_.suppressed;
+          continue;
+        }
+      }
       const std::uint64_t seq = u.next_seq++;
       ++u.numbered;
       if (opt_.discard_every > 0 && u.discard_left == 0 && u.numbered % opt_.discard_every == 0) {
@@ -626,7 +682,11 @@ class Sim {
         u.discard_left = 0;
         Item it;
         it.first = it.last = seq;
-        it.reading = fleet_.reading(u.index, u.id, u.container, seq, g.time_utc_ms);
+        it.reading = fleet_.reading(u.index, u.id, u.container, seq + u.skipped, g.time_utc_ms);
+        it.reading.seq = seq;
+        if (std::holds_alternative<eport::model::Position>(it.reading.payload)) u.last_position = it.reading;
+        if (const auto* t = std::get_if<eport::model::SensorSample>(&it.reading.payload); t && t->temperature_centi_c)
+          u.last_temperature = it.reading;
         if (record_) {
           auto line = eport::sim::session::entry_line({g.at_ms, u.index, it.reading});
           if (line) std::fprintf(record_, "%s\n", line->c_str());
@@ -1009,6 +1069,12 @@ class Sim {
         u.hello_backoff.reset();
         release(u, ls, now);
         if (opt_.replay.empty() && u.next_seq <= ls) u.next_seq = ls + 1;
+        if (!opt_.no_features) {  // 6.7: what this unit takes beyond the base protocol
+          epb_message f{};
+          f.type = EPB_MSG_FEATURES;
+          f.m.features.features = EPB_FEATURE_DEADBANDS;
+          send(u, f);
+        }
         number_readings(u);  // resumes from the oldest held item above last_stored_seq
         break;
       }
@@ -1073,14 +1139,27 @@ class Sim {
         ++totals_.settings;
         if (m.m.settings.position_interval_s != 0) u.position_interval_s = m.m.settings.position_interval_s;
         if (m.m.settings.sensor_interval_s != 0) u.sensor_interval_s = m.m.settings.sensor_interval_s;
+        if (m.m.settings.extended) u.deadbands = m.m.settings;  // 6.4: the deadbands exactly as sent
         if (!opt_.quiet) {
-          std::fprintf(stderr, "eport-sim: %s: SETTINGS position_interval_s=%u sensor_interval_s=%u\n", u.id.c_str(),
-                       m.m.settings.position_interval_s, m.m.settings.sensor_interval_s);
+          std::fprintf(stderr, "eport-sim: %s: SETTINGS position_interval_s=%u sensor_interval_s=%u%s\n", u.id.c_str(),
+                       m.m.settings.position_interval_s, m.m.settings.sensor_interval_s,
+                       m.m.settings.extended
+                           ? (" deadbands=" + std::to_string(m.m.settings.deadbands) +
+                              " temperature_deadband_centi_c=" + std::to_string(m.m.settings.temperature_deadband_centi_c) +
+                              " position_deadband_m=" + std::to_string(m.m.settings.position_deadband_m))
+                                 .c_str()
+                           : "");
         }
         epb_message a{};
         a.type = EPB_MSG_SETTINGS_ACK;
         a.m.settings.position_interval_s = u.position_interval_s;
         a.m.settings.sensor_interval_s = u.sensor_interval_s;
+        if (m.m.settings.extended) {  // an extended SETTINGS is answered in kind (6.6)
+          a.m.settings.extended = 1;
+          a.m.settings.deadbands = u.deadbands.deadbands;
+          a.m.settings.temperature_deadband_centi_c = u.deadbands.temperature_deadband_centi_c;
+          a.m.settings.position_deadband_m = u.deadbands.position_deadband_m;
+        }
         send(u, a);
         break;
       }

@@ -48,9 +48,19 @@ typedef enum {
   EPB_MSG_DISCARD = 10,     /* unit -> agent: seqs first..last will never be sent, and why */
   EPB_MSG_SETTINGS_ACK = 11, /* unit -> agent: SETTINGS applied; the intervals now in force */
   EPB_MSG_CHALLENGE = 12,   /* agent -> unit: prove your key; agent_nonce */
-  EPB_MSG_AUTH = 13         /* unit -> agent: unit_nonce and the proof over HELLO */
+  EPB_MSG_AUTH = 13,        /* unit -> agent: unit_nonce and the proof over HELLO */
+  EPB_MSG_FEATURES = 14     /* unit -> agent, after WELCOME: what it understands beyond the base (6.7) */
 } epb_msg_type;
-#define EPB_MSG_TYPE_MAX 13u
+#define EPB_MSG_TYPE_MAX 14u
+
+/* FEATURES bits (6.7). A bit the receiver does not know is ignored. */
+#define EPB_FEATURE_DEADBANDS 0x00000001u /* takes SETTINGS with the deadband extension */
+
+/* SETTINGS / SETTINGS_ACK deadband extension (6.4): which deadbands are set. */
+#define EPB_DEADBAND_TEMPERATURE 0x01u
+#define EPB_DEADBAND_POSITION 0x02u
+#define EPB_TEMPERATURE_DEADBAND_MAX 2000u  /* 0.01 degC */
+#define EPB_POSITION_DEADBAND_MAX 100000u   /* m */
 
 /* Unit authentication (docs/firmware-bridge.md section 13). */
 #define EPB_SEALED_FLAG 0x80u  /* type-byte bit: the frame carries counter + tag */
@@ -196,7 +206,15 @@ typedef struct { uint64_t utc_ms; } epb_time_sync;
 typedef struct {
   uint32_t position_interval_s;  /* 0: leave unchanged */
   uint32_t sensor_interval_s;    /* 0: leave unchanged */
+  /* The deadband extension (payload 15 bytes instead of 8), only sent to a
+   * unit that announced EPB_FEATURE_DEADBANDS. extended = 0: the 8-byte
+   * form, the fields below are 0 and the unit keeps its deadbands. */
+  uint8_t extended;
+  uint8_t deadbands;                     /* EPB_DEADBAND_* bits; a clear bit: that deadband off */
+  uint16_t temperature_deadband_centi_c; /* bit TEMPERATURE: 0..EPB_TEMPERATURE_DEADBAND_MAX, else 0 */
+  uint32_t position_deadband_m;          /* bit POSITION: 0..EPB_POSITION_DEADBAND_MAX, else 0 */
 } epb_settings;
+typedef struct { uint32_t features; } epb_features;  /* EPB_FEATURE_* bits */
 typedef struct { uint32_t nonce; } epb_ping;  /* also used for PONG */
 typedef struct { uint8_t agent_nonce[EPB_NONCE_LEN]; } epb_challenge;
 typedef struct {
@@ -220,6 +238,7 @@ typedef struct {
     epb_discard discard;
     epb_challenge challenge;
     epb_auth_msg auth;
+    epb_features features;
   } m;
 } epb_message;
 
