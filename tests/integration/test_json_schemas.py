@@ -52,10 +52,12 @@ HEALTH = {
     "ingest": counters("stored", "duplicates", "refused", "failed", "commits"),
     "gnss": counters("positions", "not_stored"),
 }
-CUSTODY = {"source": "gw-test-01:custody", "zones_version": "", "readings": 5, "events": 1,
+CUSTODY = {"source": "gw-test-01:custody", "zones_version": "", "zones_origin": "none", "zones": 0,
+           "expected_seals": 0, "paired_by_command": 0, "readings": 5, "events": 1,
            "by_event": counters("pairing", "unpairing", "geofence_entry", "geofence_exit", "motion_start",
-                                "motion_stop", "excursion_start", "excursion_end"),
-           "rollbacks": 0, "undecodable": 0, "bad_state": 0}
+                                "motion_stop", "excursion_start", "excursion_end", "seal_mismatch",
+                                "seal_opened_outside_zone", "seal_tampered"),
+           "rollbacks": 0, "undecodable": 0, "bad_state": 0, "commands": 0, "commands_refused": 0}
 
 VALID = [
     ("status", BIRTH), ("status", WILL), ("status", CLEAN),
@@ -123,6 +125,7 @@ INVALID = [
     ("health", with_(HEALTH, "bridge", DROP), "no bridge member", "both"),
     ("health", with_(HEALTH, "bridge/admission/pings_dropped", DROP), "a bridge counter missing", "both"),
     ("health", with_(HEALTH, "custody", with_(CUSTODY, "by_event/pairing", DROP)), "custody event missing", "both"),
+    ("health", with_(HEALTH, "custody", with_(CUSTODY, "zones_origin", "cloud")), "unknown zones origin", "both"),
     ("health", with_(HEALTH, "ingest/new_counter", 0), "an unknown counter", STRICT_ONLY),
     ("health", with_(HEALTH, "certificate", {"days_left": 3}), "an unknown member", STRICT_ONLY),
     ("reply", {"command_id": "", "ok": False, "error": "x"}, "command_id \"\" (no id: no member)", "both"),
