@@ -68,8 +68,8 @@ def test_json_contracts(work):
         first = msgs.wait("health", lambda m: True, after=mark)
         assert first["run_id"] == birth["run_id"], (birth, first)
         # At once after the birth, not at the 60 s interval (the agent's own clock on both).
-        assert first["time_utc_ms"] - birth["time_utc_ms"] < 3000, (birth, first)
-        assert first["uplink"]["readings_acked"] == 0 and first["uptime_s"] < 5, first["uplink"]
+        assert first["time_utc_ms"] - birth["time_utc_ms"] < 5000, (birth, first)
+        assert first["uplink"]["readings_acked"] == 0 and first["uptime_s"] < 10, first
         assert first["store"]["salvaged"] == 0 and first["store"]["recovered_from"] == "", first["store"]
         before = len(envelopes(tail_out))
         p = h.run_sim(agent, units=1, rate=50, count=PER_RUN, acked_log=work.file(f"acked-{n}.jsonl"), seed=n)
