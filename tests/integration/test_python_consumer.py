@@ -66,7 +66,15 @@ class PyConsumer:
         return [line for line in self.lines() if line.startswith('{"source"')]
 
     def tagged(self, tag):
-        return [json.loads(line)[tag] for line in self.lines() if line.startswith(f'{{"{tag}"')]
+        """The status, health or reply messages the consumer printed, each checked against
+        schema/json/ (the consumer prints them unchanged)."""
+        out = []
+        for line in self.lines():
+            if line.startswith(f'{{"{tag}"'):
+                m = json.loads(line)
+                out.append(h.check_json(m["topic"], json.dumps(m[tag])) if tag in ("status", "health", "reply")
+                           else m[tag])
+        return out
 
     def stop(self):
         if self.proc.poll() is None:

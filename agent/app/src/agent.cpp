@@ -20,6 +20,7 @@
 #include "eport/model/clock.h"
 #include "eport/systemd/notify.h"
 #include "eport/units/config_keys.h"
+#include "eport/uplink/health.h"
 
 #ifndef EPORT_VERSION
 #define EPORT_VERSION "0.0.0"
@@ -75,6 +76,10 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& cfg) {
   // The files the config names, read once at start (--check-config opened
   // them too).
   uplink::PublisherOptions po = cfg.uplink;
+  // One id for this process's birth, offline and health messages: its
+  // counters start at 0, and consumers tell runs apart by it.
+  po.run_id = uplink::new_run_id();
+  log::info("agent", "run id " + po.run_id);
   if (!po.password_file.empty()) {
     auto pw = config::read_secret(po.password_file);
     if (!pw) return Error{"mqtt.password_file: " + pw.error()};

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <random>
 
 #include "eport/codec/codec.h"
 
@@ -44,7 +45,8 @@ void Health::sample_process() {
 std::string Health::to_json() const {
   const auto now = time_utc_ms;
   const auto& s = store;
-  std::string out = "{\"gateway\":" + codec::json_string(gateway) + ",\"time_utc_ms\":" + std::to_string(now) +
+  std::string out = "{\"gateway\":" + codec::json_string(gateway) + ",\"run_id\":" + codec::json_string(run_id) +
+                    ",\"time_utc_ms\":" + std::to_string(now) +
                     ",\"uptime_s\":" + std::to_string(uptime_s) + ",\"broker\":" + codec::json_string(broker) +
                     ",\"queue\":{";
   for (int p = model::kPriorityCount - 1; p >= 0; --p) {
@@ -62,7 +64,8 @@ std::string Health::to_json() const {
          std::to_string(s.max_bytes) + ",\"duplicates\":" + std::to_string(s.duplicates) +
          ",\"commit_failures\":" + std::to_string(s.commit_failures) + ",\"invalid_seq\":" + std::to_string(s.invalid_seq) +
          ",\"commands\":" + std::to_string(s.commands) + ",\"commands_bytes\":" + std::to_string(s.commands_bytes) +
-         ",\"recovered_from\":" + codec::json_string(s.recovered_from) + "}";
+         ",\"recovered_from\":" + codec::json_string(s.recovered_from) + ",\"salvaged\":" + std::to_string(s.salvaged) +
+         "}";
   const auto& u = uplink;
   out += ",\"uplink\":{\"envelopes_published\":" + std::to_string(u.envelopes_published) +
          ",\"envelopes_acked\":" + std::to_string(u.envelopes_acked) +
@@ -85,17 +88,27 @@ std::string Health::to_json() const {
   return out + "}";
 }
 
-std::string status_json(std::string_view state, const PublisherOptions& opt, std::uint64_t now_utc_ms) {
-  return std::string("{\"state\":\"") + std::string(state) + "\",\"gateway\":" + codec::json_string(opt.gateway_id) +
-         ",\"site\":" + codec::json_string(opt.site_id) + ",\"agent_version\":" +
-         codec::json_string(opt.agent_version) + ",\"schema_version\":" + std::to_string(codec::kSchemaVersion) +
+std::string new_run_id() {
+  std::random_device rd;
+  std::uniform_int_distribution<unsigned long long> draw;
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", draw(rd), draw(rd));
+  return buf;
+}
+
+std::string birth_json(const PublisherOptions& opt, std::uint64_t now_utc_ms) {
+  return "{\"state\":\"online\",\"gateway\":" + codec::json_string(opt.gateway_id) +
+         ",\"site\":" + codec::json_string(opt.site_id) + ",\"run_id\":" + codec::json_string(opt.run_id) +
+         ",\"agent_version\":" + codec::json_string(opt.agent_version) +
+         ",\"schema_version\":" + std::to_string(codec::kSchemaVersion) +
          ",\"config_hash\":" + codec::json_string(opt.config_hash) +
          ",\"compression\":" + (opt.packing_level() > 0 ? "\"zstd\"" : "\"none\"") +
          ",\"time_utc_ms\":" + std::to_string(now_utc_ms) + "}";
 }
 
-std::string will_json(std::string_view gateway_id) {
-  return "{\"state\":\"offline\",\"gateway\":" + codec::json_string(gateway_id) + "}";
+std::string offline_json(std::string_view gateway_id, std::string_view run_id, bool clean) {
+  return "{\"state\":\"offline\",\"gateway\":" + codec::json_string(gateway_id) +
+         ",\"run_id\":" + codec::json_string(run_id) + ",\"clean\":" + (clean ? "true" : "false") + "}";
 }
 
 }  // namespace eport::uplink

@@ -109,11 +109,13 @@ struct Publisher::Impl : public ConnectionEvents {
         reconnect(backoff::Options{opt.reconnect_min, opt.reconnect_max, 0}),
         budget(opt.budget, ob) {
     if (opt.client_id.empty()) opt.client_id = opt.gateway_id;
+    if (opt.run_id.empty()) opt.run_id = new_run_id();
     status_topic = codec::topics::status(opt.site_id, opt.gateway_id);
     cmd_topic = codec::topics::cmd(opt.site_id, opt.gateway_id);
     reply_topic = codec::topics::reply(opt.site_id, opt.gateway_id);
     health_topic = codec::topics::health(opt.site_id, opt.gateway_id);
-    conn = std::make_unique<Connection>(opt, status_topic, will_json(opt.gateway_id), cmd_topic, *this);
+    conn = std::make_unique<Connection>(opt, status_topic, offline_json(opt.gateway_id, opt.run_id, false), cmd_topic,
+                                        *this);
   }
 
   std::size_t total_inflight_rows() const {
@@ -164,7 +166,7 @@ struct Publisher::Impl : public ConnectionEvents {
   bool connect_once(const std::vector<std::string>& uris) {
     std::string error;
     auto result = Connection::Attempt::kFailed;
-    auto birth = [&] { return status_json("online", opt, now_utc_ms()); };
+    auto birth = [&] { return birth_json(opt, now_utc_ms()); };
     for (const auto& u : uris) {
       result = conn->connect_to(u, birth, error);
       if (result != Connection::Attempt::kFailed) break;
@@ -347,6 +349,7 @@ struct Publisher::Impl : public ConnectionEvents {
   Health health() {
     Health h;
     h.gateway = opt.gateway_id;
+    h.run_id = opt.run_id;
     h.store = outbox.stats();
     h.time_utc_ms = now_utc_ms();
     h.uptime_s = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started).count();
@@ -361,7 +364,9 @@ struct Publisher::Impl : public ConnectionEvents {
   void run() {
     auto waiting_since = Clock::time_point::max();
     const BatchingOptions batching{opt.max_inflight, opt.max_readings, opt.max_age};
-    next_health = Clock::now() + std::chrono::seconds(5);
+    // The first health message goes out right after the first birth message
+    // (the loop publishes only while connected), then every health_interval.
+    next_health = Clock::now();
     while (true) {
       {
         std::lock_guard l(mu);
@@ -467,7 +472,7 @@ struct Publisher::Impl : public ConnectionEvents {
       cv.wait_until(l, deadline, [&] { return lost || !completed.empty(); });
     }
     process_completions();
-    if (auto s = conn->close(status_json("offline", opt, now_utc_ms())); !s) {
+    if (auto s = conn->close(offline_json(opt.gateway_id, opt.run_id, true)); !s) {
       log::warn(kLog, std::string("clean disconnect failed: ") + s.error());
     }
     stats.connected = false;

@@ -78,6 +78,9 @@ struct PublisherOptions {
   std::chrono::seconds command_max_age{300};
   std::string agent_version;
   std::string config_hash;
+  // This agent process's run id (health.h, new_run_id()); "" = the publisher
+  // draws one.
+  std::string run_id;
 };
 
 struct PublisherStats {
