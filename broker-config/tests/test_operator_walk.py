@@ -196,6 +196,17 @@ def test(workdir, t):
         time.sleep(1.0)  # gw-quay-02's agent retries (refused) meanwhile; its status must not come back
         t.check(late_status("gw-quay-02") == ["offline"],
                 "7. the revoked gw-quay-02 is refused after the restart and its retained status says offline")
+        refused = "the broker refused this gateway's certificate (certificate revoked"
+        log2 = gws["gw-quay-02"].log
+        try:
+            wait_for(lambda: refused in log2.read_text(), "gw-quay-02's agent names the refusal", 30)
+        except AssertionError:
+            pass
+        time.sleep(2.0)
+        text = log2.read_text()
+        t.check(text.count(refused) == 1 and "next attempt in 300 s (mqtt.certificate_refused_retry_s)" in text,
+                "7. the revoked gateway's agent names the certificate refusal and waits 300 s before trying again",
+                text[-1500:])
         lst = run([EPORT_PKI, "list", str(site / "pki")]).stdout
         t.check(re.search(r"^revoked +gw-quay-02 .* keyCompromise$", lst, re.M) and
                 re.search(r"^revoked +gw-quay-01 .* superseded$", lst, re.M),

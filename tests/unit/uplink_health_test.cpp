@@ -53,8 +53,8 @@ TEST_CASE("the health message has the members of docs/topics.md in its order", "
         "\"store\":{\"file_bytes\":4210688,\"max_bytes\":268435456,\"duplicates\":0,\"commit_failures\":0,"
         "\"invalid_seq\":4,\"commands\":2,\"commands_bytes\":260,\"recovered_from\":\"\",\"salvaged\":7},"
         "\"uplink\":{\"envelopes_published\":12,\"envelopes_acked\":12,\"readings_acked\":5000,\"bytes_sent\":181234,"
-        "\"connects\":3,\"reconnects\":2,\"connect_failures\":0,\"connection_losses\":0,\"failovers\":0,"
-        "\"undecodable_rows\":0,\"commands_received\":2,\"commands_rejected\":0,\"commands_repeated\":0},"
+        "\"connects\":3,\"reconnects\":2,\"connect_failures\":0,\"certificate_refusals\":0,\"connection_losses\":0,"
+        "\"failovers\":0,\"undecodable_rows\":0,\"commands_received\":2,\"commands_rejected\":0,\"commands_repeated\":0},"
         "\"budget\":{\"day_used\":181234,\"day_limit\":0,\"month_used\":181234,\"month_limit\":0,\"max_bytes_per_s\":0},"
         "\"process\":{\"cpu_s\":0.41,\"rss_kib\":11820}}");
 
@@ -65,6 +65,18 @@ TEST_CASE("the health message has the members of docs/topics.md in its order", "
   CHECK(j.find("\"broker\":\"\",") != std::string::npos);
   CHECK(j.find("\"connects\":0,\"reconnects\":0,") != std::string::npos);
   CHECK(j.ends_with("\"process\":{\"cpu_s\":0.41,\"rss_kib\":11820},\"ingest\":{\"stored\":5000}}"));
+  CHECK(j.find("\"certificate\"") == std::string::npos);  // no client certificate: no member
+}
+
+TEST_CASE("health says when the gateway's own certificate expires, in whole days left", "[uplink][health]") {
+  uplink::Health h;
+  h.time_utc_ms = 1795695650123;  // 2026-11-26T12:20:50Z
+  h.uplink.certificate_not_after_s = 1795695650 + 10 * 86400 + 5;
+  auto j = h.to_json();
+  CHECK(j.find("\"commands_repeated\":0,\"certificate\":{\"not_after\":\"2026-12-06T12:20:55Z\",\"days_left\":10}}") !=
+        std::string::npos);
+  h.uplink.certificate_not_after_s = 1795695650 - 1;  // expired a second ago: -1, never 0
+  CHECK(h.to_json().find("\"days_left\":-1}") != std::string::npos);
 }
 
 TEST_CASE("health samples this process's CPU time and resident size", "[uplink][health]") {

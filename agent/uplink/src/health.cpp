@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <ctime>
 #include <random>
 
 #include "eport/codec/codec.h"
@@ -20,6 +21,8 @@ UplinkCounters UplinkCounters::of(const PublisherStats& s) {
   c.bytes_sent = s.bytes_published.load();
   c.connects = s.connects.load();
   c.connect_failures = s.connect_failures.load();
+  c.certificate_refusals = s.certificate_refusals.load();
+  c.certificate_not_after_s = s.certificate_not_after_s.load();
   c.connection_losses = s.connection_losses.load();
   c.failovers = s.failovers.load();
   c.undecodable_rows = s.undecodable_rows.load();
@@ -41,6 +44,18 @@ void Health::sample_process() {
   }
   rss_kib = static_cast<std::uint64_t>(resident) * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE)) / 1024;
 }
+
+namespace {
+// "2029-03-05T18:40:49Z" of Unix seconds.
+std::string utc_iso(std::int64_t unix_s) {
+  std::time_t t = static_cast<std::time_t>(unix_s);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+}  // namespace
 
 std::string Health::to_json() const {
   const auto now = time_utc_ms;
@@ -73,12 +88,21 @@ std::string Health::to_json() const {
          ",\"connects\":" + std::to_string(u.connects) +
          ",\"reconnects\":" + std::to_string(u.connects > 0 ? u.connects - 1 : 0) +
          ",\"connect_failures\":" + std::to_string(u.connect_failures) +
+         ",\"certificate_refusals\":" + std::to_string(u.certificate_refusals) +
          ",\"connection_losses\":" + std::to_string(u.connection_losses) +
          ",\"failovers\":" + std::to_string(u.failovers) +
          ",\"undecodable_rows\":" + std::to_string(u.undecodable_rows) +
          ",\"commands_received\":" + std::to_string(u.commands_received) +
          ",\"commands_rejected\":" + std::to_string(u.commands_rejected) +
-         ",\"commands_repeated\":" + std::to_string(u.commands_repeated) + "}";
+         ",\"commands_repeated\":" + std::to_string(u.commands_repeated);
+  if (u.certificate_not_after_s > 0) {
+    // The gateway's own certificate: when it expires and how many whole days are left (negative: expired).
+    const auto now_s = static_cast<std::int64_t>(now / 1000);
+    const auto left = u.certificate_not_after_s - now_s;
+    out += ",\"certificate\":{\"not_after\":" + codec::json_string(utc_iso(u.certificate_not_after_s)) +
+           ",\"days_left\":" + std::to_string(left >= 0 ? left / 86400 : -((-left + 86399) / 86400)) + "}";
+  }
+  out += "}";
   out += ",\"budget\":{\"day_used\":" + std::to_string(budget.day_used) +
          ",\"day_limit\":" + std::to_string(budget.day_limit) + ",\"month_used\":" + std::to_string(budget.month_used) +
          ",\"month_limit\":" + std::to_string(budget.month_limit) +

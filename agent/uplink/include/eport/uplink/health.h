@@ -23,6 +23,8 @@ struct UplinkCounters {
   std::uint64_t bytes_sent = 0;
   std::uint64_t connects = 0;  // "reconnects" is connects - 1
   std::uint64_t connect_failures = 0;
+  std::uint64_t certificate_refusals = 0;
+  std::int64_t certificate_not_after_s = 0;  // 0: no client certificate
   std::uint64_t connection_losses = 0;
   std::uint64_t failovers = 0;
   std::uint64_t undecodable_rows = 0;
