@@ -27,6 +27,9 @@ import time
 
 import contracts
 
+# The source tree (set by ctest) and the sample zones file the custody tests use.
+SOURCE_DIR = os.environ.get("EPORT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
+SAMPLE_ZONES = os.path.join(SOURCE_DIR, "docs", "zones", "shanghai-terminals.geojson")
 BIN = os.environ.get("EPORT_BIN_DIR", os.path.join(os.path.dirname(__file__), "../../build/agent"))
 AGENT = os.path.join(BIN, "app", "eport-agent")
 SIM = os.path.join(BIN, "tools", "eport-sim")

@@ -9,14 +9,12 @@ bridge 6.4), and answers it; the sim then reports by exception (samples
 within their deadband and interval are not sent). A unit started with
 --no-features gets the same intervals in the 8-byte form."""
 import collections
-import os
 import re
 
 import harness as h
 
 UNITS, COUNT = 8, 240
-SOURCE = os.environ.get("EPORT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
-ZONES = os.path.join(SOURCE, "docs", "zones", "shanghai-terminals.geojson")
+ZONES = h.SAMPLE_ZONES
 CUSTODY = f"""[custody]
 enabled = true
 zones_file = "{ZONES}"

@@ -8,13 +8,11 @@ back to custody.zones_file; PairUnit pairs a unit that names no container
 is refused for a unit whose HELLO names its container; ExpectSeal is
 refused for a zone not in force."""
 import json
-import os
 import subprocess
 
 import harness as h
 
-SOURCE = os.environ.get("EPORT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
-ZONES = os.path.join(SOURCE, "docs", "zones", "shanghai-terminals.geojson")
+ZONES = h.SAMPLE_ZONES
 CMD = h.AGENT.replace("app/eport-agent", "tools/eport-cmd")
 GW = "gw-cmd"
 BOW_TIE = """{"type": "FeatureCollection", "version": "broken-1", "features": [

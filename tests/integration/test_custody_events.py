@@ -14,15 +14,13 @@ alarms (a customs seal read instead, an opening outside the allowed zones,
 the fleet's one tamper) are among those events, also exactly once."""
 import collections
 import json
-import os
 import subprocess
 import time
 
 import harness as h
 
 UNITS, COUNT = 8, 240
-SOURCE = os.environ.get("EPORT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
-ZONES = os.path.join(SOURCE, "docs", "zones", "shanghai-terminals.geojson")
+ZONES = h.SAMPLE_ZONES
 CUSTODY = f"""[custody]
 enabled = true
 zones_file = "{ZONES}"

@@ -10,8 +10,7 @@ import sys
 
 import harness as h
 
-SOURCE = os.environ.get("EPORT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
-ZONES = os.path.join(SOURCE, "docs", "zones", "shanghai-terminals.geojson")
+ZONES = h.SAMPLE_ZONES
 
 try:
     import flatbuffers  # noqa: F401  (the consumer's runtime; imported here to skip cleanly)

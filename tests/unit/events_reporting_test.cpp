@@ -15,6 +15,7 @@
 #include "eport/events/engine.h"
 #include "eport/geofence/zones_file.h"
 #include "eport/store/outbox.h"
+#include "events_fixture.h"
 #include "test_util.h"
 
 using namespace eport;
@@ -38,21 +39,9 @@ std::shared_ptr<const geofence::ZoneSet> zones() {
 
 constexpr std::uint64_t kT0 = 1'700'000'000'000ull;
 
+// A fix of TU-1 on MSKU1234565 every 30 s from kT0 (the [events] fixture's).
 model::Reading position(std::uint64_t seq, double lat, double lon, std::uint16_t speed_cm_s = 0) {
-  model::Reading r;
-  r.source_id = "TU-1";
-  r.container_id = "MSKU1234565";
-  r.seq = seq;
-  r.time_utc_ms = kT0 + seq * 30'000;  // every 30 s
-  model::Position p;
-  p.lat_e7 = static_cast<std::int32_t>(lat * 1e7);
-  p.lon_e7 = static_cast<std::int32_t>(lon * 1e7);
-  p.fix = model::FixQuality::kGps;
-  p.satellites = 9;
-  p.hdop_centi = 90;
-  p.speed_cm_s = speed_cm_s;
-  r.payload = p;
-  return r;
+  return test_events::position("TU-1", "MSKU1234565", seq, lat, lon, speed_cm_s);
 }
 
 model::Reading sample(std::uint64_t seq, std::int16_t centi_c) {
