@@ -243,6 +243,9 @@ def test_cloud_ingest(work):
 
     assert workers[1].terminate() == 0
     s = workers[1].last("stopped")
+    attached = [e.get("url") for e in workers[1].events() if e.get("event") == "consumer"]
+    lost = [e.get("error") for e in workers[1].events() if e.get("event") == "nats_lost"]
+    port_of = {f"tls://127.0.0.1:{n.client_port}": n.name for n in cluster.nodes}
     # The agent stops: its heartbeat ends, and a worker marks it offline after 3 intervals.
     assert agent.terminate() == 0
     w3 = IngestWorker(work, WORKERS[0], cluster, out, pg.dsn, codegen).start()
@@ -254,7 +257,8 @@ def test_cloud_ingest(work):
     h.log(f"cloud ingest: {len(acked)} acknowledged readings all in PostgreSQL exactly once; {workers[0].name} "
           f"and {victim.name} killed with SIGKILL mid-run; {events[0]} custody events ({events[1]} kinds); "
           f"{dup} duplicates dropped; surviving worker: {s.get('readings_stored')} stored, "
-          f"{s.get('redelivered')} redelivered messages, {s.get('nats_reconnects')} NATS reconnects; "
+          f"{s.get('redelivered')} redelivered messages, attached to {[port_of.get(u, u) for u in attached]}, "
+          f"connection losses {lost[:2]}; "
           f"gateway offline after its health stopped")
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """bench_ingest: readings/s that eport-ingest's database path (db.store_batch: dedup key,
 partitioned COPY, gaps, per-source stats, one transaction per batch) puts into PostgreSQL
-with 1, 2 and 4 worker processes, next to a plain COPY of the same rows into an unindexed,
+with 1, 2 and 4 worker processes, with and without decoding (the worker's own decode of
+zstd FlatBuffers envelopes, built here with tests/integration/envelopes.py), next to a plain COPY of the same rows into an unindexed,
 unpartitioned table with the same columns, in batches of the same size, in the same run
 and the same throw-away PostgreSQL (eport_ingest.pgtest, fsync on). Decoding and NATS are
 not in these figures (see docs/cloud.md, section 8). Prints figures; asserts nothing.
@@ -17,7 +18,28 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from eport_ingest import db, pgtest  # noqa: E402
+from eport_ingest import db, pgtest, worker  # noqa: E402
+
+REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
+EC = CODEC = None
+
+
+class _Decoder:
+    """What Worker.decode needs of a worker."""
+    def __init__(self, ec, codec):
+        self.ec, self.codec = ec, codec
+
+
+def encode(batches):
+    """The same batches as (subject, zstd payload) lists, as the worker pulls them."""
+    import zstandard
+    sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+    import envelopes
+    b = envelopes.Builder()
+    z = zstandard.ZstdCompressor(level=3)
+    return [[(f"$MQTT.msgs.eport.v1.{m.site}.{m.gateway}.data.{m.priority}",
+              z.compress(b.envelope(m.readings, m.site, m.gateway, m.envelope_seq, priority=m.priority)))
+             for m in batch] for batch in batches]
 
 T0 = 1795000000000
 
@@ -63,9 +85,16 @@ def batches_for(by_source, names, batch_readings, envelope_readings=100):
 def run_worker(dsn, batches, q):
     conn = db.connect(dsn)
     parts = db.Partitions("month")
+    dec = _Decoder(EC, CODEC)
     t = time.perf_counter()
     stored = 0
     for b in batches:
+        if b and isinstance(b[0], tuple):     # encoded: decode as the worker does
+            msgs = []
+            for subject, payload in b:
+                m = worker.Worker.decode(dec, subject, payload)
+                msgs += m if isinstance(m, list) else [m]
+            b = msgs
         stored += db.store_batch(conn, parts, b).stored
     q.put((stored, time.perf_counter() - t))
     conn.close()
@@ -103,6 +132,8 @@ def main():
     if pgtest.missing():
         print(f"bench_ingest: needs {pgtest.missing()}")
         return 77
+    global EC, CODEC
+    EC, CODEC = worker.load_decoder()
     by_source = make_readings(a.readings, a.sources)
     names = sorted(by_source)
     print(f"bench_ingest: {a.readings} readings, {a.sources} sources, {a.batch_readings} readings per transaction, "
@@ -113,31 +144,35 @@ def main():
         n, s = plain_copy(conn, batches_for(by_source, names, a.batch_readings))
         base = n / s
         print(f"  plain COPY (no key, no partitions, no index): {n} rows in {s:.2f} s = {base:,.0f} rows/s", flush=True)
-        one = None
-        for w in [int(x) for x in a.workers.split(",")]:
-            conn.execute("DROP SCHEMA eport CASCADE")
-            db.init_schema(conn)
-            q = mp.Queue()
-            # JetStream hands each message to one worker; here each worker gets a share of the
-            # sources (their envelopes interleave, as on a gateway).
-            procs = [mp.Process(target=run_worker, args=(pg.dsn, batches_for(by_source, names[i::w], a.batch_readings), q))
-                     for i in range(w)]
-            t = time.perf_counter()
-            for pr in procs:
-                pr.start()
-            res = [q.get() for _ in procs]
-            wall = time.perf_counter() - t
-            for pr in procs:
-                pr.join()
-            stored = sum(r[0] for r in res)
-            total = stored / wall
-            one = one or total
-            per = [r[0] / r[1] for r in res]
-            print(f"  eport-ingest db path, {w} worker(s): {stored} readings in {wall:.2f} s = {total:,.0f} readings/s "
-                  f"({total / base:.2f} x plain COPY, {total / one:.2f} x 1 worker); per worker "
-                  + ", ".join(f"{x:,.0f}" for x in per) + " readings/s", flush=True)
-            dup = db.store_batch(conn, db.Partitions(), batches_for(by_source, names[:10], a.batch_readings)[0])
-            assert dup.stored == 0, "a repeated batch stored readings again"
+        encoded = {}
+        for mode in ("db", "decode+db"):
+            one = None
+            for w in [int(x) for x in a.workers.split(",")]:
+                conn.execute("DROP SCHEMA eport CASCADE")
+                db.init_schema(conn)
+                q = mp.Queue()
+                # JetStream hands each message to one worker; here each worker gets a share of the
+                # sources (their envelopes interleave, as on a gateway).
+                shares = [batches_for(by_source, names[i::w], a.batch_readings) for i in range(w)]
+                if mode == "decode+db":
+                    shares = [encoded.setdefault((w, i), encode(sh)) for i, sh in enumerate(shares)]
+                procs = [mp.Process(target=run_worker, args=(pg.dsn, sh, q)) for sh in shares]
+                t = time.perf_counter()
+                for pr in procs:
+                    pr.start()
+                res = [q.get() for _ in procs]
+                wall = time.perf_counter() - t
+                for pr in procs:
+                    pr.join()
+                stored = sum(r[0] for r in res)
+                total = stored / wall
+                one = one or total
+                per = [r[0] / r[1] for r in res]
+                print(f"  {mode:9s}, {w} worker(s): {stored} readings in {wall:.2f} s = {total:,.0f} readings/s "
+                      f"({total / base:.2f} x plain COPY, {total / one:.2f} x 1 worker); per worker "
+                      + ", ".join(f"{x:,.0f}" for x in per) + " readings/s", flush=True)
+                dup = db.store_batch(conn, db.Partitions(), batches_for(by_source, names[:10], a.batch_readings)[0])
+                assert dup.stored == 0, "a repeated batch stored readings again"
     return 0
 
 

@@ -104,21 +104,25 @@ class Worker:
 
     # -- connections -----------------------------------------------------------------------
     def connect_nats(self) -> None:
+        """Connects (next node on failure) and creates or finds the durable consumer. While the
+        stream does not exist yet (10059: $MQTT_msgs appears when the first MQTT client
+        connects) or JetStream cannot answer, it stays on the same node and asks again."""
         backoff = 0.2
         while not self.stop:
             try:
-                url = self.conn.connect()
-                self.js.attach()
+                if not self.conn.connected:
+                    self.conn.connect()
+                    self.js.attach()
                 info = self.js.ensure()
-                log(self.o.name, event="consumer", url=url, durable=info.get("name"),
+                log(self.o.name, event="consumer", url=self.conn.url, durable=info.get("name"),
                     pending=info.get("num_pending"), ack_pending=info.get("num_ack_pending"))
                 return
             except JsApiError as e:
-                # 10059: $MQTT_msgs does not exist until the first MQTT client connects.
                 log(self.o.name, event="consumer_retry", error=str(e))
             except NatsError as e:
                 log(self.o.name, event="nats_retry", error=str(e))
-            self.conn.close()
+                if "no reply" not in str(e):   # a JetStream request timeout keeps the connection
+                    self.conn.close()
             time.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
 
