@@ -32,6 +32,7 @@ class Msg:
     headers: dict = field(default_factory=dict)
     status: int = 0            # from an "NATS/1.0 <code> <text>" header line; 0 if none
     description: str = ""
+    oversize: int = 0          # > max_message_bytes: its size; data and headers were skipped, not kept
 
 
 @dataclass
@@ -68,13 +69,16 @@ def parse_headers(block: bytes) -> tuple[int, str, dict]:
 
 class Connection:
     def __init__(self, servers: list[str], tls: TlsOptions | None = None, name: str = "eport-ingest",
-                 connect_timeout_s: float = 5.0):
+                 connect_timeout_s: float = 5.0, max_message_bytes: int = 16 << 20):
         if not servers:
             raise ValueError("no NATS server given")
         self.servers = servers
         self.tls = tls
         self.name = name
         self.connect_timeout_s = connect_timeout_s
+        # nats-server 2.9.10 does not apply max_payload to MQTT publishes (cluster.md): a
+        # message of any size can arrive. Bigger than this, it is skipped while it is read.
+        self.max_message_bytes = max_message_bytes
         self.sock = None
         self.buf = bytearray()
         self.server_info = {}
@@ -236,6 +240,16 @@ class Connection:
         del self.buf[:n]
         return out
 
+    def _skip(self, n: int, deadline: float) -> None:
+        while n > 0:
+            if not self.buf and not self._fill(deadline):
+                if time.monotonic() >= deadline:
+                    raise NatsError("timeout inside a message")
+                continue
+            k = min(n, len(self.buf))
+            del self.buf[:k]
+            n -= k
+
     def next_msg(self, deadline: float) -> Msg | None:
         """The next MSG/HMSG before deadline (monotonic), or None. Answers PINGs."""
         if self.stash:
@@ -281,6 +295,9 @@ class Connection:
                 hsize, size = int(parts[-2]), int(parts[-1])
         except (IndexError, ValueError) as e:
             raise NatsError(f"malformed {parts[0] if parts else ''} line: {line[:100]!r}") from e
+        if size > self.max_message_bytes:
+            self._skip(size + 2, deadline)
+            return Msg(subject, sid, reply, b"", oversize=size)
         body = self._read_exact(size + 2, deadline)[:size]
         m = Msg(subject, sid, reply, body[hsize:])
         if hsize:

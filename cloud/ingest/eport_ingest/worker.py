@@ -33,6 +33,18 @@ def load_decoder(examples_dir: str | None = None, schema: str | None = None, cac
     return ec, ec.load_codec(schema or ec.DEFAULT_SCHEMA, cache_dir=cache_dir)
 
 
+class Poison(Exception):
+    """A batch that PostgreSQL refuses whatever the retries (the message says why)."""
+
+
+def transient(e: psycopg.Error) -> bool:
+    """Worth retrying the same batch: the connection, the server, a deadlock or a
+    serialization failure; not a value the database refuses."""
+    return isinstance(e, (psycopg.OperationalError, psycopg.errors.DeadlockDetected,
+                          psycopg.errors.SerializationFailure, psycopg.InterfaceError)) and \
+        not isinstance(e, (psycopg.errors.DataException,))
+
+
 @dataclass
 class Options:
     servers: list
@@ -140,11 +152,16 @@ class Worker:
 
     # -- the loop --------------------------------------------------------------------------
     def store(self, messages) -> db.BatchResult | None:
-        """Until committed (or stopped): a batch is never acknowledged before its commit."""
+        """Until committed (or stopped): a batch is never acknowledged before its commit.
+        Returns None when stopped first. A failure that retrying cannot cure (a value
+        PostgreSQL refuses, such as a NUL byte in a string) raises Poison."""
+        recheck_partitions = True
         while not self.stop:
             try:
                 if self.db is None or self.db.closed:
                     self.connect_db()
+                    if self.db is None:
+                        return None
                 return db.store_batch(self.db, self.partitions, messages, self.o.health_interval_s)
             except psycopg.Error as e:
                 self.counts["db_retries"] += 1
@@ -154,6 +171,13 @@ class Worker:
                         self.db.rollback()
                 except psycopg.Error:
                     pass
+                if not transient(e):
+                    if recheck_partitions and self.partitions.known:
+                        # a partition this process created may have been dropped since (retention)
+                        recheck_partitions = False
+                        self.partitions.known.clear()
+                        continue
+                    raise Poison(str(e).strip()) from e
                 if isinstance(e, psycopg.OperationalError) and not isinstance(e, psycopg.errors.DeadlockDetected):
                     try:
                         self.db.close()
@@ -161,7 +185,30 @@ class Worker:
                         pass
                     self.db = None
                     time.sleep(0.5)
+            except (UnicodeError, ValueError, TypeError, KeyError, OverflowError) as e:
+                raise Poison(f"{type(e).__name__}: {e}") from e
         return None
+
+    def store_groups(self, groups) -> db.BatchResult | None:
+        """groups: [(subject, payload, [items decoded from it])]. The whole batch in one
+        transaction; if it is refused for good, message by message, and a message that is
+        refused alone goes to eport.rejected_message instead, so that one bad payload
+        never blocks the consumer (it would be redelivered for ever)."""
+        try:
+            return self.store([m for _, _, items in groups for m in items])
+        except Poison as e:
+            log(self.o.name, event="batch_refused", error=str(e)[:300], messages=len(groups))
+        total = db.BatchResult()
+        for subject, payload, items in groups:
+            try:
+                r = self.store(items)
+            except Poison as e:
+                r = self.store([db.Rejected(subject, f"refused by the database: {e}"[:1000], payload)])
+            if r is None:
+                return None
+            for k in ("stored", "duplicates", "gaps", "custody_events", "rejected", "health"):
+                setattr(total, k, getattr(total, k) + getattr(r, k))
+        return total
 
     def mark_overdue(self) -> None:
         """Gateways whose heartbeat is overdue become offline (any worker may do it)."""
@@ -192,16 +239,17 @@ class Worker:
                 self.conn.close()
                 continue
             if deliveries:
-                messages = []
+                groups = []
                 for d in deliveries:
                     if d.delivered > 1:
                         self.counts["redelivered"] += 1
-                    m = self.decode(d.msg.subject, d.msg.data)
-                    if isinstance(m, list):
-                        messages += m
-                    elif m is not None:
-                        messages.append(m)
-                res = self.store(messages)
+                    if d.msg.oversize:
+                        m = db.Rejected(d.msg.subject, f"message of {d.msg.oversize} bytes > "
+                                        f"{self.conn.max_message_bytes} (not read)", b"")
+                    else:
+                        m = self.decode(d.msg.subject, d.msg.data)
+                    groups.append((d.msg.subject, d.msg.data, m if isinstance(m, list) else [m] if m else []))
+                res = self.store_groups(groups)
                 if res is None:
                     break
                 try:

@@ -173,6 +173,21 @@ class IngestDb(unittest.TestCase):
         self.assertEqual(self.q("SELECT state, reason FROM eport.liveness_event ORDER BY id"),
                          [("online", "health"), ("offline", "health overdue"), ("online", "health")])
 
+    def test_a_payload_the_database_refuses_is_rejected_alone_and_the_rest_stored(self):
+        from eport_ingest import worker
+        w = worker.Worker(worker.Options(servers=["127.0.0.1:9"], tls=None, dsn=PG.dsn), None, None)
+        w.db = self.conn
+        bad = dict(sensor(2), source="TU-\x00")              # PostgreSQL text cannot hold NUL
+        worse = dict(sensor(3), source="TU-\udcff")          # not UTF-8 (surrogateescape)
+        groups = [("s.1", b"one", [msg([sensor(1)])]), ("s.2", b"two", [msg([bad])]),
+                  ("s.3", b"three", [msg([worse])]), ("s.4", b"four", [msg([sensor(4)])])]
+        r = w.store_groups(groups)
+        self.assertEqual((r.stored, r.rejected), (2, 2))
+        self.assertEqual(self.q("SELECT seq FROM eport.reading ORDER BY seq"), [(1,), (4,)])
+        self.assertEqual([row[0] for row in self.q("SELECT subject FROM eport.rejected_message ORDER BY id")],
+                         ["s.2", "s.3"])
+        self.assertEqual(self.q("SELECT payload FROM eport.rejected_message ORDER BY id")[0][0], b"two")
+
     def test_an_empty_batch_changes_nothing(self):
         r = db.store_batch(self.conn, self.parts, [])
         self.assertEqual((r.stored, r.duplicates), (0, 0))

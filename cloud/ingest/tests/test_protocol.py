@@ -69,6 +69,17 @@ class Protocol(unittest.TestCase):
         self.assertIn(b"PONG\r\n", srv.received)   # the server's PING was answered
         self.assertIn(b'"headers": true', srv.received)
 
+    def test_an_oversized_message_is_skipped_and_the_next_one_read(self):
+        big = b"x" * 300000
+        srv = FakeServer([b"MSG big 1 $JS.ACK.S.D.1.1.1.0.0 %d\r\n" % len(big) + big + b"\r\n",
+                          b"MSG small 1 $JS.ACK.S.D.1.2.2.0.0 2\r\nok\r\n"])
+        c = Connection([f"127.0.0.1:{srv.port}"], max_message_bytes=100000)
+        c.connect()
+        m = c.next_msg(time.monotonic() + 3)
+        self.assertEqual((m.subject, m.oversize, m.data, m.reply), ("big", 300000, b"", "$JS.ACK.S.D.1.1.1.0.0"))
+        m = c.next_msg(time.monotonic() + 3)
+        self.assertEqual((m.subject, m.data), ("small", b"ok"))
+
     def test_err_and_close_raise(self):
         srv = FakeServer([b"-ERR 'Authorization Violation'\r\n"])
         c = Connection([f"127.0.0.1:{srv.port}"])
