@@ -1,6 +1,6 @@
 """eport-ingest end to end (docs/cloud.md): three nats-server 2.9.10 nodes on loopback
-from the configs `eport-broker gen` writes (plus the ingest user of
-cloud/ingest/eport_ingest/natsconf.py), a throw-away PostgreSQL 15 + PostGIS, the real
+from the configs `eport-broker gen` writes (the inventory's `ingesters` are the
+workers' NATS users), a throw-away PostgreSQL 15 + PostGIS, the real
 eport-agent (custody on, the sample zones) with the generated cluster/agent.toml, eport-sim
 units, and two eport-ingest workers sharing one JetStream durable consumer on $MQTT_msgs.
 Mid-run one worker is killed with SIGKILL, then the NATS node holding the agent's
@@ -32,7 +32,7 @@ sys.path.insert(0, str(INGEST_DIR))
 sys.path.insert(0, str(Path(SOURCE) / "examples" / "python"))
 
 from eport_broker import inventory, natsrun  # noqa: E402
-from eport_ingest import natsconf, pgtest  # noqa: E402
+from eport_ingest import pgtest  # noqa: E402
 
 SKIP = 77
 CONF_DIR = "/etc/nats-server/eport-test"
@@ -42,6 +42,7 @@ INVENTORY = f"""\
 site = "{SITE}"
 gateways = ["{GW}"]
 readers = ["reader-1"]
+ingesters = [{", ".join(f'"{w}"' for w in WORKERS)}]
 [broker]
 host = "mqtt.test.invalid"
 """
@@ -97,13 +98,13 @@ def connected_port(agent):
 class IngestWorker:
     def __init__(self, work, name, cluster, out, dsn, codegen):
         self.name, self.err = name, work.file(f"{name}.log")
-        c = out / "pki" / "issued"
+        c = out / "clients" / name
         # Each worker starts at a different node; the one that survives (ingest-2) at nats-1,
         # where the agent connects first: the node kill then cuts both.
         i = (len(WORKERS) - 1 - WORKERS.index(name)) % len(cluster.nodes)
         nodes = cluster.nodes[i:] + cluster.nodes[:i]
         urls = ",".join(f"tls://127.0.0.1:{n.client_port}" for n in nodes)
-        self.args = [sys.executable, str(INGEST), "run", "--nats", urls, "--ca-file", str(out / "pki" / "ca.crt"),
+        self.args = [sys.executable, str(INGEST), "run", "--nats", urls, "--ca-file", str(c / "ca.crt"),
                      "--cert-file", str(c / f"{name}.crt"), "--key-file", str(c / f"{name}.key"),
                      "--dsn", dsn, "--name", name, "--durable", DURABLE, "--inbox-prefix", f"_INBOX.{name}",
                      "--ack-wait-s", str(ACK_WAIT_S), "--health-interval-s", str(HEALTH_S),
@@ -145,16 +146,9 @@ def test_cloud_ingest(work):
     gen = subprocess.run([str(BROKER_CONFIG / "eport-broker"), "gen", str(wd / "site.toml"), str(out),
                           "--cluster-conf-dir", CONF_DIR], capture_output=True, text=True)
     assert gen.returncode == 0, gen.stdout + gen.stderr
-    for name in WORKERS:
-        p = subprocess.run([str(BROKER_CONFIG / "pki" / "eport-pki"), "client", str(out / "pki"), name,
-                            f"eport://{SITE}/ingest/{name}"], capture_output=True, text=True)
-        assert p.returncode == 0, p.stdout + p.stderr
     inv = inventory.load(wd / "site.toml")
     cluster = natsrun.Cluster(inv, out, wd / "cluster", CONF_DIR)
     CLUSTERS.append(cluster)
-    users = [natsconf.ingest_user(SITE, name, DURABLE) for name in WORKERS]
-    for n in cluster.nodes:
-        n.conf.write_text(natsconf.add_users(n.conf.read_text(), users))
     cluster.start()
     up = cluster.wait_ready(READY_S, "the three nodes healthy with a meta leader")
     h.log(f"cluster up in {up:.1f} s")

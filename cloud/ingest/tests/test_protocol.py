@@ -2,8 +2,8 @@
 """[ingest] The NATS protocol pieces of eport-ingest against a scripted fake server on a
 loopback port (no nats-server needed): INFO/CONNECT/PING handshake, MSG and HMSG split
 across reads, JetStream status-only replies ending a pull, PING answered, -ERR and a closed
-connection raised as NatsError, failover to the next server; ack subjects of both forms;
-the ingest user block added to a node config."""
+connection raised as NatsError, failover to the next server, a message over the size
+limit skipped unread; ack subjects of both forms."""
 import os
 import socket
 import sys
@@ -12,7 +12,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from eport_ingest import jetstream, natsconf  # noqa: E402
+from eport_ingest import jetstream  # noqa: E402
 from eport_ingest.nats import Connection, NatsError, parse_headers  # noqa: E402
 
 
@@ -111,16 +111,6 @@ class Protocol(unittest.TestCase):
         self.assertEqual(jetstream.parse_ack_subject("$JS.ACK.dom.ACCHASH.$MQTT_msgs.d.3.14.9.17.0.tok"), (3, 14))
         with self.assertRaises(NatsError):
             jetstream.parse_ack_subject("_INBOX.x")
-
-    def test_ingest_user_block(self):
-        conf = "accounts {\n  EPORT {\n    jetstream: enabled\n    users: [\n      # reader r\n    ]\n  }\n}\n"
-        out = natsconf.add_users(conf, [natsconf.ingest_user("cnsha", "ingest-1")])
-        self.assertIn('user: "eport://cnsha/ingest/ingest-1"', out)
-        self.assertIn('"$JS.API.CONSUMER.MSG.NEXT.$MQTT_msgs.eport-ingest"', out)
-        self.assertIn('"$JS.ACK.$MQTT_msgs.eport-ingest.>"', out)
-        self.assertIn('subscribe: { allow: ["_INBOX.ingest-1.>"] }', out)
-        with self.assertRaises(ValueError):
-            natsconf.add_users("accounts {}", ["x"])
 
 
 if __name__ == "__main__":
