@@ -95,6 +95,37 @@ def connected_port(agent):
     return int(ports[-1]) if ports else None
 
 
+def ingest_grant_refusals(out, node):
+    """What an ingest certificate must not do on the NATS port: read the MQTT layer's QoS 1
+    deliveries, publish data or commands, delete the stream, use another durable. Each is
+    answered with a Permissions Violation (the connection stays up)."""
+    from eport_ingest.nats import Connection, NatsError, TlsOptions
+    c = out / "clients" / WORKERS[0]
+    conn = Connection([f"tls://127.0.0.1:{node.client_port}"],
+                      TlsOptions(str(c / "ca.crt"), str(c / f"{WORKERS[0]}.crt"), str(c / f"{WORKERS[0]}.key")))
+    conn.connect()
+    tries = [("sub", "$MQTT.sub.>"), ("sub", "eport.v1.cnsha.gw-test-01.data.>"), ("sub", "_INBOX.ingest-2.x"),
+             ("pub", f"eport.v1.{SITE}.{GW}.data.alarm"), ("pub", f"eport.v1.{SITE}.{GW}.cmd"),
+             ("pub", "$JS.API.STREAM.DELETE.$MQTT_msgs"), ("pub", "$JS.API.CONSUMER.MSG.NEXT.$MQTT_msgs.other")]
+    seen = []
+    for op, subject in tries:
+        if op == "sub":
+            conn.subscribe(subject)
+        else:
+            conn.publish(subject, b"x")
+        try:
+            conn.flush(5)
+            m = conn.next_msg(time.monotonic() + 1)
+            raise AssertionError(f"ingest user: {op} {subject} was not refused ({m})")
+        except NatsError as e:
+            assert "Permissions Violation" in str(e), f"ingest user: {op} {subject}: {e}"
+            assert subject in str(e), f"ingest user: {op} {subject}: {e}"
+            seen.append(f"{op} {subject}")
+        conn.subs.clear()
+    conn.close()
+    return seen
+
+
 class IngestWorker:
     def __init__(self, work, name, cluster, out, dsn, codegen):
         self.name, self.err = name, work.file(f"{name}.log")
@@ -152,6 +183,9 @@ def test_cloud_ingest(work):
     cluster.start()
     up = cluster.wait_ready(READY_S, "the three nodes healthy with a meta leader")
     h.log(f"cluster up in {up:.1f} s")
+
+    refused = ingest_grant_refusals(out, cluster.nodes[1])
+    h.log(f"an ingest user is refused: {', '.join(refused)}")
 
     pg = pgtest.TempPostgres().start()
     PGS.append(pg)
@@ -247,8 +281,11 @@ def test_cloud_ingest(work):
                                       (GW,)).fetchone()[0] == "offline" or time.sleep(0.5), 60,
                  "the gateway marked offline once its health is overdue")
     assert w3.terminate() == 0
+    total = conn.execute("SELECT count(*) FROM eport.reading").fetchone()[0]
+    by_killed = total - (s.get("readings_stored") or 0) - (w3.last("stopped").get("readings_stored") or 0)
     cluster.stop()
     h.log(f"cloud ingest: {len(acked)} acknowledged readings all in PostgreSQL exactly once; {workers[0].name} "
+          f"(which had stored {by_killed}) "
           f"and {victim.name} killed with SIGKILL mid-run; {events[0]} custody events ({events[1]} kinds); "
           f"{dup} duplicates dropped; surviving worker: {s.get('readings_stored')} stored, "
           f"{s.get('redelivered')} redelivered messages, attached to {[port_of.get(u, u) for u in attached]}, "
