@@ -188,6 +188,23 @@ class IngestDb(unittest.TestCase):
                          ["s.2", "s.3"])
         self.assertEqual(self.q("SELECT payload FROM eport.rejected_message ORDER BY id")[0][0], b"two")
 
+    def test_the_command_line_init_db_and_completeness(self):
+        import subprocess
+        exe = os.path.join(HERE, "..", "eport-ingest")
+        self.conn.execute("DROP SCHEMA eport CASCADE")
+        p = subprocess.run([sys.executable, exe, "init-db", "--dsn", PG.dsn], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        db.store_batch(self.conn, self.parts, [msg([sensor(1), sensor(3)]), msg([sensor(1, "TU-9")])])
+        p = subprocess.run([sys.executable, exe, "completeness", "--dsn", PG.dsn, "--undeclared-only"],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = [line.split("\t") for line in p.stdout.splitlines()]
+        self.assertEqual([(f[2], f[3], f[5], f[8]) for f in lines], [("TU-0042", "2", "1", "2-2")])
+        p = subprocess.run([sys.executable, exe, "run", "--dsn", PG.dsn, "--nats", "x", "--batch", "0"],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--batch: '0' must be > 0", p.stderr)
+
     def test_an_empty_batch_changes_nothing(self):
         r = db.store_batch(self.conn, self.parts, [])
         self.assertEqual((r.stored, r.duplicates), (0, 0))
