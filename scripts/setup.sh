@@ -16,7 +16,7 @@ RUNTIME_PKGS=(build-essential cmake ninja-build pkg-config
 TEST_PKGS=(clang libclang-rt-14-dev gcc-arm-none-eabi libnewlib-arm-none-eabi
   python3-paho-mqtt python3-flatbuffers python3-zstandard openssl gpsd gpsd-clients rabbitmq-server nats-server
   protobuf-compiler libprotobuf-dev lintian python3-cbor2 python3-nacl python3-cryptography
-  python3-jsonschema)
+  python3-jsonschema postgresql-15 postgresql-15-postgis-3 python3-psycopg)
 
 want=("${RUNTIME_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${TEST_PKGS[@]}"); fi
@@ -32,16 +32,20 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# gpsd, rabbitmq-server and nats-server start system services when installed; the tests
-# start their own instances on free loopback ports and never need those.
+# gpsd, rabbitmq-server, nats-server and postgresql start system services when installed;
+# the tests start their own instances (on free loopback ports, PostgreSQL in a temporary
+# directory) and never need those.
 if ((${#missing[@]})); then
-  for svc in gpsd.socket gpsd.service rabbitmq-server.service nats-server.service; do
+  for svc in gpsd.socket gpsd.service rabbitmq-server.service nats-server.service postgresql.service; do
     if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
       systemctl stop "$svc" 2>/dev/null || true
     fi
   done
   if [[ " ${missing[*]} " == *" rabbitmq-server "* ]] && command -v service >/dev/null; then
     service rabbitmq-server stop >/dev/null 2>&1 || true
+  fi
+  if [[ " ${missing[*]} " == *" postgresql-15 "* ]] && command -v service >/dev/null; then
+    service postgresql stop >/dev/null 2>&1 || true
   fi
 fi
 

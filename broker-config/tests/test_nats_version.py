@@ -25,6 +25,7 @@ FIVE = """\
 site = "s5"
 gateways = ["gw-a"]
 readers = ["reader-1"]
+ingesters = ["ingest-1"]
 [broker]
 host = "mqtt.test.invalid"
 [cluster]
@@ -58,6 +59,9 @@ def test(workdir, t):
         t.check(f"stream_replicas: {size}" in text and f"consumer_replicas: {size}" in text,
                 f"{size} nodes: MQTT streams and consumers with {size} replicas")
         t.check(len(re.findall(r'^\s+"tls://', text, re.M)) == size - 1, f"{size} nodes: routes to the {size - 1} others")
+        if size == 5:   # the ingest grant (docs/cloud.md section 3) is in the configs nats-server -t checks
+            t.check('user: "eport://s5/ingest/ingest-1"' in text and '"$JS.ACK.$MQTT_msgs.eport-ingest.>"' in text
+                    and '"_INBOX.ingest-1.>"' in text, "an ingester's user and its JetStream grant are written")
         t.check(text.count("verify_and_map: true") == 2 and "verify: true" in text,
                 "client and MQTT TLS map the user from the certificate; routes verify both ends")
         t.check('listen: "127.0.0.1:' in text and 'http: "127.0.0.1:' in text,

@@ -158,19 +158,19 @@ def cmd_gen(args) -> int:
         if old_snippet.exists():
             old_snippet.unlink()
             print(f"removed {old_snippet} (replaced by {g / 'agent.toml'})")
-    for cn in (*inv.readers, *inv.commanders, *inv.monitors):
+    for cn in (*inv.readers, *inv.commanders, *inv.monitors, *inv.ingesters):
         c = out / "clients" / cn
         _copy(pki_dir / "ca.crt", c / "ca.crt", 0o644)
         _copy(issued / f"{cn}.crt", c / f"{cn}.crt", 0o644)
         _copy(issued / f"{cn}.key", c / f"{cn}.key", 0o600)
     # Output of identities removed from the inventory must not linger.
-    cloud = set(inv.readers) | set(inv.commanders) | set(inv.monitors)
+    cloud = set(inv.readers) | set(inv.commanders) | set(inv.monitors) | set(inv.ingesters)
     for sub, names in (("gateways", set(inv.gateways)), ("clients", cloud)):
         for d in (out / sub).glob("*") if (out / sub).exists() else []:
             if d.is_dir() and d.name not in names:
                 shutil.rmtree(d)
     print(f"site {inv.site}: broker config in {b}/, {len(inv.gateways)} gateway(s) in {out}/gateways/, "
-          f"{len(inv.readers) + len(inv.commanders) + len(inv.monitors)} cloud account(s) in {out}/clients/, "
+          f"{len(inv.readers) + len(inv.commanders) + len(inv.monitors) + len(inv.ingesters)} cloud account(s) in {out}/clients/, "
           f"{len(nodes)} NATS cluster node(s) in {out}/cluster/. "
           f"Keep {pki_dir}/ (the CA key) off the broker.")
     return 0

@@ -52,6 +52,22 @@ def subject(topic: str) -> str:
 # permissions (server/mqtt.go, processJSConsumer).
 MQTT_QOS1_DELIVERY = "$MQTT.sub.>"
 
+# The durable consumer on the MQTT layer's own stream that every eport-ingest
+# worker shares (docs/cloud.md section 3), and the stream.
+INGEST_DURABLE = "eport-ingest"
+MQTT_MSGS_STREAM = "$MQTT_msgs"
+
+
+def ingest_permissions(name: str) -> dict[str, list[str]]:
+    """An ingest worker's grant: the JetStream API of the one durable consumer
+    (create, info, next), its acks, and replies on the worker's own inbox
+    (eport-ingest --inbox-prefix _INBOX.<name>). No stream can be changed,
+    nothing published to MQTT, no $MQTT.sub.> delivery read."""
+    api = f"$JS.API.CONSUMER.%s.{MQTT_MSGS_STREAM}.{INGEST_DURABLE}"
+    return {"publish": [api % "DURABLE.CREATE", api % "INFO", api % "MSG.NEXT",
+                        f"$JS.ACK.{MQTT_MSGS_STREAM}.{INGEST_DURABLE}.>"],
+            "subscribe": [f"_INBOX.{name}.>"]}
+
 
 def permissions(inv: Inventory) -> dict[str, dict[str, list[str]]]:
     """user (identity URI) -> {"publish": [...], "subscribe": [...]} in subject
@@ -74,6 +90,8 @@ def permissions(inv: Inventory) -> dict[str, dict[str, list[str]]]:
         out[identity(inv, c)] = {
             "publish": [subject("eport/v1/+/+/cmd")],
             "subscribe": [subject("eport/v1/+/+/reply"), subject("eport/v1/+/+/status"), MQTT_QOS1_DELIVERY]}
+    for i in inv.ingesters:
+        out[identity(inv, i)] = ingest_permissions(i)
     return out
 
 

@@ -86,6 +86,7 @@ KEYS: tuple[Key, ...] = (
     Key("", "readers", list, [], "ids", "cloud reader accounts, one per consumer process: read data, status, health, reply"),
     Key("", "commanders", list, [], "ids", "command-service accounts, one per process: write cmd, read reply and status"),
     Key("", "monitors", list, [], "ids", "monitoring accounts, one per process: read the broker's $SYS/# metrics, nothing else"),
+    Key("", "ingesters", list, [], "ids", "NATS cluster only: eport-ingest workers (docs/cloud.md), one per process: pull from the shared durable consumer of $MQTT_msgs and acknowledge, nothing else"),
     Key("broker", "host", str, None, "host", "name (or IP) gateways connect to; in the broker certificate's SAN"),
     Key("broker", "port", int, 8883, "port", "TLS listener port"),
     Key("broker", "bind_address", str, "", "bind", "address the listener binds to; empty = all interfaces"),
@@ -176,16 +177,21 @@ class Inventory:
         return self.values["broker.ca_name"] or f"eport-edge {self.site} CA"
 
     def identities(self) -> dict[str, str]:
-        """CN -> role ('gateway', 'reader' or 'commander')."""
+        """CN -> role ('gateway', 'reader', 'commander', 'monitor' or 'ingest')."""
         out = {g: "gateway" for g in self.gateways}
         out.update({r: "reader" for r in self.readers})
         out.update({c: "commander" for c in self.commanders})
         out.update({m: "monitor" for m in self.values["monitors"]})
+        out.update({i: "ingest" for i in self.values["ingesters"]})
         return out
 
     @property
     def monitors(self) -> tuple[str, ...]:
         return tuple(self.values["monitors"])
+
+    @property
+    def ingesters(self) -> tuple[str, ...]:
+        return tuple(self.values["ingesters"])
 
 
 def _is_ip(value: str) -> bool:
@@ -311,7 +317,7 @@ def parse(text: str, where: str = "<inventory>") -> Inventory:
     if not values["gateways"]:
         raise InventoryError(f"{where}: gateways is empty; list at least one gateway id")
     seen: dict[str, str] = {}
-    for role in ("gateways", "readers", "commanders", "monitors"):
+    for role in ("gateways", "readers", "commanders", "monitors", "ingesters"):
         for ident in values[role]:
             if ident in seen:
                 raise InventoryError(
