@@ -502,3 +502,23 @@ def _stop_all():
                 p.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
+
+
+def cluster_agent_config(out, gateway, agent, uris, extra=""):
+    """Writes agent.config from the generated gateways/<gateway>/cluster/agent.toml
+    (broker-config's NATS cluster, docs/cluster.md) with only the node addresses,
+    file paths and the agent's retry timing moved into the test, then `extra`."""
+    text = (out / "gateways" / gateway / "cluster" / "agent.toml").read_text()
+    tls = out / "gateways" / gateway
+    repl = [(r'^uri = .*$', "uri = [" + ", ".join(f'"{u}"' for u in uris) + "]"),
+            (r'^ca_file = .*$', f'ca_file = "{tls / "ca.crt"}"'),
+            (r'^cert_file = .*$', f'cert_file = "{tls / (gateway + ".crt")}"'),
+            (r'^key_file = .*$', f'key_file = "{tls / (gateway + ".key")}"'),
+            (r'^path = .*$', f'path = "{agent.db}"'),
+            (r'^unix_socket = .*$', f'unix_socket = "{agent.socket}"')]
+    for pattern, line in repl:
+        text, n = re.subn(pattern, line.replace("\\", "\\\\"), text, count=1, flags=re.M)
+        assert n == 1, f"no line {pattern} in the generated cluster/agent.toml"
+    text = text.replace("[mqtt]\n", "[mqtt]\nreconnect_min_ms = 200\nreconnect_max_ms = 2000\nconnect_timeout_s = 5\n", 1)
+    with open(agent.config, "w") as f:
+        f.write(text + "\n" + extra)

@@ -26,7 +26,7 @@ SOURCE = os.environ.get("EPORT_SOURCE_DIR", os.path.join(os.path.dirname(__file_
 BROKER_CONFIG = Path(SOURCE) / "broker-config"
 INGEST_DIR = Path(SOURCE) / "cloud" / "ingest"
 INGEST = INGEST_DIR / "eport-ingest"
-ZONES = Path(SOURCE) / "docs" / "zones" / "shanghai-terminals.geojson"
+ZONES = h.SAMPLE_ZONES
 sys.path.insert(0, str(BROKER_CONFIG / "lib"))
 sys.path.insert(0, str(INGEST_DIR))
 sys.path.insert(0, str(Path(SOURCE) / "examples" / "python"))
@@ -72,22 +72,9 @@ def missing():
 
 
 def agent_config(out, agent, uris):
-    """The generated gateways/<GW>/cluster/agent.toml with only addresses, paths, retry
-    timing, the health interval and custody moved into the test (as test_nats_cluster)."""
-    text = (out / "gateways" / GW / "cluster" / "agent.toml").read_text()
-    tls = out / "gateways" / GW
-    repl = [(r'^uri = .*$', "uri = [" + ", ".join(f'"{u}"' for u in uris) + "]"),
-            (r'^ca_file = .*$', f'ca_file = "{tls / "ca.crt"}"'),
-            (r'^cert_file = .*$', f'cert_file = "{tls / (GW + ".crt")}"'),
-            (r'^key_file = .*$', f'key_file = "{tls / (GW + ".key")}"'),
-            (r'^path = .*$', f'path = "{agent.db}"'),
-            (r'^unix_socket = .*$', f'unix_socket = "{agent.socket}"')]
-    for pattern, line in repl:
-        text, n = re.subn(pattern, line.replace("\\", "\\\\"), text, count=1, flags=re.M)
-        assert n == 1, f"no line {pattern} in the generated cluster/agent.toml"
-    text = text.replace("[mqtt]\n", "[mqtt]\nreconnect_min_ms = 200\nreconnect_max_ms = 2000\nconnect_timeout_s = 5\n", 1)
-    with open(agent.config, "w") as f:
-        f.write(text + f"\n[health]\ninterval_s = {HEALTH_S}\n\n[custody]\nenabled = true\nzones_file = \"{ZONES}\"\n")
+    """The generated cluster agent.toml (h.cluster_agent_config), with health every HEALTH_S and custody on."""
+    h.cluster_agent_config(out, GW, agent, uris,
+                           f"[health]\ninterval_s = {HEALTH_S}\n\n[custody]\nenabled = true\nzones_file = \"{ZONES}\"\n")
 
 
 def connected_port(agent):

@@ -57,22 +57,8 @@ def tls_args(out, cn, kind):
 
 
 def agent_config(out, agent, uris):
-    """The generated gateways/<GW>/cluster/agent.toml with only the node
-    addresses, file paths and the agent's retry timing moved into the test."""
-    text = (out / "gateways" / GW / "cluster" / "agent.toml").read_text()
-    tls = out / "gateways" / GW
-    repl = [(r'^uri = .*$', "uri = [" + ", ".join(f'"{u}"' for u in uris) + "]"),
-            (r'^ca_file = .*$', f'ca_file = "{tls / "ca.crt"}"'),
-            (r'^cert_file = .*$', f'cert_file = "{tls / (GW + ".crt")}"'),
-            (r'^key_file = .*$', f'key_file = "{tls / (GW + ".key")}"'),
-            (r'^path = .*$', f'path = "{agent.db}"'),
-            (r'^unix_socket = .*$', f'unix_socket = "{agent.socket}"')]
-    for pattern, line in repl:
-        text, n = re.subn(pattern, line.replace("\\", "\\\\"), text, count=1, flags=re.M)
-        assert n == 1, f"no line {pattern} in the generated cluster/agent.toml"
-    text = text.replace("[mqtt]\n", "[mqtt]\nreconnect_min_ms = 200\nreconnect_max_ms = 2000\nconnect_timeout_s = 5\n", 1)
-    with open(agent.config, "w") as f:
-        f.write(text + "\n[health]\ninterval_s = 2\n")
+    """The generated cluster agent.toml (h.cluster_agent_config), with health every 2 s."""
+    h.cluster_agent_config(out, GW, agent, uris, "[health]\ninterval_s = 2\n")
 
 
 def command(out, node, cid, timeout_s=30):

@@ -19,6 +19,7 @@
 
 #include "eport/store/outbox.h"
 #include "test_util.h"
+#include "vfs_shim.h"
 
 using namespace eport;
 using eport::model::Priority;
@@ -43,13 +44,12 @@ sqlite3_vfs* g_real = nullptr;
 constexpr const char* kVfsName = "eport-fault";
 
 struct FaultFile {
-  sqlite3_file base;
-  sqlite3_file* real;  // the default VFS's file, in the same allocation after this struct
+  test::vfs::ShimFile shim;
   Kind kind;
 };
 
 FaultFile* ff(sqlite3_file* f) { return reinterpret_cast<FaultFile*>(f); }
-sqlite3_file* real(sqlite3_file* f) { return ff(f)->real; }
+using test::vfs::real;
 
 bool fire(Op op, sqlite3_file* f, sqlite3_int64 offset = -1) {
   if (g_plan.op != op || g_plan.fired > 0 || g_plan.kind != ff(f)->kind) return false;
@@ -72,16 +72,6 @@ int x_sync(sqlite3_file* f, int flags) {
   if (fire(Op::kSync, f)) return g_plan.rc;
   return real(f)->pMethods->xSync(real(f), flags);
 }
-int x_file_size(sqlite3_file* f, sqlite3_int64* size) { return real(f)->pMethods->xFileSize(real(f), size); }
-int x_lock(sqlite3_file* f, int level) { return real(f)->pMethods->xLock(real(f), level); }
-int x_unlock(sqlite3_file* f, int level) { return real(f)->pMethods->xUnlock(real(f), level); }
-int x_check_reserved(sqlite3_file* f, int* out) { return real(f)->pMethods->xCheckReservedLock(real(f), out); }
-int x_file_control(sqlite3_file* f, int op, void* arg) { return real(f)->pMethods->xFileControl(real(f), op, arg); }
-int x_sector_size(sqlite3_file* f) { return real(f)->pMethods->xSectorSize(real(f)); }
-int x_device_chars(sqlite3_file* f) { return real(f)->pMethods->xDeviceCharacteristics(real(f)); }
-int x_shm_map(sqlite3_file* f, int region, int size, int extend, void volatile** p) {
-  return real(f)->pMethods->xShmMap(real(f), region, size, extend, p);
-}
 int x_shm_lock(sqlite3_file* f, int offset, int n, int flags) {
   // The WAL write lock (slot 0, exclusive) is what BEGIN IMMEDIATE takes.
   if (offset == 0 && n == 1 && flags == (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE) && fire(Op::kWriteLock, f)) {
@@ -89,24 +79,21 @@ int x_shm_lock(sqlite3_file* f, int offset, int n, int flags) {
   }
   return real(f)->pMethods->xShmLock(real(f), offset, n, flags);
 }
-void x_shm_barrier(sqlite3_file* f) { real(f)->pMethods->xShmBarrier(real(f)); }
-int x_shm_unmap(sqlite3_file* f, int del) { return real(f)->pMethods->xShmUnmap(real(f), del); }
-
 // Version 2: WAL's shared memory, but no xFetch, so SQLite reads through
 // xRead (no memory-mapped I/O passing the shim).
 const sqlite3_io_methods kMethods = {
-    2,           x_close,        x_read,         x_write,     x_truncate,    x_sync,
-    x_file_size, x_lock,         x_unlock,       x_check_reserved, x_file_control, x_sector_size,
-    x_device_chars, x_shm_map,   x_shm_lock,     x_shm_barrier, x_shm_unmap, nullptr,
-    nullptr};
+    2,               x_close,        x_read,           x_write,           x_truncate,
+    x_sync,          test::vfs::file_size, test::vfs::lock, test::vfs::unlock, test::vfs::check_reserved,
+    test::vfs::file_control, test::vfs::sector_size, test::vfs::device_chars, test::vfs::shm_map,
+    x_shm_lock,      test::vfs::shm_barrier, test::vfs::shm_unmap, nullptr, nullptr};
 
 int x_open(sqlite3_vfs*, const char* name, sqlite3_file* file, int flags, int* out_flags) {
   auto* f = ff(file);
-  f->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + sizeof(FaultFile));
+  f->shim.real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + sizeof(FaultFile));
   f->kind = (flags & SQLITE_OPEN_MAIN_DB) ? Kind::kMain : (flags & SQLITE_OPEN_WAL) ? Kind::kWal : Kind::kOther;
-  int rc = g_real->xOpen(g_real, name, f->real, flags, out_flags);
+  int rc = g_real->xOpen(g_real, name, f->shim.real, flags, out_flags);
   // SQLite calls xClose whenever pMethods is set, even after a failed open.
-  f->base.pMethods = f->real->pMethods != nullptr ? &kMethods : nullptr;
+  f->shim.base.pMethods = f->shim.real->pMethods != nullptr ? &kMethods : nullptr;
   return rc;
 }
 

@@ -25,6 +25,7 @@
 
 #include "eport/store/outbox.h"
 #include "test_util.h"
+#include "vfs_shim.h"
 
 using namespace eport;
 
@@ -52,13 +53,12 @@ struct State {
 State g;
 
 struct CutFile {
-  sqlite3_file base;
-  sqlite3_file* real;  // the default VFS's file, in the same allocation after this struct
+  test::vfs::ShimFile shim;
   std::string* path;
 };
 
 CutFile* cf(sqlite3_file* f) { return reinterpret_cast<CutFile*>(f); }
-sqlite3_file* real(sqlite3_file* f) { return cf(f)->real; }
+using test::vfs::real;
 
 // True once the power is gone (this op and every later one fail).
 bool power_gone() {
@@ -88,7 +88,6 @@ int x_close(sqlite3_file* f) {
   delete cf(f)->path;
   return rc;
 }
-int x_read(sqlite3_file* f, void* buf, int n, sqlite3_int64 off) { return real(f)->pMethods->xRead(real(f), buf, n, off); }
 int x_write(sqlite3_file* f, const void* buf, int n, sqlite3_int64 off) {
   if (power_gone()) return SQLITE_IOERR_WRITE;
   remember(f, off, n);
@@ -109,41 +108,25 @@ int x_sync(sqlite3_file* f, int) {
   g.files[*cf(f)->path] = Undo{};
   return SQLITE_OK;
 }
-int x_file_size(sqlite3_file* f, sqlite3_int64* size) { return real(f)->pMethods->xFileSize(real(f), size); }
-int x_lock(sqlite3_file* f, int level) { return real(f)->pMethods->xLock(real(f), level); }
-int x_unlock(sqlite3_file* f, int level) { return real(f)->pMethods->xUnlock(real(f), level); }
-int x_check_reserved(sqlite3_file* f, int* out) { return real(f)->pMethods->xCheckReservedLock(real(f), out); }
-int x_file_control(sqlite3_file* f, int op, void* arg) { return real(f)->pMethods->xFileControl(real(f), op, arg); }
-int x_sector_size(sqlite3_file* f) { return real(f)->pMethods->xSectorSize(real(f)); }
-int x_device_chars(sqlite3_file* f) { return real(f)->pMethods->xDeviceCharacteristics(real(f)); }
-int x_shm_map(sqlite3_file* f, int region, int size, int extend, void volatile** p) {
-  return real(f)->pMethods->xShmMap(real(f), region, size, extend, p);
-}
-int x_shm_lock(sqlite3_file* f, int offset, int n, int flags) {
-  return real(f)->pMethods->xShmLock(real(f), offset, n, flags);
-}
-void x_shm_barrier(sqlite3_file* f) { real(f)->pMethods->xShmBarrier(real(f)); }
-int x_shm_unmap(sqlite3_file* f, int del) { return real(f)->pMethods->xShmUnmap(real(f), del); }
-
 // Version 2: WAL's shared memory (the -shm file is rebuilt from the WAL at
 // the first open after a cut, as after a real one), no xFetch: every page
 // goes through xWrite.
 const sqlite3_io_methods kMethods = {
-    2,           x_close,        x_read,         x_write,     x_truncate,    x_sync,
-    x_file_size, x_lock,         x_unlock,       x_check_reserved, x_file_control, x_sector_size,
-    x_device_chars, x_shm_map,   x_shm_lock,     x_shm_barrier, x_shm_unmap, nullptr,
-    nullptr};
+    2,               x_close,        test::vfs::read,  x_write,           x_truncate,
+    x_sync,          test::vfs::file_size, test::vfs::lock, test::vfs::unlock, test::vfs::check_reserved,
+    test::vfs::file_control, test::vfs::sector_size, test::vfs::device_chars, test::vfs::shm_map,
+    test::vfs::shm_lock, test::vfs::shm_barrier, test::vfs::shm_unmap, nullptr, nullptr};
 
 int x_open(sqlite3_vfs*, const char* name, sqlite3_file* file, int flags, int* out_flags) {
   auto* f = cf(file);
-  f->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + sizeof(CutFile));
+  f->shim.real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + sizeof(CutFile));
   f->path = new std::string(name != nullptr ? name : "");
-  int rc = g_real->xOpen(g_real, name, f->real, flags, out_flags);
-  if (f->real->pMethods == nullptr) {
+  int rc = g_real->xOpen(g_real, name, f->shim.real, flags, out_flags);
+  if (f->shim.real->pMethods == nullptr) {
     delete f->path;
-    f->base.pMethods = nullptr;
+    f->shim.base.pMethods = nullptr;
   } else {
-    f->base.pMethods = &kMethods;
+    f->shim.base.pMethods = &kMethods;
   }
   return rc;
 }
