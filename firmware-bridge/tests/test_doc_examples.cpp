@@ -74,7 +74,8 @@ TEST_CASE("the doc's worked examples are the encoder's exact bytes", "[epb]") {
 
   // The spec promises at least these.
   for (const char *required : {"hello", "reading_position", "reading_seal", "ack", "challenge",
-                               "auth", "sealed_welcome", "sealed_reading_door"})
+                               "auth", "sealed_welcome", "sealed_reading_door", "evidence_1003_0",
+                               "evidence_1003_1", "evidence_ack"})
     CHECK(doc.count(required) == 1);
 
   for (const auto &[name, ex] : doc) {
