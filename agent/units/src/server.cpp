@@ -883,8 +883,8 @@ struct Server::Impl : public ingest::CompletionSink {
     }
     ++stats.ev_checkpoints_received;
     const std::uint64_t seq = s.evf.seq;
+    // Kept as it is: a repeat of its fragments is then a duplicate, not a gap.
     std::vector<std::uint8_t> cose(s.evf.buf, s.evf.buf + s.evf.total_len);
-    epb_evf_reset(&s.evf);
     auto key = s.unit_key;
     UnitState& u = units.at(key);
     if (seq <= u.ev_committed) {
