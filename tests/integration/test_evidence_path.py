@@ -1,7 +1,8 @@
 """Evidence checkpoints carried like data (docs/evidence.md section 13,
 docs/firmware-bridge.md 7.15): simulated units with Ed25519 keys keep hash
 chains over their readings and send signed checkpoints (EVIDENCE) through an
-agent that is SIGKILLed twice and whose broker restarts once. The subscriber
+agent that is SIGKILLed twice and whose broker restarts once; every fourth
+EVIDENCE_ACK is lost, so checkpoints are resent and must not be stored twice. The subscriber
 gets every checkpoint the simulator saw acknowledged, exactly once per
 (source, n), on the evidence topic; an independent check (python3 with cbor2
 and nacl, no eport code) verifies every signature, the checkpoint chain, and
@@ -132,7 +133,7 @@ def test_evidence_path(work):
     sim = h.sim(["--connect", "unix:" + agent.socket, "--units", UNITS, "--rate", RATE, "--count", COUNT,
                  "--evidence-keys", keydir, "--evidence-every", EVERY, "--evidence-log", ev_log,
                  "--acked-log", acked_log, "--drain-timeout", 120, "--ack-timeout", 2000, "--quiet",
-                 "--corrupt-evidence-every", 3, "--prefix", "tcu"], background=True)
+                 "--corrupt-evidence-every", 3, "--drop-evidence-acks-every", 4, "--prefix", "tcu"], background=True)
     for k in range(2):
         time.sleep(1.5)
         agent.kill9()
@@ -150,6 +151,8 @@ def test_evidence_path(work):
     s = h.summary(out)
     assert s["evidence_unacked"] == 0 and s["evidence_acked"] == s["evidence_made"] > 0, s
     assert s["evidence_corrupted"] >= UNITS, s
+    # Each lost EVIDENCE_ACK is recovered by a resend (or by the next link after a SIGKILL).
+    assert s["evidence_acks_dropped"] >= UNITS and s["evidence_resent"] >= 1, s
 
     acked = h.read_jsonl(acked_log)
     assert len(acked) == UNITS * COUNT

@@ -112,6 +112,7 @@ struct Options {
   long long evidence_every_ms = 7200000;  // ... or this long after the first uncovered reading
   std::string evidence_log;               // every acknowledged checkpoint, a JSON line each
   long long corrupt_evidence_every = 0;   // test: every n-th checkpoint gets a bad signature
+  long long drop_evidence_acks_every = 0; // test: ignore every n-th EVIDENCE_ACK, as if lost
   bool quiet = false;
   bool list_units = false;  // print the fleet (unit, container, origin seal, reefer) and exit
 };
@@ -127,7 +128,7 @@ struct Options {
                "                 [--drop-acks-every N] [--discard-every N [--discard-count K]]\n"
                "                 [--corrupt-every N] [--drop-every N] [--reorder-every N] [--unit-keys FILE]\n"
                "                 [--evidence-keys DIR [--evidence-every N] [--evidence-every-ms MS]\n"
-               "                  [--evidence-log FILE] [--corrupt-evidence-every N]]\n"
+               "                  [--evidence-log FILE] [--corrupt-evidence-every N] [--drop-evidence-acks-every N]]\n"
                "                 [--quiet] [--list-units]\n"
                "  --list-units    print each unit of the fleet as JSON (unit, container, the seal of its first\n"
                "                  journey, reefer) and exit: what a cloud knows from bookings\n"
@@ -157,7 +158,9 @@ struct Options {
                "  --evidence-every N   a checkpoint every N readings (default 32; 0: off), at once after seal and\n"
                "                       door readings, and --evidence-every-ms MS after the first uncovered one\n"
                "  --evidence-log FILE  every checkpoint the agent acknowledged, as JSON lines\n"
-               "  --corrupt-evidence-every N  test: every N-th checkpoint goes out with a bad signature\n",
+               "  --corrupt-evidence-every N  test: every N-th checkpoint goes out with a bad signature\n"
+               "  --drop-evidence-acks-every N  test: ignore every N-th EVIDENCE_ACK (the checkpoint is resent after\n"
+               "                       --ack-timeout, doubling to 5 min)\n",
                why);
   std::exit(64);
 }
@@ -197,6 +200,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--evidence-every-ms") args.take(o.evidence_every_ms);
     else if (a == "--evidence-log") args.take(o.evidence_log);
     else if (a == "--corrupt-evidence-every") args.take(o.corrupt_evidence_every);
+    else if (a == "--drop-evidence-acks-every") args.take(o.drop_evidence_acks_every);
     else if (a == "--quiet") o.quiet = true;
     else if (a == "--list-units") o.list_units = true;
     else usage(("unknown option " + a).c_str());
@@ -358,6 +362,7 @@ struct Unit {
   Backoff ev_backoff{BackoffOptions{kEvidenceWaitMin, kEvidenceWaitMax, 0}};  // jittered by jitter()
   std::uint64_t acked_upto = 0;  // highest seq an ACK or WELCOME covered
   std::uint64_t ev_made = 0;
+  std::uint64_t ev_acks_seen = 0;
 };
 
 struct Totals {
@@ -366,7 +371,7 @@ struct Totals {
                 hellos_refused = 0, declared_discarded = 0, discards = 0, discards_acked = 0, corrupted = 0,
                 dropped = 0, reordered = 0, pings = 0, links_dead = 0, new_sessions = 0, auth_ok = 0,
                 auth_refused = 0, unauthenticated_ignored = 0, evidence_made = 0, evidence_acked = 0,
-                evidence_sent = 0, evidence_resent = 0, evidence_corrupted = 0;
+                evidence_sent = 0, evidence_resent = 0, evidence_corrupted = 0, evidence_acks_dropped = 0;
 };
 
 class Sim {
@@ -512,14 +517,15 @@ class Sim {
         "discards=%llu discards_acked=%llu discards_unacked=%llu faults_corrupted=%llu faults_dropped=%llu "
         "faults_reordered=%llu hellos=%llu hellos_refused=%llu new_sessions=%llu malformed=%llu pings=%llu "
         "links_dead=%llu auth_ok=%llu auth_refused=%llu unauthenticated_ignored=%llu evidence_made=%llu "
-        "evidence_acked=%llu evidence_unacked=%llu evidence_resent=%llu evidence_corrupted=%llu\n",
+        "evidence_acked=%llu evidence_unacked=%llu evidence_resent=%llu evidence_corrupted=%llu "
+        "evidence_acks_dropped=%llu\n",
         static_cast<int>(units_.size()), ull{t.generated}, ull{t.acked}, ull{pending}, ull{t.nacked},
         ull{t.frames_sent}, ull{t.reconnects}, opt_.pty, ull{t.resent}, ull{t.ack_timeouts}, ull{t.acks_dropped},
         ull{t.settings}, ull{t.declared_discarded}, ull{t.discards}, ull{t.discards_acked}, ull{discards_pending},
         ull{t.corrupted}, ull{t.dropped}, ull{t.reordered}, ull{t.hellos}, ull{t.hellos_refused},
         ull{t.new_sessions}, ull{t.malformed}, ull{t.pings}, ull{t.links_dead}, ull{t.auth_ok}, ull{t.auth_refused},
         ull{t.unauthenticated_ignored}, ull{t.evidence_made}, ull{t.evidence_acked}, ull{ev_pending},
-        ull{t.evidence_resent}, ull{t.evidence_corrupted});
+        ull{t.evidence_resent}, ull{t.evidence_corrupted}, ull{t.evidence_acks_dropped});
     std::fflush(stdout);
     if (!opt_.summary_json.empty()) {
       std::FILE* f = std::fopen(opt_.summary_json.c_str(), "w");
@@ -734,6 +740,8 @@ class Sim {
       u.ev_key = std::shared_ptr<EVP_PKEY>(key.release(), epb_ossl::PkeyFree{});
       if (!epb_ossl::signer(u.ev_key.get(), "", &u.signer)) usage(("--evidence-keys: bad key " + path).c_str());
       u.evidence = true;
+      // The first resend after --ack-timeout (10 s by default, as 7.15 says).
+      u.ev_backoff = Backoff{BackoffOptions{milliseconds(opt_.ack_timeout_ms), kEvidenceWaitMax, 0}};
       static constexpr char kHex[] = "0123456789abcdef";
       auto hex = [](const std::uint8_t* b, std::size_t n) {
         std::string out;
@@ -827,6 +835,11 @@ class Sim {
 
   void on_evidence_ack(Unit& u, std::uint64_t seq) {
     if (u.ev_held.empty() || u.ev_held.front().seq != seq) return;  // a late repeat
+    if (opt_.drop_evidence_acks_every > 0 &&
+        ++u.ev_acks_seen % static_cast<std::uint64_t>(opt_.drop_evidence_acks_every) == 0) {
+      ++totals_.evidence_acks_dropped;  // "lost on the way": the resend recovers it
+      return;
+    }
     const auto& ck = u.ev_held.front();
     if (evidence_log_) {
       static constexpr char kHex[] = "0123456789abcdef";
