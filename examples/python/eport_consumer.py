@@ -184,7 +184,7 @@ EVENT_DCSA_CODES = {1: "PAIRING", 2: "UNPAIRING", 3: "GEOFENCE_ENTRY", 4: "GEOFE
 SEAL_CLASS_NAMES = {1: "indicative", 2: "security", 3: "high_security"}  # model::seal_class_name (ISO 17712)
 EVIDENCE_CHECK_NAMES = {0: "unchecked", 1: "verified", 2: "bad_signature", 3: "broken_chain", 4: "malformed",
                         5: "wrong_key", 6: "other_source", 7: "replayed",
-                        8: "seq_mismatch"}  # model::evidence_check_name
+                        8: "seq_mismatch", 9: "readings_mismatch"}  # model::evidence_check_name
 MAX_EVIDENCE_BYTES = 336  # EvidenceCheckpoint.cose: EPB_EV_CHECKPOINT_MAX
 TIME_SOURCE_GATEWAY_RECEIVE = 1  # TimeSource.GatewayReceive; any other value reads as Source, as in the C++ codec
 

@@ -40,7 +40,8 @@ GAP_LINES = [
 KINDS = {"position": "Position", "seal": "SealEvent", "door": "DoorEvent", "sensor": "SensorSample",
          "gap": "SequenceGap", "evidence": "EvidenceCheckpoint"}
 CHECK = {"unchecked": 0, "verified": 1, "bad_signature": 2, "broken_chain": 3, "malformed": 4, "wrong_key": 5,
-         "other_source": 6, "replayed": 7, "seq_mismatch": 8}
+         "other_source": 6, "replayed": 7, "seq_mismatch": 8,
+         "readings_mismatch": 9}
 
 # Schema 1.4: what eport-tail prints for evidence checkpoints (the first is tests/unit/codec_test.cpp's).
 EVIDENCE_LINES = [

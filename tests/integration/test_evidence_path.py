@@ -172,6 +172,7 @@ def test_evidence_path(work):
     assert ev["bad"] == ev["by_check"]["bad_signature"] + ev["by_check"]["broken_chain"], ev
     assert ev["by_check"]["broken_chain"] <= ev["by_check"]["bad_signature"] <= s["evidence_corrupted"], ev
     assert ev["good"] + ev["bad"] >= 1 and ev["checkpoints_stored"] >= 1, ev
+    assert ev["heads_checked"] >= 1, ev  # ranges whose readings all reached this agent since its start
     assert agent.terminate() == 0
     data_tail.stop()
     ev_tail.stop()
@@ -196,6 +197,7 @@ def test_evidence_path(work):
     assert checks["bad_signature"] == s["evidence_corrupted"], checks
     assert checks["verified"] + checks["bad_signature"] + checks["broken_chain"] == len(got), checks
     assert checks["broken_chain"] <= checks["bad_signature"], checks
+    assert checks["readings_mismatch"] == 0, checks  # every head the agent could check matched
 
     # The independent check, from the messages and the public keys alone.
     readings = collections.defaultdict(dict)

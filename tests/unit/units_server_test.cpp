@@ -1558,6 +1558,7 @@ TEST_CASE("a checkpoint in fragments is stored once, verified, and acknowledged 
   CHECK(checks(agent.stats(), model::EvidenceCheck::kVerified) == 2);
   CHECK(agent.stats().ev_checkpoints_stored.load() == 2);
   CHECK(agent.stats().ev_checkpoints_duplicate.load() == 1);
+  CHECK(agent.stats().ev_heads_checked.load() == 2);  // every reading of both ranges was stored here
   CHECK(evidence_rows(*agent.outbox).size() == 2);
   auto health = units::evidence_health_json(agent.stats());
   CHECK(health.find("\"good\":2") != std::string::npos);
@@ -1705,4 +1706,38 @@ TEST_CASE("a unit id ending in :ev is refused: it names a unit's evidence source
   link.send(hello("tcu-1:ev"));
   auto nack = link.expect(EPB_MSG_NACK);
   CHECK(nack.m.nack.reason == EPB_NACK_UNIT_ID);
+}
+
+TEST_CASE("the head over the readings stored here: an altered or missing reading is a readings mismatch",
+          "[units][evidence]") {
+  EvidenceUnit unit("tcu-ev5");
+  Agent agent(with_key(unit));
+  auto link = Link::connect(agent.socket_path);
+  link.send(hello(unit.id));
+  link.expect(EPB_MSG_WELCOME);
+  send_acked(link, unit, 1, 4);
+  for (const auto& f : fragments(4, unit.checkpoint())) link.send(f);
+  CHECK(link.expect(EPB_MSG_EVIDENCE_ACK).m.evidence_ack.seq == 4);
+  // Reading 6 on the wire is not the one the unit's chain holds.
+  (void)unit.take(5);
+  (void)unit.take(6);
+  link.send(reading(5));
+  auto altered = reading(6);
+  altered.m.reading.u.sensor.temperature_centi_c = 2500;
+  link.send(altered);
+  std::uint64_t acked = 0;
+  while (acked < 6) acked = link.expect(EPB_MSG_ACK).m.ack.seq;
+  for (const auto& f : fragments(6, unit.checkpoint())) link.send(f);
+  CHECK(link.expect(EPB_MSG_EVIDENCE_ACK).m.evidence_ack.seq == 6);
+  // The next range verifies from that checkpoint's head.
+  send_acked(link, unit, 7, 8);
+  for (const auto& f : fragments(8, unit.checkpoint())) link.send(f);
+  CHECK(link.expect(EPB_MSG_EVIDENCE_ACK).m.evidence_ack.seq == 8);
+  auto rows = evidence_rows(*agent.outbox);
+  REQUIRE(rows.size() == 3);
+  CHECK(std::get<model::EvidenceCheckpoint>(rows[0].payload).check == model::EvidenceCheck::kVerified);
+  CHECK(std::get<model::EvidenceCheckpoint>(rows[1].payload).check == model::EvidenceCheck::kReadingsMismatch);
+  CHECK(std::get<model::EvidenceCheckpoint>(rows[2].payload).check == model::EvidenceCheck::kVerified);
+  CHECK(agent.stats().ev_heads_checked.load() == 3);
+  CHECK(agent.stats().ev_heads_unchecked.load() == 0);
 }

@@ -111,6 +111,7 @@ std::string_view evidence_check_name(EvidenceCheck c) {
     case EvidenceCheck::kOtherSource: return "other_source";
     case EvidenceCheck::kReplayed: return "replayed";
     case EvidenceCheck::kSeqMismatch: return "seq_mismatch";
+    case EvidenceCheck::kReadingsMismatch: return "readings_mismatch";
   }
   return "unknown";
 }

@@ -81,6 +81,18 @@ EvidenceChecker::EvidenceChecker(std::map<std::string, epb_ev_key> keys) {
 
 bool EvidenceChecker::has_key(std::string_view unit) const { return units_.find(unit) != units_.end(); }
 
+void EvidenceChecker::reading(std::string_view unit, std::uint64_t seq, std::span<const std::uint8_t> r) {
+  auto it = units_.find(unit);
+  if (it == units_.end() || r.empty()) return;
+  Unit& u = it->second;
+  if (u.fed_from == 0) u.fed_from = seq;
+  u.readings.emplace_back(seq, std::vector<std::uint8_t>(r.begin(), r.end()));
+  if (u.readings.size() > kMaxPendingReadings) {
+    u.readings.pop_front();
+    u.fed_from = u.readings.front().first;  // what was dropped can no longer be checked
+  }
+}
+
 EvidenceVerdict EvidenceChecker::check(std::string_view unit, std::uint64_t seq, std::span<const std::uint8_t> cose) {
   EvidenceVerdict v;
   epb_ev_checkpoint ck;
@@ -137,6 +149,35 @@ EvidenceVerdict EvidenceChecker::check(std::string_view unit, std::uint64_t seq,
                    std::to_string(ck.last) + ") does not follow checkpoint " + std::to_string(u.last_n) +
                    " (up to " + std::to_string(u.last_last) + ")";
   }
+  // The head over the readings stored here, when the whole range is here
+  // and where it starts is known (the last accepted head, or genesis).
+  // After a break the range's start is the head of a checkpoint not accepted here: unknown.
+  bool start_known = u.have_last ? follows : ck.n == 1;
+  bool readings_match = true;
+  std::string readings_detail;
+  if (start_known && u.fed_from != 0 && u.fed_from <= ck.first) {
+    std::uint8_t h[EPB_EV_HASH_LEN];
+    if (u.have_last) {
+      std::memcpy(h, u.last_head, sizeof h);
+    } else {
+      epb_ev_genesis(ck.src, ck.src_len, h);
+    }
+    std::uint64_t count = 0;
+    for (const auto& [s, r] : u.readings) {
+      if (s < ck.first || s > ck.last) continue;
+      epb_ev_link(h, s, r.data(), r.size(), h);
+      ++count;
+    }
+    v.head_checked = true;
+    if (count != ck.count || std::memcmp(h, ck.head, sizeof h) != 0) {
+      readings_match = false;
+      readings_detail = std::to_string(count) + " readings stored here in " + std::to_string(ck.first) + ".." +
+                        std::to_string(ck.last) + (count != ck.count ? " where it counts " + std::to_string(ck.count)
+                                                                     : std::string(", not hashing to its head"));
+    }
+  }
+  while (!u.readings.empty() && u.readings.front().first <= ck.last) u.readings.pop_front();
+  std::memcpy(u.last_head, ck.head, sizeof ck.head);
   if (by_next) {
     u.key = u.next;
     u.next = epb_ev_key{};
@@ -152,6 +193,9 @@ EvidenceVerdict EvidenceChecker::check(std::string_view unit, std::uint64_t seq,
   } else if (!follows) {
     v.check = model::EvidenceCheck::kBrokenChain;
     v.detail = chain_detail;
+  } else if (!readings_match) {
+    v.check = model::EvidenceCheck::kReadingsMismatch;
+    v.detail = readings_detail;
   } else {
     v.check = model::EvidenceCheck::kVerified;
   }

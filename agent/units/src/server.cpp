@@ -123,6 +123,7 @@ struct Server::Impl : public ingest::CompletionSink {
   struct Item {
     std::uint64_t first = 0, last = 0;
     ItemKind kind = ItemKind::kReading;
+    std::vector<std::uint8_t> canonical;  // a unit with an evidence key: its R, fed to the checker at commit
     bool reading() const { return kind == ItemKind::kReading; }
   };
 
@@ -733,8 +734,8 @@ struct Server::Impl : public ingest::CompletionSink {
       return;
     }
     if (u.hold_seq != 0 && u.hold_seq == item.first) u.hold_seq = 0;  // the held item is back
-    u.pending.push_back(item);
     u.expected = item.last + 1;
+    u.pending.push_back(std::move(item));
   }
 
   model::Reading gap_record(const Session& s, std::uint64_t first, std::uint64_t last, model::GapReason reason) {
@@ -772,7 +773,13 @@ struct Server::Impl : public ingest::CompletionSink {
       r->time_utc_ms = model::now_utc_ms();
       r->time_source = model::TimeSource::kGatewayReceive;
     }
-    submit(s, key, u, std::move(r).value(), Item{w.seq, w.seq, ItemKind::kReading});
+    Item item{w.seq, w.seq, ItemKind::kReading, {}};
+    if (evidence_checker.has_key(s.unit_id)) {
+      std::uint8_t canonical[EPB_EV_READING_MAX];
+      auto n = epb_ev_reading_bytes(&w, canonical, sizeof canonical);
+      item.canonical.assign(canonical, canonical + n);
+    }
+    submit(s, key, u, std::move(r).value(), std::move(item));
   }
 
   // An intact READING frame whose content is invalid (7.5 MALFORMED): in
@@ -796,7 +803,7 @@ struct Server::Impl : public ingest::CompletionSink {
     if (from == 0) return;
     ++stats.refused_malformed;
     send_nack(s, seq, EPB_NACK_MALFORMED);
-    submit(s, key, u, gap_record(s, seq, seq, model::GapReason::kRejectedMalformed), Item{seq, seq, ItemKind::kMalformedGap});
+    submit(s, key, u, gap_record(s, seq, seq, model::GapReason::kRejectedMalformed), Item{seq, seq, ItemKind::kMalformedGap, {}});
   }
 
   void on_discard(Session& s, const epb_discard& d) {
@@ -824,7 +831,7 @@ struct Server::Impl : public ingest::CompletionSink {
                         " discarded (" + std::string(model::gap_reason_name(static_cast<model::GapReason>(d.reason))) + ")");
     stats.seqs_declared_discarded += d.last_seq - from + 1;
     submit(s, key, u, gap_record(s, from, d.last_seq, static_cast<model::GapReason>(d.reason)),
-           Item{from, d.last_seq, ItemKind::kDiscard});
+           Item{from, d.last_seq, ItemKind::kDiscard, {}});
   }
 
   void on_settings_ack(Session& s, const epb_settings& a) {
@@ -898,6 +905,11 @@ struct Server::Impl : public ingest::CompletionSink {
     }
     auto verdict = evidence_checker.check(s.unit_id, seq, cose);
     ++stats.ev_checks[static_cast<std::size_t>(verdict.check)];
+    if (verdict.head_checked) {
+      ++stats.ev_heads_checked;
+    } else if (evidence_checker.has_key(s.unit_id)) {
+      ++stats.ev_heads_unchecked;
+    }
     if (verdict.check != model::EvidenceCheck::kVerified && verdict.check != model::EvidenceCheck::kUnchecked) {
       log::error(kLog, "ALARM: evidence checkpoint " + std::to_string(verdict.n) + " (up to seq " +
                            std::to_string(seq) + ") of unit " + s.unit_id + ": " +
@@ -1162,6 +1174,9 @@ struct Server::Impl : public ingest::CompletionSink {
       }
       if (item.reading()) {
         ++(outcome == ingest::Outcome::kDuplicate ? stats.readings_duplicate : stats.readings_stored);
+        if (outcome == ingest::Outcome::kStored && !item.canonical.empty()) {
+          evidence_checker.reading(u.id, item.first, item.canonical);
+        }
       } else if (item.kind == ItemKind::kDiscard) {
         ++stats.discards_recorded;
       }
@@ -1308,6 +1323,8 @@ std::string evidence_health_json(const ServerStats& st) {
       .add("good", n(st.ev_checks[static_cast<std::size_t>(model::EvidenceCheck::kVerified)]))
       .add("bad", bad)
       .add("unchecked", n(st.ev_checks[static_cast<std::size_t>(model::EvidenceCheck::kUnchecked)]))
+      .add("heads_checked", n(st.ev_heads_checked))
+      .add("heads_unchecked", n(st.ev_heads_unchecked))
       .add_raw("by_check", std::move(checks).str())
       .add("fragments", n(st.ev_fragments))
       .add("fragments_duplicate", n(st.ev_fragments_duplicate))

@@ -156,8 +156,10 @@ enum class EvidenceCheck : std::uint8_t {
   kOtherSource = 6,   // a checkpoint of another source
   kReplayed = 7,      // not newer than the last accepted one
   kSeqMismatch = 8,   // authentic, but its `last` is not the seq it was sent under
+  kReadingsMismatch = 9,  // authentic, but the readings stored in its range do not hash to its head
+                          // (one altered, missing or extra)
 };
-inline constexpr std::size_t kEvidenceCheckCount = 9;
+inline constexpr std::size_t kEvidenceCheckCount = 10;
 // "unchecked", "verified", "bad_signature", ...: JSON, logs, health.
 std::string_view evidence_check_name(EvidenceCheck c);
 

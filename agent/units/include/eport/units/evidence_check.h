@@ -3,10 +3,13 @@
 // checkpoint chain (n, prev, first) against the last checkpoint accepted
 // from that unit since the agent started. The verdict travels with the
 // checkpoint, which is forwarded whatever it is. The head over the readings
-// is not checked here (the cloud's verifier does: it has every reading).
+// is checked when the agent has, in memory, every reading of the range
+// (fed at commit, reading()); after a restart the first ranges are not.
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <vector>
 #include <map>
 #include <span>
 #include <string>
@@ -30,6 +33,7 @@ struct EvidenceVerdict {
   std::uint64_t n = 0;        // checkpoint number, 0 if it did not parse
   std::uint64_t time_ms = 0;  // the checkpoint's time, 0 if none or it did not parse
   std::string detail;         // for the log: what failed
+  bool head_checked = false;  // the readings of its range were all here and hashed (to its head or not)
 };
 
 // Not thread-safe: the bridge thread owns it. Memory: one small state per
@@ -40,6 +44,13 @@ class EvidenceChecker {
 
   bool has_key(std::string_view unit) const;
 
+  // A reading of a unit with a key, committed to the store (each seq once,
+  // in seq order): its canonical bytes R, kept until a checkpoint covers it.
+  // At most kMaxPendingReadings per unit: beyond, the oldest are dropped and
+  // the range holding them is not head-checked.
+  void reading(std::string_view unit, std::uint64_t seq, std::span<const std::uint8_t> r);
+  static constexpr std::size_t kMaxPendingReadings = 4096;
+
   // Checks checkpoint cose, sent by `unit` under EVIDENCE seq `seq`. In this
   // order: parses (kMalformed), is the unit's (kOtherSource), a key for the
   // unit (kUnchecked: none), key id current or announced (kWrongKey),
@@ -49,7 +60,10 @@ class EvidenceChecker {
   // kSeqMismatch (its `last` is not seq), kBrokenChain (n, prev or first do
   // not follow the last accepted) or kVerified. The first checkpoint of a
   // unit after the agent started has nothing to follow: only its own
-  // signature is checked.
+  // signature is checked. Then, with every reading of first..last fed since
+  // the agent started and the previous checkpoint's head (or genesis for
+  // n = 1), the readings must be `count` and hash to `head`, else
+  // kReadingsMismatch (head_checked says whether it could be checked).
   EvidenceVerdict check(std::string_view unit, std::uint64_t seq, std::span<const std::uint8_t> cose);
 
  private:
@@ -59,6 +73,9 @@ class EvidenceChecker {
     bool have_last = false;
     std::uint64_t last_n = 0, last_last = 0;
     std::uint8_t last_id[EPB_EV_HASH_LEN] = {};
+    std::uint8_t last_head[EPB_EV_HASH_LEN] = {};
+    std::uint64_t fed_from = 0;  // every reading from this seq on was fed (0: none yet)
+    std::deque<std::pair<std::uint64_t, std::vector<std::uint8_t>>> readings;  // fed, not yet covered
   };
   std::map<std::string, Unit, std::less<>> units_;
 };

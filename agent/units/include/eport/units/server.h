@@ -162,6 +162,8 @@ struct ServerStats {
   std::atomic<std::uint64_t> ev_checkpoints_duplicate{0}; // already stored: acknowledged again
   std::atomic<std::uint64_t> ev_checkpoints_refused{0};  // ingest or store refused: not acknowledged
   std::atomic<std::uint64_t> ev_acks_sent{0};
+  std::atomic<std::uint64_t> ev_heads_checked{0};    // the readings stored here hashed to the head (or did not)
+  std::atomic<std::uint64_t> ev_heads_unchecked{0};  // a keyed unit's checkpoint whose range the agent had not whole
   std::array<std::atomic<std::uint64_t>, model::kEvidenceCheckCount> ev_checks{};  // by model::EvidenceCheck
 };
 
