@@ -90,8 +90,8 @@ config::Keys<ServerOptions> build() {
     auto keys = config::string<O>("bridge.evidence_keys",
                                   "File of the units' evidence public keys (\"UNIT_ID ALG KID_HEX PUBKEY_HEX\" per "
                                   "line, ALG ed25519 or es256, as epb-evidence keygen prints them): the agent checks "
-                                  "their checkpoints' signatures and chain, counts and alarms (docs/evidence.md section "
-                                  "13). Empty: checkpoints are forwarded unchecked.",
+                                  "their checkpoints' signatures, chain and heads, counts and alarms (docs/evidence.md "
+                                  "section 13). Empty: checkpoints are forwarded unchecked.",
                                   EPORT_OPTION(O, evidence_keys_file), {}, config::FileKind::kChecked);
     keys.read_check = [](const std::string& path) {
       auto read = read_evidence_keys(path);
