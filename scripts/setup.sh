@@ -15,7 +15,8 @@ RUNTIME_PKGS=(build-essential cmake ninja-build pkg-config
   catch2 python3)
 TEST_PKGS=(clang libclang-rt-14-dev gcc-arm-none-eabi libnewlib-arm-none-eabi
   python3-paho-mqtt python3-flatbuffers python3-zstandard openssl gpsd gpsd-clients rabbitmq-server nats-server
-  protobuf-compiler libprotobuf-dev lintian python3-cbor2 python3-nacl python3-cryptography)
+  protobuf-compiler libprotobuf-dev lintian python3-cbor2 python3-nacl python3-cryptography
+  python3-jsonschema)
 
 want=("${RUNTIME_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${TEST_PKGS[@]}"); fi

@@ -5,8 +5,11 @@ that record what they receive. Run by /usr/bin/python3 (Debian's paho)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -210,6 +213,77 @@ class Client:
         self.c.disconnect()
         if getattr(self, "thread", None):
             self.thread.join(TIMEOUT_S)
+
+
+def serial(cert: Path) -> str:
+    """The serial number of a certificate, as openssl prints it (hex)."""
+    return run(["openssl", "x509", "-in", str(cert), "-noout", "-serial"]).stdout.strip().split("=", 1)[1]
+
+
+def install_gateway_tls(out: Path, gw: str, tls: Path) -> None:
+    """Copies what gen wrote for gateway `gw` (CA, certificate, key) into its
+    TLS directory `tls`, the key mode 0600, as operators.md section 5 does."""
+    g = out / "gateways" / gw
+    for name in ("ca.crt", f"{gw}.crt", f"{gw}.key"):
+        shutil.copy(g / name, tls / name)
+    os.chmod(tls / f"{gw}.key", 0o600)
+
+
+EPORT_BIN = Path(os.environ.get("EPORT_BIN_DIR", BROKER_CONFIG.parent / "build" / "agent"))
+AGENT = EPORT_BIN / "app" / "eport-agent"
+SIM = EPORT_BIN / "tools" / "eport-sim"
+
+
+class GeneratedAgent:
+    """The real eport-agent of one gateway, on the agent.toml that gen wrote
+    for it (out/gateways/<gw>/agent.toml) with only what a test must move:
+    the broker address (127.0.0.1:port), the TLS files (read from `tls`, the
+    gateway's /etc/eport-edge/tls; install_tls() copies the generated ones
+    there, as operators.md section 5 does) and the socket and store paths
+    (under `root`)."""
+
+    def __init__(self, out: Path, root: Path, gw: str, port: int, tls: Path | None = None):
+        self.gw, self.out, self.root = gw, out, root
+        self.tls = tls or root / "etc-eport-edge-tls"
+        self.tls.mkdir(parents=True, exist_ok=True)
+        self.install_tls()
+        text = (out / "gateways" / gw / "agent.toml").read_text()
+        for key, value in (("uri", f"ssl://127.0.0.1:{port}"), ("ca_file", self.tls / "ca.crt"),
+                           ("cert_file", self.tls / f"{gw}.crt"), ("key_file", self.tls / f"{gw}.key"),
+                           ("unix_socket", root / "bridge.sock"), ("path", root / "outbox.db")):
+            text, n = re.subn(rf"^{key} = .*$", f'{key} = "{value}"', text, count=1, flags=re.M)
+            assert n == 1, key
+        self.conf = root / "agent.toml"
+        self.conf.write_text(text)
+        self.log = root / "agent.log"
+        self.proc = None
+
+    def install_tls(self) -> None:
+        install_gateway_tls(self.out, self.gw, self.tls)
+
+    def check(self) -> subprocess.CompletedProcess:
+        return subprocess.run([str(AGENT), "--check-config", str(self.conf)], capture_output=True, text=True)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([str(AGENT), "--config", str(self.conf)], stdout=open(self.log, "a"),
+                                     stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def send(self, name: str, count: int, seed: int = 1, rate: int = 100) -> list[dict]:
+        """One simulated unit sends `count` readings; those the agent acknowledged."""
+        acked = self.root / f"{name}.jsonl"
+        subprocess.run([str(SIM), "--connect", f"unix:{self.root / 'bridge.sock'}", "--units", "1", "--rate",
+                        str(rate), "--count", str(count), "--seed", str(seed), "--acked-log", str(acked),
+                        "--drain-timeout", "20"], capture_output=True, text=True, timeout=60)
+        return [json.loads(l) for l in acked.read_text().splitlines() if l.strip()] if acked.exists() else []
 
 
 def wait_for(pred, what: str, timeout_s: float = TIMEOUT_S) -> None:

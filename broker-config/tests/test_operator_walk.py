@@ -20,10 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from harness import SKIP, BROKER_CONFIG, Client, eb, main, run, wait_for
+from harness import AGENT, SIM, SKIP, BROKER_CONFIG, Client, GeneratedAgent, eb, main, run, serial, wait_for
 
-BIN = Path(os.environ.get("EPORT_BIN_DIR", BROKER_CONFIG.parent / "build" / "agent"))
-AGENT, SIM = BIN / "app" / "eport-agent", BIN / "tools" / "eport-sim"
+BIN = AGENT.parent.parent
 TAIL, CMD = BIN / "tools" / "eport-tail", BIN / "tools" / "eport-cmd"
 if not all(os.access(p, os.X_OK) for p in (AGENT, SIM, TAIL, CMD)):
     print(f"SKIP: eport-agent, eport-sim, eport-tail or eport-cmd is not built in {BIN}")
@@ -55,60 +54,6 @@ reconnect_max_ms = 5000
 [gateway.gw-quay-02.health]
 interval_s = 30
 """
-
-
-def serial(cert: Path) -> str:
-    return run(["openssl", "x509", "-in", str(cert), "-noout", "-serial"]).stdout.strip().split("=", 1)[1]
-
-
-class Gateway:
-    """One gateway: its /etc/eport-edge/tls, its agent.toml (paths and the
-    broker address moved into the test), the agent process."""
-
-    def __init__(self, out: Path, root: Path, gw: str, port: int):
-        self.gw, self.out, self.root = gw, out, root
-        self.tls = root / "etc-eport-edge-tls"
-        self.tls.mkdir(parents=True)
-        self.install_tls()
-        text = (out / "gateways" / gw / "agent.toml").read_text()
-        for key, value in (("uri", f"ssl://127.0.0.1:{port}"), ("ca_file", self.tls / "ca.crt"),
-                           ("cert_file", self.tls / f"{gw}.crt"), ("key_file", self.tls / f"{gw}.key"),
-                           ("unix_socket", root / "bridge.sock"), ("path", root / "outbox.db")):
-            text, n = re.subn(rf"^{key} = .*$", f'{key} = "{value}"', text, count=1, flags=re.M)
-            assert n == 1, key
-        self.conf = root / "agent.toml"
-        self.conf.write_text(text)
-        self.log = root / "agent.log"
-        self.proc = None
-
-    def install_tls(self):
-        g = self.out / "gateways" / self.gw
-        for name in ("ca.crt", f"{self.gw}.crt", f"{self.gw}.key"):
-            shutil.copy(g / name, self.tls / name)
-        os.chmod(self.tls / f"{self.gw}.key", 0o600)
-
-    def check(self):
-        return subprocess.run([str(AGENT), "--check-config", str(self.conf)], capture_output=True, text=True)
-
-    def start(self):
-        self.proc = subprocess.Popen([str(AGENT), "--config", str(self.conf)], stdout=open(self.log, "a"),
-                                     stderr=subprocess.STDOUT)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def send(self, name: str, count: int) -> list[dict]:
-        acked = self.root / f"{name}.jsonl"
-        subprocess.run([str(SIM), "--connect", f"unix:{self.root / 'bridge.sock'}", "--units", "1", "--rate", "100",
-                        "--count", str(count), "--seed", str(abs(hash((self.gw, name))) % 1000), "--acked-log",
-                        str(acked), "--drain-timeout", "20"], capture_output=True, text=True, timeout=60)
-        return [json.loads(l) for l in acked.read_text().splitlines() if l.strip()] if acked.exists() else []
 
 
 def test(workdir, t):
@@ -153,7 +98,7 @@ def test(workdir, t):
     port = next(iter(copy.ports.values()))
     uri = f"ssl://127.0.0.1:{port}"
     ca = site / "broker" / "ca.crt"
-    gws = {gw: Gateway(site, workdir / gw, gw, port) for gw in ("gw-quay-01", "gw-quay-02")}
+    gws = {gw: GeneratedAgent(site, workdir / gw, gw, port) for gw in ("gw-quay-01", "gw-quay-02")}
     tail = None
     clients = []
 
@@ -193,7 +138,7 @@ def test(workdir, t):
             gateway.start()
         wait_for(lambda: all(late_status(gw)[-1:] == ["online"] for gw in gws), "both gateways online", 20)
         t.check(True, "5. both agents connect over mutual TLS: their retained status is online")
-        acked = gws["gw-quay-01"].send("walk", 50) + gws["gw-quay-02"].send("walk", 50)
+        acked = gws["gw-quay-01"].send("walk", 50, seed=11) + gws["gw-quay-02"].send("walk", 50, seed=12)
         t.check(len(acked) == 100, "5. the agents acknowledged all 100 readings of eport-sim", str(len(acked)))
         out, err = tail.communicate(timeout=60)
         got = {(r["source"], r["seq"]) for r in map(json.loads, (l for l in out.splitlines() if l.startswith('{"source"')))}
@@ -251,6 +196,17 @@ def test(workdir, t):
         time.sleep(1.0)  # gw-quay-02's agent retries (refused) meanwhile; its status must not come back
         t.check(late_status("gw-quay-02") == ["offline"],
                 "7. the revoked gw-quay-02 is refused after the restart and its retained status says offline")
+        refused = "the broker refused this gateway's certificate (certificate revoked"
+        log2 = gws["gw-quay-02"].log
+        try:
+            wait_for(lambda: refused in log2.read_text(), "gw-quay-02's agent names the refusal", 30)
+        except AssertionError:
+            pass
+        time.sleep(2.0)
+        text = log2.read_text()
+        t.check(text.count(refused) == 1 and "next attempt in 300 s (mqtt.certificate_refused_retry_s)" in text,
+                "7. the revoked gateway's agent names the certificate refusal and waits 300 s before trying again",
+                text[-1500:])
         lst = run([EPORT_PKI, "list", str(site / "pki")]).stdout
         t.check(re.search(r"^revoked +gw-quay-02 .* keyCompromise$", lst, re.M) and
                 re.search(r"^revoked +gw-quay-01 .* superseded$", lst, re.M),

@@ -9,63 +9,27 @@ else a paho client that behaves like it (retained status, last will)."""
 
 import json
 import os
-import re
-import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
-from harness import BROKER_CONFIG, Client, Site, eb, main, run, wait_for
+from harness import (AGENT, SIM, BROKER_CONFIG, Client, GeneratedAgent, Site, eb, install_gateway_tls, main, run,
+                     serial, wait_for)
 
 EPORT_BROKER = str(BROKER_CONFIG / "eport-broker")
 EPORT_PKI = str(BROKER_CONFIG / "pki" / "eport-pki")
-BIN = Path(os.environ.get("EPORT_BIN_DIR", BROKER_CONFIG.parent / "build" / "agent"))
-AGENT = BIN / "app" / "eport-agent"
-SIM = BIN / "tools" / "eport-sim"
 
 
-def serial(cert: Path) -> str:
-    return run(["openssl", "x509", "-in", str(cert), "-noout", "-serial"]).stdout.strip().split("=", 1)[1]
-
-
-class AgentGateway:
+class AgentGateway(GeneratedAgent):
     """eport-agent with gw-a's generated agent.toml; TLS files read from
     tls_dir (the gateway's /etc/eport-edge/tls), broker on 127.0.0.1."""
 
     def __init__(self, site: Site, workdir: Path, port: int, tls_dir: Path):
-        text = (site.out / "gateways" / "gw-a" / "agent.toml").read_text()
-        for key, value in (("uri", f"ssl://127.0.0.1:{port}"), ("ca_file", tls_dir / "ca.crt"),
-                           ("cert_file", tls_dir / "gw-a.crt"), ("key_file", tls_dir / "gw-a.key"),
-                           ("unix_socket", workdir / "bridge.sock"), ("path", workdir / "outbox.db")):
-            text, n = re.subn(rf"^{key} = .*$", f'{key} = "{value}"', text, count=1, flags=re.M)
-            assert n == 1, key
-        self.conf = workdir / "agent.toml"
-        self.conf.write_text(text)
-        self.socket = workdir / "bridge.sock"
-        self.log = workdir / "agent.log"
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen([str(AGENT), "--config", str(self.conf)], stdout=open(self.log, "a"),
-                                     stderr=subprocess.STDOUT)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        super().__init__(site.out, workdir, "gw-a", port, tls=tls_dir)
 
     def send(self, workdir: Path, name: str, count: int) -> int:
         """Readings eport-sim got acknowledged by the agent."""
-        acked = workdir / f"{name}.jsonl"
-        subprocess.run([str(SIM), "--connect", f"unix:{self.socket}", "--units", "1", "--rate", "50", "--count",
-                        str(count), "--seed", str(count), "--acked-log", str(acked), "--drain-timeout", "20"],
-                       capture_output=True, text=True, timeout=60)
-        return len([l for l in acked.read_text().splitlines() if l.strip()]) if acked.exists() else 0
+        return len(super().send(name, count, seed=count, rate=50))
 
 
 class PahoGateway:
@@ -106,10 +70,7 @@ def test(workdir, t):
     tls.mkdir()
 
     def install_on_gateway():
-        g = site.out / "gateways" / "gw-a"
-        for name in ("ca.crt", "gw-a.crt", "gw-a.key"):
-            shutil.copy(g / name, tls / name)
-        os.chmod(tls / "gw-a.key", 0o600)
+        install_gateway_tls(site.out, "gw-a", tls)
 
     install_on_gateway()
     gw = (AgentGateway if real else PahoGateway)(site, workdir, port, tls)

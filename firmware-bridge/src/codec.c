@@ -101,9 +101,28 @@ static bool valid_message(const epb_message *m) {
     }
     case EPB_MSG_EVIDENCE_ACK:
       return valid_seq(m->m.evidence_ack.seq);
-    case EPB_MSG_TIME_SYNC:
     case EPB_MSG_SETTINGS:
-    case EPB_MSG_SETTINGS_ACK:
+    case EPB_MSG_SETTINGS_ACK: {
+      const epb_settings *st = &m->m.settings;
+      if (!st->extended)
+        return st->deadbands == 0 && st->temperature_deadband_centi_c == 0 &&
+               st->position_deadband_m == 0;
+      if (st->extended != 1u) return false;
+      if ((st->deadbands & ~(EPB_DEADBAND_TEMPERATURE | EPB_DEADBAND_POSITION)) != 0) return false;
+      if (st->deadbands & EPB_DEADBAND_TEMPERATURE) {
+        if (st->temperature_deadband_centi_c > EPB_TEMPERATURE_DEADBAND_MAX) return false;
+      } else if (st->temperature_deadband_centi_c != 0) {
+        return false;
+      }
+      if (st->deadbands & EPB_DEADBAND_POSITION) {
+        if (st->position_deadband_m > EPB_POSITION_DEADBAND_MAX) return false;
+      } else if (st->position_deadband_m != 0) {
+        return false;
+      }
+      return true;
+    }
+    case EPB_MSG_TIME_SYNC:
+    case EPB_MSG_FEATURES: /* unknown bits are for later versions: ignored, not refused */
     case EPB_MSG_PING:
     case EPB_MSG_PONG:
     case EPB_MSG_CHALLENGE:
@@ -203,6 +222,14 @@ static void put_payload(epbi_writer *w, const epb_message *m) {
     case EPB_MSG_SETTINGS_ACK:
       epbi_put_u32(w, m->m.settings.position_interval_s);
       epbi_put_u32(w, m->m.settings.sensor_interval_s);
+      if (m->m.settings.extended) {
+        epbi_put_u8(w, m->m.settings.deadbands);
+        epbi_put_u16(w, m->m.settings.temperature_deadband_centi_c);
+        epbi_put_u32(w, m->m.settings.position_deadband_m);
+      }
+      break;
+    case EPB_MSG_FEATURES:
+      epbi_put_u32(w, m->m.features.features);
       break;
     case EPB_MSG_DISCARD:
       epbi_put_u64(w, m->m.discard.first_seq);
@@ -412,6 +439,15 @@ static void get_payload(epbi_reader *r, epb_message *out) {
     case EPB_MSG_SETTINGS_ACK:
       out->m.settings.position_interval_s = epbi_get_u32(r);
       out->m.settings.sensor_interval_s = epbi_get_u32(r);
+      if (r->ok && r->pos < r->len) { /* the deadband extension: 7 more bytes */
+        out->m.settings.extended = 1u;
+        out->m.settings.deadbands = epbi_get_u8(r);
+        out->m.settings.temperature_deadband_centi_c = epbi_get_u16(r);
+        out->m.settings.position_deadband_m = epbi_get_u32(r);
+      }
+      break;
+    case EPB_MSG_FEATURES:
+      out->m.features.features = epbi_get_u32(r);
       break;
     case EPB_MSG_DISCARD:
       out->m.discard.first_seq = epbi_get_u64(r);
@@ -496,8 +532,7 @@ epb_status epb_decode_body_auth(const uint8_t *body, size_t len, epb_message *ou
     if (!seal_ok(body, len - 4u, auth, &counter)) return EPB_ERR_AUTH;
     payload_end -= EPB_SEAL_OVERHEAD;
   }
-  if (out->type < EPB_MSG_HELLO || out->type > EPB_MSG_TYPE_MAX || out->type == 14u)
-    return EPB_ERR_TYPE; /* 14: FEATURES, not known to this version of the library */
+  if (out->type < EPB_MSG_HELLO || out->type > EPB_MSG_TYPE_MAX) return EPB_ERR_TYPE;
   if (sealed) {
     auth->recv_counter = counter; /* authentic, whatever its payload holds */
     out->sealed = 1;

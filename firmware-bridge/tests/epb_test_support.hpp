@@ -169,6 +169,23 @@ inline epb_message settings(uint32_t pos_s, uint32_t sensor_s,
   return m;
 }
 
+// SETTINGS (or SETTINGS_ACK) with the deadband extension (6.4).
+inline epb_message settings_ext(uint32_t pos_s, uint32_t sensor_s, uint8_t deadbands, uint16_t temp_centi_c,
+                                uint32_t pos_m, uint8_t type = EPB_MSG_SETTINGS) {
+  epb_message m = settings(pos_s, sensor_s, type);
+  m.m.settings.extended = 1;
+  m.m.settings.deadbands = deadbands;
+  m.m.settings.temperature_deadband_centi_c = temp_centi_c;
+  m.m.settings.position_deadband_m = pos_m;
+  return m;
+}
+
+inline epb_message features(uint32_t bits) {
+  epb_message m = blank(EPB_MSG_FEATURES);
+  m.m.features.features = bits;
+  return m;
+}
+
 inline epb_message ping(uint8_t type, uint32_t nonce) {
   epb_message m = blank(type);
   m.m.ping.nonce = nonce;
@@ -265,6 +282,14 @@ inline std::string diff(const epb_message &a, const epb_message &b) {
             b.m.settings.position_interval_s);
       field("sensor_interval_s", a.m.settings.sensor_interval_s,
             b.m.settings.sensor_interval_s);
+      field("extended", a.m.settings.extended, b.m.settings.extended);
+      field("deadbands", a.m.settings.deadbands, b.m.settings.deadbands);
+      field("temperature_deadband_centi_c", a.m.settings.temperature_deadband_centi_c,
+            b.m.settings.temperature_deadband_centi_c);
+      field("position_deadband_m", a.m.settings.position_deadband_m, b.m.settings.position_deadband_m);
+      break;
+    case EPB_MSG_FEATURES:
+      field("features", a.m.features.features, b.m.features.features);
       break;
     case EPB_MSG_CHALLENGE:
       if (std::memcmp(a.m.challenge.agent_nonce, b.m.challenge.agent_nonce, EPB_NONCE_LEN))
@@ -557,6 +582,12 @@ inline std::vector<Sample> samples() {
       {"settings_ack", settings(60, 900, EPB_MSG_SETTINGS_ACK)},
       {"time_sync", time_sync(t + 5000)},
       {"settings", settings(60, 900)},
+      {"features", features(EPB_FEATURE_DEADBANDS)},
+      {"settings_deadbands",
+       settings_ext(300, 300, EPB_DEADBAND_TEMPERATURE | EPB_DEADBAND_POSITION, 50, 25)},
+      {"settings_ack_deadbands",
+       settings_ext(300, 300, EPB_DEADBAND_TEMPERATURE | EPB_DEADBAND_POSITION, 50, 25,
+                    EPB_MSG_SETTINGS_ACK)},
       {"ping", ping(EPB_MSG_PING, 0x12345678u)},
       {"pong", ping(EPB_MSG_PONG, 0x12345678u)},
       {"evidence_1003_0", evidence(1003, example_checkpoint_1(), 0)},

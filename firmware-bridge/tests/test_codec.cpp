@@ -68,6 +68,24 @@ TEST_CASE("extreme values round-trip", "[epb]") {
   roundtrip(ping(EPB_MSG_PING, 0));
   roundtrip(ping(EPB_MSG_PONG, UINT32_MAX));
   roundtrip(time_sync(UINT64_MAX));
+  roundtrip(settings_ext(0, 0, 0, 0, 0));
+  roundtrip(settings_ext(1, 2, EPB_DEADBAND_TEMPERATURE, EPB_TEMPERATURE_DEADBAND_MAX, 0, EPB_MSG_SETTINGS_ACK));
+  roundtrip(settings_ext(UINT32_MAX, UINT32_MAX, EPB_DEADBAND_POSITION, 0, EPB_POSITION_DEADBAND_MAX));
+  roundtrip(settings_ext(60, 60, EPB_DEADBAND_TEMPERATURE | EPB_DEADBAND_POSITION, 0, 0));
+  roundtrip(features(0));
+  roundtrip(features(UINT32_MAX));  // bits not known yet are carried, not refused
+}
+
+TEST_CASE("SETTINGS is 8 bytes without the deadband extension and 15 with it", "[epb]") {
+  // body = version, type, payload, crc
+  auto payload_size = [](const epb_message &m) {
+    const Bytes frame = encode(m);
+    return cobs_decode(Bytes(frame.begin(), frame.end() - 1)).size() - 6;
+  };
+  CHECK(payload_size(settings(60, 900)) == 8);
+  CHECK(payload_size(settings_ext(60, 900, EPB_DEADBAND_POSITION, 0, 25)) == 15);
+  CHECK(payload_size(settings_ext(60, 900, 0, 0, 0, EPB_MSG_SETTINGS_ACK)) == 15);
+  CHECK(payload_size(features(EPB_FEATURE_DEADBANDS)) == 4);
 }
 
 TEST_CASE("every seal, door state and nack reason round-trips", "[epb]") {
@@ -204,7 +222,22 @@ TEST_CASE("the encoder refuses invalid messages", "[epb]") {
       {"nack reason 0", nack(1, 0)},
       {"nack reason 11", nack(1, 11)},
       {"message type 0", blank(0)},
-      {"message type 14", blank(14)},
+      {"message type 17", blank(17)},
+      {"settings deadband bit 0x04", settings_ext(60, 60, 0x04, 0, 0)},
+      {"settings temperature deadband 2001", settings_ext(60, 60, EPB_DEADBAND_TEMPERATURE, 2001, 0)},
+      {"settings position deadband 100001", settings_ext(60, 60, EPB_DEADBAND_POSITION, 0, 100001)},
+      {"settings absent deadband with a value", settings_ext(60, 60, EPB_DEADBAND_POSITION, 50, 25)},
+      {"settings deadbands without the extension", [] {
+         epb_message m = settings(60, 60);
+         m.m.settings.deadbands = EPB_DEADBAND_POSITION;
+         m.m.settings.position_deadband_m = 25;
+         return m;
+       }()},
+      {"settings extended 2", [] {
+         epb_message m = settings_ext(60, 60, 0, 0, 0);
+         m.m.settings.extended = 2;
+         return m;
+       }()},
       {"message type 0x8c (the sealed bit)", blank(0x8c)},
   };
   for (const Row &r : rows) {

@@ -4,7 +4,7 @@
 // verifier (firmware-bridge/tests/evidence_interop.py); also writes the
 // checkpoint parser's fuzzing seeds.
 //   epb-evidence keygen [--alg ed25519|es256] PRIVATE.pem PUBLIC.pem
-//   epb-evidence demo PRIVATE.pem OUTDIR [READINGS]
+//   epb-evidence demo PRIVATE.pem OUTDIR [READINGS [SOURCE]]   (defaults 1000, TU-0042)
 //   epb-evidence corpus OUTDIR
 #include <epb/evidence.h>
 
@@ -67,7 +67,7 @@ epb_reading demo_reading(uint64_t seq, uint64_t i) {
 int usage() {
   std::fprintf(stderr,
                "usage: epb-evidence keygen [--alg ed25519|es256] PRIVATE.pem PUBLIC.pem\n"
-               "       epb-evidence demo PRIVATE.pem OUTDIR [READINGS]\n"
+               "       epb-evidence demo PRIVATE.pem OUTDIR [READINGS [SOURCE]]\n"
                "       epb-evidence corpus OUTDIR\n");
   return 2;
 }
@@ -101,9 +101,12 @@ int keygen(int argc, char **argv) {
 }
 
 int demo(int argc, char **argv) {
-  if (argc < 4 || argc > 5) return usage();
-  uint64_t readings = argc == 5 ? std::strtoull(argv[4], nullptr, 10) : 1000;
+  if (argc < 4 || argc > 6) return usage();
+  uint64_t readings = argc >= 5 ? std::strtoull(argv[4], nullptr, 10) : 1000;
   if (readings == 0 || readings > 10000000) return usage();
+  const std::string src = argc >= 6 ? argv[5] : "TU-0042";
+  if (src.empty() || src.size() > 32) return usage();
+  const uint64_t first = 1001;
   std::string err;
   epb_ossl::Pkey key = epb_ossl::read_private_pem(argv[2], &err);
   if (!key) {
@@ -120,18 +123,19 @@ int demo(int argc, char **argv) {
     std::fprintf(stderr, "epb-evidence: cannot write into %s\n", dir.c_str());
     return 1;
   }
-  kf << "TU-0042 " << pub.alg << ' ' << hex(pub.kid, pub.kid_len) << ' '
+  kf << src << ' ' << pub.alg << ' ' << hex(pub.kid, pub.kid_len) << ' '
      << hex(pub.pub, pub.pub_len) << '\n';
 
   epb_ev_chain chain;
   epb_ev_verifier v;
   epb_ev_policy policy = {EPB_EV_DEFAULT_EVERY_READINGS, EPB_EV_DEFAULT_EVERY_MS};
-  if (epb_ev_chain_init(&chain, "TU-0042", 7, 1001) != EPB_EV_OK ||
-      epb_ev_verifier_init(&v, "TU-0042", 7, &pub, epb_ossl::verify, nullptr) != EPB_EV_OK)
+  if (epb_ev_chain_init(&chain, src.c_str(), static_cast<uint8_t>(src.size()), first) != EPB_EV_OK ||
+      epb_ev_verifier_init(&v, src.c_str(), static_cast<uint8_t>(src.size()), &pub, epb_ossl::verify, nullptr) !=
+          EPB_EV_OK)
     return 1;
   uint64_t checkpoints = 0, ck_bytes = 0, problems = 0;
   for (uint64_t i = 0; i < readings; i++) {
-    epb_reading r = demo_reading(1001 + i, i);
+    epb_reading r = demo_reading(first + i, i);
     uint8_t b[EPB_EV_READING_MAX];
     size_t n = epb_ev_reading_bytes(&r, b, sizeof b);
     uint64_t now = i * 60000ull;
@@ -158,12 +162,13 @@ int demo(int argc, char **argv) {
       }
     }
   }
-  std::printf("TU-0042: %llu readings, %llu checkpoints (%llu bytes, %.2f bytes/reading), "
+  std::printf("%s: %llu readings, %llu checkpoints (%llu bytes, %.2f bytes/reading), "
               "verified %llu..%llu, problems %llu\n",
-              static_cast<unsigned long long>(readings),
+              src.c_str(), static_cast<unsigned long long>(readings),
               static_cast<unsigned long long>(checkpoints),
               static_cast<unsigned long long>(ck_bytes),
-              static_cast<double>(ck_bytes) / static_cast<double>(readings), 1001ull,
+              static_cast<double>(ck_bytes) / static_cast<double>(readings),
+              static_cast<unsigned long long>(first),
               static_cast<unsigned long long>(v.ck_last),
               static_cast<unsigned long long>(problems));
   return problems == 0 ? 0 : 1;

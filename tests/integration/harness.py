@@ -4,7 +4,11 @@ gives tests the readings each side saw; and, for the fleet, serial and
 resend tests, an agent with a TCP listener (and unit keys) and serial ports,
 eport-sim with any arguments, pty lists, store dumps and the numbers in log
 and summary lines. The one harness of tests/integration. Standard library
-only.
+only, but for the JSON contract checks (contracts.py, python3-jsonschema):
+every Broker started here has a watcher subscribed to every gateway's status,
+health and reply topics, and main() fails a test whose agent sent one message
+there that breaks its schema (schema/json/); check_json() does the same for a
+message a test received itself.
 
 Binaries come from the build tree given in EPORT_BIN_DIR (set by ctest).
 """
@@ -20,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import contracts
 
 BIN = os.environ.get("EPORT_BIN_DIR", os.path.join(os.path.dirname(__file__), "../../build/agent"))
 AGENT = os.path.join(BIN, "app", "eport-agent")
@@ -105,12 +111,64 @@ class Broker:
         self.proc = spawn([MOSQUITTO, "-c", self.conf], stdout=self.log, stderr=subprocess.STDOUT)
         wait_for_port(self.port)
         log(f"mosquitto up on {self.port}")
+        self.watch = watch_contracts(self)
 
     def stop(self):
+        if getattr(self, "watch", None) and self.watch.poll() is None:
+            self.watch.terminate()
+            self.watch.wait(timeout=10)
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
         self.proc = None
+
+
+# ---- JSON contracts: status, health and reply messages against schema/json ----
+_WATCHED = []  # the watchers' output files, checked by main()
+CONTRACT_TOPICS = ("eport/v1/+/+/status", "eport/v1/+/+/health", "eport/v1/+/+/reply")
+
+
+def watch_contracts(broker):
+    """A mosquitto_sub on the broker's status, health and reply topics of every gateway, its
+    "topic payload" lines in contracts-<port>-<n>.txt, checked at the end of the test (main()).
+    A broker whose config the test replaced (TLS, no anonymous clients) is watched on its
+    plain_port if the test gave it one, else not watched."""
+    with open(broker.conf) as f:
+        conf = f.read()
+    port = broker.port
+    if "cafile" in conf or "allow_anonymous false" in conf or "password_file" in conf:
+        port = getattr(broker, "plain_port", None)
+        if port is None:
+            return None
+    path = broker.work.file(f"contracts-{port}-{len(_WATCHED)}.txt")
+    args = ["mosquitto_sub", "-p", str(port), "-q", "1", "-v"]
+    for t in CONTRACT_TOPICS:
+        args += ["-t", t]
+    proc = spawn(args, stdout=open(path, "w"), stderr=subprocess.DEVNULL)
+    _WATCHED.append(path)
+    time.sleep(0.2)  # its subscription, before the test starts an agent
+    return proc
+
+
+def check_json(topic, payload):
+    """One status, health or reply message a test received itself, checked against its schema
+    (contracts.check: ContractError says what is wrong); returns it parsed."""
+    return contracts.check(topic, payload)
+
+
+def check_contracts():
+    """Every message the watchers saw, against its schema. Returns the number checked."""
+    checked, bad = 0, []
+    for path in _WATCHED:
+        if os.path.exists(path):
+            with open(path) as f:
+                n, b = contracts.check_lines(f)
+            checked += n
+            bad += b
+    if bad:
+        raise contracts.ContractError(f"{len(bad)} of {checked} status/health/reply messages break their "
+                                      "schema (schema/json/):\n" + "\n".join(bad[:10]))
+    return checked
 
 
 def agent_template():
@@ -416,6 +474,9 @@ def main(test):
     work = Workdir(test.__name__)
     try:
         test(work)
+        time.sleep(0.3)  # the watchers' last lines
+        checked = check_contracts()
+        log(f"{checked} status/health/reply messages valid against schema/json/")
     except BaseException:
         _stop_all()
         log(f"FAILED; files kept in {work.path}")

@@ -100,20 +100,23 @@ class Replies:
         time.sleep(0.5)
 
     def all(self):
+        """Every reply so far, each checked against schema/json/reply.schema.json."""
         with open(self.path) as f:
-            return [json.loads(line) for line in f if line.endswith("\n") and line.strip()]
+            return [h.check_json(REPLY_TOPIC, line) for line in f if line.endswith("\n") and line.strip()]
 
     def wait_for(self, cid, timeout=10):
         found = []
-        h.wait_until(lambda: found.extend(r for r in self.all() if r["command_id"] == cid) or found, timeout,
+        h.wait_until(lambda: found.extend(r for r in self.all() if r.get("command_id") == cid) or found, timeout,
                      f"reply to {cid}")
         return found[0]
 
 
 def health(broker):
-    p = subprocess.run(["mosquitto_sub", "-p", str(broker.port), "-t", f"eport/v1/{SITE}/{GW}/health", "-C", "1",
+    """The next health message, checked against schema/json/health.schema.json."""
+    topic = f"eport/v1/{SITE}/{GW}/health"
+    p = subprocess.run(["mosquitto_sub", "-p", str(broker.port), "-t", topic, "-C", "1",
                         "-W", "10"], capture_output=True, text=True, timeout=15)
-    return json.loads(p.stdout)
+    return h.check_json(topic, p.stdout)
 
 
 def test_command_hardening(work):
@@ -147,11 +150,11 @@ def test_command_hardening(work):
     # subscription. Refused unparsed-for-execution, never a crash loop.
     for start in range(2):
         assert agent.terminate() == 0
-        before = len([x for x in replies.all() if x["command_id"] == "h-ret"])
+        before = len([x for x in replies.all() if x.get("command_id") == "h-ret"])
         agent.start()
-        h.wait_until(lambda: len([x for x in replies.all() if x["command_id"] == "h-ret"]) > before, 15,
+        h.wait_until(lambda: len([x for x in replies.all() if x.get("command_id") == "h-ret"]) > before, 15,
                      "the retained command's reply after a restart")
-        r = [x for x in replies.all() if x["command_id"] == "h-ret"][-1]
+        r = [x for x in replies.all() if x.get("command_id") == "h-ret"][-1]
         assert r["ok"] is False and r["error"].startswith("retained command refused: "), r
         time.sleep(1.0)
         assert agent.proc.poll() is None, f"agent died after restart {start + 1}: {agent.read_log()[-2000:]}"
@@ -171,7 +174,7 @@ def test_command_hardening(work):
     publish(work, broker, b"", retain=True)
     # The same id sent properly afterwards is executed: the refusal recorded nothing as done.
     publish(work, broker, command("r-flush", "Flush"))
-    h.wait_until(lambda: any(x["command_id"] == "r-flush" and x["ok"] for x in replies.all()), 10,
+    h.wait_until(lambda: any(x.get("command_id") == "r-flush" and x["ok"] for x in replies.all()), 10,
                  "the plain r-flush executed")
     assert agent.proc.poll() is None
     assert agent.terminate() == 0

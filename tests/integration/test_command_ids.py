@@ -51,7 +51,7 @@ def test_command_ids(work):
     h.wait_until(lambda: settings_lines(sim_err, 30) == 3, 10, "SETTINGS at the three units")
     # A repeat while it runs: answered, not executed (as before this change).
     publish(work, broker, first, name="ci-1.bin")
-    h.wait_until(lambda: len([x for x in replies.all() if x["command_id"] == "ci-1"]) == 2, 10, "second reply")
+    h.wait_until(lambda: len([x for x in replies.all() if x.get("command_id") == "ci-1"]) == 2, 10, "second reply")
 
     # 2. kill -9, restart, same id again (same bytes; then rebuilt with a new issued time).
     agent.kill9()
@@ -62,9 +62,9 @@ def test_command_ids(work):
     assert rc == 0 and ctl["ok"] and ctl["result"]["units"] == 3, (rc, ctl, err)
     publish(work, broker, first, name="ci-1.bin")
     publish(work, broker, command("ci-1", "SetIntervals"), name="ci-1b.bin")
-    h.wait_until(lambda: len([x for x in replies.all() if x["command_id"] == "ci-1"]) == 4, 10,
+    h.wait_until(lambda: len([x for x in replies.all() if x.get("command_id") == "ci-1"]) == 4, 10,
                  "the replies to ci-1 after the restart")
-    for r in [x for x in replies.all() if x["command_id"] == "ci-1"]:
+    for r in [x for x in replies.all() if x.get("command_id") == "ci-1"]:
         assert r == r1, f"a repeat after kill -9 must get the recorded reply: {r} vs {r1}"
     time.sleep(1.0)  # any SETTINGS a second execution would have sent
     assert settings_lines(sim_err, 30) == 3, "ci-1 ran again after kill -9: " + open(sim_err).read()[-2000:]
@@ -74,9 +74,9 @@ def test_command_ids(work):
     agent.start()
     time.sleep(2.0)
     publish(work, broker, first, name="ci-1.bin")
-    h.wait_until(lambda: len([x for x in replies.all() if x["command_id"] == "ci-1"]) == 5, 10,
+    h.wait_until(lambda: len([x for x in replies.all() if x.get("command_id") == "ci-1"]) == 5, 10,
                  "the reply to ci-1 after a SIGTERM restart")
-    assert [x for x in replies.all() if x["command_id"] == "ci-1"][-1] == r1
+    assert [x for x in replies.all() if x.get("command_id") == "ci-1"][-1] == r1
     time.sleep(1.0)
     assert settings_lines(sim_err, 30) == 3, "ci-1 ran again after SIGTERM: " + open(sim_err).read()[-2000:]
 

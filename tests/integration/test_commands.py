@@ -22,9 +22,10 @@ def cmd(broker, *args, gateway="gw-test-01", cid=None):
 
 
 def sub_once(broker, topic, timeout=10):
+    """The next message on topic, checked against its JSON schema (schema/json/)."""
     p = subprocess.run(["mosquitto_sub", "-p", str(broker.port), "-t", topic, "-C", "1", "-W", str(timeout)],
                        capture_output=True, text=True, timeout=timeout + 5)
-    return p.stdout.strip()
+    return json.dumps(h.check_json(topic, p.stdout.strip()))
 
 
 def test_commands(work):
@@ -68,6 +69,7 @@ def test_commands(work):
                     "-m", "not a command"], check=True)
     err_reply = json.loads(sub_once(broker, "eport/v1/cnsha/gw-test-01/reply"))
     assert not err_reply["ok"] and "EPC1" in err_reply["error"], err_reply
+    assert "command_id" not in err_reply, "no id could be read: no command_id member (not \"\")"
     # Intervals reach the connected units over the firmware bridge.
     sim = h.run_sim(agent, units=4, rate=5, count=10**6, acked_log=work.file("acked2.jsonl"), background=True)
     time.sleep(1.5)

@@ -31,10 +31,11 @@ def cmd(broker, *args):
 
 
 def custody_health(broker):
-    """The custody member of the next health message."""
-    p = subprocess.run(["mosquitto_sub", "-p", str(broker.port), "-t", f"eport/v1/cnsha/{GW}/health", "-C", "1",
+    """The custody member of the next health message (checked against schema/json/health.schema.json)."""
+    topic = f"eport/v1/cnsha/{GW}/health"
+    p = subprocess.run(["mosquitto_sub", "-p", str(broker.port), "-t", topic, "-C", "1",
                         "-W", "15"], capture_output=True, text=True, timeout=20)
-    return json.loads(p.stdout)["custody"]
+    return h.check_json(topic, p.stdout)["custody"]
 
 
 def test_custody_commands(work):

@@ -194,10 +194,12 @@ def test_rabbitmq(work):
 
 
 def retained_status():
-    """The retained status a subscriber that connects now gets ({} if none)."""
+    """The retained status a subscriber that connects now gets ({} if none), checked against
+    schema/json/status.schema.json."""
+    topic = "eport/v1/cnsha/gw-test-01/status"
     p = subprocess.run([SUB, "-h", "127.0.0.1", "-p", str(RABBIT.mqtt_port), "-q", "1", "-t",
-                        "eport/v1/cnsha/gw-test-01/status", "-C", "1", "-W", "3"], capture_output=True, text=True)
-    return json.loads(p.stdout) if p.returncode == 0 and p.stdout.strip() else {}
+                        topic, "-C", "1", "-W", "3"], capture_output=True, text=True)
+    return h.check_json(topic, p.stdout) if p.returncode == 0 and p.stdout.strip() else {}
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ keys cannot. Every reading the genuine units had acknowledged reaches the
 subscriber field by field, not one reading of the others is stored or
 published, no genuine session is taken over, and the agent's health and log
 say what was refused."""
-import json
 import os
 import subprocess
 
@@ -20,9 +19,11 @@ SECONDS = 8
 
 
 def health(broker):
-    p = subprocess.run(["mosquitto_sub", "-p", str(broker.port), "-t", f"eport/v1/{SITE}/{GW}/health", "-C", "1",
+    """The next health message, checked against schema/json/health.schema.json."""
+    topic = f"eport/v1/{SITE}/{GW}/health"
+    p = subprocess.run(["mosquitto_sub", "-p", str(broker.port), "-t", topic, "-C", "1",
                         "-W", "10"], capture_output=True, text=True, timeout=15)
-    return json.loads(p.stdout)
+    return h.check_json(topic, p.stdout)
 
 
 def test_unit_auth(work):

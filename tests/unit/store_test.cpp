@@ -183,7 +183,7 @@ TEST_CASE("row ids are never reused after the outbox empties", "[store]") {
   CHECK(second->front().id > first->back().id);
 }
 
-TEST_CASE("envelope sequence numbers keep increasing across restarts", "[store]") {
+TEST_CASE("envelope sequence numbers continue at +1 after a clean close", "[store]") {
   test::TempDir dir;
   std::uint64_t last;
   {
@@ -192,8 +192,20 @@ TEST_CASE("envelope sequence numbers keep increasing across restarts", "[store]"
     CHECK(ob->next_envelope_seq() == 2);
     last = ob->next_envelope_seq();
   }
+  {
+    auto ob = open(dir);
+    CHECK(ob->next_envelope_seq() == last + 1);  // the reserved block was given back, no gap
+  }
+  {
+    auto ob = open(dir);  // opened and closed without publishing: nothing changes
+  }
   auto ob = open(dir);
-  CHECK(ob->next_envelope_seq() > last);
+  CHECK(ob->next_envelope_seq() == last + 2);
+  // More than one block in one run: still +1 after the close.
+  for (int i = 0; i < 2100; ++i) last = ob->next_envelope_seq();
+  ob.reset();
+  ob = open(dir);
+  CHECK(ob->next_envelope_seq() == last + 1);
 }
 
 TEST_CASE("a database from a newer agent is refused, not altered", "[store]") {

@@ -868,6 +868,85 @@ TEST_CASE("SETTINGS follow WELCOME and are resent until the unit answers SETTING
   CHECK(again.expect(EPB_MSG_SETTINGS).m.settings.position_interval_s == 60);
 }
 
+TEST_CASE("an adaptive profile reaches the unit with SETTINGS, deadbands only to a unit that announced them",
+          "[units][reporting]") {
+  units::ServerOptions so;
+  so.default_intervals = {60, 900};
+  so.settings_retry = 10s;
+  Agent agent(so);
+  units::AdaptiveSettings terminal;
+  terminal.profile = "terminal";
+  terminal.intervals = {300, 300};
+  terminal.temperature_deadband_centi_c = 50;
+  terminal.position_deadband_m = 25;
+  auto answer = [](Link& l, const epb_message& settings) {
+    epb_message ack{};
+    ack.type = EPB_MSG_SETTINGS_ACK;
+    ack.m.settings = settings.m.settings;
+    l.send(ack);
+  };
+
+  // An older unit (no FEATURES): configured intervals after WELCOME, then the
+  // profile's intervals in the 8-byte form when the engine chooses it.
+  auto old_unit = Link::connect(agent.socket_path);
+  old_unit.send(hello("tcu-old"));
+  old_unit.expect(EPB_MSG_WELCOME);
+  auto first = old_unit.expect(EPB_MSG_SETTINGS);
+  CHECK(first.m.settings.position_interval_s == 60);
+  answer(old_unit, first);
+  agent.server->set_profile("tcu-old", terminal);
+  auto pushed = old_unit.expect(EPB_MSG_SETTINGS);
+  CHECK(pushed.m.settings.position_interval_s == 300);
+  CHECK(pushed.m.settings.sensor_interval_s == 300);
+  CHECK(pushed.m.settings.extended == 0);
+  answer(old_unit, pushed);
+  // The same profile again changes nothing: no SETTINGS.
+  agent.server->set_profile("tcu-old", terminal);
+  old_unit.expect_silence();
+
+  // A new unit announces deadbands: after FEATURES it gets the 15-byte form.
+  auto new_unit = Link::connect(agent.socket_path);
+  agent.server->set_profile("tcu-new", terminal);  // chosen before it connects (e.g. restored at start)
+  std::this_thread::sleep_for(200ms);              // taken by the bridge thread before the HELLO
+  new_unit.send(hello("tcu-new"));
+  new_unit.expect(EPB_MSG_WELCOME);
+  auto plain = new_unit.expect(EPB_MSG_SETTINGS);  // the profile wins over the configured intervals
+  CHECK(plain.m.settings.position_interval_s == 300);
+  CHECK(plain.m.settings.extended == 0);
+  epb_message features{};
+  features.type = EPB_MSG_FEATURES;
+  features.m.features.features = EPB_FEATURE_DEADBANDS | 0x80000000u;  // an unknown bit is ignored
+  new_unit.send(features);
+  auto ext = new_unit.expect(EPB_MSG_SETTINGS);
+  CHECK(ext.m.settings.extended == 1);
+  CHECK(ext.m.settings.deadbands == (EPB_DEADBAND_TEMPERATURE | EPB_DEADBAND_POSITION));
+  CHECK(ext.m.settings.temperature_deadband_centi_c == 50);
+  CHECK(ext.m.settings.position_deadband_m == 25);
+  answer(new_unit, ext);
+  new_unit.expect_silence();
+
+  // Precedence: a cloud command's intervals win over the profile's; the
+  // deadbands stay the profile's.
+  REQUIRE(agent.server->push_settings("tcu-new", 30, 0).ok());
+  auto commanded = new_unit.expect(EPB_MSG_SETTINGS);
+  CHECK(commanded.m.settings.position_interval_s == 30);
+  CHECK(commanded.m.settings.sensor_interval_s == 300);
+  CHECK(commanded.m.settings.position_deadband_m == 25);
+  answer(new_unit, commanded);
+  units::AdaptiveSettings land = terminal;
+  land.profile = "land";
+  land.intervals = {900, 900};
+  land.temperature_deadband_centi_c.reset();
+  land.position_deadband_m = 200;
+  agent.server->set_profile("tcu-new", land);
+  auto after = new_unit.expect(EPB_MSG_SETTINGS);
+  CHECK(after.m.settings.position_interval_s == 30);   // still the command's
+  CHECK(after.m.settings.sensor_interval_s == 900);    // the new profile's
+  CHECK(after.m.settings.deadbands == EPB_DEADBAND_POSITION);  // no temperature deadband: off
+  CHECK(after.m.settings.temperature_deadband_centi_c == 0);
+  CHECK(after.m.settings.position_deadband_m == 200);
+}
+
 TEST_CASE("a commit that fails on a locked store: NACK INTERNAL, no ACK past it, nothing lost", "[units][custody]") {
   store::OutboxOptions oo;
   oo.busy_timeout = 50ms;

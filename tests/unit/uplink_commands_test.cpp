@@ -173,6 +173,19 @@ TEST_CASE("reply JSON escapes the id and the error", "[uplink][commands]") {
   CHECK(uplink::reply_json("x", Result<std::string>(std::string())) == "{\"command_id\":\"x\",\"ok\":true,\"result\":{}}");
 }
 
+TEST_CASE("a reply to a message without a readable command id has no command_id member", "[uplink][commands]") {
+  CHECK(uplink::reply_json("", Result<std::string>(Error{"not EPC1"})) == "{\"ok\":false,\"error\":\"not EPC1\"}");
+  FakeLog log;
+  const std::string garbage = "not a command";
+  std::vector<std::uint8_t> payload(garbage.begin(), garbage.end());
+  for (bool retained : {false, true}) {
+    auto r = uplink::answer_command(payload, retained, "gw-1", std::chrono::seconds(300), log, 1000,
+                                    [](const codec::Command&) -> Result<std::string> { return std::string(); });
+    CHECK(r.rejected);
+    CHECK(r.reply.rfind("{\"ok\":false,\"error\":\"", 0) == 0);
+  }
+}
+
 TEST_CASE("commands older than commands.max_age_s, without a time, or from the future are refused",
           "[uplink][commands]") {
   using std::chrono::seconds;

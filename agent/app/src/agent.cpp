@@ -21,6 +21,7 @@
 #include "eport/systemd/notify.h"
 #include "eport/units/config_keys.h"
 #include "eport/units/evidence_check.h"
+#include "eport/uplink/health.h"
 
 #ifndef EPORT_VERSION
 #define EPORT_VERSION "0.0.0"
@@ -76,6 +77,10 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& cfg) {
   // The files the config names, read once at start (--check-config opened
   // them too).
   uplink::PublisherOptions po = cfg.uplink;
+  // One id for this process's birth, offline and health messages: its
+  // counters start at 0, and consumers tell runs apart by it.
+  po.run_id = uplink::new_run_id();
+  log::info("agent", "run id " + po.run_id);
   if (!po.password_file.empty()) {
     auto pw = config::read_secret(po.password_file);
     if (!pw) return Error{"mqtt.password_file: " + pw.error()};
@@ -132,7 +137,24 @@ Agent::Agent(const AgentConfig& cfg, std::unique_ptr<store::Outbox> outbox, std:
           [rules = cfg_.priority](const model::Reading& r) { return model::classify(r, rules); }),
       gnss_(cfg_, ingest_, *outbox_),
       commands_(cfg_, positions_, server_, *outbox_, events_.get()),
-      publisher_(std::move(po), *outbox_, &commands_, [this] { return health_members(); }) {}
+      publisher_(std::move(po), *outbox_, &commands_, [this] { return health_members(); }) {
+  // Adaptive reporting: the profiles the engine commits go to the units
+  // (SETTINGS), and those restored with its state are what each unit gets
+  // after its next WELCOME. Precedence: units::AdaptiveSettings.
+  if (events_ && cfg_.custody.reporting.adaptive) {
+    auto to_units = [this](const std::string& unit, const custody::Profile& p) {
+      units::AdaptiveSettings a;
+      a.profile = p.name;
+      a.intervals = {static_cast<std::uint32_t>(p.position_interval.count()),
+                     static_cast<std::uint32_t>(p.sensor_interval.count())};
+      a.temperature_deadband_centi_c = p.temperature_deadband_centi_c;
+      a.position_deadband_m = p.position_deadband_m;
+      server_.set_profile(unit, a);
+    };
+    for (const auto& [unit, p] : events_->profiles()) to_units(unit, p);
+    events_->on_profile(to_units);
+  }
+}
 
 Agent::~Agent() { stop(); }
 
@@ -227,7 +249,8 @@ std::string Agent::custody_health() const {
       .add("bad_state", c.bad_state)
       .add("commands", c.commands)
       .add("commands_refused", c.commands_refused)
-      .add("units_forgotten", c.units_forgotten);
+      .add("units_forgotten", c.units_forgotten)
+      .add("profile_changes", c.profile_changes);
   return ",\"custody\":" + std::move(o).str();
 }
 

@@ -1,7 +1,9 @@
 // The custody event engine's config key rows (docs/config.md, [custody];
-// the rules themselves: docs/custody-events.md, docs/geofences.md).
+// the rules themselves: docs/custody-events.md, docs/geofences.md), adaptive
+// reporting's included.
 #include "eport/events/config_keys.h"
 
+#include "eport/custody/profiles.h"
 #include "eport/geofence/zones_file.h"
 
 namespace eport::events {
@@ -66,6 +68,42 @@ config::Keys<EngineOptions> build() {
                             "Temperature samples further apart than this end the tracking (an active excursion ends, "
                             "flagged ended_by_gap).",
                             EPORT_OPTION(O, excursion.max_gap)));
+  // Adaptive reporting (reporting.h, docs/custody-events.md "Adaptive reporting").
+  k.add(config::boolean<O>("custody.adaptive_reporting",
+                           "Select each unit's reporting profile (custody.profiles) from its custody state after "
+                           "every reading and push a changed profile to the unit with SETTINGS. Needs "
+                           "custody.enabled. A cloud SetIntervals command still wins over the profile.",
+                           EPORT_OPTION(O, reporting.adaptive)));
+  {
+    auto profiles = config::string<O>(
+        "custody.profiles",
+        "The reporting profiles, first matching rule wins: rules separated by ';' or new lines, each "
+        "`<name> when <condition>[+<condition>...] position_s=N sensor_s=N [temperature_deadband_centi_c=N] "
+        "[position_deadband_m=N]` or `<name> always ...` (the last rule); conditions terminal, sea, moving, "
+        "stopped, excursion, burst, reefer (docs/custody-events.md).",
+        EPORT_OPTION(O, reporting.profiles));
+    profiles.check = [](const config::Value& v) {
+      auto t = custody::parse_profiles(std::get<std::string>(v));
+      return t ? std::string() : t.error();
+    };
+    profiles.check_text = "a profile table that parses (at most 16 rules, the last one `always`)";
+    k.add(std::move(profiles));
+  }
+  k.add(config::duration<O>("custody.profile_burst_duration_s", 60, 86400,
+                            "The `burst` condition holds during a reefer excursion and this long after it ended.",
+                            EPORT_OPTION(O, reporting.burst_duration)));
+  k.add(config::list<O>("custody.terminal_zones",
+                        "Zone ids (custody.zones_file) that are terminal zones for the `terminal` condition; '*' "
+                        "matches any characters. A unit counts once its ENTRY is reported.",
+                        EPORT_OPTION(O, reporting.terminal_zones), {}, true));
+  k.add(config::list<O>("custody.sea_zones",
+                        "Zone ids that mean \"at sea\" for the `sea` condition (anchorages, sea lanes); '*' matches "
+                        "any characters. A zone matching both lists is a sea zone.",
+                        EPORT_OPTION(O, reporting.sea_zones), {}, true));
+  k.rule({"custody.adaptive_reporting", "custody.enabled"},
+         "`custody.adaptive_reporting` needs `custody.enabled` (the engine selects the profiles).", [](const O& o) {
+           return config::problem_if(o.reporting.adaptive && !o.enabled, "needs custody.enabled = true");
+         });
   k.rule({"custody.motion_stop_speed_cm_s", "custody.motion_start_speed_cm_s"},
          "`custody.motion_stop_speed_cm_s` must be below `custody.motion_start_speed_cm_s`.", [](const O& o) {
            return config::problem_if(o.motion.stop_speed_cm_s >= o.motion.start_speed_cm_s,

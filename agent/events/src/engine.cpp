@@ -22,7 +22,10 @@ namespace eport::events {
 namespace {
 
 constexpr std::string_view kLog = "custody";
-constexpr std::uint8_t kStateVersion = 1;
+// 2: adds the reporting part (reporting.h); rows of version 1 restore with
+// none (the unit's next reading decides its profile afresh).
+constexpr std::uint8_t kStateVersion = 2;
+constexpr std::uint8_t kSealStateVersion = 1;  // seal/<container> rows
 
 std::shared_ptr<const geofence::ZoneSet> or_empty(std::shared_ptr<const geofence::ZoneSet> zones) {
   if (zones) return zones;
@@ -52,7 +55,7 @@ std::span<const std::uint8_t> bytes_of(std::string_view s) {
 }
 
 std::vector<std::uint8_t> encode_seal(const ExpectedSeal& e) {
-  std::vector<std::uint8_t> out{kStateVersion, static_cast<std::uint8_t>(e.seal_class),
+  std::vector<std::uint8_t> out{kSealStateVersion, static_cast<std::uint8_t>(e.seal_class),
                                 static_cast<std::uint8_t>(e.allowed_zones.size())};
   put_part(out, bytes_of(e.seal_id));
   for (const auto& z : e.allowed_zones) put_part(out, bytes_of(z));
@@ -60,7 +63,7 @@ std::vector<std::uint8_t> encode_seal(const ExpectedSeal& e) {
 }
 
 std::optional<ExpectedSeal> decode_seal(std::span<const std::uint8_t> in) {
-  if (in.size() < 3 || in[0] != kStateVersion || in[1] > 3 || in[2] > codec::kMaxAllowedZones) return std::nullopt;
+  if (in.size() < 3 || in[0] != kSealStateVersion || in[1] > 3 || in[2] > codec::kMaxAllowedZones) return std::nullopt;
   ExpectedSeal e;
   e.seal_class = static_cast<model::SealClass>(in[1]);
   std::size_t at = 3;
@@ -136,6 +139,7 @@ Engine::Engine(EngineOptions options, std::shared_ptr<const geofence::ZoneSet> f
       geofences_(zones_ ? zones_ : file_zones_),
       motion_(opt_.motion),
       excursion_(opt_.excursion),
+      reporting_(opt_.reporting),
       event_seq_(last_event_seq) {
   if (!zones_) zones_ = file_zones_;
   for (const auto& [key, bytes] : saved) {
@@ -185,17 +189,19 @@ std::vector<std::uint8_t> Engine::save(const std::string& unit) const {
   put_part(out, geofences_.save_state(unit));
   auto container = paired_container(unit);
   put_part(out, std::span(reinterpret_cast<const std::uint8_t*>(container.data()), container.size()));
+  put_part(out, reporting_.save(unit));  // version 2
   return out;
 }
 
 bool Engine::restore(const std::string& unit, std::span<const std::uint8_t> bytes) {
-  std::span<const std::uint8_t> motion, excursion, zones, container;
+  std::span<const std::uint8_t> motion, excursion, zones, container, reporting;
   std::size_t at = 1;
-  if (bytes.empty() || bytes[0] != kStateVersion || !get_part(bytes, at, motion) ||
+  if (bytes.empty() || (bytes[0] != 1 && bytes[0] != kStateVersion) || !get_part(bytes, at, motion) ||
       !get_part(bytes, at, excursion) || !get_part(bytes, at, zones) || !get_part(bytes, at, container) ||
-      at != bytes.size()) {
+      (bytes[0] >= 2 && !get_part(bytes, at, reporting)) || at != bytes.size()) {
     return false;
   }
+  if (!reporting_.restore(unit, reporting)) return false;
   if (!motion_.restore_state(unit, motion) || !excursion_.restore_state(unit, excursion)) return false;
   // Memberships of zones no longer configured are dropped here; their
   // EXITs are not reported (the zone set changed while the agent was down).
@@ -338,6 +344,7 @@ void Engine::stored(const store::Record& rec, std::vector<store::Record>& out) {
       emit(r.source_id, r.time_source, e, start ? x.began_utc_ms : x.ended_utc_ms, r.container_id, out);
     }
   }
+  reporting_.observe(r, geofences_, motion_, excursion_);  // adaptive reporting (reporting.cpp)
 }
 
 void Engine::check_seal(const model::Reading& r, const model::SealEvent& seal, std::vector<store::Record>& out) {
@@ -420,6 +427,7 @@ EngineCounters Engine::counters() const {
 }
 
 void Engine::finished(bool committed) {
+  auto profiles_sent = reporting_.finished(committed);  // after a commit only; a rollback forgets them
   if (!committed && changing_) {
     // Back to the state of the last commit: the zones first (a unit's saved
     // state is restored against the zones it was saved with), then the rest.
@@ -450,6 +458,7 @@ void Engine::finished(bool committed) {
   }
   {
     std::lock_guard lock(counters_mu_);
+    counters_.profile_changes += profiles_sent;
     if (committed) {
       counters_.events += pending_codes_.size();
       for (auto code : pending_codes_) {
@@ -533,6 +542,7 @@ Result<std::size_t> Engine::forget_units(store::Outbox& outbox, const std::vecto
       motion_.forget(unit);
       excursion_.forget(unit);
       geofences_.forget(unit);
+      reporting_.restore(unit, {});  // afresh: its next reading decides its profile
       forgotten_.insert(unit);
       ++forgotten;
     }

@@ -483,7 +483,21 @@ struct Outbox::Impl {
 };
 
 Outbox::Outbox(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-Outbox::~Outbox() = default;
+Outbox::~Outbox() {
+  // A clean close gives back the envelope seqs reserved and not used, so that
+  // the next process continues at the next one; only a crash (no destructor)
+  // leaves the rest of the block as a gap.
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  if (d.db.get() != nullptr && d.next_env_seq < d.reserved_env_seq) {
+    if (auto s = d.db.exec("UPDATE meta SET value = " + std::to_string(d.next_env_seq) +
+                           " WHERE key = 'envelope_seq_reserved' AND value = " + std::to_string(d.reserved_env_seq));
+        !s) {
+      log::warn(kLog, "envelope seqs reserved up to " + std::to_string(d.reserved_env_seq) +
+                          " not given back (the next start leaves a gap): " + s.error());
+    }
+  }
+}
 
 Result<std::unique_ptr<Outbox>> Outbox::open(const OutboxOptions& options) {
   auto impl = std::make_unique<Impl>();

@@ -19,6 +19,7 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -27,6 +28,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "eport/units/convert.h"
@@ -113,6 +115,7 @@ struct Options {
   std::string evidence_log;               // every acknowledged checkpoint, a JSON line each
   long long corrupt_evidence_every = 0;   // test: every n-th checkpoint gets a bad signature
   long long drop_evidence_acks_every = 0; // test: ignore every n-th EVIDENCE_ACK, as if lost
+  bool no_features = false;          // behave as a unit without FEATURES (no deadbands; 6.7)
   bool quiet = false;
   bool list_units = false;  // print the fleet (unit, container, origin seal, reefer) and exit
 };
@@ -129,7 +132,7 @@ struct Options {
                "                 [--corrupt-every N] [--drop-every N] [--reorder-every N] [--unit-keys FILE]\n"
                "                 [--evidence-keys DIR [--evidence-every N] [--evidence-every-ms MS]\n"
                "                  [--evidence-log FILE] [--corrupt-evidence-every N] [--drop-evidence-acks-every N]]\n"
-               "                 [--quiet] [--list-units]\n"
+               "                 [--no-features] [--quiet] [--list-units]\n"
                "  --list-units    print each unit of the fleet as JSON (unit, container, the seal of its first\n"
                "                  journey, reefer) and exit: what a cloud knows from bookings\n"
                "  --units N       units connecting to --connect (default 10; 0 with --pty)\n"
@@ -160,7 +163,11 @@ struct Options {
                "  --evidence-log FILE  every checkpoint the agent acknowledged, as JSON lines\n"
                "  --corrupt-evidence-every N  test: every N-th checkpoint goes out with a bad signature\n"
                "  --drop-evidence-acks-every N  test: ignore every N-th EVIDENCE_ACK (the checkpoint is resent after\n"
-               "                       --ack-timeout, doubling to 5 min)\n",
+               "                       --ack-timeout, doubling to 5 min)\n"
+               "  --no-features   do not announce FEATURES after WELCOME: an older unit that takes no\n"
+               "                  deadbands (by default a unit announces them, and once a SETTINGS with\n"
+               "                  deadbands arrived it sends a sample only when its interval is due or it\n"
+               "                  moved / changed by the deadband since the last one sent)\n",
                why);
   std::exit(64);
 }
@@ -201,6 +208,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--evidence-log") args.take(o.evidence_log);
     else if (a == "--corrupt-evidence-every") args.take(o.corrupt_evidence_every);
     else if (a == "--drop-evidence-acks-every") args.take(o.drop_evidence_acks_every);
+    else if (a == "--no-features") o.no_features = true;
     else if (a == "--quiet") o.quiet = true;
     else if (a == "--list-units") o.list_units = true;
     else usage(("unknown option " + a).c_str());
@@ -332,6 +340,12 @@ struct Unit {
   std::uint32_t ping_nonce = 0;
   // Intervals in force (SETTINGS / SETTINGS_ACK).
   std::uint32_t position_interval_s = 1, sensor_interval_s = 1;
+  // Report by exception (SETTINGS with deadbands, 6.4): once deadbands
+  // arrived, samples are sent when their interval is due or the value moved
+  // by the deadband since the last one sent; the others are not numbered.
+  epb_settings deadbands{};  // extended == 0: none received, every sample is sent
+  std::uint64_t skipped = 0;  // samples not sent: the journey goes on by sample, not by seq
+  std::optional<eport::model::Reading> last_position, last_temperature;  // the last ones sent
   // Fault injection.
   std::uint64_t first_tx = 0;    // READING first transmissions so far
   std::string reorder_frame;     // held back, goes out after the next READING
@@ -371,7 +385,8 @@ struct Totals {
                 hellos_refused = 0, declared_discarded = 0, discards = 0, discards_acked = 0, corrupted = 0,
                 dropped = 0, reordered = 0, pings = 0, links_dead = 0, new_sessions = 0, auth_ok = 0,
                 auth_refused = 0, unauthenticated_ignored = 0, evidence_made = 0, evidence_acked = 0,
-                evidence_sent = 0, evidence_resent = 0, evidence_corrupted = 0, evidence_acks_dropped = 0;
+                evidence_sent = 0, evidence_resent = 0, evidence_corrupted = 0, evidence_acks_dropped = 0,
+                suppressed = 0;
 };
 
 class Sim {
@@ -518,14 +533,14 @@ class Sim {
         "faults_reordered=%llu hellos=%llu hellos_refused=%llu new_sessions=%llu malformed=%llu pings=%llu "
         "links_dead=%llu auth_ok=%llu auth_refused=%llu unauthenticated_ignored=%llu evidence_made=%llu "
         "evidence_acked=%llu evidence_unacked=%llu evidence_resent=%llu evidence_corrupted=%llu "
-        "evidence_acks_dropped=%llu\n",
+        "evidence_acks_dropped=%llu suppressed=%llu\n",
         static_cast<int>(units_.size()), ull{t.generated}, ull{t.acked}, ull{pending}, ull{t.nacked},
         ull{t.frames_sent}, ull{t.reconnects}, opt_.pty, ull{t.resent}, ull{t.ack_timeouts}, ull{t.acks_dropped},
         ull{t.settings}, ull{t.declared_discarded}, ull{t.discards}, ull{t.discards_acked}, ull{discards_pending},
         ull{t.corrupted}, ull{t.dropped}, ull{t.reordered}, ull{t.hellos}, ull{t.hellos_refused},
         ull{t.new_sessions}, ull{t.malformed}, ull{t.pings}, ull{t.links_dead}, ull{t.auth_ok}, ull{t.auth_refused},
         ull{t.unauthenticated_ignored}, ull{t.evidence_made}, ull{t.evidence_acked}, ull{ev_pending},
-        ull{t.evidence_resent}, ull{t.evidence_corrupted}, ull{t.evidence_acks_dropped});
+        ull{t.evidence_resent}, ull{t.evidence_corrupted}, ull{t.evidence_acks_dropped}, ull{t.suppressed});
     std::fflush(stdout);
     if (!opt_.summary_json.empty()) {
       std::FILE* f = std::fopen(opt_.summary_json.c_str(), "w");
@@ -541,7 +556,7 @@ class Sim {
                      "\"new_sessions\":%llu,\"malformed\":%llu,\"pings\":%llu,\"links_dead\":%llu,"
                      "\"auth\":{\"ok\":%llu,\"refused\":%llu,\"unauthenticated_ignored\":%llu},"
                      "\"evidence\":{\"made\":%llu,\"acked\":%llu,\"unacked\":%llu,\"sent\":%llu,\"resent\":%llu,"
-                     "\"corrupted\":%llu},\"ok\":%s}\n",
+                     "\"corrupted\":%llu},\"suppressed\":%llu,\"ok\":%s}\n",
                      static_cast<int>(units_.size()), opt_.pty, ull{t.generated}, ull{t.acked}, ull{pending},
                      ull{t.declared_discarded}, ull{t.discards}, ull{t.discards_acked}, ull{discards_pending},
                      ull{t.corrupted}, ull{t.dropped}, ull{t.reordered}, ull{t.nacked}, ull{t.frames_sent},
@@ -549,7 +564,7 @@ class Sim {
                      ull{t.hellos}, ull{t.hellos_refused}, ull{t.new_sessions}, ull{t.malformed}, ull{t.pings},
                      ull{t.links_dead}, ull{t.auth_ok}, ull{t.auth_refused}, ull{t.unauthenticated_ignored},
                      ull{t.evidence_made}, ull{t.evidence_acked}, ull{ev_pending}, ull{t.evidence_sent},
-                     ull{t.evidence_resent}, ull{t.evidence_corrupted},
+                     ull{t.evidence_resent}, ull{t.evidence_corrupted}, ull{t.suppressed},
                      pending + discards_pending + ev_pending == 0 ? "true" : "false");
         std::fclose(f);
       }
@@ -672,6 +687,39 @@ class Sim {
     if (u.welcomed) number_readings(u);
   }
 
+  // Report by exception: whether a sample goes out under the deadbands in
+  // force: seals, doors and the first of each kind always; a position when
+  // its interval is due or it is at least the position deadband away from
+  // the last one sent; a temperature likewise with the temperature deadband.
+  static bool report_now(const Unit& u, const eport::model::Reading& r) {
+    const auto& d = u.deadbands;
+    auto due = [&](const std::optional<eport::model::Reading>& last, std::uint32_t interval_s) {
+      return !last || r.time_utc_ms < last->time_utc_ms ||
+             r.time_utc_ms - last->time_utc_ms >= std::uint64_t{interval_s} * 1000;
+    };
+    if (const auto* p = std::get_if<eport::model::Position>(&r.payload)) {
+      if (due(u.last_position, u.position_interval_s)) return true;
+      if (!(d.deadbands & EPB_DEADBAND_POSITION)) return false;
+      const auto& q = std::get<eport::model::Position>(u.last_position->payload);
+      return distance_m(*p, q) >= d.position_deadband_m;
+    }
+    if (const auto* t = std::get_if<eport::model::SensorSample>(&r.payload); t && t->temperature_centi_c) {
+      if (due(u.last_temperature, u.sensor_interval_s)) return true;
+      if (!(d.deadbands & EPB_DEADBAND_TEMPERATURE)) return false;
+      const auto& last = *std::get<eport::model::SensorSample>(u.last_temperature->payload).temperature_centi_c;
+      return std::abs(int{*t->temperature_centi_c} - int{last}) >= int{d.temperature_deadband_centi_c};
+    }
+    return true;
+  }
+  // Great-circle distance (haversine), metres.
+  static double distance_m(const eport::model::Position& a, const eport::model::Position& b) {
+    constexpr double kRad = 3.14159265358979323846 / 180.0 / 1e7, kEarthM = 6371008.8;
+    const double la1 = a.lat_e7 * kRad, la2 = b.lat_e7 * kRad;
+    const double dla = la2 - la1, dlo = (b.lon_e7 - a.lon_e7) * kRad;
+    const double h = std::sin(dla / 2) * std::sin(dla / 2) + std::cos(la1) * std::cos(la2) * std::sin(dlo / 2) * std::sin(dlo / 2);
+    return 2 * kEarthM * std::asin(std::min(1.0, std::sqrt(h)));
+  }
+
   // Gives the readings generated so far their seqs (only with WELCOME on the
   // link, so that next_seq is in step with the agent), folding the blocks
   // that --discard-every declares discarded into one DISCARD each.
@@ -679,6 +727,14 @@ class Sim {
     while (!u.unnumbered.empty()) {
       auto g = u.unnumbered.front();
       u.unnumbered.pop_front();
+      if (u.deadbands.extended && u.discard_left == 0) {
+        auto sample = fleet_.reading(u.index, u.id, u.container, u.next_seq + u.skipped, g.time_utc_ms);
+        if (!report_now(u, sample)) {
+          ++u.skipped;
+          ++totals_.suppressed;
+          continue;
+        }
+      }
       const std::uint64_t seq = u.next_seq++;
       ++u.numbered;
       if (opt_.discard_every > 0 && u.discard_left == 0 && u.numbered % opt_.discard_every == 0) {
@@ -695,7 +751,11 @@ class Sim {
         u.discard_left = 0;
         Item it;
         it.first = it.last = seq;
-        it.reading = fleet_.reading(u.index, u.id, u.container, seq, g.time_utc_ms);
+        it.reading = fleet_.reading(u.index, u.id, u.container, seq + u.skipped, g.time_utc_ms);
+        it.reading.seq = seq;
+        if (std::holds_alternative<eport::model::Position>(it.reading.payload)) u.last_position = it.reading;
+        if (const auto* t = std::get_if<eport::model::SensorSample>(&it.reading.payload); t && t->temperature_centi_c)
+          u.last_temperature = it.reading;
         if (u.evidence) chain_append(u, it.reading);
         if (record_) {
           auto line = eport::sim::session::entry_line({g.at_ms, u.index, it.reading});
@@ -1227,6 +1287,12 @@ class Sim {
         u.hello_backoff.reset();
         release(u, ls, now);
         if (opt_.replay.empty() && u.next_seq <= ls) u.next_seq = ls + 1;
+        if (!opt_.no_features) {  // 6.7: what this unit takes beyond the base protocol
+          epb_message f{};
+          f.type = EPB_MSG_FEATURES;
+          f.m.features.features = EPB_FEATURE_DEADBANDS | (u.evidence ? EPB_FEATURE_EVIDENCE : 0u);
+          send(u, f);
+        }
         number_readings(u);  // resumes from the oldest held item above last_stored_seq
         break;
       }
@@ -1291,14 +1357,27 @@ class Sim {
         ++totals_.settings;
         if (m.m.settings.position_interval_s != 0) u.position_interval_s = m.m.settings.position_interval_s;
         if (m.m.settings.sensor_interval_s != 0) u.sensor_interval_s = m.m.settings.sensor_interval_s;
+        if (m.m.settings.extended) u.deadbands = m.m.settings;  // 6.4: the deadbands exactly as sent
         if (!opt_.quiet) {
-          std::fprintf(stderr, "eport-sim: %s: SETTINGS position_interval_s=%u sensor_interval_s=%u\n", u.id.c_str(),
-                       m.m.settings.position_interval_s, m.m.settings.sensor_interval_s);
+          std::fprintf(stderr, "eport-sim: %s: SETTINGS position_interval_s=%u sensor_interval_s=%u%s\n", u.id.c_str(),
+                       m.m.settings.position_interval_s, m.m.settings.sensor_interval_s,
+                       m.m.settings.extended
+                           ? (" deadbands=" + std::to_string(m.m.settings.deadbands) +
+                              " temperature_deadband_centi_c=" + std::to_string(m.m.settings.temperature_deadband_centi_c) +
+                              " position_deadband_m=" + std::to_string(m.m.settings.position_deadband_m))
+                                 .c_str()
+                           : "");
         }
         epb_message a{};
         a.type = EPB_MSG_SETTINGS_ACK;
         a.m.settings.position_interval_s = u.position_interval_s;
         a.m.settings.sensor_interval_s = u.sensor_interval_s;
+        if (m.m.settings.extended) {  // an extended SETTINGS is answered in kind (6.6)
+          a.m.settings.extended = 1;
+          a.m.settings.deadbands = u.deadbands.deadbands;
+          a.m.settings.temperature_deadband_centi_c = u.deadbands.temperature_deadband_centi_c;
+          a.m.settings.position_deadband_m = u.deadbands.position_deadband_m;
+        }
         send(u, a);
         break;
       }

@@ -103,6 +103,8 @@ struct Server::Impl : public ingest::CompletionSink {
     Clock::time_point last_version_refusal{};
     // SETTINGS (7.8)
     Intervals settings{};        // what was last sent
+    epb_settings wire{};         // ... as sent: with the deadband extension to a unit that takes it
+    std::uint32_t features = 0;  // FEATURES (6.7) the unit announced on this link since its HELLO
     int settings_attempts = 0;   // sends without an answer
     bool settings_acked = true;  // nothing to deliver
     Clock::time_point settings_at{};
@@ -210,9 +212,13 @@ struct Server::Impl : public ingest::CompletionSink {
     std::promise<std::size_t> told;
   };
   std::vector<std::shared_ptr<SettingsRequest>> settings_requests;  // guarded by done_mu
+  // Profiles from the custody engine (ingest thread), and those in force.
+  std::vector<std::pair<std::string, AdaptiveSettings>> profile_requests;  // guarded by done_mu
+  std::map<std::string, AdaptiveSettings> profiles;                        // bridge thread
 
-  // The intervals a unit should run with: a cloud command's, else its own
-  // configured entry, else the configured default.
+  // The intervals a unit should run with: a cloud command's, else the
+  // profile the custody engine chose for it, else its own configured entry,
+  // else the configured default.
   Intervals intervals_for(const std::string& unit) const {
     Intervals base = opt.default_intervals;
     if (auto it = opt.unit_intervals.find(unit); it != opt.unit_intervals.end()) base = it->second;
@@ -221,6 +227,7 @@ struct Server::Impl : public ingest::CompletionSink {
       if (over.sensor_s != 0) b.sensor_s = over.sensor_s;
       return b;
     };
+    if (auto it = profiles.find(unit); it != profiles.end()) base = merge(base, it->second.intervals);
     if (commanded_all) base = merge(base, *commanded_all);
     if (auto it = commanded.find(unit); it != commanded.end()) base = merge(base, it->second);
     return base;
@@ -228,9 +235,22 @@ struct Server::Impl : public ingest::CompletionSink {
 
   void push_pending_settings() {
     std::vector<std::shared_ptr<SettingsRequest>> todo;
+    std::vector<std::pair<std::string, AdaptiveSettings>> chosen;
     {
       std::lock_guard l(done_mu);
       todo.swap(settings_requests);
+      chosen.swap(profile_requests);
+    }
+    for (auto& [unit, p] : chosen) {
+      profiles[unit] = p;
+      for (auto& [id, s] : sessions) {
+        if (!s.hello || s.closing || s.unit_id != unit) continue;
+        // Only a change of what the unit should run is sent (a profile
+        // whose intervals a command overrides changes nothing).
+        if (same(wire_for(s), s.wire)) continue;
+        log::info(kLog, "unit " + unit + ": reporting profile " + p.profile);
+        start_settings(s);
+      }
     }
     for (auto& r : todo) {
       auto merge_into = [](Intervals& into, const Intervals& v) {
@@ -254,12 +274,45 @@ struct Server::Impl : public ingest::CompletionSink {
     }
   }
 
+  // What SETTINGS should carry to the unit of session s: its intervals and,
+  // for a unit that announced EPB_FEATURE_DEADBANDS and has a profile, the
+  // profile's deadbands (6.4; an absent deadband is sent as off).
+  epb_settings wire_for(const Session& s) const {
+    epb_settings w{};
+    auto want = intervals_for(s.unit_id);
+    w.position_interval_s = want.position_s;
+    w.sensor_interval_s = want.sensor_s;
+    auto it = profiles.find(s.unit_id);
+    if ((s.features & EPB_FEATURE_DEADBANDS) && it != profiles.end()) {
+      const auto& p = it->second;
+      w.extended = 1;
+      if (p.temperature_deadband_centi_c) {
+        w.deadbands |= EPB_DEADBAND_TEMPERATURE;
+        w.temperature_deadband_centi_c =
+            std::min<std::uint16_t>(*p.temperature_deadband_centi_c, EPB_TEMPERATURE_DEADBAND_MAX);
+      }
+      if (p.position_deadband_m) {
+        w.deadbands |= EPB_DEADBAND_POSITION;
+        w.position_deadband_m = std::min<std::uint32_t>(*p.position_deadband_m, EPB_POSITION_DEADBAND_MAX);
+      }
+    }
+    return w;
+  }
+  static bool same(const epb_settings& a, const epb_settings& b) {
+    return a.position_interval_s == b.position_interval_s && a.sensor_interval_s == b.sensor_interval_s &&
+           a.extended == b.extended && a.deadbands == b.deadbands &&
+           a.temperature_deadband_centi_c == b.temperature_deadband_centi_c &&
+           a.position_deadband_m == b.position_deadband_m;
+  }
+
   // Sends the unit's intervals now and keeps resending them until it
   // answers SETTINGS_ACK (7.8).
   void start_settings(Session& s) {
     auto want = intervals_for(s.unit_id);
-    if (want.empty()) return;
+    auto wire = wire_for(s);
+    if (want.empty() && !wire.extended) return;
     s.settings = want;
+    s.wire = wire;
     s.settings_acked = false;
     s.settings_attempts = 0;
     send_settings(s);
@@ -268,8 +321,7 @@ struct Server::Impl : public ingest::CompletionSink {
   void send_settings(Session& s) {
     epb_message m{};
     m.type = EPB_MSG_SETTINGS;
-    m.m.settings.position_interval_s = s.settings.position_s;
-    m.m.settings.sensor_interval_s = s.settings.sensor_s;
+    m.m.settings = s.wire;
     send(s, m);
     ++s.settings_attempts;
     s.settings_at = Clock::now();
@@ -658,6 +710,8 @@ struct Server::Impl : public ingest::CompletionSink {
     s.unit_key = key;
     s.unit_id = std::move(unit);
     s.container_id = std::move(container);
+    s.features = 0;  // announced anew after each WELCOME (6.7)
+    s.wire = {};
     s.last_acked = u.committed;
     s.reack = false;
     epb_message m{};
@@ -845,6 +899,22 @@ struct Server::Impl : public ingest::CompletionSink {
                           " s, sensor " + std::to_string(a.sensor_interval_s) + " s instead of the " +
                           std::to_string(want.position_s) + "/" + std::to_string(want.sensor_s) + " s it was sent");
     }
+    if (s.wire.extended && a.extended &&
+        (a.deadbands != s.wire.deadbands || a.temperature_deadband_centi_c != s.wire.temperature_deadband_centi_c ||
+         a.position_deadband_m != s.wire.position_deadband_m)) {
+      log::info(kLog, "unit " + s.unit_id + " runs deadbands " + std::to_string(a.temperature_deadband_centi_c) +
+                          " centi-degC / " + std::to_string(a.position_deadband_m) + " m (flags " +
+                          std::to_string(a.deadbands) + ") instead of those it was sent");
+    }
+  }
+
+  // FEATURES (6.7): what the unit takes beyond the base protocol. A unit
+  // that takes deadbands gets its profile's now, if it has one.
+  void on_features(Session& s, const epb_features& f) {
+    if (!s.hello) return;
+    s.features = f.features;
+    log::debug(kLog, "unit " + s.unit_id + " announces features " + std::to_string(f.features));
+    if (!same(wire_for(s), s.wire)) start_settings(s);
   }
 
   void on_ping(Session& s, const epb_ping& p) {
@@ -942,6 +1012,7 @@ struct Server::Impl : public ingest::CompletionSink {
       case EPB_MSG_READING: on_reading(s, m.m.reading); break;
       case EPB_MSG_DISCARD: on_discard(s, m.m.discard); break;
       case EPB_MSG_SETTINGS_ACK: on_settings_ack(s, m.m.settings); break;
+      case EPB_MSG_FEATURES: on_features(s, m.m.features); break;
       case EPB_MSG_PING: on_ping(s, m.m.ping); break;
       case EPB_MSG_PONG: break;
       case EPB_MSG_AUTH: on_auth(id, s, m.m.auth); break;
@@ -1477,6 +1548,15 @@ Result<std::size_t> Server::push_settings(const std::string& unit_id, std::uint3
     return Error{"the bridge did not answer within 2 s"};
   }
   return told.get();
+}
+
+void Server::set_profile(const std::string& unit_id, const AdaptiveSettings& settings) {
+  auto& d = *impl_;
+  {
+    std::lock_guard l(d.done_mu);
+    d.profile_requests.emplace_back(unit_id, settings);
+  }
+  d.wake();
 }
 
 std::uint16_t Server::tcp_port() const { return impl_->tcp_port; }

@@ -140,11 +140,12 @@ CommandReply answer_command(std::span<const std::uint8_t> payload, bool retained
 }
 
 std::string reply_json(std::string_view command_id, const Result<std::string>& outcome) {
-  std::string out = "{\"command_id\":" + codec::json_string(command_id);
+  // No id that could be read: no "command_id" member (never "": no command has that id).
+  std::string out = command_id.empty() ? "{" : "{\"command_id\":" + codec::json_string(command_id) + ",";
   if (outcome) {
-    out += ",\"ok\":true,\"result\":" + (outcome->empty() ? std::string("{}") : *outcome) + "}";
+    out += "\"ok\":true,\"result\":" + (outcome->empty() ? std::string("{}") : *outcome) + "}";
   } else {
-    out += ",\"ok\":false,\"error\":" + codec::json_string(outcome.error()) + "}";
+    out += "\"ok\":false,\"error\":" + codec::json_string(outcome.error()) + "}";
   }
   return out;
 }

@@ -68,6 +68,14 @@ config::Keys<PublisherOptions> build() {
                             EPORT_OPTION(O, reconnect_min)));
   k.add(config::duration<O>("mqtt.reconnect_max_ms", 10, 3600000, "Longest delay between reconnection attempts.",
                             EPORT_OPTION(O, reconnect_max)));
+  k.add(config::duration<O>("mqtt.certificate_refused_retry_s", 10, 86400,
+                            "After the broker refused this gateway's own certificate (revoked, expired, another "
+                            "CA; logged as such): wait at least this long before the next attempt.",
+                            EPORT_OPTION(O, certificate_refused_retry)));
+  k.add(config::integer<O>("mqtt.certificate_warn_days", 0, 3650,
+                           "Log a warning at start and daily when mqtt.cert_file expires within this many days "
+                           "(the health message always says when it expires); 0: never.",
+                           EPORT_OPTION(O, certificate_warn_days)));
   k.add(config::integer<O>("mqtt.max_inflight", 1, 1000,
                            "Envelopes published and not yet acknowledged (PUBACK) at once.",
                            EPORT_OPTION(O, max_inflight)));

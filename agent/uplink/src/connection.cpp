@@ -127,6 +127,7 @@ Connection::Attempt Connection::connect_to(const std::string& uri, const std::fu
                                            std::string& error) {
   auto& client = paho_->client;
   bool connected = false;
+  certificate_refused_.clear();
   try {
     auto tok = client->connect(connect_options(opt_, status_topic_, will_json_, uri));
     tok->wait();
@@ -157,7 +158,8 @@ Connection::Attempt Connection::connect_to(const std::string& uri, const std::fu
       auto why = tls::diagnose(uri, opt_.tls,
                                std::min<std::chrono::milliseconds>(opt_.connect_timeout, std::chrono::seconds(5)));
       if (!why.empty()) {
-        log::warn(kLog, "TLS handshake with " + uri + " refused: " + why);
+        certificate_refused_ = tls::certificate_refusal(why);
+        if (certificate_refused_.empty()) log::warn(kLog, "TLS handshake with " + uri + " refused: " + why);
         error += " (TLS: " + why + ")";
       }
     }

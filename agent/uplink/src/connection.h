@@ -71,6 +71,9 @@ class Connection {
   Attempt connect_to(const std::string& uri, const std::function<std::string()>& birth, std::string& error);
   // The URI Paho reports for the current connection (Paho's spelling).
   const std::string& connected_uri() const { return connected_uri_; }
+  // After a failed attempt: the alert with which the broker refused this
+  // gateway's own certificate ("certificate revoked", ...), or "".
+  const std::string& certificate_refused() const { return certificate_refused_; }
 
   // A data envelope at QoS 1, not retained. An error means not connected:
   // nothing was handed to Paho.
@@ -91,6 +94,7 @@ class Connection {
   const PublisherOptions& opt_;
   std::string status_topic_, will_json_, cmd_topic_;
   std::string connected_uri_;
+  std::string certificate_refused_;
   std::unique_ptr<Paho> paho_;
 };
 

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <ctime>
+#include <random>
 
 #include "eport/codec/codec.h"
 
@@ -19,6 +21,8 @@ UplinkCounters UplinkCounters::of(const PublisherStats& s) {
   c.bytes_sent = s.bytes_published.load();
   c.connects = s.connects.load();
   c.connect_failures = s.connect_failures.load();
+  c.certificate_refusals = s.certificate_refusals.load();
+  c.certificate_not_after_s = s.certificate_not_after_s.load();
   c.connection_losses = s.connection_losses.load();
   c.failovers = s.failovers.load();
   c.undecodable_rows = s.undecodable_rows.load();
@@ -41,10 +45,23 @@ void Health::sample_process() {
   rss_kib = static_cast<std::uint64_t>(resident) * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE)) / 1024;
 }
 
+namespace {
+// "2029-03-05T18:40:49Z" of Unix seconds.
+std::string utc_iso(std::int64_t unix_s) {
+  std::time_t t = static_cast<std::time_t>(unix_s);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+}  // namespace
+
 std::string Health::to_json() const {
   const auto now = time_utc_ms;
   const auto& s = store;
-  std::string out = "{\"gateway\":" + codec::json_string(gateway) + ",\"time_utc_ms\":" + std::to_string(now) +
+  std::string out = "{\"gateway\":" + codec::json_string(gateway) + ",\"run_id\":" + codec::json_string(run_id) +
+                    ",\"time_utc_ms\":" + std::to_string(now) +
                     ",\"uptime_s\":" + std::to_string(uptime_s) + ",\"broker\":" + codec::json_string(broker) +
                     ",\"queue\":{";
   for (int p = model::kPriorityCount - 1; p >= 0; --p) {
@@ -62,7 +79,8 @@ std::string Health::to_json() const {
          std::to_string(s.max_bytes) + ",\"duplicates\":" + std::to_string(s.duplicates) +
          ",\"commit_failures\":" + std::to_string(s.commit_failures) + ",\"invalid_seq\":" + std::to_string(s.invalid_seq) +
          ",\"commands\":" + std::to_string(s.commands) + ",\"commands_bytes\":" + std::to_string(s.commands_bytes) +
-         ",\"recovered_from\":" + codec::json_string(s.recovered_from) + "}";
+         ",\"recovered_from\":" + codec::json_string(s.recovered_from) + ",\"salvaged\":" + std::to_string(s.salvaged) +
+         "}";
   const auto& u = uplink;
   out += ",\"uplink\":{\"envelopes_published\":" + std::to_string(u.envelopes_published) +
          ",\"envelopes_acked\":" + std::to_string(u.envelopes_acked) +
@@ -70,12 +88,21 @@ std::string Health::to_json() const {
          ",\"connects\":" + std::to_string(u.connects) +
          ",\"reconnects\":" + std::to_string(u.connects > 0 ? u.connects - 1 : 0) +
          ",\"connect_failures\":" + std::to_string(u.connect_failures) +
+         ",\"certificate_refusals\":" + std::to_string(u.certificate_refusals) +
          ",\"connection_losses\":" + std::to_string(u.connection_losses) +
          ",\"failovers\":" + std::to_string(u.failovers) +
          ",\"undecodable_rows\":" + std::to_string(u.undecodable_rows) +
          ",\"commands_received\":" + std::to_string(u.commands_received) +
          ",\"commands_rejected\":" + std::to_string(u.commands_rejected) +
-         ",\"commands_repeated\":" + std::to_string(u.commands_repeated) + "}";
+         ",\"commands_repeated\":" + std::to_string(u.commands_repeated);
+  if (u.certificate_not_after_s > 0) {
+    // The gateway's own certificate: when it expires and how many whole days are left (negative: expired).
+    const auto now_s = static_cast<std::int64_t>(now / 1000);
+    const auto left = u.certificate_not_after_s - now_s;
+    out += ",\"certificate\":{\"not_after\":" + codec::json_string(utc_iso(u.certificate_not_after_s)) +
+           ",\"days_left\":" + std::to_string(left >= 0 ? left / 86400 : -((-left + 86399) / 86400)) + "}";
+  }
+  out += "}";
   out += ",\"budget\":{\"day_used\":" + std::to_string(budget.day_used) +
          ",\"day_limit\":" + std::to_string(budget.day_limit) + ",\"month_used\":" + std::to_string(budget.month_used) +
          ",\"month_limit\":" + std::to_string(budget.month_limit) +
@@ -85,17 +112,27 @@ std::string Health::to_json() const {
   return out + "}";
 }
 
-std::string status_json(std::string_view state, const PublisherOptions& opt, std::uint64_t now_utc_ms) {
-  return std::string("{\"state\":\"") + std::string(state) + "\",\"gateway\":" + codec::json_string(opt.gateway_id) +
-         ",\"site\":" + codec::json_string(opt.site_id) + ",\"agent_version\":" +
-         codec::json_string(opt.agent_version) + ",\"schema_version\":" + std::to_string(codec::kSchemaVersion) +
+std::string new_run_id() {
+  std::random_device rd;
+  std::uniform_int_distribution<unsigned long long> draw;
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", draw(rd), draw(rd));
+  return buf;
+}
+
+std::string birth_json(const PublisherOptions& opt, std::uint64_t now_utc_ms) {
+  return "{\"state\":\"online\",\"gateway\":" + codec::json_string(opt.gateway_id) +
+         ",\"site\":" + codec::json_string(opt.site_id) + ",\"run_id\":" + codec::json_string(opt.run_id) +
+         ",\"agent_version\":" + codec::json_string(opt.agent_version) +
+         ",\"schema_version\":" + std::to_string(codec::kSchemaVersion) +
          ",\"config_hash\":" + codec::json_string(opt.config_hash) +
          ",\"compression\":" + (opt.packing_level() > 0 ? "\"zstd\"" : "\"none\"") +
          ",\"time_utc_ms\":" + std::to_string(now_utc_ms) + "}";
 }
 
-std::string will_json(std::string_view gateway_id) {
-  return "{\"state\":\"offline\",\"gateway\":" + codec::json_string(gateway_id) + "}";
+std::string offline_json(std::string_view gateway_id, std::string_view run_id, bool clean) {
+  return "{\"state\":\"offline\",\"gateway\":" + codec::json_string(gateway_id) +
+         ",\"run_id\":" + codec::json_string(run_id) + ",\"clean\":" + (clean ? "true" : "false") + "}";
 }
 
 }  // namespace eport::uplink

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "connection.h"
+#include "tls.h"
 #include "eport/backoff/backoff.h"
 #include "eport/codec/codec.h"
 #include "eport/codec/topics.h"
@@ -100,6 +101,7 @@ struct Publisher::Impl : public ConnectionEvents {
   Clock::time_point next_health;
   std::chrono::milliseconds drain_timeout{3000};
   Budget budget;
+  bool certificate_refused_wait = false;  // the last attempt's broker refused our certificate
 
   Impl(PublisherOptions o, store::Outbox& ob, CommandHandler* h, std::function<std::string()> extra)
       : opt(std::move(o)),
@@ -109,12 +111,39 @@ struct Publisher::Impl : public ConnectionEvents {
         reconnect(backoff::Options{opt.reconnect_min, opt.reconnect_max, 0}),
         budget(opt.budget, ob) {
     if (opt.client_id.empty()) opt.client_id = opt.gateway_id;
+    if (opt.run_id.empty()) opt.run_id = new_run_id();
+    if (!opt.tls.cert_file.empty()) {
+      stats.certificate_not_after_s = tls::certificate_not_after(opt.tls.cert_file);
+      warn_certificate_expiry();
+    }
     status_topic = codec::topics::status(opt.site_id, opt.gateway_id);
     cmd_topic = codec::topics::cmd(opt.site_id, opt.gateway_id);
     reply_topic = codec::topics::reply(opt.site_id, opt.gateway_id);
     health_topic = codec::topics::health(opt.site_id, opt.gateway_id);
-    conn = std::make_unique<Connection>(opt, status_topic, will_json(opt.gateway_id), cmd_topic, *this);
+    conn = std::make_unique<Connection>(opt, status_topic, offline_json(opt.gateway_id, opt.run_id, false), cmd_topic,
+                                        *this);
   }
+
+  // The gateway's own certificate expires within mqtt.certificate_warn_days
+  // (or has expired): logged at start and with each health message at most
+  // once a day.
+  void warn_certificate_expiry() {
+    const auto not_after = stats.certificate_not_after_s.load();
+    if (not_after <= 0 || opt.certificate_warn_days == 0) return;
+    const auto now_s = static_cast<std::int64_t>(now_utc_ms() / 1000);
+    const auto left_s = not_after - now_s;
+    if (left_s > static_cast<std::int64_t>(opt.certificate_warn_days) * 86400) return;
+    if (last_certificate_warning_s != 0 && now_s - last_certificate_warning_s < 86400) return;
+    last_certificate_warning_s = now_s;
+    if (left_s <= 0) {
+      log::error(kLog, "this gateway's certificate " + opt.tls.cert_file + " has expired: the broker will refuse it");
+    } else {
+      log::warn(kLog, "this gateway's certificate " + opt.tls.cert_file + " expires in " +
+                          std::to_string(left_s / 86400) + " days (mqtt.certificate_warn_days = " +
+                          std::to_string(opt.certificate_warn_days) + "): rotate it (docs/operators.md)");
+    }
+  }
+  std::int64_t last_certificate_warning_s = 0;
 
   std::size_t total_inflight_rows() const {
     std::size_t n = 0;
@@ -164,7 +193,7 @@ struct Publisher::Impl : public ConnectionEvents {
   bool connect_once(const std::vector<std::string>& uris) {
     std::string error;
     auto result = Connection::Attempt::kFailed;
-    auto birth = [&] { return status_json("online", opt, now_utc_ms()); };
+    auto birth = [&] { return birth_json(opt, now_utc_ms()); };
     for (const auto& u : uris) {
       result = conn->connect_to(u, birth, error);
       if (result != Connection::Attempt::kFailed) break;
@@ -173,6 +202,17 @@ struct Publisher::Impl : public ConnectionEvents {
       ++stats.connect_failures;
       std::string to;
       for (const auto& u : uris) to += (to.empty() ? "" : ", ") + u;
+      if (const auto& refused = conn->certificate_refused(); !refused.empty()) {
+        // Waiting does not cure this one: say what it is and wait longer.
+        ++stats.certificate_refusals;
+        certificate_refused_wait = true;
+        log::error(kLog, "the broker refused this gateway's certificate (" + refused + "; " +
+                             opt.tls.cert_file + "): it was revoked, has expired or is not from the broker's CA. "
+                             "Nothing is delivered until the gateway has a valid certificate (docs/operators.md, "
+                             "rotation); next attempt in " + std::to_string(opt.certificate_refused_retry.count()) +
+                             " s (mqtt.certificate_refused_retry_s)");
+        return false;
+      }
       log::warn(kLog, "connect to " + to + " failed: " + error);
       return false;
     }
@@ -194,6 +234,10 @@ struct Publisher::Impl : public ConnectionEvents {
   bool backoff_wait() {
     std::uniform_real_distribution<double> jitter(0.5, 1.0);  // "equal jitter"
     auto step = reconnect.next();
+    if (certificate_refused_wait) {
+      certificate_refused_wait = false;
+      step = std::max<std::chrono::milliseconds>(step, opt.certificate_refused_retry);
+    }
     auto d = std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(step.count()) * jitter(rng)));
     std::unique_lock l(mu);
     cv.wait_for(l, d, [&] { return stopping; });
@@ -350,6 +394,7 @@ struct Publisher::Impl : public ConnectionEvents {
   Health health() {
     Health h;
     h.gateway = opt.gateway_id;
+    h.run_id = opt.run_id;
     h.store = outbox.stats();
     h.time_utc_ms = now_utc_ms();
     h.uptime_s = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started).count();
@@ -364,7 +409,9 @@ struct Publisher::Impl : public ConnectionEvents {
   void run() {
     auto waiting_since = Clock::time_point::max();
     const BatchingOptions batching{opt.max_inflight, opt.max_readings, opt.max_age};
-    next_health = Clock::now() + std::chrono::seconds(5);
+    // The first health message goes out right after the first birth message
+    // (the loop publishes only while connected), then every health_interval.
+    next_health = Clock::now();
     while (true) {
       {
         std::lock_guard l(mu);
@@ -406,6 +453,7 @@ struct Publisher::Impl : public ConnectionEvents {
       }
       if (opt.health_interval.count() > 0 && now >= next_health) {
         publish_json(health_topic, health().to_json(), false);
+        warn_certificate_expiry();
         next_health = now + opt.health_interval;
       }
       // Back to the preferred broker after a while elsewhere: stop sending,
@@ -470,7 +518,7 @@ struct Publisher::Impl : public ConnectionEvents {
       cv.wait_until(l, deadline, [&] { return lost || !completed.empty(); });
     }
     process_completions();
-    if (auto s = conn->close(status_json("offline", opt, now_utc_ms())); !s) {
+    if (auto s = conn->close(offline_json(opt.gateway_id, opt.run_id, true)); !s) {
       log::warn(kLog, std::string("clean disconnect failed: ") + s.error());
     }
     stats.connected = false;

@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <openssl/conf.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <sys/socket.h>
@@ -12,6 +13,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <ctime>
 #include <mutex>
 
 namespace eport::uplink::tls {
@@ -157,8 +160,17 @@ std::string diagnose(const std::string& uri, const TlsOptions& o, std::chrono::m
   }
   ERR_clear_error();
   if (SSL_connect(ssl) == 1) {
-    SSL_shutdown(ssl);
-    why = "";
+    // With TLS 1.3 the broker checks our certificate after our Finished:
+    // its refusal is an alert on the first read. A broker that accepted
+    // sends nothing before our MQTT CONNECT, so the read times out.
+    timeval short_wait{0, 500000};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &short_wait, sizeof short_wait);
+    char byte = 0;
+    ERR_clear_error();
+    int n = SSL_read(ssl, &byte, 1);
+    std::string alert = n <= 0 && SSL_get_error(ssl, n) == SSL_ERROR_SSL ? last_ssl_error() : std::string();
+    why = alert.empty() ? "" : alert;
+    if (alert.empty()) SSL_shutdown(ssl);
   } else {
     long vr = SSL_get_verify_result(ssl);
     std::string err = last_ssl_error();
@@ -175,6 +187,31 @@ done:
   if (ctx != nullptr) SSL_CTX_free(ctx);
   ::close(fd);
   return why;
+}
+
+std::int64_t certificate_not_after(const std::string& pem_file) {
+  std::FILE* f = std::fopen(pem_file.c_str(), "r");
+  if (f == nullptr) return 0;
+  X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  if (cert == nullptr) return 0;
+  std::int64_t out = 0;
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1) out = static_cast<std::int64_t>(timegm(&tm));
+  X509_free(cert);
+  return out;
+}
+
+std::string certificate_refusal(std::string_view why) {
+  // OpenSSL's names of the alerts a server sends when it refuses the
+  // client's certificate (RFC 8446 6.2).
+  static constexpr std::string_view kRefusals[] = {
+      "certificate revoked", "certificate expired", "bad certificate", "unknown ca", "certificate unknown",
+      "certificate required", "unsupported certificate", "access denied"};
+  for (auto r : kRefusals) {
+    if (why.find(std::string("alert ") + std::string(r)) != std::string_view::npos) return std::string(r);
+  }
+  return "";
 }
 
 }  // namespace eport::uplink::tls

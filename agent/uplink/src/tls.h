@@ -16,7 +16,9 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "eport/uplink/publisher.h"
 
@@ -40,5 +42,15 @@ std::string cipher_floor();
 // verify failed: EE certificate key too weak"; "" when it cannot tell (no
 // TCP connection, or the handshake succeeds).
 std::string diagnose(const std::string& uri, const TlsOptions& options, std::chrono::milliseconds timeout);
+
+// The broker refused this gateway's own certificate, if diagnose()'s answer
+// says so: the alert's name ("certificate revoked", "certificate expired",
+// "unknown ca", ...), else "". A refusal that waiting does not cure: the
+// publisher backs off further and says so (mqtt.certificate_refused_retry_s).
+std::string certificate_refusal(std::string_view why);
+
+// The notAfter of the first certificate in a PEM file, as Unix seconds; 0
+// if the file does not hold a readable certificate.
+std::int64_t certificate_not_after(const std::string& pem_file);
 
 }  // namespace eport::uplink::tls

@@ -49,13 +49,23 @@ typedef enum {
   EPB_MSG_SETTINGS_ACK = 11, /* unit -> agent: SETTINGS applied; the intervals now in force */
   EPB_MSG_CHALLENGE = 12,   /* agent -> unit: prove your key; agent_nonce */
   EPB_MSG_AUTH = 13,        /* unit -> agent: unit_nonce and the proof over HELLO */
-  /* 14 is FEATURES (another change; rejected as EPB_ERR_TYPE until then) */
-  EPB_MSG_EVIDENCE = 15,    /* unit -> agent: one fragment of a signed checkpoint */
-  EPB_MSG_EVIDENCE_ACK = 16 /* agent -> unit: the checkpoint ending at seq is stored */
+  EPB_MSG_FEATURES = 14,    /* unit -> agent, after WELCOME: what it understands beyond the base (6.7) */
+  EPB_MSG_EVIDENCE = 15,    /* unit -> agent: one fragment of a signed checkpoint (6.8) */
+  EPB_MSG_EVIDENCE_ACK = 16 /* agent -> unit: the checkpoint ending at seq is stored (6.9) */
 } epb_msg_type;
 #define EPB_MSG_TYPE_MAX 16u
 
-/* EVIDENCE fragments (docs/firmware-bridge.md 6.7): a checkpoint of up to
+/* FEATURES bits (6.7). A bit the receiver does not know is ignored. */
+#define EPB_FEATURE_DEADBANDS 0x00000001u /* takes SETTINGS with the deadband extension */
+#define EPB_FEATURE_EVIDENCE 0x00000002u  /* sends EVIDENCE (7.15); nothing depends on it */
+
+/* SETTINGS / SETTINGS_ACK deadband extension (6.4): which deadbands are set. */
+#define EPB_DEADBAND_TEMPERATURE 0x01u
+#define EPB_DEADBAND_POSITION 0x02u
+#define EPB_TEMPERATURE_DEADBAND_MAX 2000u  /* 0.01 degC */
+#define EPB_POSITION_DEADBAND_MAX 100000u   /* m */
+
+/* EVIDENCE fragments (docs/firmware-bridge.md 6.8): a checkpoint of up to
  * EPB_EVF_TOTAL_MAX bytes travels as ceil(total / EPB_EVF_DATA_MAX)
  * fragments; every one but the last carries exactly EPB_EVF_DATA_MAX bytes,
  * at offsets 0, 96, 192, ... A fragment fits a sealed frame. */
@@ -207,7 +217,15 @@ typedef struct { uint64_t utc_ms; } epb_time_sync;
 typedef struct {
   uint32_t position_interval_s;  /* 0: leave unchanged */
   uint32_t sensor_interval_s;    /* 0: leave unchanged */
+  /* The deadband extension (payload 15 bytes instead of 8), only sent to a
+   * unit that announced EPB_FEATURE_DEADBANDS. extended = 0: the 8-byte
+   * form, the fields below are 0 and the unit keeps its deadbands. */
+  uint8_t extended;
+  uint8_t deadbands;                     /* EPB_DEADBAND_* bits; a clear bit: that deadband off */
+  uint16_t temperature_deadband_centi_c; /* bit TEMPERATURE: 0..EPB_TEMPERATURE_DEADBAND_MAX, else 0 */
+  uint32_t position_deadband_m;          /* bit POSITION: 0..EPB_POSITION_DEADBAND_MAX, else 0 */
 } epb_settings;
+typedef struct { uint32_t features; } epb_features;  /* EPB_FEATURE_* bits */
 typedef struct { uint32_t nonce; } epb_ping;  /* also used for PONG */
 typedef struct { uint8_t agent_nonce[EPB_NONCE_LEN]; } epb_challenge;
 /* EVIDENCE: bytes offset .. offset+len-1 of the checkpoint that ends at
@@ -242,6 +260,7 @@ typedef struct {
     epb_auth_msg auth;
     epb_evidence evidence;
     epb_ack evidence_ack;      /* EVIDENCE_ACK: the checkpoint with key seq is stored */
+    epb_features features;
   } m;
 } epb_message;
 
@@ -391,7 +410,7 @@ size_t epb_encode_version_refusal(uint8_t version, uint8_t *out, size_t cap);
 /* Version byte of the body the decoder last rejected with EPB_ERR_VERSION
  * is in epb_decoder.last_version (0 if none yet). */
 
-/* ---- EVIDENCE fragments (codec.c; docs/firmware-bridge.md 6.7, 7.15) ---- */
+/* ---- EVIDENCE fragments (codec.c; docs/firmware-bridge.md 6.8, 7.15) ---- */
 
 /* Number of EVIDENCE fragments for a checkpoint of total_len bytes (0 if
  * total_len is 0 or above EPB_EVF_TOTAL_MAX). */

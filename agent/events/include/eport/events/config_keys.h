@@ -1,6 +1,6 @@
 // The custody event engine's config keys ([custody]): on/off, the zones
-// file, and the motion and reefer excursion rules' parameters, one row per
-// EngineOptions field.
+// file, the motion and reefer excursion rules' parameters and adaptive
+// reporting (profiles, zone classes), one row per EngineOptions field.
 #pragma once
 
 #include "eport/config/keys.h"

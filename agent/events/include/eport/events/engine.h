@@ -24,6 +24,7 @@
 #include "eport/codec/command.h"
 #include "eport/custody/excursion.h"
 #include "eport/custody/motion.h"
+#include "eport/events/reporting.h"
 #include "eport/geofence/tracker.h"
 #include "eport/geofence/zones.h"
 #include "eport/model/reading.h"
@@ -40,6 +41,7 @@ struct EngineOptions {
   custody::ExcursionOptions excursion;
   std::string gateway_id;          // the custody source is model::custody_source_id(gateway_id)
   model::PriorityRules priority;   // classes of the derived events (priority.custody_*)
+  ReportingOptions reporting;      // adaptive reporting (reporting.h)
 };
 
 // Health figures since the engine was built.
@@ -53,6 +55,7 @@ struct EngineCounters {
   std::uint64_t commands = 0;          // custody commands carried out (committed)
   std::uint64_t commands_refused = 0;  // refused: nothing changed
   std::uint64_t units_forgotten = 0;   // units whose state was dropped with their store source (committed)
+  std::uint64_t profile_changes = 0; // adaptive reporting: committed profile changes handed to the sink
 };
 
 // What the engine holds besides per-unit detector state (health).
@@ -112,6 +115,12 @@ class Engine final : public store::Deriver {
   EngineState state() const;        // any thread
   // The container a unit is paired with ("" if none known); any thread.
   std::string paired_container(const std::string& unit) const;
+  // Adaptive reporting (reporting.h): where committed profile changes go,
+  // and each unit's current profile (for the unit server at start). Set the
+  // sink before the first append; profiles() on the ingest thread or before
+  // it runs.
+  void on_profile(ProfileSink sink) { reporting_.set_sink(std::move(sink)); }
+  std::map<std::string, custody::Profile> profiles() const { return reporting_.current(); }
 
  private:
   class Transaction;
@@ -139,6 +148,7 @@ class Engine final : public store::Deriver {
   geofence::Tracker geofences_;
   custody::MotionDetector motion_;
   custody::ExcursionDetector excursion_;
+  Reporting reporting_;                                   // adaptive reporting: its own file, reporting.cpp
   std::map<std::string, std::string> paired_;             // unit -> container (guarded by read_mu_ for readers)
   std::map<std::string, std::string> paired_by_command_;  // unit -> container, PairUnit (guarded by read_mu_)
   std::map<std::string, ExpectedSeal> expected_seals_;    // container -> seal

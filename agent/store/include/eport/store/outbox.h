@@ -266,8 +266,10 @@ class Outbox final : public CommandLog {
   // a reconnect, when in-flight messages may have been lost).
   void release_all();
 
-  // Next envelope sequence number; strictly increasing across restarts
-  // (a crash leaves a gap, never a repeat).
+  // Next envelope sequence number; strictly increasing across restarts.
+  // Reserved in blocks of 1024 in the store: after a crash the next process
+  // starts after the block (a gap, never a repeat); a clean close (the
+  // destructor) gives the unused rest back, so the next one continues at +1.
   std::uint64_t next_envelope_seq();
 
   // CommandLog (command_log.h): the table `commands`. command_started()

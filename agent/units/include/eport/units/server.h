@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,18 @@ struct Intervals {
   std::uint32_t sensor_s = 0;
   bool empty() const { return position_s == 0 && sensor_s == 0; }
   bool operator==(const Intervals&) const = default;
+};
+
+// A reporting profile the custody engine chose for a unit (adaptive
+// reporting, docs/custody-events.md): its intervals and report-by-exception
+// deadbands. Precedence of what a unit is sent: a cloud SetIntervals command
+// > this profile > the configured intervals (bridge.*interval*).
+struct AdaptiveSettings {
+  std::string profile;  // its name, for the log
+  Intervals intervals;
+  std::optional<std::uint16_t> temperature_deadband_centi_c;
+  std::optional<std::uint32_t> position_deadband_m;
+  bool operator==(const AdaptiveSettings&) const = default;
 };
 
 struct ServerOptions {
@@ -202,6 +215,12 @@ class Server final : public UnitSettings {
   // connected units it went to once the bridge thread has queued the frames.
   Result<std::size_t> push_settings(const std::string& unit_id, std::uint32_t position_interval_s,
                                     std::uint32_t sensor_interval_s) override;
+  // Sets the profile the custody engine chose for a unit, for as long as
+  // this process runs: the unit connected now gets SETTINGS if what it
+  // should run changed, a unit connecting later gets them after WELCOME.
+  // Does not wait (queued for the bridge thread): safe to call under the
+  // outbox's lock, and before start().
+  void set_profile(const std::string& unit_id, const AdaptiveSettings& settings);
   const ServerStats& stats() const;
 
  private:

@@ -88,7 +88,8 @@ CommandReply answer_command(std::span<const std::uint8_t> payload, bool retained
                             const std::function<Result<std::string>(const codec::Command&)>& execute);
 
 // {"command_id":"..","ok":true,"result":<json>} or
-// {"command_id":"..","ok":false,"error":".."}
+// {"command_id":"..","ok":false,"error":".."}; without "command_id" when
+// command_id is "" (a message whose id could not be read).
 std::string reply_json(std::string_view command_id, const Result<std::string>& outcome);
 
 }  // namespace eport::uplink

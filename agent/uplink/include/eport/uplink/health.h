@@ -23,6 +23,8 @@ struct UplinkCounters {
   std::uint64_t bytes_sent = 0;
   std::uint64_t connects = 0;  // "reconnects" is connects - 1
   std::uint64_t connect_failures = 0;
+  std::uint64_t certificate_refusals = 0;
+  std::int64_t certificate_not_after_s = 0;  // 0: no client certificate
   std::uint64_t connection_losses = 0;
   std::uint64_t failovers = 0;
   std::uint64_t undecodable_rows = 0;
@@ -35,6 +37,7 @@ struct UplinkCounters {
 
 struct Health {
   std::string gateway;
+  std::string run_id;             // PublisherOptions::run_id: this agent process
   std::uint64_t time_utc_ms = 0;  // also the reference for the queue's oldest_age_s
   std::int64_t uptime_s = 0;
   std::string broker;             // "" when not connected
@@ -51,11 +54,19 @@ struct Health {
   std::string to_json() const;
 };
 
-// The retained status message: {"state":<state>,"gateway":..,"site":..,
-// "agent_version":..,"schema_version":..,"config_hash":..,"compression":..,
-// "time_utc_ms":..}.
-std::string status_json(std::string_view state, const PublisherOptions& options, std::uint64_t now_utc_ms);
-// The last will: {"state":"offline","gateway":..}.
-std::string will_json(std::string_view gateway_id);
+// A new run id: 32 lower-case hex digits (128 bits from std::random_device),
+// drawn once per agent process. Birth, offline and health messages carry it,
+// so that a consumer tells one run's counters from the next run's.
+std::string new_run_id();
+
+// The retained birth message: {"state":"online","gateway":..,"site":..,
+// "run_id":..,"agent_version":..,"schema_version":..,"config_hash":..,
+// "compression":..,"time_utc_ms":..} (schema/json/status.schema.json).
+std::string birth_json(const PublisherOptions& options, std::uint64_t now_utc_ms);
+// Both retained offline messages, the same members: the last will (clean
+// false, registered at connect, published by the broker) and the agent's own
+// before a clean disconnect (clean true):
+// {"state":"offline","gateway":..,"run_id":..,"clean":..}.
+std::string offline_json(std::string_view gateway_id, std::string_view run_id, bool clean);
 
 }  // namespace eport::uplink

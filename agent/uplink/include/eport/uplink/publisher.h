@@ -61,6 +61,13 @@ struct PublisherOptions {
   std::chrono::seconds connect_timeout{10};
   std::chrono::milliseconds reconnect_min{500};
   std::chrono::milliseconds reconnect_max{30000};
+  // After the broker refused this gateway's own certificate (revoked,
+  // expired, another CA): the wait before the next attempt, as waiting
+  // reconnect_max would only hammer the broker.
+  std::chrono::seconds certificate_refused_retry{300};
+  // Warn (log, at start and daily) when the gateway's certificate
+  // (tls.cert_file) expires within this many days; 0: never.
+  std::uint32_t certificate_warn_days = 30;
   std::chrono::seconds failover_return{300};  // retry the preferred broker after this long elsewhere
   std::size_t max_inflight = 16;              // envelopes awaiting PUBACK
   std::size_t max_readings = 500;             // per envelope
@@ -78,6 +85,9 @@ struct PublisherOptions {
   std::chrono::seconds command_max_age{300};
   std::string agent_version;
   std::string config_hash;
+  // This agent process's run id (health.h, new_run_id()); "" = the publisher
+  // draws one.
+  std::string run_id;
 };
 
 struct PublisherStats {
@@ -87,6 +97,8 @@ struct PublisherStats {
   std::atomic<std::uint64_t> bytes_published{0};  // MQTT payload bytes
   std::atomic<std::uint64_t> connects{0};
   std::atomic<std::uint64_t> connect_failures{0};
+  std::atomic<std::uint64_t> certificate_refusals{0};  // attempts the broker refused for our certificate
+  std::atomic<std::int64_t> certificate_not_after_s{0};  // tls.cert_file's notAfter (Unix s); 0: none or unreadable
   std::atomic<std::uint64_t> connection_losses{0};
   std::atomic<std::uint64_t> failovers{0};        // connected to a broker other than the preferred
   std::atomic<std::uint64_t> undecodable_rows{0}; // stored bodies that failed to decode (dropped, logged)

@@ -1,0 +1,181 @@
+"""The tamper table of issue 14, against the outsider's verifier
+examples/python/eport_verify.py (written from docs/evidence.md; no eport code
+in it): signed runs of two units made by the C library (epb-evidence demo)
+with keys that eport-pki issued and put in its signed registry, turned into
+a capture of decoded readings and checkpoints. The clean capture, with
+resent readings and checkpoints, verifies with 0 problems; each tampering
+is detected and named: one reading dropped, a range dropped (missing
+readings), the newest readings and checkpoints dropped (an unverified tail),
+two readings swapped, one field changed, a reading moved from another unit
+(altered), a reading forged with a fresh seq (not covered), a checkpoint
+replayed from another chain (replayed checkpoint), a checkpoint re-signed
+with another unit's key (key of another source), the unit's key revoked
+(revoked key), a registry changed after signing (refused). The CLI's exit
+status and summary line say the same."""
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import harness as h
+
+SOURCE = os.environ.get("EPORT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
+sys.path.insert(0, os.path.join(SOURCE, "examples", "python"))
+PKI = os.path.join(SOURCE, "broker-config", "pki", "eport-pki")
+EPB_EVIDENCE = os.path.join(os.path.dirname(h.BIN), "firmware-bridge", "epb-evidence")
+VERIFY = os.path.join(SOURCE, "examples", "python", "eport_verify.py")
+
+try:
+    import cbor2
+    from cryptography.hazmat.primitives import serialization
+    import eport_verify as ev
+except ImportError as e:  # python3-cbor2, python3-nacl, python3-cryptography (setup.sh --test)
+    print(f"SKIP: {e}")
+    sys.exit(77)
+
+
+def pki(*args):
+    subprocess.run([PKI, *args], check=True, capture_output=True, text=True)
+
+
+def demo(work, key, name, readings, source):
+    out = work.file(name)
+    os.makedirs(out)
+    subprocess.run([EPB_EVIDENCE, "demo", key, out, str(readings), source], check=True, capture_output=True)
+    raw = [bytes.fromhex(x) for x in open(os.path.join(out, "readings.hex")).read().split()]
+    cks = [bytes.fromhex(x) for x in open(os.path.join(out, "checkpoints.hex")).read().split()]
+    return [ev.reading_of_canonical(source, r) for r in raw], cks
+
+
+def resign(checkpoint, key_pem, kid_hex):
+    """The same checkpoint payload signed with another key under its kid."""
+    msg = cbor2.loads(checkpoint)
+    _, _, payload, _ = msg.value
+    protected = cbor2.dumps({1: -8, 4: bytes.fromhex(kid_hex)}, canonical=True)
+    tbs = cbor2.dumps(["Signature1", protected, b"", payload], canonical=True)
+    key = serialization.load_pem_private_key(open(key_pem, "rb").read(), password=None)
+    return cbor2.dumps(cbor2.CBORTag(18, [protected, {}, payload, key.sign(tbs)]), canonical=True)
+
+
+def kinds(reports, source):
+    return sorted({p["kind"] for p in reports[source]["problems"]})
+
+
+def test_evidence_verifier(work):
+    if not os.access(EPB_EVIDENCE, os.X_OK):
+        print(f"SKIP: {EPB_EVIDENCE} is not built")
+        sys.exit(77)
+    p = work.file("pki")
+    pki("init", p, "Port of Test CA")
+    pki("evidence-key", p, "TU-0001")
+    pki("evidence-key", p, "TU-0002")
+    reg = json.load(open(os.path.join(p, "registry.json")))
+    kid = {k["source"]: k["kid"] for k in reg["keys"]}
+    key = {s: os.path.join(p, "evidence", "keys", f"{s}-{kid[s]}.key.pem") for s in kid}
+    registry = ev.Registry.load(os.path.join(p, "registry.json"), os.path.join(p, "ca.crt"))
+
+    a_readings, a_cks = demo(work, key["TU-0001"], "a", 300, "TU-0001")   # 1001..1300
+    b_readings, b_cks = demo(work, key["TU-0002"], "b", 200, "TU-0002")
+    ranges = [(c.first, c.last) for c in map(ev.Checkpoint, a_cks)]
+    assert len(ranges) >= 3 and ranges[0][0] == 1001 and ranges[-1][1] == 1300, ranges
+
+    def run(a_r=None, a_c=None, b_r=None, b_c=None, reg=registry):
+        return ev.verify((a_readings if a_r is None else a_r) + (b_readings if b_r is None else b_r),
+                         (a_cks if a_c is None else a_c) + (b_cks if b_c is None else b_c), reg)
+
+    # Clean, and clean with resends (the same readings and a checkpoint again, out of order).
+    clean = run()
+    for s in ("TU-0001", "TU-0002"):
+        assert clean[s]["problems"] == [] and clean[s]["unverified_tail"] is None, clean[s]
+    assert clean["TU-0001"]["verified"] == [[1001, 1300]] and clean["TU-0001"]["readings_verified"] == 300
+    resent = run(a_r=a_readings[::-1] + a_readings[10:40], a_c=a_cks + a_cks[:1])
+    assert resent["TU-0001"]["problems"] == [] and resent["TU-0001"]["readings_verified"] == 300, resent
+    h.log(f"clean: {ev.summary(clean)}")
+
+    table = []
+
+    def case(what, expect, reports, source="TU-0001", other_clean=True):
+        got = kinds(reports, source)
+        assert got == expect, f"{what}: expected {expect}, got {got}: {reports[source]['problems']}"
+        if other_clean:
+            assert reports["TU-0002"]["problems"] == [], f"{what}: TU-0002 {reports['TU-0002']['problems']}"
+        table.append((what, ", ".join(got)))
+
+    case("one reading dropped", ["missing readings"], run(a_r=a_readings[:50] + a_readings[51:]))
+    dropped = run(a_r=a_readings[:49] + a_readings[70:])
+    case("a range dropped", ["missing readings"], dropped)
+    absent = sum(int(x["detail"].split(" of ")[0]) for x in dropped["TU-0001"]["problems"])
+    assert absent == 21 and "1050.." in dropped["TU-0001"]["problems"][0]["detail"] and \
+        "..1070)" in dropped["TU-0001"]["problems"][-1]["detail"], dropped["TU-0001"]["problems"]
+    # Truncation: the newest checkpoint and the last few readings withheld.
+    kept_last = ranges[-2][1]
+    cut = 1300 - 3
+    truncated = run(a_r=[r for r in a_readings if r["seq"] <= cut], a_c=a_cks[:-1])
+    tail = {"first": kept_last + 1, "last": cut, "readings": cut - kept_last}
+    assert truncated["TU-0001"]["problems"] == [] and truncated["TU-0001"]["unverified_tail"] == tail and \
+        truncated["TU-0001"]["verified"] == [[1001, kept_last]], truncated["TU-0001"]
+    table.append(("the newest readings and checkpoint dropped",
+                  f"unverified tail {tail['first']}..{tail['last']} ({tail['readings']} readings), never clean"))
+    swapped = copy.deepcopy(a_readings)
+    swapped[10], swapped[11] = dict(swapped[11], seq=swapped[10]["seq"]), dict(swapped[10], seq=swapped[11]["seq"])
+    case("two readings swapped", ["altered"], run(a_r=swapped))
+    changed = copy.deepcopy(a_readings)
+    field = next(k for k in ("lat_e7", "temperature_centi_c", "seal_id", "state") if k in changed[200])
+    changed[200][field] = changed[200][field] + ("X" if isinstance(changed[200][field], str) else 1) \
+        if field != "state" else ("open" if changed[200]["state"] != "open" else "closed")
+    case(f"one field ({field}) of one reading changed", ["altered"], run(a_r=changed))
+    moved = copy.deepcopy(a_readings)
+    moved[9] = dict(b_readings[60], source="TU-0001", seq=moved[9]["seq"])  # TU-0002's reading in TU-0001's slot
+    case("a reading moved from another unit", ["altered"], run(a_r=moved))
+    forged = a_readings + [dict(a_readings[0], seq=1000)]
+    case("a reading forged with a fresh seq", ["not covered"], run(a_r=forged))
+    # Another chain of the same unit whose last checkpoint ends elsewhere: the same n, another content.
+    _, other_chain = demo(work, key["TU-0001"], "a2", 1300 - 1001 - 2, "TU-0001")
+    assert other_chain[-1] != a_cks[len(other_chain) - 1]
+    case("a checkpoint replayed from another chain", ["replayed checkpoint"], run(a_c=a_cks + [other_chain[-1]]))
+    stolen = a_cks[:1] + [resign(a_cks[1], key["TU-0002"], kid["TU-0002"])] + a_cks[2:]
+    forged_key = run(a_c=stolen)
+    case("a checkpoint signed with another unit's key", ["checkpoint chain broken", "key of another source",
+                                                         "unverifiable"], forged_key)
+    pki("evidence-key", p, "TU-0001", "--revoke", "keyCompromise")
+    revoked = ev.Registry.load(os.path.join(p, "registry.json"), os.path.join(p, "ca.crt"))
+    case("the unit's key revoked", ["revoked key"], run(reg=revoked))
+    with open(os.path.join(p, "registry.json"), "rb") as f:
+        data = f.read()
+    try:
+        ev.Registry(data.replace(b"keyCompromise", b"superseded\x20\x20\x20"),
+                    open(os.path.join(p, "registry.json.sig"), "rb").read(), open(os.path.join(p, "ca.crt"), "rb").read())
+        raise AssertionError("a changed registry was accepted")
+    except ev.BadInput as e:
+        table.append(("the registry changed after signing", str(e)))
+
+    # The CLI on a capture file: exit 0 and a clean summary; exit 1 with a problem.
+    def capture(name, readings, cks):
+        path = work.file(name)
+        with open(path, "w") as f:
+            for r in readings:
+                f.write(json.dumps(r) + "\n")
+            for c in cks:
+                f.write(json.dumps({"checkpoint": c.hex()}) + "\n")
+        return path
+    p2 = work.file("pki2")
+    pki("init", p2, "Port of Test CA")
+    cli = [sys.executable, VERIFY, "--registry", os.path.join(p, "registry.json"), "--ca", os.path.join(p, "ca.crt")]
+    ok = subprocess.run(cli + [capture("b.jsonl", b_readings, b_cks)], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.strip().endswith(
+        "sources verified 1 of 1, readings covered 200, problems 0"), ok.stdout + ok.stderr
+    bad = subprocess.run(cli + [capture("bad.jsonl", b_readings[:150] + b_readings[151:], b_cks)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "missing readings" in bad.stdout, bad.stdout + bad.stderr
+    foreign = subprocess.run([sys.executable, VERIFY, "--registry", os.path.join(p, "registry.json"), "--ca",
+                              os.path.join(p2, "ca.crt"), capture("c.jsonl", b_readings, b_cks)],
+                             capture_output=True, text=True)
+    assert foreign.returncode == 2 and "does not verify with the CA's key" in foreign.stderr, foreign.stderr
+    for what, found in table:
+        h.log(f"  {what}: {found}")
+    h.log(f"tamper table: {len(table)} of {len(table)} detected and named")
+
+
+if __name__ == "__main__":
+    h.main(test_evidence_verifier)
