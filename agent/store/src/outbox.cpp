@@ -822,9 +822,15 @@ Status Outbox::ack(std::span<const Lease> leases) {
   // Deleting published rows need not be durable at once: if power fails
   // before the next synced commit, the rows come back and are published
   // again (duplicates, never loss). So acks skip the fsync; the next append's
-  // synced commit covers them (the WAL is written in order).
+  // synced commit covers them (the WAL is written in order). NORMAL, not
+  // OFF: the commit may run the WAL's auto-checkpoint, which under OFF
+  // backfilled the database without syncing it, and the next append then
+  // restarted the WAL over the frames that were not yet durable in the
+  // database: a power cut lost acknowledged readings and left the file
+  // malformed (found by the simulated power cuts, store_power_cut_test).
+  // Under NORMAL a checkpoint syncs the WAL before and the database after.
   bool full = d.opt.durability == Durability::kFull;
-  if (full) (void)d.db.exec("PRAGMA synchronous=OFF");
+  if (full) (void)d.db.exec("PRAGMA synchronous=NORMAL");
   struct Restore {
     Impl& d;
     bool full;
