@@ -225,7 +225,7 @@ TEST_CASE("reassembly: in order, duplicated, dropped, reordered, interleaved", "
   CHECK(epb_evf_feed(&r, &bad) == EPB_EVF_GAP);
 }
 
-TEST_CASE("corrupted fragment frames never reach reassembly; the resend completes", "[epb][evidence]") {
+TEST_CASE("corrupted fragment frames never reach reassembly, the resend completes", "[epb][evidence]") {
   const auto ck = example_checkpoint_1();
   Bytes stream;
   std::vector<Bytes> frames;

@@ -1750,7 +1750,7 @@ TEST_CASE("a bad signature or a broken chain is counted and alarmed, and still s
   CHECK(health.find("\"bad\":3") != std::string::npos);
 }
 
-TEST_CASE("a unit without an evidence key: forwarded unchecked; a full store: no EVIDENCE_ACK", "[units][evidence]") {
+TEST_CASE("a unit without an evidence key: forwarded unchecked, a full store: no EVIDENCE_ACK", "[units][evidence]") {
   EvidenceUnit unit("tcu-ev4");
   {
     Agent agent;  // no keys
