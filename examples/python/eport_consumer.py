@@ -162,6 +162,7 @@ LAYOUT = {
                      ("BandLowCentiC", "i16"), ("BandHighCentiC", "i16"), ("DurationMs", "u64"),  # schema 1.2
                      ("SealId", "string"), ("ExpectedSealId", "string"), ("SealClass", "u8"),
                      ("CommandId", "string")],  # schema 1.3
+    "EvidenceCheckpoint": [("Cose", "[u8]"), ("N", "u64"), ("Check", "u8")],  # schema 1.4
 }
 _SCALAR = {"bool": "<B", "u8": "<B", "u16": "<H", "i16": "<h", "i32": "<i", "u32": "<I", "u64": "<Q"}
 _FLAGS = {"bool": "BoolFlags", "u8": "Uint8Flags", "u16": "Uint16Flags", "i16": "Int16Flags", "i32": "Int32Flags",
@@ -181,6 +182,10 @@ EVENT_CODE_NAMES = {1: "pairing", 2: "unpairing", 3: "geofence_entry", 4: "geofe
 EVENT_DCSA_CODES = {1: "PAIRING", 2: "UNPAIRING", 3: "GEOFENCE_ENTRY", 4: "GEOFENCE_EXIT", 5: "MOTION_START",
                     6: "MOTION_STOP", 7: "MEASURED", 8: "MEASURED"}  # model::dcsa_code (none for seal events)
 SEAL_CLASS_NAMES = {1: "indicative", 2: "security", 3: "high_security"}  # model::seal_class_name (ISO 17712)
+EVIDENCE_CHECK_NAMES = {0: "unchecked", 1: "verified", 2: "bad_signature", 3: "broken_chain", 4: "malformed",
+                        5: "wrong_key", 6: "other_source", 7: "replayed",
+                        8: "seq_mismatch", 9: "readings_mismatch"}  # model::evidence_check_name
+MAX_EVIDENCE_BYTES = 336  # EvidenceCheckpoint.cose: EPB_EV_CHECKPOINT_MAX
 TIME_SOURCE_GATEWAY_RECEIVE = 1  # TimeSource.GatewayReceive; any other value reads as Source, as in the C++ codec
 
 
@@ -255,6 +260,10 @@ class _Verifier:
             target = self.deref(at, what)
             if kind == "string":
                 self.string(target, what)
+            elif kind == "[u8]":
+                self.span(target, 4, 4, what)
+                count = _U32.unpack_from(self.buf, target)[0]
+                self.span(target + 4, count, 1, what)
             elif kind == "[table]":
                 self.span(target, 4, 4, what)
                 count = _U32.unpack_from(self.buf, target)[0]
@@ -306,7 +315,7 @@ class Codec:
                     ok = ok and _FLAGS[kind] in src
                 elif kind == "string":
                     ok = ok and ".String(" in src
-                elif kind == "[table]":
+                elif kind in ("[table]", "[u8]"):
                     ok = ok and ".Vector(" in src
                 elif kind == "union":
                     ok = ok and ".Union(" in src
@@ -412,6 +421,11 @@ class Codec:
                     if n > bound:
                         raise DecodeError(f"reading {i}: {accessor} of {n} bytes > {bound}")
                     seal += n
+            if kind == "EvidenceCheckpoint":
+                n = _veclen(tab, "EvidenceCheckpoint", "Cose") or 0
+                if n == 0 or n > MAX_EVIDENCE_BYTES:
+                    raise DecodeError(f"reading {i}: evidence checkpoint of {n} bytes (1..{MAX_EVIDENCE_BYTES})")
+                seal += n
             decoded += DECODED_READING_BYTES + source + container + seal
             if decoded > limit:
                 raise DecodeError(f"envelope decodes to more than {limit} bytes (limit reached at reading {i})")
@@ -494,6 +508,11 @@ class Codec:
                 out["seal_class"] = SEAL_CLASS_NAMES[p.SealClass()]
             if _text(p.CommandId()):
                 out["command_id"] = _text(p.CommandId())
+        elif kind == "EvidenceCheckpoint":
+            out["kind"] = "evidence"  # a unit's signed checkpoint (docs/evidence.md section 13)
+            out["n"] = p.N()
+            out["check"] = EVIDENCE_CHECK_NAMES.get(p.Check(), "unknown")
+            out["cose"] = _vecbytes(tab, "EvidenceCheckpoint", "Cose").hex()
         else:  # in LAYOUT but not decoded here: a LAYOUT entry added without its decoder
             raise DecodeError(f"payload type {kind} is not decoded by this consumer: skipped")
         return out
@@ -506,6 +525,21 @@ def _strlen(tab, table, accessor):
     if not o:
         return None
     return _U32.unpack_from(tab.Bytes, tab.Indirect(tab.Pos + o))[0]
+
+
+def _veclen(tab, table, accessor):
+    """The length of a vector field of a verified table; None if absent."""
+    o = tab.Offset(4 + 2 * [f[0] for f in LAYOUT[table]].index(accessor))
+    return tab.VectorLen(o) if o else None
+
+
+def _vecbytes(tab, table, accessor):
+    """The bytes of a [ubyte] field of a verified table (b"" if absent)."""
+    o = tab.Offset(4 + 2 * [f[0] for f in LAYOUT[table]].index(accessor))
+    if not o:
+        return b""
+    start = tab.Vector(o)
+    return bytes(tab.Bytes[start:start + tab.VectorLen(o)])
 
 
 def _text(b):

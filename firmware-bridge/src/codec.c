@@ -90,6 +90,17 @@ static bool valid_message(const epb_message *m) {
              d->first_seq <= d->last_seq && d->reason >= 1u &&
              d->reason <= EPB_DISCARD_REASON_MAX;
     }
+    case EPB_MSG_EVIDENCE: {
+      const epb_evidence *e = &m->m.evidence;
+      size_t rest;
+      if (!valid_seq(e->seq) || e->total_len == 0u || e->total_len > EPB_EVF_TOTAL_MAX ||
+          e->offset >= e->total_len || e->offset % EPB_EVF_DATA_MAX != 0u)
+        return false;
+      rest = (size_t)e->total_len - e->offset;
+      return e->len == (rest < EPB_EVF_DATA_MAX ? rest : EPB_EVF_DATA_MAX);
+    }
+    case EPB_MSG_EVIDENCE_ACK:
+      return valid_seq(m->m.evidence_ack.seq);
     case EPB_MSG_SETTINGS:
     case EPB_MSG_SETTINGS_ACK: {
       const epb_settings *st = &m->m.settings;
@@ -231,6 +242,15 @@ static void put_payload(epbi_writer *w, const epb_message *m) {
     case EPB_MSG_AUTH:
       put_bytes(w, m->m.auth.unit_nonce, EPB_NONCE_LEN);
       put_bytes(w, m->m.auth.proof, EPB_PROOF_LEN);
+      break;
+    case EPB_MSG_EVIDENCE:
+      epbi_put_u64(w, m->m.evidence.seq);
+      epbi_put_u16(w, m->m.evidence.total_len);
+      epbi_put_u16(w, m->m.evidence.offset);
+      put_bytes(w, m->m.evidence.data, m->m.evidence.len);
+      break;
+    case EPB_MSG_EVIDENCE_ACK:
+      epbi_put_u64(w, m->m.evidence_ack.seq);
       break;
     default: /* PING, PONG */
       epbi_put_u32(w, m->m.ping.nonce);
@@ -441,6 +461,25 @@ static void get_payload(epbi_reader *r, epb_message *out) {
       get_bytes(r, out->m.auth.unit_nonce, EPB_NONCE_LEN);
       get_bytes(r, out->m.auth.proof, EPB_PROOF_LEN);
       break;
+    case EPB_MSG_EVIDENCE: {
+      size_t n;
+      out->m.evidence.seq = epbi_get_u64(r);
+      out->m.evidence.total_len = epbi_get_u16(r);
+      out->m.evidence.offset = epbi_get_u16(r);
+      /* the data is the rest of the payload; its length is checked against
+         total_len and offset by valid_message */
+      n = r->ok ? r->len - r->pos : 0u;
+      if (n > EPB_EVF_DATA_MAX) {
+        r->ok = false;
+        break;
+      }
+      out->m.evidence.len = (uint8_t)n;
+      get_bytes(r, out->m.evidence.data, n);
+      break;
+    }
+    case EPB_MSG_EVIDENCE_ACK:
+      out->m.evidence_ack.seq = epbi_get_u64(r);
+      break;
     default: /* PING, PONG */
       out->m.ping.nonce = epbi_get_u32(r);
       break;
@@ -513,4 +552,63 @@ epb_status epb_decode_body_auth(const uint8_t *body, size_t len, epb_message *ou
 
 epb_status epb_decode_body(const uint8_t *body, size_t len, epb_message *out) {
   return epb_decode_body_auth(body, len, out, NULL);
+}
+
+/* ---- EVIDENCE fragments ---- */
+
+unsigned epb_evf_count(size_t total_len) {
+  if (total_len == 0u || total_len > EPB_EVF_TOTAL_MAX) return 0u;
+  return (unsigned)((total_len + EPB_EVF_DATA_MAX - 1u) / EPB_EVF_DATA_MAX);
+}
+
+int epb_evf_fragment(uint64_t seq, const uint8_t *ck, size_t total_len, unsigned index,
+                     epb_message *out) {
+  size_t offset, n;
+  if (out == NULL) return 0;
+  memset(out, 0, sizeof *out);
+  if (ck == NULL || !valid_seq(seq) || index >= epb_evf_count(total_len)) return 0;
+  offset = (size_t)index * EPB_EVF_DATA_MAX;
+  n = total_len - offset;
+  if (n > EPB_EVF_DATA_MAX) n = EPB_EVF_DATA_MAX;
+  out->type = EPB_MSG_EVIDENCE;
+  out->m.evidence.seq = seq;
+  out->m.evidence.total_len = (uint16_t)total_len;
+  out->m.evidence.offset = (uint16_t)offset;
+  out->m.evidence.len = (uint8_t)n;
+  memcpy(out->m.evidence.data, ck + offset, n);
+  return 1;
+}
+
+void epb_evf_reset(epb_evf_reasm *r) {
+  if (r != NULL) memset(r, 0, sizeof *r);
+}
+
+epb_evf_status epb_evf_feed(epb_evf_reasm *r, const epb_evidence *f) {
+  bool pending = r->seq != 0u && r->have < r->total_len;
+  epb_message check;
+  /* A fragment that does not hold its own ranges (a caller that did not
+     decode it) is never copied. */
+  check.type = EPB_MSG_EVIDENCE;
+  check.m.evidence = *f;
+  if (!valid_message(&check)) {
+    epb_evf_reset(r);
+    return EPB_EVF_GAP;
+  }
+  if (f->offset == 0u) {
+    r->seq = f->seq;
+    r->total_len = f->total_len;
+    r->have = f->len;
+    memcpy(r->buf, f->data, f->len);
+    if (r->have == r->total_len) return EPB_EVF_COMPLETE;
+    return pending ? EPB_EVF_RESTARTED : EPB_EVF_MORE;
+  }
+  if (r->seq == f->seq && r->total_len == f->total_len && f->offset < r->have)
+    return EPB_EVF_DUPLICATE;
+  if (!pending || r->seq != f->seq || r->total_len != f->total_len || f->offset != r->have) {
+    epb_evf_reset(r);
+    return EPB_EVF_GAP;
+  }
+  memcpy(r->buf + r->have, f->data, f->len);
+  r->have = (uint16_t)(r->have + f->len);
+  return r->have == r->total_len ? EPB_EVF_COMPLETE : EPB_EVF_MORE;
 }

@@ -110,6 +110,36 @@ inline epb_message ack(uint64_t seq) {
   return m;
 }
 
+// Checkpoint 1 of docs/evidence.md 9.3 (152 bytes, unit TU-0042, readings
+// 1001..1003): the EVIDENCE examples of docs/firmware-bridge.md 9.16 carry it.
+inline std::vector<uint8_t> example_checkpoint_1() {
+  static const uint8_t ck[] = {
+      0xd2, 0x84, 0x4d, 0xa2, 0x01, 0x27, 0x04, 0x48, 0x56, 0x47, 0x5a, 0xa7, 0x54, 0x63, 0x47, 0x4c,
+      0xa0, 0x58, 0x43, 0xa7, 0x01, 0x67, 0x54, 0x55, 0x2d, 0x30, 0x30, 0x34, 0x32, 0x02, 0x01, 0x03,
+      0x19, 0x03, 0xe9, 0x04, 0x19, 0x03, 0xeb, 0x05, 0x03, 0x06, 0x58, 0x20, 0x6f, 0xce, 0xc1, 0x78,
+      0xd0, 0x8b, 0xf9, 0xc6, 0xcf, 0xe8, 0xf9, 0x0f, 0x36, 0xcf, 0x9a, 0xa5, 0x89, 0xc1, 0xd1, 0x0d,
+      0x35, 0x57, 0x9f, 0xfa, 0x6a, 0x81, 0x34, 0x36, 0xfc, 0xfe, 0x9f, 0x64, 0x08, 0x1b, 0x00, 0x00,
+      0x01, 0x90, 0x00, 0xc7, 0xa3, 0xd0, 0x58, 0x40, 0x10, 0x04, 0x80, 0x6d, 0x7b, 0x84, 0x48, 0x2d,
+      0x61, 0xc7, 0xba, 0x7f, 0x26, 0x89, 0x20, 0x49, 0xcd, 0xca, 0x72, 0x52, 0x23, 0xc5, 0xab, 0x4e,
+      0x33, 0x50, 0xbc, 0xe8, 0x15, 0xfa, 0xbb, 0xd2, 0x0f, 0xe8, 0x3d, 0x53, 0x3b, 0x46, 0x41, 0xff,
+      0xe8, 0xaa, 0xc3, 0x60, 0x5f, 0xf1, 0x9a, 0x9c, 0x8b, 0xce, 0xd1, 0xc3, 0x9e, 0x5a, 0xb0, 0x32,
+      0xc4, 0x3f, 0x9b, 0xba, 0x1d, 0xf9, 0xe6, 0x0c};
+  return std::vector<uint8_t>(ck, ck + sizeof ck);
+}
+
+// Fragment `index` of checkpoint ck (key seq), as the unit sends it.
+inline epb_message evidence(uint64_t seq, const std::vector<uint8_t> &ck, unsigned index) {
+  epb_message m;
+  if (!epb_evf_fragment(seq, ck.data(), ck.size(), index, &m)) m = blank(EPB_MSG_EVIDENCE);
+  return m;
+}
+
+inline epb_message evidence_ack(uint64_t seq) {
+  epb_message m = blank(EPB_MSG_EVIDENCE_ACK);
+  m.m.evidence_ack.seq = seq;
+  return m;
+}
+
 inline epb_message nack(uint64_t seq, uint8_t reason) {
   epb_message m = blank(EPB_MSG_NACK);
   m.m.nack.seq = seq;
@@ -269,6 +299,16 @@ inline std::string diff(const epb_message &a, const epb_message &b) {
       if (std::memcmp(a.m.auth.unit_nonce, b.m.auth.unit_nonce, EPB_NONCE_LEN))
         o << "unit_nonce differs; ";
       if (std::memcmp(a.m.auth.proof, b.m.auth.proof, EPB_PROOF_LEN)) o << "proof differs; ";
+      break;
+    case EPB_MSG_EVIDENCE:
+      field("seq", a.m.evidence.seq, b.m.evidence.seq);
+      field("total_len", a.m.evidence.total_len, b.m.evidence.total_len);
+      field("offset", a.m.evidence.offset, b.m.evidence.offset);
+      field("len", a.m.evidence.len, b.m.evidence.len);
+      if (std::memcmp(a.m.evidence.data, b.m.evidence.data, a.m.evidence.len)) o << "data differs; ";
+      break;
+    case EPB_MSG_EVIDENCE_ACK:
+      field("seq", a.m.evidence_ack.seq, b.m.evidence_ack.seq);
       break;
     default:
       field("nonce", a.m.ping.nonce, b.m.ping.nonce);
@@ -467,6 +507,13 @@ class Gen {
         for (uint8_t &b : m.m.auth.proof) b = static_cast<uint8_t>(u(0, 255));
         return m;
       }
+      case EPB_MSG_EVIDENCE: {
+        std::vector<uint8_t> ck(static_cast<std::size_t>(u(1, EPB_EVF_TOTAL_MAX)));
+        for (uint8_t &b : ck) b = static_cast<uint8_t>(u(0, 255));
+        return evidence(u(1, EPB_SEQ_MAX), ck, static_cast<unsigned>(u(0, epb_evf_count(ck.size()) - 1)));
+      }
+      case EPB_MSG_EVIDENCE_ACK:
+        return evidence_ack(u(1, EPB_SEQ_MAX));
       default:
         return ping(EPB_MSG_PONG, static_cast<uint32_t>(u(0, UINT32_MAX)));
     }
@@ -543,6 +590,9 @@ inline std::vector<Sample> samples() {
                     EPB_MSG_SETTINGS_ACK)},
       {"ping", ping(EPB_MSG_PING, 0x12345678u)},
       {"pong", ping(EPB_MSG_PONG, 0x12345678u)},
+      {"evidence_1003_0", evidence(1003, example_checkpoint_1(), 0)},
+      {"evidence_1003_1", evidence(1003, example_checkpoint_1(), 1)},
+      {"evidence_ack", evidence_ack(1003)},
   };
 }
 

@@ -222,7 +222,7 @@ TEST_CASE("the encoder refuses invalid messages", "[epb]") {
       {"nack reason 0", nack(1, 0)},
       {"nack reason 11", nack(1, 11)},
       {"message type 0", blank(0)},
-      {"message type 15", blank(15)},
+      {"message type 17", blank(17)},
       {"settings deadband bit 0x04", settings_ext(60, 60, 0x04, 0, 0)},
       {"settings temperature deadband 2001", settings_ext(60, 60, EPB_DEADBAND_TEMPERATURE, 2001, 0)},
       {"settings position deadband 100001", settings_ext(60, 60, EPB_DEADBAND_POSITION, 0, 100001)},

@@ -297,6 +297,8 @@ void reading_metrics(SparkplugWriter& w, const model::Reading& r) {
           w.str("event_subject", p.subject_id, t);
           w.u64("event_caused_by_seq", p.caused_by_seq, t);
           if (!p.zone_id.empty()) w.str("event_zone", p.zone_id, t);
+        } else if constexpr (std::is_same_v<T, model::EvidenceCheckpoint>) {
+          w.u64("evidence_n", p.n, t);
         } else {
           if (p.temperature_centi_c) w.i32("temperature_centi_c", *p.temperature_centi_c, t);
           if (p.humidity_centi_pct) w.u32("humidity_centi_pct", *p.humidity_centi_pct, t);

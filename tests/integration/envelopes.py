@@ -38,7 +38,18 @@ GAP_LINES = [
 ]
 
 KINDS = {"position": "Position", "seal": "SealEvent", "door": "DoorEvent", "sensor": "SensorSample",
-         "gap": "SequenceGap"}
+         "gap": "SequenceGap", "evidence": "EvidenceCheckpoint"}
+CHECK = {"unchecked": 0, "verified": 1, "bad_signature": 2, "broken_chain": 3, "malformed": 4, "wrong_key": 5,
+         "other_source": 6, "replayed": 7, "seq_mismatch": 8,
+         "readings_mismatch": 9}
+
+# Schema 1.4: what eport-tail prints for evidence checkpoints (the first is tests/unit/codec_test.cpp's).
+EVIDENCE_LINES = [
+    '{"source":"TU-0042:ev","seq":1003,"time_utc_ms":1718000002000,"kind":"evidence","n":0,"check":"malformed",'
+    '"cose":"d284"}',
+    '{"source":"TU-0042:ev","seq":1005,"time_utc_ms":1718000003000,"kind":"evidence","n":2,"check":"verified",'
+    '"cose":"' + "d2" * 336 + '"}',
+]
 SEAL = {"unknown": 0, "sealed": 1, "opened": 2, "tampered": 3}
 DOOR = {"unknown": 0, "closed": 1, "open": 2}
 REASON = {"unknown": 0, "flash_full": 1, "unit_reset": 2, "expired": 3, "rejected_malformed": 4}
@@ -63,6 +74,7 @@ class Builder:
         name = KINDS[r["kind"]]
         m = self.m[name]
         seal_id = b.CreateString(r["seal_id"]) if r["kind"] == "seal" else None
+        cose = b.CreateByteVector(bytes.fromhex(r["cose"])) if r["kind"] == "evidence" else None
         m.Start(b)
         if r["kind"] == "position":
             m.AddLatE7(b, r["lat_e7"])
@@ -81,6 +93,10 @@ class Builder:
             for key in SENSOR_FIELDS:
                 if key in r:
                     getattr(m, "Add" + _camel(key))(b, r[key])
+        elif r["kind"] == "evidence":
+            m.AddCose(b, cose)
+            m.AddN(b, r["n"])
+            m.AddCheck(b, CHECK[r["check"]])
         else:
             m.AddFirstSeq(b, r["first_seq"])
             m.AddReason(b, r.get("reason_value", REASON.get(r["reason"], 0)))

@@ -41,6 +41,16 @@ def check_decoding(codec, builder):
     # Compressed, the same.
     assert decode_lines(codec, zstandard.ZstdCompressor().compress(data))[0] == envelopes.GAP_LINES
 
+    # Schema 1.4: evidence checkpoints, as the C++ codec prints them; one of 337 bytes is refused.
+    got, problems = decode_lines(codec, builder.envelope(envelopes.EVIDENCE_LINES, priority="alarm"))
+    assert got == envelopes.EVIDENCE_LINES and not problems, got
+    too_long = dict(json.loads(envelopes.EVIDENCE_LINES[1]), cose="d2" * 337)
+    try:
+        codec.decode_payload(builder.envelope([too_long], priority="alarm"))
+        raise AssertionError("a 337-byte checkpoint was not refused")
+    except ec.DecodeError as e:
+        assert "evidence checkpoint of 337 bytes" in str(e), e
+
     # A 1.0 writer: no time_source field at all (the Reading vtable ends at payload).
     old = {"source": "tcu-1", "seq": 7, "time_utc_ms": 1795000000000, "kind": "door", "state": "closed"}
     got, problems = decode_lines(codec, builder.envelope([old]))

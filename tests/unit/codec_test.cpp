@@ -661,3 +661,47 @@ TEST_CASE("a seal event (schema 1.3) keeps both numbers, the class and the comma
   CHECK(model::seal_class_from_name("security") == model::SealClass::kSecurity);
   CHECK_FALSE(model::seal_class_from_name("secure").has_value());
 }
+
+TEST_CASE("an evidence checkpoint (schema 1.4) keeps its bytes, number and check, is an alarm, and prints as hex",
+          "[codec][evidence]") {
+  model::Reading r;
+  r.source_id = model::evidence_source_id(std::string(32, 'u'));  // 35 bytes: within kMaxSourceIdBytes
+  r.seq = 1003;
+  r.time_utc_ms = 1718000002000;
+  model::EvidenceCheckpoint e;
+  e.cose.assign(model::kMaxEvidenceBytes, 0xd2);  // at the bound
+  e.n = 1;
+  e.check = model::EvidenceCheck::kBadSignature;
+  r.payload = e;
+  CHECK(model::is_evidence_source(r.source_id));
+  CHECK_FALSE(model::is_evidence_source("tcu-1"));
+  CHECK_FALSE(model::is_evidence_source(":ev"));
+  CHECK(model::kind_name(model::kind_of(r.payload)) == "evidence");
+  auto stored = codec::decode_reading(codec::encode_reading(r));
+  REQUIRE(stored.ok());
+  CHECK(*stored == r);
+  auto env = codec::decode_envelope(codec::encode_envelope({"cnsha", "gw-yangshan-01", 1, 2, model::Priority::kAlarm},
+                                                           std::vector<model::Reading>{r}));
+  REQUIRE(env.ok());
+  REQUIRE(env->readings.size() == 1);
+  CHECK(env->readings[0] == r);
+  // Evidence is never evicted: always the alarm class, whatever [priority] says.
+  model::PriorityRules rules;
+  rules.sensor = rules.position = model::Priority::kBulk;
+  CHECK(model::classify(r, rules) == model::Priority::kAlarm);
+  model::Reading small = r;
+  small.source_id = "TU-0042:ev";
+  small.payload = model::EvidenceCheckpoint{{0xd2, 0x84}, 0, model::EvidenceCheck::kMalformed};
+  CHECK(codec::reading_to_json(small) ==
+        "{\"source\":\"TU-0042:ev\",\"seq\":1003,\"time_utc_ms\":1718000002000,\"kind\":\"evidence\",\"n\":0,"
+        "\"check\":\"malformed\",\"cose\":\"d284\"}");
+  // Longer than any checkpoint, or empty: refused in an envelope.
+  e.cose.assign(model::kMaxEvidenceBytes + 1, 0xd2);
+  r.payload = e;
+  CHECK_FALSE(codec::decode_envelope(codec::encode_envelope({"cnsha", "gw", 1, 2, model::Priority::kAlarm},
+                                                            std::vector<model::Reading>{r}))
+                  .ok());
+  e.cose.clear();
+  r.payload = e;
+  CHECK_FALSE(codec::decode_reading(codec::encode_reading(r)).ok());
+}

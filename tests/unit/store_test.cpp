@@ -245,3 +245,33 @@ TEST_CASE("a new outbox and its WAL are created 0600 whatever the umask", "[stor
     CHECK((st.st_mode & 0777) == 0600);
   }
 }
+
+TEST_CASE("evidence rows travel in batches of their own, in order, and no alarm TTL expires them", "[store][evidence]") {
+  test::TempDir dir;
+  store::OutboxOptions o;
+  o.ttl[static_cast<int>(Priority::kAlarm)] = std::chrono::seconds(60);
+  auto ob = open(dir, o);
+  REQUIRE(ob->append(std::vector<store::Record>{rec("a", 1, Priority::kAlarm), rec("a:ev", 1, Priority::kAlarm),
+                                                rec("a:ev", 2, Priority::kAlarm), rec("b", 1, Priority::kAlarm),
+                                                rec("b:ev", 5, Priority::kAlarm)})
+              .ok());
+  std::vector<std::vector<std::string>> batches;
+  while (true) {
+    auto b = ob->take(100, 1 << 20);
+    REQUIRE(b.ok());
+    if (b->empty()) break;
+    std::vector<std::string> batch;
+    for (const auto& r : *b) batch.push_back(r.source_id + "/" + std::to_string(r.seq));
+    batches.push_back(batch);
+  }
+  CHECK(batches == std::vector<std::vector<std::string>>{{"a/1"}, {"a:ev/1", "a:ev/2"}, {"b/1"}, {"b:ev/5"}});
+  ob->release_all();
+  // Long past the alarm TTL: the readings expire, the checkpoints stay.
+  auto m = ob->maintain(10'000'000);
+  REQUIRE(m.ok());
+  CHECK(m->expired == 2);
+  auto left = ob->take(100, 1 << 20);
+  REQUIRE(left.ok());
+  REQUIRE(left->size() == 3);
+  for (const auto& r : *left) CHECK(model::is_evidence_source(r.source_id));
+}

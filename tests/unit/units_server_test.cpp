@@ -27,6 +27,8 @@
 #include "eport/units/serial.h"
 #include "eport/tty/tty.h"
 #include "eport/units/server.h"
+#include "evidence_openssl.hpp"
+#include <epb/evidence.h>
 #include "eport/codec/codec.h"
 #include "eport/model/clock.h"
 #include "eport/ingest/ingest.h"
@@ -1523,4 +1525,298 @@ TEST_CASE("AUTH without a CHALLENGE changes nothing", "[units][auth]") {
   l.expect_silence();
   CHECK(agent.stats().protocol_errors.load() == 1);
   CHECK(agent.stats().auth_ok.load() == 0);
+}
+
+// ---- evidence checkpoints (docs/firmware-bridge.md 7.15, docs/evidence.md 13) ----
+
+namespace {
+
+// A unit with an evidence chain and an Ed25519 key (the reference signer).
+struct EvidenceUnit {
+  std::string id;
+  epb_ossl::Pkey key = epb_ossl::generate(EPB_EV_ALG_EDDSA);
+  epb_ev_chain chain{};
+  epb_ev_signer signer{};
+  epb_ev_key pub{};
+  explicit EvidenceUnit(std::string unit) : id(std::move(unit)) {
+    REQUIRE(key);
+    REQUIRE(epb_ossl::signer(key.get(), "", &signer));
+    REQUIRE(epb_ossl::public_key(key.get(), "", &pub));
+    REQUIRE(epb_ev_chain_init(&chain, id.c_str(), static_cast<std::uint8_t>(id.size()), 1) == EPB_EV_OK);
+  }
+  epb_message take(std::uint64_t seq) {
+    auto m = reading(seq);
+    REQUIRE(epb_ev_append(&chain, &m.m.reading, seq, 0) == EPB_EV_OK);
+    return m;
+  }
+  std::vector<std::uint8_t> checkpoint() {
+    std::vector<std::uint8_t> ck(EPB_EV_CHECKPOINT_MAX);
+    std::size_t len = 0;
+    REQUIRE(epb_ev_make_checkpoint(&chain, &signer, 1795000009000ull, nullptr, ck.data(), ck.size(), &len) ==
+            EPB_EV_OK);
+    ck.resize(len);
+    return ck;
+  }
+};
+
+std::vector<epb_message> fragments(std::uint64_t seq, const std::vector<std::uint8_t>& ck) {
+  std::vector<epb_message> out;
+  for (unsigned i = 0; i < epb_evf_count(ck.size()); ++i) {
+    epb_message m;
+    REQUIRE(epb_evf_fragment(seq, ck.data(), ck.size(), i, &m) == 1);
+    out.push_back(m);
+  }
+  return out;
+}
+
+units::ServerOptions with_key(const EvidenceUnit& u) {
+  units::ServerOptions so;
+  so.evidence_keys[u.id] = u.pub;
+  return so;
+}
+
+// Sends readings first..last and waits until an ACK covers them.
+void send_acked(Link& link, EvidenceUnit& unit, std::uint64_t first, std::uint64_t last) {
+  for (auto s = first; s <= last; ++s) link.send(unit.take(s));
+  std::uint64_t acked = 0;
+  while (acked < last) acked = link.expect(EPB_MSG_ACK).m.ack.seq;
+}
+
+// The evidence rows of the store, decoded, in drain order.
+std::vector<model::Reading> evidence_rows(store::Outbox& outbox) {
+  std::vector<model::Reading> out;
+  auto rows = outbox.take(1000, 1 << 20);
+  REQUIRE(rows.ok());
+  for (const auto& r : *rows) {
+    auto d = codec::decode_reading(r.body);
+    REQUIRE(d.ok());
+    if (std::holds_alternative<model::EvidenceCheckpoint>(d->payload)) out.push_back(*d);
+  }
+  outbox.release_all();
+  return out;
+}
+
+std::uint64_t checks(const units::ServerStats& st, model::EvidenceCheck c) {
+  return st.ev_checks[static_cast<std::size_t>(c)].load();
+}
+
+}  // namespace
+
+TEST_CASE("a checkpoint in fragments is stored once, verified, and acknowledged after its commit", "[units][evidence]") {
+  EvidenceUnit unit("tcu-ev1");
+  Agent agent(with_key(unit));
+  auto link = Link::connect(agent.socket_path);
+  link.send(hello(unit.id));
+  link.expect(EPB_MSG_WELCOME);
+  send_acked(link, unit, 1, 3);
+  auto ck = unit.checkpoint();
+  REQUIRE(ck.size() > EPB_EVF_DATA_MAX);  // more than one fragment
+  for (const auto& f : fragments(3, ck)) link.send(f);
+  CHECK(link.expect(EPB_MSG_EVIDENCE_ACK).m.evidence_ack.seq == 3);
+  // The ACK came after the commit: the row is there.
+  auto rows = evidence_rows(*agent.outbox);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].source_id == "tcu-ev1:ev");
+  CHECK(rows[0].seq == 3);
+  CHECK(rows[0].container_id.empty());
+  const auto& e = std::get<model::EvidenceCheckpoint>(rows[0].payload);
+  CHECK(e.cose == ck);
+  CHECK(e.n == 1);
+  CHECK(e.check == model::EvidenceCheck::kVerified);
+  CHECK(rows[0].time_utc_ms == 1795000009000ull);
+  CHECK(model::default_priority(rows[0]) == model::Priority::kAlarm);
+  // Resent (its ACK lost): acknowledged again at once, stored once.
+  for (const auto& f : fragments(3, ck)) link.send(f);
+  CHECK(link.expect(EPB_MSG_EVIDENCE_ACK).m.evidence_ack.seq == 3);
+  CHECK(evidence_rows(*agent.outbox).size() == 1);
+  // The next one follows on: verified too.
+  send_acked(link, unit, 4, 9);
+  auto ck2 = unit.checkpoint();
+  for (const auto& f : fragments(9, ck2)) link.send(f);
+  CHECK(link.expect(EPB_MSG_EVIDENCE_ACK).m.evidence_ack.seq == 9);
+  CHECK(checks(agent.stats(), model::EvidenceCheck::kVerified) == 2);
+  CHECK(agent.stats().ev_checkpoints_stored.load() == 2);
+  CHECK(agent.stats().ev_checkpoints_duplicate.load() == 1);
+  CHECK(agent.stats().ev_heads_checked.load() == 2);  // every reading of both ranges was stored here
+  CHECK(evidence_rows(*agent.outbox).size() == 2);
+  auto health = units::evidence_health_json(agent.stats());
+  CHECK(health.find("\"good\":2") != std::string::npos);
+  CHECK(health.find("\"bad\":0") != std::string::npos);
+  // The readings themselves are untouched by it.
+  CHECK(agent.outbox->last_seq("tcu-ev1") == 9);
+}
+
+TEST_CASE("corrupted, dropped, reordered, duplicated fragments and a flood store nothing until a whole resend",
+          "[units][evidence]") {
+  EvidenceUnit unit("tcu-ev2");
+  Agent agent(with_key(unit));
+  auto link = Link::connect(agent.socket_path);
+  for (auto s = 1; s <= 5; ++s) (void)unit.take(static_cast<std::uint64_t>(s));
+  auto ck = unit.checkpoint();
+  auto f = fragments(5, ck);
+  REQUIRE(f.size() >= 2);
+  // Before WELCOME: dropped, unanswered.
+  for (const auto& x : f) link.send(x);
+  link.expect_silence();
+  CHECK(agent.stats().ev_fragments_dropped.load() == f.size());
+  link.send(hello(unit.id));
+  link.expect(EPB_MSG_WELCOME);
+  for (auto s = 1; s <= 5; ++s) link.send(reading(static_cast<std::uint64_t>(s)));
+  std::uint64_t acked = 0;
+  while (acked < 5) acked = link.expect(EPB_MSG_ACK).m.ack.seq;
+
+  std::vector<std::uint8_t> junk(EPB_EV_CHECKPOINT_MAX, 0x5a);
+  auto abandon = [&] { link.send(fragments(99, junk)[1]); };  // a stray fragment: whatever was pending is dropped
+  // Dropped: the first fragment missing.
+  for (std::size_t i = 1; i < f.size(); ++i) link.send(f[i]);
+  link.expect_silence();
+  // Corrupted: the last fragment's frame with one byte flipped (bad CRC).
+  auto bad = link.frame(f.back());
+  bad[bad.size() / 2] ^= 0x01;
+  for (std::size_t i = 0; i + 1 < f.size(); ++i) link.send(f[i]);
+  link.raw(bad);
+  abandon();
+  link.expect_silence();
+  // Reordered: the last before the others.
+  link.send(f.back());
+  for (std::size_t i = 0; i + 1 < f.size(); ++i) link.send(f[i]);
+  abandon();
+  link.expect_silence();
+  // A flood of fragments that never complete (offsets past 0 of ever new
+  // checkpoints): nothing grows, nothing is stored.
+  for (std::uint64_t s = 100; s < 2100; ++s) link.send(fragments(s, junk)[1 + s % 3]);
+  link.expect_silence();
+  CHECK(evidence_rows(*agent.outbox).empty());
+  CHECK(agent.stats().ev_checkpoints_received.load() == 0);
+  // Duplicated fragments in a whole resend: complete, stored once.
+  link.send(f[0]);
+  link.send(f[0]);
+  for (std::size_t i = 1; i < f.size(); ++i) {
+    link.send(f[i]);
+    link.send(f[i]);
+  }
+  CHECK(link.expect(EPB_MSG_EVIDENCE_ACK).m.evidence_ack.seq == 5);
+  auto rows = evidence_rows(*agent.outbox);
+  REQUIRE(rows.size() == 1);
+  CHECK(std::get<model::EvidenceCheckpoint>(rows[0].payload).cose == ck);
+  CHECK(std::get<model::EvidenceCheckpoint>(rows[0].payload).check == model::EvidenceCheck::kVerified);
+  CHECK(agent.stats().ev_fragments_duplicate.load() >= 1);
+  CHECK(agent.stats().ev_fragments_dropped.load() > 2000);
+}
+
+TEST_CASE("a bad signature or a broken chain is counted and alarmed, and still stored and forwarded",
+          "[units][evidence]") {
+  EvidenceUnit unit("tcu-ev3");
+  Agent agent(with_key(unit));
+  auto link = Link::connect(agent.socket_path);
+  link.send(hello(unit.id));
+  link.expect(EPB_MSG_WELCOME);
+  send_acked(link, unit, 1, 2);
+  auto ck = unit.checkpoint();
+  ck[ck.size() - 1] ^= 0x01;  // the signature's last byte
+  for (const auto& f : fragments(2, ck)) link.send(f);
+  CHECK(link.expect(EPB_MSG_EVIDENCE_ACK).m.evidence_ack.seq == 2);
+  // The unit drops a checkpoint: the next one does not follow on.
+  send_acked(link, unit, 3, 4);
+  (void)unit.checkpoint();
+  send_acked(link, unit, 5, 6);
+  auto ck3 = unit.checkpoint();
+  for (const auto& f : fragments(6, ck3)) link.send(f);
+  CHECK(link.expect(EPB_MSG_EVIDENCE_ACK).m.evidence_ack.seq == 6);
+  // Not a checkpoint at all, and another unit's: forwarded as sent.
+  send_acked(link, unit, 7, 7);
+  std::vector<std::uint8_t> junk(40, 0x11);
+  for (const auto& f : fragments(7, junk)) link.send(f);
+  CHECK(link.expect(EPB_MSG_EVIDENCE_ACK).m.evidence_ack.seq == 7);
+  auto rows = evidence_rows(*agent.outbox);
+  REQUIRE(rows.size() == 3);
+  CHECK(std::get<model::EvidenceCheckpoint>(rows[0].payload).check == model::EvidenceCheck::kBadSignature);
+  CHECK(std::get<model::EvidenceCheckpoint>(rows[0].payload).cose == ck);
+  CHECK(std::get<model::EvidenceCheckpoint>(rows[1].payload).check == model::EvidenceCheck::kVerified);
+  CHECK(std::get<model::EvidenceCheckpoint>(rows[2].payload).check == model::EvidenceCheck::kMalformed);
+  CHECK(std::get<model::EvidenceCheckpoint>(rows[2].payload).n == 0);
+  CHECK(checks(agent.stats(), model::EvidenceCheck::kBadSignature) == 1);
+  CHECK(checks(agent.stats(), model::EvidenceCheck::kMalformed) == 1);
+  // The first checkpoint after the bad one is the first accepted: nothing to
+  // follow yet, so it verifies; a checkpoint that skips one is a broken chain.
+  send_acked(link, unit, 8, 8);
+  (void)unit.checkpoint();  // withheld
+  send_acked(link, unit, 9, 9);
+  auto ck5 = unit.checkpoint();
+  for (const auto& f : fragments(9, ck5)) link.send(f);
+  CHECK(link.expect(EPB_MSG_EVIDENCE_ACK).m.evidence_ack.seq == 9);
+  CHECK(checks(agent.stats(), model::EvidenceCheck::kBrokenChain) == 1);
+  auto health = units::evidence_health_json(agent.stats());
+  CHECK(health.find("\"bad\":3") != std::string::npos);
+}
+
+TEST_CASE("a unit without an evidence key: forwarded unchecked, a full store: no EVIDENCE_ACK", "[units][evidence]") {
+  EvidenceUnit unit("tcu-ev4");
+  {
+    Agent agent;  // no keys
+    auto link = Link::connect(agent.socket_path);
+    link.send(hello(unit.id));
+    link.expect(EPB_MSG_WELCOME);
+    send_acked(link, unit, 1, 1);
+    auto ck = unit.checkpoint();
+    for (const auto& f : fragments(1, ck)) link.send(f);
+    CHECK(link.expect(EPB_MSG_EVIDENCE_ACK).m.evidence_ack.seq == 1);
+    auto rows = evidence_rows(*agent.outbox);
+    REQUIRE(rows.size() == 1);
+    CHECK(std::get<model::EvidenceCheckpoint>(rows[0].payload).check == model::EvidenceCheck::kUnchecked);
+  }
+  store::OutboxOptions oo;
+  oo.max_bytes = 1;  // nothing fits
+  Agent full(with_key(unit), {}, oo);
+  auto link = Link::connect(full.socket_path);
+  link.send(hello(unit.id, kContainer, 2));
+  link.expect(EPB_MSG_WELCOME);
+  (void)unit.take(2);
+  auto ck = unit.checkpoint();
+  for (const auto& f : fragments(2, ck)) link.send(f);
+  link.expect_silence();  // refused: never acknowledged, the unit keeps it
+  eventually([&] { return full.stats().ev_checkpoints_refused.load() == 1; });
+  CHECK(full.stats().ev_acks_sent.load() == 0);
+}
+
+TEST_CASE("a unit id ending in :ev is refused: it names a unit's evidence source", "[units][evidence]") {
+  Agent agent;
+  auto link = Link::connect(agent.socket_path);
+  link.send(hello("tcu-1:ev"));
+  auto nack = link.expect(EPB_MSG_NACK);
+  CHECK(nack.m.nack.reason == EPB_NACK_UNIT_ID);
+}
+
+TEST_CASE("the head over the readings stored here: an altered or missing reading is a readings mismatch",
+          "[units][evidence]") {
+  EvidenceUnit unit("tcu-ev5");
+  Agent agent(with_key(unit));
+  auto link = Link::connect(agent.socket_path);
+  link.send(hello(unit.id));
+  link.expect(EPB_MSG_WELCOME);
+  send_acked(link, unit, 1, 4);
+  for (const auto& f : fragments(4, unit.checkpoint())) link.send(f);
+  CHECK(link.expect(EPB_MSG_EVIDENCE_ACK).m.evidence_ack.seq == 4);
+  // Reading 6 on the wire is not the one the unit's chain holds.
+  (void)unit.take(5);
+  (void)unit.take(6);
+  link.send(reading(5));
+  auto altered = reading(6);
+  altered.m.reading.u.sensor.temperature_centi_c = 2500;
+  link.send(altered);
+  std::uint64_t acked = 0;
+  while (acked < 6) acked = link.expect(EPB_MSG_ACK).m.ack.seq;
+  for (const auto& f : fragments(6, unit.checkpoint())) link.send(f);
+  CHECK(link.expect(EPB_MSG_EVIDENCE_ACK).m.evidence_ack.seq == 6);
+  // The next range verifies from that checkpoint's head.
+  send_acked(link, unit, 7, 8);
+  for (const auto& f : fragments(8, unit.checkpoint())) link.send(f);
+  CHECK(link.expect(EPB_MSG_EVIDENCE_ACK).m.evidence_ack.seq == 8);
+  auto rows = evidence_rows(*agent.outbox);
+  REQUIRE(rows.size() == 3);
+  CHECK(std::get<model::EvidenceCheckpoint>(rows[0].payload).check == model::EvidenceCheck::kVerified);
+  CHECK(std::get<model::EvidenceCheckpoint>(rows[1].payload).check == model::EvidenceCheck::kReadingsMismatch);
+  CHECK(std::get<model::EvidenceCheckpoint>(rows[2].payload).check == model::EvidenceCheck::kVerified);
+  CHECK(agent.stats().ev_heads_checked.load() == 3);
+  CHECK(agent.stats().ev_heads_unchecked.load() == 0);
 }

@@ -20,6 +20,7 @@
 #include "eport/model/clock.h"
 #include "eport/systemd/notify.h"
 #include "eport/units/config_keys.h"
+#include "eport/units/evidence_check.h"
 #include "eport/uplink/health.h"
 
 #ifndef EPORT_VERSION
@@ -92,6 +93,12 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& cfg) {
     if (!keys) return Error{"bridge.unit_keys: " + keys.error()};
     uo.auth_keys = std::move(*keys);
     log::info("agent", std::to_string(uo.auth_keys.size()) + " unit keys loaded from " + uo.unit_keys_file);
+  }
+  if (!uo.evidence_keys_file.empty()) {
+    auto keys = units::read_evidence_keys(uo.evidence_keys_file);
+    if (!keys) return Error{"bridge.evidence_keys: " + keys.error()};
+    uo.evidence_keys = std::move(*keys);
+    log::info("agent", std::to_string(uo.evidence_keys.size()) + " evidence keys loaded from " + uo.evidence_keys_file);
   }
   warn_insecure_units(uo);
   std::unique_ptr<events::Engine> engine;
@@ -250,7 +257,7 @@ std::string Agent::custody_health() const {
 std::string Agent::health_members() const {
   const auto& bs = server_.stats();
   auto is = ingest_.stats();
-  return "\"bridge\":" + units::health_json(bs) + ",\"ingest\":{\"stored\":" + std::to_string(is.stored) +
+  return "\"bridge\":" + units::health_json(bs) + ",\"evidence\":" + units::evidence_health_json(bs) + ",\"ingest\":{\"stored\":" + std::to_string(is.stored) +
          ",\"duplicates\":" + std::to_string(is.duplicates) + ",\"refused\":" + std::to_string(is.refused) +
          ",\"failed\":" + std::to_string(is.failed) + ",\"commits\":" + std::to_string(is.commits) +
          "},\"gnss\":{\"positions\":" + std::to_string(gnss_.positions()) +

@@ -72,6 +72,10 @@ flatbuffers::Offset<fb::Reading> build_reading(flatbuffers::FlatBufferBuilder& b
                                            to_fb(p.duration_ms), seal, expected,
                                            static_cast<fb::SealClass>(p.seal_class), command)
                         .Union();
+        } else if constexpr (std::is_same_v<P, model::EvidenceCheckpoint>) {
+          type = fb::Payload::EvidenceCheckpoint;
+          auto cose = b.CreateVector(p.cose);
+          payload = fb::CreateEvidenceCheckpoint(b, cose, p.n, static_cast<fb::EvidenceCheck>(p.check)).Union();
         } else {
           type = fb::Payload::SensorSample;
           payload = fb::CreateSensorSample(b, to_fb(p.temperature_centi_c), to_fb(p.humidity_centi_pct),
@@ -155,6 +159,15 @@ std::string reading_problem(const fb::Reading* in, bool bounded, std::size_t* co
       bytes += command->size();
     }
   }
+  if (type == fb::Payload::EvidenceCheckpoint) {
+    const auto* cose = in->payload_as_EvidenceCheckpoint()->cose();
+    if (cose == nullptr || cose->size() == 0) return "evidence checkpoint without its bytes";
+    if (cose->size() > model::kMaxEvidenceBytes) {
+      return "evidence checkpoint of " + std::to_string(cose->size()) + " bytes > " +
+             std::to_string(model::kMaxEvidenceBytes);
+    }
+    bytes += cose->size();
+  }
   if (cost != nullptr) *cost = bytes;
   return {};
 }
@@ -229,6 +242,15 @@ Result<model::Reading> read_reading(const fb::Reading* in) {
       e.expected_seal_id = str(p->expected_seal_id());
       e.seal_class = static_cast<model::SealClass>(p->seal_class());
       e.command_id = str(p->command_id());
+      r.payload = std::move(e);
+      break;
+    }
+    case fb::Payload::EvidenceCheckpoint: {
+      const auto* p = in->payload_as_EvidenceCheckpoint();
+      model::EvidenceCheckpoint e;
+      e.cose.assign(p->cose()->begin(), p->cose()->end());
+      e.n = p->n();
+      e.check = static_cast<model::EvidenceCheck>(p->check());
       r.payload = std::move(e);
       break;
     }
@@ -442,6 +464,17 @@ std::string reading_to_json(const model::Reading& r) {
             field(out, "seal_class", std::string(model::seal_class_name(p.seal_class)));
           }
           if (!p.command_id.empty()) field(out, "command_id", p.command_id);
+        } else if constexpr (std::is_same_v<P, model::EvidenceCheckpoint>) {
+          field(out, "n", p.n);
+          field(out, "check", std::string(model::evidence_check_name(p.check)));
+          static const char kHex[] = "0123456789abcdef";
+          std::string hex;
+          hex.reserve(p.cose.size() * 2);
+          for (auto byte : p.cose) {
+            hex += kHex[byte >> 4];
+            hex += kHex[byte & 0x0f];
+          }
+          field(out, "cose", hex);
         } else {
           opt_field(out, "temperature_centi_c", p.temperature_centi_c);
           opt_field(out, "humidity_centi_pct", p.humidity_centi_pct);

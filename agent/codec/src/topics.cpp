@@ -20,6 +20,8 @@ std::string data(std::string_view site, std::string_view gateway, model::Priorit
   return base(site, gateway) + "/data/" + std::string(model::priority_name(priority));
 }
 
+std::string evidence(std::string_view site, std::string_view gateway) { return base(site, gateway) + "/evidence"; }
+
 std::string status(std::string_view site, std::string_view gateway) { return base(site, gateway) + "/status"; }
 
 std::string health(std::string_view site, std::string_view gateway) { return base(site, gateway) + "/health"; }

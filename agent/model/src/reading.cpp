@@ -13,6 +13,7 @@ std::string_view kind_name(Kind k) {
     case Kind::kSensor: return "sensor";
     case Kind::kGap: return "gap";
     case Kind::kEvent: return "event";
+    case Kind::kEvidence: return "evidence";
   }
   return "unknown";
 }
@@ -99,7 +100,31 @@ std::optional<Priority> priority_from_name(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view evidence_check_name(EvidenceCheck c) {
+  switch (c) {
+    case EvidenceCheck::kUnchecked: return "unchecked";
+    case EvidenceCheck::kVerified: return "verified";
+    case EvidenceCheck::kBadSignature: return "bad_signature";
+    case EvidenceCheck::kBrokenChain: return "broken_chain";
+    case EvidenceCheck::kMalformed: return "malformed";
+    case EvidenceCheck::kWrongKey: return "wrong_key";
+    case EvidenceCheck::kOtherSource: return "other_source";
+    case EvidenceCheck::kReplayed: return "replayed";
+    case EvidenceCheck::kSeqMismatch: return "seq_mismatch";
+    case EvidenceCheck::kReadingsMismatch: return "readings_mismatch";
+  }
+  return "unknown";
+}
+
+std::string evidence_source_id(std::string_view unit_id) { return std::string(unit_id) + ":ev"; }
+
+bool is_evidence_source(std::string_view source_id) {
+  return source_id.size() > 3 && source_id.substr(source_id.size() - 3) == ":ev";
+}
+
 Priority classify(const Reading& r, const PriorityRules& rules) {
+  // Evidence is never evicted, whatever [priority] says: always an alarm.
+  if (std::holds_alternative<EvidenceCheckpoint>(r.payload)) return Priority::kAlarm;
   if (const auto* seal = std::get_if<SealEvent>(&r.payload)) {
     if (seal->state == SealState::kTampered) return rules.seal_tampered;
     if (seal->state == SealState::kOpened) return rules.seal_opened;

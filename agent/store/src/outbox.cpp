@@ -178,7 +178,7 @@ struct Outbox::Impl {
              std::pair{&oldest, "SELECT created_ms FROM outbox WHERE priority = ? ORDER BY id LIMIT 1"},
              std::pair{&expire,
                        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE priority = ? AND created_ms < ? "
-                       "ORDER BY id LIMIT 1000) RETURNING length(body)"},
+                       "AND source_id NOT LIKE '%:ev' ORDER BY id LIMIT 1000) RETURNING length(body)"},
              std::pair{&freelist, "PRAGMA freelist_count"},
              std::pair{&put_state, "INSERT OR REPLACE INTO derived_state(key, state) VALUES (?, ?)"},
              std::pair{&delete_state, "DELETE FROM derived_state WHERE key = ?"},
@@ -785,6 +785,11 @@ Result<std::vector<StoredRecord>> Outbox::take(std::size_t max_rows, std::size_t
       StoredRecord r;
       r.id = d.take.column_int(0);
       r.source_id = d.take.column_text(1);
+      // Evidence checkpoints travel on a topic of their own: a batch holds
+      // either only them or none of them (the row left is taken next).
+      if (!out.empty() && model::is_evidence_source(r.source_id) != model::is_evidence_source(out.front().source_id)) {
+        break;
+      }
       r.seq = static_cast<std::uint64_t>(d.take.column_int(2));
       r.created_utc_ms = static_cast<std::uint64_t>(d.take.column_int(3));
       r.priority = static_cast<model::Priority>(p);

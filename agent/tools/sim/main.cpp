@@ -39,8 +39,12 @@
 #include "eport/backoff/backoff.h"
 #include "eport/units/config_keys.h"
 #include "eport/flags/flags.h"
+#include "evidence_openssl.hpp"
 #include "fleet.h"
 #include "session.h"
+
+#include <epb/evidence.h>
+#include <sys/stat.h>
 
 namespace {
 
@@ -58,6 +62,8 @@ constexpr milliseconds kIdlePing{30000};         // no frame for 30 s: PING
 constexpr milliseconds kPingDead{10000};         // nothing 10 s after that: the link is dead
 constexpr milliseconds kNackGrace{2000};         // repeated NACK n this soon after resending n: the same refusal
 constexpr milliseconds kReorderHold{500};        // --reorder-every: longest a held frame waits for the next
+constexpr milliseconds kEvidenceWaitMin{10000};  // no EVIDENCE_ACK 10 s after a checkpoint: resend it ...
+constexpr milliseconds kEvidenceWaitMax{300000}; // ... waiting up to 5 min (+/-20 %) (7.15)
 
 using eport::model::now_utc_ms;
 using Backoff = eport::backoff::Backoff;
@@ -100,6 +106,15 @@ struct Options {
   long long drop_every = 0;          // test: do not send every n-th READING's first transmission
   long long reorder_every = 0;       // test: swap every n-th READING's first transmission with the next frame
   std::string unit_keys;             // the agent's key file format: keys of the units listed there
+  // Evidence (docs/evidence.md, docs/firmware-bridge.md 7.15): each unit's
+  // Ed25519 key in DIR/<unit>.key.pem (made if missing), DIR/evidence_keys
+  // for the agent's bridge.evidence_keys; a chain and checkpoints per unit.
+  std::string evidence_keys;
+  long long evidence_every = 32;          // checkpoint every N readings (and at once after seal and door)
+  long long evidence_every_ms = 7200000;  // ... or this long after the first uncovered reading
+  std::string evidence_log;               // every acknowledged checkpoint, a JSON line each
+  long long corrupt_evidence_every = 0;   // test: every n-th checkpoint gets a bad signature
+  long long drop_evidence_acks_every = 0; // test: ignore every n-th EVIDENCE_ACK, as if lost
   bool no_features = false;          // behave as a unit without FEATURES (no deadbands; 6.7)
   bool quiet = false;
   bool list_units = false;  // print the fleet (unit, container, origin seal, reefer) and exit
@@ -115,6 +130,8 @@ struct Options {
                "                 [--acked-log FILE] [--summary-json FILE] [--drain-timeout S] [--ack-timeout MS]\n"
                "                 [--drop-acks-every N] [--discard-every N [--discard-count K]]\n"
                "                 [--corrupt-every N] [--drop-every N] [--reorder-every N] [--unit-keys FILE]\n"
+               "                 [--evidence-keys DIR [--evidence-every N] [--evidence-every-ms MS]\n"
+               "                  [--evidence-log FILE] [--corrupt-evidence-every N] [--drop-evidence-acks-every N]]\n"
                "                 [--no-features] [--quiet] [--list-units]\n"
                "  --list-units    print each unit of the fleet as JSON (unit, container, the seal of its first\n"
                "                  journey, reefer) and exit: what a cloud knows from bookings\n"
@@ -137,6 +154,16 @@ struct Options {
                "  --reorder-every N    test: the first transmission of every N-th READING swaps with the next\n"
                "  --unit-keys FILE     keys of units (\"UNIT_ID HEX64\" lines, as bridge.unit_keys): a unit listed\n"
                "                       there answers CHALLENGE and accepts only authenticated sessions\n"
+               "  --evidence-keys DIR  evidence: each unit signs checkpoints over its readings (docs/evidence.md)\n"
+               "                       with DIR/<unit>.key.pem (Ed25519, made if missing) and sends them (EVIDENCE);\n"
+               "                       DIR/evidence_keys is the agent's bridge.evidence_keys file for them\n"
+               "                       (with --list-units: the keys are made, then the fleet listed)\n"
+               "  --evidence-every N   a checkpoint every N readings (default 32; 0: off), at once after seal and\n"
+               "                       door readings, and --evidence-every-ms MS after the first uncovered one\n"
+               "  --evidence-log FILE  every checkpoint the agent acknowledged, as JSON lines\n"
+               "  --corrupt-evidence-every N  test: every N-th checkpoint goes out with a bad signature\n"
+               "  --drop-evidence-acks-every N  test: ignore every N-th EVIDENCE_ACK (the checkpoint is resent after\n"
+               "                       --ack-timeout, doubling to 5 min)\n"
                "  --no-features   do not announce FEATURES after WELCOME: an older unit that takes no\n"
                "                  deadbands (by default a unit announces them, and once a SETTINGS with\n"
                "                  deadbands arrived it sends a sample only when its interval is due or it\n"
@@ -175,6 +202,12 @@ Options parse(int argc, char** argv) {
     else if (a == "--drop-every") args.take(o.drop_every);
     else if (a == "--reorder-every") args.take(o.reorder_every);
     else if (a == "--unit-keys") args.take(o.unit_keys);
+    else if (a == "--evidence-keys") args.take(o.evidence_keys);
+    else if (a == "--evidence-every") args.take(o.evidence_every);
+    else if (a == "--evidence-every-ms") args.take(o.evidence_every_ms);
+    else if (a == "--evidence-log") args.take(o.evidence_log);
+    else if (a == "--corrupt-evidence-every") args.take(o.corrupt_evidence_every);
+    else if (a == "--drop-evidence-acks-every") args.take(o.drop_evidence_acks_every);
     else if (a == "--no-features") o.no_features = true;
     else if (a == "--quiet") o.quiet = true;
     else if (a == "--list-units") o.list_units = true;
@@ -197,6 +230,11 @@ Options parse(int argc, char** argv) {
   }
   for (long long n : {o.corrupt_every, o.drop_every, o.reorder_every}) {
     if (n == 1) usage("--corrupt-every, --drop-every and --reorder-every must be 0 (off) or at least 2");
+  }
+  if (o.evidence_every < 0 || o.evidence_every > 100000) usage("--evidence-every must be 0..100000");
+  if (o.evidence_every_ms < 0) usage("--evidence-every-ms must be >= 0");
+  if (!o.evidence_keys.empty() && (!o.record.empty() || !o.replay.empty())) {
+    usage("--evidence-keys excludes --record and --replay");
   }
   return o;
 }
@@ -321,6 +359,24 @@ struct Unit {
   epb_auth auth{};
   bool sealed = false;
   epb_message hello{};
+  // Evidence (7.15): the chain over its numbered readings, the checkpoints
+  // held until EVIDENCE_ACK, the one in flight and its resend backoff.
+  bool evidence = false;
+  bool chain_started = false;
+  epb_ev_chain chain{};
+  std::shared_ptr<EVP_PKEY> ev_key;
+  epb_ev_signer signer{};
+  struct Checkpoint {
+    std::uint64_t seq = 0, n = 0;  // its last covered seq (the EVIDENCE key), its number
+    std::vector<std::uint8_t> bytes;
+  };
+  std::deque<Checkpoint> ev_held;
+  bool ev_in_flight = false;
+  Clock::time_point ev_resend_at{};
+  Backoff ev_backoff{BackoffOptions{kEvidenceWaitMin, kEvidenceWaitMax, 0}};  // jittered by jitter()
+  std::uint64_t acked_upto = 0;  // highest seq an ACK or WELCOME covered
+  std::uint64_t ev_made = 0;
+  std::uint64_t ev_acks_seen = 0;
 };
 
 struct Totals {
@@ -328,7 +384,9 @@ struct Totals {
                 connect_failures = 0, resent = 0, ack_timeouts = 0, acks_dropped = 0, hellos = 0, settings = 0,
                 hellos_refused = 0, declared_discarded = 0, discards = 0, discards_acked = 0, corrupted = 0,
                 dropped = 0, reordered = 0, pings = 0, links_dead = 0, new_sessions = 0, auth_ok = 0,
-                auth_refused = 0, unauthenticated_ignored = 0, suppressed = 0;
+                auth_refused = 0, unauthenticated_ignored = 0, evidence_made = 0, evidence_acked = 0,
+                evidence_sent = 0, evidence_resent = 0, evidence_corrupted = 0, evidence_acks_dropped = 0,
+                suppressed = 0;
 };
 
 class Sim {
@@ -384,10 +442,12 @@ class Sim {
         }
       }
     }
+    if (!opt_.evidence_keys.empty()) setup_evidence();
     open_ptys();
   }
   ~Sim() {
     if (acked_log_) std::fclose(acked_log_);
+    if (evidence_log_) std::fclose(evidence_log_);
     if (record_) std::fclose(record_);
     for (auto& u : units_) {
       if (u.fd >= 0) close(u.fd);
@@ -410,6 +470,7 @@ class Sim {
         for (auto& u : units_) {
           for (auto& it : u.held) it.complete = true;
           u.discard_left = 0;
+          if (u.welcomed) number_readings(u);  // and the last checkpoint (evidence)
         }
         drain_deadline = now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt_.drain_timeout_s));
       }
@@ -426,6 +487,7 @@ class Sim {
         if (u.fd < 0 || !u.welcomed) continue;
         check_ack_timeout(u, now);
         fill_window(u, now);
+        send_evidence(u, now);
         if (!u.reorder_frame.empty() && now >= u.reorder_deadline) {
           u.out += u.reorder_frame;  // nothing came to swap it with: it goes out late, alone
           u.reorder_frame.clear();
@@ -457,10 +519,11 @@ class Sim {
   using ull = unsigned long long;
 
   int summary() {
-    std::uint64_t pending = 0, discards_pending = 0;
+    std::uint64_t pending = 0, discards_pending = 0, ev_pending = 0;
     for (auto& u : units_) {
       pending += u.unnumbered.size();
       for (const auto& it : u.held) ++(it.discard ? discards_pending : pending);
+      ev_pending += u.ev_held.size();
     }
     const Totals& t = totals_;
     std::printf(
@@ -468,13 +531,16 @@ class Sim {
         "pty_units=%d resent=%llu ack_timeouts=%llu acks_dropped=%llu settings=%llu declared_discarded=%llu "
         "discards=%llu discards_acked=%llu discards_unacked=%llu faults_corrupted=%llu faults_dropped=%llu "
         "faults_reordered=%llu hellos=%llu hellos_refused=%llu new_sessions=%llu malformed=%llu pings=%llu "
-        "links_dead=%llu auth_ok=%llu auth_refused=%llu unauthenticated_ignored=%llu suppressed=%llu\n",
+        "links_dead=%llu auth_ok=%llu auth_refused=%llu unauthenticated_ignored=%llu evidence_made=%llu "
+        "evidence_acked=%llu evidence_unacked=%llu evidence_resent=%llu evidence_corrupted=%llu "
+        "evidence_acks_dropped=%llu suppressed=%llu\n",
         static_cast<int>(units_.size()), ull{t.generated}, ull{t.acked}, ull{pending}, ull{t.nacked},
         ull{t.frames_sent}, ull{t.reconnects}, opt_.pty, ull{t.resent}, ull{t.ack_timeouts}, ull{t.acks_dropped},
         ull{t.settings}, ull{t.declared_discarded}, ull{t.discards}, ull{t.discards_acked}, ull{discards_pending},
         ull{t.corrupted}, ull{t.dropped}, ull{t.reordered}, ull{t.hellos}, ull{t.hellos_refused},
         ull{t.new_sessions}, ull{t.malformed}, ull{t.pings}, ull{t.links_dead}, ull{t.auth_ok}, ull{t.auth_refused},
-        ull{t.unauthenticated_ignored}, ull{t.suppressed});
+        ull{t.unauthenticated_ignored}, ull{t.evidence_made}, ull{t.evidence_acked}, ull{ev_pending},
+        ull{t.evidence_resent}, ull{t.evidence_corrupted}, ull{t.evidence_acks_dropped}, ull{t.suppressed});
     std::fflush(stdout);
     if (!opt_.summary_json.empty()) {
       std::FILE* f = std::fopen(opt_.summary_json.c_str(), "w");
@@ -488,19 +554,22 @@ class Sim {
                      "\"nacked\":%llu,\"frames_sent\":%llu,\"reconnects\":%llu,\"resent\":%llu,\"ack_timeouts\":%llu,"
                      "\"acks_dropped\":%llu,\"settings\":%llu,\"hellos\":%llu,\"hellos_refused\":%llu,"
                      "\"new_sessions\":%llu,\"malformed\":%llu,\"pings\":%llu,\"links_dead\":%llu,"
-                     "\"auth\":{\"ok\":%llu,\"refused\":%llu,\"unauthenticated_ignored\":%llu},\"suppressed\":%llu,"
-                     "\"ok\":%s}\n",
+                     "\"auth\":{\"ok\":%llu,\"refused\":%llu,\"unauthenticated_ignored\":%llu},"
+                     "\"evidence\":{\"made\":%llu,\"acked\":%llu,\"unacked\":%llu,\"sent\":%llu,\"resent\":%llu,"
+                     "\"corrupted\":%llu},\"suppressed\":%llu,\"ok\":%s}\n",
                      static_cast<int>(units_.size()), opt_.pty, ull{t.generated}, ull{t.acked}, ull{pending},
                      ull{t.declared_discarded}, ull{t.discards}, ull{t.discards_acked}, ull{discards_pending},
                      ull{t.corrupted}, ull{t.dropped}, ull{t.reordered}, ull{t.nacked}, ull{t.frames_sent},
                      ull{t.reconnects}, ull{t.resent}, ull{t.ack_timeouts}, ull{t.acks_dropped}, ull{t.settings},
                      ull{t.hellos}, ull{t.hellos_refused}, ull{t.new_sessions}, ull{t.malformed}, ull{t.pings},
                      ull{t.links_dead}, ull{t.auth_ok}, ull{t.auth_refused}, ull{t.unauthenticated_ignored},
-                     ull{t.suppressed}, pending + discards_pending == 0 ? "true" : "false");
+                     ull{t.evidence_made}, ull{t.evidence_acked}, ull{ev_pending}, ull{t.evidence_sent},
+                     ull{t.evidence_resent}, ull{t.evidence_corrupted}, ull{t.suppressed},
+                     pending + discards_pending + ev_pending == 0 ? "true" : "false");
         std::fclose(f);
       }
     }
-    return pending + discards_pending == 0 ? 0 : 3;
+    return pending + discards_pending + ev_pending == 0 ? 0 : 3;
   }
 
   void load_replay(std::vector<std::deque<eport::sim::session::Entry>>& scripts) {
@@ -578,7 +647,7 @@ class Sim {
   }
   bool all_acked() const {
     for (const auto& u : units_)
-      if (!u.held.empty() || !u.unnumbered.empty()) return false;
+      if (!u.held.empty() || !u.unnumbered.empty() || !u.ev_held.empty()) return false;
     return true;
   }
 
@@ -687,6 +756,7 @@ class Sim {
         if (std::holds_alternative<eport::model::Position>(it.reading.payload)) u.last_position = it.reading;
         if (const auto* t = std::get_if<eport::model::SensorSample>(&it.reading.payload); t && t->temperature_centi_c)
           u.last_temperature = it.reading;
+        if (u.evidence) chain_append(u, it.reading);
         if (record_) {
           auto line = eport::sim::session::entry_line({g.at_ms, u.index, it.reading});
           if (line) std::fprintf(record_, "%s\n", line->c_str());
@@ -701,6 +771,151 @@ class Sim {
       u.discard_left = 0;
       if (!u.held.empty()) u.held.back().complete = true;
     }
+    // A planned shutdown: the last readings get their checkpoint too.
+    if (u.evidence && !generating_ && u.chain_started && u.chain.count > 0) make_checkpoint(u);
+  }
+
+  // ---- evidence (docs/evidence.md 6, docs/firmware-bridge.md 7.15) ----
+
+  void setup_evidence() {
+    const std::string& dir = opt_.evidence_keys;
+    ::mkdir(dir.c_str(), 0700);
+    std::string listing;
+    for (auto& u : units_) {
+      std::string path = dir + "/" + u.id + ".key.pem";
+      std::string err;
+      epb_ossl::Pkey key;
+      if (::access(path.c_str(), R_OK) == 0) {
+        key = epb_ossl::read_private_pem(path, &err);
+      } else {
+        key = epb_ossl::generate(EPB_EV_ALG_EDDSA);
+        if (key && (!epb_ossl::write_private_pem(key.get(), path, &err) ||
+                    !epb_ossl::write_public_pem(key.get(), dir + "/" + u.id + ".pub.pem", &err))) {
+          key.reset();
+        }
+      }
+      if (!key) usage(("--evidence-keys: " + (err.empty() ? "cannot make a key for " + u.id : err)).c_str());
+      epb_ev_key pub{};
+      if (!epb_ossl::public_key(key.get(), "", &pub)) usage(("--evidence-keys: bad key " + path).c_str());
+      u.ev_key = std::shared_ptr<EVP_PKEY>(key.release(), epb_ossl::PkeyFree{});
+      if (!epb_ossl::signer(u.ev_key.get(), "", &u.signer)) usage(("--evidence-keys: bad key " + path).c_str());
+      u.evidence = true;
+      // The first resend after --ack-timeout (10 s by default, as 7.15 says).
+      u.ev_backoff = Backoff{BackoffOptions{milliseconds(opt_.ack_timeout_ms), kEvidenceWaitMax, 0}};
+      static constexpr char kHex[] = "0123456789abcdef";
+      auto hex = [](const std::uint8_t* b, std::size_t n) {
+        std::string out;
+        for (std::size_t i = 0; i < n; ++i) {
+          out += kHex[b[i] >> 4];
+          out += kHex[b[i] & 15];
+        }
+        return out;
+      };
+      listing += u.id + " " + (pub.alg == EPB_EV_ALG_EDDSA ? "ed25519" : "es256") + " " + hex(pub.kid, pub.kid_len) +
+                 " " + hex(pub.pub, pub.pub_len) + "\n";
+    }
+    // Written whole, then renamed: the agent never reads half a file.
+    std::string file = dir + "/evidence_keys", tmp = file + ".tmp";
+    std::FILE* f = std::fopen(tmp.c_str(), "w");
+    if (f == nullptr || std::fputs(listing.c_str(), f) < 0 || std::fclose(f) != 0 ||
+        std::rename(tmp.c_str(), file.c_str()) != 0) {
+      usage(("cannot write " + file).c_str());
+    }
+    if (!opt_.evidence_log.empty()) {
+      evidence_log_ = std::fopen(opt_.evidence_log.c_str(), "w");
+      if (evidence_log_ == nullptr) usage(("cannot write " + opt_.evidence_log).c_str());
+    }
+  }
+
+  static std::uint64_t mono_ms() {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<milliseconds>(Clock::now().time_since_epoch()).count());
+  }
+
+  // Appends a numbered reading to the unit's chain (before it is first
+  // sent), and makes a checkpoint when one is due.
+  void chain_append(Unit& u, const eport::model::Reading& r) {
+    auto w = eport::units::to_wire(r);
+    if (!w) return;
+    if (!u.chain_started) {
+      if (epb_ev_chain_init(&u.chain, u.id.c_str(), static_cast<std::uint8_t>(u.id.size()), w->seq) != EPB_EV_OK) {
+        usage(("cannot start an evidence chain for " + u.id).c_str());
+      }
+      u.chain_started = true;
+    }
+    if (epb_ev_append(&u.chain, &*w, mono_ms(), 0) != EPB_EV_OK) {
+      log_unit(u, "reading " + std::to_string(w->seq) + " could not join the evidence chain");
+      return;
+    }
+    if (opt_.evidence_every == 0) return;
+    epb_ev_policy policy{static_cast<std::uint32_t>(opt_.evidence_every),
+                         static_cast<std::uint32_t>(std::min<long long>(opt_.evidence_every_ms, UINT32_MAX))};
+    if (epb_ev_due(&u.chain, &policy, mono_ms())) make_checkpoint(u);
+  }
+
+  void make_checkpoint(Unit& u) {
+    Unit::Checkpoint ck;
+    ck.bytes.resize(EPB_EV_CHECKPOINT_MAX);
+    std::size_t len = 0;
+    const std::uint64_t last = u.chain.last_seq;
+    if (epb_ev_make_checkpoint(&u.chain, &u.signer, now_utc_ms(), nullptr, ck.bytes.data(), ck.bytes.size(), &len) !=
+        EPB_EV_OK) {
+      log_unit(u, "could not make a checkpoint");
+      return;
+    }
+    ck.bytes.resize(len);
+    ck.seq = last;
+    ck.n = u.chain.ckpt_n;
+    ++u.ev_made;
+    ++totals_.evidence_made;
+    if (opt_.corrupt_evidence_every > 0 && u.ev_made % static_cast<std::uint64_t>(opt_.corrupt_evidence_every) == 0) {
+      ck.bytes.back() ^= 0x01;  // the signature's last byte: the id (and the next prev) do not change
+      ++totals_.evidence_corrupted;
+    }
+    u.ev_held.push_back(std::move(ck));
+  }
+
+  // One checkpoint at a time, once an ACK covers its readings, all its
+  // fragments back to back; again after the backoff without EVIDENCE_ACK.
+  void send_evidence(Unit& u, Clock::time_point now) {
+    if (!u.evidence || u.ev_held.empty()) return;
+    const auto& ck = u.ev_held.front();
+    if (u.acked_upto < ck.seq) return;
+    if (u.ev_in_flight && now < u.ev_resend_at) return;
+    if (u.ev_in_flight) ++totals_.evidence_resent;
+    for (unsigned i = 0; i < epb_evf_count(ck.bytes.size()); ++i) {
+      epb_message m;
+      if (epb_evf_fragment(ck.seq, ck.bytes.data(), ck.bytes.size(), i, &m) != 1) return;
+      send(u, m);
+    }
+    ++totals_.evidence_sent;
+    u.ev_in_flight = true;
+    u.ev_resend_at = now + jitter(u, u.ev_backoff.next());
+  }
+
+  void on_evidence_ack(Unit& u, std::uint64_t seq) {
+    if (u.ev_held.empty() || u.ev_held.front().seq != seq) return;  // a late repeat
+    if (opt_.drop_evidence_acks_every > 0 &&
+        ++u.ev_acks_seen % static_cast<std::uint64_t>(opt_.drop_evidence_acks_every) == 0) {
+      ++totals_.evidence_acks_dropped;  // "lost on the way": the resend recovers it
+      return;
+    }
+    const auto& ck = u.ev_held.front();
+    if (evidence_log_) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      std::string hex;
+      for (auto b : ck.bytes) {
+        hex += kHex[b >> 4];
+        hex += kHex[b & 15];
+      }
+      std::fprintf(evidence_log_, "{\"unit\":\"%s\",\"seq\":%llu,\"n\":%llu,\"cose\":\"%s\"}\n", u.id.c_str(),
+                   ull{ck.seq}, ull{ck.n}, hex.c_str());
+      std::fflush(evidence_log_);
+    }
+    u.ev_held.pop_front();
+    u.ev_in_flight = false;
+    u.ev_backoff.reset();
+    ++totals_.evidence_acked;
   }
 
   // Link gone (socket closed) or dead: a socket unit reconnects, a pty unit
@@ -728,6 +943,8 @@ class Sim {
     u.hold_until = {};
     u.ping_sent.reset();
     u.reorder_frame.clear();
+    u.ev_in_flight = false;  // a new link: the oldest held checkpoint goes again after WELCOME
+    u.ev_backoff.reset();
   }
 
   // A new session on the same link (a tty stays open; NACK NO_HELLO; a
@@ -957,6 +1174,7 @@ class Sim {
 
   // Frees every item with seq <= upto: the agent has it in custody.
   void release(Unit& u, std::uint64_t upto, Clock::time_point now) {
+    u.acked_upto = std::max(u.acked_upto, upto);
     bool progress = false;
     while (!u.held.empty() && u.held.front().first <= upto) {
       Item& it = u.held.front();
@@ -1072,7 +1290,7 @@ class Sim {
         if (!opt_.no_features) {  // 6.7: what this unit takes beyond the base protocol
           epb_message f{};
           f.type = EPB_MSG_FEATURES;
-          f.m.features.features = EPB_FEATURE_DEADBANDS;
+          f.m.features.features = EPB_FEATURE_DEADBANDS | (u.evidence ? EPB_FEATURE_EVIDENCE : 0u);
           send(u, f);
         }
         number_readings(u);  // resumes from the oldest held item above last_stored_seq
@@ -1163,6 +1381,9 @@ class Sim {
         send(u, a);
         break;
       }
+      case EPB_MSG_EVIDENCE_ACK:
+        on_evidence_ack(u, m.m.evidence_ack.seq);
+        break;
       case EPB_MSG_PING: {
         epb_message pong{};
         pong.type = EPB_MSG_PONG;
@@ -1211,6 +1432,7 @@ class Sim {
   bool generating_ = true;
   std::FILE* acked_log_ = nullptr;
   std::FILE* record_ = nullptr;
+  std::FILE* evidence_log_ = nullptr;
 };
 
 }  // namespace
@@ -1229,6 +1451,7 @@ int main(int argc, char** argv) {
     setrlimit(RLIMIT_NOFILE, &nofile);
   }
   if (opt.list_units) {
+    if (!opt.evidence_keys.empty()) Sim keys(opt);  // makes the keys and DIR/evidence_keys
     eport::sim::FleetOptions fo;
     fo.seed = opt.seed;
     fo.units = opt.units + opt.pty;

@@ -2,6 +2,8 @@
 // bridge.unit_intervals parser and the unit key file reader.
 #include "eport/units/config_keys.h"
 
+#include "eport/units/evidence_check.h"
+
 #include <cstdio>
 #include <cerrno>
 #include <cstdlib>
@@ -80,6 +82,19 @@ config::Keys<ServerOptions> build() {
                                   EPORT_OPTION(O, unit_keys_file), {}, config::FileKind::kSecretOther);
     keys.read_check = [](const std::string& path) {
       auto read = read_unit_keys(path);
+      return read ? std::string() : read.error();
+    };
+    k.add(std::move(keys));
+  }
+  {
+    auto keys = config::string<O>("bridge.evidence_keys",
+                                  "File of the units' evidence public keys (\"UNIT_ID ALG KID_HEX PUBKEY_HEX\" per "
+                                  "line, ALG ed25519 or es256, as epb-evidence keygen prints them): the agent checks "
+                                  "their checkpoints' signatures, chain and heads, counts and alarms (docs/evidence.md "
+                                  "section 13). Empty: checkpoints are forwarded unchecked.",
+                                  EPORT_OPTION(O, evidence_keys_file), {}, config::FileKind::kChecked);
+    keys.read_check = [](const std::string& path) {
+      auto read = read_evidence_keys(path);
       return read ? std::string() : read.error();
     };
     k.add(std::move(keys));

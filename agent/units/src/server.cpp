@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "eport/units/convert.h"
+#include "eport/units/evidence_check.h"
 #include "eport/units/net.h"
 #include "eport/units/serial.h"
 #include "eport/backoff/backoff.h"
@@ -57,6 +58,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr std::string_view kLog = "bridge";
 constexpr std::uint64_t kListenUnixTag = 1, kListenTcpTag = 2, kWakeTag = 3, kFirstConnTag = 16;
+// Ingest tokens are unit keys; this bit marks a unit's evidence checkpoint.
+constexpr std::uint64_t kEvidenceToken = std::uint64_t{1} << 62;
 // A serial session that lived this long resets its port's reopen backoff.
 constexpr auto kSerialStableAfter = std::chrono::seconds(10);
 // Without a free descriptor, accepting waits this long before trying again.
@@ -112,6 +115,8 @@ struct Server::Impl : public ingest::CompletionSink {
     bool challenged = false;
     epb_message challenged_hello{};
     std::uint8_t agent_nonce[EPB_NONCE_LEN] = {};
+    // evidence (7.15): the checkpoint being reassembled on this link
+    epb_evf_reasm evf{};
   };
 
   // One item taken from a unit: a reading (first == last), a DISCARD, or
@@ -120,6 +125,7 @@ struct Server::Impl : public ingest::CompletionSink {
   struct Item {
     std::uint64_t first = 0, last = 0;
     ItemKind kind = ItemKind::kReading;
+    std::vector<std::uint8_t> canonical;  // a unit with an evidence key: its R, fed to the checker at commit
     bool reading() const { return kind == ItemKind::kReading; }
   };
 
@@ -131,6 +137,9 @@ struct Server::Impl : public ingest::CompletionSink {
     std::uint64_t hold_seq = 0;   // != 0: refused with a resendable NACK, nothing else is taken until it comes
     std::uint8_t hold_reason = 0;
     std::uint64_t link = 0;       // its live session, 0 if none
+    // evidence (7.15): checkpoints of its evidence source by their seq
+    std::uint64_t ev_committed = 0;        // highest seq stored (or found stored)
+    std::deque<std::uint64_t> ev_pending;  // handed to ingest, awaiting their outcome
   };
 
   struct Port {
@@ -146,6 +155,7 @@ struct Server::Impl : public ingest::CompletionSink {
   std::function<std::uint64_t(std::string_view)> last_stored_seq;
   std::function<model::Priority(const model::Reading&)> priority_of;
   ServerStats stats;
+  EvidenceChecker evidence_checker;
 
   int epfd = -1, unix_fd = -1, tcp_fd = -1, wake_fd = -1;
   std::uint16_t tcp_port = 0;
@@ -176,7 +186,11 @@ struct Server::Impl : public ingest::CompletionSink {
 
   Impl(ServerOptions o, ingest::Ingest& in, std::function<std::uint64_t(std::string_view)> ls,
        std::function<model::Priority(const model::Reading&)> po)
-      : opt(std::move(o)), ingest(in), last_stored_seq(std::move(ls)), priority_of(std::move(po)) {}
+      : opt(std::move(o)),
+        ingest(in),
+        last_stored_seq(std::move(ls)),
+        priority_of(std::move(po)),
+        evidence_checker(opt.evidence_keys) {}
 
   // --- ingest thread ---
   void completed(std::uint64_t token, ingest::Outcome outcome) override {
@@ -492,7 +506,9 @@ struct Server::Impl : public ingest::CompletionSink {
   // session and nothing in flight. The store's last seq rebuilds it.
   void maybe_forget(std::uint64_t key) {
     auto it = units.find(key);
-    if (it == units.end() || it->second.link != 0 || !it->second.pending.empty()) return;
+    if (it == units.end() || it->second.link != 0 || !it->second.pending.empty() || !it->second.ev_pending.empty()) {
+      return;
+    }
     unit_keys.erase(it->second.id);
     units.erase(it);
   }
@@ -593,6 +609,10 @@ struct Server::Impl : public ingest::CompletionSink {
       return refuse_hello(s, EPB_NACK_UNIT_ID, stats.hellos_refused_unit_id,
                           "unit id \"" + unit + "\" is the gateway's custody event source");
     }
+    if (model::is_evidence_source(unit)) {
+      return refuse_hello(s, EPB_NACK_UNIT_ID, stats.hellos_refused_unit_id,
+                          "unit id \"" + unit + "\" ends in \":ev\", reserved for units' evidence sources");
+    }
     if (!container.empty() && !model::is_valid_iso6346(container)) {
       return refuse_hello(s, EPB_NACK_CONTAINER_ID, stats.hellos_refused_container_id,
                           "container id " + model::quoted_id(container) +
@@ -647,6 +667,7 @@ struct Server::Impl : public ingest::CompletionSink {
       u.id = unit;
       u.committed = last_stored_seq(unit);
       u.expected = u.committed + 1;
+      u.ev_committed = last_stored_seq(model::evidence_source_id(unit));
       units.emplace(key, std::move(u));
       unit_keys[unit] = key;
     }
@@ -767,8 +788,8 @@ struct Server::Impl : public ingest::CompletionSink {
       return;
     }
     if (u.hold_seq != 0 && u.hold_seq == item.first) u.hold_seq = 0;  // the held item is back
-    u.pending.push_back(item);
     u.expected = item.last + 1;
+    u.pending.push_back(std::move(item));
   }
 
   model::Reading gap_record(const Session& s, std::uint64_t first, std::uint64_t last, model::GapReason reason) {
@@ -806,7 +827,13 @@ struct Server::Impl : public ingest::CompletionSink {
       r->time_utc_ms = model::now_utc_ms();
       r->time_source = model::TimeSource::kGatewayReceive;
     }
-    submit(s, key, u, std::move(r).value(), Item{w.seq, w.seq, ItemKind::kReading});
+    Item item{w.seq, w.seq, ItemKind::kReading, {}};
+    if (evidence_checker.has_key(s.unit_id)) {
+      std::uint8_t canonical[EPB_EV_READING_MAX];
+      auto n = epb_ev_reading_bytes(&w, canonical, sizeof canonical);
+      item.canonical.assign(canonical, canonical + n);
+    }
+    submit(s, key, u, std::move(r).value(), std::move(item));
   }
 
   // An intact READING frame whose content is invalid (7.5 MALFORMED): in
@@ -830,7 +857,7 @@ struct Server::Impl : public ingest::CompletionSink {
     if (from == 0) return;
     ++stats.refused_malformed;
     send_nack(s, seq, EPB_NACK_MALFORMED);
-    submit(s, key, u, gap_record(s, seq, seq, model::GapReason::kRejectedMalformed), Item{seq, seq, ItemKind::kMalformedGap});
+    submit(s, key, u, gap_record(s, seq, seq, model::GapReason::kRejectedMalformed), Item{seq, seq, ItemKind::kMalformedGap, {}});
   }
 
   void on_discard(Session& s, const epb_discard& d) {
@@ -858,7 +885,7 @@ struct Server::Impl : public ingest::CompletionSink {
                         " discarded (" + std::string(model::gap_reason_name(static_cast<model::GapReason>(d.reason))) + ")");
     stats.seqs_declared_discarded += d.last_seq - from + 1;
     submit(s, key, u, gap_record(s, from, d.last_seq, static_cast<model::GapReason>(d.reason)),
-           Item{from, d.last_seq, ItemKind::kDiscard});
+           Item{from, d.last_seq, ItemKind::kDiscard, {}});
   }
 
   void on_settings_ack(Session& s, const epb_settings& a) {
@@ -906,6 +933,79 @@ struct Server::Impl : public ingest::CompletionSink {
     send(s, pong);
   }
 
+  void send_evidence_ack(Session& s, std::uint64_t seq) {
+    epb_message m{};
+    m.type = EPB_MSG_EVIDENCE_ACK;
+    m.m.evidence_ack.seq = seq;
+    send(s, m);
+    ++stats.ev_acks_sent;
+  }
+
+  // One EVIDENCE fragment (7.15): reassembled per link; a complete
+  // checkpoint is checked, stored as a record of the unit's evidence source
+  // and acknowledged after its commit, whatever the check found.
+  void on_evidence(Session& s, const epb_evidence& f) {
+    ++stats.ev_fragments;
+    if (!s.hello) {
+      ++stats.protocol_errors;
+      ++stats.ev_fragments_dropped;
+      return;
+    }
+    switch (epb_evf_feed(&s.evf, &f)) {
+      case EPB_EVF_MORE: return;
+      case EPB_EVF_DUPLICATE: ++stats.ev_fragments_duplicate; return;
+      case EPB_EVF_RESTARTED:
+      case EPB_EVF_GAP: ++stats.ev_fragments_dropped; return;
+      case EPB_EVF_COMPLETE: break;
+    }
+    ++stats.ev_checkpoints_received;
+    const std::uint64_t seq = s.evf.seq;
+    // Kept as it is: a repeat of its fragments is then a duplicate, not a gap.
+    std::vector<std::uint8_t> cose(s.evf.buf, s.evf.buf + s.evf.total_len);
+    auto key = s.unit_key;
+    UnitState& u = units.at(key);
+    if (seq <= u.ev_committed) {
+      ++stats.ev_checkpoints_duplicate;
+      send_evidence_ack(s, seq);  // committed already: the ACK was lost
+      return;
+    }
+    if (!u.ev_pending.empty() && seq <= u.ev_pending.back()) {
+      ++stats.ev_checkpoints_duplicate;  // on its way to the store: its ACK follows the commit
+      return;
+    }
+    auto verdict = evidence_checker.check(s.unit_id, seq, cose);
+    ++stats.ev_checks[static_cast<std::size_t>(verdict.check)];
+    if (verdict.head_checked) {
+      ++stats.ev_heads_checked;
+    } else if (evidence_checker.has_key(s.unit_id)) {
+      ++stats.ev_heads_unchecked;
+    }
+    if (verdict.check != model::EvidenceCheck::kVerified && verdict.check != model::EvidenceCheck::kUnchecked) {
+      log::error(kLog, "ALARM: evidence checkpoint " + std::to_string(verdict.n) + " (up to seq " +
+                           std::to_string(seq) + ") of unit " + s.unit_id + ": " +
+                           std::string(model::evidence_check_name(verdict.check)) +
+                           (verdict.detail.empty() ? std::string() : " (" + verdict.detail + ")") +
+                           "; stored and forwarded as sent");
+    }
+    model::Reading r;
+    r.source_id = model::evidence_source_id(s.unit_id);
+    r.seq = seq;
+    // No container: a checkpoint concerns the unit, and the custody engine
+    // leaves records of no container alone.
+    if (verdict.time_ms != 0) {
+      r.time_utc_ms = verdict.time_ms;
+    } else {
+      r.time_utc_ms = model::now_utc_ms();
+      r.time_source = model::TimeSource::kGatewayReceive;
+    }
+    r.payload = model::EvidenceCheckpoint{std::move(cose), verdict.n, verdict.check};
+    if (!ingest.submit(std::move(r), model::Priority::kAlarm, this, key | kEvidenceToken)) {
+      ++stats.ev_checkpoints_refused;  // not answered: the unit resends on its timer
+      return;
+    }
+    u.ev_pending.push_back(seq);
+  }
+
   void on_message(std::uint64_t id, Session& s, const epb_message& m) {
     switch (m.type) {
       case EPB_MSG_HELLO: on_hello(id, s, m.m.hello); break;
@@ -916,6 +1016,7 @@ struct Server::Impl : public ingest::CompletionSink {
       case EPB_MSG_PING: on_ping(s, m.m.ping); break;
       case EPB_MSG_PONG: break;
       case EPB_MSG_AUTH: on_auth(id, s, m.m.auth); break;
+      case EPB_MSG_EVIDENCE: on_evidence(s, m.m.evidence); break;
       default:
         // Agent-to-unit messages have no business arriving here (7.10).
         ++stats.protocol_errors;
@@ -1084,6 +1185,27 @@ struct Server::Impl : public ingest::CompletionSink {
     --stats.connections_active;
   }
 
+  // The outcome of a checkpoint handed to ingest (7.15): EVIDENCE_ACK once
+  // it is committed; nothing on a refusal (the unit resends).
+  void evidence_completed(std::uint64_t key, ingest::Outcome outcome, std::vector<std::uint64_t>& touched) {
+    auto it = units.find(key);
+    if (it == units.end() || it->second.ev_pending.empty()) {
+      log::error(kLog, "an ingest outcome for a checkpoint of a unit with none in flight");
+      return;
+    }
+    UnitState& u = it->second;
+    auto seq = u.ev_pending.front();
+    u.ev_pending.pop_front();
+    touched.push_back(key);
+    if (outcome == ingest::Outcome::kRefused || outcome == ingest::Outcome::kFailed) {
+      ++stats.ev_checkpoints_refused;
+      return;
+    }
+    ++(outcome == ingest::Outcome::kDuplicate ? stats.ev_checkpoints_duplicate : stats.ev_checkpoints_stored);
+    u.ev_committed = std::max(u.ev_committed, seq);
+    if (Session* s = live_session(u); s != nullptr) send_evidence_ack(*s, seq);
+  }
+
   void drain_completions() {
     std::vector<std::pair<std::uint64_t, ingest::Outcome>> batch;
     {
@@ -1091,7 +1213,12 @@ struct Server::Impl : public ingest::CompletionSink {
       batch.swap(done);
     }
     std::vector<std::uint64_t> touched;
-    for (auto [key, outcome] : batch) {
+    for (auto [token, outcome] : batch) {
+      if ((token & kEvidenceToken) != 0) {
+        evidence_completed(token & ~kEvidenceToken, outcome, touched);
+        continue;
+      }
+      auto key = token;
       auto it = units.find(key);
       if (it == units.end() || it->second.pending.empty()) {
         log::error(kLog, "an ingest outcome for a unit with nothing in flight");
@@ -1118,6 +1245,9 @@ struct Server::Impl : public ingest::CompletionSink {
       }
       if (item.reading()) {
         ++(outcome == ingest::Outcome::kDuplicate ? stats.readings_duplicate : stats.readings_stored);
+        if (outcome == ingest::Outcome::kStored && !item.canonical.empty()) {
+          evidence_checker.reading(u.id, item.first, item.canonical);
+        }
       } else if (item.kind == ItemKind::kDiscard) {
         ++stats.discards_recorded;
       }
@@ -1244,6 +1374,33 @@ struct Server::Impl : public ingest::CompletionSink {
 std::uint64_t refused_total(const ServerStats& st) {
   return st.refused_no_hello + st.refused_out_of_order + st.refused_window + st.refused_store_full +
          st.refused_internal + st.refused_malformed;
+}
+
+std::string evidence_health_json(const ServerStats& st) {
+  auto n = [](const std::atomic<std::uint64_t>& v) { return v.load(); };
+  json::Object checks;
+  std::uint64_t bad = 0;
+  for (std::size_t i = 0; i < model::kEvidenceCheckCount; ++i) {
+    auto c = static_cast<model::EvidenceCheck>(i);
+    checks.add(std::string(model::evidence_check_name(c)), n(st.ev_checks[i]));
+    if (c != model::EvidenceCheck::kVerified && c != model::EvidenceCheck::kUnchecked) bad += n(st.ev_checks[i]);
+  }
+  json::Object o;
+  o.add("checkpoints_received", n(st.ev_checkpoints_received))
+      .add("checkpoints_stored", n(st.ev_checkpoints_stored))
+      .add("checkpoints_duplicate", n(st.ev_checkpoints_duplicate))
+      .add("checkpoints_refused", n(st.ev_checkpoints_refused))
+      .add("acks_sent", n(st.ev_acks_sent))
+      .add("good", n(st.ev_checks[static_cast<std::size_t>(model::EvidenceCheck::kVerified)]))
+      .add("bad", bad)
+      .add("unchecked", n(st.ev_checks[static_cast<std::size_t>(model::EvidenceCheck::kUnchecked)]))
+      .add("heads_checked", n(st.ev_heads_checked))
+      .add("heads_unchecked", n(st.ev_heads_unchecked))
+      .add_raw("by_check", std::move(checks).str())
+      .add("fragments", n(st.ev_fragments))
+      .add("fragments_duplicate", n(st.ev_fragments_duplicate))
+      .add("fragments_dropped", n(st.ev_fragments_dropped));
+  return std::move(o).str();
 }
 
 std::string health_json(const ServerStats& st) {

@@ -334,7 +334,10 @@ struct Publisher::Impl : public ConnectionEvents {
         cv.wait_for(l, wait, [&] { return stopping; });
       }
     }
-    auto topic = codec::topics::data(opt.site_id, opt.gateway_id, priority);
+    // A batch is all evidence or none (Outbox::take).
+    auto topic = model::is_evidence_source(rows->front().source_id)
+                     ? codec::topics::evidence(opt.site_id, opt.gateway_id)
+                     : codec::topics::data(opt.site_id, opt.gateway_id, priority);
     auto delivery = conn->publish_data(topic, bytes);
     if (!delivery) {
       // Not connected any more: the rows stay leased until the reconnect releases them.

@@ -49,18 +49,29 @@ typedef enum {
   EPB_MSG_SETTINGS_ACK = 11, /* unit -> agent: SETTINGS applied; the intervals now in force */
   EPB_MSG_CHALLENGE = 12,   /* agent -> unit: prove your key; agent_nonce */
   EPB_MSG_AUTH = 13,        /* unit -> agent: unit_nonce and the proof over HELLO */
-  EPB_MSG_FEATURES = 14     /* unit -> agent, after WELCOME: what it understands beyond the base (6.7) */
+  EPB_MSG_FEATURES = 14,    /* unit -> agent, after WELCOME: what it understands beyond the base (6.7) */
+  EPB_MSG_EVIDENCE = 15,    /* unit -> agent: one fragment of a signed checkpoint (6.8) */
+  EPB_MSG_EVIDENCE_ACK = 16 /* agent -> unit: the checkpoint ending at seq is stored (6.9) */
 } epb_msg_type;
-#define EPB_MSG_TYPE_MAX 14u
+#define EPB_MSG_TYPE_MAX 16u
 
 /* FEATURES bits (6.7). A bit the receiver does not know is ignored. */
 #define EPB_FEATURE_DEADBANDS 0x00000001u /* takes SETTINGS with the deadband extension */
+#define EPB_FEATURE_EVIDENCE 0x00000002u  /* sends EVIDENCE (7.15); nothing depends on it */
 
 /* SETTINGS / SETTINGS_ACK deadband extension (6.4): which deadbands are set. */
 #define EPB_DEADBAND_TEMPERATURE 0x01u
 #define EPB_DEADBAND_POSITION 0x02u
 #define EPB_TEMPERATURE_DEADBAND_MAX 2000u  /* 0.01 degC */
 #define EPB_POSITION_DEADBAND_MAX 100000u   /* m */
+
+/* EVIDENCE fragments (docs/firmware-bridge.md 6.8): a checkpoint of up to
+ * EPB_EVF_TOTAL_MAX bytes travels as ceil(total / EPB_EVF_DATA_MAX)
+ * fragments; every one but the last carries exactly EPB_EVF_DATA_MAX bytes,
+ * at offsets 0, 96, 192, ... A fragment fits a sealed frame. */
+#define EPB_EVF_DATA_MAX 96u
+#define EPB_EVF_TOTAL_MAX 336u   /* = EPB_EV_CHECKPOINT_MAX (evidence.h) */
+#define EPB_EVF_FRAGMENTS_MAX 4u /* ceil(336 / 96) */
 
 /* Unit authentication (docs/firmware-bridge.md section 13). */
 #define EPB_SEALED_FLAG 0x80u  /* type-byte bit: the frame carries counter + tag */
@@ -217,6 +228,15 @@ typedef struct {
 typedef struct { uint32_t features; } epb_features;  /* EPB_FEATURE_* bits */
 typedef struct { uint32_t nonce; } epb_ping;  /* also used for PONG */
 typedef struct { uint8_t agent_nonce[EPB_NONCE_LEN]; } epb_challenge;
+/* EVIDENCE: bytes offset .. offset+len-1 of the checkpoint that ends at
+ * reading seq `seq` (its `last`), total_len bytes in all. */
+typedef struct {
+  uint64_t seq;        /* 1..EPB_SEQ_MAX: the checkpoint's key, the seq of the last reading it covers */
+  uint16_t total_len;  /* 1..EPB_EVF_TOTAL_MAX */
+  uint16_t offset;     /* a multiple of EPB_EVF_DATA_MAX below total_len */
+  uint8_t len;         /* min(EPB_EVF_DATA_MAX, total_len - offset): implied by the payload length */
+  uint8_t data[EPB_EVF_DATA_MAX];
+} epb_evidence;
 typedef struct {
   uint8_t unit_nonce[EPB_NONCE_LEN];
   uint8_t proof[EPB_PROOF_LEN];
@@ -238,6 +258,8 @@ typedef struct {
     epb_discard discard;
     epb_challenge challenge;
     epb_auth_msg auth;
+    epb_evidence evidence;
+    epb_ack evidence_ack;      /* EVIDENCE_ACK: the checkpoint with key seq is stored */
     epb_features features;
   } m;
 } epb_message;
@@ -387,6 +409,44 @@ size_t epb_encode_version_refusal(uint8_t version, uint8_t *out, size_t cap);
 
 /* Version byte of the body the decoder last rejected with EPB_ERR_VERSION
  * is in epb_decoder.last_version (0 if none yet). */
+
+/* ---- EVIDENCE fragments (codec.c; docs/firmware-bridge.md 6.8, 7.15) ---- */
+
+/* Number of EVIDENCE fragments for a checkpoint of total_len bytes (0 if
+ * total_len is 0 or above EPB_EVF_TOTAL_MAX). */
+unsigned epb_evf_count(size_t total_len);
+
+/* Fills *out with fragment `index` (0-based) of checkpoint ck[0..total_len)
+ * whose key is seq. Returns 1, or 0 (and leaves *out zeroed) for an index,
+ * length or seq out of range. Encode it with epb_encode / epb_encode_sealed. */
+int epb_evf_fragment(uint64_t seq, const uint8_t *ck, size_t total_len, unsigned index,
+                     epb_message *out);
+
+/* Reassembly of one checkpoint at a time (one per link): 352 bytes, no heap.
+ * Zero-initialise it (or epb_evf_reset). */
+typedef struct {
+  uint64_t seq;        /* key of the checkpoint being assembled; 0: none */
+  uint16_t total_len;
+  uint16_t have;       /* bytes 0..have-1 received */
+  uint8_t buf[EPB_EVF_TOTAL_MAX];
+} epb_evf_reasm;
+
+typedef enum {
+  EPB_EVF_MORE = 0,       /* taken; the checkpoint is not complete yet */
+  EPB_EVF_COMPLETE = 1,   /* taken; buf[0..total_len) holds the checkpoint (until the next feed) */
+  EPB_EVF_DUPLICATE = 2,  /* a fragment already taken again: ignored, nothing changes */
+  EPB_EVF_RESTARTED = 3,  /* offset 0 while another was incomplete: that one was abandoned,
+                             this one started (a single-fragment one is EPB_EVF_COMPLETE) */
+  EPB_EVF_GAP = 4         /* not the next fragment (reordered, a lost one before it, another
+                             seq or total): dropped, and the incomplete one abandoned */
+} epb_evf_status;
+
+void epb_evf_reset(epb_evf_reasm *r);
+
+/* Takes one decoded EVIDENCE fragment. Fragments must come in offset order;
+ * a fragment at offset 0 always starts afresh. Memory never grows: one
+ * checkpoint of at most EPB_EVF_TOTAL_MAX bytes. */
+epb_evf_status epb_evf_feed(epb_evf_reasm *r, const epb_evidence *f);
 
 /* CRC-32C (Castagnoli), reflected, init and xorout 0xFFFFFFFF. */
 uint32_t epb_crc32c(const uint8_t *data, size_t len);

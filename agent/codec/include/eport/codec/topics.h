@@ -15,6 +15,9 @@ inline constexpr std::string_view kRoot = "eport/v1";
 
 // eport/v1/<site>/<gateway>/data/<class>: FlatBuffers envelopes, QoS 1.
 std::string data(std::string_view site, std::string_view gateway, model::Priority priority);
+// eport/v1/<site>/<gateway>/evidence: FlatBuffers envelopes (priority Alarm)
+// holding only units' evidence checkpoints (docs/evidence.md section 13), QoS 1.
+std::string evidence(std::string_view site, std::string_view gateway);
 // eport/v1/<site>/<gateway>/status: retained JSON, birth and last will.
 std::string status(std::string_view site, std::string_view gateway);
 // eport/v1/<site>/<gateway>/health: JSON, periodic.

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace eport::model {
 
@@ -143,10 +144,41 @@ struct CustodyEvent {
   bool operator==(const CustodyEvent&) const = default;
 };
 
-using Payload = std::variant<Position, SealEvent, DoorEvent, SensorSample, SequenceGap, CustodyEvent>;
+// What the agent found when it checked a unit's evidence checkpoint
+// (docs/evidence.md section 13). Numbered as in the schema: never renumber.
+enum class EvidenceCheck : std::uint8_t {
+  kUnchecked = 0,     // no key for the unit (bridge.evidence_keys): forwarded unchecked
+  kVerified = 1,      // signature and checkpoint chain hold
+  kBadSignature = 2,  // parsed, signed under the unit's key id, but the signature does not verify
+  kBrokenChain = 3,   // authentic, but n/prev/first do not follow the last accepted checkpoint
+  kMalformed = 4,     // not a checkpoint (docs/evidence.md section 5 parsing rules)
+  kWrongKey = 5,      // signed under a key id the unit does not have
+  kOtherSource = 6,   // a checkpoint of another source
+  kReplayed = 7,      // not newer than the last accepted one
+  kSeqMismatch = 8,   // authentic, but its `last` is not the seq it was sent under
+  kReadingsMismatch = 9,  // authentic, but the readings stored in its range do not hash to its head
+                          // (one altered, missing or extra)
+};
+inline constexpr std::size_t kEvidenceCheckCount = 10;
+// "unchecked", "verified", "bad_signature", ...: JSON, logs, health.
+std::string_view evidence_check_name(EvidenceCheck c);
+
+// A unit's signed evidence checkpoint (a COSE_Sign1, docs/evidence.md),
+// carried as data: a reading of the unit's evidence source
+// (evidence_source_id(), seq = the checkpoint's `last`), never evicted,
+// published on its own topic. The bytes are exactly what the unit sent.
+struct EvidenceCheckpoint {
+  std::vector<std::uint8_t> cose;  // 1..336 bytes
+  std::uint64_t n = 0;             // its checkpoint number if it parsed, else 0
+  EvidenceCheck check = EvidenceCheck::kUnchecked;
+  bool operator==(const EvidenceCheckpoint&) const = default;
+};
+inline constexpr std::size_t kMaxEvidenceBytes = 336;  // EPB_EV_CHECKPOINT_MAX
+
+using Payload = std::variant<Position, SealEvent, DoorEvent, SensorSample, SequenceGap, CustodyEvent, EvidenceCheckpoint>;
 
 // Kind names, as used in config files, logs and JSON output.
-enum class Kind : std::uint8_t { kPosition = 0, kSeal = 1, kDoor = 2, kSensor = 3, kGap = 4, kEvent = 5 };
+enum class Kind : std::uint8_t { kPosition = 0, kSeal = 1, kDoor = 2, kSensor = 3, kGap = 4, kEvent = 5, kEvidence = 6 };
 inline Kind kind_of(const Payload& p) { return static_cast<Kind>(p.index()); }
 std::string_view kind_name(Kind k);
 
@@ -197,6 +229,14 @@ struct PriorityRules {
 // The source id under which a gateway's derived custody events travel:
 // "<gateway id>:custody" (a ':' no gateway id has; reserved: no unit may claim it).
 std::string custody_source_id(std::string_view gateway_id);
+
+// The source id under which a unit's evidence checkpoints travel:
+// "<unit id>:ev" (at most 35 bytes: unit ids are at most 32). Reserved: the
+// bridge refuses a unit id ending in ":ev". Their seqs are the checkpoints'
+// `last` seqs.
+std::string evidence_source_id(std::string_view unit_id);
+// True for an id evidence_source_id() makes (ends with ":ev").
+bool is_evidence_source(std::string_view source_id);
 
 Priority classify(const Reading& r, const PriorityRules& rules);
 inline Priority default_priority(const Reading& r) { return classify(r, PriorityRules{}); }

@@ -252,7 +252,9 @@ class Outbox final : public CommandLog {
   // Leases the next readings to publish, all of one priority class: the
   // highest class (not below min_priority) that has unleased rows, oldest
   // first, at most max_rows rows and about max_bytes of bodies (at least one
-  // row). Empty when nothing is waiting.
+  // row). Empty when nothing is waiting. A batch holds either only evidence
+  // checkpoints (model::is_evidence_source) or none: they are published on
+  // a topic of their own. Evidence rows never expire by the class's TTL.
   Result<std::vector<StoredRecord>> take(std::size_t max_rows, std::size_t max_bytes,
                                          model::Priority min_priority = model::Priority::kBulk);
 

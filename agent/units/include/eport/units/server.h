@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <epb/epb.h>
+#include <epb/evidence.h>
 
 #include "eport/ingest/ingest.h"
 #include "eport/model/result.h"
@@ -100,6 +101,12 @@ struct ServerOptions {
   // The file auth_keys is read from (bridge.unit_keys; read_unit_keys()):
   // the Agent reads it before the server is built.
   std::string unit_keys_file;
+  // Evidence (docs/firmware-bridge.md 7.15, docs/evidence.md 13): the units'
+  // public checkpoint keys, read from evidence_keys_file (bridge.evidence_keys;
+  // read_evidence_keys()) by the Agent. A unit without a key has its
+  // checkpoints stored and forwarded unchecked.
+  std::map<std::string, epb_ev_key> evidence_keys;
+  std::string evidence_keys_file;
 };
 
 // Counters, readable from any thread.
@@ -158,12 +165,27 @@ struct ServerStats {
   std::atomic<std::uint64_t> settings_sent{0};
   std::atomic<std::uint64_t> settings_acked{0};
   std::atomic<std::uint64_t> backpressure_pauses{0};     // 1 ms pauses while ingest was behind
+  // Evidence checkpoints (7.15; health "evidence"): fragments and the
+  // checkpoints they make, what became of them, and the agent's verdicts.
+  std::atomic<std::uint64_t> ev_fragments{0};
+  std::atomic<std::uint64_t> ev_fragments_duplicate{0};
+  std::atomic<std::uint64_t> ev_fragments_dropped{0};    // out of order, abandoned, or before WELCOME
+  std::atomic<std::uint64_t> ev_checkpoints_received{0}; // reassembled
+  std::atomic<std::uint64_t> ev_checkpoints_stored{0};
+  std::atomic<std::uint64_t> ev_checkpoints_duplicate{0}; // already stored: acknowledged again
+  std::atomic<std::uint64_t> ev_checkpoints_refused{0};  // ingest or store refused: not acknowledged
+  std::atomic<std::uint64_t> ev_acks_sent{0};
+  std::atomic<std::uint64_t> ev_heads_checked{0};    // the readings stored here hashed to the head (or did not)
+  std::atomic<std::uint64_t> ev_heads_unchecked{0};  // a keyed unit's checkpoint whose range the agent had not whole
+  std::array<std::atomic<std::uint64_t>, model::kEvidenceCheckCount> ev_checks{};  // by model::EvidenceCheck
 };
 
 // Sum of the refused_* counters.
 std::uint64_t refused_total(const ServerStats& st);
 // The "bridge" member of the health message (docs/topics.md): a JSON object.
 std::string health_json(const ServerStats& st);
+// The "evidence" member of the health message: a JSON object.
+std::string evidence_health_json(const ServerStats& st);
 
 class Server final : public UnitSettings {
  public:
