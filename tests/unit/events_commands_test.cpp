@@ -223,6 +223,7 @@ TEST_CASE("PairUnit is refused for a unit that reports its own container, and fo
   CHECK_FALSE(s.command(codec::PairUnit{"TU 1", kBox}).ok());      // not topic-safe
   CHECK_FALSE(s.command(codec::PairUnit{"TU-2", "MSKU123"}).ok());  // not ISO 6346
   CHECK_FALSE(s.command(codec::PairUnit{kGateway, kBox}).ok());     // the gateway itself
+  CHECK_FALSE(s.command(codec::PairUnit{"TU-1:ev", kBox}).ok());    // a unit's evidence source
   CHECK(s.events().size() == 1);
 }
 

@@ -608,6 +608,9 @@ Result<std::string> Engine::pair_unit(const codec::PairUnit& c, const std::strin
   if (c.unit_id == source_id_ || c.unit_id == opt_.gateway_id) {
     return Error{"PairUnit: \"" + c.unit_id + "\" is this gateway's, not a unit's"};
   }
+  if (model::is_evidence_source(c.unit_id)) {
+    return Error{"PairUnit: \"" + c.unit_id + "\" is a unit's evidence source (\":ev\"), not a unit"};
+  }
   if (!c.container_id.empty() && !model::is_valid_iso6346(c.container_id)) {
     return Error{"PairUnit: container_id \"" + c.container_id + "\" is not an ISO 6346 container number"};
   }
