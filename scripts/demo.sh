@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job, end to end on this machine: a mosquitto on loopback with the
 # dev config, eport-agent (custody events on, with the sample Shanghai
-# zones), simulated telematics units (eport-sim) on journeys around Yangshan
-# and eport-tail printing every decoded reading and event; a summary at the
-# end.
+# zones; the units' evidence checkpoints checked), simulated telematics units
+# (eport-sim) on journeys around Yangshan that sign their readings, and
+# eport-tail printing every decoded reading and event; a summary at the end,
+# and the evidence verified from the messages alone.
 # Usage: scripts/demo.sh [--duration SECONDS] [--units N] [--rate PER_UNIT_PER_S]
 #        (defaults: 30 s, 20 units, 2 readings/s each; Ctrl-C ends it early)
 set -euo pipefail
@@ -45,6 +46,7 @@ id = "gw-yangshan-01"
 site = "cnsha"
 [bridge]
 unix_socket = "$WORK/bridge.sock"
+evidence_keys = "$WORK/evidence/evidence_keys"
 [store]
 path = "$WORK/outbox.db"
 [mqtt]
@@ -56,6 +58,9 @@ zones_file = "$ROOT/docs/zones/shanghai-terminals.geojson"
 # its band after 5 minutes here (the default is 10).
 reefer_min_duration_s = 300
 TOML
+# Each simulated unit signs checkpoints over its readings (docs/evidence.md):
+# its key, and the agent's list of the units' public keys, made here.
+"$BIN/tools/eport-sim" --units "$UNITS" --seed "$SEED" --list-units --evidence-keys "$WORK/evidence" > /dev/null
 "$BIN/app/eport-agent" --config "$WORK/agent.toml" 2> "$WORK/agent.log" &
 AGENT_PID=$!
 PIDS+=($AGENT_PID)
@@ -65,6 +70,11 @@ TAIL_PID=$!
 PIDS+=($TAIL_PID)
 tail -n +1 -f "$WORK/tail.jsonl" &
 PIDS+=($!)
+# The evidence topic, for the verification at the end.
+"$BIN/tools/eport-tail" --broker "tcp://127.0.0.1:$PORT" --topic 'eport/v1/+/+/evidence' \
+  > "$WORK/evidence.jsonl" 2> "$WORK/evidence.err" &
+EVTAIL_PID=$!
+PIDS+=($EVTAIL_PID)
 for _ in $(seq 50); do grep -q subscribed "$WORK/tail.err" 2>/dev/null && [ -S "$WORK/bridge.sock" ] && break; sleep 0.1; done
 
 echo "demo: broker 127.0.0.1:$PORT, $UNITS units at $RATE readings/s each for $DURATION s (files in $WORK)" >&2
@@ -86,7 +96,7 @@ set +e
 # entries after their dwell, motion, reefer excursions. --seed 37: a fleet
 # whose first hour has a tampered seal and reefer excursions.
 "$BIN/tools/eport-sim" --connect "unix:$WORK/bridge.sock" --units "$UNITS" --rate "$RATE" --seed "$SEED" \
-  --duration "$DURATION" --time-step 60000 --quiet > "$WORK/sim.out" 2> "$WORK/sim.err" &
+  --duration "$DURATION" --time-step 60000 --evidence-keys "$WORK/evidence" --quiet > "$WORK/sim.out" 2> "$WORK/sim.err" &
 SIM_PID=$!
 trap 'kill -INT $SIM_PID 2>/dev/null' INT
 wait $SIM_PID
@@ -96,6 +106,7 @@ sleep 1
 kill -TERM "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true
 sleep 0.5
 kill -INT "$TAIL_PID"; wait "$TAIL_PID" 2>/dev/null || true
+kill -INT "$EVTAIL_PID"; wait "$EVTAIL_PID" 2>/dev/null || true
 
 sent=$(sed -nE 's/.*generated=([0-9]+).*/\1/p' "$WORK/sim.out")
 acked=$(sed -nE 's/.* acked=([0-9]+).*/\1/p' "$WORK/sim.out")
@@ -105,4 +116,10 @@ echo
 events=$(grep -c '"kind":"event"' "$WORK/tail.jsonl" || true)
 kinds=$(grep -o '"event":"[a-z_]*"' "$WORK/tail.jsonl" | sort | uniq -c | awk '{sub(/"event":/, "", $2); gsub(/"/, "", $2); printf "%s%s %s", sep, $2, $1; sep=", "}')
 echo "== custody events derived by the agent (docs/custody-events.md): ${events:-0}${kinds:+ ($kinds)}"
-echo "== summary: readings sent ${sent:-?}, acknowledged by the agent ${acked:-?}, published ${published:-?} (with the custody events), received by the subscriber ${received:-?}"
+checkpoints=$(grep -c '"kind":"evidence"' "$WORK/evidence.jsonl" || true)
+echo "== summary: readings sent ${sent:-?}, acknowledged by the agent ${acked:-?}, published ${published:-?} (with the custody events and the evidence checkpoints), received by the subscribers ${received:-?} on the data topics and ${checkpoints:-0} on the evidence topic"
+# The evidence, checked from the messages alone by a verifier written from
+# docs/evidence.md (readings after a unit's last checkpoint are its unverified tail).
+verdict=$(/usr/bin/python3 examples/python/eport_verify.py --keys "$WORK/evidence/evidence_keys" \
+  "$WORK/tail.jsonl" "$WORK/evidence.jsonl" 2>&1 | tail -n 1)
+echo "== evidence (docs/evidence.md): $verdict"

@@ -12,10 +12,11 @@ RUNTIME_PKGS=(build-essential cmake ninja-build pkg-config
   libflatbuffers-dev flatbuffers-compiler
   libsqlite3-dev sqlite3
   libtomlplusplus-dev libzstd-dev libsystemd-dev libgps-dev
-  catch2 python3)
+  catch2 python3
+  python3-cbor2 python3-nacl python3-cryptography)  # the demo's evidence check (examples/python/eport_verify.py)
 TEST_PKGS=(clang libclang-rt-14-dev gcc-arm-none-eabi libnewlib-arm-none-eabi
   python3-paho-mqtt python3-flatbuffers python3-zstandard openssl gpsd gpsd-clients rabbitmq-server nats-server
-  protobuf-compiler libprotobuf-dev lintian python3-cbor2 python3-nacl python3-cryptography
+  protobuf-compiler libprotobuf-dev lintian
   python3-jsonschema postgresql-15 postgresql-15-postgis-3 python3-psycopg)
 
 want=("${RUNTIME_PKGS[@]}")

@@ -16,10 +16,14 @@ covered, conflicting copies, checkpoint chain broken, replayed checkpoint,
 bad signature, unknown key, key of another source, revoked key, malformed
 checkpoint) and the unverified tail.
 
-    python3 eport_verify.py --registry registry.json --ca ca.crt CAPTURE.jsonl [--json]
+    python3 eport_verify.py --registry registry.json --ca ca.crt CAPTURE.jsonl... [--json]
+    python3 eport_verify.py --keys evidence_keys CAPTURE.jsonl...      (tests, demos: no registry)
 
-A capture line is a reading object, or {"checkpoint": "<hex of the COSE_Sign1>"}
-(what the agent forwards; see docs/evidence.md 13 for how it arrives).
+A capture line is a reading object as eport-tail prints it; a checkpoint is
+such an object of kind "evidence" (its "cose": the COSE_Sign1 in hex, from the
+gateway's evidence topic, docs/evidence.md 13), or {"checkpoint": "<hex>"}.
+--keys takes the agent's bridge.evidence_keys file ("UNIT_ID ALG KID PUBKEY_HEX"
+lines) instead of a signed registry: nothing then proves who listed the keys.
 Exit 0: no problem (an unverified tail is not a problem); 1: problems; 2: bad input.
 """
 import argparse
@@ -157,6 +161,26 @@ class Registry:
 
     def find(self, kid_hex):
         return [k for k in self.keys if k["kid"] == kid_hex]
+
+    @classmethod
+    def from_key_file(cls, path):
+        """The keys of an agent's bridge.evidence_keys file, all valid, unsigned."""
+        self = cls.__new__(cls)
+        self.keys = []
+        with open(path) as f:
+            for line in f:
+                line = line.split("#", 1)[0].split()
+                if not line:
+                    continue
+                if len(line) != 4:
+                    raise BadInput(f"{path}: a line is not UNIT_ID ALG KID PUBKEY_HEX")
+                src, alg, kid, pub = line
+                alg = {"ed25519": -8, "es256": -7, "-8": -8, "-7": -7}.get(alg.lower())
+                if alg is None:
+                    raise BadInput(f"{path}: unknown algorithm in the line of {src}")
+                self.keys.append({"source": src, "kid": kid.lower(), "alg": alg, "public_key": pub.lower(),
+                                  "status": "valid"})
+        return self
 
 
 # ---- section 5: checkpoints -----------------------------------------------------------------
@@ -375,24 +399,30 @@ def summary(reports):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--registry", required=True)
-    ap.add_argument("--ca", required=True, help="the operator CA's certificate (PEM)")
+    ap.add_argument("--registry")
+    ap.add_argument("--ca", help="the operator CA's certificate (PEM)")
     ap.add_argument("--signature", help="default: REGISTRY.sig")
+    ap.add_argument("--keys", help="an agent's bridge.evidence_keys file instead of a registry")
     ap.add_argument("--json", action="store_true", help="the report as one JSON object")
-    ap.add_argument("capture")
+    ap.add_argument("capture", nargs="+")
     a = ap.parse_args(argv)
+    if not a.keys and not (a.registry and a.ca):
+        ap.error("give --registry and --ca, or --keys")
     try:
-        registry = Registry.load(a.registry, a.ca, a.signature)
+        registry = Registry.from_key_file(a.keys) if a.keys else Registry.load(a.registry, a.ca, a.signature)
         readings, checkpoints = [], []
-        with open(a.capture) as f:
-            for i, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                obj = json.loads(line)
-                if "checkpoint" in obj:
-                    checkpoints.append(bytes.fromhex(obj["checkpoint"]))
-                elif "source" in obj and "seq" in obj:
-                    readings.append(obj)
+        for path in a.capture:
+            with open(path) as f:
+                for line in f:
+                    if not line.strip() or not line.startswith("{"):
+                        continue
+                    obj = json.loads(line)
+                    if "checkpoint" in obj:
+                        checkpoints.append(bytes.fromhex(obj["checkpoint"]))
+                    elif obj.get("kind") == "evidence":
+                        checkpoints.append(bytes.fromhex(obj["cose"]))
+                    elif "source" in obj and "seq" in obj:
+                        readings.append(obj)
         reports = verify(readings, checkpoints, registry)
     except (BadInput, OSError, ValueError, KeyError) as e:
         print(f"eport_verify: {e}", file=sys.stderr)
