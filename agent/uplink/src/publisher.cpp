@@ -234,11 +234,12 @@ struct Publisher::Impl : public ConnectionEvents {
   bool backoff_wait() {
     std::uniform_real_distribution<double> jitter(0.5, 1.0);  // "equal jitter"
     auto step = reconnect.next();
-    if (certificate_refused_wait) {
-      certificate_refused_wait = false;
-      step = std::max<std::chrono::milliseconds>(step, opt.certificate_refused_retry);
-    }
     auto d = std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(step.count()) * jitter(rng)));
+    if (certificate_refused_wait) {
+      // The wait the log announced, at least: mqtt.certificate_refused_retry_s.
+      certificate_refused_wait = false;
+      d = std::max<std::chrono::milliseconds>(d, opt.certificate_refused_retry);
+    }
     std::unique_lock l(mu);
     cv.wait_for(l, d, [&] { return stopping; });
     return !stopping;
