@@ -9,28 +9,6 @@ using namespace epbt;
 
 namespace {
 
-// Little-endian payload builder for hand-made bodies.
-struct P {
-  Bytes b;
-  P &u8(uint64_t v) { b.push_back(static_cast<uint8_t>(v)); return *this; }
-  P &u16(uint64_t v) { return u8(v).u8(v >> 8); }
-  P &u32(uint64_t v) { return u16(v).u16(v >> 16); }
-  P &u64(uint64_t v) { return u32(v).u32(v >> 32); }
-  P &str(const std::string &s) {
-    u8(s.size());
-    b.insert(b.end(), s.begin(), s.end());
-    return *this;
-  }
-};
-
-Bytes body(uint8_t version, uint8_t type, const Bytes &payload) {
-  Bytes b{version, type};
-  b.insert(b.end(), payload.begin(), payload.end());
-  uint32_t crc = epb_crc32c(b.data(), b.size());
-  for (int i = 0; i < 4; i++) b.push_back(static_cast<uint8_t>(crc >> (8 * i)));
-  return b;
-}
-
 Bytes frame_of(const Bytes &body_bytes) {
   Bytes f = cobs_encode(body_bytes);
   f.push_back(0);

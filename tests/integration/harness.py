@@ -522,3 +522,12 @@ def cluster_agent_config(out, gateway, agent, uris, extra=""):
     text = text.replace("[mqtt]\n", "[mqtt]\nreconnect_min_ms = 200\nreconnect_max_ms = 2000\nconnect_timeout_s = 5\n", 1)
     with open(agent.config, "w") as f:
         f.write(text + "\n" + extra)
+
+
+def complete_lines(path):
+    """How many complete (newline-ended) lines a file being written holds; 0 before it exists."""
+    try:
+        with open(path) as f:
+            return sum(1 for line in f if line.endswith("\n"))
+    except FileNotFoundError:
+        return 0

@@ -199,11 +199,7 @@ def test_cloud_ingest(work):
                     drain_timeout=SIM_S)
 
     def acked_count():
-        try:
-            with open(acked_log) as f:
-                return sum(1 for line in f if line.endswith("\n"))
-        except FileNotFoundError:
-            return 0
+        return h.complete_lines(acked_log)
     h.wait_until(lambda: acked_count() >= KILL_WORKER_AFTER or sim.poll() is not None, SIM_S,
                  f"{KILL_WORKER_AFTER} readings acknowledged")
     assert sim.poll() is None, "the sim finished before the kills: make the run longer"

@@ -118,11 +118,7 @@ def test_nats_cluster(work):
                     drain_timeout=SIM_S)
 
     def acked_count():
-        try:
-            with open(acked_log) as f:
-                return sum(1 for line in f if line.endswith("\n"))
-        except FileNotFoundError:
-            return 0
+        return h.complete_lines(acked_log)
     h.wait_until(lambda: acked_count() >= KILL_AFTER_ACKED or sim.poll() is not None, SIM_S,
                  f"{KILL_AFTER_ACKED} readings acknowledged to the sim")
     assert sim.poll() is None, "the sim finished before the kill: make the run longer"
