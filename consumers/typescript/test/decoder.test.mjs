@@ -205,3 +205,26 @@ test("truncations, mutants and random bytes decode or throw DecodeError, nothing
   assert.ok(Date.now() - t0 < 60000, `${Date.now() - t0} ms`);
   console.log(`# fuzz outcomes ${JSON.stringify(outcomes)} in ${Date.now() - t0} ms`);
 });
+
+test("docs/consuming.md's TypeScript example prints §10's output", async () => {
+  const { spawnSync } = await import("node:child_process");
+  const b = docBlocks();
+  assert.ok(b.ts_example, "the ts_example block is missing in docs/consuming.md");
+  const script = path.join(HERE, "..", "doc-example.mjs"); // in the package: imports "eport-consumer" by name
+  fs.writeFileSync(script, b.ts_example);
+  const run = (bytes) => {
+    const p = spawnSync(process.execPath, [script], { input: Buffer.from(bytes).toString("hex"), encoding: "utf8" });
+    assert.equal(p.status, 0, p.stderr);
+    return p.stdout.trim().split("\n");
+  };
+  try {
+    const payload = hexdump(b.payload);
+    const envelope = hexdump(b.envelope);
+    const output = b.output.trim().split("\n");
+    assert.deepEqual(run(payload), output);
+    assert.deepEqual(run(envelope), [output[0].replace(`"bytes":${payload.length}}`, `"bytes":${envelope.length}}`), output[1]]);
+    assert.match(run(payload.subarray(0, 100))[0], /^\{"error":"zstd payload: /);
+  } finally {
+    fs.rmSync(script, { force: true });
+  }
+});
