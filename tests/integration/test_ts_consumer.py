@@ -15,6 +15,8 @@ import sys
 import harness as h
 import ts_package
 
+PKG = ts_package.build()  # or exit 77, saying why (no node, npm or tsc; npm cannot reach the registry)
+
 UNITS, COUNT = 10, 30  # 300 readings: the test stays well under a minute
 CMD = h.AGENT.replace("app/eport-agent", "tools/eport-cmd")
 
@@ -160,11 +162,10 @@ def check_built_and_hostile(work, broker, ts):
 
 
 def test_ts_consumer(work):
-    pkg = ts_package.build(work)
     broker = h.Broker(work)
     broker.start()
     tail = h.Tail(work, broker.uri)
-    ts = TsConsumer(work, broker, pkg)
+    ts = TsConsumer(work, broker, PKG)
     extra = "[health]\ninterval_s = 1\n" + f'[custody]\nenabled = true\nzones_file = "{h.SAMPLE_ZONES}"\n'
     agent = h.Agent(work, broker.uri, extra=extra)
     agent.start()

@@ -9,11 +9,12 @@ import subprocess
 import harness as h
 import ts_package
 
+PKG = ts_package.build()  # or exit 77, saying why (no node, npm or tsc; npm cannot reach the registry)
+
 
 def test_ts_decoder(work):
-    pkg = ts_package.build(work)
     env = dict(os.environ, EPORT_SOURCE_DIR=os.path.abspath(h.SOURCE_DIR))
-    p = subprocess.run(["node", "--test", "test/decoder.test.mjs"], cwd=pkg, capture_output=True, text=True, timeout=240, env=env)
+    p = subprocess.run(["node", "--test", "test/decoder.test.mjs"], cwd=PKG, capture_output=True, text=True, timeout=240, env=env)
     print(p.stdout[-4000:], p.stderr[-2000:], flush=True)
     assert p.returncode == 0, "node --test failed"
     assert "# fail 0" in p.stdout, p.stdout[-2000:]

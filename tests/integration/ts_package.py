@@ -2,11 +2,13 @@
 test's work dir, `npm ci` (the dependencies pinned in package-lock.json) and Debian's tsc.
 Exits 77 (skip), saying why, only when node, npm or tsc is absent or npm cannot reach the
 registry; any other failure fails the test."""
+import atexit
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import harness as h
 
@@ -32,10 +34,14 @@ def tools():
     return found
 
 
-def build(work):
-    """The built package's directory (dist/ and node_modules/ inside), in the work dir."""
+def build():
+    """The built package's directory (dist/ and node_modules/ inside), in a temporary directory
+    removed at exit. Called at import time of the test, before harness.main(), so that a skip
+    is reported as one, not as a failure."""
     t = tools()
-    out = work.file("ts")
+    tmp = tempfile.mkdtemp(prefix="eport-ts-package-")
+    atexit.register(shutil.rmtree, tmp, True)
+    out = os.path.join(tmp, "ts")
     os.makedirs(out)
     for name in FILES:
         src = os.path.join(PACKAGE, name)
@@ -45,8 +51,9 @@ def build(work):
                        timeout=180, env=env)
     if p.returncode != 0:
         text = p.stdout + p.stderr
-        if UNREACHABLE.search(text):
-            skip(f"npm ci cannot reach the registry: {text.strip().splitlines()[-1] if text.strip() else ''}")
+        why = [line for line in text.splitlines() if UNREACHABLE.search(line)]
+        if why:
+            skip(f"npm ci cannot reach the registry: {why[0].strip()}")
         raise AssertionError(f"npm ci failed in {out}:\n{text[-3000:]}")
     p = subprocess.run([t["tsc"], "-p", "."], cwd=out, capture_output=True, text=True, timeout=180)
     assert p.returncode == 0, f"tsc -p . failed ({subprocess.run([t['tsc'], '--version'], capture_output=True, text=True).stdout.strip()}):\n{p.stdout}{p.stderr}"
