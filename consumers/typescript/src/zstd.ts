@@ -62,13 +62,20 @@ export function decompressBounded(payload: Uint8Array, maxBytes: number): Uint8A
   if (h.dictionaryId !== 0) throw new DecodeError(`zstd payload: needs dictionary ${h.dictionaryId} (eport uses none)`);
   const size = h.contentSize;
   // fzstd writes at most the declared size (it silently drops what a frame produces beyond it),
-  // so it is handed a copy that declares one byte more: a frame that produces more than it
-  // declared then yields size + 1 bytes and is refused below.
+  // so it is handed a copy whose header declares one byte more, as a 4-byte content size (fzstd
+  // reads at most 31 bits of it): a frame that produces more than it declared then yields
+  // size + 1 bytes and is refused below. Flags, window, dictionary id and blocks are unchanged.
   let input = payload;
-  const more = h.fcsBytes === 2 ? size + 1 - 256 : size + 1;
-  if (more < 2 ** (8 * h.fcsBytes)) {
-    input = payload.slice();
-    for (let i = 0, v = more; i < h.fcsBytes; i++, v = Math.floor(v / 256)) input[h.fcsAt + i] = v % 256;
+  if (size + 1 < 2 ** 31) {
+    const fhd = (2 << 6) | (payload[4] & 0x3f);
+    const head = payload.subarray(5, h.fcsAt); // window descriptor and dictionary id, if any
+    const rest = payload.subarray(h.fcsAt + h.fcsBytes);
+    input = new Uint8Array(5 + head.byteLength + 4 + rest.byteLength);
+    input.set(payload.subarray(0, 4));
+    input[4] = fhd;
+    input.set(head, 5);
+    new DataView(input.buffer).setUint32(5 + head.byteLength, size + 1, true);
+    input.set(rest, 5 + head.byteLength + 4);
   }
   const out = new Uint8Array(size);
   let got = 0;

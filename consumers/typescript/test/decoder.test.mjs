@@ -228,3 +228,13 @@ test("docs/consuming.md's TypeScript example prints §10's output", async () => 
     fs.rmSync(script, { force: true });
   }
 });
+
+test("zstd: a frame with a 1-byte content size (single segment, up to 255) that produces more is refused", () => {
+  // One raw block of 8 bytes in a frame declaring 4: FHD 0x20 (single segment, 1-byte size).
+  const frame = Uint8Array.from([0x28, 0xb5, 0x2f, 0xfd, 0x20, 4, (8 << 3) | 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.equal(refused(codec, frame), "zstd payload: more than the 4 bytes its frame declares");
+  const full = Uint8Array.from([0x28, 0xb5, 0x2f, 0xfd, 0x20, 255, (256 << 3) & 0xff | 1, 256 >> 5, 0, ...new Array(256).fill(7)]);
+  assert.equal(refused(codec, full), "zstd payload: more than the 255 bytes its frame declares");
+  const exact = Uint8Array.from([0x28, 0xb5, 0x2f, 0xfd, 0x20, 8, (8 << 3) | 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.deepEqual(decompressBounded(exact, 100), Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]));
+});
