@@ -17,10 +17,15 @@ RUNTIME_PKGS=(build-essential cmake ninja-build pkg-config
 TEST_PKGS=(clang libclang-rt-14-dev gcc-arm-none-eabi libnewlib-arm-none-eabi
   python3-paho-mqtt python3-flatbuffers python3-zstandard openssl gpsd gpsd-clients rabbitmq-server nats-server
   protobuf-compiler libprotobuf-dev lintian
-  python3-jsonschema postgresql-15 postgresql-15-postgis-3 python3-psycopg)
+  python3-jsonschema postgresql-15 postgresql-15-postgis-3 python3-psycopg
+  nodejs node-typescript)  # the TypeScript decoder (consumers/typescript); npm below
 
 want=("${RUNTIME_PKGS[@]}")
-if [[ "${1:-}" == "--test" ]]; then want+=("${TEST_PKGS[@]}"); fi
+if [[ "${1:-}" == "--test" ]]; then
+  want+=("${TEST_PKGS[@]}")
+  # Debian's npm, unless a node that brings its own npm (and conflicts with Debian's) is installed.
+  command -v npm >/dev/null || want+=(npm)
+fi
 
 missing=()
 for p in "${want[@]}"; do

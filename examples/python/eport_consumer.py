@@ -593,6 +593,8 @@ def json_line(obj):
             val = v
         elif isinstance(v, str):
             val = _escape(v)
+        elif isinstance(v, bool):  # before int: eport-tail writes "interpolated":true, not 1
+            val = b"true" if v else b"false"
         else:
             val = str(int(v)).encode()
         parts.append(b'"' + k.encode() + b'":' + val)
