@@ -14,9 +14,13 @@ import harness as h
 
 PACKAGE = os.path.join(h.SOURCE_DIR, "consumers", "typescript")
 FILES = ("package.json", "package-lock.json", "tsconfig.json", "src", "test")
-# npm's codes for a registry it cannot reach (no network, no DNS, a proxy refusing).
+# npm's codes for a registry it cannot reach (no network, no DNS, a proxy refusing, or a
+# TLS-intercepting proxy whose CA this machine does not trust, as in a bare Debian root
+# behind such a proxy).
 UNREACHABLE = re.compile(r"\b(ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|"
-                         r"ERR_SOCKET_TIMEOUT|network request to .* failed)\b")
+                         r"ERR_SOCKET_TIMEOUT|network request to .* failed|SELF_SIGNED_CERT_IN_CHAIN|"
+                         r"UNABLE_TO_GET_ISSUER_CERT_LOCALLY|UNABLE_TO_VERIFY_LEAF_SIGNATURE|"
+                         r"DEPTH_ZERO_SELF_SIGNED_CERT)\b")
 
 
 def skip(msg):
@@ -46,7 +50,8 @@ def build():
     for name in FILES:
         src = os.path.join(PACKAGE, name)
         (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, os.path.join(out, name))
-    env = dict(os.environ, npm_config_update_notifier="false", npm_config_fund="false", npm_config_audit="false")
+    env = dict(os.environ, npm_config_update_notifier="false", npm_config_fund="false", npm_config_audit="false",
+               npm_config_fetch_retries="1")
     p = subprocess.run([t["npm"], "ci", "--no-audit", "--no-fund"], cwd=out, capture_output=True, text=True,
                        timeout=180, env=env)
     if p.returncode != 0:
