@@ -89,6 +89,19 @@ epb_ev_status epb_ev_chain_init(epb_ev_chain *c, const char *src, uint8_t src_le
   return EPB_EV_OK;
 }
 
+epb_ev_status epb_ev_append_bytes(epb_ev_chain *c, uint64_t seq, const uint8_t *r, size_t len,
+                                  uint64_t now_ms, int alarm) {
+  if (c == NULL || r == NULL || len == 0u || len > EPB_EV_RECORD_MAX || seq > EPB_SEQ_MAX)
+    return EPB_EV_ERR_ARG;
+  if (seq <= c->last_seq) return EPB_EV_ERR_SEQ;
+  epb_ev_link(c->head, seq, r, len, c->head);
+  c->last_seq = seq;
+  if (c->count == 0) c->opened_ms = now_ms;
+  c->count++;
+  if (alarm) c->urgent = 1;
+  return EPB_EV_OK;
+}
+
 epb_ev_status epb_ev_append(epb_ev_chain *c, const epb_reading *r, uint64_t now_ms,
                             int alarm) {
   uint8_t bytes[EPB_EV_READING_MAX];
@@ -96,13 +109,8 @@ epb_ev_status epb_ev_append(epb_ev_chain *c, const epb_reading *r, uint64_t now_
   if (c == NULL || r == NULL) return EPB_EV_ERR_ARG;
   n = epb_ev_reading_bytes(r, bytes, sizeof bytes);
   if (n == 0) return EPB_EV_ERR_ARG;
-  if (r->seq <= c->last_seq) return EPB_EV_ERR_SEQ;
-  epb_ev_link(c->head, r->seq, bytes, n, c->head);
-  c->last_seq = r->seq;
-  if (c->count == 0) c->opened_ms = now_ms;
-  c->count++;
-  if (alarm || r->kind == EPB_READING_SEAL || r->kind == EPB_READING_DOOR) c->urgent = 1;
-  return EPB_EV_OK;
+  return epb_ev_append_bytes(c, r->seq, bytes, n, now_ms,
+                             alarm || r->kind == EPB_READING_SEAL || r->kind == EPB_READING_DOOR);
 }
 
 int epb_ev_due(const epb_ev_chain *c, const epb_ev_policy *p, uint64_t now_ms) {

@@ -320,17 +320,36 @@ epb_ev_status epb_ev_verifier_init(epb_ev_verifier *v, const char *src, uint8_t 
   return EPB_EV_OK;
 }
 
+/* The seq of an event record (EPB_EV_RECORD_EVENT), 0 if r is not one. */
+static uint64_t event_record_seq(const uint8_t *r, size_t len) {
+  uint64_t seq = 0;
+  uint32_t crc;
+  unsigned i;
+  if (len < EPB_EV_RECORD_MIN || len > EPB_EV_RECORD_MAX || r[0] != (uint8_t)EPB_PROTOCOL_VERSION ||
+      r[1] != (uint8_t)EPB_EV_RECORD_EVENT)
+    return 0;
+  crc = (uint32_t)r[len - 4u] | (uint32_t)r[len - 3u] << 8 | (uint32_t)r[len - 2u] << 16 |
+        (uint32_t)r[len - 1u] << 24;
+  if (epb_crc32c(r, len - 4u) != crc) return 0;
+  for (i = 0; i < 8u; i++) seq |= (uint64_t)r[2u + i] << (8u * i);
+  return seq <= EPB_SEQ_MAX ? seq : 0;
+}
+
 epb_ev_status epb_ev_verifier_reading(epb_ev_verifier *v, const uint8_t *r, size_t len) {
   epb_message m;
+  uint64_t seq;
   if (v == NULL || r == NULL) return EPB_EV_ERR_ARG;
-  if (len > EPB_EV_READING_MAX || epb_decode_body(r, len, &m) != EPB_OK ||
-      m.type != EPB_MSG_READING || m.sealed)
-    return EPB_EV_ERR_READING;
-  if (m.m.reading.seq <= v->last_seq || m.m.reading.seq <= v->ck_last)
-    return EPB_EV_ERR_ORDER;
-  epb_ev_link(v->head, m.m.reading.seq, r, len, v->head);
-  if (v->count == 0u) v->range_seq = m.m.reading.seq;
-  v->last_seq = m.m.reading.seq;
+  seq = event_record_seq(r, len);
+  if (seq == 0) {
+    if (len > EPB_EV_READING_MAX || epb_decode_body(r, len, &m) != EPB_OK ||
+        m.type != EPB_MSG_READING || m.sealed)
+      return EPB_EV_ERR_READING;
+    seq = m.m.reading.seq;
+  }
+  if (seq <= v->last_seq || seq <= v->ck_last) return EPB_EV_ERR_ORDER;
+  epb_ev_link(v->head, seq, r, len, v->head);
+  if (v->count == 0u) v->range_seq = seq;
+  v->last_seq = seq;
   v->count++;
   return EPB_EV_OK;
 }

@@ -52,6 +52,13 @@ extern "C" {
 #define EPB_EV_SOURCE_MAX EPB_UNIT_ID_MAX  /* source id = the unit id (1..32) */
 /* Largest canonical reading: 2 + 51-byte seal payload + 4 (crc). */
 #define EPB_EV_READING_MAX 57u
+/* A record the gateway produces itself (a derived custody event) is not an
+ * epb READING: its canonical bytes are an event record, 02 40 seq:u64le
+ * time_ms:u64le fields crc32c (docs/evidence.md 13.4), at most
+ * EPB_EV_RECORD_MAX bytes. It never travels on an epb link. */
+#define EPB_EV_RECORD_EVENT 0x40u
+#define EPB_EV_RECORD_MIN 22u   /* 2 + seq 8 + time 8 + crc 4 */
+#define EPB_EV_RECORD_MAX 512u
 /* Largest checkpoint a parser accepts and a builder may produce: every field
  * at its maximum and a next-key announcement with an ES256 key. */
 #define EPB_EV_CHECKPOINT_MAX 336u
@@ -172,6 +179,15 @@ epb_ev_status epb_ev_chain_init(epb_ev_chain *c, const char *src, uint8_t src_le
 epb_ev_status epb_ev_append(epb_ev_chain *c, const epb_reading *r, uint64_t now_ms,
                             int alarm);
 
+/* Appends one record by its canonical bytes r[0..len) and its seq: what
+ * epb_ev_append does after building R, for a source whose records are not
+ * all epb READINGs (the gateway's own sources, docs/evidence.md 13.4). The
+ * bytes are hashed as given (1..EPB_EV_RECORD_MAX, else EPB_EV_ERR_ARG);
+ * seq must be above the last one appended (EPB_EV_ERR_SEQ) and at most
+ * EPB_SEQ_MAX. alarm != 0 marks it urgent. Nothing changes on an error. */
+epb_ev_status epb_ev_append_bytes(epb_ev_chain *c, uint64_t seq, const uint8_t *r, size_t len,
+                                  uint64_t now_ms, int alarm);
+
 /* Checkpoint policy: 0 in a field disables that rule. */
 typedef struct {
   uint32_t every_readings; /* due once this many readings are uncovered */
@@ -248,8 +264,10 @@ epb_ev_status epb_ev_verifier_init(epb_ev_verifier *v, const char *src, uint8_t 
                                    const epb_ev_key *key, epb_ev_verify_fn verify,
                                    void *verify_ctx);
 
-/* Feeds one canonical reading (its bytes as the cloud rebuilt them).
- * EPB_EV_ERR_READING (not a valid READING body), EPB_EV_ERR_ORDER (seq not
+/* Feeds one canonical reading (its bytes as the cloud rebuilt them): a
+ * valid unsealed READING body, or an event record (EPB_EV_RECORD_EVENT:
+ * 02 40, EPB_EV_RECORD_MIN..EPB_EV_RECORD_MAX bytes, its CRC-32C right, seq
+ * 1..EPB_SEQ_MAX). EPB_EV_ERR_READING (neither), EPB_EV_ERR_ORDER (seq not
  * above the last fed, or not above the last checkpoint's range): that
  * reading is skipped, the verifier is unchanged. */
 epb_ev_status epb_ev_verifier_reading(epb_ev_verifier *v, const uint8_t *r, size_t len);
