@@ -128,6 +128,7 @@ struct Outbox::Impl {
   OutboxOptions opt;
   std::string dir;
   std::mutex mu;
+  Deriver* chain = nullptr;  // set_chain(): sees every stored record
   sqlite::Db db;
   sqlite::Stmt insert, upsert_source, take, del, set_env_seq, evict, oldest, expire, freelist, bump, expire_sources,
       put_state, delete_state, all_state;
@@ -528,8 +529,11 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
   std::uint64_t low_water = limit / 100 * d.opt.low_water_pct;
   // Every failure from here on returns through fail(): rollback, hold back
   // the batch's sources, count it.
+  // The chain sees every record stored, unless it is this call's deriver.
+  Deriver* chain = d.chain != deriver ? d.chain : nullptr;
   auto fail = [&](std::string_view step, int rc) -> Result<AppendResult> {
     if (deriver != nullptr) deriver->finished(false);
+    if (chain != nullptr) chain->finished(false);
     return d.fail_append(step, rc, records);
   };
   std::vector<Record> derived;  // what the deriver adds after one stored record
@@ -553,50 +557,66 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
   // SQLITE_OK or the failed step's code, with fail_step naming the step.
   std::string_view fail_step;
   auto fail_rc = [&](std::string_view step, int rc) { fail_step = step; return rc; };
+  std::vector<Record> chained;  // what the chain adds after one stored record
+  auto store_one = [&](const Record& e) -> int {
+    // A derived record goes in with what caused it, or the whole batch
+    // fails: it is never stored without its cause, nor its cause without it.
+    auto seen = batch_max.find(e.source_id);
+    std::uint64_t before = seen != batch_max.end() ? seen->second
+                           : d.last_seq.count(e.source_id) ? d.last_seq.at(e.source_id) : 0;
+    if (!valid_seq(e.seq) || e.seq <= before) {
+      d.fail_msg = "derived record " + e.source_id + " seq " + std::to_string(e.seq) + " is not above " +
+                   std::to_string(before);
+      return fail_rc("derive", SQLITE_CONSTRAINT);
+    }
+    auto e_need = accounted(e.body.size());
+    bool e_new = seen == batch_max.end() && !d.last_seq.count(e.source_id);
+    if (e_new) e_need += d.source_cost(e.source_id);
+    if (total + e_need > limit && d.opt.when_full == WhenFull::kEvictLowest) {
+      std::uint64_t target = low_water > e_need ? low_water - e_need : 0;
+      if (int rc = d.evict_for(e.priority, total, target, evicted); rc != SQLITE_OK) return fail_rc("derive", rc);
+    }
+    if (total + e_need > limit) {
+      // Not SQLITE_FULL: the disk is not full (fail_append's remedy for
+      // that, a WAL truncation, would not help); store.max_bytes is reached.
+      d.fail_msg = "no room for a derived " + std::string(model::priority_name(e.priority)) +
+                   " record within store.max_bytes";
+      return fail_rc("derive", SQLITE_CONSTRAINT);
+    }
+    if (int rc = d.injected("derive"); rc != SQLITE_OK) return fail_rc("derive", rc);
+    d.insert.bind(1, static_cast<std::int64_t>(e.priority));
+    d.insert.bind(2, e.source_id);
+    d.insert.bind(3, static_cast<std::int64_t>(e.seq));
+    d.insert.bind(4, static_cast<std::int64_t>(e.created_utc_ms));
+    d.insert.bind_blob(5, e.body);
+    if (int rc = d.step_done(d.insert); rc != SQLITE_OK) return fail_rc("derive", rc);
+    // batch_max holds string_views and `derived` is reused for the next
+    // record: the id is kept in derived_keep, which outlives batch_max.
+    derived_keep.push_back(e.source_id);
+    batch_max[derived_keep.back()] = e.seq;
+    batch_row[derived_keep.back()] = sqlite3_last_insert_rowid(d.db.get());
+    if (e_new) sources_bytes += d.source_cost(e.source_id);
+    auto& ec = added[static_cast<std::size_t>(e.priority)];
+    ++ec.rows;
+    ec.bytes += e_need;
+    total += e_need;
+    ++result.derived;
+    return SQLITE_OK;
+  };
+  // What the chain adds after record `r` was stored (not fed back to it).
+  auto chain_after = [&](const Record& r) -> int {
+    if (chain == nullptr) return SQLITE_OK;
+    chained.clear();
+    chain->stored(r, chained);
+    for (const auto& e : chained) {
+      if (int rc = store_one(e); rc != SQLITE_OK) return rc;
+    }
+    return SQLITE_OK;
+  };
   auto store_derived = [&]() -> int {
     for (const auto& e : derived) {
-      // A derived record goes in with what caused it, or the whole batch
-      // fails: it is never stored without its cause, nor its cause without it.
-      auto seen = batch_max.find(e.source_id);
-      std::uint64_t before = seen != batch_max.end() ? seen->second
-                             : d.last_seq.count(e.source_id) ? d.last_seq.at(e.source_id) : 0;
-      if (!valid_seq(e.seq) || e.seq <= before) {
-        d.fail_msg = "derived record " + e.source_id + " seq " + std::to_string(e.seq) + " is not above " +
-                     std::to_string(before);
-        return fail_rc("derive", SQLITE_CONSTRAINT);
-      }
-      auto e_need = accounted(e.body.size());
-      bool e_new = seen == batch_max.end() && !d.last_seq.count(e.source_id);
-      if (e_new) e_need += d.source_cost(e.source_id);
-      if (total + e_need > limit && d.opt.when_full == WhenFull::kEvictLowest) {
-        std::uint64_t target = low_water > e_need ? low_water - e_need : 0;
-        if (int rc = d.evict_for(e.priority, total, target, evicted); rc != SQLITE_OK) return fail_rc("derive", rc);
-      }
-      if (total + e_need > limit) {
-        // Not SQLITE_FULL: the disk is not full (fail_append's remedy for
-        // that, a WAL truncation, would not help); store.max_bytes is reached.
-        d.fail_msg = "no room for a derived " + std::string(model::priority_name(e.priority)) +
-                     " record within store.max_bytes";
-        return fail_rc("derive", SQLITE_CONSTRAINT);
-      }
-      if (int rc = d.injected("derive"); rc != SQLITE_OK) return fail_rc("derive", rc);
-      d.insert.bind(1, static_cast<std::int64_t>(e.priority));
-      d.insert.bind(2, e.source_id);
-      d.insert.bind(3, static_cast<std::int64_t>(e.seq));
-      d.insert.bind(4, static_cast<std::int64_t>(e.created_utc_ms));
-      d.insert.bind_blob(5, e.body);
-      if (int rc = d.step_done(d.insert); rc != SQLITE_OK) return fail_rc("derive", rc);
-      // batch_max holds string_views and `derived` is reused for the next
-      // record: the id is kept in derived_keep, which outlives batch_max.
-      derived_keep.push_back(e.source_id);
-      batch_max[derived_keep.back()] = e.seq;
-      batch_row[derived_keep.back()] = sqlite3_last_insert_rowid(d.db.get());
-      if (e_new) sources_bytes += d.source_cost(e.source_id);
-      auto& ec = added[static_cast<std::size_t>(e.priority)];
-      ++ec.rows;
-      ec.bytes += e_need;
-      total += e_need;
-      ++result.derived;
+      if (int rc = store_one(e); rc != SQLITE_OK) return rc;
+      if (int rc = chain_after(e); rc != SQLITE_OK) return rc;
     }
     return SQLITE_OK;
   };
@@ -679,15 +699,17 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
     total += need;
     ++result.stored;
     result.outcome[i] = AppendOutcome::kStored;
+    if (int rc = chain_after(r); rc != SQLITE_OK) return fail(fail_step, rc);
     if (deriver == nullptr) continue;
     derived.clear();
     deriver->stored(r, derived);
     if (int rc = store_derived(); rc != SQLITE_OK) return fail(fail_step, rc);
   }
-  if (deriver != nullptr) {
+  if (deriver != nullptr || chain != nullptr) {
     if (int rc = d.injected("state"); rc != SQLITE_OK) return fail("state", rc);
     DerivedState states;
-    deriver->state_changes(states);
+    if (deriver != nullptr) deriver->state_changes(states);
+    if (chain != nullptr) chain->state_changes(states);
     for (const auto& [key, bytes] : states) {
       auto& statement = bytes.empty() ? d.delete_state : d.put_state;
       statement.bind(1, key);
@@ -714,6 +736,7 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
     return fail("commit", d.failed(rc));
   }
   if (deriver != nullptr) deriver->finished(true);
+  if (chain != nullptr) chain->finished(true);
   for (auto source : unblocked) {
     d.blocked_from.erase(std::string(source));
     d.blocked_at.erase(std::string(source));
@@ -744,6 +767,11 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
   d.stats.appended += result.stored + result.derived;
   d.stats.duplicates += result.duplicates;
   return result;
+}
+
+void Outbox::set_chain(Deriver* chain) {
+  std::lock_guard lock(impl_->mu);
+  impl_->chain = chain;
 }
 
 Result<DerivedState> Outbox::derived_state() {

@@ -242,6 +242,16 @@ class Outbox final : public CommandLog {
   // no records, the transaction holds what Deriver::begin() adds.
   Result<AppendResult> append(std::span<const Record> records, Deriver* deriver = nullptr);
 
+  // A deriver that sees every record any append() stores, in the order
+  // stored (those of the call's own deriver too, each right after it is
+  // stored; not its own), inside the same transaction: the gateway's
+  // evidence chains (docs/evidence.md 13.4), which must cover custody events
+  // however they arise. Its stored() output, state_changes() and finished()
+  // are handled as a call's deriver's; begin() is called only when it is
+  // the call's deriver itself (append({}, chain): a checkpoint due by
+  // time). Set once before the first append; it must outlive the Outbox.
+  void set_chain(Deriver* chain);
+
   // Every state row a Deriver wrote (for a deriver starting up).
   Result<DerivedState> derived_state();
 
