@@ -121,15 +121,26 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentConfig& cfg) {
                                                             std::to_string(st.zones) + " zones") +
                            ")");
   }
+  std::unique_ptr<evidence::GatewayChains> chains;
+  if (!cfg.evidence.gateway_key_file.empty() || !cfg.evidence.custody_key_file.empty()) {
+    auto saved = (*outbox)->derived_state();
+    if (!saved) return Error{saved.error()};
+    auto& box = **outbox;
+    auto opened = evidence::GatewayChains::open(cfg.evidence, cfg.gateway.id, *saved,
+                                                [&box](std::string_view s) { return box.last_seq(s); });
+    if (!opened) return Error{opened.error()};
+    chains = std::move(*opened);
+  }
   return std::unique_ptr<Agent>(
-      new Agent(cfg, std::move(*outbox), std::move(engine), std::move(po), std::move(uo)));
+      new Agent(cfg, std::move(*outbox), std::move(engine), std::move(chains), std::move(po), std::move(uo)));
 }
 
 Agent::Agent(const AgentConfig& cfg, std::unique_ptr<store::Outbox> outbox, std::unique_ptr<events::Engine> events,
-             uplink::PublisherOptions po, units::ServerOptions uo)
+             std::unique_ptr<evidence::GatewayChains> chains, uplink::PublisherOptions po, units::ServerOptions uo)
     : cfg_(cfg),
       outbox_(std::move(outbox)),
       events_(std::move(events)),
+      chains_(std::move(chains)),
       ingest_(cfg_.ingest, *outbox_, [this] { publisher_.notify(); },
               [this](const model::Reading& r) { positions_.observe(r); }, events_.get()),
       server_(
@@ -138,6 +149,7 @@ Agent::Agent(const AgentConfig& cfg, std::unique_ptr<store::Outbox> outbox, std:
       gnss_(cfg_, ingest_, *outbox_),
       commands_(cfg_, positions_, server_, *outbox_, events_.get()),
       publisher_(std::move(po), *outbox_, &commands_, [this] { return health_members(); }) {
+  if (chains_) outbox_->set_chain(chains_.get());
   // Adaptive reporting: the profiles the engine commits go to the units
   // (SETTINGS), and those restored with its state are what each unit gets
   // after its next WELCOME. Precedence: units::AdaptiveSettings.
@@ -210,6 +222,11 @@ void Agent::maintain() {
   } else if (events_ && !m->forgotten_sources.empty()) {
     forget_custody_units(m->forgotten_sources);
   }
+  // A checkpoint due by the time rule (evidence.checkpoint_every_s) has no
+  // record to come with: it gets a transaction of its own.
+  if (chains_ && chains_->due(model::now_utc_ms())) {
+    if (auto r = outbox_->append({}, chains_.get()); !r) log::error("agent", "evidence checkpoint: " + r.error());
+  }
   malloc_trim(0);  // give the heap of a past burst back to the system
 }
 
@@ -261,7 +278,22 @@ std::string Agent::health_members() const {
          ",\"duplicates\":" + std::to_string(is.duplicates) + ",\"refused\":" + std::to_string(is.refused) +
          ",\"failed\":" + std::to_string(is.failed) + ",\"commits\":" + std::to_string(is.commits) +
          "},\"gnss\":{\"positions\":" + std::to_string(gnss_.positions()) +
-         ",\"not_stored\":" + std::to_string(gnss_.not_stored()) + "}" + custody_health();
+         ",\"not_stored\":" + std::to_string(gnss_.not_stored()) + "}" + custody_health() + gateway_evidence_health();
+}
+
+// ,"gateway_evidence":{...} when the gateway signs its own sources, "" otherwise.
+std::string Agent::gateway_evidence_health() const {
+  if (!chains_) return "";
+  auto c = chains_->stats();
+  std::string sources = "[";
+  for (const auto& s : chains_->sources()) sources += (sources.size() > 1 ? "," : "") + json::quote(s);
+  json::Object o;
+  o.add_raw("sources", sources + "]")
+      .add("linked", c.linked)
+      .add("checkpoints", c.checkpoints)
+      .add("sign_failures", c.sign_failures)
+      .add("restarts", c.restarts);
+  return ",\"gateway_evidence\":" + std::move(o).str();
 }
 
 int run(const AgentConfig& cfg) {

@@ -66,17 +66,21 @@ class Agent {
   // The custody engine forgets units the store forgot (logged; a failure is retried at the next start).
   void forget_custody_units(const std::vector<std::string>& units);
   Agent(const AgentConfig& cfg, std::unique_ptr<store::Outbox> outbox, std::unique_ptr<events::Engine> events,
-        uplink::PublisherOptions po, units::ServerOptions uo);
+        std::unique_ptr<evidence::GatewayChains> chains, uplink::PublisherOptions po, units::ServerOptions uo);
   // The "bridge", "ingest" and "gnss" members of the health message
   // (publisher thread).
   std::string health_members() const;
   std::string custody_health() const;
+  std::string gateway_evidence_health() const;
 
   const AgentConfig cfg_;
   const std::unique_ptr<store::Outbox> outbox_;  // never null
   // The custody event engine (null with custody.enabled = false): runs
   // inside ingest's commits, in the outbox's transactions.
   const std::unique_ptr<events::Engine> events_;
+  // The gateway's own evidence chains (null when no evidence key is
+  // configured): the outbox's chain, in every transaction.
+  const std::unique_ptr<evidence::GatewayChains> chains_;
   LastPositions positions_;                      // fed by ingest's submit hook
   // Wakes publisher_ after each commit (the one reference to a later
   // member; see the file comment).

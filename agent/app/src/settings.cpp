@@ -3,6 +3,7 @@
 #include "settings.h"
 
 #include "eport/events/config_keys.h"
+#include "eport/evidence/config_keys.h"
 #include "eport/gnss/receiver_options.h"
 #include "eport/ingest/config_keys.h"
 #include "eport/store/config_keys.h"
@@ -60,6 +61,7 @@ config::Keys<AgentConfig> build() {
   k.include(uplink::config_keys(), [](C& c) -> auto& { return c.uplink; });
   k.include(gnss::config_keys(), [](C& c) -> auto& { return c.gnss; });
   k.include(events::config_keys(), [](C& c) -> auto& { return c.custody; });
+  k.include(evidence::config_keys(), [](C& c) -> auto& { return c.evidence; });
   k.add(config::enumeration<C>("log.level",
                                {{"error", log::Level::kError},
                                 {"warn", log::Level::kWarn},

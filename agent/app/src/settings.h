@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "eport/config/config.h"
+#include "eport/evidence/gateway_chains.h"
 #include "eport/events/engine.h"
 #include "eport/gnss/receiver_options.h"
 #include "eport/ingest/ingest.h"
@@ -35,6 +36,7 @@ struct AgentConfig {
   uplink::PublisherOptions uplink;   // [mqtt] [publish] [budget] [health] [commands]
   gnss::ReceiverOptions gnss;        // [gnss]
   events::EngineOptions custody;     // [custody]
+  evidence::EvidenceOptions evidence;  // [evidence]
   log::Level log_level = log::Level::kInfo;  // [log]
 };
 
