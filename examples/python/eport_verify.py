@@ -49,6 +49,13 @@ KINDS = {"position": 0, "seal": 1, "door": 2, "sensor": 3}
 SENSOR_FIELDS = [("temperature_centi_c", "<h"), ("humidity_centi_pct", "<H"), ("shock_milli_g", "<H"),
                  ("battery_mv", "<H"), ("battery_pct", "<B"), ("reefer_setpoint_centi_c", "<h")]
 POSITION_OPTIONAL = [("speed_cm_s", "<H"), ("heading_cdeg", "<H"), ("hdop_centi", "<H")]
+# Section 13.4: a custody event's canonical bytes (an event record).
+EVENT_CODES = {name: i for i, name in enumerate([
+    "unknown", "pairing", "unpairing", "geofence_entry", "geofence_exit", "motion_start", "motion_stop",
+    "excursion_start", "excursion_end", "seal_mismatch", "seal_opened_outside_zone", "seal_tampered"])}
+SEAL_CLASSES = {"unknown": 0, "indicative": 1, "security": 2, "high_security": 3}
+EVENT_OPTIONAL = [("lat_e7", "<i"), ("lon_e7", "<i"), ("temperature_centi_c", "<h"), ("setpoint_centi_c", "<h"),
+                  ("band_low_centi_c", "<h"), ("band_high_centi_c", "<h"), ("duration_ms", "<Q")]
 
 
 class BadInput(Exception):
@@ -66,8 +73,38 @@ def crc32c(data):
     return crc ^ 0xFFFFFFFF
 
 
+def _short_string(value):
+    b = value.encode("utf-8", "surrogateescape")
+    if len(b) > 255:
+        raise BadInput(f"a string of {len(b)} bytes has no canonical form")
+    return bytes([len(b)]) + b
+
+
+def canonical_event(r):
+    """R of a decoded custody event (docs/evidence.md section 13.4): the event record 02 40 ..."""
+    time_ms = 0 if r.get("time_source") == "gateway_receive" else r["time_utc_ms"]
+    code = EVENT_CODES.get(r.get("event"))
+    if code is None:
+        raise BadInput(f"{r.get('source')} seq {r.get('seq')}: unknown event {r.get('event')!r}")
+    p = b"\x02\x40" + struct.pack("<QQB", r["seq"], time_ms, code)
+    p += _short_string(r.get("container", "")) + _short_string(r.get("subject", ""))
+    p += struct.pack("<QQ", r.get("first_seq", 0), r.get("caused_by_seq", 0)) + _short_string(r.get("zone", ""))
+    present, tail = 0, b""
+    for bit, (name, fmt) in enumerate(EVENT_OPTIONAL):
+        if name in r:
+            present |= 1 << bit
+            tail += struct.pack(fmt, r[name])
+    present |= (1 << 7 if r.get("interpolated") else 0) | (1 << 8 if r.get("ended_by_gap") else 0)
+    p += struct.pack("<H", present) + tail + bytes([SEAL_CLASSES[r.get("seal_class", "unknown")]])
+    p += _short_string(r.get("seal_id", "")) + _short_string(r.get("expected_seal_id", ""))
+    p += _short_string(r.get("command_id", ""))
+    return p + struct.pack("<I", crc32c(p))
+
+
 def canonical_reading(r):
     """R of a decoded reading (docs/evidence.md section 3): the unsealed epb READING body."""
+    if r.get("kind") == "event":
+        return canonical_event(r)
     kind = KINDS.get(r.get("kind"))
     if kind is None:
         raise BadInput(f"{r.get('source')} seq {r.get('seq')}: a {r.get('kind')} record has no canonical bytes")
@@ -248,7 +285,7 @@ def verify(readings, checkpoints, registry):
         if r.get("kind") == "gap":
             gaps.setdefault(r["source"], []).append((r["first_seq"], r["seq"], r.get("reason")))
             continue
-        if r.get("kind") not in KINDS:
+        if r.get("kind") not in KINDS and r.get("kind") != "event":
             continue
         raw = canonical_reading(r)
         seen = by_source.setdefault(r["source"], {})
