@@ -7,6 +7,7 @@
 
 #include <epb/evidence.h>
 
+#include <cstring>
 #include <map>
 
 #include "eport/codec/codec.h"
@@ -263,10 +264,69 @@ TEST_CASE("a new key starts a new chain whose checkpoints still go in", "[eviden
   CHECK(g.chains->stats().restarts == 1);
   fixes.clear();
   for (std::uint64_t s = 9; s <= 16; ++s) fixes.push_back(gateway_fix(s));
-  REQUIRE(g.store.append(fixes).ok());  // its checkpoint n = 1 is record seq 2: no clash
+  REQUIRE(g.store.append(fixes).ok());
+  // Checkpoint records are keyed by their `last`, as a unit's: 8, then the
+  // new chain's n = 1 at 16.
   auto cks = g.rows(model::evidence_source_id(kGateway));
   REQUIRE(cks.size() == 2);
-  CHECK(std::get<model::EvidenceCheckpoint>(cks.at(2).payload).n == 1);
+  CHECK(std::get<model::EvidenceCheckpoint>(cks.at(8).payload).n == 1);
+  CHECK(std::get<model::EvidenceCheckpoint>(cks.at(16).payload).n == 1);
+}
+
+TEST_CASE("a rotated key is announced under the previous one and the chain verifies across it",
+          "[evidence][gateway]") {
+  Gateway g;
+  const auto old_key = g.gateway_key;
+  std::uint64_t seq = 0;
+  auto eight = [&] {
+    std::vector<model::Reading> fixes;
+    for (int i = 0; i < 8; ++i) fixes.push_back(gateway_fix(++seq));
+    REQUIRE(g.store.append(fixes).ok());
+  };
+  eight();  // checkpoint 1 under the old key
+  g.gateway_key = make_key(g.store.dir, "gw-new.key.pem");
+  g.options.gateway_key_file = g.gateway_key;
+  g.options.gateway_previous_key_file = old_key;
+  g.restart();
+  eight();  // checkpoint 2: under the old key, announcing the new one
+  g.restart();  // the announcement is committed: the previous key is no longer needed
+  eight();  // checkpoint 3: under the new key
+  g.options.gateway_previous_key_file.clear();
+  g.restart();
+  eight();  // checkpoint 4
+  CHECK(g.chains->stats().restarts == 0);
+  auto cks = g.rows(model::evidence_source_id(kGateway));
+  REQUIRE(cks.size() == 4);
+  epb_ev_checkpoint second;
+  const auto& c2 = std::get<model::EvidenceCheckpoint>(cks.at(16).payload).cose;
+  REQUIRE(epb_ev_parse(c2.data(), c2.size(), &second) == EPB_EV_OK);
+  auto new_pub = public_of(g.gateway_key), old_pub = public_of(old_key);
+  CHECK(second.has_next_key == 1);
+  CHECK(std::memcmp(second.next_key.kid, new_pub.kid, new_pub.kid_len) == 0);
+  CHECK(std::memcmp(second.kid, old_pub.kid, old_pub.kid_len) == 0);
+  // A verifier that starts from the old key follows the announcement.
+  auto v = verify(g, kGateway, old_key);
+  CHECK(v.problems.empty());
+  CHECK(v.checkpoints == 4);
+  CHECK(v.readings == 32);
+  // One that knows only the new key cannot check the first two.
+  auto only_new = verify(g, kGateway, g.gateway_key);
+  CHECK(only_new.problems.size() >= 2);
+}
+
+TEST_CASE("a previous key without its key is refused at start", "[evidence][gateway]") {
+  test::TempDir dir;
+  evidence::EvidenceOptions o;
+  o.custody_previous_key_file = make_key(dir, "old.pem");
+  auto c = evidence::GatewayChains::open(o, kGateway, {}, [](std::string_view) { return std::uint64_t{0}; });
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.error() == "evidence.custody_previous_key needs evidence.custody_key");
+  o = {};
+  o.gateway_key_file = dir.file("absent.pem");
+  c = evidence::GatewayChains::open(o, kGateway, {}, [](std::string_view) { return std::uint64_t{0}; });
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.error().find("evidence.gateway_key: ") == 0);
+  CHECK(c.error().find("absent.pem") != std::string::npos);
 }
 
 TEST_CASE("records stored while the chain was off start a new chain", "[evidence][gateway]") {

@@ -18,6 +18,14 @@ config::Keys<EvidenceOptions> build() {
                           "<gateway id>:custody (`eport-pki evidence-key PKIDIR <gateway id>:custody`). Empty: they "
                           "are not chained.",
                           EPORT_OPTION(O, custody_key_file), {}, config::FileKind::kPrivateKey));
+  k.add(config::string<O>("evidence.gateway_previous_key",
+                          "Key rotation: the key evidence.gateway_key replaces. The chain made under it continues: "
+                          "its next checkpoint, signed with this key, announces the new one, and the checkpoints "
+                          "after it are signed with the new one (docs/evidence.md 13.4). Remove it after that.",
+                          EPORT_OPTION(O, gateway_previous_key_file), {}, config::FileKind::kPrivateKey));
+  k.add(config::string<O>("evidence.custody_previous_key", "Key rotation for evidence.custody_key, as "
+                          "evidence.gateway_previous_key.",
+                          EPORT_OPTION(O, custody_previous_key_file), {}, config::FileKind::kPrivateKey));
   k.add(config::integer<O>("evidence.checkpoint_every_readings", 0, 1000000,
                            "A checkpoint once this many of a source's records are uncovered (0: no count rule); one "
                            "is made at once after every alarm anyway.",

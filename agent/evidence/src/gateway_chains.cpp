@@ -45,6 +45,12 @@ struct GatewayChains::Source {
   epb_ossl::Pkey key;
   epb_ev_key pub{};
   epb_ev_signer signer{};
+  // Rotation (evidence.*_previous_key): the key the saved chain is under.
+  epb_ossl::Pkey prev_key;
+  epb_ev_key prev_pub{};
+  epb_ev_signer prev_signer{};
+  // The next checkpoint is signed with prev_key and announces pub.
+  bool committed_announce = false, working_announce = false;
   // Committed state, and the state of the running transaction.
   epb_ev_chain committed{}, working{};
   bool committed_started = false, working_started = false;
@@ -55,9 +61,10 @@ struct GatewayChains::Source {
   // ckpt_n, range_first, last_seq, count, opened_ms, urgent.
   std::vector<std::uint8_t> state() const {
     std::vector<std::uint8_t> out;
+    const epb_ev_key& under = working_announce ? prev_pub : pub;
     out.push_back(kStateVersion);
-    out.push_back(pub.kid_len);
-    out.insert(out.end(), pub.kid, pub.kid + pub.kid_len);
+    out.push_back(under.kid_len);
+    out.insert(out.end(), under.kid, under.kid + under.kid_len);
     out.push_back(working_started ? 1 : 0);
     put_u64(out, working_ev_seq);
     out.insert(out.end(), working.head, working.head + EPB_EV_HASH_LEN);
@@ -75,9 +82,17 @@ struct GatewayChains::Source {
     if (b.size() < 2 || b[0] != kStateVersion) return why = "its format is unknown", false;
     std::size_t kid_len = b[1];
     if (b.size() != 2 + kid_len + 1 + 8 + 2 * EPB_EV_HASH_LEN + 5 * 8 + 1) return why = "its length is wrong", false;
-    if (kid_len != pub.kid_len || std::memcmp(b.data() + 2, pub.kid, kid_len) != 0) {
-      return why = "it was made under key id " + hex(b.data() + 2, kid_len) + ", not " + hex(pub.kid, pub.kid_len),
-             false;
+    auto is = [&](const epb_ev_key& k) {
+      return k.kid_len > 0 && kid_len == k.kid_len && std::memcmp(b.data() + 2, k.kid, kid_len) == 0;
+    };
+    bool announce = false;
+    if (!is(pub)) {
+      if (!prev_key || !is(prev_pub)) {
+        return why = "it was made under key id " + hex(b.data() + 2, kid_len) + ", not " +
+                     hex(pub.kid, pub.kid_len) + (prev_key ? " nor the previous key's" : ""),
+               false;
+      }
+      announce = true;
     }
     const std::uint8_t* p = b.data() + 2 + kid_len;
     epb_ev_chain c{};
@@ -100,6 +115,7 @@ struct GatewayChains::Source {
     committed = working = c;
     committed_started = working_started = started;
     committed_ev_seq = working_ev_seq = ev_seq;
+    committed_announce = working_announce = announce;
     return true;
   }
 };
@@ -113,14 +129,22 @@ Result<std::unique_ptr<GatewayChains>> GatewayChains::open(
   std::unique_ptr<GatewayChains> g(new GatewayChains());
   g->policy_.every_readings = options.checkpoint_every_readings;
   g->policy_.every_ms = static_cast<std::uint32_t>(options.checkpoint_every.count() * 1000);
-  const std::pair<std::string, std::string> wanted[] = {
-      {"evidence.gateway_key", options.gateway_key_file},
-      {"evidence.custody_key", options.custody_key_file},
+  struct Wanted {
+    std::string key_name, file, previous_name, previous_file;
+  };
+  const Wanted wanted[] = {
+      {"evidence.gateway_key", options.gateway_key_file, "evidence.gateway_previous_key",
+       options.gateway_previous_key_file},
+      {"evidence.custody_key", options.custody_key_file, "evidence.custody_previous_key",
+       options.custody_previous_key_file},
   };
   const std::string ids[] = {std::string(gateway_id), model::custody_source_id(gateway_id)};
   for (std::size_t i = 0; i < 2; ++i) {
-    const auto& [key_name, file] = wanted[i];
-    if (file.empty()) continue;
+    const auto& [key_name, file, previous_name, previous_file] = wanted[i];
+    if (file.empty()) {
+      if (!previous_file.empty()) return Error{previous_name + " needs " + key_name};
+      continue;
+    }
     auto s = std::make_unique<Source>();
     s->id = ids[i];
     s->ev_id = model::evidence_source_id(s->id);
@@ -132,6 +156,14 @@ Result<std::unique_ptr<GatewayChains>> GatewayChains::open(
     }
     if (!epb_ossl::public_key(s->key.get(), "", &s->pub) || !epb_ossl::signer(s->key.get(), "", &s->signer)) {
       return Error{key_name + ": " + file + ": cannot make a signer of it"};
+    }
+    if (!previous_file.empty()) {
+      s->prev_key = epb_ossl::read_private_pem(previous_file, &err);
+      if (!s->prev_key) return Error{previous_name + ": " + err};
+      if (epb_ossl::alg_of(s->prev_key.get()) == 0 || !epb_ossl::public_key(s->prev_key.get(), "", &s->prev_pub) ||
+          !epb_ossl::signer(s->prev_key.get(), "", &s->prev_signer)) {
+        return Error{previous_name + ": " + previous_file + " is neither an Ed25519 nor a P-256 key"};
+      }
     }
     const std::string row = std::string(kStateKeyPrefix) + s->id;
     const std::uint64_t stored_last = last_seq(s->id);
@@ -152,7 +184,10 @@ Result<std::unique_ptr<GatewayChains>> GatewayChains::open(
     s->committed_ev_seq = s->working_ev_seq = std::max(s->working_ev_seq, last_seq(s->ev_id));
     log::info(kLog, s->id + " chained, key id " + hex(s->pub.kid, s->pub.kid_len) +
                         (s->working_started ? ", continuing at checkpoint " + std::to_string(s->working.ckpt_n)
-                                            : ", a new chain from its next record"));
+                                            : ", a new chain from its next record") +
+                        (s->working_announce ? "; its next checkpoint, under the previous key " +
+                                                   hex(s->prev_pub.kid, s->prev_pub.kid_len) + ", announces it"
+                                             : ""));
     g->sources_.push_back(std::move(s));
   }
   return g;
@@ -185,7 +220,10 @@ ChainStats GatewayChains::stats() const {
 void GatewayChains::checkpoint(Source& s, std::uint64_t now, std::vector<store::Record>& out) {
   std::uint8_t buf[EPB_EV_CHECKPOINT_MAX];
   std::size_t len = 0;
-  auto st = epb_ev_make_checkpoint(&s.working, &s.signer, now, nullptr, buf, sizeof buf, &len);
+  const std::uint64_t last = s.working.last_seq;  // the checkpoint's `last`
+  auto st = s.working_announce
+                ? epb_ev_make_checkpoint(&s.working, &s.prev_signer, now, &s.pub, buf, sizeof buf, &len)
+                : epb_ev_make_checkpoint(&s.working, &s.signer, now, nullptr, buf, sizeof buf, &len);
   if (st != EPB_EV_OK) {
     if (pending_.sign_failures++ == 0) {
       log::error(kLog, "cannot sign a checkpoint of " + s.id + ": " + epb_ev_status_name(st));
@@ -194,11 +232,16 @@ void GatewayChains::checkpoint(Source& s, std::uint64_t now, std::vector<store::
   }
   model::Reading ck;
   ck.source_id = s.ev_id;
-  ck.seq = ++s.working_ev_seq;
+  // Keyed like a unit's (docs/evidence.md 13.2): seq = the checkpoint's
+  // `last`; above the previous checkpoint record's even if the source's seqs
+  // began again (the store forgot it), so that it is always stored.
+  s.working_ev_seq = std::max(last, s.working_ev_seq + 1);
+  ck.seq = s.working_ev_seq;
   ck.time_utc_ms = now;
   ck.payload = model::EvidenceCheckpoint{std::vector<std::uint8_t>(buf, buf + len), s.working.ckpt_n,
                                          model::EvidenceCheck::kVerified};
   out.push_back(store::Record{ck.source_id, ck.seq, model::Priority::kAlarm, now, codec::encode_reading(ck)});
+  s.working_announce = false;  // announced: the new key signs from now on
   s.dirty = true;
   ++pending_.checkpoints;
 }
@@ -258,10 +301,12 @@ void GatewayChains::finished(bool committed) {
       s->committed = s->working;
       s->committed_started = s->working_started;
       s->committed_ev_seq = s->working_ev_seq;
+      s->committed_announce = s->working_announce;
     } else {
       s->working = s->committed;
       s->working_started = s->committed_started;
       s->working_ev_seq = s->committed_ev_seq;
+      s->working_announce = s->committed_announce;
     }
     s->dirty = false;
   }

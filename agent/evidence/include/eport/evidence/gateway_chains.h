@@ -34,6 +34,11 @@ namespace eport::evidence {
 struct EvidenceOptions {
   std::string gateway_key_file;  // signs source <gateway id> (its GNSS); empty: not chained
   std::string custody_key_file;  // signs source <gateway id>:custody; empty: not chained
+  // Rotation: the key each chain was signed with until now. A chain saved
+  // under it makes its next checkpoint with it, announcing the new key
+  // (docs/evidence.md 5, key 9), and is signed with the new key after that.
+  std::string gateway_previous_key_file;
+  std::string custody_previous_key_file;
   std::uint32_t checkpoint_every_readings = EPB_EV_DEFAULT_EVERY_READINGS;
   std::chrono::seconds checkpoint_every{EPB_EV_DEFAULT_EVERY_MS / 1000};
 };
@@ -54,8 +59,9 @@ class GatewayChains final : public store::Deriver {
   // one, section 14) and restores each source's chain from `saved`. A chain
   // is started afresh, with a warning, when its saved state was made under
   // another key or does not end at the source's last stored seq
-  // (`last_seq`): records were stored that it does not cover. Errors name
-  // the key file.
+  // (`last_seq`): records were stored that it does not cover. A chain saved
+  // under the previous key (rotation) continues, announcing the new one.
+  // Errors name the key file.
   static Result<std::unique_ptr<GatewayChains>> open(const EvidenceOptions& options, std::string_view gateway_id,
                                                      const store::DerivedState& saved,
                                                      const std::function<std::uint64_t(std::string_view)>& last_seq);
