@@ -87,18 +87,18 @@ def readings(n_breadcrumbs: int = 6) -> list:
     # Not exported: a declared gap, an evidence checkpoint, a reading on no container, one
     # on a container that is not ISO 6346, a position without a fix, a door in no state
     # the decoder knows, and a reading with no valid clock.
-    add("telemetry", {"source": u1, "container": REEFER, "seq": 30, "time_utc_ms": t + 1400000, "kind": "gap",
-                      "first_seq": 20, "reason": "flash_full"})
-    add("telemetry", {"source": u1, "container": REEFER, "seq": 31, "time_utc_ms": t + 1400000, "kind": "evidence",
-                      "n": 30, "check": "verified", "cose": "d28443"})
+    add("telemetry", {"source": u1, "container": REEFER, "seq": s + 30, "time_utc_ms": t + 1400000, "kind": "gap",
+                      "first_seq": s + 20, "reason": "flash_full"})
+    add("telemetry", {"source": u1, "container": REEFER, "seq": s + 31, "time_utc_ms": t + 1400000, "kind": "evidence",
+                      "n": s + 30, "check": "verified", "cose": "d28443"})
     add("telemetry", {"source": "tcu-0003", "seq": 1, "time_utc_ms": t, "kind": "sensor", "temperature_centi_c": 2000})
     add("telemetry", {"source": "tcu-0004", "container": "MSKU1234566", "seq": 1, "time_utc_ms": t, "kind": "sensor",
                       "temperature_centi_c": 2000})
-    add("telemetry", {"source": u1, "container": REEFER, "seq": 32, "time_utc_ms": t + 1400000, "kind": "position",
+    add("telemetry", {"source": u1, "container": REEFER, "seq": s + 32, "time_utc_ms": t + 1400000, "kind": "position",
                       "lat_e7": 0, "lon_e7": 0, "fix": 0, "satellites": 0})
-    add("event", {"source": u2, "container": DRY, "seq": 33, "time_utc_ms": t + 1400000, "kind": "door",
+    add("event", {"source": u2, "container": DRY, "seq": s + 33, "time_utc_ms": t + 1400000, "kind": "door",
                   "state": "unknown"})
-    add("telemetry", {"source": u1, "container": REEFER, "seq": 34, "time_utc_ms": 0, "kind": "sensor",
+    add("telemetry", {"source": u1, "container": REEFER, "seq": s + 34, "time_utc_ms": 0, "kind": "sensor",
                       "temperature_centi_c": -1800, "reefer_setpoint_centi_c": -1800})
     return out
 

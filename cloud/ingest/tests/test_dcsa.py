@@ -75,8 +75,8 @@ class DcsaMapping(unittest.TestCase):
         none = [(r.kind, r.source, r.seq) for r, e in events() if e is None]
         # the journey's seven never-exported readings, and the dry box's sensor samples
         self.assertEqual(len(none), journey.NOT_EXPORTED + 2, none)
-        self.assertIn(("gap", "tcu-0001", 30), none)
-        self.assertIn(("evidence", "tcu-0001", 31), none)
+        self.assertIn(("gap", "tcu-0001", 36), none)
+        self.assertIn(("evidence", "tcu-0001", 37), none)
         self.assertEqual([k for k in none if k[1] == "tcu-0002" and k[0] == "sensor"],
                          [("sensor", "tcu-0002", 7), ("sensor", "tcu-0002", 8)])
 
