@@ -150,9 +150,9 @@ def _custody(row: Row, ids: Ids) -> dict | None:
     step, disposition = CUSTODY_CBV[name]
     ev = _event(row, ids, step, disposition)
     zone = p.get("zone")
-    if zone and name == "geofence_entry":
+    if zone and name != "geofence_exit":     # where the container is now (after an exit: not there)
         ev["bizLocation"] = {"id": ids.zone(row, zone)}
-    elif zone and row.lat_lon is None:
+    elif zone and row.lat_lon is None:       # an exit without a place: observed at the zone's edge
         ev["readPoint"] = {"id": ids.zone(row, zone)}
     if name in ("excursion_start", "excursion_end"):
         t, lo, hi = p.get("temperature_centi_c"), p.get("band_low_centi_c"), p.get("band_high_centi_c")
