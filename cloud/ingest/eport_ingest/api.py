@@ -14,6 +14,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import threading
 from http import HTTPStatus
@@ -57,9 +58,10 @@ def _limit(params, name, max_page):
     v = _single(params, name)
     if v is None:
         return min(DEFAULT_PAGE, max_page)
-    if not v.isdigit() or not 1 <= int(v) <= max_page:
-        raise BadRequest(name, f"{v!r} is not a whole number from 1 to {max_page}")
-    return int(v)
+    if not v.isdigit() or int(v) < 1:
+        raise BadRequest(name, f"{v!r} is not a whole number of 1 or more")
+    # DCSA: the effective page size is the smaller of the request's limit and the producer's
+    return min(int(v), max_page)
 
 
 def _fingerprint(kind: str, filters: dict) -> str:
@@ -199,7 +201,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.quiet:
             return
         print(json.dumps({"http": self.requestline, "status": args[1] if len(args) > 1 else None}), flush=True,
-              file=__import__("sys").stderr)
+              file=sys.stderr)
 
     def _send(self, status, body: dict, headers=()):
         data = json.dumps(body, ensure_ascii=False).encode()

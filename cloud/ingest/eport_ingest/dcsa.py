@@ -134,7 +134,7 @@ def to_event(row: Row) -> dict | None:
         state = p.get("state")
         if state not in ("sealed", "opened", "tampered"):
             return None
-        ev = _iot(row, SEAL_IOT, f"e-seal {p.get('seal_id', '')} {state}")
+        ev = _iot(row, SEAL_IOT, f"e-seal {p['seal_id']} {state}" if p.get("seal_id") else f"e-seal {state}")
         _seals(ev, p.get("seal_id"))
         return ev
     if row.kind == "sensor":
@@ -155,7 +155,7 @@ def to_event(row: Row) -> dict | None:
             return None
         reason = name.replace("_", " ")
         if name.startswith("seal_"):
-            reason = f"{reason}: e-seal {p.get('seal_id', '')} read"
+            reason = f"{reason}: e-seal {p['seal_id']} read" if p.get("seal_id") else f"{reason}: no seal number read"
             if p.get("expected_seal_id"):
                 reason += f", {p['expected_seal_id']} expected"
             if p.get("zone"):

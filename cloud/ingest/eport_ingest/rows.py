@@ -53,10 +53,13 @@ def parse_rfc3339(text: str) -> _dt.datetime:
         raise ValueError(f"{text!r} is not an RFC 3339 date-time with an offset (2026-11-18T08:26:40Z)")
     frac = m.group(7) or ""
     zone = m.group(8)
-    tz = UTC if zone in ("Z", "z") else _dt.timezone(
-        (1 if zone[0] == "+" else -1) * _dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
-    if int(zone[1:3] if len(zone) > 1 else 0) > 23 or int(zone[4:6] if len(zone) > 1 else 0) > 59:
-        raise ValueError(f"{text!r}: offset out of range")
+    if zone in ("Z", "z"):
+        tz = UTC
+    else:
+        hh, mm = int(zone[1:3]), int(zone[4:6])
+        if hh > 23 or mm > 59:
+            raise ValueError(f"{text!r}: offset out of range")
+        tz = _dt.timezone((1 if zone[0] == "+" else -1) * _dt.timedelta(hours=hh, minutes=mm))
     sec = int(m.group(6))
     if sec == 60:         # a leap second: as the last instant of that minute
         sec = 59
