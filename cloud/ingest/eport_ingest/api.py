@@ -206,7 +206,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status, body: dict, headers=()):
         data = json.dumps(body, ensure_ascii=False).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/ld+json" if "@context" in body else "application/json")
+        self.send_header("Content-Type", "application/ld+json" if "@context" in body else
+                         "application/problem+json" if "title" in body else "application/json")
         self.send_header("Content-Length", str(len(data)))
         for k, v in headers:
             self.send_header(k, v)
