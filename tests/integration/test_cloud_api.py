@@ -128,6 +128,9 @@ def check_bad(base, path, param, **params):
     if path == "/v3/events":
         assert standards.dcsa_errors(body, root="GetEventsError") == [], body
         assert body["feedbackElements"][0]["severity"] == "ERROR"
+        assert headers.get("API-Version") == "3.0.0"
+    else:
+        assert headers.get("Content-Type") == "application/problem+json" and body["status"] == 400, (headers, body)
     return body
 
 
