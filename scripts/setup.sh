@@ -18,6 +18,7 @@ TEST_PKGS=(clang libclang-rt-14-dev gcc-arm-none-eabi libnewlib-arm-none-eabi
   python3-paho-mqtt python3-flatbuffers python3-zstandard openssl gpsd gpsd-clients rabbitmq-server nats-server
   protobuf-compiler libprotobuf-dev lintian
   python3-jsonschema postgresql-15 postgresql-15-postgis-3 python3-psycopg
+  python3-yaml  # the DCSA OpenAPI in the ingest.dcsa test
   nodejs node-typescript)  # the TypeScript decoder (consumers/typescript); npm below
 
 want=("${RUNTIME_PKGS[@]}")
