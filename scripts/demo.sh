@@ -49,6 +49,8 @@ unix_socket = "$WORK/bridge.sock"
 evidence_keys = "$WORK/evidence/evidence_keys"
 [store]
 path = "$WORK/outbox.db"
+# Store housekeeping every second: it also makes the checkpoints due by time.
+maintenance_interval_s = 1
 [mqtt]
 uri = "tcp://127.0.0.1:$PORT"
 [custody]
@@ -57,10 +59,20 @@ zones_file = "$ROOT/docs/zones/shanghai-terminals.geojson"
 # The simulated clock runs a journey in two hours: a reefer counts as out of
 # its band after 5 minutes here (the default is 10).
 reefer_min_duration_s = 300
+[evidence]
+# The gateway signs its custody events too (docs/evidence.md 13.4).
+custody_key = "$WORK/evidence/custody.key.pem"
+checkpoint_every_s = 1
 TOML
 # Each simulated unit signs checkpoints over its readings (docs/evidence.md):
-# its key, and the agent's list of the units' public keys, made here.
+# its key, and the agent's list of the units' public keys, made here. The
+# gateway's custody key is made here too, its public key listed for the
+# verifier (an operator issues it with eport-pki evidence-key, into the
+# signed registry).
 "$BIN/tools/eport-sim" --units "$UNITS" --seed "$SEED" --list-units --evidence-keys "$WORK/evidence" > /dev/null
+"$ROOT/build/firmware-bridge/epb-evidence" keygen "$WORK/evidence/custody.key.pem" "$WORK/evidence/custody.pub.pem" |
+  sed -nE 's/^Ed25519 key, kid ([0-9a-f]+), public ([0-9a-f]+)$/gw-yangshan-01:custody ed25519 \1 \2/p' \
+  > "$WORK/evidence/gateway_keys"
 "$BIN/app/eport-agent" --config "$WORK/agent.toml" 2> "$WORK/agent.log" &
 AGENT_PID=$!
 PIDS+=($AGENT_PID)
@@ -102,7 +114,7 @@ trap 'kill -INT $SIM_PID 2>/dev/null' INT
 wait $SIM_PID
 trap - INT
 set -e
-sleep 1
+sleep 2  # the last readings' way to the broker, and the custody source's last checkpoint
 kill -TERM "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true
 sleep 0.5
 kill -INT "$TAIL_PID"; wait "$TAIL_PID" 2>/dev/null || true
@@ -120,6 +132,7 @@ checkpoints=$(grep -c '"kind":"evidence"' "$WORK/evidence.jsonl" || true)
 echo "== summary: readings sent ${sent:-?}, acknowledged by the agent ${acked:-?}, published ${published:-?} (with the custody events and the evidence checkpoints), received by the subscribers ${received:-?} on the data topics and ${checkpoints:-0} on the evidence topic"
 # The evidence, checked from the messages alone by a verifier written from
 # docs/evidence.md (readings after a unit's last checkpoint are its unverified tail).
-verdict=$(/usr/bin/python3 examples/python/eport_verify.py --keys "$WORK/evidence/evidence_keys" \
+cat "$WORK/evidence/evidence_keys" "$WORK/evidence/gateway_keys" > "$WORK/evidence/all_keys"
+verdict=$(/usr/bin/python3 examples/python/eport_verify.py --keys "$WORK/evidence/all_keys" \
   "$WORK/tail.jsonl" "$WORK/evidence.jsonl" 2>&1 | tail -n 1)
 echo "== evidence (docs/evidence.md): $verdict"

@@ -225,6 +225,25 @@ TEST_CASE("a checkpoint due by time is made with no record to come with", "[evid
   CHECK(v.tail == 0);
 }
 
+TEST_CASE("before a planned stop every uncovered record is covered", "[evidence][gateway]") {
+  Gateway g;
+  REQUIRE(g.store.append({gateway_fix(1), gateway_fix(2), gateway_fix(3)}).ok());
+  REQUIRE(g.store.outbox->append({}, g.chains.get()).ok());  // nothing due: nothing made
+  CHECK(verify(g, kGateway, g.gateway_key).tail == 3);
+  g.chains->cover_all_next();
+  auto r = g.store.outbox->append({}, g.chains.get());
+  REQUIRE(r.ok());
+  CHECK(r->derived == 1);
+  auto v = verify(g, kGateway, g.gateway_key);
+  CHECK(v.problems.empty());
+  CHECK(v.tail == 0);
+  CHECK(v.readings == 3);
+  g.chains->cover_all_next();  // nothing uncovered: no empty checkpoint
+  r = g.store.outbox->append({}, g.chains.get());
+  REQUIRE(r.ok());
+  CHECK(r->derived == 0);
+}
+
 TEST_CASE("the chains continue across restarts and failed commits", "[evidence][gateway]") {
   Gateway g;
   std::uint64_t seq = 0;

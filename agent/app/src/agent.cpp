@@ -204,6 +204,16 @@ void Agent::stop() {
   server_.stop();     // no new readings; ACKs for what ingest has committed
   gnss_.stop();       // no new positions
   ingest_.stop();     // commits what it holds, so the units' ACKs above hold
+  if (chains_ && started_) {
+    // The gateway's own sources end with a checkpoint over their newest
+    // records (docs/evidence.md 6 and 13.4): no unverified tail.
+    chains_->cover_all_next();
+    if (auto r = outbox_->append({}, chains_.get()); !r) {
+      log::error("agent", "evidence checkpoint at stop: " + r.error());
+    } else if (r->derived > 0) {
+      publisher_.notify();
+    }
+  }
   publisher_.stop();  // PUBACKs of what is in flight, offline status
   if (!started_) return;
   auto is = ingest_.stats();

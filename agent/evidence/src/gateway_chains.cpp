@@ -279,11 +279,19 @@ void GatewayChains::stored(const store::Record& r, std::vector<store::Record>& o
   if (epb_ev_due(&s->working, &policy_, now)) checkpoint(*s, now, out);
 }
 
+void GatewayChains::cover_all_next() {
+  std::lock_guard lock(mu_);
+  cover_all_ = true;
+}
+
 void GatewayChains::begin(std::vector<store::Record>& out) {
   std::lock_guard lock(mu_);
   const auto now = now_ms_();
+  const bool all = cover_all_;
+  cover_all_ = false;
   for (auto& s : sources_) {
-    if (s->working_started && epb_ev_due(&s->working, &policy_, now)) checkpoint(*s, now, out);
+    if (!s->working_started || s->working.count == 0) continue;
+    if (all || epb_ev_due(&s->working, &policy_, now)) checkpoint(*s, now, out);
   }
 }
 

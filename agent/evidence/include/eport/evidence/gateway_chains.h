@@ -73,6 +73,10 @@ class GatewayChains final : public store::Deriver {
   // A checkpoint is due by the time rule at UTC `now_ms`: run
   // outbox.append({}, this) to make it.
   bool due(std::uint64_t now_ms) const;
+  // Before a planned stop (docs/evidence.md 6: a source should make a
+  // checkpoint before it shuts down): the next begin() covers every
+  // uncovered record, whatever the policy. Run outbox.append({}, this).
+  void cover_all_next();
   ChainStats stats() const;
 
   void stored(const store::Record& r, std::vector<store::Record>& out) override;
@@ -92,6 +96,7 @@ class GatewayChains final : public store::Deriver {
   std::vector<std::unique_ptr<Source>> sources_;
   epb_ev_policy policy_{};
   ChainStats committed_{}, pending_{};
+  bool cover_all_ = false;
   std::function<std::uint64_t()> now_ms_;
 };
 
