@@ -11,7 +11,11 @@ two readings swapped, one field changed, a reading moved from another unit
 replayed from another chain (replayed checkpoint), a checkpoint re-signed
 with another unit's key (key of another source), the unit's key revoked
 (revoked key), a registry changed after signing (refused), and a checkpoint
-cut short (malformed, and the chain broken after it).
+cut short (malformed, and the chain broken after it), a reading with a value no unit
+can send (altered), a second different copy of a reading (conflicting
+copies), readings the unit discarded with its DISCARD (declared discarded,
+and missing beyond what it declares), and custody events (no canonical
+bytes: skipped).
 
 Every case runs through both verifiers on the same capture file: the Python
 one and the C++ eport-verify (agent/tools/verify, over the C library's
@@ -193,6 +197,28 @@ def test_evidence_verifier(work):
     case("a reading moved from another unit", ["altered"], run(a_r=moved, what="moved"))
     forged = a_readings + [dict(a_readings[0], seq=1000)]
     case("a reading forged with a fresh seq", ["not covered"], run(a_r=forged, what="forged"))
+    # A value no unit can send (GGA quality 9): eport-verify has no R for it, Python hashes what it
+    # packs; both: altered.
+    no_r = copy.deepcopy(a_readings)
+    at = next(i for i, r in enumerate(no_r) if i > 20 and "fix" in r)
+    no_r[at]["fix"] = 9
+    case("a position's fix set to 9 (not an epb value)", ["altered"], run(a_r=no_r, what="fix 9"))
+    # Declared gaps, other copies and kinds without R, through both verifiers too.
+    conflicting = a_readings + [dict(a_readings[5], time_utc_ms=a_readings[5]["time_utc_ms"] + 1)]
+    case("a second, different copy of a reading", ["conflicting copies"], run(a_r=conflicting, what="conflicting"))
+    gap = {"source": "TU-0001", "seq": 1060, "time_utc_ms": 0, "time_source": "gateway_receive", "kind": "gap",
+           "first_seq": 1050, "reason": "unit_discard"}
+    discarded = [r for r in a_readings if not 1050 <= r["seq"] <= 1060] + [gap]
+    case("readings discarded by the unit, with its DISCARD", ["declared discarded"],
+         run(a_r=discarded, what="declared"))
+    half = [r for r in a_readings if not 1050 <= r["seq"] <= 1062] + [gap]
+    # 1050..1062 absent, 1050..1060 declared: across two ranges, the first all declared, the second not.
+    case("more readings absent than the DISCARD declares", ["declared discarded", "missing readings"],
+         run(a_r=half, what="half declared"))
+    event = {"source": "gw-01:custody", "seq": 7, "time_utc_ms": 1718000000000, "kind": "event",
+             "event": "pairing", "subject": "TU-0001", "first_seq": 1001, "caused_by_seq": 1001}
+    with_events = run(a_r=a_readings[:100] + [event, dict(event, seq=8)] + a_readings[100:], what="events")
+    assert all(r["problems"] == [] for r in with_events.values()) and "gw-01:custody" not in with_events, with_events
     # Another chain of the same unit whose last checkpoint ends elsewhere: the same n, another content.
     _, other_chain = demo(work, key["TU-0001"], "a2", 1300 - 1001 - 2, "TU-0001")
     assert other_chain[-1] != a_cks[len(other_chain) - 1]
