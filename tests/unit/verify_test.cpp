@@ -142,6 +142,19 @@ TEST_CASE("verify capture refuses malformed lines, naming the line and what is w
   REQUIRE_FALSE(file.ok());
   CHECK(file.error().rfind(path + " line 3: ", 0) == 0);
   std::remove(path.c_str());
+  // A line longer than the limit is refused at the limit, with its number; a last line without a
+  // newline is read.
+  auto big = temp_file("big.jsonl", "{\"checkpoint\":\"d2\"}\n" + std::string(100, ' ') + "\n{\"checkpoint\":\"d2\"}");
+  CaptureLimits limit40;
+  limit40.max_line_bytes = 40;
+  Capture b;
+  auto too_long = read_capture(b, big, limit40);
+  REQUIRE_FALSE(too_long.ok());
+  CHECK(too_long.error() == big + " line 2: longer than 40 bytes");
+  Capture b2;
+  REQUIRE(read_capture(b2, big).ok());
+  CHECK(b2.checkpoints.size() == 2);
+  std::remove(big.c_str());
   auto missing = read_capture(c, "/nonexistent/capture.jsonl");
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.error().find("cannot read /nonexistent/capture.jsonl") == 0);

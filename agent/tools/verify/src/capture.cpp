@@ -273,11 +273,21 @@ Status add_line(Capture& capture, std::string_view line, std::string_view where,
 Status read_capture(Capture& capture, const std::string& path, const CaptureLimits& limits) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Error{"cannot read " + path + ": " + std::strerror(errno)};
-  std::string line;
-  std::size_t n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    if (auto st = add_line(capture, line, path + " line " + std::to_string(n), limits); !st) return st;
+  // One line at a time into a buffer of the line limit: a line without end
+  // is refused at the limit, never held whole.
+  std::vector<char> buf(limits.max_line_bytes + 2);
+  for (std::size_t n = 1;; ++n) {
+    in.getline(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto got = static_cast<std::size_t>(in.gcount());
+    const std::string where = path + " line " + std::to_string(n);
+    if (in.fail() && !in.eof() && got == buf.size() - 1) {
+      return Error{where + ": longer than " + std::to_string(limits.max_line_bytes) + " bytes"};
+    }
+    if (got == 0 && in.eof()) break;
+    const std::size_t len = in.eof() ? got : got - 1;  // without the newline
+    if (auto st = add_line(capture, std::string_view(buf.data(), len), where, limits); !st) return st;
+    if (in.eof()) break;
+    if (in.fail()) return Error{"cannot read " + path + ": " + std::strerror(errno)};
   }
   if (in.bad()) return Error{"cannot read " + path + ": " + std::strerror(errno)};
   return ok_status();
