@@ -278,3 +278,26 @@ TEST_CASE("verify walks a signed chain through epb_ev_verifier: clean, then one 
   CHECK(to_json(bad).find(R"("kind": "altered", "last": 107})") != std::string::npos);
   CHECK(to_text(bad).find("  altered 105..107: checkpoint 2: the readings do not give its head") != std::string::npos);
 }
+
+TEST_CASE("verify reports checkpoints that do not parse under \"?\", once, also beside a source named \"?\"",
+          "[verify]") {
+  Registry reg;
+  Capture c;
+  REQUIRE(add_line(c, R"({"checkpoint":"d284"})", "l1").ok());
+  Report alone = verify(c, reg);
+  REQUIRE(alone.sources.size() == 1);
+  CHECK(alone.sources[0].source == "?");
+  REQUIRE(alone.sources[0].problems.size() == 1);
+  CHECK(alone.sources[0].problems[0].kind == "malformed checkpoint");
+  CHECK(alone.sources[0].problems[0].detail.find("truncated") != std::string::npos);
+  CHECK(summary(alone) == "sources verified 0 of 1, readings covered 0, problems 1");
+  // A unit id may be "?": its report and the malformed one are one member, as in eport_verify.py.
+  REQUIRE(add_line(c, R"({"source":"?","seq":3,"time_utc_ms":1,"kind":"door","state":"open"})", "l2").ok());
+  REQUIRE(add_line(c, R"({"source":"?","seq":3,"time_utc_ms":1,"kind":"door","state":"closed"})", "l3").ok());
+  Report both = verify(c, reg);
+  REQUIRE(both.sources.size() == 1);
+  REQUIRE(both.sources[0].problems.size() == 2);
+  CHECK(both.sources[0].problems[0].kind == "conflicting copies");
+  CHECK(both.sources[0].problems[1].kind == "malformed checkpoint");
+  CHECK(to_json(both).find(R"({"sources": {"?": {"checkpoints": 0, "problems": [)") == 0);
+}

@@ -315,22 +315,38 @@ Report verify(const Capture& capture, const Registry& registry) {
         out.verified.emplace_back(a, b);
       }
     }
-    for (std::uint64_t s : covered) {
-      for (const auto& [a, b] : verified) {
-        if (a <= s && s <= b) {
-          ++out.readings_verified;
-          break;
-        }
+    // Readings inside the union of the verified ranges: one sweep over both, sorted.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> span;
+    for (const auto& [a, b] : verified) {
+      if (!span.empty() && a <= span.back().second + 1) {
+        span.back().second = std::max(span.back().second, b);
+      } else {
+        span.emplace_back(a, b);
       }
     }
-    if (auto p = problems.find(src); p != problems.end()) out.problems = std::move(p->second);
+    auto range = span.begin();
+    for (std::uint64_t s : covered) {
+      while (range != span.end() && range->second < s) ++range;
+      if (range == span.end()) break;
+      if (range->first <= s) ++out.readings_verified;
+    }
+    if (auto p = problems.find(src); p != problems.end() && src != "?") out.problems = std::move(p->second);
     report.sources.push_back(std::move(out));
   }
+  // "?" holds the checkpoints that did not parse. A source that is really
+  // called "?" shares it: its problems join them and its report is that one,
+  // as eport_verify.py has it (one member per name in the JSON report).
   if (auto p = problems.find("?"); p != problems.end()) {
     SourceReport q;
     q.source = "?";
     q.problems = std::move(p->second);
-    report.sources.push_back(std::move(q));
+    auto same = std::find_if(report.sources.begin(), report.sources.end(),
+                             [](const SourceReport& r) { return r.source == "?"; });
+    if (same != report.sources.end()) {
+      *same = std::move(q);
+    } else {
+      report.sources.push_back(std::move(q));
+    }
   }
   return report;
 }
