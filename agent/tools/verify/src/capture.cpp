@@ -1,8 +1,8 @@
 // Reading a capture: JSON lines into readings with their canonical bytes R,
 // declared gaps and checkpoints (docs/evidence.md sections 3 and 15). R is
-// rebuilt by one builder per payload kind (kBuilders below) that fills an
-// epb_reading from the JSON fields; epb_ev_reading_bytes then encodes it, so
-// R is exactly what the unit's library chained. A payload kind with no
+// rebuilt by one builder per payload kind (kBuilders below); a unit's kinds
+// fill an epb_reading from the JSON fields and epb_ev_reading_bytes encodes
+// it, so R is exactly what the unit's library chained. A payload kind with no
 // canonical R (custody events, and any kind this build does not know) is not
 // part of a unit's chain and is skipped, as eport_verify.py skips it; a kind
 // that gains a canonical form (the gateway's own sources) adds one builder.
@@ -171,19 +171,62 @@ Status sensor(const Line& l, epb_reading& r) {
   return ok_status();
 }
 
-// One builder per payload kind with a canonical R: the JSON "kind", the epb
-// kind, and what fills the payload. Kinds not listed have no R.
+// The canonical bytes of one reading, as a payload kind's builder gives them.
+struct Canonical {
+  bool ok = false;  // false: outside what its source can produce; bytes then only tell copies apart
+  std::vector<std::uint8_t> bytes;
+};
+
+// A unit's reading (position, seal, door, sensor): its unsealed epb READING
+// body (section 3), fill() setting the payload of an epb_reading and
+// epb_ev_reading_bytes encoding it as the unit's library did.
+template <Status (*fill)(const Line&, epb_reading&, std::string*), std::uint8_t kEpbKind>
+Result<Canonical> epb_reading_body(const Line& l, std::uint64_t seq) {
+  epb_reading r;
+  std::memset(&r, 0, sizeof r);
+  r.seq = seq;
+  r.kind = kEpbKind;
+  auto time = l.u64("time_utc_ms");
+  if (!time) return Error{time.error()};
+  auto ts = l.string("time_source", true);
+  if (!ts) return Error{ts.error()};
+  // The unit sent 0 when the agent filled in its own clock (section 3).
+  r.time_utc_ms = *ts == "gateway_receive" ? 0 : *time;
+  std::string extra;  // what does not fit epb_reading (a seal id too long), for the fingerprint
+  if (auto st = fill(l, r, &extra); !st) return Error{st.error()};
+  Canonical out;
+  std::uint8_t bytes[EPB_EV_READING_MAX];
+  std::size_t n = epb_ev_reading_bytes(&r, bytes, sizeof bytes);
+  out.ok = n > 0;
+  if (out.ok) {
+    out.bytes.assign(bytes, bytes + n);
+  } else {
+    const auto* raw = reinterpret_cast<const std::uint8_t*>(&r);  // zeroed first: no stray padding
+    out.bytes.assign(raw, raw + sizeof r);
+    out.bytes.insert(out.bytes.end(), extra.begin(), extra.end());
+  }
+  return out;
+}
+
+Status fill_position(const Line& l, epb_reading& r, std::string*) { return position(l, r); }
+Status fill_seal(const Line& l, epb_reading& r, std::string* extra) { return seal(l, r, extra); }
+Status fill_door(const Line& l, epb_reading& r, std::string*) { return door(l, r); }
+Status fill_sensor(const Line& l, epb_reading& r, std::string*) { return sensor(l, r); }
+
+// One builder per payload kind with a canonical R, by the JSON "kind" that
+// eport-tail prints. A kind not listed (custody events "event" for now, a
+// newer kind) has none: it is in no chain. A kind that gets a canonical form
+// of its own (the gateway's sources, section 13.4) adds a row here.
 struct Builder {
   std::string_view kind;
-  std::uint8_t epb_kind;
-  Status (*fill)(const Line&, epb_reading&, std::string* extra);
+  Result<Canonical> (*canonical)(const Line&, std::uint64_t seq);
 };
 
 const Builder kBuilders[] = {
-    {"position", EPB_READING_POSITION, [](const Line& l, epb_reading& r, std::string*) { return position(l, r); }},
-    {"seal", EPB_READING_SEAL, [](const Line& l, epb_reading& r, std::string* extra) { return seal(l, r, extra); }},
-    {"door", EPB_READING_DOOR, [](const Line& l, epb_reading& r, std::string*) { return door(l, r); }},
-    {"sensor", EPB_READING_SENSOR, [](const Line& l, epb_reading& r, std::string*) { return sensor(l, r); }},
+    {"position", epb_reading_body<fill_position, EPB_READING_POSITION>},
+    {"seal", epb_reading_body<fill_seal, EPB_READING_SEAL>},
+    {"door", epb_reading_body<fill_door, EPB_READING_DOOR>},
+    {"sensor", epb_reading_body<fill_sensor, EPB_READING_SENSOR>},
 };
 
 const Builder* builder_of(std::string_view kind) {
@@ -194,30 +237,9 @@ const Builder* builder_of(std::string_view kind) {
 }
 
 Status reading(Capture& c, const Line& l, const Builder& b, std::string source, std::uint64_t seq) {
-  epb_reading r;
-  std::memset(&r, 0, sizeof r);
-  r.seq = seq;
-  r.kind = b.epb_kind;
-  auto time = l.u64("time_utc_ms");
-  if (!time) return Error{time.error()};
-  auto ts = l.string("time_source", true);
-  if (!ts) return Error{ts.error()};
-  // The unit sent 0 when the agent filled in its own clock (section 3).
-  r.time_utc_ms = *ts == "gateway_receive" ? 0 : *time;
-  std::string extra;
-  if (auto st = b.fill(l, r, &extra); !st) return st;
-  CapturedReading out{std::move(source), seq, false, {}};
-  std::uint8_t bytes[EPB_EV_READING_MAX];
-  std::size_t n = epb_ev_reading_bytes(&r, bytes, sizeof bytes);
-  if (n > 0) {
-    out.canonical = true;
-    out.r.assign(bytes, bytes + n);
-  } else {
-    const auto* raw = reinterpret_cast<const std::uint8_t*>(&r);
-    out.r.assign(raw, raw + sizeof r);
-    out.r.insert(out.r.end(), extra.begin(), extra.end());
-  }
-  c.readings.push_back(std::move(out));
+  auto r = b.canonical(l, seq);
+  if (!r) return Error{r.error()};
+  c.readings.push_back({std::move(source), seq, r->ok, std::move(r->bytes)});
   return ok_status();
 }
 

@@ -211,6 +211,9 @@ Report verify(const Capture& capture, const Registry& registry) {
           unencodable = true;  // never linked: the range cannot give its head
           continue;
         }
+        // epb_ev_verifier_reading takes a unit's R (an epb READING body); a
+        // payload kind with a canonical form of its own needs the library to
+        // link that form too before its builder (capture.cpp) can feed it here.
         (void)epb_ev_verifier_reading(&v, it->second.r->data(), it->second.r->size());
       }
       checked.current = &a;
