@@ -98,9 +98,10 @@ set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "eport-agent runs on port gateways. Telemat
 GPS, e-seal, door and sensor readings over a UNIX or TCP socket; it keeps
 every reading in a crash-proof SQLite outbox until the e-port cloud's MQTT
 broker has acknowledged it, and publishes compact FlatBuffers envelopes.
-This package also contains eport-sim (simulated units) and eport-tail
-(prints published telemetry as JSON lines), and runs the agent as the
-systemd service eport-agent.service under its own system user.")
+This package also contains eport-sim (simulated units), eport-tail
+(prints published telemetry as JSON lines), eport-cmd (sends commands) and
+eport-verify (checks the signed evidence of captured readings), and runs the
+agent as the systemd service eport-agent.service under its own system user.")
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   ${EPORT_PACKAGING_DIR}/deb/conffiles

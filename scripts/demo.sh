@@ -130,9 +130,13 @@ kinds=$(grep -o '"event":"[a-z_]*"' "$WORK/tail.jsonl" | sort | uniq -c | awk '{
 echo "== custody events derived by the agent (docs/custody-events.md): ${events:-0}${kinds:+ ($kinds)}"
 checkpoints=$(grep -c '"kind":"evidence"' "$WORK/evidence.jsonl" || true)
 echo "== summary: readings sent ${sent:-?}, acknowledged by the agent ${acked:-?}, published ${published:-?} (with the custody events and the evidence checkpoints), received by the subscribers ${received:-?} on the data topics and ${checkpoints:-0} on the evidence topic"
-# The evidence, checked from the messages alone by a verifier written from
-# docs/evidence.md (readings after a unit's last checkpoint are its unverified tail).
+# The evidence, checked from the messages alone by eport-verify (C++, over the C
+# library's verifier) and by the verifier written from docs/evidence.md in Python,
+# which must agree (readings after a source's last checkpoint are its unverified tail).
 cat "$WORK/evidence/evidence_keys" "$WORK/evidence/gateway_keys" > "$WORK/evidence/all_keys"
-verdict=$(/usr/bin/python3 examples/python/eport_verify.py --keys "$WORK/evidence/all_keys" \
+verdict=$("$BIN/tools/eport-verify" --keys "$WORK/evidence/all_keys" \
   "$WORK/tail.jsonl" "$WORK/evidence.jsonl" 2>&1 | tail -n 1)
 echo "== evidence (docs/evidence.md): $verdict"
+py_verdict=$(/usr/bin/python3 examples/python/eport_verify.py --keys "$WORK/evidence/all_keys" \
+  "$WORK/tail.jsonl" "$WORK/evidence.jsonl" 2>&1 | tail -n 1)
+[[ $py_verdict == "$verdict" ]] || echo "== evidence, by examples/python/eport_verify.py (differs!): $py_verdict"

@@ -4,7 +4,10 @@
 // signer); verification throughput in readings/s on one core next to plain
 // SHA-256 of the same canonical bytes and to plain epb decoding of them;
 // amortised checkpoint bytes per reading at the default policy for a few
-// reporting rates. Asserts nothing.
+// reporting rates; and eport-verify's throughput over the same run as a
+// capture of eport-tail's JSON lines (parse + rebuild R + the whole
+// verification of docs/evidence.md 15), next to the plain decoding baseline.
+// Asserts nothing.
 //   eport-evidence-bench [READINGS]   (default 200000)
 #include <epb/evidence.h>
 #include <openssl/sha.h>
@@ -15,6 +18,11 @@
 #include <cstring>
 #include <vector>
 
+#include "eport/codec/codec.h"
+#include "eport/units/convert.h"
+#include "eport/verify/capture.h"
+#include "eport/verify/registry.h"
+#include "eport/verify/verifier.h"
 #include "evidence_openssl.hpp"
 
 namespace {
@@ -196,6 +204,53 @@ int main(int argc, char **argv) {
   std::printf("  plain epb decoding of each reading:         %10.0f readings/s\n", rn / t_dec);
   std::printf("  verifying (decode + link + checkpoints):    %10.0f readings/s, problems %llu\n",
               rn / t_ver, static_cast<unsigned long long>(problems));
+  // eport-verify over the same run as a capture: eport-tail's JSON line of
+  // each reading (codec::reading_to_json), the checkpoints as {"checkpoint"}.
+  {
+    std::vector<std::string> lines;
+    lines.reserve(run.readings.size() + run.checkpoints.size());
+    for (const Bytes &b : run.readings) {
+      epb_message m;
+      auto r = epb_decode_body(b.data(), b.size(), &m) == EPB_OK
+                   ? eport::units::from_wire(m.m.reading, "TU-0042", "")
+                   : eport::Result<eport::model::Reading>(eport::Error{"decode"});
+      if (!r) return 1;
+      lines.push_back(eport::codec::reading_to_json(*r));
+    }
+    static const char kHex[] = "0123456789abcdef";
+    for (const Bytes &c : run.checkpoints) {
+      std::string line = "{\"checkpoint\":\"";
+      for (uint8_t x : c) {
+        line += kHex[x >> 4];
+        line += kHex[x & 15];
+      }
+      lines.push_back(line + "\"}");
+    }
+    eport::verify::Registry reg;
+    eport::verify::RegistryKey key;
+    key.source = "TU-0042";
+    for (uint8_t i = 0; i < k_ed.kid_len; i++) {
+      key.kid += kHex[k_ed.kid[i] >> 4];
+      key.kid += kHex[k_ed.kid[i] & 15];
+    }
+    key.alg = k_ed.alg;
+    key.pub.assign(k_ed.pub, k_ed.pub + k_ed.pub_len);
+    key.status = "valid";
+    reg.keys.push_back(key);
+    t0 = Clock::now();
+    eport::verify::Capture capture;
+    for (std::size_t i = 0; i < lines.size(); i++) {
+      if (!eport::verify::add_line(capture, lines[i], "line")) return 1;
+    }
+    double t_read = seconds_since(t0);
+    auto report = eport::verify::verify(capture, reg);
+    double t_all = seconds_since(t0);
+    std::size_t vp = report.sources.empty() ? 1 : report.sources[0].problems.size();
+    std::printf("  eport-verify on the JSON lines (read + R + verify): %8.0f readings/s (reading the lines alone: "
+                "%.0f/s), problems %zu\n",
+                rn / t_all, rn / t_read, vp);
+    problems += vp;
+  }
   // One checkpoint's signature check alone, for the share above.
   {
     epb_ev_checkpoint ck;

@@ -229,6 +229,14 @@ def test_evidence_path(work):
     assert set(kinds) <= {"bad signature", "checkpoint chain broken", "unverifiable"}, kinds
     h.log(f"eport_verify: {ev.summary(reports)} ({dict(kinds)}, all from the corrupted signatures)")
 
+    # The C++ eport-verify on the subscribers' files as eport-tail wrote them: the same report.
+    res = subprocess.run([os.path.join(h.BIN, "tools", "eport-verify"), "--keys", keys_file, "--json",
+                          data_tail.out, ev_tail.out], capture_output=True, text=True, timeout=120)
+    assert res.returncode == (1 if kinds else 0), f"eport-verify exit {res.returncode}: {res.stderr}"
+    doc = json.loads(res.stdout)
+    assert doc["sources"] == json.loads(json.dumps(reports)), "eport-verify and eport_verify.py differ"
+    h.log(f"eport-verify: {doc['summary']} (the same report)")
+
 
 if __name__ == "__main__":
     h.main(test_evidence_path)

@@ -26,17 +26,18 @@ echo "$deb"
 
 step "contents (dpkg-deb -c)"
 dpkg-deb -c "$deb" >"$WORK/contents"
-for path in ./usr/bin/eport-agent ./usr/bin/eport-sim ./usr/bin/eport-tail \
+for path in ./usr/bin/eport-agent ./usr/bin/eport-sim ./usr/bin/eport-tail ./usr/bin/eport-verify \
             ./etc/eport-agent/agent.toml ./lib/systemd/system/eport-agent.service \
             ./var/lib/eport-agent/ ./usr/share/doc/eport-agent/copyright \
-            ./usr/share/doc/eport-agent/changelog.gz ./usr/share/man/man8/eport-agent.8.gz; do
+            ./usr/share/doc/eport-agent/changelog.gz ./usr/share/man/man8/eport-agent.8.gz \
+            ./usr/share/man/man1/eport-verify.1.gz; do
   awk '{print $6}' "$WORK/contents" | grep -qxF "$path" || fail "$path missing from the package"
 done
 awk '{print $6}' "$WORK/contents" | grep -E '^\./(usr/include|usr/local|tmp|home|root)/|\.a$' && fail "unexpected files in the package"
 awk '{print $2}' "$WORK/contents" | grep -vqx 'root/root' && fail "files not owned by root/root"
 mkdir -p "$WORK/root"
 dpkg-deb -x "$deb" "$WORK/root"
-for b in eport-agent eport-sim eport-tail; do
+for b in eport-agent eport-sim eport-tail eport-verify; do
   readelf -S "$WORK/root/usr/bin/$b" | grep -qE '\.(symtab|debug_info|comment)( |$)' && fail "usr/bin/$b is not stripped"
 done
 grep -q '^ExecStart=/usr/bin/eport-agent --config /etc/eport-agent/agent.toml$' \
