@@ -14,8 +14,8 @@ with another unit's key (key of another source), the unit's key revoked
 cut short (malformed, and the chain broken after it), a reading with a value no unit
 can send (altered), a second different copy of a reading (conflicting
 copies), readings the unit discarded with its DISCARD (declared discarded,
-and missing beyond what it declares), and custody events (no canonical
-bytes: skipped).
+and missing beyond what it declares), and custody events of a gateway
+with no checkpoint of them (its unverified tail).
 
 Every case runs through both verifiers on the same capture file: the Python
 one and the C++ eport-verify (agent/tools/verify, over the C library's
@@ -218,7 +218,10 @@ def test_evidence_verifier(work):
     event = {"source": "gw-01:custody", "seq": 7, "time_utc_ms": 1718000000000, "kind": "event",
              "event": "pairing", "subject": "TU-0001", "first_seq": 1001, "caused_by_seq": 1001}
     with_events = run(a_r=a_readings[:100] + [event, dict(event, seq=8)] + a_readings[100:], what="events")
-    assert all(r["problems"] == [] for r in with_events.values()) and "gw-01:custody" not in with_events, with_events
+    # Custody events are the gateway's own source (section 13.4): with no checkpoint of it here, an unverified
+    # tail, never a problem.
+    assert all(r["problems"] == [] for r in with_events.values()), with_events
+    assert with_events["gw-01:custody"]["unverified_tail"] == {"first": 7, "last": 8, "readings": 2}, with_events
     # Another chain of the same unit whose last checkpoint ends elsewhere: the same n, another content.
     _, other_chain = demo(work, key["TU-0001"], "a2", 1300 - 1001 - 2, "TU-0001")
     assert other_chain[-1] != a_cks[len(other_chain) - 1]

@@ -3,7 +3,8 @@ operator issues the gateway's custody key with eport-pki (signed registry),
 the agent chains and signs its derived custody events (the seal alarms
 among them) while it is SIGKILLed twice and the broker restarts, and the
 outsider's verifier (examples/python/eport_verify.py, the CLI, with the
-registry and the CA certificate) verifies the custody source from what the
+registry and the CA certificate) and eport-verify, which agree report for
+report, verify the custody source from what the
 subscribers got: every event covered, no problem, no unverified tail once
 the time rule has run. One event changed in the capture is named
 `altered`; one withheld is `missing readings`."""
@@ -18,6 +19,7 @@ import test_custody_events as ce
 
 PKI = os.path.join(h.SOURCE_DIR, "broker-config", "pki", "eport-pki")
 VERIFY = os.path.join(h.SOURCE_DIR, "examples", "python", "eport_verify.py")
+EPORT_VERIFY = h.AGENT.replace("app/eport-agent", "tools/eport-verify")
 GATEWAY = "gw-evg"
 CUSTODY_SOURCE = GATEWAY + ":custody"
 
@@ -27,10 +29,14 @@ def verify(work, pki_dir, lines, name):
     with open(capture, "w") as f:
         for r in lines:
             f.write(json.dumps(r) + "\n")
-    p = subprocess.run(["/usr/bin/python3", VERIFY, "--registry", os.path.join(pki_dir, "registry.json"), "--ca",
-                        os.path.join(pki_dir, "ca.crt"), "--json", capture], capture_output=True, text=True,
-                       timeout=120)
+    args = ["--registry", os.path.join(pki_dir, "registry.json"), "--ca", os.path.join(pki_dir, "ca.crt"), "--json",
+            capture]
+    p = subprocess.run(["/usr/bin/python3", VERIFY, *args], capture_output=True, text=True, timeout=120)
     assert p.returncode in (0, 1), f"eport_verify: {p.returncode} {p.stdout} {p.stderr}"
+    # eport-verify (C++) gives the same report and exit status.
+    c = subprocess.run([EPORT_VERIFY, *args], capture_output=True, text=True, timeout=120)
+    assert c.returncode == p.returncode, f"eport-verify: {c.returncode} {c.stdout} {c.stderr}"
+    assert json.loads(c.stdout) == json.loads(p.stdout), f"the verifiers differ on {name}"
     return p.returncode, json.loads(p.stdout)
 
 

@@ -71,12 +71,41 @@ TEST_CASE("verify capture sorts lines: gaps, checkpoints, kinds without R and ot
   REQUIRE(c.checkpoints.size() == 2);
   CHECK(hex(c.checkpoints[0]) == "d284");
   CHECK(hex(c.checkpoints[1]) == "d2");
-  CHECK(c.ignored == 2);
-  REQUIRE(c.readings.size() == 2);
+  CHECK(c.ignored == 1);  // the error line
+  REQUIRE(c.readings.size() == 3);
+  // The custody event: an event record (docs/evidence.md 13.4), 02 40, seq 3.
   CHECK(c.readings[0].canonical);
-  CHECK(c.readings[0].r.size() == 24);  // a door reading
-  CHECK(c.readings[0].r[11] == 0);      // time 0: the agent's receive time is not the unit's
+  CHECK(hex(c.readings[0].r).rfind("02400300000000000000", 0) == 0);
+  CHECK(c.readings[1].canonical);
+  CHECK(c.readings[1].r.size() == 24);  // a door reading
+  CHECK(c.readings[1].r[11] == 0);      // time 0: the agent's receive time is not the unit's
+  CHECK_FALSE(c.readings[2].canonical);
+}
+
+TEST_CASE("verify capture rebuilds a custody event's record as the agent made it", "[verify]") {
+  // docs/evidence.md 13.4's worked example, as eport-tail prints the event.
+  Capture c;
+  REQUIRE(add_line(c, R"({"source":"gw-01:custody","container":"MSKU1234565","seq":7,"time_utc_ms":1764614400000,)"
+                      R"("kind":"event","event":"seal_mismatch","subject":"tcu-0001","first_seq":1001,)"
+                      R"("caused_by_seq":1001,"lat_e7":306000000,"lon_e7":1220000000,"seal_id":"CN123",)"
+                      R"("expected_seal_id":"CN124","seal_class":"high_security"})", "a")
+              .ok());
+  REQUIRE(c.readings.size() == 1);
+  CHECK(c.readings[0].canonical);
+  CHECK(hex(c.readings[0].r) ==
+        "0240" "0700000000000000" "00e836db9a010000" "09" "0b4d534b5531323334353635" "087463752d30303031"
+        "e903000000000000" "e903000000000000" "00" "0300" "80303d12" "00b9b748" "03" "05434e313233"
+        "05434e313234" "00" "a1e54757");
+  // An event name this build does not know: kept without R (never verifies).
+  REQUIRE(add_line(c, R"({"source":"gw-01:custody","seq":8,"time_utc_ms":1,"kind":"event","event":"teleported"})",
+                   "b")
+              .ok());
   CHECK_FALSE(c.readings[1].canonical);
+  // A malformed member is refused, naming it.
+  auto bad = add_line(c, R"({"source":"gw-01:custody","seq":9,"time_utc_ms":1,"kind":"event","event":"pairing",)"
+                         R"("interpolated":1})", "c");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error() == "c: \"interpolated\" is not true or false");
 }
 
 TEST_CASE("verify capture refuses malformed lines, naming the line and what is wrong", "[verify]") {

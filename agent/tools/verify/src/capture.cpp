@@ -2,10 +2,11 @@
 // declared gaps and checkpoints (docs/evidence.md sections 3 and 15). R is
 // rebuilt by one builder per payload kind (kBuilders below); a unit's kinds
 // fill an epb_reading from the JSON fields and epb_ev_reading_bytes encodes
-// it, so R is exactly what the unit's library chained. A payload kind with no
-// canonical R (custody events, and any kind this build does not know) is not
-// part of a unit's chain and is skipped, as eport_verify.py skips it; a kind
-// that gains a canonical form (the gateway's own sources) adds one builder.
+// it, so R is exactly what the unit's library chained; a custody event (the
+// gateway's own source, section 13.4) is an event record, encoded by the
+// agent's own eport::evidence_canonical. A payload kind with no canonical R
+// (gaps aside: any kind this build does not know) is skipped, as
+// eport_verify.py skips it.
 #include "eport/verify/capture.h"
 
 #include <epb/epb.h>
@@ -16,7 +17,9 @@
 #include <fstream>
 #include <limits>
 
+#include "eport/evidence/canonical.h"
 #include "eport/json/reader.h"
+#include "eport/model/reading.h"
 #include "hex.h"
 
 namespace eport::verify {
@@ -213,6 +216,91 @@ Status fill_seal(const Line& l, epb_reading& r, std::string* extra) { return sea
 Status fill_door(const Line& l, epb_reading& r, std::string*) { return door(l, r); }
 Status fill_sensor(const Line& l, epb_reading& r, std::string*) { return sensor(l, r); }
 
+// A custody event the gateway derived: the event record of section 13.4,
+// built by the agent's own encoder (eport::evidence_canonical) from the
+// event as eport-tail prints it. A member out of its field's range, or an
+// event name or seal class this build does not know, gives no R.
+Result<Canonical> event_record(const Line& l, std::uint64_t seq) {
+  model::Reading r;
+  r.seq = seq;
+  auto time = l.u64("time_utc_ms");
+  auto ts = l.string("time_source", true);
+  auto container = l.string("container", true);
+  auto name = l.string("event");
+  auto subject = l.string("subject", true);
+  auto first = l.integer("first_seq", 0, INT64_MAX, true), caused = l.integer("caused_by_seq", 0, INT64_MAX, true);
+  auto zone = l.string("zone", true);
+  for (const auto* v : {&ts, &container, &name, &subject, &zone}) {
+    if (!*v) return Error{v->error()};
+  }
+  for (const auto* v : {&first, &caused}) {
+    if (!*v) return Error{v->error()};
+  }
+  if (!time) return Error{time.error()};
+  r.time_utc_ms = *time;
+  if (*ts == "gateway_receive") r.time_source = model::TimeSource::kGatewayReceive;
+  r.container_id = *container;
+  model::CustodyEvent e;
+  bool known = false;
+  for (std::size_t i = 1; i < model::kEventCodeCount; ++i) {
+    if (model::event_code_name(static_cast<model::EventCode>(i)) == *name) {
+      e.code = static_cast<model::EventCode>(i);
+      known = true;
+    }
+  }
+  e.subject_id = *subject;
+  e.first_seq = static_cast<std::uint64_t>(first->value_or(0));
+  e.caused_by_seq = static_cast<std::uint64_t>(caused->value_or(0));
+  e.zone_id = *zone;
+  auto opt = [&](std::string_view key, auto& field, std::int64_t min, std::int64_t max) -> Status {
+    auto v = l.integer(key, min, max, true);
+    if (!v) return Error{v.error()};
+    if (*v) field = static_cast<typename std::decay_t<decltype(field)>::value_type>(**v);
+    return ok_status();
+  };
+  for (auto st : {opt("lat_e7", e.lat_e7, INT32_MIN, INT32_MAX), opt("lon_e7", e.lon_e7, INT32_MIN, INT32_MAX),
+                  opt("temperature_centi_c", e.temperature_centi_c, INT16_MIN, INT16_MAX),
+                  opt("setpoint_centi_c", e.setpoint_centi_c, INT16_MIN, INT16_MAX),
+                  opt("band_low_centi_c", e.band_low_centi_c, INT16_MIN, INT16_MAX),
+                  opt("band_high_centi_c", e.band_high_centi_c, INT16_MIN, INT16_MAX),
+                  opt("duration_ms", e.duration_ms, 0, INT64_MAX)}) {
+    if (!st) return Error{st.error()};
+  }
+  for (auto [key, flag] : {std::pair<std::string_view, bool*>{"interpolated", &e.interpolated},
+                           std::pair<std::string_view, bool*>{"ended_by_gap", &e.ended_by_gap}}) {
+    const Value* v = l.obj.find(key);
+    if (v == nullptr) continue;
+    if (!v->is_bool()) return l.error("\"" + std::string(key) + "\" is not true or false");
+    *flag = v->as_bool();
+  }
+  auto seal_id = l.string("seal_id", true), expected = l.string("expected_seal_id", true);
+  auto seal_class = l.string("seal_class", true), command = l.string("command_id", true);
+  for (const auto* v : {&seal_id, &expected, &seal_class, &command}) {
+    if (!*v) return Error{v->error()};
+  }
+  e.seal_id = *seal_id;
+  e.expected_seal_id = *expected;
+  e.command_id = *command;
+  if (!seal_class->empty()) {
+    auto c = model::seal_class_from_name(*seal_class);
+    known = known && c.has_value();
+    if (c) e.seal_class = *c;
+  }
+  r.payload = e;
+  Canonical out;
+  auto bytes = known ? evidence::canonical_bytes(r) : std::nullopt;
+  out.ok = bytes.has_value();
+  if (bytes) {
+    out.bytes = std::move(*bytes);
+  } else {
+    // Fingerprint of a copy with no R: the line's members as given.
+    auto text = std::string(*name) + '\0' + *subject + '\0' + *zone + '\0' + *seal_id + '\0' + *expected + '\0' +
+                *seal_class + '\0' + *command;
+    out.bytes.assign(text.begin(), text.end());
+  }
+  return out;
+}
+
 // One builder per payload kind with a canonical R, by the JSON "kind" that
 // eport-tail prints. A kind not listed (custody events "event" for now, a
 // newer kind) has none: it is in no chain. A kind that gets a canonical form
@@ -227,6 +315,7 @@ const Builder kBuilders[] = {
     {"seal", epb_reading_body<fill_seal, EPB_READING_SEAL>},
     {"door", epb_reading_body<fill_door, EPB_READING_DOOR>},
     {"sensor", epb_reading_body<fill_sensor, EPB_READING_SENSOR>},
+    {"event", event_record},
 };
 
 const Builder* builder_of(std::string_view kind) {
