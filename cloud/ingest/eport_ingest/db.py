@@ -124,6 +124,7 @@ class BatchResult:
     duplicates: int = 0        # records already there (or twice in this batch)
     gaps: int = 0
     custody_events: int = 0
+    checkpoints: int = 0       # evidence checkpoints new in the database
     rejected: int = 0
     health: int = 0
     per_source: dict = field(default_factory=dict)
@@ -215,10 +216,17 @@ def store_batch(conn: psycopg.Connection, partitions: Partitions, messages: list
                       r.get("dcsa"), r.get("subject"), r.get("first_seq"), r.get("caused_by_seq"), r.get("zone"),
                       _position(r), json.dumps(r, default=str)) for (m, r), k in events])
                 res.custody_events = len(events)
-            # EVIDENCE CHECKPOINTS: once schema/telemetry.fbs carries them (docs/evidence.md,
-            # section 13), the decoder gives them a kind of their own; insert those rows into
-            # eport.evidence_checkpoint here, like the declared gaps above (same key, only
-            # when new in reading_seq).
+            # Evidence checkpoints (docs/evidence.md 13): the COSE_Sign1 as the source signed it,
+            # and the range of its chain it covers (payload keys 3 and 4), for a verifier to find.
+            checkpoints = [(rows[k], k) for k in fresh if rows[k][1].get("kind") == "evidence"]
+            if checkpoints:
+                conn.cursor().executemany(
+                    "INSERT INTO eport.evidence_checkpoint (site, gateway, source, seq, first_seq, last_seq, time, "
+                    "checkpoint, payload) VALUES (%s, %s, %s, %s, %s, %s, %s::timestamptz, %s, %s::jsonb) "
+                    "ON CONFLICT DO NOTHING",
+                    [(k[0], k[1], k[2], k[3], *_checkpoint_range(r), time_text(r["time_utc_ms"]),
+                      _checkpoint_bytes(r), json.dumps(r, default=str)) for (m, r), k in checkpoints])
+                res.checkpoints = len(checkpoints)
         if res.per_source:
             src = sorted(res.per_source)
             last_time = {}
@@ -253,6 +261,26 @@ def store_batch(conn: psycopg.Connection, partitions: Partitions, messages: list
                              (m.subject, m.error, len(m.payload), m.payload[:4096]))
                 res.rejected += 1
     return res
+
+
+def _checkpoint_bytes(r):
+    try:
+        return bytes.fromhex(r.get("cose", ""))
+    except ValueError:
+        return None
+
+
+def _checkpoint_range(r):
+    """(first, last) of a checkpoint's payload (docs/evidence.md 5, keys 3 and 4), or (None, None)
+    when it does not parse: kept as sent, the verifier names what is wrong with it."""
+    raw = _checkpoint_bytes(r)
+    try:
+        import cbor2
+        msg = cbor2.loads(raw)
+        payload = cbor2.loads(msg.value[2])
+        return int(payload[3]), int(payload[4])
+    except Exception:  # noqa: BLE001 (no cbor2, or not a checkpoint: the range is unknown)
+        return None, None
 
 
 def _store_health(conn, m: HealthMessage, interval_s: int) -> int:

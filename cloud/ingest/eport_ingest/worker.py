@@ -77,7 +77,7 @@ class Worker:
         self.stop = False
         self.counts = {"messages": 0, "readings_stored": 0, "duplicates": 0, "rejected": 0, "health": 0,
                        "batches": 0, "redelivered": 0, "nats_reconnects": 0, "db_retries": 0, "gaps": 0,
-                       "custody_events": 0}
+                       "custody_events": 0, "checkpoints": 0}
         self.t0 = time.monotonic()
         self.last_overdue = 0.0
         self.last_stats = time.monotonic()
@@ -98,6 +98,21 @@ class Worker:
                 return db.Rejected(subject, f"envelope of {header['site']}/{header['gateway']}/"
                                    f"{header['priority']} on another gateway's or class's topic", payload)
             out = [db.DataMessage(site, gateway, cls, header["envelope_seq"], readings)]
+            out += [db.Rejected(subject, p, b"") for p in problems]
+            return out
+        if kind == "evidence":
+            # Evidence checkpoints (docs/evidence.md 13): Alarm envelopes of checkpoint records only.
+            try:
+                header, readings, problems = self.codec.decode_payload(payload)
+            except self.ec.DecodeError as e:
+                return db.Rejected(subject, str(e), payload)
+            if (header["site"], header["gateway"]) != (site, gateway):
+                return db.Rejected(subject, f"envelope of {header['site']}/{header['gateway']} on another "
+                                   "gateway's evidence topic", payload)
+            if any(r.get("kind") != "evidence" or not str(r.get("source", "")).endswith(":ev") for r in readings):
+                return db.Rejected(subject, "an envelope on the evidence topic holds a record that is not an "
+                                   "evidence checkpoint", payload)
+            out = [db.DataMessage(site, gateway, header["priority"], header["envelope_seq"], readings)]
             out += [db.Rejected(subject, p, b"") for p in problems]
             return out
         if kind in ("health", "status"):
@@ -206,7 +221,7 @@ class Worker:
                 r = self.store([db.Rejected(subject, f"refused by the database: {e}"[:1000], payload)])
             if r is None:
                 return None
-            for k in ("stored", "duplicates", "gaps", "custody_events", "rejected", "health"):
+            for k in ("stored", "duplicates", "gaps", "custody_events", "checkpoints", "rejected", "health"):
                 setattr(total, k, getattr(total, k) + getattr(r, k))
         return total
 
@@ -267,6 +282,7 @@ class Worker:
                 c["health"] += res.health
                 c["gaps"] += res.gaps
                 c["custody_events"] += res.custody_events
+                c["checkpoints"] += res.checkpoints
             now = time.monotonic()
             if now - self.last_overdue >= self.o.overdue_check_s:
                 self.last_overdue = now
