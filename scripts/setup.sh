@@ -61,7 +61,7 @@ echo "setup: building in $BUILD_DIR (log: $BUILD_DIR/build.log)"
 mkdir -p "$BUILD_DIR"
 # Without --test only the programs are built (the demo needs nothing else).
 targets=()
-if [[ "${1:-}" != "--test" ]]; then targets=(--target eport-agent eport-sim eport-tail eport-cmd eport-verify); fi
+if [[ "${1:-}" != "--test" ]]; then targets=(--target eport-agent eport-sim eport-tail eport-cmd eport-verify epb-evidence); fi
 if ! { cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEPORT_WERROR=ON &&
        cmake --build "$BUILD_DIR" "${targets[@]}" -- -j"$(nproc)"; } > "$BUILD_DIR/build.log" 2>&1; then
   tail -n 60 "$BUILD_DIR/build.log"
