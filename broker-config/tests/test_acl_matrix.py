@@ -39,6 +39,7 @@ def test(workdir, t):
         t.check(r1.subscribe("eport/v1/+/+/status") == (1,), "reader may subscribe to status")
         r1.subscribe("eport/v1/+/+/health")
         r1.subscribe("eport/v1/+/+/reply")
+        r1.subscribe("eport/v1/+/+/evidence")
 
         gw_a = client("gw-a", will=(site.topic("gw-a", "status"), "offline", 1, True))
         gw_b = client("gw-b")
@@ -64,6 +65,10 @@ def test(workdir, t):
         gw_a.publish(site.topic("gw-a", "status"), "online", retain=True)
         gw_a.publish(site.topic("gw-a", "health"), "{}")
         gw_a.publish(site.topic("gw-a", "reply"), "r-1")
+        # Its evidence checkpoints (docs/evidence.md 13): a denied QoS 1 publish is acknowledged
+        # and dropped, so a gap in this rule would lose checkpoints the agent had deleted.
+        gw_a.publish(site.topic("gw-a", "evidence"), "ev-1")
+        gw_a.publish(site.topic("gw-b", "evidence"), "a-as-b-evidence")
         # ... foreign ones are acknowledged (MQTT 3.1.1 has no negative PUBACK) and dropped.
         gw_a.publish(site.topic("gw-b", "data/alarm"), "a-as-b")
         gw_a.publish("eport/v1/s2/gw-a/data/alarm", "a-other-site")
@@ -103,6 +108,8 @@ def test(workdir, t):
         t.check(0 < n1 < 10, "the shared subscription spread them over both readers", f"reader-1 got {n1}/10")
         t.check(r1.received(site.topic("gw-a", "status")) == [b"online"], "reader sees gw-a's status")
         t.check(r1.received(site.topic("gw-a", "health")) == [b"{}"], "reader sees gw-a's health")
+        t.check(r1.received(site.topic("gw-a", "evidence")) == [b"ev-1"], "reader sees gw-a's evidence checkpoints")
+        t.check(r1.received(site.topic("gw-b", "evidence")) == [], "not delivered: gw-a's evidence under gw-b's id")
         for payload, why in ((b"a-as-b", "gw-a publishing under gw-b's id"),
                              (b"a-other-site", "gw-a publishing under another site id"),
                              (b"reader-forges-data", "a reader publishing data"),

@@ -102,6 +102,7 @@ def test(workdir, t):
     block = acl.split("user gw-a\n", 1)[1].split("\n\n", 1)[0].splitlines()
     t.check(block == ["topic write eport/v1/s1/gw-a/data/#", "topic write eport/v1/s1/gw-a/status",
                       "topic write eport/v1/s1/gw-a/health", "topic write eport/v1/s1/gw-a/reply",
+                      "topic write eport/v1/s1/gw-a/evidence",
                       "topic read eport/v1/s1/gw-a/cmd"], "gw-a's ACL block names only its own topics", repr(block))
     t.check("\npid_file /run/mosquitto/mosquitto.pid\n" in conf0 and
             "\nlog_dest file /var/log/mosquitto/mosquitto.log\n" in conf0,
@@ -169,14 +170,15 @@ def test(workdir, t):
     bacl = [l for l in (b / "acl").read_text().splitlines() if l and not l.startswith("#")]
     t.check(bacl == ["user gw-a", "topic write eport/v1/s1/gw-a/data/#", "topic write eport/v1/s1/gw-a/status",
                      "topic write eport/v1/s1/gw-a/health", "topic write eport/v1/s1/gw-a/reply",
-                     "topic read eport/v1/s1/gw-a/cmd",
+                     "topic write eport/v1/s1/gw-a/evidence", "topic read eport/v1/s1/gw-a/cmd",
                      "user local-1", "topic read eport/v1/s1/gw-a/data/#", "topic read eport/v1/s1/gw-a/status",
                      "topic read eport/v1/s1/gw-a/health", "topic read eport/v1/s1/gw-a/reply",
-                     "topic read $SYS/broker/connection/gw-a/state"],
-            "gw-a's bridge ACL: the agent writes its four topics and reads cmd; local-1 only reads", repr(bacl))
+                     "topic read eport/v1/s1/gw-a/evidence", "topic read $SYS/broker/connection/gw-a/state"],
+            "gw-a's bridge ACL: the agent writes its five topics and reads cmd; local-1 only reads", repr(bacl))
     t.check(not (out / "gateways" / "gw-a" / "agent-tls.toml").exists(), "no agent-tls.toml is written any more")
     bridge = (out / "gateways" / "gw-a" / "bridge" / "mosquitto.conf").read_text()
-    for needle in ("topic eport/v1/s1/gw-a/data/# out 1", "topic eport/v1/s1/gw-a/cmd in 1", "cleansession false",
+    for needle in ("topic eport/v1/s1/gw-a/data/# out 1", "topic eport/v1/s1/gw-a/evidence out 1",
+                   "topic eport/v1/s1/gw-a/cmd in 1", "cleansession false",
                    "local_cleansession false", "queue_qos0_messages false", "max_queued_messages 100000",
                    "bridge_certfile /etc/eport-edge/tls/gw-a.crt", "address mqtt.test.invalid:8883",
                    "allow_anonymous false", "password_file /etc/mosquitto/eport-bridge/passwd",

@@ -67,7 +67,7 @@ def test(workdir, t):
                 "and not kept (interest retention): readers' sessions must exist first", repr(late.received()))
 
         reader = connected("reader-1", n2)
-        for leaf in ("data/#", "status", "health", "reply"):
+        for leaf in ("data/#", "status", "health", "reply", "evidence"):
             t.check(reader.subscribe(f"eport/v1/+/+/{leaf}") == (1,), f"reader-1 may subscribe eport/v1/+/+/{leaf}")
         gw = connected("gw-a", n1)
         t.check(gw.subscribe(site.topic("gw-a", "cmd")) == (1,), "gw-a may subscribe its own cmd")
@@ -75,14 +75,14 @@ def test(workdir, t):
         t.check(gw.subscribe("#") == (128,), "gw-a's subscription to # is refused (0x80)")
         t.check(gw.subscribe("eport/v1/+/+/data/#") == (128,), "gw-a may not read data")
 
-        own = {leaf: site.topic("gw-a", leaf) for leaf in ("data/alarm", "status", "health", "reply")}
+        own = {leaf: site.topic("gw-a", leaf) for leaf in ("data/alarm", "status", "health", "reply", "evidence")}
         for leaf, topic in own.items():
             gw.publish(topic, f"gw-a {leaf}".encode(), retain=(leaf == "status"))
         wait_for(lambda: all(reader.received(tp) for tp in own.values()), "gw-a's own topics at reader-1", 30)
-        t.check(True, "gw-a's data, status, health and reply reach reader-1 through another node")
+        t.check(True, "gw-a's data, status, health, reply and evidence reach reader-1 through another node")
 
         forged = [site.topic("gw-b", "data/alarm"), "eport/v1/other-site/gw-a/data/alarm", site.topic("gw-a", "cmd"),
-                  site.topic("gw-b", "status")]
+                  site.topic("gw-b", "status"), site.topic("gw-b", "evidence")]
         for topic in forged:
             gw.publish(topic, b"forged")  # waits for the PUBACK: a denied publish is still acknowledged
         time.sleep(QUIET_S)

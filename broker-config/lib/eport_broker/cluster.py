@@ -78,13 +78,13 @@ def permissions(inv: Inventory) -> dict[str, dict[str, list[str]]]:
     for gw in inv.gateways:
         t = render.gateway_topics(inv, gw)
         out[identity(inv, gw)] = {
-            "publish": [subject(t[k]) for k in ("data", "status", "health", "reply")],
+            "publish": [subject(t[k]) for k in ("data", "status", "health", "reply", "evidence")],
             "subscribe": [subject(t["cmd"]), MQTT_QOS1_DELIVERY]}
     for r in inv.readers:
         out[identity(inv, r)] = {
             "publish": [],
             "subscribe": [subject("eport/v1/+/+/data/#"), subject("eport/v1/+/+/data"),
-                          *(subject(f"eport/v1/+/+/{leaf}") for leaf in ("status", "health", "reply")),
+                          *(subject(f"eport/v1/+/+/{leaf}") for leaf in ("status", "health", "reply", "evidence")),
                           MQTT_QOS1_DELIVERY]}
     for c in inv.commanders:
         out[identity(inv, c)] = {

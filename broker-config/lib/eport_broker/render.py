@@ -60,7 +60,7 @@ def broker_conf(inv: Inventory, conf_dir: str | None = None) -> str:
 def gateway_topics(inv: Inventory, gateway: str) -> dict[str, str]:
     base = f"eport/v1/{inv.site}/{gateway}"
     return {"data": f"{base}/data/#", "status": f"{base}/status", "health": f"{base}/health",
-            "reply": f"{base}/reply", "cmd": f"{base}/cmd"}
+            "reply": f"{base}/reply", "evidence": f"{base}/evidence", "cmd": f"{base}/cmd"}
 
 
 ACL_HEADER = """\
@@ -112,6 +112,7 @@ def acl(inv: Inventory, retired: tuple[str, ...] = ()) -> str:
                 f"topic write {t['status']}",
                 f"topic write {t['health']}",
                 f"topic write {t['reply']}",
+                f"topic write {t['evidence']}",
                 f"topic read {t['cmd']}"]
     out += ["", "# ----- cloud readers: read everything the gateways publish, write nothing -----"]
     for r in inv.readers:
@@ -119,7 +120,8 @@ def acl(inv: Inventory, retired: tuple[str, ...] = ()) -> str:
                 "topic read eport/v1/+/+/data/#",
                 "topic read eport/v1/+/+/status",
                 "topic read eport/v1/+/+/health",
-                "topic read eport/v1/+/+/reply"]
+                "topic read eport/v1/+/+/reply",
+                "topic read eport/v1/+/+/evidence"]
     out += ["", "# ----- commanders: send commands, read replies and status -----"]
     for c in inv.commanders:
         out += ["", f"user {c}",
@@ -186,6 +188,7 @@ topic write {t['data']}
 topic write {t['status']}
 topic write {t['health']}
 topic write {t['reply']}
+topic write {t['evidence']}
 topic read {t['cmd']}"""]
     readers = inv["bridge.local_readers"]
     out.append("\n# ----- local readers (bridge.local_readers): read what the gateway sends, "
@@ -196,6 +199,7 @@ topic read {t['cmd']}"""]
                 f"topic read {t['status']}",
                 f"topic read {t['health']}",
                 f"topic read {t['reply']}",
+                f"topic read {t['evidence']}",
                 f"topic read {bridge_state_topic(gateway)}"]
     return "\n".join(out) + "\n"
 
@@ -373,6 +377,7 @@ def agent_config(inv: Inventory, gateway: str, via_bridge: bool = False, cluster
         f"#             {t['status']}",
         f"#             {t['health']}",
         f"#             {t['reply']}",
+        f"#             {t['evidence']}",
         f"#   subscribe {t['cmd']}",
         "",
         "[publish]",
