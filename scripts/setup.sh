@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what eport-edge needs on a Debian 12 machine (only the packages
 # that are missing; apt-get needs root) and builds it into build/.
-# Usage: scripts/setup.sh [--test]   (--test adds the test-only packages and
-#        builds everything, tests included; without it only the programs)
+# Usage: scripts/setup.sh [--test|--cloud]   (--test adds the test-only packages
+#        and builds everything, tests included; --cloud adds what
+#        scripts/cloud-demo.sh runs; without either only the programs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +22,12 @@ TEST_PKGS=(clang libclang-rt-14-dev gcc-arm-none-eabi libnewlib-arm-none-eabi
   python3-yaml  # the DCSA OpenAPI in the ingest.dcsa test
   nodejs node-typescript)  # the TypeScript decoder (consumers/typescript); npm below
 
+# scripts/cloud-demo.sh: the NATS cluster, PostgreSQL + PostGIS and eport-ingest (docs/cloud.md).
+CLOUD_PKGS=(nats-server postgresql-15 postgresql-15-postgis-3 python3-psycopg python3-flatbuffers
+  python3-zstandard)
+
 want=("${RUNTIME_PKGS[@]}")
+if [[ "${1:-}" == "--cloud" ]]; then want+=("${CLOUD_PKGS[@]}"); fi
 if [[ "${1:-}" == "--test" ]]; then
   want+=("${TEST_PKGS[@]}")
   # Debian's npm, unless a node that brings its own npm (and conflicts with Debian's) is installed.
