@@ -23,7 +23,8 @@ if __name__ == "__main__" and standards.missing():
     sys.exit(77)
 
 import journey  # noqa: E402
-from eport_ingest import dcsa, rows  # noqa: E402
+from eport_ingest import rows  # noqa: E402
+from eport import dcsa  # noqa: E402
 
 
 def events():

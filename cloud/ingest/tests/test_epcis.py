@@ -24,7 +24,8 @@ if __name__ == "__main__" and standards.missing():
     sys.exit(77)
 
 import journey  # noqa: E402
-from eport_ingest import epcis, rows  # noqa: E402
+from eport_ingest import rows  # noqa: E402
+from eport import epcis  # noqa: E402
 
 
 def events(ids=epcis.Ids()):
