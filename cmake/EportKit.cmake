@@ -1,4 +1,4 @@
-# The consumer kit (docs/consuming.md section 13): what cloud services install to read
+# The consumer kit (docs/consuming.md section 12): what cloud services install to read
 # eport-edge data, in two components outside the eport-agent package
 # (install(... EXCLUDE_FROM_ALL): a plain install and eport-agent's .deb never hold them):
 #   python3-eport       the Python package eport (consumers/python/eport) and the decoder

@@ -54,6 +54,17 @@ python)
   [[ ! -e $src/consumers/python/eport/telemetry ]] || fail "generated code in the source tree"
   # -I: neither PYTHONPATH nor the source tree; flatc off PATH: the build-time decoder only.
   PATH=/usr/bin/nonexistent /usr/bin/python3 -I "$src/tests/kit/decode_fixtures.py" "$dist" "$work/fixtures"
+  # docs/consuming.md section 12's program, as printed there, against the installed package.
+  awk '/<!-- check: kit_python_example -->/{f=1; next} f && /^```python/{p=1; next} p && /^```/{exit} p' \
+    "$src/docs/consuming.md" >"$work/readings.py"
+  [[ -s $work/readings.py ]] || fail "no kit_python_example block in docs/consuming.md"
+  PYTHONPATH=$dist PATH=/usr/bin/nonexistent /usr/bin/python3 "$work/readings.py" "$work/fixtures/schema-1.1.ept" \
+    >"$work/example.out" || fail "the documented program failed"
+  head -n 4 "$work/example.out" | cmp -s - "$work/fixtures/schema-1.1.jsonl" || fail "the documented program's lines differ"
+  grep -q "'declared_gaps': \[(1, 9007199254740991, 'expired'), (120, 138, 'flash_full'), (198, 204, 'unit_reset')\]" \
+    "$work/example.out" || fail "the documented program's completeness differs"
+  grep -q '"iotEventType": "DOOR_CLOSED"' "$work/example.out" || fail "the documented program's DCSA event differs"
+  echo "docs/consuming.md section 12's program prints what the section says"
   ;;
 debs)
   command -v dpkg-deb >/dev/null || skip "needs dpkg-deb"

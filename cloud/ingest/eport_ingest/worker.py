@@ -9,7 +9,6 @@ a dead worker did not acknowledge goes to another after ack_wait."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import time
