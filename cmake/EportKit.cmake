@@ -60,6 +60,7 @@ install(FILES ${EPORT_PACKAGING_DIR}/deb/copyright DESTINATION ${CMAKE_INSTALL_D
   COMPONENT libeport-codec-dev EXCLUDE_FROM_ALL)
 
 # --- the kit's .debs -------------------------------------------------------------
+configure_file(${EPORT_PACKAGING_DIR}/kit/cpack-kit-strip.cmake.in ${EPORT_PACKAGING_BINARY_DIR}/kit/cpack-kit-strip.cmake @ONLY)
 configure_file(${EPORT_PACKAGING_DIR}/kit/cpack-kit-config.cmake.in ${PROJECT_BINARY_DIR}/CPackKitConfig.cmake @ONLY)
 add_custom_target(kit-packages
   COMMAND ${CMAKE_CPACK_COMMAND} --config ${PROJECT_BINARY_DIR}/CPackKitConfig.cmake -B ${PROJECT_BINARY_DIR}/packages

@@ -6,7 +6,8 @@
 #           payload of every schema version 1.0..1.4 to eport-tail's lines, and refuse a damaged one
 #   python  python3-eport into a DESTDIR; tests/kit/decode_fixtures.py decodes the same payloads
 #           with it (its build-time decoder, no flatc), and runs its other modules
-#   debs    the kit's two .debs (CPackKitConfig.cmake): names, control fields, files; a plain
+#   debs    the kit's two .debs (CPackKitConfig.cmake): names, control fields, files, the example
+#           built against the unpacked -dev package; a plain
 #           install (what the eport-agent .deb holds) contains none of the kit's files
 # Exit 0 pass, 1 fail, 77 skip (a tool or Debian package missing, named).
 set -euo pipefail
@@ -85,6 +86,16 @@ debs)
     grep -q "/$f\$" "$work/dev.list" || fail "libeport-codec-dev lacks $f"
   done
   echo "$(basename "$py"): $(wc -l <"$work/py.list") entries; $(basename "$dev"): $(wc -l <"$work/dev.list") entries"
+  # The stripped libraries of the .deb still link: the example against its unpacked files.
+  if command -v g++ >/dev/null && command -v pkg-config >/dev/null; then
+    dpkg-deb -x "$dev" "$work/unpacked"
+    pcdir=$(dirname "$(find "$work/unpacked" -name eport-codec.pc)")
+    g++ -std=c++20 -o "$work/decode_deb" "$src/examples/cpp/decode_envelope.cpp" \
+      $(PKG_CONFIG_PATH=$pcdir pkg-config --cflags --libs eport-codec) || fail "the example against the .deb's files"
+    "$work/decode_deb" "$work/fixtures/schema-1.4.ept" 2>/dev/null | cmp -s - "$work/fixtures/schema-1.4.jsonl" ||
+      fail "the example built from the .deb's files decodes differently"
+    echo "the example links against the .deb's stripped libraries and decodes schema 1.4"
+  fi
   DESTDIR=$work/plain cmake --install "$build" >/dev/null
   if find "$work/plain" \( -name 'libeport_codec.a' -o -name 'eport-codec.pc' -o -path '*dist-packages*' \) | grep .; then
     fail "a plain install (the eport-agent .deb) holds kit files"
