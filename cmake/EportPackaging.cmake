@@ -124,6 +124,9 @@ set(CPACK_PROJECT_CONFIG_FILE ${EPORT_PACKAGING_BINARY_DIR}/cpack-project-config
 
 include(CPack)
 
+# The consumer kit's components and packages (python3-eport, libeport-codec-dev).
+include(${PROJECT_SOURCE_DIR}/cmake/EportKit.cmake)
+
 if(EPORT_BUILD_TESTS AND EXISTS ${PROJECT_SOURCE_DIR}/tests/packaging/CMakeLists.txt)
   add_subdirectory(tests/packaging)
 endif()

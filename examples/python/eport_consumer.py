@@ -17,32 +17,21 @@ Output, one line each, on stdout:
     {"error":"...","topic":"...","bytes":N}        a payload that was refused; the consumer carries on
 A summary goes to stderr at the end.
 
-Importable: load_codec() returns a Codec whose decode_payload(bytes) gives
+The decoding, checks and completeness are the consumer kit's (the Python package eport in
+consumers/python/, installed by python3-eport): this file is its MQTT command line.
+Importable as before: load_codec() returns a Codec whose decode_payload(bytes) gives
 (header, readings, problems) or raises DecodeError; json_line() renders them;
 completeness(readings) tells, per source, received seqs from declared gaps
 ("kind":"gap" records) and from undeclared ones (docs/consuming.md).
 
-The Python FlatBuffers runtime has no Verifier (unlike C++'s VerifyEnvelopeBuffer).
-Codec.verify() does the equivalent checks by hand for every field this
-consumer reads: identifier, every offset inside the buffer and aligned,
-vtables and strings inside the buffer, strings terminated, vector lengths
-bounded, table count bounded. Decoding then runs inside try/except as well.
 """
 import argparse
-import codecs
 import collections
-import hashlib
-import importlib
-import inspect
 import json
 import os
 import re
-import shutil
 import signal
-import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -50,9 +39,16 @@ import uuid
 PROG = "eport_consumer"
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_SCHEMA = os.path.join(HERE, "..", "..", "schema", "telemetry.fbs")
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-FILE_IDENTIFIER = b"EPT1"
-SCHEMA_MAJOR = 1
+# From a source tree, the repository's kit comes first (else the installed python3-eport).
+_KIT = os.path.join(HERE, "..", "..", "consumers", "python")
+if os.path.isdir(os.path.join(_KIT, "eport")):
+    sys.path.insert(0, os.path.normpath(_KIT))
+
+from eport.completeness import completeness  # noqa: E402,F401
+from eport.decode import (DECODED_READING_BYTES, FILE_IDENTIFIER, LAYOUT, SCHEMA_MAJOR,  # noqa: E402,F401
+                          ZSTD_MAGIC, Codec, DecodeError, Limits, SetupError, generate_code, json_line,
+                          parse_topic)
+from eport import decode as _decode  # noqa: E402
 
 
 def die(msg, code=1):
@@ -62,596 +58,14 @@ def die(msg, code=1):
 
 def import_or_die(module, debian_package):
     try:
-        return __import__(module, fromlist=["_"])
-    except ImportError:
-        die(f"needs the Python package {module!r}: apt-get install {debian_package} "
-            f"(and run this with /usr/bin/python3, which sees Debian's python3-* packages)", 69)
-
-
-class DecodeError(Exception):
-    """A payload that must be refused (the message says why)."""
-
-
-# The same bounds as eport::codec (agent/codec/include/eport/codec/codec.h), with the same
-# messages: ids longer than these refuse the envelope, and every decoded reading counts
-# DECODED_READING_BYTES plus the bytes of the strings copied into it against
-# Limits.max_decoded_bytes, checked before anything is copied.
-DECODED_READING_BYTES = 384
-MAX_SOURCE_ID_BYTES = 40
-MAX_CONTAINER_ID_BYTES = 11  # ISO 6346
-MAX_SEAL_ID_BYTES = 32
-MAX_SUBJECT_ID_BYTES = 32  # CustodyEvent.subject_id: a unit id
-MAX_ZONE_ID_BYTES = 64     # CustodyEvent.zone_id
-MAX_COMMAND_ID_BYTES = 64  # CustodyEvent.command_id: a command id (codec::kMaxCommandIdBytes)
-
-
-class Limits:
-    """What a payload may cost. The defaults are eport::codec::DecodeLimits."""
-
-    def __init__(self, max_payload_bytes=4 << 20, max_bytes=4 << 20, max_readings=100000, max_depth=16,
-                 max_decoded_bytes=32 << 20):
-        self.max_payload_bytes = max_payload_bytes  # as received (compressed or not)
-        self.max_bytes = max_bytes                  # the envelope, after decompression
-        self.max_readings = max_readings
-        self.max_depth = max_depth
-        self.max_decoded_bytes = max_decoded_bytes  # what decoding copies (see DECODED_READING_BYTES)
-
-
-# ----------------------------------------------------------------------------------------------
-# Generated code: flatc --python from schema/telemetry.fbs, once per schema and flatc version,
-# into a cache directory (never committed). The generated package is "eport.telemetry.v1".
-
-def generate_code(schema, flatc="flatc", cache_dir=None):
-    """Returns the directory holding the generated package, generating it if needed."""
-    flatc_path = shutil.which(flatc)
-    if not flatc_path:
-        die(f"needs flatc to generate the decoder: apt-get install flatbuffers-compiler (looked for {flatc!r})", 69)
-    try:
-        with open(schema, "rb") as f:
-            schema_bytes = f.read()
-    except OSError as e:
-        die(f"cannot read the schema {schema}: {e.strerror} (give --schema)", 66)
-    version = subprocess.run([flatc_path, "--version"], capture_output=True, text=True).stdout.strip()
-    digest = hashlib.sha256(schema_bytes + version.encode()).hexdigest()[:16]
-    if cache_dir is None:
-        cache_dir = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "eport-consumer")
-    try:
-        os.makedirs(cache_dir, exist_ok=True)
-    except OSError:
-        cache_dir = os.path.join(tempfile.gettempdir(), f"eport-consumer-{os.getuid()}")
-        os.makedirs(cache_dir, exist_ok=True)
-    final = os.path.join(cache_dir, f"telemetry-{digest}")
-    if os.path.isfile(os.path.join(final, "eport", "telemetry", "v1", "Envelope.py")):
-        return final
-    # Generate into a private directory, then rename: concurrent starts never see half a package.
-    tmp = tempfile.mkdtemp(prefix="gen-", dir=cache_dir)
-    p = subprocess.run([flatc_path, "--python", "-o", tmp, schema], capture_output=True, text=True)
-    if p.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        die(f"flatc --python {schema} failed: {p.stderr.strip() or p.stdout.strip()}")
-    try:
-        os.rename(tmp, final)
-    except OSError:  # another process got there first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
-# ----------------------------------------------------------------------------------------------
-# Layout of the fields this consumer reads, for the hand-written verifier. Field i of a table
-# sits in vtable slot 4 + 2*i (declaration order in telemetry.fbs). Names are the generated
-# accessors; Codec.__init__ checks every entry against the generated code, so a schema change
-# that this table does not follow stops the consumer at start instead of misreading data.
-# Fields appended to the schema later are simply not read (and so need no check).
-LAYOUT = {
-    "Envelope": [("SchemaVersion", "u16"), ("SiteId", "string"), ("GatewayId", "string"),
-                 ("EnvelopeSeq", "u64"), ("SentUtcMs", "u64"), ("Priority", "u8"),
-                 ("Readings", "[table]", "Reading")],
-    "Reading": [("SourceId", "string"), ("ContainerId", "string"), ("Seq", "u64"), ("TimeUtcMs", "u64"),
-                ("PayloadType", "u8"), ("Payload", "union", "PayloadType"),
-                ("TimeSource", "u8")],  # schema 1.1; a 1.0 writer's shorter vtable leaves it absent (Source)
-    "Position": [("LatE7", "i32"), ("LonE7", "i32"), ("SpeedCmS", "u16"), ("HeadingCdeg", "u16"),
-                 ("Fix", "u8"), ("Satellites", "u8"), ("HdopCenti", "u16")],
-    "SealEvent": [("SealId", "string"), ("State", "u8")],
-    "DoorEvent": [("State", "u8")],
-    "SensorSample": [("TemperatureCentiC", "i16"), ("HumidityCentiPct", "u16"), ("ShockMilliG", "u16"),
-                     ("BatteryMv", "u16"), ("BatteryPct", "u8"), ("ReeferSetpointCentiC", "i16")],
-    "SequenceGap": [("FirstSeq", "u64"), ("Reason", "u8")],  # schema 1.1
-    "CustodyEvent": [("Code", "u8"), ("SubjectId", "string"), ("FirstSeq", "u64"), ("CausedBySeq", "u64"),
-                     ("ZoneId", "string"), ("LatE7", "i32"), ("LonE7", "i32"), ("Interpolated", "bool"),
-                     ("EndedByGap", "bool"), ("TemperatureCentiC", "i16"), ("SetpointCentiC", "i16"),
-                     ("BandLowCentiC", "i16"), ("BandHighCentiC", "i16"), ("DurationMs", "u64"),  # schema 1.2
-                     ("SealId", "string"), ("ExpectedSealId", "string"), ("SealClass", "u8"),
-                     ("CommandId", "string")],  # schema 1.3
-    "EvidenceCheckpoint": [("Cose", "[u8]"), ("N", "u64"), ("Check", "u8")],  # schema 1.4
-}
-_SCALAR = {"bool": "<B", "u8": "<B", "u16": "<H", "i16": "<h", "i32": "<i", "u32": "<I", "u64": "<Q"}
-_FLAGS = {"bool": "BoolFlags", "u8": "Uint8Flags", "u16": "Uint16Flags", "i16": "Int16Flags", "i32": "Int32Flags",
-          "u32": "Uint32Flags", "u64": "Uint64Flags"}
-_U32 = struct.Struct("<I")
-_I32 = struct.Struct("<i")
-_U16 = struct.Struct("<H")
-
-# Names as eport-tail prints them (agent/model/src/reading.cpp, agent/codec/src/codec.cpp).
-PRIORITY_NAMES = {0: "bulk", 1: "telemetry", 2: "event", 3: "alarm"}
-SEAL_STATE_NAMES = {1: "sealed", 2: "opened", 3: "tampered"}
-DOOR_STATE_NAMES = {1: "closed", 2: "open"}
-GAP_REASON_NAMES = {1: "flash_full", 2: "unit_reset", 3: "expired", 4: "rejected_malformed"}  # model::gap_reason_name
-EVENT_CODE_NAMES = {1: "pairing", 2: "unpairing", 3: "geofence_entry", 4: "geofence_exit", 5: "motion_start",
-                    6: "motion_stop", 7: "excursion_start", 8: "excursion_end", 9: "seal_mismatch",
-                    10: "seal_opened_outside_zone", 11: "seal_tampered"}  # model::event_code_name
-EVENT_DCSA_CODES = {1: "PAIRING", 2: "UNPAIRING", 3: "GEOFENCE_ENTRY", 4: "GEOFENCE_EXIT", 5: "MOTION_START",
-                    6: "MOTION_STOP", 7: "MEASURED", 8: "MEASURED"}  # model::dcsa_code (none for seal events)
-SEAL_CLASS_NAMES = {1: "indicative", 2: "security", 3: "high_security"}  # model::seal_class_name (ISO 17712)
-EVIDENCE_CHECK_NAMES = {0: "unchecked", 1: "verified", 2: "bad_signature", 3: "broken_chain", 4: "malformed",
-                        5: "wrong_key", 6: "other_source", 7: "replayed",
-                        8: "seq_mismatch", 9: "readings_mismatch"}  # model::evidence_check_name
-MAX_EVIDENCE_BYTES = 336  # EvidenceCheckpoint.cose: EPB_EV_CHECKPOINT_MAX
-TIME_SOURCE_GATEWAY_RECEIVE = 1  # TimeSource.GatewayReceive; any other value reads as Source, as in the C++ codec
-
-
-class _Verifier:
-    """Bounds checks for one buffer, driven by LAYOUT (what C++'s Verifier does from generated code)."""
-
-    def __init__(self, buf, limits, unions):
-        self.buf = buf
-        self.n = len(buf)
-        self.limits = limits
-        self.unions = unions  # union type field -> {type value: table name}
-        self.tables = 0
-        self.max_tables = limits.max_readings * 4 + 16
-
-    def fail(self, what):
-        raise DecodeError(f"envelope failed verification: {what}")
-
-    def span(self, off, size, align, what):
-        if off < 0 or size < 0 or off + size > self.n:
-            self.fail(f"{what} at {off}+{size} outside the {self.n}-byte buffer")
-        if align > 1 and off % align:
-            self.fail(f"{what} at {off} not aligned to {align}")
-
-    def deref(self, at, what):
-        """The target of the uoffset stored at `at` (always forward, never 0)."""
-        self.span(at, 4, 4, what)
-        o = _U32.unpack_from(self.buf, at)[0]
-        if o == 0 or o >= 1 << 31:
-            self.fail(f"{what}: bad offset {o} at {at}")
-        self.span(at + o, 1, 1, what)
-        return at + o
-
-    def string(self, pos, what):
-        self.span(pos, 4, 4, what)
-        length = _U32.unpack_from(self.buf, pos)[0]
-        self.span(pos + 4, length + 1, 1, what)
-        if self.buf[pos + 4 + length] != 0:
-            self.fail(f"{what}: string at {pos} not terminated")
-
-    def table(self, pos, name, depth):
-        self.tables += 1
-        if self.tables > self.max_tables or depth > self.limits.max_depth:
-            self.fail(f"too many or too deeply nested tables ({self.tables}, depth {depth})")
-        self.span(pos, 4, 4, f"{name} table")
-        vt = pos - _I32.unpack_from(self.buf, pos)[0]
-        self.span(vt, 4, 2, f"{name} vtable")
-        vsize, tsize = _U16.unpack_from(self.buf, vt)[0], _U16.unpack_from(self.buf, vt + 2)[0]
-        if vsize < 4 or vsize % 2:
-            self.fail(f"{name} vtable at {vt}: bad size {vsize}")
-        self.span(vt, vsize, 2, f"{name} vtable")
-        self.span(pos, max(tsize, 4), 1, f"{name} table body")
-        values = {}
-        for i, (accessor, kind, *arg) in enumerate(LAYOUT[name]):
-            slot = 4 + 2 * i
-            if slot + 2 > vsize:
-                break  # written by an older schema: the remaining fields are absent
-            fo = _U16.unpack_from(self.buf, vt + slot)[0]
-            if fo == 0:
-                continue  # absent: default value or null
-            what = f"{name}.{accessor}"
-            at = pos + fo
-            if kind in _SCALAR:
-                fmt = _SCALAR[kind]
-                size = struct.calcsize(fmt)
-                if fo + size > tsize:
-                    self.fail(f"{what}: field outside its table")
-                self.span(at, size, size, what)
-                values[accessor] = struct.unpack_from(fmt, self.buf, at)[0]
-                continue
-            if fo + 4 > tsize:
-                self.fail(f"{what}: field outside its table")
-            target = self.deref(at, what)
-            if kind == "string":
-                self.string(target, what)
-            elif kind == "[u8]":
-                self.span(target, 4, 4, what)
-                count = _U32.unpack_from(self.buf, target)[0]
-                self.span(target + 4, count, 1, what)
-            elif kind == "[table]":
-                self.span(target, 4, 4, what)
-                count = _U32.unpack_from(self.buf, target)[0]
-                if count > self.limits.max_readings:  # the message of eport::codec::decode_envelope
-                    raise DecodeError(f"envelope holds {count} readings > limit {self.limits.max_readings}")
-                self.span(target + 4, 4 * count, 4, what)
-                for j in range(count):
-                    self.table(self.deref(target + 4 + 4 * j, f"{what}[{j}]"), arg[0], depth + 1)
-            elif kind == "union":
-                member = self.unions[arg[0]].get(values.get(arg[0], 0))
-                if member is not None and member in LAYOUT:
-                    self.table(target, member, depth + 1)
-                # An unknown member (newer schema) is not read: the decoder skips that reading.
-
-    def envelope(self):
-        if self.n < 8 or self.buf[4:8] != FILE_IDENTIFIER:
-            raise DecodeError("not an EPT1 envelope (missing file identifier)")
-        self.table(self.deref(0, "root"), "Envelope", 1)
-
-
-class Codec:
-    """Decodes eport payloads with the generated code, after checking them."""
-
-    def __init__(self, generated_dir, limits=None):
-        self.limits = limits or Limits()
-        if generated_dir not in sys.path:
-            sys.path.insert(0, generated_dir)
-        mod = {name: importlib.import_module(f"eport.telemetry.v1.{name}")
-               for name in ("Envelope", "Reading", "Payload", *LAYOUT)}
-        self.Envelope = mod["Envelope"].Envelope
-        self.classes = {name: getattr(mod[name], name) for name in LAYOUT}
-        payload_enum = mod["Payload"].Payload
-        self.payload_members = {v: k for k, v in vars(payload_enum).items()
-                                if not k.startswith("_") and isinstance(v, int) and v != 0}
-        self.unions = {"PayloadType": self.payload_members}
-        self._check_layout()
-        self.zstandard = import_or_die("zstandard", "python3-zstandard")
-
-    def _check_layout(self):
-        """LAYOUT must agree with the generated code (slot and type of every field read)."""
-        for table, fields in LAYOUT.items():
-            cls = self.classes[table]
-            for i, (accessor, kind, *_) in enumerate(fields):
-                fn = getattr(cls, accessor, None)
-                src = inspect.getsource(fn) if fn else ""
-                slot = re.search(r"Offset\((\d+)\)", src)
-                ok = slot and int(slot.group(1)) == 4 + 2 * i
-                if kind in _FLAGS:
-                    ok = ok and _FLAGS[kind] in src
-                elif kind == "string":
-                    ok = ok and ".String(" in src
-                elif kind in ("[table]", "[u8]"):
-                    ok = ok and ".Vector(" in src
-                elif kind == "union":
-                    ok = ok and ".Union(" in src
-                if not ok:
-                    raise RuntimeError(f"LAYOUT of {table}.{accessor} does not match the generated code: "
-                                       f"update LAYOUT in {__file__} to schema/telemetry.fbs")
-
-    # -- payload -> envelope bytes ------------------------------------------------------------
-    def unwrap(self, payload):
-        """The envelope bytes: decompressed (with a size limit) if the payload is a zstd frame."""
-        if len(payload) > self.limits.max_payload_bytes:
-            raise DecodeError(f"payload too large: {len(payload)} bytes > {self.limits.max_payload_bytes}")
-        if payload[:4] != ZSTD_MAGIC:
-            return payload, False
-        zstandard = self.zstandard
-        try:
-            size = zstandard.frame_content_size(payload)
-        except zstandard.ZstdError as e:
-            raise DecodeError(f"zstd payload: not a valid zstd frame ({e})")
-        if size < 0:
-            raise DecodeError("zstd payload: frame without content size")
-        if size > self.limits.max_bytes:
-            raise DecodeError(f"zstd payload: decompresses to {size} bytes > {self.limits.max_bytes}")
-        try:
-            plain = zstandard.ZstdDecompressor().decompress(payload, max_output_size=self.limits.max_bytes)
-        except zstandard.ZstdError as e:
-            raise DecodeError(f"zstd payload: {e}")
-        if len(plain) != size:
-            raise DecodeError("zstd payload: size mismatch")
-        return plain, True
-
-    def verify(self, envelope):
-        if len(envelope) > self.limits.max_bytes:
-            raise DecodeError(f"envelope too large: {len(envelope)} bytes > {self.limits.max_bytes}")
-        _Verifier(envelope, self.limits, self.unions).envelope()
-
-    # -- envelope bytes -> values --------------------------------------------------------------
-    def decode_payload(self, payload):
-        """Returns (header, readings, problems): dicts in eport-tail's key order; problems lists
-        readings that were skipped (e.g. a payload kind from a newer schema). Raises DecodeError."""
-        payload = bytes(payload)
-        envelope, _ = self.unwrap(payload)
-        self.verify(envelope)
-        try:
-            return self._decode(envelope)
-        except DecodeError:
-            raise
-        except Exception as e:  # the checks above should make this unreachable
-            raise DecodeError(f"envelope could not be decoded: {type(e).__name__}: {e}")
-
-    def _decode(self, buf):
-        env = self.Envelope.GetRootAs(buf, 0)
-        header = {"site": _text(env.SiteId()), "gateway": _text(env.GatewayId()),
-                  "envelope_seq": env.EnvelopeSeq(), "sent_utc_ms": env.SentUtcMs(),
-                  "priority": PRIORITY_NAMES.get(env.Priority(), "unknown"),
-                  "schema_version": env.SchemaVersion()}
-        if header["schema_version"] > SCHEMA_MAJOR:
-            raise DecodeError(f"schema_version {header['schema_version']} is newer than {SCHEMA_MAJOR}")
-        self._check_size(env)
-        readings, problems = [], []
-        for i in range(env.ReadingsLength()):
-            r = env.Readings(i)
-            try:
-                readings.append(self._reading(r))
-            except DecodeError as e:
-                problems.append(f"reading {i}: {e}")
-        return header, readings, problems
-
-    def _check_size(self, env):
-        """What decoding will copy, added up and checked first, reading by reading, without copying
-        anything (as eport::codec::decode_envelope does): a small envelope whose readings all
-        share one string must not decode to gigabytes. Raises DecodeError."""
-        limit = self.limits.max_decoded_bytes
-        decoded = (_strlen(env._tab, "Envelope", "SiteId") or 0) + (_strlen(env._tab, "Envelope", "GatewayId") or 0)
-        for i in range(env.ReadingsLength()):
-            r = env.Readings(i)
-            kind = self.payload_members.get(r.PayloadType())
-            if kind not in LAYOUT:
-                continue  # skipped below without copying anything
-            source = _strlen(r._tab, "Reading", "SourceId") or 0
-            if source > MAX_SOURCE_ID_BYTES:
-                raise DecodeError(f"reading {i}: source_id of {source} bytes > {MAX_SOURCE_ID_BYTES}")
-            container = _strlen(r._tab, "Reading", "ContainerId") or 0
-            if container > MAX_CONTAINER_ID_BYTES:
-                raise DecodeError(f"reading {i}: container_id of {container} bytes > {MAX_CONTAINER_ID_BYTES}")
-            tab = r.Payload()
-            if tab is None:
-                raise DecodeError(f"reading {i}: payload type {r.PayloadType()} ({kind}) without its table")
-            seal = (_strlen(tab, "SealEvent", "SealId") or 0) if kind == "SealEvent" else 0
-            if seal > MAX_SEAL_ID_BYTES:
-                raise DecodeError(f"reading {i}: seal_id of {seal} bytes > {MAX_SEAL_ID_BYTES}")
-            if kind == "CustodyEvent":
-                subject = _strlen(tab, "CustodyEvent", "SubjectId") or 0
-                if subject > MAX_SUBJECT_ID_BYTES:
-                    raise DecodeError(f"reading {i}: subject_id of {subject} bytes > {MAX_SUBJECT_ID_BYTES}")
-                zone = _strlen(tab, "CustodyEvent", "ZoneId") or 0
-                if zone > MAX_ZONE_ID_BYTES:
-                    raise DecodeError(f"reading {i}: zone_id of {zone} bytes > {MAX_ZONE_ID_BYTES}")
-                seal += subject + zone
-                for accessor, bound in (("SealId", MAX_SEAL_ID_BYTES), ("ExpectedSealId", MAX_SEAL_ID_BYTES),
-                                        ("CommandId", MAX_COMMAND_ID_BYTES)):
-                    n = _strlen(tab, "CustodyEvent", accessor) or 0
-                    if n > bound:
-                        raise DecodeError(f"reading {i}: {accessor} of {n} bytes > {bound}")
-                    seal += n
-            if kind == "EvidenceCheckpoint":
-                n = _veclen(tab, "EvidenceCheckpoint", "Cose") or 0
-                if n == 0 or n > MAX_EVIDENCE_BYTES:
-                    raise DecodeError(f"reading {i}: evidence checkpoint of {n} bytes (1..{MAX_EVIDENCE_BYTES})")
-                seal += n
-            decoded += DECODED_READING_BYTES + source + container + seal
-            if decoded > limit:
-                raise DecodeError(f"envelope decodes to more than {limit} bytes (limit reached at reading {i})")
-
-    def _reading(self, r):
-        kind = self.payload_members.get(r.PayloadType())
-        if kind not in LAYOUT:  # before anything is copied
-            raise DecodeError(f"unknown or missing payload type {r.PayloadType()}: skipped")
-        source = _text(r.SourceId())
-        if not source:
-            raise DecodeError("reading without source_id")
-        out = {"source": source}
-        container = _text(r.ContainerId())
-        if container:
-            out["container"] = container
-        out["seq"] = r.Seq()
-        out["time_utc_ms"] = r.TimeUtcMs()
-        if r.TimeSource() == TIME_SOURCE_GATEWAY_RECEIVE:
-            out["time_source"] = "gateway_receive"  # the unit had no valid clock: the agent's receive time
-        tab = r.Payload()
-        if tab is None:  # refused by _check_size(); kept for callers of _reading alone
-            raise DecodeError(f"unknown or missing payload type {r.PayloadType()}: skipped")
-        p = self.classes[kind]()
-        p.Init(tab.Bytes, tab.Pos)
-        if kind == "Position":
-            out["kind"] = "position"
-            out["lat_e7"] = p.LatE7()
-            out["lon_e7"] = p.LonE7()
-            _opt(out, "speed_cm_s", p.SpeedCmS())
-            _opt(out, "heading_cdeg", p.HeadingCdeg())
-            out["fix"] = p.Fix()
-            out["satellites"] = p.Satellites()
-            _opt(out, "hdop_centi", p.HdopCenti())
-        elif kind == "SealEvent":
-            out["kind"] = "seal"
-            out["seal_id"] = _text(p.SealId())
-            out["state"] = SEAL_STATE_NAMES.get(p.State(), "unknown")
-        elif kind == "DoorEvent":
-            out["kind"] = "door"
-            out["state"] = DOOR_STATE_NAMES.get(p.State(), "unknown")
-        elif kind == "SequenceGap":
-            out["kind"] = "gap"  # a declared gap: seqs first_seq .. seq of this source will never arrive
-            out["first_seq"] = p.FirstSeq()
-            out["reason"] = GAP_REASON_NAMES.get(p.Reason(), "unknown")
-        elif kind == "SensorSample":
-            out["kind"] = "sensor"
-            _opt(out, "temperature_centi_c", p.TemperatureCentiC())
-            _opt(out, "humidity_centi_pct", p.HumidityCentiPct())
-            _opt(out, "shock_milli_g", p.ShockMilliG())
-            _opt(out, "battery_mv", p.BatteryMv())
-            _opt(out, "battery_pct", p.BatteryPct())
-            _opt(out, "reefer_setpoint_centi_c", p.ReeferSetpointCentiC())
-        elif kind == "CustodyEvent":
-            out["kind"] = "event"  # derived by the gateway (docs/custody-events.md)
-            code = p.Code()
-            out["event"] = EVENT_CODE_NAMES.get(code, "unknown")
-            if code in EVENT_DCSA_CODES:  # seal events have no DCSA code: no key
-                out["dcsa"] = EVENT_DCSA_CODES[code]
-            out["subject"] = _text(p.SubjectId())
-            out["first_seq"] = p.FirstSeq()
-            out["caused_by_seq"] = p.CausedBySeq()
-            zone = _text(p.ZoneId())
-            if zone:
-                out["zone"] = zone
-            _opt(out, "lat_e7", p.LatE7())
-            _opt(out, "lon_e7", p.LonE7())
-            if p.Interpolated():
-                out["interpolated"] = True
-            if p.EndedByGap():
-                out["ended_by_gap"] = True
-            _opt(out, "temperature_centi_c", p.TemperatureCentiC())
-            _opt(out, "setpoint_centi_c", p.SetpointCentiC())
-            _opt(out, "band_low_centi_c", p.BandLowCentiC())
-            _opt(out, "band_high_centi_c", p.BandHighCentiC())
-            _opt(out, "duration_ms", p.DurationMs())
-            for key, text in (("seal_id", p.SealId()), ("expected_seal_id", p.ExpectedSealId())):
-                if _text(text):
-                    out[key] = _text(text)
-            if p.SealClass() in SEAL_CLASS_NAMES:
-                out["seal_class"] = SEAL_CLASS_NAMES[p.SealClass()]
-            if _text(p.CommandId()):
-                out["command_id"] = _text(p.CommandId())
-        elif kind == "EvidenceCheckpoint":
-            out["kind"] = "evidence"  # a unit's signed checkpoint (docs/evidence.md section 13)
-            out["n"] = p.N()
-            out["check"] = EVIDENCE_CHECK_NAMES.get(p.Check(), "unknown")
-            out["cose"] = _vecbytes(tab, "EvidenceCheckpoint", "Cose").hex()
-        else:  # in LAYOUT but not decoded here: a LAYOUT entry added without its decoder
-            raise DecodeError(f"payload type {kind} is not decoded by this consumer: skipped")
-        return out
-
-
-def _strlen(tab, table, accessor):
-    """The length of a string field of a verified table, without copying it; None if absent."""
-    slot = 4 + 2 * [f[0] for f in LAYOUT[table]].index(accessor)
-    o = tab.Offset(slot)
-    if not o:
-        return None
-    return _U32.unpack_from(tab.Bytes, tab.Indirect(tab.Pos + o))[0]
-
-
-def _veclen(tab, table, accessor):
-    """The length of a vector field of a verified table; None if absent."""
-    o = tab.Offset(4 + 2 * [f[0] for f in LAYOUT[table]].index(accessor))
-    return tab.VectorLen(o) if o else None
-
-
-def _vecbytes(tab, table, accessor):
-    """The bytes of a [ubyte] field of a verified table (b"" if absent)."""
-    o = tab.Offset(4 + 2 * [f[0] for f in LAYOUT[table]].index(accessor))
-    if not o:
-        return b""
-    start = tab.Vector(o)
-    return bytes(tab.Bytes[start:start + tab.VectorLen(o)])
-
-
-def _text(b):
-    # surrogateescape keeps any byte: json_line() writes back exactly the bytes that were sent.
-    return b.decode("utf-8", "surrogateescape") if b else ""
-
-
-def _opt(out, key, value):
-    if value is not None:  # optional scalar (= null in the schema): absent stays absent
-        out[key] = value
+        return _decode.import_or_die(module, debian_package)
+    except SetupError as e:
+        die(str(e), e.code)
 
 
 def load_codec(schema=DEFAULT_SCHEMA, flatc="flatc", cache_dir=None, limits=None):
-    import_or_die("flatbuffers", "python3-flatbuffers")
-    return Codec(generate_code(schema, flatc, cache_dir), limits)
-
-
-# ----------------------------------------------------------------------------------------------
-# JSON exactly as eport::codec::reading_to_json writes it (eport::json, agent/json/json.h):
-# keys in order, no spaces, the same escapes (" and \ escaped, every control byte 0x00..0x1f
-# and DEL as \u00XX, valid UTF-8 as is, each maximal ill-formed UTF-8 subpart as \ufffd).
-
-_ESCAPE = re.compile(rb'[\x00-\x1f\x7f"\\]')
-_ESCAPES = {b'"': b'\\"', b"\\": b"\\\\"}
-_BAD_UTF8 = "\udcff"  # stands for one ill-formed subpart until it is written as \ufffd
-
-
-def _mark_bad_utf8(err):
-    # Python's decoder reports one maximal subpart per call, as eport::json replaces them.
-    return _BAD_UTF8, err.end
-
-
-codecs.register_error("eport_json_bad_utf8", _mark_bad_utf8)
-
-
-def _escape(s):
-    raw = s.encode("utf-8", "surrogateescape")
-    # A lone surrogate never survives the decode as valid input, so the marker is unambiguous.
-    text = raw.decode("utf-8", "eport_json_bad_utf8").encode("utf-8", "surrogatepass")
-    out = _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(), b"\\u%04x" % m.group()[0]), text)
-    return b'"' + out.replace(_BAD_UTF8.encode("utf-8", "surrogatepass"), b"\\ufffd") + b'"'
-
-
-def json_line(obj):
-    """One JSON object as bytes; values are str, int, nested dicts or raw JSON (bytes)."""
-    parts = []
-    for k, v in obj.items():
-        if isinstance(v, dict):
-            val = json_line(v)
-        elif isinstance(v, bytes):
-            val = v
-        elif isinstance(v, str):
-            val = _escape(v)
-        elif isinstance(v, bool):  # before int: eport-tail writes "interpolated":true, not 1
-            val = b"true" if v else b"false"
-        else:
-            val = str(int(v)).encode()
-        parts.append(b'"' + k.encode() + b'":' + val)
-    return b"{" + b",".join(parts) + b"}"
-
-
-# ----------------------------------------------------------------------------------------------
-# Completeness: which of a source's seqs arrived, which were declared lost at the source (gap
-# records), and which are missing with nobody saying why (lost in transit, or not arrived yet).
-
-def _merge(ranges):
-    """Sorted, merged inclusive (first, last) ranges; adjacent ranges join."""
-    out = []
-    for first, last in sorted(ranges):
-        if out and first <= out[-1][1] + 1:
-            if last > out[-1][1]:
-                out[-1] = (out[-1][0], last)
-        else:
-            out.append((first, last))
-    return out
-
-
-def completeness(readings, start=1):
-    """Per source, from decoded readings (the dicts of Codec.decode_payload, duplicates allowed):
-
-        {source: {"received":        [(first, last), ...],          seqs of readings that arrived
-                  "declared_gaps":   [(first, last, reason), ...],  gap records: first_seq .. seq, reason
-                  "undeclared_gaps": [(first, last), ...]}}         holes covered by neither
-
-    All ranges are inclusive and sorted. Holes are looked for from `start` (an int, or a dict
-    source -> int; seqs start at 1, so 1 unless this consumer joined late) up to the highest seq
-    seen of that source, received or declared; seqs above it are not known yet. A gap record
-    with first_seq > seq covers nothing. Memory and time grow with the number of readings, not
-    with the width of the seq ranges."""
-    per_source = {}
-    for r in readings:
-        s = per_source.setdefault(r["source"], {"received": [], "declared": set()})
-        if r["kind"] == "gap":
-            s["declared"].add((r["first_seq"], r["seq"], r["reason"]))
-        else:
-            s["received"].append((r["seq"], r["seq"]))
-    result = {}
-    for source in sorted(per_source):
-        s = per_source[source]
-        received = _merge(s["received"])
-        declared = sorted(s["declared"])
-        covered = _merge(received + [(f, l) for f, l, _ in declared if f <= l])
-        lo = start.get(source, 1) if isinstance(start, dict) else start
-        holes, nxt = [], lo
-        for first, last in covered:
-            if last < nxt:
-                continue
-            if first > nxt:
-                holes.append((nxt, first - 1))
-            nxt = last + 1
-        result[source] = {"received": received, "declared_gaps": declared, "undeclared_gaps": holes}
-    return result
+    """The kit's Codec, generated from schema (default: the repository's telemetry.fbs)."""
+    return _decode.load_codec(schema, flatc, cache_dir, limits)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -677,16 +91,6 @@ class DedupWindow:
         if len(self.order) > self.size:
             self.keys.discard(self.order.popleft())
 
-
-def parse_topic(topic):
-    """("data", site, gateway, class) or (kind, site, gateway, None) for eport/v1/<site>/<gw>/<kind>."""
-    levels = topic.split("/")
-    if len(levels) >= 5 and levels[0] == "eport" and levels[1] == f"v{SCHEMA_MAJOR}":
-        if levels[4] == "data" and len(levels) == 6:
-            return "data", levels[2], levels[3], levels[5]
-        if len(levels) == 5:
-            return levels[4], levels[2], levels[3], None
-    return None, None, None, None
 
 
 class Consumer:
@@ -800,7 +204,10 @@ def main(argv=None):
     mqtt = import_or_die("paho.mqtt.client", "python3-paho-mqtt")
     limits = Limits(max_payload_bytes=args.max_bytes, max_bytes=args.max_bytes, max_readings=args.max_readings,
                     max_decoded_bytes=args.max_decoded_bytes)
-    codec = load_codec(args.schema, args.flatc, args.codegen_dir, limits)
+    try:
+        codec = load_codec(args.schema, args.flatc, args.codegen_dir, limits)
+    except SetupError as e:
+        die(str(e), e.code)
     host, port, tls = parse_broker(args.broker)
     topics = args.topic or ["eport/v1/+/+/data/#", "eport/v1/+/+/status", "eport/v1/+/+/health"]
     if args.share:

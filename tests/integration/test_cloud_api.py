@@ -37,7 +37,8 @@ for why in (pgtest.missing(), standards.missing()):
 
 import journey  # noqa: E402
 import node_validators  # noqa: E402
-from eport_ingest import db, dcsa, epcis  # noqa: E402
+from eport_ingest import db  # noqa: E402
+from eport import dcsa, epcis  # noqa: E402
 
 BREADCRUMBS = 40          # per container: enough for several pages
 MAX_PAGE = 60             # the server's page limit: larger limits are lowered to it

@@ -23,7 +23,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import psycopg
 
-from . import dcsa, epcis, rows
+from eport import dcsa, epcis
+
+from . import rows
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000

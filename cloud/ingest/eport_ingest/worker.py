@@ -1,6 +1,6 @@
 """worker: one eport-ingest worker. It pulls batches from the shared JetStream durable
 consumer on the MQTT layer's own $MQTT_msgs stream (docs/cluster.md section 6: never a
-stream of our own), decodes them with examples/python/eport_consumer.py (the one Python
+stream of our own), decodes them with eport.decode (consumers/python/eport: the one Python
 decoder of the project, with its limits), writes each batch to PostgreSQL in one
 transaction (db.store_batch) and only then acknowledges it. Any number of identical
 workers share the consumer: JetStream hands each message to one of them, and a message
@@ -9,7 +9,6 @@ a dead worker did not acknowledge goes to another after ack_wait."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import time
@@ -21,16 +20,15 @@ from . import db
 from .jetstream import ConsumerConfig, PullConsumer, JsApiError
 from .nats import Connection, NatsError, TlsOptions
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
 MQTT_MSGS_PREFIX = "$MQTT.msgs."
 MAX_JSON_BYTES = 64 << 10        # health and status are small; refuse anything bigger
 
 
-def load_decoder(examples_dir: str | None = None, schema: str | None = None, cache_dir: str | None = None):
-    sys.path.insert(0, examples_dir or os.path.join(REPO, "examples", "python"))
-    import eport_consumer as ec  # noqa: E402  (the project's Python decoder)
-    return ec, ec.load_codec(schema or ec.DEFAULT_SCHEMA, cache_dir=cache_dir)
+def load_decoder(schema: str | None = None, cache_dir: str | None = None):
+    """(eport.decode, a Codec): the kit's decoder, from schema if given (else the installed
+    generated code, or the repository's schema)."""
+    from eport import decode as ec  # the project's Python decoder (consumers/python/eport)
+    return ec, ec.load_codec(schema, cache_dir=cache_dir)
 
 
 class Poison(Exception):

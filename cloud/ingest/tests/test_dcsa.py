@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""[ingest] eport_ingest.dcsa without a database: every event the mapping gives for a
+"""[ingest] eport.dcsa (the consumer kit's, used by the ingest) without a database: every event the mapping gives for a
 journey of every reading kind passes the DCSA T&T 3.0.0 OpenAPI component schemas
 (../shared/standards/dcsa/tnt-v300) with the description-only code lists as enums and
 unknown properties refused; every code dcsa.py defines is in DCSA's lists; the mapping
@@ -23,7 +23,8 @@ if __name__ == "__main__" and standards.missing():
     sys.exit(77)
 
 import journey  # noqa: E402
-from eport_ingest import dcsa, rows  # noqa: E402
+from eport_ingest import rows  # noqa: E402
+from eport import dcsa  # noqa: E402
 
 
 def events():

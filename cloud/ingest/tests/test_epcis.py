@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""[ingest] eport_ingest.epcis without a database: the validator (the GS1 EPCIS 2.0 JSON
+"""[ingest] eport.epcis (the consumer kit's, used by the ingest) without a database: the validator (the GS1 EPCIS 2.0 JSON
 schema of ../shared/standards/gs1-epcis with strict RFC 3339 date-time and RFC 3986 uri
 checks) accepts the 21 GS1 examples and refuses each of the 15 must-fail documents of
 openepcis; every event the mapping gives for a journey of every reading kind passes, in
@@ -24,7 +24,8 @@ if __name__ == "__main__" and standards.missing():
     sys.exit(77)
 
 import journey  # noqa: E402
-from eport_ingest import epcis, rows  # noqa: E402
+from eport_ingest import rows  # noqa: E402
+from eport import epcis  # noqa: E402
 
 
 def events(ids=epcis.Ids()):

@@ -28,7 +28,8 @@ except node_validators.Unavailable as e:
     sys.exit(77)
 
 import journey  # noqa: E402
-from eport_ingest import dcsa, epcis  # noqa: E402
+import eport_ingest  # noqa: E402,F401  (puts the consumer kit on sys.path)
+from eport import dcsa, epcis  # noqa: E402
 
 
 def main():

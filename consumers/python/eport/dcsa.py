@@ -1,5 +1,5 @@
 """dcsa: DCSA Track & Trace 3.0.0 events (tnt-v3.0.0-openapi.yaml, snapshot
-v3.0.0-20260525-beta) from the readings eport-ingest stored (rows.Row). Pure functions:
+v3.0.0-20260525-beta) from stored or decoded readings (eport.records.Row). Pure functions:
 to_event(row) gives one `Event` or None when the reading has no DCSA counterpart
 (docs/cloud.md section 12.5 says which and why). Every code used is defined here once;
 tests/test_dcsa.py checks them against the code lists of the OpenAPI descriptions."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 
-from .rows import Row, exportable, rfc3339
+from .records import Row, exportable, rfc3339
 
 API_VERSION = "3.0.0"
 # EventClassification.eventType

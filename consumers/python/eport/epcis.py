@@ -1,5 +1,5 @@
 """epcis: GS1 EPCIS 2.0 JSON-LD events and documents (EPCIS-JSON-Schema.json, CBV 2.0)
-from the readings eport-ingest stored (rows.Row). Pure functions: to_event(row, ids)
+from stored or decoded readings (eport.records.Row). Pure functions: to_event(row, ids)
 gives one ObjectEvent or AssociationEvent, or None when the reading has no EPCIS
 counterpart (docs/cloud.md section 12.5); document() and query_document() wrap events.
 Every CBV value and identifier form used is defined here once."""
@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from .rows import Row, exportable, rfc3339
+from .records import Row, exportable, rfc3339
 
 GS1_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 # Our extension namespace (JSON-LD prefix `eport:`) for what CBV has no term for: the
