@@ -89,6 +89,13 @@ function setView(box, pad) {
   view = [box[0] - p, box[1] - p, w + 2 * p, hh + 2 * p];
   svg.setAttribute("viewBox", view.map(v => v.toFixed(2)).join(" "));
   svg.setAttribute("preserveAspectRatio", "xMidYMid meet");
+  // labels and markers keep their size on screen whatever the zoom
+  const u = Math.max(view[2], view[3]) / 1000;
+  for (const [id, fs] of [["zlabels", 11], ["outlines", 13]]) {
+    const g = document.getElementById(id);
+    if (g) { g.setAttribute("font-size", (fs * u).toFixed(3)); g.setAttribute("stroke-width", (3 * u).toFixed(3)); }
+  }
+  if (S.proj) render();
 }
 svg.addEventListener("wheel", ev => {
   ev.preventDefault();
@@ -109,7 +116,7 @@ function fitContainers() {
   const b = [Infinity, Infinity, -Infinity, -Infinity];
   for (const c of S.containers.values()) c.track.forEach(p => bounds([S.proj.x(p[1]), S.proj.y(p[0])], b));
   if (b[0] === Infinity) return setView(S.zonesBox, 0.03);
-  const m = 30;     // at least a few km around them
+  const m = 12;     // at least a kilometre or so around them
   setView([Math.min(b[0], (b[0] + b[2]) / 2 - m), Math.min(b[1], (b[1] + b[3]) / 2 - m), Math.max(b[2], (b[0] + b[2]) / 2 + m), Math.max(b[3], (b[1] + b[3]) / 2 + m)], 0.15);
 }
 document.getElementById("fit-zones").onclick = () => setView(S.zonesBox, 0.03);
@@ -168,10 +175,11 @@ function render() {
       points: c.track.map(p => S.proj.x(p[1]).toFixed(2) + "," + S.proj.y(p[0]).toFixed(2)).join(" ") }));
     if (c.last && c.last.lat !== undefined) {
       const x = S.proj.x(c.last.lon), y = S.proj.y(c.last.lat);
-      const dot = el("circle", { cx: x, cy: y, r: Math.max(view[2] / 180, 0.4), class: "cdot" + (c.alarm ? " alarm" : ""), "data-container": c.container });
+      const u = Math.max(view[2], view[3]) / 1000;
+      const dot = el("circle", { cx: x, cy: y, r: (6 * u).toFixed(3), class: "cdot" + (c.alarm ? " alarm" : ""), "data-container": c.container });
       dot.appendChild(el("title", {}, c.container + " " + shortTime(c.last.time)));
       dots.appendChild(dot);
-      dots.appendChild(el("text", { x: x + view[2] / 120, y: y - view[2] / 150, class: "clabel", "font-size": (view[2] / 70).toFixed(2) }, c.container));
+      dots.appendChild(el("text", { x: x + 9 * u, y: y - 7 * u, class: "clabel", "font-size": (12 * u).toFixed(3), "stroke-width": (3 * u).toFixed(3) }, c.container));
     }
     const tr = h("tr");
     tr.append(h("td", c.alarm ? "holes" : "", c.container),
