@@ -20,7 +20,8 @@ TEST_PKGS=(clang libclang-rt-14-dev gcc-arm-none-eabi libnewlib-arm-none-eabi
   protobuf-compiler libprotobuf-dev lintian
   python3-jsonschema postgresql-15 postgresql-15-postgis-3 python3-psycopg
   python3-yaml  # the DCSA OpenAPI in the ingest.dcsa test
-  nodejs node-typescript)  # the TypeScript decoder (consumers/typescript); npm below
+  nodejs node-typescript  # the TypeScript decoder (consumers/typescript); npm below
+  chromium)  # the live map's test in headless Chromium (integration.live_map)
 
 # scripts/cloud-demo.sh: the NATS cluster, PostgreSQL + PostGIS and eport-ingest (docs/cloud.md).
 CLOUD_PKGS=(nats-server postgresql-15 postgresql-15-postgis-3 python3-psycopg python3-flatbuffers

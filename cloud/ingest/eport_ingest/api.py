@@ -4,6 +4,7 @@ library's http.server, and the file export behind `eport-ingest export`.
                     eventUpdatedDateTimeMin/Max, limit, cursor (Next-Page-Cursor header)
   GET /epcis/events EPCIS 2.0 EPCISQueryDocument: equipmentReference or MATCH_epc,
                     eventType, GE_eventTime, LT_eventTime, perPage, nextPageToken (Link header)
+  GET /map ...      the live map (livemap.py), when the server is given one
 A bad parameter is an HTTP 400 whose message names it. Documents come from rows.fetch
 through dcsa.to_event / epcis.to_event; the database is only read."""
 
@@ -222,6 +223,9 @@ class _Handler(BaseHTTPRequestHandler):
             params = parse_qs(url.query, keep_blank_values=True, strict_parsing=bool(url.query))
         except ValueError:
             params = None
+        if self.server.live is not None and (url.path == "/map" or url.path.startswith("/map/")):
+            self.server.live.handle(self, url.path, params or {})
+            return
         dcsa_route = url.path in ("/v3/events", "/events")
         headers = [("API-Version", dcsa.API_VERSION)] if dcsa_route else [("GS1-EPCIS-Version", "2.0")]
         if url.path not in ("/v3/events", "/events", "/epcis/events"):
@@ -255,9 +259,11 @@ class _Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address, dsn: str, ids: epcis.Ids = epcis.Ids(), max_page: int = MAX_PAGE, quiet=False):
+    def __init__(self, address, dsn: str, ids: epcis.Ids = epcis.Ids(), max_page: int = MAX_PAGE, quiet=False,
+                 live=None):
         super().__init__(address, _Handler)
         self.dsn, self.ids, self.max_page, self.quiet = dsn, ids, max_page, quiet
+        self.live = live        # a livemap.LiveMap, or None: no /map
 
     def start_background(self) -> threading.Thread:
         t = threading.Thread(target=self.serve_forever, name="eport-api", daemon=True)

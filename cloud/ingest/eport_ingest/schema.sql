@@ -49,6 +49,15 @@ CREATE TABLE IF NOT EXISTS eport.reading_after_2100 PARTITION OF eport.reading
 CREATE INDEX IF NOT EXISTS reading_source_time ON eport.reading (site, gateway, source, time);
 CREATE INDEX IF NOT EXISTS reading_container_time ON eport.reading (container, time) WHERE container IS NOT NULL;
 CREATE INDEX IF NOT EXISTS reading_position ON eport.reading USING gist (position) WHERE position IS NOT NULL;
+-- The live map's feed (livemap.py, docs/cloud.md section 13): the transaction that wrote each
+-- row. A reader that remembers a snapshot (pg_current_snapshot()) finds exactly the rows
+-- committed since with NOT pg_visible_in_snapshot(ingest_xid, snapshot), whatever the order in
+-- which concurrent workers commit (a timestamp or a sequence is not in commit order). Added
+-- without a default first so that an existing table is not rewritten; older rows stay NULL
+-- and are never "new".
+ALTER TABLE eport.reading ADD COLUMN IF NOT EXISTS ingest_xid xid8;
+ALTER TABLE eport.reading ALTER COLUMN ingest_xid SET DEFAULT pg_current_xact_id();
+CREATE INDEX IF NOT EXISTS reading_ingest_xid ON eport.reading (ingest_xid) WHERE ingest_xid IS NOT NULL;
 
 -- Declared gaps (SequenceGap records): seqs first_seq .. last_seq of the source will never arrive.
 CREATE TABLE IF NOT EXISTS eport.declared_gap (
