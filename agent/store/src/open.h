@@ -15,7 +15,7 @@ namespace eport::store::opening {
 inline constexpr int kSchemaVersion = 4;
 
 // The WAL is checkpointed once it holds this much, and kept at that size.
-inline constexpr std::int64_t kWalCheckpointBytes = 4 << 20;
+inline constexpr std::int64_t kWalCheckpointBytes = 1 << 20;
 
 struct Opened {
   std::string moved_to;       // non-empty if the old file was unusable
