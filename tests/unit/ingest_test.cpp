@@ -233,3 +233,35 @@ TEST_CASE("a refused reading is reported refused with the later ones of its unit
   CHECK(ob->last_seq("u-1") == 1);  // the unit resends from seq 2
   in.stop();
 }
+
+TEST_CASE("with commit_interval_max the window grows while readings keep arriving, up to that bound; "
+          "a lone reading still waits commit_interval only",
+          "[ingest]") {
+  test::TempDir dir;
+  auto ob = open(dir);
+  auto o = options(50ms, 100000);
+  o.commit_interval_max = 400ms;
+  ingest::Ingest in(o, *ob, nullptr);
+  in.start();
+  Sink sink;
+  // A lone reading: nothing else arrives, the window stays 50 ms.
+  auto t0 = Clock::now();
+  REQUIRE(in.submit(door("u-1", 1), model::Priority::kEvent, &sink, 1));
+  auto done = sink.wait_for(1);
+  REQUIRE(done.size() == 1);
+  CHECK(done.front().at - t0 < 300ms);
+  // A steady stream (a reading every 10 ms for 1 s): windows of up to
+  // 400 ms, so about 3 commits, never one per 50 ms (about 20).
+  auto base = stats_after(in, 1).commits;
+  for (std::uint64_t s = 2; s <= 101; ++s) {
+    REQUIRE(in.submit(door("u-1", s), model::Priority::kEvent, &sink, s));
+    std::this_thread::sleep_for(10ms);
+  }
+  done = sink.wait_for(101);
+  REQUIRE(done.size() == 101);
+  auto commits = stats_after(in, base + 1).commits - base;
+  INFO(commits << " commits for 100 readings over about 1 s");
+  CHECK(commits >= 2);   // the bound holds: never one window for the whole second
+  CHECK(commits <= 8);   // and it grew well beyond commit_interval
+  in.stop();
+}

@@ -35,6 +35,7 @@ struct Ingest::Impl {
   mutable std::mutex mu;
   std::condition_variable cv;
   std::deque<Pending> queue;
+  std::uint64_t arrived = 0;  // readings ever queued (the window watches it grow)
   bool running = false;
   bool stopping = false;
   IngestStats stats;
@@ -54,9 +55,19 @@ struct Ingest::Impl {
         if (queue.empty() && stopping) return;
         // Group commit: once something is waiting, give others up to
         // commit_interval to join, unless the batch is already full.
-        if (queue.size() < opt.commit_max_readings && !stopping && opt.commit_interval.count() > 0) {
-          cv.wait_for(l, opt.commit_interval,
-                      [&] { return stopping || queue.size() >= opt.commit_max_readings; });
+        auto full = [&] { return stopping || queue.size() >= opt.commit_max_readings; };
+        if (!full() && opt.commit_interval.count() > 0) {
+          const auto start = std::chrono::steady_clock::now();
+          auto seen = arrived;
+          cv.wait_until(l, start + opt.commit_interval, full);
+          // Under load (readings still arriving), lengthen the window one
+          // commit_interval at a time up to commit_interval_max: each commit
+          // costs at least a page on the device whatever it holds.
+          const auto last = start + std::max(opt.commit_interval, opt.commit_interval_max);
+          while (!full() && arrived != seen && std::chrono::steady_clock::now() < last) {
+            seen = arrived;  // readings came in the last interval: give the next one a chance too
+            cv.wait_until(l, std::min(std::chrono::steady_clock::now() + opt.commit_interval, last), full);
+          }
         }
         std::size_t n = std::min(queue.size(), opt.commit_max_readings);
         batch.clear();
@@ -147,6 +158,7 @@ bool Ingest::submit(model::Reading reading, model::Priority priority, Completion
       return false;
     }
     impl_->queue.push_back({std::move(rec), sink, token});
+    ++impl_->arrived;
     ++impl_->stats.submitted;
   }
   impl_->cv.notify_all();

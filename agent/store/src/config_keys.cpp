@@ -29,6 +29,11 @@ config::Keys<OutboxOptions> build() {
                            "Free space kept on the store's filesystem; below it the store counts as full. Leaves room "
                            "for SQLite's journal so that eviction itself can still run on a full disk.",
                            EPORT_OPTION(O, min_free_bytes)));
+  k.add(config::integer<O>("store.page_size_bytes", 512, 65536,
+                           "SQLite page size of a store file created new (an existing file keeps its own); a power of "
+                           "two. Smaller: fewer bytes written to the flash per commit; larger: faster inserts and "
+                           "drains of a backlog (docs/store.md, Flash wear).",
+                           EPORT_OPTION(O, page_size_bytes)));
   k.add(config::enumeration<O>(
       "store.when_full", {{"evict", WhenFull::kEvictLowest}, {"refuse", WhenFull::kRefuse}},
       "\"refuse\": never delete an acknowledged reading; refuse new readings, units keep and resend them. "
@@ -55,6 +60,9 @@ config::Keys<OutboxOptions> build() {
                             EPORT_OPTION(O, source_expiry)));
   k.add(config::duration<O>("store.maintenance_interval_s", 1, 3600, "How often expiry and space reclaim run.",
                             EPORT_OPTION(O, maintenance_interval)));
+  k.rule({"store.page_size_bytes"}, "`store.page_size_bytes` must be a power of two.", [](const O& o) {
+    return config::problem_if((o.page_size_bytes & (o.page_size_bytes - 1)) != 0, "must be a power of two");
+  });
   k.rule({"store.path"}, "`store.path` must not be empty.",
          [](const O& o) { return config::problem_if(o.path.empty(), "must not be empty"); });
   return k;

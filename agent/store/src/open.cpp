@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cerrno>
 #include <cstdio>
@@ -197,17 +198,29 @@ std::optional<Failure> try_open(sqlite::Db& db, const OutboxOptions& o) {
   }
   if (auto s = db.open(o.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, o.vfs); !s) return Failure{s.error(), false};
   sqlite3_busy_timeout(db.get(), static_cast<int>(o.busy_timeout.count()));
-  // auto_vacuum only takes effect before the first table exists.
-  std::string pragmas = "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=";
+  // page_size and auto_vacuum only take effect before the first table
+  // exists: a store keeps the page size it was created with. Every commit
+  // writes each page it touched once more (as a WAL frame), so the page
+  // size is most of what a small commit costs the flash (docs/store.md,
+  // Flash wear).
+  std::string pragmas = "PRAGMA page_size=" + std::to_string(o.page_size_bytes) +
+                        "; PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=";
   pragmas += o.durability == Durability::kFull ? "FULL" : "NORMAL";
-  // A small WAL, truncated after each checkpoint: it is the part of the
-  // store's disk use that its byte accounting cannot see, and what the
-  // free-space reserve must hold on a full disk.
   // secure_delete=FAST: Debian's SQLite zeroes deleted content by default,
   // which doubles the writes of every drain; FAST still overwrites what it can
   // without extra I/O.
-  pragmas += "; PRAGMA cache_size=-1024; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=256;"
-             " PRAGMA journal_size_limit=1048576; PRAGMA secure_delete=FAST;";
+  pragmas += "; PRAGMA cache_size=-1024; PRAGMA temp_store=MEMORY; PRAGMA secure_delete=FAST;";
+  if (auto s = db.exec(pragmas); !s) return fail(db, s.error());
+  // The WAL: checkpointed once it holds kWalCheckpointBytes, and kept at
+  // that size afterwards (reset and overwritten, not truncated and grown
+  // again). It is the part of the store's disk use that its byte accounting
+  // cannot see, and what the free-space reserve must hold on a full disk;
+  // each checkpoint writes every page it holds into the database once more,
+  // so a larger WAL folds more commits of the same pages into one write.
+  auto page_size = db.query_int("PRAGMA page_size");
+  if (!page_size) return fail(db, page_size.error());
+  pragmas = "PRAGMA wal_autocheckpoint=" + std::to_string(kWalCheckpointBytes / std::max<std::int64_t>(512, *page_size)) +
+            "; PRAGMA journal_size_limit=" + std::to_string(kWalCheckpointBytes) + ";";
   if (auto s = db.exec(pragmas); !s) return fail(db, s.error());
   if (auto f = quick_check(db, o.startup_check_budget)) return f;
   if (auto f = migrate(db)) return f;

@@ -14,6 +14,9 @@ namespace eport::store::opening {
 
 inline constexpr int kSchemaVersion = 4;
 
+// The WAL is checkpointed once it holds this much, and kept at that size.
+inline constexpr std::int64_t kWalCheckpointBytes = 1 << 20;
+
 struct Opened {
   std::string moved_to;       // non-empty if the old file was unusable
   std::uint64_t salvaged = 0; // rows copied from it

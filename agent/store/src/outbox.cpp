@@ -58,6 +58,13 @@ bool valid_seq(std::uint64_t seq) { return seq >= 1 && seq <= model::kMaxSeq; }
 // this much of the readings.
 constexpr std::uint64_t kSourcesShareDivisor = 4;
 constexpr auto kForgetUnknownBlockAfter = std::chrono::minutes(10);
+// The sources rows are written with an append's transaction at most this
+// often (and with every transaction that deletes rows): between, a source's
+// last seq is durable in its newest outbox row, which load() reads back.
+// Each write touches the sources pages, so this spares them on most commits.
+constexpr auto kSourcesFlushInterval = std::chrono::seconds(1);
+// ... or once this many sources wait to be written.
+constexpr std::size_t kSourcesFlushMax = 1024;
 // Seen command ids may take at most this share of max_bytes.
 constexpr std::uint64_t kCommandsShareDivisor = 16;
 
@@ -137,6 +144,15 @@ struct Outbox::Impl {
   std::uint64_t commands_bytes = 0;  // sum of their cost
   std::int64_t page_size = 4096;
   std::unordered_map<std::string, std::uint64_t> last_seq;     // every source stored and not expired
+  // Sources stored since their sources row was last written (committed, so
+  // durable in the outbox rows themselves): what write_sources() writes.
+  struct Unwritten {
+    std::uint64_t last_seq = 0;
+    std::int64_t seen_ms = 0;
+    std::int64_t last_row_id = 0;
+  };
+  std::unordered_map<std::string, Unwritten> unwritten;
+  std::chrono::steady_clock::time_point sources_written_at{};
   std::uint64_t sources_bytes = 0;                              // source_cost() of every key of last_seq
   std::unordered_map<std::string, std::uint64_t> blocked_from;  // first refused seq, per source
   // When each block was set. A block of a source that has no sources row
@@ -239,6 +255,27 @@ struct Outbox::Impl {
       last_seq[std::move(id)] = static_cast<std::uint64_t>(s.column_int(1));
     }
     if (rc != SQLITE_DONE) return Error{sqlite_error(db.get(), "loading sources")};
+    // The sources rows are written with some commits only (write_sources):
+    // every row up to the highest last_row_id they hold is covered by them,
+    // the rows after it carry the rest of each source's last seq.
+    auto covered = db.query_int("SELECT coalesce(max(last_row_id), 0) FROM sources");
+    if (!covered) return Error{covered.error()};
+    sqlite::Stmt tail;
+    if (auto st = tail.prepare(db, "SELECT source_id, max(seq), max(id) FROM outbox WHERE id > ? GROUP BY source_id");
+        !st)
+      return st;
+    tail.bind(1, *covered);
+    const auto now_ms = static_cast<std::int64_t>(model::now_utc_ms());
+    while ((rc = tail.step()) == SQLITE_ROW) {
+      auto id = tail.column_text(0);
+      auto seq = static_cast<std::uint64_t>(tail.column_int(1));
+      auto [it, inserted] = last_seq.try_emplace(id, 0);
+      if (inserted) sources_bytes += source_cost(id);
+      it->second = std::max(it->second, seq);
+      unwritten[id] = Unwritten{it->second, now_ms, tail.column_int(2)};
+    }
+    tail.reset();
+    if (rc != SQLITE_DONE) return Error{sqlite_error(db.get(), "loading sources from the newest rows")};
 
     sqlite::Stmt c;
     if (auto st = c.prepare(db, "SELECT priority, count(*), coalesce(sum(length(body)),0) FROM outbox GROUP BY priority");
@@ -299,6 +336,42 @@ struct Outbox::Impl {
     rc = rc == SQLITE_DONE ? SQLITE_OK : failed(rc);
     s.reset();
     return rc;
+  }
+
+  // Writes the sources rows of `pending` (inside the caller's transaction):
+  // SQLITE_OK or the failure's code.
+  int write_sources(const std::unordered_map<std::string, Unwritten>& pending) {
+    for (const auto& [source, u] : pending) {
+      upsert_source.bind(1, source);
+      upsert_source.bind(2, static_cast<std::int64_t>(u.last_seq));
+      upsert_source.bind(3, u.seen_ms);
+      upsert_source.bind(4, u.last_row_id);
+      if (int rc = step_done(upsert_source); rc != SQLITE_OK) return rc;
+    }
+    return SQLITE_OK;
+  }
+
+  // After a transaction that wrote every unwritten source committed.
+  void sources_written() {
+    unwritten.clear();
+    sources_written_at = std::chrono::steady_clock::now();
+  }
+
+  // Writes the unwritten sources rows in a transaction of its own (before
+  // rows are deleted outside append() and ack(), and at close).
+  Status flush_sources() {
+    if (unwritten.empty()) return ok_status();
+    if (int rc = sqlite3_exec(db.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr); rc != SQLITE_OK) {
+      return Error{sqlite_error(db.get(), "write sources: begin")};
+    }
+    if (write_sources(unwritten) != SQLITE_OK ||
+        sqlite3_exec(db.get(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      std::string msg = "write sources: " + fail_msg;
+      if (sqlite3_get_autocommit(db.get()) == 0) (void)db.exec("ROLLBACK");
+      return Error{msg};
+    }
+    sources_written();
+    return ok_status();
   }
 
   // The test hook (OutboxOptions::fault): SQLITE_OK, or the code the next
@@ -490,6 +563,9 @@ Outbox::~Outbox() {
   // leaves the rest of the block as a gap.
   auto& d = *impl_;
   std::lock_guard lock(d.mu);
+  if (d.db.get() != nullptr) {
+    if (auto s = d.flush_sources(); !s) log::warn(kLog, s.error() + " (read back from the outbox at the next start)");
+  }
   if (d.db.get() != nullptr && d.next_env_seq < d.reserved_env_seq) {
     if (auto s = d.db.exec("UPDATE meta SET value = " + std::to_string(d.next_env_seq) +
                            " WHERE key = 'envelope_seq_reserved' AND value = " + std::to_string(d.reserved_env_seq));
@@ -718,13 +794,24 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
     }
   }
   if (int rc = d.injected("sources"); rc != SQLITE_OK) return fail("sources", rc);
+  // This batch's sources join the unwritten ones; their rows are written
+  // now only when due (a second since the last write, many waiting, or rows
+  // deleted by eviction, which must not take their seqs with them). Until
+  // then each last seq is durable in its newest outbox row (load()).
   const auto now_ms = static_cast<std::int64_t>(model::now_utc_ms());
+  auto pending = d.unwritten;
   for (const auto& [source, seq] : batch_max) {
-    d.upsert_source.bind(1, source);
-    d.upsert_source.bind(2, static_cast<std::int64_t>(seq));
-    d.upsert_source.bind(3, now_ms);
-    d.upsert_source.bind(4, batch_row[source]);
-    if (int rc = d.step_done(d.upsert_source); rc != SQLITE_OK) return fail("sources", rc);
+    auto& u = pending[std::string(source)];
+    u.last_seq = std::max(u.last_seq, seq);
+    u.seen_ms = now_ms;
+    u.last_row_id = std::max(u.last_row_id, batch_row[source]);
+  }
+  bool any_evicted = false;
+  for (const auto& e : evicted) any_evicted = any_evicted || e.rows > 0;
+  const bool write_now = any_evicted || pending.size() >= kSourcesFlushMax ||
+                         std::chrono::steady_clock::now() - d.sources_written_at >= kSourcesFlushInterval;
+  if (write_now && !pending.empty()) {
+    if (int rc = d.write_sources(pending); rc != SQLITE_OK) return fail("sources", rc);
   }
   if (int rc = d.injected("counters"); rc != SQLITE_OK) return fail("counters", rc);
   for (std::size_t i = 0; i < added.size(); ++i) {
@@ -737,6 +824,11 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
   }
   if (deriver != nullptr) deriver->finished(true);
   if (chain != nullptr) chain->finished(true);
+  if (write_now) {
+    d.sources_written();
+  } else {
+    d.unwritten = std::move(pending);
+  }
   for (auto source : unblocked) {
     d.blocked_from.erase(std::string(source));
     d.blocked_at.erase(std::string(source));
@@ -867,6 +959,9 @@ Status Outbox::ack(std::span<const Lease> leases) {
     }
   } restore{d, full};
   if (auto s = d.db.exec("BEGIN IMMEDIATE"); !s) return Error{"ack: " + s.error()};
+  // Deleted rows take their seqs with them: the sources rows first.
+  const bool wrote_sources = !d.unwritten.empty();
+  if (wrote_sources && d.write_sources(d.unwritten) != SQLITE_OK) return d.rollback("ack: sources");
   std::array<ClassStats, model::kPriorityCount> removed{};
   for (const auto& lease : leases) {
     if (lease.empty()) continue;
@@ -883,6 +978,7 @@ Status Outbox::ack(std::span<const Lease> leases) {
     if (rc != SQLITE_DONE) return d.rollback("ack: delete");
   }
   if (sqlite3_exec(d.db.get(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return d.rollback("ack: commit");
+  if (wrote_sources) d.sources_written();
   for (std::size_t i = 0; i < removed.size(); ++i) {
     d.stats.by_class[i].rows -= std::min(d.stats.by_class[i].rows, removed[i].rows);
     d.stats.by_class[i].bytes -= std::min(d.stats.by_class[i].bytes, removed[i].bytes);
@@ -913,6 +1009,8 @@ Result<MaintenanceReport> Outbox::maintain(std::uint64_t now_utc_ms) {
   auto& d = *impl_;
   std::lock_guard lock(d.mu);
   MaintenanceReport report;
+  // Expiry deletes rows and sources: every sources row written first.
+  if (auto s = d.flush_sources(); !s) return Error{s.error()};
   for (int p = 0; p < model::kPriorityCount; ++p) {
     auto ttl_ms = static_cast<std::uint64_t>(d.opt.ttl[static_cast<std::size_t>(p)].count()) * 1000;
     if (ttl_ms == 0 || now_utc_ms < ttl_ms) continue;

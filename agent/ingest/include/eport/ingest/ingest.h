@@ -37,6 +37,12 @@ struct IngestOptions {
   std::chrono::milliseconds commit_interval{10};
   std::size_t commit_max_readings = 2000;
   std::size_t queue_limit = 100000;  // readings waiting for a commit; submit() fails beyond
+  // Longest a transaction may wait for readings while they keep arriving:
+  // after commit_interval, the window is extended by commit_interval at a
+  // time as long as readings arrived in the last one, up to this much in
+  // all (fewer, larger commits under load: less flash wear, docs/store.md).
+  // Zero, or not above commit_interval: off (the window is commit_interval).
+  std::chrono::milliseconds commit_interval_max{0};
 };
 
 struct IngestStats {

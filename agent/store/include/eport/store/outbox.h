@@ -61,6 +61,12 @@ struct OutboxOptions {
   std::uint64_t max_bytes = 256ull << 20;     // accounted bytes of all rows
   std::uint32_t low_water_pct = 90;           // eviction frees down to this share of the limit
   std::uint64_t min_free_bytes = 64ull << 20; // free-space reserve on the filesystem
+  // SQLite page size of a store file created new (an existing file keeps
+  // the one it has): a power of two, 512..65536. Every commit writes each
+  // page it touched once more, so small pages wear the flash less per small
+  // commit; large ones insert and drain a backlog faster (docs/store.md,
+  // Flash wear).
+  std::uint32_t page_size_bytes = 1024;
   WhenFull when_full = WhenFull::kRefuse;
   // Per class (index = Priority): rows older than this are deleted by
   // maintain(); zero keeps them until published.
