@@ -6,18 +6,12 @@
 #include <algorithm>
 
 #include "eport/json/json.h"
+#include "seq_ranges.h"
 
 namespace eport::verify {
 namespace {
 
-std::string ranges(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& rs) {
-  std::string out;
-  for (const auto& [a, b] : rs) {
-    if (!out.empty()) out += ", ";
-    out += a == b ? std::to_string(a) : std::to_string(a) + ".." + std::to_string(b);
-  }
-  return out;
-}
+using detail::ranges;
 
 std::string opt(const std::optional<std::uint64_t>& v) { return v ? std::to_string(*v) : "null"; }
 

@@ -23,6 +23,7 @@
 
 #include "evidence_openssl.hpp"
 #include "hex.h"
+#include "seq_ranges.h"
 
 namespace eport::verify {
 namespace {
@@ -65,14 +66,7 @@ epb_ev_key key_of(const Authentic& a) {
   return k;
 }
 
-std::string ranges(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& rs) {
-  std::string out;
-  for (const auto& [a, b] : rs) {
-    if (!out.empty()) out += ", ";
-    out += a == b ? std::to_string(a) : std::to_string(a) + ".." + std::to_string(b);
-  }
-  return out;
-}
+using detail::ranges;
 
 struct Stored {
   bool canonical;
