@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# docs/operators.md, sections 1 to 6, walked as a port operator would on a
+# pristine Debian 12 machine, with the eport-agent .deb built from this tree.
+# One machine plays the administration machine, the broker host and a gateway.
+#
+# Every operator command comes from operators.md itself: `block FIRST_LINE`
+# finds the fenced block of the doc that starts with FIRST_LINE and runs it
+# whole, as written. When the doc changes, the walk runs the new text; when a
+# block it needs is gone, it stops and names it. What cannot be run as
+# written on one machine is replaced, and each replacement is listed here:
+#   - the .deb is built first (scripts/cross-build.sh amd64) and installed
+#     as ./eport-agent_<version>_amd64.deb, not the doc's arm64 example;
+#   - the inventory's bind_address 10.20.0.5 becomes 127.0.0.1, and the broker
+#     name mqtt.waalhaven.example.net resolves to 127.0.0.1 through /etc/hosts
+#     (mqtt-b.waalhaven.example.net, the failover broker, does not resolve);
+#   - no systemd in a chroot: `systemctl` and `journalctl` are shell functions
+#     that start mosquitto as root (it drops to user mosquitto, as under its
+#     unit) and the agent as in its packaged unit (user eport-agent,
+#     /run/eport-agent and /var/lib/eport-agent, UMask 0007);
+#   - the gateway's serial ports do not exist; simulated units connect to the
+#     packaged bridge socket /run/eport-agent/bridge.sock instead.
+# It then checks what an operator would: the agent online through the
+# generated ACL, eport-tail (reader certificate) decoding every reading the
+# units had acknowledged, and eport-cmd (commander certificate) getting a reply.
+#
+# Usage, as root in a throw-away root (it installs packages and writes /etc):
+#   ../shared/tools/fresh-run.sh tests/pristine/operators-deb-walk.sh
+# Not part of ctest: it needs a whole machine. Exit 0 when the walk succeeds.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REPO=$PWD
+DOC=$REPO/docs/operators.md
+WORK=/root/operators-walk
+SITE=/srv/eport/rtm-waalhaven
+UNITS=5 COUNT=40
+[ "$(id -u)" = 0 ] || { echo "walk: run as root, in a throw-away root (see the header)" >&2; exit 2; }
+rm -rf "$WORK"; mkdir -p "$WORK"
+
+step() { echo; echo "== walk: $*"; }
+fail() { echo "walk: FAILED: $*" >&2; exit 1; }
+
+# The fenced block of operators.md whose first line is $1, printed whole.
+doc_block() {
+  python3 - "$DOC" "$1" <<'EOF'
+import sys
+doc, first = open(sys.argv[1]).read().split("\n"), sys.argv[2]
+for i, line in enumerate(doc):
+    if line == first and i > 0 and doc[i - 1].startswith("```"):
+        out = []
+        for l in doc[i:]:
+            if l.startswith("```"):
+                print("\n".join(out)); sys.exit(0)
+            out.append(l)
+sys.exit(f"walk: operators.md has no block starting with: {first}")
+EOF
+}
+# Runs that block in this shell, echoing it; $2 (optional) is a sed script
+# applied first, for the replacements listed in the header.
+block() {
+  local text
+  text=$(doc_block "$1") || fail "operators.md has no block starting with: $1"
+  [ -n "${2:-}" ] && text=$(sed -e "$2" <<<"$text")
+  printf '%s\n' "$text" | sed 's/^/  $ /'
+  eval "$text"
+}
+
+# systemd, as the units would do it
+mosquitto_pid() { pgrep -x mosquitto || true; }
+agent_pid() { pgrep -x eport-agent || true; }
+systemctl() {
+  case "$*" in
+    "restart mosquitto")
+      local p; p=$(mosquitto_pid); [ -z "$p" ] || { kill $p; while kill -0 $p 2>/dev/null; do sleep 0.1; done; }
+      install -d -o mosquitto -g mosquitto /run/mosquitto /var/log/mosquitto   # what Debian's unit creates
+      mosquitto -c /etc/mosquitto/mosquitto.conf -d
+      sleep 1; [ -n "$(mosquitto_pid)" ] || { tail -20 /var/log/mosquitto/mosquitto.log; fail "mosquitto did not start"; } ;;
+    "restart eport-agent")
+      local p; p=$(agent_pid); [ -z "$p" ] || { kill $p; while kill -0 $p 2>/dev/null; do sleep 0.1; done; }
+      install -d -o eport-agent -g eport-agent -m 0750 /run/eport-agent /var/lib/eport-agent
+      local exec; exec=$(sed -n 's/^ExecStart=//p' /lib/systemd/system/eport-agent.service)
+      [ -n "$exec" ] || fail "the package installed no eport-agent.service with an ExecStart"
+      (umask 0007; setsid runuser -u eport-agent -- $exec >"$WORK/agent.log" 2>&1 &)
+      sleep 2; [ -n "$(agent_pid)" ] || { cat "$WORK/agent.log"; fail "eport-agent did not start"; } ;;
+    *) fail "walk: no stand-in for: systemctl $*" ;;
+  esac
+}
+journalctl() { echo "  (journalctl: not in a chroot)"; }
+
+step "build the package (what cpack writes; docs/cross-compiling.md)"
+scripts/cross-build.sh amd64 >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; fail "cross-build.sh amd64"; }
+DEB=$(ls "$REPO"/build-amd64/packages/eport-agent_*_amd64.deb) || fail "no .deb in build-amd64/packages"
+echo "  $DEB"
+
+step "section 1: install (broker host and administration machine)"
+block "apt-get update" >/dev/null
+apt-get install -y -qq procps iproute2 >/dev/null   # pgrep for the walk itself
+
+step "section 2: the inventory"
+cd "$WORK"
+doc_block 'site = "rtm-waalhaven"' | sed 's/^bind_address = "10.20.0.5"/bind_address = "127.0.0.1"/' >site.toml
+grep -q '^bind_address = "127.0.0.1"' site.toml || fail "the inventory of section 2 has no bind_address line any more"
+grep -q 'mqtt.waalhaven.example.net' /etc/hosts || echo "127.0.0.1 mqtt.waalhaven.example.net" >>/etc/hosts
+cp -r "$REPO/broker-config" .        # "copy broker-config/ to both machines"
+
+step "section 3: generate"
+block "broker-config/eport-broker gen site.toml /srv/eport/rtm-waalhaven"
+for f in pki/crl.pem broker/mosquitto.conf gateways/gw-quay-01/agent.toml clients/analytics-1/analytics-1.crt; do
+  [ -e "$SITE/$f" ] || fail "gen wrote no $f"
+done
+
+step "section 4: install and start the broker"
+block "out=/srv/eport/rtm-waalhaven/broker      # copied to the broker host, with ../pki/crl.pem (not the rest of pki/)"
+cp "$SITE"/clients/cmdsvc-1/cmdsvc-1.{crt,key} .     # "for --cert, any client certificate and key"
+set +e
+block "broker-config/eport-broker validate /etc/mosquitto/mosquitto.conf \\"
+rc=$?
+set -e
+[ $rc = 0 ] || fail "validate exited $rc on the freshly installed broker"
+
+step "section 5: install the agent, its configuration and certificates (gateway gw-quay-01)"
+cp "$DEB" "$WORK/"
+block "apt-get install -y ./eport-agent_0.1.0_arm64.deb    # on the gateway, as root" \
+  "s|./eport-agent_0.1.0_arm64.deb|./$(basename "$DEB")|" >"$WORK/apt-agent.log" 2>&1 \
+  || { tail -20 "$WORK/apt-agent.log"; fail "installing the .deb"; }
+id eport-agent >/dev/null || fail "the package created no user eport-agent"
+[ -f /etc/eport-agent/agent.toml ] || fail "the package installed no /etc/eport-agent/agent.toml"
+block "g=/srv/eport/rtm-waalhaven/gateways/gw-quay-01      # copied to the gateway"
+for i in $(seq 100); do grep -q "connected" "$WORK/agent.log" && break; sleep 0.2; done
+
+step "section 6: a reader decodes, a commander commands"
+cp "$SITE"/clients/analytics-1/{ca.crt,analytics-1.crt,analytics-1.key} .
+block "eport-tail --broker ssl://mqtt.waalhaven.example.net:8883 --ca-file ca.crt \\" >"$WORK/tail.jsonl" 2>"$WORK/tail.err" &
+TAIL=$!
+sleep 2
+kill -0 $TAIL 2>/dev/null || { cat "$WORK/tail.err"; fail "eport-tail exited"; }
+eport-sim --connect unix:/run/eport-agent/bridge.sock --units $UNITS --rate 20 --count $COUNT \
+  --acked-log "$WORK/acked.jsonl" --drain-timeout 60 --quiet >"$WORK/sim.log" 2>&1 || { cat "$WORK/sim.log"; fail "eport-sim"; }
+python3 - "$WORK/acked.jsonl" "$WORK/tail.jsonl" $((UNITS * COUNT)) <<'EOF' || { kill $TAIL; cat "$WORK/agent.log" | tail -20; fail "readings"; }
+import json, sys, time
+acked_path, tail_path, want = sys.argv[1], sys.argv[2], int(sys.argv[3])
+acked = {(r["source"], r["seq"]) for r in map(json.loads, open(acked_path)) }
+if len(acked) != want:
+    sys.exit(f"walk: the units had {len(acked)} readings acknowledged, expected {want}")
+deadline = time.time() + 30
+while True:
+    got = set()
+    for line in open(tail_path):
+        if line.startswith("{"):
+            r = json.loads(line)
+            if "seq" in r and "source" in r:
+                got.add((r["source"], r["seq"]))
+    missing = acked - got
+    if not missing or time.time() > deadline:
+        break
+    time.sleep(0.5)
+if missing:
+    sys.exit(f"walk: {len(missing)} acknowledged readings never reached eport-tail, e.g. {sorted(missing)[:3]}")
+print(f"  every one of the {len(acked)} acknowledged readings was decoded by eport-tail (reader certificate)")
+EOF
+kill $TAIL
+cp "$SITE"/clients/cmdsvc-1/ca.crt .
+block "eport-cmd --broker ssl://mqtt.waalhaven.example.net:8883 --ca-file ca.crt \\" >"$WORK/cmd.out" 2>&1 \
+  || { cat "$WORK/cmd.out"; fail "eport-cmd get-config"; }
+grep -q '"ok"' "$WORK/cmd.out" || { cat "$WORK/cmd.out"; fail "eport-cmd got no ok reply"; }
+echo "  eport-cmd get-config: $(head -c 160 "$WORK/cmd.out")"
+mosquitto_sub -h mqtt.waalhaven.example.net -p 8883 --cafile ca.crt --cert analytics-1.crt --key analytics-1.key \
+  -t 'eport/v1/rtm-waalhaven/gw-quay-01/status' -C 1 -W 5 >"$WORK/status.json" || fail "no retained status"
+grep -q '"online"' "$WORK/status.json" || { cat "$WORK/status.json"; fail "the retained status is not online"; }
+echo "  retained status: online"
+
+step "done: operators.md sections 1-6 hold with the .deb on a pristine Debian 12"
