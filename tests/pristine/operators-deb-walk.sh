@@ -21,7 +21,11 @@
 #     packaged bridge socket /run/eport-agent/bridge.sock instead.
 # It then checks what an operator would: the agent online through the
 # generated ACL, eport-tail (reader certificate) decoding every reading the
-# units had acknowledged, and eport-cmd (commander certificate) getting a reply.
+# units had acknowledged, eport-cmd (commander certificate) getting a reply;
+# a second gateway (gw-yard-01, started by hand beside the packaged one);
+# section 7's rotation of gw-quay-01 without downtime, revocation of
+# gw-yard-01 (its agent names the refusal, its status turns offline) and
+# the CRL renewal, with validate on both machines exiting 0 afterwards.
 #
 # Usage, as root in a throw-away root (it installs packages and writes /etc):
 #   ../shared/tools/fresh-run.sh tests/pristine/operators-deb-walk.sh
@@ -74,6 +78,9 @@ systemctl() {
       install -d -o mosquitto -g mosquitto /run/mosquitto /var/log/mosquitto   # what Debian's unit creates
       mosquitto -c /etc/mosquitto/mosquitto.conf -d
       sleep 1; [ -n "$(mosquitto_pid)" ] || { tail -20 /var/log/mosquitto/mosquitto.log; fail "mosquitto did not start"; } ;;
+    "reload mosquitto")
+      local p; p=$(mosquitto_pid); [ -n "$p" ] || fail "reload: mosquitto is not running"
+      kill -HUP $p; sleep 0.5 ;;
     "restart eport-agent")
       local p; p=$(agent_pid); [ -z "$p" ] || { kill $p; while kill -0 $p 2>/dev/null; do sleep 0.1; done; }
       install -d -o eport-agent -g eport-agent -m 0750 /run/eport-agent /var/lib/eport-agent
@@ -87,7 +94,7 @@ systemctl() {
 journalctl() { echo "  (journalctl: not in a chroot)"; }
 
 step "build the package (what cpack writes; docs/cross-compiling.md)"
-scripts/cross-build.sh amd64 >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; fail "cross-build.sh amd64"; }
+scripts/cross-build.sh amd64 --no-tests >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; fail "cross-build.sh amd64"; }
 DEB=$(ls "$REPO"/build-amd64/packages/eport-agent_*_amd64.deb) || fail "no .deb in build-amd64/packages"
 echo "  $DEB"
 
@@ -168,4 +175,85 @@ mosquitto_sub -h mqtt.waalhaven.example.net -p 8883 --cafile ca.crt --cert analy
 grep -q '"online"' "$WORK/status.json" || { cat "$WORK/status.json"; fail "the retained status is not online"; }
 echo "  retained status: online"
 
-step "done: operators.md sections 1-6 hold with the .deb on a pristine Debian 12"
+step "a second gateway, gw-yard-01, on the same machine (its own store and socket; section 5's files)"
+Y=$WORK/gw-yard-01
+install -d -o eport-agent -g eport-agent -m 0750 "$Y"
+install -m 0644 "$SITE"/gateways/gw-yard-01/{ca.crt,gw-yard-01.crt} "$Y/"
+install -o eport-agent -g eport-agent -m 0600 "$SITE/gateways/gw-yard-01/gw-yard-01.key" "$Y/"
+sed -e "s|/etc/eport-edge/tls/|$Y/|" -e "s|/var/lib/eport-agent/|$Y/|" -e "s|/run/eport-agent/|$Y/|" \
+  "$SITE/gateways/gw-yard-01/agent.toml" >"$Y/agent.toml"
+eport-agent --check-config "$Y/agent.toml" >/dev/null || fail "gw-yard-01's agent.toml"
+(umask 0007; setsid runuser -u eport-agent -- eport-agent --config "$Y/agent.toml" >"$Y/agent.log" 2>&1 &)
+status_of() {  # the retained status of gateway $1, as a reader sees it
+  mosquitto_sub -h mqtt.waalhaven.example.net -p 8883 --cafile ca.crt --cert analytics-1.crt --key analytics-1.key \
+    -t "eport/v1/rtm-waalhaven/$1/status" -C 1 -W 5 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])' || echo none
+}
+wait_status() {  # gateway, state, seconds
+  for i in $(seq $(( $3 * 2 ))); do [ "$(status_of "$1")" = "$2" ] && return 0; sleep 0.5; done
+  fail "the retained status of $1 did not become $2 within $3 s (it is $(status_of "$1"))"
+}
+wait_status gw-yard-01 online 20
+echo "  gw-quay-01 and gw-yard-01 online"
+
+step "section 7: rotate gw-quay-01's certificate without downtime"
+old_serial=$(openssl x509 -noout -serial -in "$SITE/gateways/gw-quay-01/gw-quay-01.crt" | cut -d= -f2)
+# the rotation block starts with the same line as the revocation block: found by its second line
+rotation=$(python3 - "$DOC" <<'PY'
+import sys
+doc = open(sys.argv[1]).read().split("\n")
+i = doc.index("# 1. issue the new certificate (new key, new serial); the old one stays valid")
+assert doc[i - 1] == "site=/srv/eport/rtm-waalhaven" and doc[i - 2].startswith("```")
+out = []
+for l in doc[i - 1:]:
+    if l.startswith("```"):
+        break
+    out.append(l)
+print("\n".join(out))
+PY
+) || fail "operators.md has no rotation block any more"
+rotation=$(sed "s/OLD_SERIAL/$old_serial/" <<<"$rotation")
+printf '%s\n' "$rotation" | sed 's/^/  $ /'
+eval "$rotation"
+new_serial=$(openssl x509 -noout -serial -in /etc/eport-edge/tls/gw-quay-01.crt | cut -d= -f2)
+[ "$new_serial" != "$old_serial" ] || fail "the gateway still has the old certificate"
+wait_status gw-quay-01 online 20
+broker-config/pki/eport-pki list "$SITE/pki" | grep -E "^revoked +gw-quay-01 +$old_serial .* superseded" >/dev/null \
+  || { broker-config/pki/eport-pki list "$SITE/pki"; fail "eport-pki list does not show $old_serial revoked, superseded"; }
+echo "  rotated: $old_serial (revoked, superseded) -> $new_serial, gw-quay-01 online"
+
+step "section 7: revoke gw-yard-01 (removed from the inventory first)"
+sed -i 's/^gateways = \["gw-quay-01", "gw-quay-02", "gw-yard-01"\]/gateways = ["gw-quay-01", "gw-quay-02"]/' site.toml
+grep -q '^gateways = \["gw-quay-01", "gw-quay-02"\]' site.toml || fail "the inventory's gateways line changed: adapt the walk"
+revoke=$(doc_block "site=/srv/eport/rtm-waalhaven" | sed -n '1,/^systemctl restart mosquitto/p')
+grep -q "eport-broker revoke" <<<"$revoke" || fail "the first block starting site=... is not the revocation any more"
+# "2. install pki/crl.pem and broker/acl on the broker (as in section 4)": the files of that block
+revoke=$(sed 's|^# 2. install pki/crl.pem and broker/acl on the broker (as in section 4), then|install -o root -g mosquitto -m 0644 $site/pki/crl.pem $site/broker/acl /etc/mosquitto/eport/|' <<<"$revoke")
+printf '%s\n' "$revoke" | sed 's/^/  $ /'
+eval "$revoke"
+wait_status gw-yard-01 offline 20
+for i in $(seq 40); do grep -q "refused this gateway's certificate" "$Y/agent.log" && break; sleep 0.5; done
+grep -q "refused this gateway's certificate" "$Y/agent.log" || { tail "$Y/agent.log"; fail "gw-yard-01's agent did not name the refusal"; }
+grep "refused this gateway's certificate" "$Y/agent.log" | head -1 | sed 's/^/  gw-yard-01: /'
+wait_status gw-quay-01 online 30
+echo "  gw-yard-01 refused and offline; gw-quay-01 online again after the broker restart"
+
+step "section 7: renew the CRL and install it"
+before=$(openssl crl -in "$SITE/pki/crl.pem" -noout -lastupdate)
+sleep 1
+ln -sf "$SITE/pki/crl.pem" crl.pem     # "on the broker host": the copy that reached it
+block "broker-config/pki/eport-pki crl /srv/eport/rtm-waalhaven/pki"
+after=$(openssl crl -in /etc/mosquitto/eport/crl.pem -noout -lastupdate)
+[ "$before" != "$after" ] || fail "the installed CRL is not the renewed one ($after)"
+echo "  installed CRL: $after (was $before)"
+set +e
+broker-config/eport-broker validate /etc/mosquitto/mosquitto.conf --cert cmdsvc-1.crt --key cmdsvc-1.key >"$WORK/validate2.log" 2>&1
+rc=$?
+broker-config/eport-broker validate --pki "$SITE/pki" >"$WORK/validate-pki.log" 2>&1
+rcp=$?
+set -e
+[ $rc = 0 ] || { cat "$WORK/validate2.log"; fail "validate after the renewal exited $rc"; }
+[ $rcp = 0 ] || { cat "$WORK/validate-pki.log"; fail "validate --pki exited $rcp"; }
+wait_status gw-quay-01 online 10
+echo "  validate (broker host) and validate --pki (administration machine): exit 0"
+
+step "done: operators.md sections 1-7 hold with the .deb on a pristine Debian 12"
