@@ -44,19 +44,10 @@ step() { echo; echo "== walk: $*"; }
 fail() { echo "walk: FAILED: $*" >&2; exit 1; }
 
 # The fenced block of operators.md whose first line is $1, printed whole.
-doc_block() {
-  python3 - "$DOC" "$1" <<'EOF'
-import sys
-doc, first = open(sys.argv[1]).read().split("\n"), sys.argv[2]
-for i, line in enumerate(doc):
-    if line == first and i > 0 and doc[i - 1].startswith("```"):
-        out = []
-        for l in doc[i:]:
-            if l.startswith("```"):
-                print("\n".join(out)); sys.exit(0)
-            out.append(l)
-sys.exit(f"walk: operators.md has no block starting with: {first}")
-EOF
+doc_block() {   # awk, not python3: section 1 installs python3
+  awk -v first="$1" 'found && /^```/ { exit } found { print }
+    !found && prev ~ /^```/ && $0 == first { found = 1; print } { prev = $0 }
+    END { exit !found }' "$DOC"
 }
 # Runs that block in this shell, echoing it; $2 (optional) is a sed script
 # applied first, for the replacements listed in the header.
