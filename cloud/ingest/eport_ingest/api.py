@@ -282,7 +282,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._exchange(a, url, params)
         try:
             if len(self.headers.get_all("Authorization") or ()) > 1:
-                raise auth.Unauthorized("the Authorization header is given more than once")
+                raise auth.Unauthorized("given more than once")
             cookie = auth.cookie_of(self.headers.get("Cookie")) if route == "map" else None
             self.principal = a.authenticate(self.headers.get("Authorization"), cookie)
             return True
@@ -355,7 +355,8 @@ class _Handler(BaseHTTPRequestHandler):
         except BadRequest as e:
             self._send(HTTPStatus.BAD_REQUEST, error_body(route, 400, str(e)), headers)
         except auth.Forbidden as e:
-            self._send(HTTPStatus.FORBIDDEN, error_body(route, 403, str(e)), headers)
+            self._send(HTTPStatus.FORBIDDEN, error_body(route, 403, str(e)),
+                       headers + [("WWW-Authenticate", auth.www_authenticate("insufficient_scope"))])
         except psycopg.Error as e:
             self._send(HTTPStatus.SERVICE_UNAVAILABLE, {"error": f"database: {str(e).strip()[:300]}"}, headers)
 

@@ -119,15 +119,14 @@ def bearer_of(header: str | None) -> str:
     if header is None:
         raise Unauthorized("no credentials: send Authorization: Bearer <token>", None)
     if len(header) > MAX_AUTHORIZATION:
-        raise Unauthorized(f"the Authorization header is longer than {MAX_AUTHORIZATION} characters")
+        raise Unauthorized(f"longer than {MAX_AUTHORIZATION} characters")
     if any(not (0x20 <= ord(c) <= 0x7E) for c in header):
-        raise Unauthorized("the Authorization header has characters outside printable ASCII")
+        raise Unauthorized("has characters outside printable ASCII")
     scheme, _, token = header.strip().partition(" ")
     if not scheme:
-        raise Unauthorized("the Authorization header is empty: send Authorization: Bearer <token>")
+        raise Unauthorized("empty: send Authorization: Bearer <token>")
     if scheme.lower() != "bearer":
-        raise Unauthorized(f"Authorization scheme {scheme[:20]!r} is not supported: send Authorization: "
-                           "Bearer <token>")
+        raise Unauthorized(f"scheme {scheme[:20]!r} is not supported: send Authorization: Bearer <token>")
     token = token.strip()
     if not TOKEN68.match(token):
         raise Unauthorized("the bearer token is empty or malformed", "invalid_token")
@@ -212,6 +211,7 @@ class Authenticator:
 
 
 def www_authenticate(reason: str | None) -> str:
+    """The challenge of a 401 (RFC 6750 section 3), or with "insufficient_scope" of a 403."""
     return f'Bearer realm="{REALM}"' + (f', error="{reason}"' if reason else "")
 
 
