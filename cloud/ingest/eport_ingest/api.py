@@ -299,14 +299,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _exchange(self, a, url, params) -> bool:
         """/map?token=T: a good token becomes the map's cookie and the browser is sent to the
         same URL without it (so that it is in no history, bookmark or Referer)."""
+        token = params["token"][0] if len(params["token"]) == 1 else ""
         try:
-            token = _single(params, "token") or ""
             if not auth.TOKEN68.match(token):
-                raise auth.Unauthorized("token: empty or malformed", "invalid_token")
+                raise auth.Unauthorized("?token= is empty, malformed or given more than once", "invalid_token")
             self.principal = a.check(token)
-        except (auth.Unauthorized, BadRequest) as e:
-            if isinstance(e, BadRequest):
-                e = auth.Unauthorized(str(e))
+        except auth.Unauthorized as e:
             self._refuse(a, "map", url, e)
             return False
         rest = urlencode([(k, v) for k, vs in params.items() if k != "token" for v in vs])
