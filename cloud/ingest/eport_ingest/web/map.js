@@ -231,6 +231,7 @@ let es = null;
 function status(text, cls) { conn.textContent = text; conn.className = "conn " + cls; }
 const SITE = new URLSearchParams(location.search).get("site");
 const SCOPE = SITE === null ? "" : "site=" + encodeURIComponent(SITE);
+if (SITE !== null) document.querySelector("h1").textContent = "e-port live map: site " + SITE;   // text, never markup
 async function start() {
   if (es) es.close();
   let st;
