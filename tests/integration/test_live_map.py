@@ -262,6 +262,7 @@ def main():
             wait_js(cdp, "(document.getElementById('conn') || {}).textContent === 'live'", 15, "the live stream")
             href, cookies = cdp.js("[location.href, document.cookie]")
             assert href == f"{base}/map?site={journey.SITE}" and token not in cookies, (href, cookies)
+            assert cdp.js("document.querySelector('h1').textContent") == f"e-port live map: site {journey.SITE}"
             log(f"/map?token=... exchanged for an HttpOnly cookie (not in document.cookie), the page at {href}")
             n_zones = cdp.js("document.querySelectorAll('#zones [data-zone]').length")
             want = len(json.loads((Path(SOURCE) / "docs/zones/shanghai-terminals.geojson").read_text())["features"])
