@@ -249,7 +249,8 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):   # one JSON line per request on stderr, never a token
         if self.server.quiet:
             return
-        line = {"http": redact(self.requestline), "status": args[1] if len(args) > 1 else None}
+        # log_request gives (requestline, code, size), log_error (code, message quoting the request)
+        line = {"http": redact(self.requestline), "status": redact(str(args[1])) if len(args) > 1 else None}
         if self.principal is not None:
             line["auth"] = self.principal.name
         print(json.dumps(line), flush=True, file=sys.stderr)
