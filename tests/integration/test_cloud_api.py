@@ -4,21 +4,30 @@ db.store_batch, the worker's own write path; `eport-ingest serve` runs on loopba
 GET /v3/events (DCSA T&T 3.0) and GET /epcis/events (EPCIS 2.0) are queried with filters
 and paging (page boundaries, the last page without a cursor, a time range with inclusive
 ends, an empty range, a cursor reused with other filters), and every bad parameter gets
-HTTP 400 with a message naming it; `eport-ingest export` writes both formats. Every
+HTTP 400 with a message naming it; `eport-ingest export` writes both formats. Then a
+second site's readings: ?site= returns only that site's, a bad site is a 400; and a second
+server with bearer tokens over HTTPS with client certificates (docs/cloud.md section 15):
+401 without, with a wrong or a malformed token, 403 for a token's other site, 200 with a
+good one, the handshake refused without a certificate of the CA, the map's token-for-cookie
+exchange, no token in the log; a non-loopback --listen without authentication refused. Every
 document returned or written passes the official schemas (cloud/ingest/tests/standards.py:
 strict RFC 3339 and codes), and, when npm can install them, the shared Ajv validators.
 Event times are the readings' own, never their arrival. Skips (77) without PostgreSQL 15,
 PostGIS, psycopg, python3-jsonschema, python3-yaml or ../shared/standards."""
 import datetime as _dt
+import http.client
 import json
 import os
 import re
+import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from pathlib import Path
 
 SOURCE = os.environ.get("EPORT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
@@ -135,36 +144,51 @@ def check_bad(base, path, param, **params):
     return body
 
 
+def start_serve(dsn, work, name, *args):
+    """(process, log file, port) of `eport-ingest serve` on a free loopback port."""
+    path = work / f"{name}.log"
+    err = open(path, "w")
+    srv = subprocess.Popen([sys.executable, str(INGEST), "serve", "--dsn", dsn, "--listen", "127.0.0.1:0",
+                            "--max-page", str(MAX_PAGE), *args], stderr=err)
+    deadline = time.monotonic() + 30
+    while '"listening"' not in path.read_text():
+        assert srv.poll() is None and time.monotonic() < deadline, f"eport-ingest serve did not start: " \
+            f"{path.read_text()}"
+        time.sleep(0.05)
+    port = json.loads(next(x for x in path.read_text().splitlines() if '"listening"' in x))["port"]
+    return srv, err, port
+
+
+def stop(srv, err):
+    srv.terminate()
+    try:
+        srv.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        srv.kill()
+    err.close()
+
+
 def main():
+    import shutil
     import tempfile
     work = Path(tempfile.mkdtemp(prefix="eport-cloud-api-"))
     with pgtest.TempPostgres() as pg:
         store(pg.dsn)
-        err = open(work / "serve.log", "w")
-        srv = subprocess.Popen([sys.executable, str(INGEST), "serve", "--dsn", pg.dsn, "--listen", "127.0.0.1:0",
-                                "--max-page", str(MAX_PAGE)], stderr=err)
+        srv, err, port = start_serve(pg.dsn, work, "serve")
         try:
-            deadline = time.monotonic() + 30
-            while not (work / "serve.log").read_text().strip():
-                assert srv.poll() is None and time.monotonic() < deadline, "eport-ingest serve did not start"
-                time.sleep(0.05)
-            port = json.loads((work / "serve.log").read_text().splitlines()[0])["port"]
             base = f"http://127.0.0.1:{port}"
             log(f"eport-ingest serve on {base}")
             saved = run(base, work)
             export_files(pg.dsn, work, saved)
             node_check(work, saved)
+            store_other_site(pg.dsn)
+            site_checks(base, saved)
         finally:
-            srv.terminate()
-            try:
-                srv.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                srv.kill()
-            err.close()
+            stop(srv, err)
         log(f"eport-ingest serve answered {len((work / 'serve.log').read_text().splitlines()) - 1} requests")
-    for p in work.iterdir():
-        p.unlink()
-    work.rmdir()
+        auth_checks(pg.dsn, work)
+    refuse_open_listen()
+    shutil.rmtree(work)
     log("PASSED")
 
 
@@ -304,6 +328,203 @@ def node_check(work, saved):
         verdict = node_validators.dcsa(tools, doc, str(work), f"dcsa-{i}.json")
         assert verdict == "valid", verdict
     log(f"the shared Ajv validators: {passed} EPCIS documents and {len(saved['dcsa']) + 1} DCSA responses valid")
+
+
+# -- per-site scoping and authentication (docs/cloud.md section 15) -----------------------
+OTHER_SITE, OTHER_GW = "nlrtm", "gw-rtm-01"
+
+
+def store_other_site(dsn):
+    """A second site's journey (another gateway), so that ?site= has something to leave out."""
+    conn = db.connect(dsn)
+    batch = [db.DataMessage(OTHER_SITE, OTHER_GW, prio, i + 1, [r]) for i, (prio, r) in enumerate(journey.readings(3))]
+    res = db.store_batch(conn, db.Partitions(), batch)
+    conn.close()
+    log(f"{res.stored} readings of site {OTHER_SITE} stored")
+
+
+def site_checks(base, saved):
+    here, _ = dcsa_all(base, site=journey.SITE, limit=500)
+    there, _ = dcsa_all(base, site=OTHER_SITE, limit=500)
+    every, _ = dcsa_all(base, limit=500)
+    assert len(here) == saved["dcsa_total"] and all(e["eventID"].startswith(f"eport:{journey.SITE}:") for e in here)
+    assert there and all(e["eventID"].startswith(f"eport:{OTHER_SITE}:") for e in there), there[:1]
+    assert len(every) == len(here) + len(there)
+    assert dcsa_all(base, site="zzz") == ([], [0]), "an unknown site has no events"
+    paged, sizes = dcsa_all(base, site=OTHER_SITE, limit=4)
+    assert paged == there and len(sizes) > 1, "a site's cursor pages within the site"
+    e_here, _, _ = epcis_all(base, site=journey.SITE, perPage=500)
+    e_there, _, _ = epcis_all(base, site=OTHER_SITE, perPage=500)
+    e_every, _, _ = epcis_all(base, perPage=500)
+    assert len(e_here) == saved["epcis_total"] and e_there and len(e_every) == len(e_here) + len(e_there)
+    gw = f"urn:eport:gateway:{OTHER_SITE}:"
+    assert any(e.get("readPoint", {}).get("id", "").startswith(gw) for e in e_there)
+    assert not any(e.get("readPoint", {}).get("id", "").startswith(gw) for e in e_here)
+    for path in ("/v3/events", "/epcis/events"):
+        for bad in ("cn sha", "a/b", "", "x" * 65, "cn.sha"):
+            check_bad(base, path, "site", site=bad)
+    status, _, body = get(base, f"/v3/events?site={journey.SITE}&site={OTHER_SITE}")
+    assert status == 400 and "site" in json.dumps(body), body
+    log(f"?site=: {len(here)} DCSA / {len(e_here)} EPCIS events of {journey.SITE}, {len(there)} / {len(e_there)} of "
+        f"{OTHER_SITE}, together all of them; 10 bad sites and a repeated one each a 400 naming `site`")
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+def make_pki(d: Path) -> dict:
+    """A CA, the server's certificate for 127.0.0.1 and two client certificates: one of the
+    CA, one self-signed (chains to nothing the server trusts). EC keys: fast to make."""
+    def key(name):
+        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(d / f"{name}.key"))
+    key("ca")
+    openssl("req", "-x509", "-new", "-key", str(d / "ca.key"), "-subj", "/CN=eport test CA", "-days", "2",
+            "-out", str(d / "ca.crt"))
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "subjectAltName=URI:eport://cnsha/reader/ops")):
+        key(name)
+        openssl("req", "-new", "-key", str(d / f"{name}.key"), "-subj", f"/CN={name}", "-out", str(d / f"{name}.csr"))
+        (d / f"{name}.ext").write_text(ext + "\n")
+        openssl("x509", "-req", "-in", str(d / f"{name}.csr"), "-CA", str(d / "ca.crt"), "-CAkey", str(d / "ca.key"),
+                "-CAcreateserial", "-days", "2", "-extfile", str(d / f"{name}.ext"), "-out", str(d / f"{name}.crt"))
+    key("stranger")
+    openssl("req", "-x509", "-new", "-key", str(d / "stranger.key"), "-subj", "/CN=stranger", "-days", "2",
+            "-out", str(d / "stranger.crt"))
+    return {n: str(d / n) for n in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key",
+                                     "stranger.crt", "stranger.key")}
+
+
+def new_token(work, name, *args):
+    """A token made by `eport-ingest token` (a real process), its line appended to tokens.txt."""
+    p = subprocess.run([sys.executable, str(INGEST), "token", name, "--append", str(work / "tokens.txt"), *args],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    token = p.stdout.strip()
+    assert token.startswith("ept_") and token not in (work / "tokens.txt").read_text()
+    return token
+
+
+class Https:
+    """Requests over TLS with a client certificate (or none), headers exactly as given."""
+
+    def __init__(self, port, pki, cert="client"):
+        self.port = port
+        self.ctx = ssl.create_default_context(cafile=pki["ca.crt"])
+        if cert:
+            self.ctx.load_cert_chain(pki[f"{cert}.crt"], pki[f"{cert}.key"])
+
+    def get(self, path, headers=()):
+        """(status, headers, JSON body or None)."""
+        c = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=10)
+        try:
+            c.putrequest("GET", path)
+            for k, v in headers:
+                c.putheader(k, v)
+            c.endheaders()
+            r = c.getresponse()
+            data = r.read()
+            return r.status, dict(r.getheaders()), json.loads(data) if data else None
+        finally:
+            c.close()
+
+
+def handshake_refused(https) -> str:
+    """The error a client without an acceptable certificate gets; it must get no HTTP answer."""
+    try:
+        status, _, _ = https.get("/v3/events")
+    except (ssl.SSLError, ConnectionError, http.client.RemoteDisconnected, socket.timeout) as e:
+        return type(e).__name__
+    raise AssertionError(f"answered {status} without an acceptable client certificate")
+
+
+def auth_checks(dsn, work):
+    t0 = time.monotonic()
+    pki = make_pki(work)
+    ops = new_token(work, "ops")
+    rtm = new_token(work, "rtm-reader", "--sites", OTHER_SITE)
+    srv, err, port = start_serve(dsn, work, "secure", "--tokens-file", str(work / "tokens.txt"),
+                                 "--tls-cert-file", pki["server.crt"], "--tls-key-file", pki["server.key"],
+                                 "--client-ca-file", pki["ca.crt"])
+    try:
+        https = Https(port, pki)
+        # client certificates: refused at the handshake without one of the CA
+        errs = [handshake_refused(Https(port, pki, None)), handshake_refused(Https(port, pki, "stranger"))]
+        old = Https(port, pki)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            old.ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        errs.append(handshake_refused(old))
+        log(f"HTTPS: no client certificate, a self-signed one and TLS 1.1 refused at the handshake ({errs})")
+        # tokens
+        bearer = lambda t: [("Authorization", f"Bearer {t}")]    # noqa: E731
+        for path, kind in (("/v3/events", "dcsa"), ("/epcis/events", "epcis"), ("/map/state", "map")):
+            status, h, body = https.get(path)
+            assert status == 401 and h.get("WWW-Authenticate") == 'Bearer realm="eport-ingest"', (path, status, h)
+            assert "Authorization" in json.dumps(body), body
+        status, h, body = https.get("/v3/events", bearer("ept_not-a-token"))
+        assert status == 401 and 'error="invalid_token"' in h["WWW-Authenticate"], (status, h)
+        assert standards.dcsa_errors(body, root="GetEventsError") == [] and "not one of" in json.dumps(body), body
+        status, h, body = https.get("/epcis/events", bearer("ept_not-a-token"))
+        assert status == 401 and body["type"] == "epcisException:SecurityException" and body["status"] == 401, body
+        status, h, body = https.get(f"/v3/events?limit=500&site={journey.SITE}", bearer(ops))
+        assert status == 200 and body["events"], status
+        status, _, body = https.get(f"/v3/events?site={journey.SITE}", bearer(rtm))
+        assert status == 403 and "rtm-reader" in json.dumps(body) and journey.SITE in json.dumps(body), (status, body)
+        status, _, body = https.get(f"/epcis/events?site={journey.SITE}", bearer(rtm))
+        assert status == 403 and body["type"] == "epcisException:SecurityException", body
+        status, _, body = https.get(f"/map/state?site={journey.SITE}", bearer(rtm))
+        assert status == 403, status
+        status, _, body = https.get("/v3/events?limit=500", bearer(rtm))   # no ?site=: its own sites
+        assert status == 200 and body["events"] and all(e["eventID"].startswith(f"eport:{OTHER_SITE}:")
+                                                        for e in body["events"]), status
+        status, _, st = https.get("/map/state", bearer(rtm))
+        assert status == 200 and {g["site"] for g in st["gateways"]} == {OTHER_SITE}, st["gateways"]
+        log("tokens: none, a wrong one -> 401 (WWW-Authenticate: Bearer, DCSA / EPCIS / JSON bodies); good -> 200; "
+            f"restricted to {OTHER_SITE}: {journey.SITE} -> 403, no ?site= -> its site only")
+        malformed = [("empty", ""), ("Basic", "Basic b3BzOnNlY3JldA=="), ("scheme only", "Bearer"),
+                     ("two tokens", f"Bearer {ops} {ops}"), ("overlong", "Bearer " + "A" * 8000),
+                     ("non-ASCII (latin-1)", "Bearer t\u00f6ken"), ("non-ASCII (UTF-8 bytes)", "Bearer ".encode() +
+                                                                  "токен".encode()),
+                     ("control character", "Bearer a\x01b"), ("token with a space before", "  Bearer"),
+                     ("Digest", 'Digest username="ops"')]
+        for what, value in malformed:
+            status, h, body = https.get("/v3/events", [("Authorization", value)])
+            assert status == 401 and h.get("WWW-Authenticate", "").startswith("Bearer"), (what, status, body)
+            assert body["feedbackElements"][0]["message"].startswith("Authorization"), (what, body)
+        status, _, body = https.get("/v3/events", bearer(ops) + bearer(ops))
+        assert status == 401 and "more than once" in json.dumps(body), body
+        log(f"{len(malformed) + 1} malformed Authorization headers: each a 401 naming the problem, never a 500")
+        # the map: the token once in the URL, exchanged for a cookie
+        status, h, _ = https.get(f"/map?token={ops}&site={journey.SITE}")
+        cookie = h.get("Set-Cookie", "")
+        assert status == 303 and h["Location"] == f"/map?site={journey.SITE}", (status, h)
+        assert all(f in cookie for f in ("HttpOnly", "SameSite=Strict", "Secure", "Path=/map")), cookie
+        jar = [("Cookie", cookie.split(";")[0])]
+        assert https.get(f"/map/state?site={journey.SITE}", jar)[0] == 200
+        assert https.get("/v3/events", jar)[0] == 401, "the map's cookie is for /map only"
+        assert https.get("/map?token=ept_wrong")[0] == 401
+        assert https.get("/map/state", [("Cookie", "eport_map=ept_wrong")])[0] == 401
+        log("map: /map?token= -> 303 to the URL without it, cookie HttpOnly; SameSite=Strict; Secure; Path=/map")
+    finally:
+        stop(srv, err)
+    text = (work / "secure.log").read_text()
+    for t in (ops, rtm):
+        assert t not in text, "a token was logged"
+    assert "token=<redacted>" in text and '"auth": "ops"' in text
+    refused = [json.loads(x) for x in text.splitlines() if '"auth_refused"' in x]
+    assert len(refused) == 19 and refused[-1]["refused"] == len(refused), len(refused)   # the 401s above
+    assert text.count('"tls_refused"') >= 3
+    log(f"serve's log: {len(refused)} refusals counted, {text.count('tls_refused')} handshakes refused, no token "
+        f"in it ({time.monotonic() - t0:.1f} s)")
+
+
+def refuse_open_listen():
+    p = subprocess.run([sys.executable, str(INGEST), "serve", "--dsn", "dbname=none", "--listen", "0.0.0.0:0"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    for opt in ("not a loopback address", "--tokens-file", "--client-ca-file", "--insecure-no-auth"):
+        assert opt in p.stderr, (opt, p.stderr)
+    log(f"--listen 0.0.0.0 without authentication refused: {p.stderr.strip().splitlines()[-1][:110]}...")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
   GET /map/state        a JSON snapshot: containers (last position, track), recent alarms,
                         gateways (liveness), sources (completeness), and `cursor`
   GET /map/events       server-sent events from that cursor (?since= or Last-Event-ID)
+Each takes ?site= (api.py resolves it with the token's sites): the snapshot and the stream
+then carry only those sites' gateways, sources, containers and alarms.
 One Hub thread per server polls PostgreSQL for rows committed since its last snapshot
 (eport.reading.ingest_xid, schema.sql) and hands each poll, formatted once, to every client's
 bounded queue; a client too slow to keep up is disconnected and resumes with Last-Event-ID."""
@@ -116,13 +118,25 @@ def item(site, gateway, source, seq, t, kind, container, payload) -> dict:
 _READING_COLS = "site, gateway, source, seq, time, kind, container, payload"
 
 
-def _gateways(conn, o: Options) -> list:
+def _in_sites(sites, col: str = "site") -> tuple[str, list]:
+    """(an SQL condition, its arguments) keeping rows of `sites` only (None: every site)."""
+    return ("TRUE", []) if sites is None else (f"{col} = ANY(%s)", [list(sites)])
+
+
+def of_sites(items: list, sites) -> list:
+    """The items (dicts with "site") of `sites` (None: all)."""
+    return items if sites is None else [i for i in items if i["site"] in sites]
+
+
+def _gateways(conn, o: Options, sites=None) -> list:
+    cond, args = _in_sites(sites, "l.site")
     q = ("SELECT l.site, l.gateway, l.state, l.state_since, l.last_health_at, l.interval_s, "
          "EXTRACT(epoch FROM now() - l.last_health_at)::float8, "
          "(l.state = 'online' AND l.last_health_at < now() - make_interval(secs => l.interval_s * %s)) "
-         "FROM eport.gateway_liveness l ORDER BY 1, 2 LIMIT %s")
+         f"FROM eport.gateway_liveness l WHERE {cond} ORDER BY 1, 2 LIMIT %s")
     out = []
-    for site, gw, state, since, last, interval, silent, overdue in conn.execute(q, (o.overdue_factor, o.max_gateways)):
+    for site, gw, state, since, last, interval, silent, overdue in conn.execute(
+            q, [o.overdue_factor] + args + [o.max_gateways]):
         out.append({"site": site, "gateway": gw,
                     "state": "offline" if state == "offline" or overdue else "online",
                     "stored_state": state, "overdue": bool(overdue), "since": _time(since),
@@ -130,76 +144,99 @@ def _gateways(conn, o: Options) -> list:
                     "interval_s": interval})
     # gateways that sent readings but never a health message
     known = {(g["site"], g["gateway"]) for g in out}
-    for site, gw in conn.execute("SELECT DISTINCT site, gateway FROM eport.source_stats ORDER BY 1, 2 LIMIT %s",
-                                 (o.max_gateways,)):
+    cond, args = _in_sites(sites)
+    for site, gw in conn.execute(f"SELECT DISTINCT site, gateway FROM eport.source_stats WHERE {cond} "
+                                 "ORDER BY 1, 2 LIMIT %s", args + [o.max_gateways]):
+        if len(out) >= o.max_gateways:
+            break
         if (site, gw) not in known:
             out.append({"site": site, "gateway": gw, "state": "unknown", "overdue": False, "since": None,
                         "last_health": None, "silent_s": None, "interval_s": None})
     return out
 
 
-def _sources(conn, o: Options) -> list:
+def _sources(conn, o: Options, sites=None) -> list:
+    cond, args = _in_sites(sites)
     q = ("SELECT site, gateway, source, received_seqs, declared_gap_seqs, undeclared_gap_seqs, duplicates, "
-         "undeclared_gaps, last_seen FROM eport.source_completeness ORDER BY 1, 2, 3 LIMIT %s")
+         f"undeclared_gaps, last_seen FROM eport.source_completeness WHERE {cond} ORDER BY 1, 2, 3 LIMIT %s")
     return [{"site": r[0], "gateway": r[1], "source": r[2], "received": int(r[3]), "declared": int(r[4]),
              "undeclared": int(r[5]), "duplicates": int(r[6]), "undeclared_gaps": r[7], "last_seen": _time(r[8])}
-            for r in conn.execute(q, (o.max_sources,))]
+            for r in conn.execute(q, args + [o.max_sources])]
 
 
-def state(conn, o: Options) -> dict:
-    """The snapshot of GET /map/state, read in one REPEATABLE READ transaction, so that its
-    cursor (the transaction's snapshot) says exactly which rows it includes."""
+_POSITIONS = ("kind = 'position' AND container IS NOT NULL AND position IS NOT NULL AND time >= {since} "
+              "AND time < '2100-01-01' AND COALESCE(payload->>'fix', '1') <> '0'")
+_ALARMS = ("((kind = 'event' AND payload->>'event' = ANY(%s)) OR (kind = 'seal' AND payload->>'state' "
+           "IN ('opened', 'tampered')) OR (kind = 'door' AND payload->>'state' = 'open'))")
+
+
+def _containers(conn, o: Options, since: str, sites) -> dict:
+    """The tracks of the max_containers containers seen most recently: the set is chosen in
+    SQL first, so the rows read are at most max_containers x track_points whatever the
+    number of sites."""
+    cond, args = _in_sites(sites)
+    pos = conn.execute(
+        f"WITH recent AS (SELECT container FROM eport.reading WHERE {_POSITIONS.format(since=since)} AND {cond} "
+        "GROUP BY container ORDER BY max(time) DESC, container LIMIT %s) "
+        f"SELECT {_READING_COLS} FROM (SELECT {_READING_COLS}, row_number() OVER "
+        "(PARTITION BY container ORDER BY time DESC, seq DESC) AS rn FROM eport.reading "
+        f"WHERE {_POSITIONS.format(since=since)} AND {cond} AND container IN (SELECT container FROM recent)) t "
+        "WHERE rn <= %s ORDER BY container, time, seq", args + [o.max_containers] + args + [o.track_points]).fetchall()
+    containers: dict = {}
+    for r in pos:
+        it = item(*r)
+        if "lat" not in it:
+            continue
+        c = containers.setdefault(r[6], {"container": r[6], "track": []})
+        c["track"].append([it["lat"], it["lon"], it["time"]])
+        c["last"] = it
+    if containers:
+        for r in conn.execute(
+                f"SELECT DISTINCT ON (container) {_READING_COLS} FROM eport.reading WHERE kind = 'event' "
+                f"AND container = ANY(%s) AND {cond} AND time >= {since} AND time < '2100-01-01' "
+                "ORDER BY container, time DESC, seq DESC", [list(containers)] + args):
+            containers[r[6]]["last_event"] = item(*r)
+    return containers
+
+
+def state(conn, o: Options, sites=None) -> dict:
+    """The snapshot of GET /map/state, of `sites` (None: every site), read in one REPEATABLE
+    READ transaction, so that its cursor (the transaction's snapshot) says exactly which
+    rows it includes. Every list is bounded by Options, whatever the number of sites."""
     conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     try:
         cursor = conn.execute("SELECT pg_current_snapshot()::text").fetchone()[0]
         since = f"now() - make_interval(secs => {float(o.window_h) * 3600})"
-        pos = conn.execute(
-            f"SELECT {_READING_COLS} FROM (SELECT {_READING_COLS}, row_number() OVER "
-            "(PARTITION BY container ORDER BY time DESC, seq DESC) AS rn FROM eport.reading "
-            f"WHERE kind = 'position' AND container IS NOT NULL AND position IS NOT NULL AND time >= {since} "
-            "AND time < '2100-01-01' AND COALESCE(payload->>'fix', '1') <> '0') t WHERE rn <= %s "
-            "ORDER BY container, time, seq", (o.track_points,)).fetchall()
-        containers: dict = {}
-        for r in pos:
-            it = item(*r)
-            if "lat" not in it:
-                continue
-            c = containers.setdefault(r[6], {"container": r[6], "track": []})
-            c["track"].append([it["lat"], it["lon"], it["time"]])
-            c["last"] = it
-        alarm_sql = ("(kind = 'event' AND payload->>'event' = ANY(%s)) OR (kind = 'seal' AND payload->>'state' "
-                     "IN ('opened', 'tampered')) OR (kind = 'door' AND payload->>'state' = 'open')")
+        containers = _containers(conn, o, since, sites)
+        cond, args = _in_sites(sites)
         alarms = [item(*r) for r in conn.execute(
-            f"SELECT {_READING_COLS} FROM eport.reading WHERE ({alarm_sql}) AND time >= {since} "
-            "ORDER BY time DESC, received_at DESC LIMIT %s", (list(ALARM_EVENTS), o.recent_alarms))]
-        last_events = {}
-        for r in conn.execute(
-                f"SELECT DISTINCT ON (container) {_READING_COLS} FROM eport.reading WHERE kind = 'event' "
-                f"AND container IS NOT NULL AND time >= {since} AND time < '2100-01-01' "
-                "ORDER BY container, time DESC, seq DESC"):
-            last_events[r[6]] = item(*r)
-        for c, ev in last_events.items():
-            if c in containers:
-                containers[c]["last_event"] = ev
+            f"SELECT {_READING_COLS} FROM eport.reading WHERE {_ALARMS} AND {cond} AND time >= {since} "
+            "ORDER BY time DESC, received_at DESC LIMIT %s", [list(ALARM_EVENTS)] + args + [o.recent_alarms])]
         cs = sorted(containers.values(), key=lambda c: c["last"]["time"] or "", reverse=True)[:o.max_containers]
-        out = {"cursor": cursor, "containers": cs, "alarms": alarms, "gateways": _gateways(conn, o),
-               "sources": _sources(conn, o), "overdue_factor": o.overdue_factor,
+        out = {"cursor": cursor, "containers": cs, "alarms": alarms, "gateways": _gateways(conn, o, sites),
+               "sources": _sources(conn, o, sites), "overdue_factor": o.overdue_factor,
+               "sites": None if sites is None else list(sites),
                "limits": {"track_points": o.track_points, "recent_alarms": o.recent_alarms,
-                          "window_h": o.window_h}}
+                          "window_h": o.window_h, "containers": o.max_containers, "gateways": o.max_gateways,
+                          "sources": o.max_sources}}
     finally:
         conn.execute("COMMIT")
     return out
 
 
-def new_rows(conn, since: str, upto: str | None, limit: int) -> list:
+def new_rows(conn, since: str, upto: str | None, limit: int, sites=None) -> list:
     """Map readings committed after snapshot `since` (and, with `upto`, visible in that
-    snapshot), at most limit + 1 (so the caller sees that there were more)."""
+    snapshot), of `sites` (None: all), at most limit + 1 (so the caller sees that there
+    were more)."""
     sql = (f"SELECT {_READING_COLS} FROM eport.reading WHERE ingest_xid >= pg_snapshot_xmin(%(s)s::pg_snapshot) "
            "AND NOT pg_visible_in_snapshot(ingest_xid, %(s)s::pg_snapshot) AND kind = ANY(%(k)s) ")
     if upto is not None:
         sql += "AND pg_visible_in_snapshot(ingest_xid, %(u)s::pg_snapshot) "
+    if sites is not None:
+        sql += "AND site = ANY(%(sites)s) "
     sql += "ORDER BY received_at, time, source, seq LIMIT %(n)s"
-    return conn.execute(sql, {"s": since, "u": upto, "k": list(MAP_KINDS), "n": limit + 1}).fetchall()
+    return conn.execute(sql, {"s": since, "u": upto, "k": list(MAP_KINDS), "n": limit + 1,
+                              "sites": None if sites is None else list(sites)}).fetchall()
 
 
 def sse(event: str, data, event_id: str | None = None) -> bytes:
@@ -208,35 +245,36 @@ def sse(event: str, data, event_id: str | None = None) -> bytes:
 
 
 class Client:
-    def __init__(self, n: int, snapshot: str | None):
+    def __init__(self, n: int, snapshot: str | None, sites=None):
         self.queue: queue.Queue = queue.Queue(maxsize=n)
         self.snapshot = snapshot        # the hub's snapshot when it joined: the hub sends what follows
+        self.sites = sites              # a tuple, or None: every site
         self.dropped = False
 
 
 class Hub:
     """One poller for every client: memory is O(clients x queue_messages) references to
-    messages formatted once, and the database sees one poll per poll_s whatever the number
-    of clients."""
+    messages formatted once per site scope, and the database sees one poll per poll_s
+    whatever the number of clients (plus a gateway read per distinct site scope)."""
 
     def __init__(self, dsn: str, o: Options):
         self.dsn, self.o = dsn, o
         self.lock = threading.Lock()
         self.clients: set = set()
         self.snapshot: str | None = None
-        self.gateways: list = []
-        self.sources: list = []
+        self.gateways: dict = {}        # site scope (a Client's sites) -> the gateways last sent
+        self.sources: dict = {}         # site scope -> the sources (completeness) last sent
         self.error: str | None = None
         self.polls = 0
         self._completeness_at = 0.0
         self._thread = threading.Thread(target=self._run, name="eport-map-hub", daemon=True)
         self._thread.start()
 
-    def register(self) -> Client | None:
+    def register(self, sites=None) -> Client | None:
         with self.lock:
             if len(self.clients) >= self.o.max_clients:
                 return None
-            c = Client(self.o.queue_messages, self.snapshot)
+            c = Client(self.o.queue_messages, self.snapshot, sites)
             self.clients.add(c)
             return c
 
@@ -244,14 +282,31 @@ class Hub:
         with self.lock:
             self.clients.discard(c)
 
-    def _broadcast(self, msg: bytes) -> None:
+    def _broadcast(self, msg, scopes=None) -> None:
+        """msg (bytes, or a function of a site scope giving bytes or None, called once per
+        scope) to every client, or to the clients of `scopes`."""
+        made: dict = {}
         with self.lock:
             for c in list(self.clients):
+                if scopes is not None and c.sites not in scopes:
+                    continue
+                if callable(msg):
+                    if c.sites not in made:
+                        made[c.sites] = msg(c.sites)
+                    m = made[c.sites]
+                else:
+                    m = msg
+                if m is None:
+                    continue
                 try:
-                    c.queue.put_nowait(msg)
+                    c.queue.put_nowait(m)
                 except queue.Full:        # too slow: it is closed and resumes from its last id
                     c.dropped = True
                     self.clients.discard(c)
+
+    def scopes(self) -> set:
+        with self.lock:
+            return {c.sites for c in self.clients}
 
     def _run(self):
         conn = None
@@ -288,11 +343,12 @@ class Hub:
             found = []
             if prev is not None:    # also without clients: one may be joining from `prev`
                 found = new_rows(conn, prev, None, o.max_rows_per_poll)
-            gws = _gateways(conn, o)
+            scopes = self.scopes()
+            gws = {k: _gateways(conn, o, k) for k in scopes}
             now = time.monotonic()
             srcs = None
             if now - self._completeness_at >= o.completeness_every_s:
-                srcs = _sources(conn, o)
+                srcs = {k: _sources(conn, o, k) for k in scopes}
                 self._completeness_at = now
         finally:
             conn.execute("COMMIT")
@@ -302,15 +358,30 @@ class Hub:
         if len(found) > o.max_rows_per_poll:
             self._broadcast(sse("reset", {"reason": f"more than {o.max_rows_per_poll} new readings in one poll"}, cur))
         elif found:
-            self._broadcast(sse("readings", [item(*r) for r in found], cur))
-        def steady(g):      # silent_s grows every second: a change of state is what is sent
-            return [{k: v for k, v in x.items() if k != "silent_s"} for x in g]
-        if steady(gws) != steady(self.gateways):
-            self.gateways = gws
-            self._broadcast(sse("gateways", gws))
-        if srcs is not None and srcs != self.sources:
-            self.sources = srcs
-            self._broadcast(sse("sources", srcs))
+            items = [item(*r) for r in found]
+
+            def readings(sites):    # nothing of theirs: the id alone, so that they resume from here
+                mine = of_sites(items, sites)
+                return sse("readings", mine, cur) if mine else f"id: {cur}\n\n".encode()
+            self._broadcast(readings)
+        self._send_changed("gateways", self.gateways, gws, steady=True)
+        if srcs is not None:
+            self._send_changed("sources", self.sources, srcs)
+        with self.lock:     # scopes without clients are forgotten
+            for views in (self.gateways, self.sources):
+                for k in set(views) - {c.sites for c in self.clients}:
+                    del views[k]
+
+    def _send_changed(self, event: str, last: dict, now: dict, steady=False) -> None:
+        """Sends each scope's list to its clients when it changed since last sent."""
+        def same(a, b):     # gateways' silent_s grows every second: a change of state is what is sent
+            if steady:
+                a, b = ([{k: v for k, v in x.items() if k != "silent_s"} for x in g] for g in (a, b))
+            return a == b
+        for k, v in now.items():
+            if k not in last or not same(v, last[k]):
+                last[k] = v
+                self._broadcast(sse(event, v), {k})
 
 
 class LiveMap:
@@ -322,8 +393,8 @@ class LiveMap:
         json.loads(self.zones_bytes)            # a broken zones file is an error at start
         self.hub = Hub(dsn, o)
 
-    def handle(self, h, path: str, params: dict) -> None:
-        """h is api._Handler."""
+    def handle(self, h, path: str, params: dict, sites=None) -> None:
+        """h is api._Handler; sites the request's scope (a tuple, or None: every site)."""
         if path in ("/map", "/map/"):
             return self._file(h, WEB_DIR / "map.html", "text/html; charset=utf-8")
         name = path[len("/map/"):]
@@ -334,12 +405,12 @@ class LiveMap:
         if name == "state":
             try:
                 with psycopg.connect(self.dsn, autocommit=True) as conn:
-                    body = state(conn, self.o)
+                    body = state(conn, self.o, sites)
             except psycopg.Error as e:
                 return self._json(h, 503, {"error": f"database: {str(e).strip()[:300]}"})
             return self._json(h, 200, body)
         if name == "events":
-            return self._events(h, params)
+            return self._events(h, params, sites)
         return self._json(h, 404, {"error": f"no such resource {path} (/map, /map/state, /map/events, /map/zones)"})
 
     def _bytes(self, h, status, data: bytes, ctype: str, headers=()):
@@ -360,11 +431,11 @@ class LiveMap:
     def _json(self, h, status, body, headers=()):
         self._bytes(h, status, json.dumps(body, ensure_ascii=False).encode(), "application/json", headers)
 
-    def _events(self, h, params):
+    def _events(self, h, params, sites):
         since = h.headers.get("Last-Event-ID") or (params.get("since") or [None])[0]
         if since is not None and (len(since) > 65536 or not _SNAPSHOT.match(since)):
             return self._json(h, 400, {"error": "since / Last-Event-ID: not a cursor this server gave out"})
-        c = self.hub.register()
+        c = self.hub.register(sites)
         if c is None:
             return self._json(h, 503, {"error": f"too many map clients (at most {self.o.max_clients})"},
                               [("Retry-After", "10")])
@@ -382,7 +453,7 @@ class LiveMap:
             else:
                 try:
                     with psycopg.connect(self.dsn, autocommit=True) as conn:
-                        back = new_rows(conn, since, c.snapshot, self.o.backlog_rows)
+                        back = new_rows(conn, since, c.snapshot, self.o.backlog_rows, sites)
                 except psycopg.Error:
                     back = None
                 if back is None or len(back) > self.o.backlog_rows:
@@ -391,9 +462,11 @@ class LiveMap:
                     out.append(sse("readings", [item(*r) for r in back], c.snapshot))
                 else:
                     out.append(f"id: {c.snapshot}\n\n".encode())
-            out.append(sse("gateways", self.hub.gateways))
-            if self.hub.sources:
-                out.append(sse("sources", self.hub.sources))
+            gws, srcs = self.hub.gateways.get(sites), self.hub.sources.get(sites)
+            if gws is not None:         # else the hub's next poll sends them
+                out.append(sse("gateways", gws))
+            if srcs:
+                out.append(sse("sources", srcs))
             h.wfile.write(b"".join(out))
             h.wfile.flush()
             while not c.dropped:

@@ -7,6 +7,7 @@ mappings are pure functions of a Row; only fetch() touches PostgreSQL."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ class Query:
     time_to: _dt.datetime | None = None
     kinds: tuple = EXPORTED_KINDS
     after: tuple | None = None      # Row.key of the last row already handed out
+    sites: tuple | None = None      # only these sites (docs/cloud.md section 15); None: every site
 
 
 def fetch(conn, q: Query, limit: int) -> list[Row]:
@@ -36,6 +38,9 @@ def fetch(conn, q: Query, limit: int) -> list[Row]:
     if q.container is not None:
         where.append("container = %s")
         args.append(q.container)
+    if q.sites is not None:
+        where.append("site = ANY(%s)")
+        args.append(list(q.sites))
     if q.after is not None:
         where.append("(time, site, gateway, source, seq) > (%s, %s, %s, %s, %s)")
         args.extend(q.after)
@@ -53,7 +58,7 @@ def pages(conn, q: Query, mapper, limit: int, batch: int = 500):
     out, last = [], None
     after = q.after
     while True:
-        rows = fetch(conn, Query(q.container, q.time_from, q.time_to, q.kinds, after), batch)
+        rows = fetch(conn, dataclasses.replace(q, after=after), batch)
         for row in rows:
             doc = mapper(row)
             if doc is None:

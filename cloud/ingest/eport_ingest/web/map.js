@@ -1,7 +1,9 @@
 // map.js: the live map (map.html). Draws the zones file as SVG (equirectangular projection
 // fitted to the zones' bounds), loads /map/state, then follows /map/events (server-sent
-// events, resumed by the browser with Last-Event-ID). Every string from the database is
-// set with textContent or setAttribute, never as markup: ids come from devices.
+// events, resumed by the browser with Last-Event-ID). The page's ?site= goes to both (one
+// site's map); authentication is the server's cookie (docs/cloud.md section 15), sent by
+// the browser, never seen here. Every string from the database is set with textContent or
+// setAttribute, never as markup: ids come from devices.
 "use strict";
 const NS = "http://www.w3.org/2000/svg";
 const svg = document.getElementById("svg");
@@ -227,13 +229,18 @@ function render() {
 const conn = document.getElementById("conn");
 let es = null;
 function status(text, cls) { conn.textContent = text; conn.className = "conn " + cls; }
+const SITE = new URLSearchParams(location.search).get("site");
+const SCOPE = SITE === null ? "" : "site=" + encodeURIComponent(SITE);
+if (SITE !== null) document.querySelector("h1").textContent = "e-port live map: site " + SITE;   // text, never markup
 async function start() {
   if (es) es.close();
   let st;
-  try { st = await (await fetch("/map/state")).json(); } catch (e) { status("no state: retrying", "down"); setTimeout(start, 3000); return; }
+  let r;
+  try { r = await fetch("/map/state" + (SCOPE ? "?" + SCOPE : "")); st = await r.json(); } catch (e) { status("no state: retrying", "down"); setTimeout(start, 3000); return; }
+  if (r.status >= 400 && r.status < 500) { status(String(st.error || r.status), "down"); return; }   // 400, 401, 403: retrying cannot help
   if (!st.cursor) { status("database unavailable: retrying", "down"); setTimeout(start, 3000); return; }
   loadState(st);
-  es = new EventSource("/map/events?since=" + encodeURIComponent(st.cursor));
+  es = new EventSource("/map/events?since=" + encodeURIComponent(st.cursor) + (SCOPE ? "&" + SCOPE : ""));
   es.onopen = () => status("live", "live");
   es.onerror = () => status("reconnecting", "down");
   es.addEventListener("readings", ev => { JSON.parse(ev.data).forEach(it => apply(it, true)); render(); });
