@@ -55,13 +55,13 @@ block() {
   local text
   text=$(doc_block "$1") || fail "operators.md has no block starting with: $1"
   [ -n "${2:-}" ] && text=$(sed -e "$2" <<<"$text")
-  printf '%s\n' "$text" | sed 's/^/  $ /'
+  printf '%s\n' "$text" | sed 's/^/  $ /' >&2
   eval "$text"
 }
 
 # systemd, as the units would do it
 mosquitto_pid() { pgrep -x mosquitto || true; }
-agent_pid() { pgrep -x eport-agent || true; }
+agent_pid() { pgrep -f "^/usr/bin/eport-agent --config /etc/eport-agent/agent.toml" || true; }   # the packaged one only
 systemctl() {
   case "$*" in
     "restart mosquitto")
@@ -85,7 +85,11 @@ systemctl() {
 journalctl() { echo "  (journalctl: not in a chroot)"; }
 
 step "build the package (what cpack writes; docs/cross-compiling.md)"
-scripts/cross-build.sh amd64 --no-tests >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; fail "cross-build.sh amd64"; }
+if [ "${WALK_REUSE_DEB:-0}" = 1 ] && ls build-amd64/packages/eport-agent_*_amd64.deb >/dev/null 2>&1; then
+  echo "  (WALK_REUSE_DEB=1: the package built by an earlier walk in this root)"
+else
+  scripts/cross-build.sh amd64 --no-tests >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; fail "cross-build.sh amd64"; }
+fi
 DEB=$(ls "$REPO"/build-amd64/packages/eport-agent_*_amd64.deb) || fail "no .deb in build-amd64/packages"
 echo "  $DEB"
 
@@ -98,7 +102,7 @@ cd "$WORK"
 doc_block 'site = "rtm-waalhaven"' | sed 's/^bind_address = "10.20.0.5"/bind_address = "127.0.0.1"/' >site.toml
 grep -q '^bind_address = "127.0.0.1"' site.toml || fail "the inventory of section 2 has no bind_address line any more"
 grep -q 'mqtt.waalhaven.example.net' /etc/hosts || echo "127.0.0.1 mqtt.waalhaven.example.net" >>/etc/hosts
-cp -r "$REPO/broker-config" .        # "copy broker-config/ to both machines"
+cp -r "$REPO/broker-config" "$REPO/docs" .   # "copy broker-config/ and docs/ ... to both machines"
 
 step "section 3: generate"
 block "broker-config/eport-broker gen site.toml /srv/eport/rtm-waalhaven"
@@ -167,8 +171,8 @@ grep -q '"online"' "$WORK/status.json" || { cat "$WORK/status.json"; fail "the r
 echo "  retained status: online"
 
 step "a second gateway, gw-yard-01, on the same machine (its own store and socket; section 5's files)"
-Y=$WORK/gw-yard-01
-install -d -o eport-agent -g eport-agent -m 0750 "$Y"
+Y=/var/lib/eport-walk/gw-yard-01      # not under /root: the agent runs as eport-agent
+install -d -m 0755 "$(dirname "$Y")"; install -d -o eport-agent -g eport-agent -m 0750 "$Y"
 install -m 0644 "$SITE"/gateways/gw-yard-01/{ca.crt,gw-yard-01.crt} "$Y/"
 install -o eport-agent -g eport-agent -m 0600 "$SITE/gateways/gw-yard-01/gw-yard-01.key" "$Y/"
 sed -e "s|/etc/eport-edge/tls/|$Y/|" -e "s|/var/lib/eport-agent/|$Y/|" -e "s|/run/eport-agent/|$Y/|" \
@@ -177,7 +181,7 @@ eport-agent --check-config "$Y/agent.toml" >/dev/null || fail "gw-yard-01's agen
 (umask 0007; setsid runuser -u eport-agent -- eport-agent --config "$Y/agent.toml" >"$Y/agent.log" 2>&1 &)
 status_of() {  # the retained status of gateway $1, as a reader sees it
   mosquitto_sub -h mqtt.waalhaven.example.net -p 8883 --cafile ca.crt --cert analytics-1.crt --key analytics-1.key \
-    -t "eport/v1/rtm-waalhaven/$1/status" -C 1 -W 5 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])' || echo none
+    -t "eport/v1/rtm-waalhaven/$1/status" -C 1 -W 5 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])' 2>/dev/null || echo none
 }
 wait_status() {  # gateway, state, seconds
   for i in $(seq $(( $3 * 2 ))); do [ "$(status_of "$1")" = "$2" ] && return 0; sleep 0.5; done
@@ -203,7 +207,7 @@ print("\n".join(out))
 PY
 ) || fail "operators.md has no rotation block any more"
 rotation=$(sed "s/OLD_SERIAL/$old_serial/" <<<"$rotation")
-printf '%s\n' "$rotation" | sed 's/^/  $ /'
+printf '%s\n' "$rotation" | sed 's/^/  $ /' >&2
 eval "$rotation"
 new_serial=$(openssl x509 -noout -serial -in /etc/eport-edge/tls/gw-quay-01.crt | cut -d= -f2)
 [ "$new_serial" != "$old_serial" ] || fail "the gateway still has the old certificate"
@@ -219,7 +223,7 @@ revoke=$(doc_block "site=/srv/eport/rtm-waalhaven" | sed -n '1,/^systemctl resta
 grep -q "eport-broker revoke" <<<"$revoke" || fail "the first block starting site=... is not the revocation any more"
 # "2. install pki/crl.pem and broker/acl on the broker (as in section 4)": the files of that block
 revoke=$(sed 's|^# 2. install pki/crl.pem and broker/acl on the broker (as in section 4), then|install -o root -g mosquitto -m 0644 $site/pki/crl.pem $site/broker/acl /etc/mosquitto/eport/|' <<<"$revoke")
-printf '%s\n' "$revoke" | sed 's/^/  $ /'
+printf '%s\n' "$revoke" | sed 's/^/  $ /' >&2
 eval "$revoke"
 wait_status gw-yard-01 offline 20
 for i in $(seq 40); do grep -q "refused this gateway's certificate" "$Y/agent.log" && break; sleep 0.5; done

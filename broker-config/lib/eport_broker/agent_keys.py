@@ -22,8 +22,12 @@ def _table() -> dict[str, tuple[str, str, str]]:
     agent = os.environ.get("EPORT_AGENT")
     if agent:
         text = subprocess.run([agent, "--config-reference"], capture_output=True, text=True, check=True).stdout
-    else:
+    elif DOC.is_file():
         text = DOC.read_text()
+    else:
+        raise SystemExit(f"eport-broker: the agent's key table {DOC} is missing: copy docs/ beside broker-config/ "
+                         "as in the repository (docs/operators.md section 1), or set EPORT_AGENT to an eport-agent "
+                         "binary (its --config-reference is read instead)")
     rows = {m.group(1): (m.group(2).strip(), m.group(3).strip(), m.group(4).strip()) for m in _ROW.finditer(text)}
     if not rows:
         raise RuntimeError(f"no agent key table in {agent or DOC}")
