@@ -93,16 +93,21 @@ def main():
     if not problem:
         try:
             import zstandard
-            from eport_ingest import worker
-            ec, _ = worker.load_decoder(cache_dir=os.path.join(tempfile.gettempdir(), "eport-sigterm-codegen"))
-            sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "tests", "integration"))
-            import envelopes
-            builder = envelopes.Builder()
-        except (ImportError, SystemExit, Exception) as e:  # noqa: BLE001 - a missing module or flatc
+            from eport import decode as ec   # the consumer kit (eport_ingest puts it on sys.path)
+        except ImportError as e:
+            problem = f"the Python module {e.name} (python3-zstandard, python3-flatbuffers)"
+    if not problem:
+        from eport_ingest import worker
+        try:
+            worker.load_decoder(cache_dir=os.path.join(tempfile.gettempdir(), "eport-sigterm-codegen"))
+        except ec.SetupError as e:            # flatc or python3-flatbuffers missing
             problem = f"the decoder ({e})"
     if problem:
         print(f"SKIP: needs {problem}")
         return 77
+    sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "tests", "integration"))
+    import envelopes                          # the test suite's envelope builder
+    builder = envelopes.Builder()
     from eport_ingest import db
     from eport_ingest.jetstream import ConsumerConfig
     msgs = payloads(builder, zstandard.ZstdCompressor(level=3))
