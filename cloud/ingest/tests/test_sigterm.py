@@ -160,7 +160,7 @@ def main():
 
         # 2. SIGTERM at varied moments.
         rnd = random.Random(15)
-        for i in range(3):
+        for i in range(2):
             w = Run(work, nats.url, pg.dsn, f"w-{i}", 4, codegen)
             w.wait_for("consumer")
             time.sleep(rnd.uniform(0.0, 0.15))
