@@ -8,8 +8,9 @@
 #                       headers, the flatc-generated schema headers, a CMake package config
 #                       (find_package(eport-codec)) and a pkg-config file (eport-codec)
 # `cmake --install build --component <name>` installs one; `ninja kit-packages` makes
-# both .debs (packaging/kit/cpack-kit-config.cmake.in). Included by EportPackaging.cmake
-# (GNUInstallDirs is set up there).
+# both .debs (packaging/kit/cpack-kit-config.cmake.in), and a third, the ingest service
+# eport-ingest (cmake/EportIngest.cmake). Included by EportPackaging.cmake (GNUInstallDirs
+# is set up there).
 
 # --- python3-eport -------------------------------------------------------------
 set(EPORT_PYTHON_INSTALL_DIR lib/python3/dist-packages CACHE STRING
@@ -59,11 +60,14 @@ install(FILES ${EPORT_PACKAGING_BINARY_DIR}/kit/eport-codec-config.cmake
 install(FILES ${EPORT_PACKAGING_DIR}/deb/copyright DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/libeport-codec-dev
   COMPONENT libeport-codec-dev EXCLUDE_FROM_ALL)
 
+# --- eport-ingest (the ingest service, a third package of kit-packages) --------------
+include(${PROJECT_SOURCE_DIR}/cmake/EportIngest.cmake)
+
 # --- the kit's .debs -------------------------------------------------------------
 configure_file(${EPORT_PACKAGING_DIR}/kit/cpack-kit-strip.cmake.in ${EPORT_PACKAGING_BINARY_DIR}/kit/cpack-kit-strip.cmake @ONLY)
 configure_file(${EPORT_PACKAGING_DIR}/kit/cpack-kit-config.cmake.in ${PROJECT_BINARY_DIR}/CPackKitConfig.cmake @ONLY)
 add_custom_target(kit-packages
   COMMAND ${CMAKE_CPACK_COMMAND} --config ${PROJECT_BINARY_DIR}/CPackKitConfig.cmake -B ${PROJECT_BINARY_DIR}/packages
   DEPENDS eport_codec eport_json eport_model eport_python_gen
-  COMMENT "python3-eport and libeport-codec-dev .debs in ${PROJECT_BINARY_DIR}/packages"
+  COMMENT "python3-eport, libeport-codec-dev and eport-ingest .debs in ${PROJECT_BINARY_DIR}/packages"
   VERBATIM)

@@ -8,7 +8,8 @@
 #           with it (its build-time decoder, no flatc), and runs its other modules
 #   debs    the kit's two .debs (CPackKitConfig.cmake): names, control fields, files, the example
 #           built against the unpacked -dev package; a plain
-#           install (what the eport-agent .deb holds) contains none of the kit's files
+#           install (what the eport-agent .deb holds) contains none of the kit's files, nor
+#           eport-ingest's (its .deb: test_ingest_deb.sh)
 # Exit 0 pass, 1 fail, 77 skip (a tool or Debian package missing, named).
 set -euo pipefail
 mode=$1 build=$2 work=$3 src=$4 make_fixtures=$5 cpack=${6:-cpack}
@@ -97,7 +98,8 @@ debs)
     echo "the example links against the .deb's stripped libraries and decodes schema 1.4"
   fi
   DESTDIR=$work/plain cmake --install "$build" >/dev/null
-  if find "$work/plain" \( -name 'libeport_codec.a' -o -name 'eport-codec.pc' -o -path '*dist-packages*' \) | grep .; then
+  if find "$work/plain" \( -name 'libeport_codec.a' -o -name 'eport-codec.pc' -o -path '*dist-packages*' \
+                           -o -name 'eport-ingest*' -o -name 'eport_ingest' \) | grep .; then
     fail "a plain install (the eport-agent .deb) holds kit files"
   fi
   echo "a plain install holds none of the kit's files"

@@ -67,7 +67,8 @@ class PullConsumer:
             self.inbox = f"{self.inbox_prefix}.{new_id()}.*"
             self.inbox_sid = self.conn.subscribe(self.inbox)
 
-    def _api(self, subject: str, body: dict, timeout_s: float) -> dict:
+    def api(self, subject: str, body: dict, timeout_s: float = 5.0) -> dict:
+        """One JetStream API request (any $JS.API subject) on this consumer's inbox."""
         m = self.conn.request(subject, json.dumps(body).encode(), (self.inbox_sid, self.inbox), timeout_s)
         if m.status == 503:
             raise NatsError(f"{subject}: no responders (JetStream not ready on {self.conn.url})")
@@ -90,11 +91,11 @@ class PullConsumer:
                   "max_ack_pending": c.max_ack_pending, "max_waiting": 512}
         if c.replicas:
             config["num_replicas"] = c.replicas
-        return self._api(f"$JS.API.CONSUMER.DURABLE.CREATE.{c.stream}.{c.durable}",
+        return self.api(f"$JS.API.CONSUMER.DURABLE.CREATE.{c.stream}.{c.durable}",
                          {"stream_name": c.stream, "config": config}, timeout_s)
 
     def info(self, timeout_s: float = 5.0) -> dict:
-        return self._api(f"$JS.API.CONSUMER.INFO.{self.cfg.stream}.{self.cfg.durable}", {}, timeout_s)
+        return self.api(f"$JS.API.CONSUMER.INFO.{self.cfg.stream}.{self.cfg.durable}", {}, timeout_s)
 
     def fetch(self, batch: int, expires_s: float) -> list[Delivery]:
         """Up to batch messages; waits at most about expires_s for the first ones."""
@@ -120,3 +121,7 @@ class PullConsumer:
 
     def ack(self, deliveries: list[Delivery]) -> None:
         self.conn.publish_many([(d.msg.reply, b"+ACK") for d in deliveries])
+
+    def nak(self, deliveries: list[Delivery]) -> None:
+        """Hands the messages back now (to any worker) instead of after ack_wait."""
+        self.conn.publish_many([(d.msg.reply, b"-NAK") for d in deliveries])

@@ -1,7 +1,8 @@
 """sites: what a site id may be, for the `site` parameter and the sites of a token
 (docs/cloud.md section 15). The rule is the project's topic-safe id rule (docs/topics.md),
 owned on the Python side by broker-config's eport_broker.inventory: a site id is a whole
-topic level of every reading, so a value that breaks it names no site."""
+topic level of every reading, so a value that breaks it names no site. From the source tree
+that module is broker-config/lib's; the eport-ingest package installs it beside eport_ingest."""
 
 from __future__ import annotations
 

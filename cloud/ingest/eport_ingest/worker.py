@@ -75,7 +75,7 @@ class Worker:
         self.stop = False
         self.counts = {"messages": 0, "readings_stored": 0, "duplicates": 0, "rejected": 0, "health": 0,
                        "batches": 0, "redelivered": 0, "nats_reconnects": 0, "db_retries": 0, "gaps": 0,
-                       "custody_events": 0, "checkpoints": 0}
+                       "custody_events": 0, "checkpoints": 0, "handed_back": 0}
         self.t0 = time.monotonic()
         self.last_overdue = 0.0
         self.last_stats = time.monotonic()
@@ -166,10 +166,12 @@ class Worker:
     # -- the loop --------------------------------------------------------------------------
     def store(self, messages) -> db.BatchResult | None:
         """Until committed (or stopped): a batch is never acknowledged before its commit.
-        Returns None when stopped first. A failure that retrying cannot cure (a value
-        PostgreSQL refuses, such as a NUL byte in a string) raises Poison."""
+        It is tried once even after SIGTERM (a batch already pulled is finished), and
+        retried only while not stopped: returns None when stopped before a commit. A
+        failure that retrying cannot cure (a value PostgreSQL refuses, such as a NUL byte
+        in a string) raises Poison."""
         recheck_partitions = True
-        while not self.stop:
+        while True:
             try:
                 if self.db is None or self.db.closed:
                     self.connect_db()
@@ -200,7 +202,8 @@ class Worker:
                     time.sleep(0.5)
             except (UnicodeError, ValueError, TypeError, KeyError, OverflowError) as e:
                 raise Poison(f"{type(e).__name__}: {e}") from e
-        return None
+            if self.stop:
+                return None
 
     def store_groups(self, groups) -> db.BatchResult | None:
         """groups: [(subject, payload, [items decoded from it])]. The whole batch in one
@@ -237,9 +240,15 @@ class Worker:
             if isinstance(e, psycopg.OperationalError):
                 self.db = None
 
-    def run(self) -> int:
+    def run(self, ready=None) -> int:
+        """The worker until SIGTERM/SIGINT (stop): pull, decode, store, then acknowledge. A
+        stop lets the batch in hand finish: it is committed and acknowledged, or, if the
+        database cannot take it now, handed back (-NAK) uncommitted, never acknowledged.
+        ready(): called once both connections are up (the benchmark starts its clock)."""
         self.connect_db()
         self.connect_nats()
+        if ready is not None and not self.stop:
+            ready()
         while not self.stop:
             try:
                 if not self.conn.connected:
@@ -264,6 +273,13 @@ class Worker:
                     groups.append((d.msg.subject, d.msg.data, m if isinstance(m, list) else [m] if m else []))
                 res = self.store_groups(groups)
                 if res is None:
+                    # Stopped while the database refused the batch: nothing of it is
+                    # acknowledged; handed back, another worker gets it at once.
+                    self.counts["handed_back"] += len(deliveries)
+                    try:
+                        self.js.nak(deliveries)
+                    except NatsError:
+                        pass   # then redelivered after ack_wait
                     break
                 try:
                     self.js.ack(deliveries)
@@ -288,6 +304,11 @@ class Worker:
             if now - self.last_stats >= self.o.stats_every_s:
                 self.last_stats = now
                 log(self.o.name, event="stats", **self.counts)
+        if self.conn.connected:
+            try:
+                self.conn.flush(2.0)   # the last acknowledgements reached the server before the close
+            except NatsError as e:
+                log(self.o.name, event="ack_lost", error=str(e))
         log(self.o.name, event="stopped", seconds=round(time.monotonic() - self.t0, 1), **self.counts)
         self.conn.close()
         return 0
