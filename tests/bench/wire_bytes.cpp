@@ -80,23 +80,9 @@ struct Tally {
 
 // ---- the fixed mix -----------------------------------------------------------
 
-std::vector<model::Reading> make_mix(int units, int per_unit) {
-  std::vector<std::string> ids, containers;
-  for (int u = 0; u < units; ++u) {
-    ids.push_back(eport::sim::unit_id("tcu", u));
-    containers.push_back(eport::sim::container_id(u));
-  }
-  // Store order as the agent sees it: every unit reports every 10 s, the
-  // units' clocks a little apart.
-  std::vector<model::Reading> out;
-  const std::uint64_t t0 = 1795000000000ull;
-  for (int s = 1; s <= per_unit; ++s)
-    for (int u = 0; u < units; ++u)
-      out.push_back(eport::sim::make_reading(1, u, ids[static_cast<std::size_t>(u)],
-                                             containers[static_cast<std::size_t>(u)], static_cast<std::uint64_t>(s),
-                                             t0 + static_cast<std::uint64_t>(s) * 10000 + static_cast<std::uint64_t>(u) * 37));
-  return out;
-}
+// Store order as the agent sees it: every unit reports every 10 s, the
+// units' clocks a little apart (eport::sim::standard_mix, seed 1, units from 0).
+std::vector<model::Reading> make_mix(int units, int per_unit) { return eport::sim::standard_mix(units, per_unit, 1, 0); }
 
 // ---- our envelopes -------------------------------------------------------------
 
@@ -161,6 +147,47 @@ bool measure_envelopes(const std::vector<model::Reading>& mix, std::size_t batch
       auto zb = codec::decode_payload(z);
       if (!codec::is_compressed(z) || !zb || zb->readings.size() != b.readings.size()) {
         std::fprintf(stderr, "zstd-%d envelope of batch %zu does not decode back\n", kLevels[i], batch);
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+// Envelope v2 (schema/telemetry_v2.fbs) of the same batches: plain, zstd-3
+// without a dictionary, and zstd-3 with the v2 dictionary (what the agent
+// sends with publish.envelope_format = "v2"). Each must decode back to the
+// batch's readings in v2 order.
+struct V2Row {
+  std::size_t batch;
+  Tally plain, zstd, dict;
+};
+
+bool measure_v2(const std::vector<model::Reading>& mix, std::size_t batch, V2Row& row) {
+  row.batch = batch;
+  row.plain.name = "envelope v2, batch " + std::to_string(batch);
+  row.zstd.name = "envelope v2+zstd-3, batch " + std::to_string(batch);
+  row.dict.name = "envelope v2+zstd-3+dictionary, batch " + std::to_string(batch);
+  codec::EnvelopeEncoderV2 enc;
+  std::uint64_t envelope_seq = 1000000;
+  for (const auto& b : batches(mix, batch)) {
+    // As the publisher sends v2: the site and gateway ids only in the topic.
+    codec::EnvelopeHeader h{"", "", envelope_seq++, b.readings.back().time_utc_ms + 50, b.priority};
+    auto bytes = enc.encode(h, b.readings);
+    auto topic = codec::topics::data(kSite, kGateway, b.priority);
+    row.plain.add(topic.size(), bytes.size(), b.readings.size());
+    auto z = codec::compress(bytes, 3);
+    row.zstd.add(topic.size(), z.size(), b.readings.size());
+    auto zd = codec::compress_v2(bytes, 3);
+    row.dict.add(topic.size(), zd.size(), b.readings.size());
+    auto expect = codec::v2_order(b.readings);
+    h = codec::EnvelopeHeader{kSite, kGateway, h.envelope_seq, h.sent_utc_ms, h.priority, codec::kSchemaVersionV2};
+    for (auto payload : {std::span<const std::uint8_t>(bytes), std::span<const std::uint8_t>(z),
+                         std::span<const std::uint8_t>(zd)}) {
+      auto back = codec::decode_payload_on(topic, payload);
+      if (!back || back->readings != expect || back->header != h) {
+        std::fprintf(stderr, "v2 envelope of batch %zu does not decode back: %s\n", batch,
+                     back ? "readings differ" : back.error().c_str());
         return false;
       }
     }
@@ -452,6 +479,41 @@ int main(int argc, char** argv) {
       std::printf(" %.1f (%zu) |", row.zstd[1].total_pr(), b);
     }
     std::printf("\n");
+  }
+  std::printf("\n");
+
+  // Table 1c: envelope v2 next to v1, same batches, same run.
+  std::printf("Envelope v2 next to v1: total B/reading (PUBLISH + PUBACK), same readings, same run\n");
+  std::printf("| max_readings | readings/env | v1 | v1+zstd-3 | v2 | v2+zstd-3 | v2+zstd-3+dictionary | v2+dict vs v1+zstd-3 |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::map<std::size_t, double> v2_total;
+  for (const auto& r : rows) {
+    V2Row v;
+    if (!measure_v2(mix, r.batch, v)) return 1;
+    v2_total[r.batch] = v.dict.total_pr();
+    std::printf("| %zu | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.3f |\n", r.batch,
+                static_cast<double>(r.plain.readings) / static_cast<double>(r.plain.messages), r.plain.total_pr(),
+                r.zstd[1].total_pr(), v.plain.total_pr(), v.zstd.total_pr(), v.dict.total_pr(),
+                v.dict.total_pr() / r.zstd[1].total_pr());
+  }
+  // The three cases of issue 16: a lone reading, a quiet gateway (10
+  // readings/s, max_age_ms 1000: 10 per envelope), a busy one (500).
+  struct Case {
+    const char* name;
+    std::size_t batch;
+    double goal;
+  };
+  const Case kCases[] = {{"1 reading per envelope (lone unit, alarm)", 1, 100},
+                         {"quiet gateway, 10 readings/s, max_age_ms 1000", 10, 25},
+                         {"busy gateway, 500 readings per envelope", 500, 12}};
+  std::printf("\nIssue 16 goals, total B/reading on the wire:\n| case | v1 (none) | v1+zstd-3 | v2+zstd-3+dictionary | goal | met |\n|---|---:|---:|---:|---:|---|\n");
+  for (const auto& c : kCases) {
+    const EnvelopeRow* r1 = nullptr;
+    for (const auto& r : rows)
+      if (r.batch == c.batch) r1 = &r;
+    double v2 = v2_total.at(c.batch);
+    std::printf("| %s | %.1f | %.1f | %.1f | %.0f | %s |\n", c.name, r1->plain.total_pr(), r1->zstd[1].total_pr(), v2,
+                c.goal, v2 <= c.goal ? "yes" : "NO");
   }
   std::printf("\n");
 
