@@ -397,7 +397,7 @@ TEST_CASE("v2: the worked byte example of docs/schema.md is what the encoder wri
   CHECK(back->readings == rs);
 }
 
-TEST_CASE("v2: the fuzz seeds are the encoder's output (EPORT_WRITE_FUZZ_SEEDS=1 rewrites them)", "[codec]") {
+TEST_CASE("v2: the fuzz seeds and their JSON lines are the codec's (EPORT_WRITE_FUZZ_SEEDS=1 rewrites them)", "[codec]") {
   auto mix = sim::standard_mix(10, 5);
   auto every = every_kind();
   std::vector<std::pair<std::string, std::vector<std::uint8_t>>> seeds = {
@@ -417,6 +417,15 @@ TEST_CASE("v2: the fuzz seeds are the encoder's output (EPORT_WRITE_FUZZ_SEEDS=1
     std::ifstream f(dir + name, std::ios::binary);
     std::vector<std::uint8_t> committed((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     CHECK(committed == bytes);
-    CHECK(codec::decode_payload(committed).ok());
+    // What eport-tail prints for it on a telemetry topic of cnsha/gw-01: the lines the
+    // Python kit's decoder must print too (tests/integration/test_python_v2.py).
+    auto env = codec::decode_payload_on(codec::topics::data("cnsha", "gw-01", Priority::kTelemetry), committed);
+    REQUIRE(env.ok());
+    std::string lines = codec::envelope_header_to_json(env->header) + "\n";
+    for (const auto& r : env->readings) lines += codec::reading_to_json(r) + "\n";
+    const std::string json_path = std::string(EPORT_SOURCE_DIR) + "/tests/data/envelope_v2/" + name + ".jsonl";
+    if (write) std::ofstream(json_path, std::ios::binary) << lines;
+    std::ifstream j(json_path, std::ios::binary);
+    CHECK(std::string((std::istreambuf_iterator<char>(j)), std::istreambuf_iterator<char>()) == lines);
   }
 }
