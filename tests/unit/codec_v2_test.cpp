@@ -303,6 +303,14 @@ TEST_CASE("v2: the limits on size and decoded bytes hold", "[codec]") {
   auto r = codec::decode_envelope_v2(bytes, tight);
   REQUIRE_FALSE(r.ok());
   CHECK_THAT(r.error(), Catch::Contains("envelope decodes to more than the limit"));
+  // A group's count is held against the bound before anything is allocated for it.
+  std::vector<std::uint8_t> cols = {0x07, 0x64, 0x01, 0x01, 0x01, 'a', 0x00, 20};
+  cols.resize(cols.size() + 40, 0x00);
+  codec::DecodeLimits ten;
+  ten.max_decoded_bytes = 10 * codec::kDecodedReadingBytes;
+  auto big = codec::decode_envelope_v2(v2_with(cols), ten);
+  REQUIRE_FALSE(big.ok());
+  CHECK_THAT(big.error(), Catch::Contains("group 0: count 20: envelope decodes to more than the limit"));
 }
 
 TEST_CASE("v2: flipping or cutting any byte never crashes the decoder", "[codec]") {

@@ -303,6 +303,10 @@ Result<GroupOut> read_group(ColumnReader& c, std::size_t gi, std::uint64_t sent_
   }
   if (n > c.left()) return fail("count " + std::to_string(n) + " but only " + std::to_string(c.left()) +
                                 " bytes of columns left");
+  // Each reading will cost at least kDecodedReadingBytes: refuse before allocating anything.
+  if (n > budget_bytes / kDecodedReadingBytes) {
+    return fail("count " + std::to_string(n) + ": envelope decodes to more than the limit");
+  }
   budget_readings -= n;
   const std::size_t count = static_cast<std::size_t>(n);
 

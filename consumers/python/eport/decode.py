@@ -678,6 +678,8 @@ class _V2Decoder:
             raise DecodeError(f"count {n} exceeds the readings limit ({self.budget_readings} left)")
         if n > self.end - self.p:
             raise DecodeError(f"count {n} but only {self.end - self.p} bytes of columns left")
+        if n > self.budget_bytes // DECODED_READING_BYTES:  # before allocating anything
+            raise DecodeError(f"count {n}: envelope decodes to more than the limit")
         self.budget_readings -= n
         seq = [self.varint("seq", 0)]
         time = [(sent + _unzigzag(self.varint("time_utc_ms", 0))) & _M64]
