@@ -138,8 +138,8 @@ class Consumer:
             return self.emit(json_line({kind: text, "topic": topic}))
         if kind != "data":
             return self.error("not an eport/v1 topic this consumer knows", topic, len(payload))
-        try:
-            header, readings, problems = self.codec.decode_payload(payload)
+        try:  # v1 or v2; a v2 envelope takes its site and gateway from the topic
+            header, readings, problems = self.codec.decode_payload(payload, topic)
         except DecodeError as e:
             return self.error(str(e), topic, len(payload))
         # The broker's ACLs bind a gateway to its own topics; the payload's claims are not

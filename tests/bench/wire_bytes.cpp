@@ -80,23 +80,9 @@ struct Tally {
 
 // ---- the fixed mix -----------------------------------------------------------
 
-std::vector<model::Reading> make_mix(int units, int per_unit) {
-  std::vector<std::string> ids, containers;
-  for (int u = 0; u < units; ++u) {
-    ids.push_back(eport::sim::unit_id("tcu", u));
-    containers.push_back(eport::sim::container_id(u));
-  }
-  // Store order as the agent sees it: every unit reports every 10 s, the
-  // units' clocks a little apart.
-  std::vector<model::Reading> out;
-  const std::uint64_t t0 = 1795000000000ull;
-  for (int s = 1; s <= per_unit; ++s)
-    for (int u = 0; u < units; ++u)
-      out.push_back(eport::sim::make_reading(1, u, ids[static_cast<std::size_t>(u)],
-                                             containers[static_cast<std::size_t>(u)], static_cast<std::uint64_t>(s),
-                                             t0 + static_cast<std::uint64_t>(s) * 10000 + static_cast<std::uint64_t>(u) * 37));
-  return out;
-}
+// Store order as the agent sees it: every unit reports every 10 s, the
+// units' clocks a little apart (eport::sim::standard_mix, seed 1, units from 0).
+std::vector<model::Reading> make_mix(int units, int per_unit) { return eport::sim::standard_mix(units, per_unit, 1, 0); }
 
 // ---- our envelopes -------------------------------------------------------------
 
@@ -168,6 +154,49 @@ bool measure_envelopes(const std::vector<model::Reading>& mix, std::size_t batch
   return true;
 }
 
+// Envelope v2 (schema/telemetry_v2.fbs) of the same batches: plain, zstd-3
+// without a dictionary, and zstd-3 with the v2 dictionary (what the agent
+// sends with publish.envelope_format = "v2"). Each must decode back to the
+// batch's readings in v2 order.
+struct V2Row {
+  std::size_t batch;
+  Tally plain, zstd, dict, dict9;
+};
+
+bool measure_v2(const std::vector<model::Reading>& mix, std::size_t batch, V2Row& row) {
+  row.batch = batch;
+  row.plain.name = "envelope v2, batch " + std::to_string(batch);
+  row.zstd.name = "envelope v2+zstd-3, batch " + std::to_string(batch);
+  row.dict.name = "envelope v2+zstd-3+dictionary, batch " + std::to_string(batch);
+  row.dict9.name = "envelope v2+zstd-9+dictionary, batch " + std::to_string(batch);
+  codec::EnvelopeEncoderV2 enc;
+  std::uint64_t envelope_seq = 1000000;
+  for (const auto& b : batches(mix, batch)) {
+    // As the publisher sends v2: the site and gateway ids only in the topic.
+    codec::EnvelopeHeader h{"", "", envelope_seq++, b.readings.back().time_utc_ms + 50, b.priority};
+    auto bytes = enc.encode(h, b.readings);
+    auto topic = codec::topics::data(kSite, kGateway, b.priority);
+    row.plain.add(topic.size(), bytes.size(), b.readings.size());
+    auto z = codec::compress(bytes, 3);
+    row.zstd.add(topic.size(), z.size(), b.readings.size());
+    auto zd = codec::compress_v2(bytes, 3);
+    row.dict.add(topic.size(), zd.size(), b.readings.size());
+    row.dict9.add(topic.size(), codec::compress_v2(bytes, 9).size(), b.readings.size());
+    auto expect = codec::v2_order(b.readings);
+    h = codec::EnvelopeHeader{kSite, kGateway, h.envelope_seq, h.sent_utc_ms, h.priority, codec::kSchemaVersionV2};
+    for (auto payload : {std::span<const std::uint8_t>(bytes), std::span<const std::uint8_t>(z),
+                         std::span<const std::uint8_t>(zd)}) {
+      auto back = codec::decode_payload_on(topic, payload);
+      if (!back || back->readings != expect || back->header != h) {
+        std::fprintf(stderr, "v2 envelope of batch %zu does not decode back: %s\n", batch,
+                     back ? "readings differ" : back.error().c_str());
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
 // CPU nanoseconds per reading to encode the envelopes of one batch size and
 // to compress them at each level: best of 5 rounds.
 std::vector<double> cpu_ns_per_reading(const std::vector<model::Reading>& mix, std::size_t batch) {
@@ -189,6 +218,43 @@ std::vector<double> cpu_ns_per_reading(const std::vector<model::Reading>& mix, s
     }
   }
   for (auto& v : best) v = v * 1e9 / static_cast<double>(mix.size());
+  return best;
+}
+
+// The same for envelope v2: encode, zstd-3 with the v2 dictionary, and
+// decoding (decompress + decode_envelope_v2) next to v1's decode_payload.
+struct V2Cpu {
+  double encode = 1e30, compress = 1e30, decode = 1e30, decode_v1 = 1e30;
+};
+V2Cpu cpu_ns_per_reading_v2(const std::vector<model::Reading>& mix, std::size_t batch) {
+  auto bs = batches(mix, batch);
+  codec::EnvelopeEncoder enc1;
+  codec::EnvelopeEncoderV2 enc2;
+  std::vector<std::vector<std::uint8_t>> v1z, v2, v2z;
+  for (const auto& b : bs) {
+    codec::EnvelopeHeader h{kSite, kGateway, 1, b.readings.back().time_utc_ms, b.priority};
+    auto one = enc1.encode(h, b.readings);
+    v1z.push_back(codec::compress(one, 3));
+    auto two = enc2.encode(codec::EnvelopeHeader{"", "", 1, h.sent_utc_ms, b.priority}, b.readings);
+    v2.emplace_back(two.begin(), two.end());
+  }
+  V2Cpu best;
+  for (int round = 0; round < 5; ++round) {
+    auto t = Clock::now();
+    for (const auto& b : bs) (void)enc2.encode(codec::EnvelopeHeader{"", "", 1, b.readings.back().time_utc_ms, b.priority}, b.readings);
+    best.encode = std::min(best.encode, seconds_since(t));
+    t = Clock::now();
+    v2z.clear();
+    for (const auto& e : v2) v2z.push_back(codec::compress_v2(e, 3));
+    best.compress = std::min(best.compress, seconds_since(t));
+    t = Clock::now();
+    for (const auto& z : v2z) (void)codec::decode_payload(z);
+    best.decode = std::min(best.decode, seconds_since(t));
+    t = Clock::now();
+    for (const auto& z : v1z) (void)codec::decode_payload(z);
+    best.decode_v1 = std::min(best.decode_v1, seconds_since(t));
+  }
+  for (double* v : {&best.encode, &best.compress, &best.decode, &best.decode_v1}) *v = *v * 1e9 / static_cast<double>(mix.size());
   return best;
 }
 
@@ -455,6 +521,42 @@ int main(int argc, char** argv) {
   }
   std::printf("\n");
 
+  // Table 1c: envelope v2 next to v1, same batches, same run.
+  std::printf("Envelope v2 next to v1: total B/reading (PUBLISH + PUBACK), same readings, same run\n");
+  std::printf("| max_readings | readings/env | v1 | v1+zstd-3 | v2 | v2+zstd-3 | v2+zstd-3+dictionary | v2+dict vs v1+zstd-3 |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::map<std::size_t, double> v2_total, v2_total9;
+  for (const auto& r : rows) {
+    V2Row v;
+    if (!measure_v2(mix, r.batch, v)) return 1;
+    v2_total[r.batch] = v.dict.total_pr();
+    v2_total9[r.batch] = v.dict9.total_pr();
+    std::printf("| %zu | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.3f |\n", r.batch,
+                static_cast<double>(r.plain.readings) / static_cast<double>(r.plain.messages), r.plain.total_pr(),
+                r.zstd[1].total_pr(), v.plain.total_pr(), v.zstd.total_pr(), v.dict.total_pr(),
+                v.dict.total_pr() / r.zstd[1].total_pr());
+  }
+  // The three cases of issue 16: a lone reading, a quiet gateway (10
+  // readings/s, max_age_ms 1000: 10 per envelope), a busy one (500).
+  struct Case {
+    const char* name;
+    std::size_t batch;
+    double goal;
+  };
+  const Case kCases[] = {{"1 reading per envelope (lone unit, alarm)", 1, 100},
+                         {"quiet gateway, 10 readings/s, max_age_ms 1000", 10, 25},
+                         {"busy gateway, 500 readings per envelope", 500, 12}};
+  std::printf("\nIssue 16 goals, total B/reading on the wire:\n| case | v1 (none) | v1+zstd-3 | v2+zstd-3+dictionary | goal | met | v2+zstd-9+dictionary |\n|---|---:|---:|---:|---:|---|---:|\n");
+  for (const auto& c : kCases) {
+    const EnvelopeRow* r1 = nullptr;
+    for (const auto& r : rows)
+      if (r.batch == c.batch) r1 = &r;
+    double v2 = v2_total.at(c.batch);
+    std::printf("| %s | %.1f | %.1f | %.1f | %.0f | %s | %.1f |\n", c.name, r1->plain.total_pr(), r1->zstd[1].total_pr(),
+                v2, c.goal, v2 <= c.goal ? "yes" : "NO", v2_total9.at(c.batch));
+  }
+  std::printf("\n");
+
   // Table 2: every format, the envelope at the default batch size.
   std::vector<Tally> sp(3);
   if (!measure_sparkplug(mix, SpMode::kNames, sp[0]) || !measure_sparkplug(mix, SpMode::kAliases, sp[1]) ||
@@ -478,6 +580,10 @@ int main(int argc, char** argv) {
   std::printf("CPU per reading on this machine (batch %zu, best of 5): encode %.0f ns; zstd level 1 %.0f ns, level 3 %.0f "
               "ns, level 9 %.0f ns\n",
               kDefaultBatch, ns[0], ns[1], ns[2], ns[3]);
+  auto v2ns = cpu_ns_per_reading_v2(mix, kDefaultBatch);
+  std::printf("Envelope v2, same batches: encode %.0f ns, zstd level 3 with the v2 dictionary %.0f ns; decoding "
+              "(decompress + verify + decode) v2 %.0f ns, v1 %.0f ns\n",
+              v2ns.encode, v2ns.compress, v2ns.decode, v2ns.decode_v1);
   std::printf("Sparkplug B: metric timestamps are required in DDATA by Sparkplug 3.0; the last row leaves them out to show "
               "the format's floor. The specification publishes DDATA at QoS 0 (at-most-once): then %.1f / %.1f / %.1f B "
               "per reading. A DBIRTH (once per unit and session, not counted) is %zu B.\n",

@@ -201,7 +201,14 @@ _TEMPLATE = None
 
 class Agent:
     def __init__(self, work, broker_uri, gateway="gw-test-01", site="cnsha", extra="", store_extra=""):
-        """extra: further TOML sections; store_extra: further keys of [store]."""
+        """extra: further TOML sections; store_extra: further keys of [store].
+        EPORT_TEST_ENVELOPE_FORMAT=v2 in the environment runs the agent with
+        publish.envelope_format = "v2" (docs/schema.md) unless extra sets it."""
+        fmt = os.environ.get("EPORT_TEST_ENVELOPE_FORMAT")
+        if fmt and "envelope_format" not in extra:
+            line = f'envelope_format = "{fmt}"'
+            extra = (extra.replace("[publish]\n", f"[publish]\n{line}\n", 1) if "[publish]\n" in extra
+                     else f"{extra}\n[publish]\n{line}\n")
         self.work = work
         self.name = "agent"  # its logs: agent-1.log, agent-2.log, ... one per start
         self.socket = work.file("bridge.sock")

@@ -10,13 +10,16 @@
 
 #include "eport/json/json.h"
 #include "eport/schema/telemetry_generated.h"
+#include "v1_reading.h"
 
 namespace eport::codec {
 namespace fb = eport::telemetry::v1;
 
 static_assert(sizeof(model::Reading) <= kDecodedReadingBytes, "DecodeLimits undercounts a decoded reading");
 
-namespace {
+// The v1 Reading table's encoding and checks, shared with envelope v2
+// (v1_reading.h), which carries its rare payload kinds as v1 Readings.
+namespace detail {
 
 template <class T>
 flatbuffers::Optional<T> to_fb(const std::optional<T>& v) {
@@ -262,7 +265,8 @@ Result<model::Reading> read_reading(const fb::Reading* in) {
   return r;
 }
 
-}  // namespace
+}  // namespace detail
+using namespace detail;
 
 struct EnvelopeEncoder::Impl {
   flatbuffers::FlatBufferBuilder builder{16 * 1024};

@@ -28,7 +28,8 @@ std::string health(std::string_view site, std::string_view gateway) { return bas
 std::string cmd(std::string_view site, std::string_view gateway) { return base(site, gateway) + "/cmd"; }
 std::string reply(std::string_view site, std::string_view gateway) { return base(site, gateway) + "/reply"; }
 
-std::optional<DataTopic> parse_data(std::string_view topic) {
+namespace {
+std::vector<std::string_view> split(std::string_view topic) {
   std::vector<std::string_view> levels;
   std::size_t start = 0;
   while (true) {
@@ -37,6 +38,20 @@ std::optional<DataTopic> parse_data(std::string_view topic) {
     if (slash == std::string_view::npos) break;
     start = slash + 1;
   }
+  return levels;
+}
+}  // namespace
+
+std::optional<GatewayTopic> parse_gateway(std::string_view topic) {
+  auto levels = split(topic);
+  if (levels.size() < 5 || levels[0] != "eport" || levels[1] != "v1" || levels[2].empty() || levels[3].empty()) {
+    return std::nullopt;
+  }
+  return GatewayTopic{std::string(levels[2]), std::string(levels[3])};
+}
+
+std::optional<DataTopic> parse_data(std::string_view topic) {
+  auto levels = split(topic);
   if (levels.size() != 6 || levels[0] != "eport" || levels[1] != "v1" || levels[4] != "data") return std::nullopt;
   auto p = model::priority_from_name(levels[5]);
   if (!p || levels[2].empty() || levels[3].empty()) return std::nullopt;

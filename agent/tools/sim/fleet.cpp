@@ -361,4 +361,20 @@ model::Reading make_reading(std::uint64_t seed, int unit_index, const std::strin
   return Fleet(o).reading(unit_index, unit, container, seq, time_utc_ms);
 }
 
+std::vector<model::Reading> standard_mix(int units, int per_unit, std::uint64_t seed, int first_unit, std::uint64_t t0) {
+  std::vector<std::string> ids, containers;
+  for (int u = first_unit; u < first_unit + units; ++u) {
+    ids.push_back(unit_id("tcu", u));
+    containers.push_back(container_id(u));
+  }
+  std::vector<model::Reading> out;
+  out.reserve(static_cast<std::size_t>(units) * static_cast<std::size_t>(per_unit));
+  for (int s = 1; s <= per_unit; ++s)
+    for (int u = 0; u < units; ++u)
+      out.push_back(make_reading(seed, first_unit + u, ids[static_cast<std::size_t>(u)],
+                                 containers[static_cast<std::size_t>(u)], static_cast<std::uint64_t>(s),
+                                 t0 + static_cast<std::uint64_t>(s) * 10000 + static_cast<std::uint64_t>(u) * 37));
+  return out;
+}
+
 }  // namespace eport::sim

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "eport/model/reading.h"
 
@@ -70,5 +71,12 @@ class Fleet {
 // options: what the store and bridge benchmarks use for realistic rows.
 model::Reading make_reading(std::uint64_t seed, int unit_index, const std::string& unit, const std::string& container,
                             std::uint64_t seq, std::uint64_t time_utc_ms);
+
+// The standard mix of the wire benchmark and of the v2 dictionary's
+// training: units first_unit .. first_unit+units-1 (ids unit_id("tcu", i),
+// container_id(i)) each reporting every 10 s from t0, their clocks 37 ms
+// apart, per_unit readings each, in store order (round by round).
+std::vector<model::Reading> standard_mix(int units, int per_unit, std::uint64_t seed = 1, int first_unit = 0,
+                                         std::uint64_t t0 = 1795000000000ull);
 
 }  // namespace eport::sim

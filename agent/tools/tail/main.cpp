@@ -3,7 +3,7 @@
 // JSON line per reading (codec::reading_to_json: declared gaps are
 // "kind":"gap" lines, a receive-time timestamp carries
 // "time_source":"gateway_receive"), or one error line per bad payload, then
-// carries on.
+// carries on. Reads envelopes v1 and v2 (docs/schema.md), zstd or not.
 #include <mqtt/async_client.h>
 #include <signal.h>
 #include <unistd.h>
@@ -115,8 +115,9 @@ int main(int argc, char** argv) {
       if (!msg) continue;  // connection lost; the connected handler subscribes again
       last_message = std::chrono::steady_clock::now();
       const auto& payload = msg->get_payload_ref();
-      auto env = eport::codec::decode_payload(
-          {reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size()});
+      // Either envelope version; v2 takes the site and gateway from the topic.
+      auto env = eport::codec::decode_payload_on(
+          msg->get_topic(), {reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size()});
       if (!env) {
         ++errors;
         std::printf("{\"error\":%s,\"topic\":%s,\"bytes\":%zu}\n", eport::json::quote(env.error()).c_str(),

@@ -83,6 +83,13 @@ config::Keys<PublisherOptions> build() {
                                "\"zstd\": compress each envelope (subscribers recognise the zstd magic; "
                                "docs/schema.md). \"none\": plain FlatBuffers.",
                                EPORT_OPTION(O, compression)));
+  k.add(config::enumeration<O>("publish.envelope_format",
+                               {{"v1", codec::EnvelopeFormat::kV1}, {"v2", codec::EnvelopeFormat::kV2}},
+                               "\"v1\": envelopes of schema/telemetry.fbs (EPT1). \"v2\": envelope v2 "
+                               "(EPT2, docs/schema.md): readings in columns per source, zstd with the v2 "
+                               "dictionary, the site and gateway ids only in the topic; about half the bytes "
+                               "per reading or less (docs/benchmarks.md). Every subscriber must read v2 first.",
+                               EPORT_OPTION(O, envelope_format)));
   k.add(config::integer<O>("publish.zstd_level", 1, 19, "zstd level: higher is smaller and slower.",
                            EPORT_OPTION(O, zstd_level)));
   k.add(config::integer<O>("publish.max_readings", 1, 10000, "Most readings in one envelope.",

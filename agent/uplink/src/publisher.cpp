@@ -90,6 +90,7 @@ struct Publisher::Impl : public ConnectionEvents {
   std::unordered_map<DeliveryKey, Inflight> inflight;
   std::array<std::uint64_t, model::kPriorityCount> inflight_rows{};  // per class
   codec::EnvelopeEncoder encoder;
+  codec::EnvelopeEncoderV2 encoder_v2;
   std::vector<model::Reading> batch;
   std::mt19937 rng{std::random_device{}()};
   // Reconnect delay: reconnect_min doubling to reconnect_max (eport::backoff),
@@ -321,10 +322,15 @@ struct Publisher::Impl : public ConnectionEvents {
     }
     auto priority = rows->front().priority;
     codec::EnvelopeHeader h{opt.site_id, opt.gateway_id, outbox.next_envelope_seq(), now_utc_ms(), priority};
-    auto bytes = encoder.encode(h, batch);
+    const bool v2 = opt.envelope_format == codec::EnvelopeFormat::kV2;
+    if (v2) {  // the topic carries the ids (docs/schema.md, Envelope v2)
+      h.site_id.clear();
+      h.gateway_id.clear();
+    }
+    auto bytes = v2 ? encoder_v2.encode(h, batch) : encoder.encode(h, batch);
     std::vector<std::uint8_t> packed;
     if (opt.packing_level() > 0) {
-      packed = codec::compress(bytes, opt.packing_level());
+      packed = v2 ? codec::compress_v2(bytes, opt.packing_level()) : codec::compress(bytes, opt.packing_level());
       bytes = packed;
     }
     // The bandwidth cap delays everything but alarms.

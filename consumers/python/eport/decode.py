@@ -1,9 +1,10 @@
 """eport.decode: checks and decodes eport-edge telemetry payloads (zstd, then the FlatBuffers
-envelope of schema/telemetry.fbs, schema versions 1.0 to 1.4) into the readings eport-tail prints,
+envelope of schema/telemetry.fbs, schema versions 1.0 to 1.4, or envelope v2 of
+schema/telemetry_v2.fbs, docs/schema.md "Envelope v2") into the readings eport-tail prints,
 with the limits of eport::codec (agent/codec/include/eport/codec/codec.h).
 
     codec = load_codec()                      # the decoder flatc generated (see below)
-    header, readings, problems = codec.decode_payload(payload)   # or raises DecodeError
+    header, readings, problems = codec.decode_payload(payload, topic)   # or raises DecodeError
     sys.stdout.buffer.write(json_line(readings[0]) + b"\n")     # eport-tail's bytes
 
 The decoder is generated with `flatc --python` from schema/telemetry.fbs, never committed:
@@ -40,6 +41,12 @@ BUNDLED_DIR = os.path.dirname(HERE)
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 FILE_IDENTIFIER = b"EPT1"
 SCHEMA_MAJOR = 1
+# Envelope v2 (docs/schema.md "Envelope v2"): its identifier, and the zstd dictionary it is
+# compressed with (a protocol constant, schema/eport_v2_dict_1.zdict), known by its id.
+FILE_IDENTIFIER_V2 = b"EPT2"
+V2_DICTIONARY_ID = 32769  # eport::codec::kV2DictionaryId
+_REPO_V2_DICT = os.path.normpath(os.path.join(HERE, "..", "..", "..", "schema", "eport_v2_dict_1.zdict"))
+V2_DICTIONARY = _REPO_V2_DICT if os.path.isfile(_REPO_V2_DICT) else os.path.join(HERE, "eport_v2_dict_1.zdict")
 
 class SetupError(Exception):
     """The decoder cannot be set up (a Debian package or flatc missing, a schema unreadable).
@@ -148,6 +155,11 @@ LAYOUT = {
                      ("CommandId", "string")],  # schema 1.3
     "EvidenceCheckpoint": [("Cose", "[u8]"), ("N", "u64"), ("Check", "u8")],  # schema 1.4
 }
+# The outer table of envelope v2, read by hand (not by flatc's code): its columns are decoded here.
+LAYOUT_V2 = {
+    "EnvelopeV2": [("Columns", "[u8]"), ("V1Readings", "[table]", "Reading"), ("SiteId", "string"),
+                   ("GatewayId", "string")],
+}
 _SCALAR = {"bool": "<B", "u8": "<B", "u16": "<H", "i16": "<h", "i32": "<i", "u32": "<I", "u64": "<Q"}
 _FLAGS = {"bool": "BoolFlags", "u8": "Uint8Flags", "u16": "Uint16Flags", "i16": "Int16Flags", "i32": "Int32Flags",
           "u32": "Uint32Flags", "u64": "Uint64Flags"}
@@ -221,7 +233,7 @@ class _Verifier:
         self.span(vt, vsize, 2, f"{name} vtable")
         self.span(pos, max(tsize, 4), 1, f"{name} table body")
         values = {}
-        for i, (accessor, kind, *arg) in enumerate(LAYOUT[name]):
+        for i, (accessor, kind, *arg) in enumerate(LAYOUT[name] if name in LAYOUT else LAYOUT_V2[name]):
             slot = 4 + 2 * i
             if slot + 2 > vsize:
                 break  # written by an older schema: the remaining fields are absent
@@ -262,6 +274,9 @@ class _Verifier:
                 # An unknown member (newer schema) is not read: the decoder skips that reading.
 
     def envelope(self):
+        if self.n >= 8 and self.buf[4:8] == FILE_IDENTIFIER_V2:
+            self.table(self.deref(0, "root"), "EnvelopeV2", 1)
+            return
         if self.n < 8 or self.buf[4:8] != FILE_IDENTIFIER:
             raise DecodeError("not an EPT1 envelope (missing file identifier)")
         self.table(self.deref(0, "root"), "Envelope", 1)
@@ -275,6 +290,8 @@ class Codec:
         mod = {name: importlib.import_module(f"eport.telemetry.v1.{name}")
                for name in ("Envelope", "Reading", "Payload", *LAYOUT)}
         self.Envelope = mod["Envelope"].Envelope
+        self.Reading = mod["Reading"].Reading
+        self._v2_dict = None  # zstandard.ZstdCompressionDict, loaded on the first v2 frame
         self.classes = {name: getattr(mod[name], name) for name in LAYOUT}
         payload_enum = mod["Payload"].Payload
         self.payload_members = {v: k for k, v in vars(payload_enum).items()
@@ -321,12 +338,36 @@ class Codec:
         if size > self.limits.max_bytes:
             raise DecodeError(f"zstd payload: decompresses to {size} bytes > {self.limits.max_bytes}")
         try:
-            plain = zstandard.ZstdDecompressor().decompress(payload, max_output_size=self.limits.max_bytes)
+            dict_id = zstandard.get_frame_parameters(payload).dict_id
+        except zstandard.ZstdError as e:
+            raise DecodeError(f"zstd payload: not a valid zstd frame ({e})")
+        if dict_id not in (0, V2_DICTIONARY_ID):
+            raise DecodeError(f"zstd payload: compressed with dictionary {dict_id}, which this decoder does not "
+                              f"have (it knows {V2_DICTIONARY_ID})")
+        try:
+            if dict_id == 0:
+                plain = zstandard.ZstdDecompressor().decompress(payload, max_output_size=self.limits.max_bytes)
+            else:
+                plain = zstandard.ZstdDecompressor(dict_data=self._dictionary()).decompress(
+                    payload, max_output_size=self.limits.max_bytes)
         except zstandard.ZstdError as e:
             raise DecodeError(f"zstd payload: {e}")
         if len(plain) != size:
             raise DecodeError("zstd payload: size mismatch")
         return plain, True
+
+    def _dictionary(self):
+        if self._v2_dict is None:
+            try:
+                with open(V2_DICTIONARY, "rb") as f:
+                    data = f.read()
+            except OSError as e:
+                raise SetupError(f"the v2 zstd dictionary {V2_DICTIONARY} cannot be read: {e}", 66)
+            d = self.zstandard.ZstdCompressionDict(data)
+            if d.dict_id() != V2_DICTIONARY_ID:
+                raise SetupError(f"{V2_DICTIONARY} has dictionary id {d.dict_id()}, not {V2_DICTIONARY_ID}", 66)
+            self._v2_dict = d
+        return self._v2_dict
 
     def verify(self, envelope):
         if len(envelope) > self.limits.max_bytes:
@@ -334,13 +375,17 @@ class Codec:
         _Verifier(envelope, self.limits, self.unions).envelope()
 
     # -- envelope bytes -> values --------------------------------------------------------------
-    def decode_payload(self, payload):
+    def decode_payload(self, payload, topic=None):
         """Returns (header, readings, problems): dicts in eport-tail's key order; problems lists
-        readings that were skipped (e.g. a payload kind from a newer schema). Raises DecodeError."""
+        readings that were skipped (e.g. a payload kind from a newer schema). Raises DecodeError.
+        topic: the topic it arrived on; a v2 envelope without site and gateway ids takes them
+        from it (and one whose ids differ from it is refused), as eport-tail does."""
         payload = bytes(payload)
         envelope, _ = self.unwrap(payload)
         self.verify(envelope)
         try:
+            if envelope[4:8] == FILE_IDENTIFIER_V2:
+                return _V2Decoder(self, envelope, topic).decode()
             return self._decode(envelope)
         except DecodeError:
             raise
@@ -372,44 +417,48 @@ class Codec:
         limit = self.limits.max_decoded_bytes
         decoded = (_strlen(env._tab, "Envelope", "SiteId") or 0) + (_strlen(env._tab, "Envelope", "GatewayId") or 0)
         for i in range(env.ReadingsLength()):
-            r = env.Readings(i)
-            kind = self.payload_members.get(r.PayloadType())
-            if kind not in LAYOUT:
-                continue  # skipped below without copying anything
-            source = _strlen(r._tab, "Reading", "SourceId") or 0
-            if source > MAX_SOURCE_ID_BYTES:
-                raise DecodeError(f"reading {i}: source_id of {source} bytes > {MAX_SOURCE_ID_BYTES}")
-            container = _strlen(r._tab, "Reading", "ContainerId") or 0
-            if container > MAX_CONTAINER_ID_BYTES:
-                raise DecodeError(f"reading {i}: container_id of {container} bytes > {MAX_CONTAINER_ID_BYTES}")
-            tab = r.Payload()
-            if tab is None:
-                raise DecodeError(f"reading {i}: payload type {r.PayloadType()} ({kind}) without its table")
-            seal = (_strlen(tab, "SealEvent", "SealId") or 0) if kind == "SealEvent" else 0
-            if seal > MAX_SEAL_ID_BYTES:
-                raise DecodeError(f"reading {i}: seal_id of {seal} bytes > {MAX_SEAL_ID_BYTES}")
-            if kind == "CustodyEvent":
-                subject = _strlen(tab, "CustodyEvent", "SubjectId") or 0
-                if subject > MAX_SUBJECT_ID_BYTES:
-                    raise DecodeError(f"reading {i}: subject_id of {subject} bytes > {MAX_SUBJECT_ID_BYTES}")
-                zone = _strlen(tab, "CustodyEvent", "ZoneId") or 0
-                if zone > MAX_ZONE_ID_BYTES:
-                    raise DecodeError(f"reading {i}: zone_id of {zone} bytes > {MAX_ZONE_ID_BYTES}")
-                seal += subject + zone
-                for accessor, bound in (("SealId", MAX_SEAL_ID_BYTES), ("ExpectedSealId", MAX_SEAL_ID_BYTES),
-                                        ("CommandId", MAX_COMMAND_ID_BYTES)):
-                    n = _strlen(tab, "CustodyEvent", accessor) or 0
-                    if n > bound:
-                        raise DecodeError(f"reading {i}: {accessor} of {n} bytes > {bound}")
-                    seal += n
-            if kind == "EvidenceCheckpoint":
-                n = _veclen(tab, "EvidenceCheckpoint", "Cose") or 0
-                if n == 0 or n > MAX_EVIDENCE_BYTES:
-                    raise DecodeError(f"reading {i}: evidence checkpoint of {n} bytes (1..{MAX_EVIDENCE_BYTES})")
-                seal += n
-            decoded += DECODED_READING_BYTES + source + container + seal
+            decoded += self._reading_cost(i, env.Readings(i))
             if decoded > limit:
                 raise DecodeError(f"envelope decodes to more than {limit} bytes (limit reached at reading {i})")
+
+    def _reading_cost(self, i, r):
+        """What copying reading r (of a verified buffer) costs, its bounds checked; 0 for one of a
+        payload kind not in LAYOUT (skipped without copying). Raises DecodeError."""
+        kind = self.payload_members.get(r.PayloadType())
+        if kind not in LAYOUT:
+            return 0  # skipped without copying anything
+        source = _strlen(r._tab, "Reading", "SourceId") or 0
+        if source > MAX_SOURCE_ID_BYTES:
+            raise DecodeError(f"reading {i}: source_id of {source} bytes > {MAX_SOURCE_ID_BYTES}")
+        container = _strlen(r._tab, "Reading", "ContainerId") or 0
+        if container > MAX_CONTAINER_ID_BYTES:
+            raise DecodeError(f"reading {i}: container_id of {container} bytes > {MAX_CONTAINER_ID_BYTES}")
+        tab = r.Payload()
+        if tab is None:
+            raise DecodeError(f"reading {i}: payload type {r.PayloadType()} ({kind}) without its table")
+        seal = (_strlen(tab, "SealEvent", "SealId") or 0) if kind == "SealEvent" else 0
+        if seal > MAX_SEAL_ID_BYTES:
+            raise DecodeError(f"reading {i}: seal_id of {seal} bytes > {MAX_SEAL_ID_BYTES}")
+        if kind == "CustodyEvent":
+            subject = _strlen(tab, "CustodyEvent", "SubjectId") or 0
+            if subject > MAX_SUBJECT_ID_BYTES:
+                raise DecodeError(f"reading {i}: subject_id of {subject} bytes > {MAX_SUBJECT_ID_BYTES}")
+            zone = _strlen(tab, "CustodyEvent", "ZoneId") or 0
+            if zone > MAX_ZONE_ID_BYTES:
+                raise DecodeError(f"reading {i}: zone_id of {zone} bytes > {MAX_ZONE_ID_BYTES}")
+            seal += subject + zone
+            for accessor, bound in (("SealId", MAX_SEAL_ID_BYTES), ("ExpectedSealId", MAX_SEAL_ID_BYTES),
+                                    ("CommandId", MAX_COMMAND_ID_BYTES)):
+                n = _strlen(tab, "CustodyEvent", accessor) or 0
+                if n > bound:
+                    raise DecodeError(f"reading {i}: {accessor} of {n} bytes > {bound}")
+                seal += n
+        if kind == "EvidenceCheckpoint":
+            n = _veclen(tab, "EvidenceCheckpoint", "Cose") or 0
+            if n == 0 or n > MAX_EVIDENCE_BYTES:
+                raise DecodeError(f"reading {i}: evidence checkpoint of {n} bytes (1..{MAX_EVIDENCE_BYTES})")
+            seal += n
+        return DECODED_READING_BYTES + source + container + seal
 
     def _reading(self, r):
         kind = self.payload_members.get(r.PayloadType())
@@ -497,6 +546,218 @@ class Codec:
         else:  # in LAYOUT but not decoded here: a LAYOUT entry added without its decoder
             raise DecodeError(f"payload type {kind} is not decoded by this consumer: skipped")
         return out
+
+# ----------------------------------------------------------------------------------------------
+# Envelope v2 (docs/schema.md "Envelope v2"): the columns, read with the same checks and messages
+# as eport::codec::decode_envelope_v2 (agent/codec/src/envelope_v2.cpp).
+_V2_COLUMNS = (  # name, min, max, kind (0 position, 1 sensor), presence bit (None: always there)
+    ("lat_e7", -(1 << 31), (1 << 31) - 1, 0, None), ("lon_e7", -(1 << 31), (1 << 31) - 1, 0, None),
+    ("speed_cm_s", 0, 65535, 0, 0x01), ("heading_cdeg", 0, 65535, 0, 0x02), ("fix", 0, 255, 0, None),
+    ("satellites", 0, 255, 0, None), ("hdop_centi", 0, 65535, 0, 0x04),
+    ("temperature_centi_c", -32768, 32767, 1, 0x01), ("humidity_centi_pct", 0, 65535, 1, 0x02),
+    ("shock_milli_g", 0, 65535, 1, 0x04), ("battery_mv", 0, 65535, 1, 0x08), ("battery_pct", 0, 255, 1, 0x10),
+    ("reefer_setpoint_centi_c", -32768, 32767, 1, 0x20),
+)
+_V2_PRESENCE_RESERVED = {0: 0xF8, 1: 0xC0}
+_MAX_SEQ = (1 << 53) - 1
+_M64 = (1 << 64) - 1
+
+
+def _unzigzag(u):
+    return (u >> 1) ^ -(u & 1)
+
+
+class _V2Decoder:
+    def __init__(self, codec, buf, topic):
+        self.codec, self.buf, self.topic = codec, buf, topic
+        root = _U32.unpack_from(buf, 0)[0]
+        vt = root - _I32.unpack_from(buf, root)[0]
+        vsize = _U16.unpack_from(buf, vt)[0]
+        self.fields = {}
+        for i, (accessor, *_) in enumerate(LAYOUT_V2["EnvelopeV2"]):
+            slot = 4 + 2 * i
+            fo = _U16.unpack_from(buf, vt + slot)[0] if slot + 2 <= vsize else 0
+            if fo:
+                self.fields[accessor] = root + fo + _U32.unpack_from(buf, root + fo)[0]  # verified above
+
+    def _string(self, accessor):
+        at = self.fields.get(accessor)
+        if at is None:
+            return ""
+        n = _U32.unpack_from(self.buf, at)[0]
+        return _text(self.buf[at + 4:at + 4 + n])
+
+    def varint(self, what, reading):
+        v = 0
+        for i in range(10):
+            if self.p == self.end:
+                raise DecodeError(f"{what}: columns end inside reading {reading}")
+            byte = self.buf[self.p]
+            self.p += 1
+            if i == 9 and byte > 1:
+                raise DecodeError(f"{what}: varint of reading {reading} overflows 64 bits")
+            v |= (byte & 0x7F) << (7 * i)
+            if not byte & 0x80:
+                return v
+        raise DecodeError(f"{what}: varint of reading {reading} overflows 64 bits")  # not reached
+
+    def byte(self, what, reading):
+        if self.p == self.end:
+            raise DecodeError(f"{what}: columns end inside reading {reading}")
+        self.p += 1
+        return self.buf[self.p - 1]
+
+    def string(self, what, bound):
+        n = self.varint(what, 0)
+        if n > bound:
+            raise DecodeError(f"{what} of {n} bytes > {bound}")
+        if n > self.end - self.p:
+            raise DecodeError(f"{what}: columns end inside it")
+        self.p += n
+        return _text(self.buf[self.p - n:self.p])
+
+    def decode(self):
+        limits = self.codec.limits
+        site, gateway = self._string("SiteId"), self._string("GatewayId")
+        if len(site.encode("utf-8", "surrogateescape")) > 64 or len(gateway.encode("utf-8", "surrogateescape")) > 64:
+            raise DecodeError("site_id or gateway_id longer than 64 bytes")
+        if "Columns" not in self.fields:
+            raise DecodeError("v2 envelope without columns")
+        at = self.fields["Columns"]
+        self.p, self.end = at + 4, at + 4 + _U32.unpack_from(self.buf, at)[0]
+        self.v1 = []
+        if "V1Readings" in self.fields:
+            vec = self.fields["V1Readings"]
+            for j in range(_U32.unpack_from(self.buf, vec)[0]):
+                r = self.codec.Reading()
+                e = vec + 4 + 4 * j
+                r.Init(self.buf, e + _U32.unpack_from(self.buf, e)[0])
+                self.v1.append(r)
+        self.next_v1 = 0
+        envelope_seq = self.varint("envelope_seq", 0)
+        sent = self.varint("sent_utc_ms", 0)
+        priority = self.byte("priority", 0)
+        if priority > 3:
+            raise DecodeError(f"priority {priority} unknown")
+        if self.topic is not None:
+            _, tsite, tgateway, _ = parse_topic(self.topic)
+            if tsite is None:
+                raise DecodeError(f"v2 envelope on a topic that names no site and gateway: {self.topic}")
+            for name, value, want in (("site_id", site, tsite), ("gateway_id", gateway, tgateway)):
+                if value and value != want:
+                    raise DecodeError(f"v2 envelope's {name} {value} is not its topic's {want}")
+            site, gateway = site or tsite, gateway or tgateway
+        header = {"site": site, "gateway": gateway, "envelope_seq": envelope_seq, "sent_utc_ms": sent,
+                  "priority": PRIORITY_NAMES[priority], "schema_version": 2}
+        groups = self.varint("group count", 0)
+        if groups > limits.max_readings:
+            raise DecodeError(f"envelope holds {groups} groups > limit {limits.max_readings}")
+        self.budget_readings = limits.max_readings
+        self.budget_bytes = limits.max_decoded_bytes - len(site) - len(gateway)
+        readings, problems = [], []
+        for g in range(groups):
+            try:
+                self.group(sent, readings, problems)
+            except DecodeError as e:
+                raise DecodeError(f"group {g}: {e}")
+        if self.p != self.end:
+            raise DecodeError(f"{self.end - self.p} bytes after the last group")
+        if self.next_v1 != len(self.v1):
+            raise DecodeError(f"{len(self.v1)} v1 tables but {self.next_v1} readings of kind v1")
+        return header, readings, problems
+
+    def group(self, sent, readings, problems):
+        source = self.string("source_id", MAX_SOURCE_ID_BYTES)
+        if not source:
+            raise DecodeError("empty source_id")
+        container = self.string("container_id", MAX_CONTAINER_ID_BYTES)
+        n = self.varint("count", 0)
+        if n == 0:
+            raise DecodeError("count 0")
+        if n > self.budget_readings:
+            raise DecodeError(f"count {n} exceeds the readings limit ({self.budget_readings} left)")
+        if n > self.end - self.p:
+            raise DecodeError(f"count {n} but only {self.end - self.p} bytes of columns left")
+        if n > self.budget_bytes // DECODED_READING_BYTES:  # before allocating anything
+            raise DecodeError(f"count {n}: envelope decodes to more than the limit")
+        self.budget_readings -= n
+        seq = [self.varint("seq", 0)]
+        time = [(sent + _unzigzag(self.varint("time_utc_ms", 0))) & _M64]
+        tags = []
+        for i in range(n):
+            t = self.byte("tags", i)
+            if t & 0xF8:
+                raise DecodeError(f"reading {i}: tag has reserved bits set")
+            if t & 3 == 3:
+                raise DecodeError(f"reading {i}: tag of unknown kind 3")
+            tags.append(t)
+        for i in range(1, n):
+            seq.append((seq[-1] + 1 + _unzigzag(self.varint("seq", i))) & _M64)
+        for i in range(1, n):
+            time.append((time[-1] + _unzigzag(self.varint("time_utc_ms", i))) & _M64)
+        for i, s in enumerate(seq):
+            if s == 0 or s > _MAX_SEQ:
+                raise DecodeError(f"reading {i}: seq {s} out of range 1..2^53-1")
+        bits = [0] * n
+        for i in range(n):
+            kind = tags[i] & 3
+            if kind == 2:
+                continue
+            b = self.byte("presence", i)
+            if b & _V2_PRESENCE_RESERVED[kind]:
+                raise DecodeError(f"reading {i}: presence has reserved bits set")
+            bits[i] = b
+        values = [{} for _ in range(n)]
+        for name, lo, hi, ckind, bit in _V2_COLUMNS:
+            prev = 0
+            for i in range(n):
+                if tags[i] & 3 != ckind or (bit is not None and not bits[i] & bit):
+                    continue
+                v = ((prev + _unzigzag(self.varint(name, i))) & _M64)
+                v = v - (1 << 64) if v >= 1 << 63 else v
+                if v < lo or v > hi:
+                    raise DecodeError(f"reading {i}: {name} {v} out of range {lo}..{hi}")
+                values[i][name] = v
+                prev = v
+        v1s = sum(1 for t in tags if t & 3 == 2)
+        if v1s > len(self.v1) - self.next_v1:
+            raise DecodeError(f"{v1s} readings of kind v1 but only {len(self.v1) - self.next_v1} v1 tables left")
+        for i in range(n):
+            kind = tags[i] & 3
+            cost = DECODED_READING_BYTES + len(source) + len(container)
+            out = {"source": source}
+            if container:
+                out["container"] = container
+            out["seq"] = seq[i]
+            out["time_utc_ms"] = time[i]
+            if tags[i] & 0x04:
+                out["time_source"] = "gateway_receive"
+            if kind == 2:
+                r = self.v1[self.next_v1]
+                self.next_v1 += 1
+                if self.codec.payload_members.get(r.PayloadType()) not in LAYOUT:
+                    problems.append(f"reading {i}: unknown or missing payload type {r.PayloadType()}: skipped")
+                    continue
+                try:
+                    cost = self.codec._reading_cost(i, r)
+                    got = self.codec._reading(r)
+                except DecodeError as e:
+                    raise DecodeError(f"reading {i}: v1 table: {e}")
+                if {k: got.get(k) for k in ("source", "container", "seq", "time_utc_ms", "time_source")} != \
+                        {k: out.get(k) for k in ("source", "container", "seq", "time_utc_ms", "time_source")}:
+                    raise DecodeError(f"reading {i}: v1 table's source, container, seq, time or time source "
+                                      f"differ from the group's")
+                out = got
+            else:
+                out["kind"] = "position" if kind == 0 else "sensor"
+                for name, _, _, ckind, _ in _V2_COLUMNS:
+                    if ckind == kind and name in values[i]:
+                        out[name] = values[i][name]
+            if cost > self.budget_bytes:
+                raise DecodeError(f"reading {i}: envelope decodes to more than the limit")
+            self.budget_bytes -= cost
+            readings.append(out)
+
 
 def _strlen(tab, table, accessor):
     """The length of a string field of a verified table, without copying it; None if absent."""

@@ -34,6 +34,14 @@ struct DataTopic {
   std::string gateway;
   model::Priority priority;
 };
+struct GatewayTopic {
+  std::string site;
+  std::string gateway;
+};
+// The site and gateway of any topic under eport/v1/<site>/<gateway>/...;
+// nullopt if the topic is not one.
+std::optional<GatewayTopic> parse_gateway(std::string_view topic);
+
 // Parses a data topic; nullopt if the topic is not one.
 std::optional<DataTopic> parse_data(std::string_view topic);
 

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "eport/codec/codec.h"
 #include "eport/model/result.h"
 #include "eport/store/outbox.h"
 #include "eport/uplink/commands.h"
@@ -75,6 +76,10 @@ struct PublisherOptions {
   std::chrono::milliseconds max_age{1000};    // wait for a fuller envelope (alarms never wait)
   Compression compression = Compression::kZstd;
   int zstd_level = 3;                          // with kZstd
+  // publish.envelope_format: v1 (schema/telemetry.fbs) until every consumer
+  // reads v2 (schema/telemetry_v2.fbs: per-source columns, the v2 zstd
+  // dictionary, site and gateway ids only in the topic).
+  codec::EnvelopeFormat envelope_format = codec::EnvelopeFormat::kV1;
   // The zstd level envelopes are compressed with; 0: not compressed.
   int packing_level() const { return compression == Compression::kZstd ? zstd_level : 0; }
   BudgetOptions budget;
