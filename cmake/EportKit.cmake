@@ -30,6 +30,9 @@ install(FILES ${_eport_py_modules} DESTINATION ${EPORT_PYTHON_INSTALL_DIR}/eport
 # flatc's eport/__init__.py is not installed: the kit's own is the package's.
 install(DIRECTORY ${_eport_py_gen}/eport/telemetry DESTINATION ${EPORT_PYTHON_INSTALL_DIR}/eport
   COMPONENT python3-eport EXCLUDE_FROM_ALL FILES_MATCHING PATTERN "*.py")
+# Envelope v2's zstd dictionary (a protocol constant, schema/): decode.py looks for it beside itself.
+install(FILES ${PROJECT_SOURCE_DIR}/schema/eport_v2_dict_1.zdict DESTINATION ${EPORT_PYTHON_INSTALL_DIR}/eport
+  COMPONENT python3-eport EXCLUDE_FROM_ALL)
 install(FILES ${EPORT_PACKAGING_DIR}/deb/copyright DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/python3-eport
   COMPONENT python3-eport EXCLUDE_FROM_ALL)
 

@@ -199,16 +199,23 @@ def agent_template():
 _TEMPLATE = None
 
 
+def with_test_envelope_format(toml_text):
+    """toml_text with publish.envelope_format = $EPORT_TEST_ENVELOPE_FORMAT (when that is set
+    and the text does not choose a format itself), into its [publish] table if it has one."""
+    fmt = os.environ.get("EPORT_TEST_ENVELOPE_FORMAT")
+    if not fmt or "envelope_format" in toml_text:
+        return toml_text
+    line = f'envelope_format = "{fmt}"'
+    return (toml_text.replace("[publish]\n", f"[publish]\n{line}\n", 1) if "[publish]\n" in toml_text
+            else f"{toml_text}\n[publish]\n{line}\n")
+
+
 class Agent:
     def __init__(self, work, broker_uri, gateway="gw-test-01", site="cnsha", extra="", store_extra=""):
         """extra: further TOML sections; store_extra: further keys of [store].
         EPORT_TEST_ENVELOPE_FORMAT=v2 in the environment runs the agent with
         publish.envelope_format = "v2" (docs/schema.md) unless extra sets it."""
-        fmt = os.environ.get("EPORT_TEST_ENVELOPE_FORMAT")
-        if fmt and "envelope_format" not in extra:
-            line = f'envelope_format = "{fmt}"'
-            extra = (extra.replace("[publish]\n", f"[publish]\n{line}\n", 1) if "[publish]\n" in extra
-                     else f"{extra}\n[publish]\n{line}\n")
+        extra = with_test_envelope_format(extra)
         self.work = work
         self.name = "agent"  # its logs: agent-1.log, agent-2.log, ... one per start
         self.socket = work.file("bridge.sock")
@@ -528,7 +535,7 @@ def cluster_agent_config(out, gateway, agent, uris, extra=""):
         assert n == 1, f"no line {pattern} in the generated cluster/agent.toml"
     text = text.replace("[mqtt]\n", "[mqtt]\nreconnect_min_ms = 200\nreconnect_max_ms = 2000\nconnect_timeout_s = 5\n", 1)
     with open(agent.config, "w") as f:
-        f.write(text + "\n" + extra)
+        f.write(with_test_envelope_format(text + "\n" + extra))
 
 
 def complete_lines(path):

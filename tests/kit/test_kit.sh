@@ -56,6 +56,25 @@ python)
   [[ ! -e $src/consumers/python/eport/telemetry ]] || fail "generated code in the source tree"
   # -I: neither PYTHONPATH nor the source tree; flatc off PATH: the build-time decoder only.
   PATH=/usr/bin/nonexistent /usr/bin/python3 -I "$src/tests/kit/decode_fixtures.py" "$dist" "$work/fixtures"
+  # Envelope v2 (the committed seeds of fuzz_envelope_v2) with the installed dictionary: the
+  # lines the C++ codec prints for them (tests/data/envelope_v2, as integration.python_v2 checks).
+  [[ -f $dist/eport/eport_v2_dict_1.zdict ]] || fail "the v2 zstd dictionary is not installed beside the package"
+  PATH=/usr/bin/nonexistent /usr/bin/python3 -I - "$dist" "$src" <<'EOF' || fail "envelope v2 through the installed package"
+import os, sys
+dist, src = sys.argv[1], sys.argv[2]
+sys.path.insert(0, dist)
+from eport import decode
+assert decode.V2_DICTIONARY.startswith(dist), f"the dictionary comes from {decode.V2_DICTIONARY}"
+codec = decode.load_codec()
+corpus = os.path.join(src, "agent", "codec", "fuzz", "corpus", "envelope_v2")
+for name in ("every_kind.ept2.zst", "mix_50.ept2.zst"):
+    header, readings, problems = codec.decode_payload(open(os.path.join(corpus, name), "rb").read(),
+                                                      "eport/v1/cnsha/gw-01/data/telemetry")
+    got = [decode.json_line(header)] + [decode.json_line(r) for r in readings]
+    want = open(os.path.join(src, "tests", "data", "envelope_v2", name + ".jsonl"), "rb").read().splitlines()
+    assert not problems and got == want, f"{name}: the installed package prints other lines than the C++ codec"
+    print(f"installed package, envelope v2 {name}: {len(readings)} readings as the C++ codec prints them")
+EOF
   # docs/consuming.md section 12's program, as printed there, against the installed package.
   awk '/<!-- check: kit_python_example -->/{f=1; next} f && /^```python/{p=1; next} p && /^```/{exit} p' \
     "$src/docs/consuming.md" >"$work/readings.py"

@@ -88,7 +88,7 @@ class Worker:
         kind, site, gateway, cls = self.ec.parse_topic(topic)
         if kind == "data":
             try:
-                header, readings, problems = self.codec.decode_payload(payload)
+                header, readings, problems = self.codec.decode_payload(payload, topic)  # v2: ids from the topic
             except self.ec.DecodeError as e:
                 return db.Rejected(subject, str(e), payload)
             # Trust the topic (the broker's permissions), not the payload's claims.
@@ -101,7 +101,7 @@ class Worker:
         if kind == "evidence":
             # Evidence checkpoints (docs/evidence.md 13): Alarm envelopes of checkpoint records only.
             try:
-                header, readings, problems = self.codec.decode_payload(payload)
+                header, readings, problems = self.codec.decode_payload(payload, topic)  # v2: ids from the topic
             except self.ec.DecodeError as e:
                 return db.Rejected(subject, str(e), payload)
             if (header["site"], header["gateway"]) != (site, gateway):
