@@ -13,6 +13,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -53,7 +54,7 @@ struct Undo {
 struct State {
   std::map<std::string, Undo> files;  // by path
   long ops = 0;                       // writes, truncates and syncs so far
-  long cut_at = -1;                   // the op at which the power goes; -1: never
+  long long cut_at = -1;                  // the op at which the power goes; -1: never
   bool dead = false;
 };
 State g;
@@ -246,7 +247,7 @@ TEST_CASE("1,000 simulated power cuts while units send: every acknowledged readi
     REQUIRE(ob.ok());
     Run run;
     long before = g.ops;
-    g.cut_at = 1L << 40;  // counting, never cutting
+    g.cut_at = 1LL << 40;  // counting, never cutting
     drive(**ob, run, rng, 40);
     ops_per_run = g.ops - before;
     g = State{};
@@ -255,7 +256,9 @@ TEST_CASE("1,000 simulated power cuts while units send: every acknowledged readi
 
   int cuts = 0, reopened_with_rows = 0;
   std::size_t checked = 0;
-  for (int i = 0; i < 1000; ++i) {
+  // EPORT_POWER_CUT_RUNS: fewer under emulation (scripts/cross-test.sh), 1,000 natively.
+  const int runs = std::getenv("EPORT_POWER_CUT_RUNS") ? std::max(1, std::atoi(std::getenv("EPORT_POWER_CUT_RUNS"))) : 1000;
+  for (int i = 0; i < runs; ++i) {
     test::TempDir dir;
     store::OutboxOptions o;
     o.path = dir.file("outbox.db");
@@ -319,9 +322,9 @@ TEST_CASE("1,000 simulated power cuts while units send: every acknowledged readi
     sqlite3_finalize(st);
     sqlite3_close(db);
   }
-  CHECK(cuts >= 1000);
-  CHECK(reopened_with_rows > 500);
-  CHECK(checked > 10000);
+  CHECK(cuts >= runs);
+  CHECK(reopened_with_rows > runs / 2);
+  CHECK(checked > static_cast<std::size_t>(runs) * 10);
   std::printf("store power cuts: %d cuts, %zu acknowledged readings checked after them, all there\n", cuts, checked);
 }
 
@@ -447,7 +450,7 @@ TEST_CASE("simulated power cuts while the gateway chains its own records: the ch
     g = State{};
     auto ob = store::Outbox::open(o);
     REQUIRE(ob.ok());
-    g.cut_at = 1L << 40;  // counting, never cutting
+    g.cut_at = 1LL << 40;  // counting, never cutting
     life(**ob, 30);
     ops_per_run = g.ops;
     g = State{};
