@@ -22,7 +22,8 @@ consumers/python/, installed by python3-eport): this file is its MQTT command li
 Importable as before: load_codec() returns a Codec whose decode_payload(bytes) gives
 (header, readings, problems) or raises DecodeError; json_line() renders them;
 completeness(readings) tells, per source, received seqs from declared gaps
-("kind":"gap" records) and from undeclared ones (docs/consuming.md).
+("kind":"gap" records) and from undeclared ones, and class_completeness(readings), per
+source and class, the holes in the gateway's class counts (docs/consuming.md).
 
 """
 import argparse
@@ -44,7 +45,7 @@ _KIT = os.path.join(HERE, "..", "..", "consumers", "python")
 if os.path.isdir(os.path.join(_KIT, "eport")):
     sys.path.insert(0, os.path.normpath(_KIT))
 
-from eport.completeness import completeness  # noqa: E402,F401
+from eport.completeness import class_completeness, completeness  # noqa: E402,F401
 from eport.decode import (DECODED_READING_BYTES, FILE_IDENTIFIER, LAYOUT, SCHEMA_MAJOR,  # noqa: E402,F401
                           ZSTD_MAGIC, Codec, DecodeError, Limits, SetupError, generate_code, json_line,
                           parse_topic)

@@ -124,6 +124,8 @@ class Builder:
             R.AddTimeSource(b, r["time_source_value"])
         elif r.get("time_source") == "gateway_receive":
             R.AddTimeSource(b, 1)
+        if r.get("class_seq"):  # schema 1.5; "class" is the envelope's priority
+            R.AddClassSeq(b, r["class_seq"])
         return R.End(b)
 
     def envelope(self, readings, site="cnsha", gateway="gw-test-01", envelope_seq=1, sent_utc_ms=1795000002000,

@@ -331,9 +331,36 @@ def key(r):
     return (r["source"], r["seq"])
 
 
+# The keys the gateway adds to what a unit sent: its class count (schema 1.5).
+GATEWAY_KEYS = ("class", "class_seq")
+
+
+def as_sent(r):
+    """A received reading without the keys the gateway adds (GATEWAY_KEYS)."""
+    return {k: v for k, v in r.items() if k not in GATEWAY_KEYS}
+
+
+def check_class_counts(received):
+    """The gateway's class counts (docs/consuming.md, "Completeness per class") are consistent:
+    every received reading of a unit has one, per source and class they grow with seq, and a
+    duplicate carries its original's. Holes are not checked here (a test may evict, or
+    subscribe late): test_class_completeness.py checks them."""
+    per = {}
+    for r in received:
+        if r.get("kind") is None:
+            continue
+        assert r.get("class_seq", 0) > 0 and r.get("class"), f"reading without a class count: {r}"
+        by_seq = per.setdefault((r["source"], r["class"]), {})
+        assert by_seq.setdefault(r["seq"], r["class_seq"]) == r["class_seq"], f"class_seq changed: {r}"
+    for k, by_seq in per.items():
+        counts = [cs for _, cs in sorted(by_seq.items())]
+        assert all(a < b for a, b in zip(counts, counts[1:])), f"{k}: class_seqs do not grow with seq: {counts[:20]}"
+
+
 def check_all_arrived(acked, received):
-    """Every acknowledged reading arrived, field by field. Returns the number of
-    duplicate deliveries (allowed: identified by source + seq)."""
+    """Every acknowledged reading arrived, field by field (the gateway's class count aside,
+    which check_class_counts checks). Returns the number of duplicate deliveries (allowed:
+    identified by source + seq)."""
     got = {}
     dups = 0
     for r in received:
@@ -345,7 +372,8 @@ def check_all_arrived(acked, received):
     missing = [key(r) for r in acked if key(r) not in got]
     assert not missing, f"{len(missing)} acknowledged readings never arrived, e.g. {missing[:5]}"
     for r in acked:
-        assert got[key(r)] == r, f"reading {key(r)} changed on the way: sent {r}, received {got[key(r)]}"
+        assert as_sent(got[key(r)]) == r, f"reading {key(r)} changed on the way: sent {r}, received {got[key(r)]}"
+    check_class_counts(received)
     return dups
 
 

@@ -2,7 +2,7 @@
 the reading's time source decode to the same JSON lines as the C++ codec (tests/unit/codec_test.cpp
 checks the C++ side against the same lines; test_python_consumer.py sends them through eport-tail);
 a 1.0 writer's reading (no time_source field) reads as Source; values from a newer schema read as
-the C++ codec reads them; completeness() and the completeness example of docs/consuming.md."""
+the C++ codec reads them; completeness() and class_completeness() and their examples in docs/consuming.md."""
 import json
 import os
 import re
@@ -134,12 +134,61 @@ def check_doc_completeness(work, codec, builder):
     h.log("doc's completeness example prints what the doc shows")
 
 
+def check_class_completeness():
+    def r(seq, cs, cls="alarm", source="TU-1"):
+        return {"source": source, "seq": seq, "class": cls, "class_seq": cs, "kind": "door", "state": "open"}
+    # Consecutive counts, duplicates, out of order: nothing missing.
+    c = ec.class_completeness([r(9, 3), r(5, 1), r(7, 2), r(7, 2)])
+    assert c == {("TU-1", "alarm"): {"received": 3, "first": (5, 1), "missing": [], "restarts": []}}, c
+    # Holes, located by the seq after them; classes and sources apart; unnumbered readings ignored.
+    c = ec.class_completeness([r(5, 1), r(20, 4), r(30, 5), r(40, 9), r(6, 1, "telemetry"), r(8, 3, "telemetry"),
+                               r(3, 7, source="TU-2"), {"source": "TU-1", "seq": 50, "kind": "door", "state": "open"}])
+    assert c[("TU-1", "alarm")]["missing"] == [(2, 3, 20), (6, 8, 40)], c
+    assert c[("TU-1", "telemetry")]["missing"] == [(2, 2, 8)], c
+    assert c[("TU-2", "alarm")] == {"received": 1, "first": (3, 7), "missing": [], "restarts": []}, c
+    assert len(c) == 3, c
+    # start: holes before the first one received.
+    assert ec.class_completeness([r(20, 4)], start={("TU-1", "alarm"): 1})[("TU-1", "alarm")]["missing"] == [(1, 3, 20)]
+    assert ec.class_completeness([r(20, 4)], start={("TU-1", "alarm"): 4})[("TU-1", "alarm")]["missing"] == []
+    # A restart (lower count on a later seq): listed, holes from 1 there.
+    c = ec.class_completeness([r(5, 8), r(6, 9), r(70, 1), r(71, 2), r(90, 3), r(95, 2), r(99, 4)])[("TU-1", "alarm")]
+    assert c["restarts"] == [70, 95] and c["missing"] == [(1, 1, 95), (3, 3, 99)], c
+    c = ec.class_completeness([r(5, 8), r(70, 3)])[("TU-1", "alarm")]
+    assert c["restarts"] == [70] and c["missing"] == [(1, 2, 70)], c
+    assert ec.class_completeness([]) == {}
+    h.log("class_completeness(): holes, starts and restarts as specified")
+
+
+def check_doc_class_completeness(work, codec, builder):
+    """docs/consuming.md's per-class example: its input lines are what the consumer prints for
+    that alarm envelope, and its program prints exactly the output shown."""
+    with open(DOC) as f:
+        blocks = dict(re.findall(r"<!-- check: (\w+) -->\s*```[a-z]*\n(.*?)```", f.read(), re.S))
+    assert {"class_completeness_input", "class_completeness", "class_completeness_output"} <= set(blocks), list(blocks)
+    lines = blocks["class_completeness_input"].strip().splitlines()
+    got, problems = decode_lines(codec, builder.envelope(lines, priority="alarm"))
+    assert got == lines and not problems, f"doc: the input lines are not what the consumer prints: {got}"
+    with open(work.file("alarms.jsonl"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(work.file("doc_class_completeness.py"), "w") as f:
+        f.write(blocks["class_completeness"])
+    env = dict(os.environ, PYTHONPATH=CONSUMER_DIR)
+    p = subprocess.run([sys.executable, "doc_class_completeness.py"], cwd=work.path, capture_output=True, text=True,
+                       timeout=30, env=env)
+    assert p.returncode == 0, p.stderr
+    want = blocks["class_completeness_output"].strip()
+    assert p.stdout.strip() == want, f"doc class completeness example prints\n{p.stdout}\nthe doc shows\n{want}"
+    h.log("doc's per-class completeness example prints what the doc shows")
+
+
 def test_python_gaps(work):
     codec = ec.load_codec(cache_dir=work.file("codegen"))
     builder = envelopes.Builder()
     check_decoding(codec, builder)
     check_completeness()
     check_doc_completeness(work, codec, builder)
+    check_class_completeness()
+    check_doc_class_completeness(work, codec, builder)
 
 
 if __name__ == "__main__":

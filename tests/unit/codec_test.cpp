@@ -705,3 +705,32 @@ TEST_CASE("an evidence checkpoint (schema 1.4) keeps its bytes, number and check
   r.payload = e;
   CHECK_FALSE(codec::decode_reading(codec::encode_reading(r)).ok());
 }
+
+TEST_CASE("a class seq (schema 1.5) round-trips through an envelope, prints after seq, and is bounded", "[codec]") {
+  codec::EnvelopeHeader h{"cnsha", "gw-01", 44, 1795000000999ull, Priority::kAlarm};
+  Reading door{"TU-0042", "MSKU1234565", 123, 1795001441000ull, DoorEvent{DoorState::kOpen}};
+  door.class_seq = 4;
+  door.class_priority = Priority::kAlarm;
+  Reading old = door;  // a row stored before store v5: unnumbered
+  old.seq = 124;
+  old.class_seq = 0;
+  old.class_priority = Priority::kTelemetry;
+  auto env = codec::decode_envelope(codec::encode_envelope(h, std::vector<Reading>{door, old}));
+  REQUIRE(env.ok());
+  CHECK(env->readings == std::vector<Reading>{door, old});
+  CHECK(codec::reading_to_json(env->readings[0]) ==
+        R"({"source":"TU-0042","container":"MSKU1234565","seq":123,"class":"alarm","class_seq":4,"time_utc_ms":1795001441000,"kind":"door","state":"open"})");
+  CHECK(codec::reading_to_json(env->readings[1]) ==
+        R"({"source":"TU-0042","container":"MSKU1234565","seq":124,"time_utc_ms":1795001441000,"kind":"door","state":"open"})");
+  // The stored form carries it too (what the store is given has 0: the store numbers it).
+  auto stored = codec::decode_reading(codec::encode_reading(door));
+  REQUIRE(stored.ok());
+  CHECK(stored->class_seq == 4);
+  // At 2^53-1 it decodes; above, the envelope is refused.
+  door.class_seq = kMaxSeq;
+  CHECK(codec::decode_envelope(codec::encode_envelope(h, std::vector<Reading>{door})).ok());
+  door.class_seq = kMaxSeq + 1;
+  auto refused = codec::decode_envelope(codec::encode_envelope(h, std::vector<Reading>{door}));
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error() == "reading 0: class_seq 9007199254740992 > 2^53-1");
+}

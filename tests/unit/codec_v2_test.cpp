@@ -12,6 +12,9 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <map>
+#include <optional>
+#include <set>
 #include <sstream>
 
 #include <zstd.h>
@@ -76,7 +79,8 @@ std::vector<Reading> every_kind() {
 
 // A v2 envelope with the given columns (and v1 tables), built by hand.
 std::vector<std::uint8_t> v2_with(const std::vector<std::uint8_t>& columns, const std::vector<Reading>& v1 = {},
-                                  bool with_columns = true) {
+                                  bool with_columns = true,
+                                  const std::optional<std::vector<std::uint8_t>>& class_seqs = std::nullopt) {
   // The v1 tables are taken from a real encoding of those readings.
   flatbuffers::FlatBufferBuilder b;
   std::vector<flatbuffers::Offset<eport::telemetry::v1::Reading>> tables;
@@ -91,13 +95,27 @@ std::vector<std::uint8_t> v2_with(const std::vector<std::uint8_t>& columns, cons
     if (t->container_id()) cont = b.CreateString(t->container_id()->str());
     auto door = eport::telemetry::v1::CreateDoorEvent(b, eport::telemetry::v1::DoorState::Open);
     tables.push_back(eport::telemetry::v1::CreateReading(b, src, cont, t->seq(), t->time_utc_ms(),
-                                                         eport::telemetry::v1::Payload::DoorEvent, door.Union()));
+                                                         eport::telemetry::v1::Payload::DoorEvent, door.Union(),
+                                                         eport::telemetry::v1::TimeSource::Source, t->class_seq()));
   }
   auto cols = with_columns ? b.CreateVector(columns) : flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>();
   auto vt = tables.empty() ? flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<eport::telemetry::v1::Reading>>>()
                            : b.CreateVector(tables);
-  b.Finish(fb2::CreateEnvelope(b, cols, vt), fb2::EnvelopeIdentifier());
+  flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> cs;
+  if (class_seqs) cs = b.CreateVector(*class_seqs);
+  b.Finish(fb2::CreateEnvelope(b, cols, vt, 0, 0, cs), fb2::EnvelopeIdentifier());
   return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
+}
+
+// Readings as the store hands them out: numbered per source in the envelope's class.
+std::vector<Reading> numbered(std::vector<Reading> rs, Priority p, std::uint64_t first = 1) {
+  std::map<std::string, std::uint64_t> next;
+  for (auto& r : rs) {
+    auto& n = next.try_emplace(r.source_id, first).first->second;
+    r.class_seq = n++;
+    r.class_priority = p;
+  }
+  return rs;
 }
 
 // Columns of one group of one position reading, "tcu-1" without container,
@@ -236,6 +254,8 @@ TEST_CASE("v2: malformed envelopes are refused with a message naming what was wr
   Reading door{"tcu-1", "", 5, 100, DoorEvent{DoorState::kOpen}};
   Reading door_seq6 = door;
   door_seq6.seq = 6;
+  Reading door_counted = door;
+  door_counted.class_seq = 3;
   std::vector<Case> cases = {
       {"empty buffer", {}, "not an EPT2 envelope"},
       {"a v1 envelope", codec::encode_envelope(header_v2(), every_kind()), "not an EPT2 envelope"},
@@ -274,6 +294,18 @@ TEST_CASE("v2: malformed envelopes are refused with a message naming what was wr
       {"a v1 table too many", v2_with(one_group(kPositionTail), {door}), "1 v1 tables but 0 readings of kind v1"},
       {"a v1 table of another seq", v2_with(one_group({0x02}), {door_seq6}),
        "group 0: reading 0: v1 table's source, container, seq, time or time source differ from the group's"},
+      // Schema 1.5: class_seqs.
+      {"class_seqs empty", v2_with(one_group(kPositionTail), {}, true, std::vector<std::uint8_t>{}),
+       "group 0: class_seqs: columns end inside reading 0"},
+      {"class_seq past 2^53-1",
+       v2_with(one_group(kPositionTail), {}, true, std::vector<std::uint8_t>{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10}),
+       "group 0: reading 0: class_seq 9007199254740992 out of range 0..2^53-1"},
+      {"class_seq varint past 64 bits", v2_with(one_group(kPositionTail), {}, true, over),
+       "group 0: class_seqs: varint of reading 0 overflows 64 bits"},
+      {"a class_seqs byte after the last group", v2_with(one_group(kPositionTail), {}, true, std::vector<std::uint8_t>{0x01, 0x00}),
+       "1 bytes of class_seqs after the last group"},
+      {"a v1 table with its own class_seq", v2_with(one_group({0x02}), {door_counted}, true, std::vector<std::uint8_t>{0x03}),
+       "group 0: reading 0: v1 table has a class_seq (v2 carries it in class_seqs)"},
   };
   for (const auto& c : cases) {
     INFO(c.name);
@@ -291,6 +323,39 @@ TEST_CASE("v2: malformed envelopes are refused with a message naming what was wr
   auto good_door = codec::decode_envelope_v2(v2_with(one_group({0x02}), {door}));
   REQUIRE(good_door.ok());
   CHECK(good_door->readings == std::vector<Reading>{door});
+}
+
+TEST_CASE("v2: class seqs (schema 1.5) round-trip for every kind, in a stream of their own", "[codec]") {
+  auto h = header_v2();
+  h.priority = Priority::kEvent;
+  auto rs = numbered(every_kind(), Priority::kEvent, 17);
+  rs[3].class_seq += 5;  // a hole (evicted readings), and a count not in seq order is carried as it is
+  rs[5].class_seq = 0;   // a row from before store v5 in the same envelope
+  auto bytes = codec::encode_envelope_v2(h, rs);
+  const auto* env = fb2::GetEnvelope(bytes.data());
+  REQUIRE(env->class_seqs() != nullptr);
+  for (const auto* t : *env->v1_readings()) CHECK(t->class_seq() == 0);  // carried in class_seqs only
+  auto back = codec::decode_envelope_v2(bytes);
+  REQUIRE(back.ok());
+  auto want = codec::v2_order(rs);
+  for (auto& r : want) {
+    if (r.class_seq == 0) r.class_priority = Priority::kTelemetry;  // unnumbered: no class
+  }
+  CHECK(back->readings == want);
+  // JSON: the class and the count right after seq.
+  CHECK_THAT(codec::reading_to_json(back->readings[0]),
+             Catch::StartsWith(R"({"source":"tcu-0001","container":"CSQU3054383","seq":10,"class":"event","class_seq":17,"time_utc_ms":)"));
+  // Unnumbered readings: no class_seqs at all (the worked example's bytes stay as they are).
+  auto plain = codec::encode_envelope_v2(h, every_kind());
+  CHECK(fb2::GetEnvelope(plain.data())->class_seqs() == nullptr);
+  CHECK(plain.size() < bytes.size());
+  // The usual case costs one varint per group and a zero byte per further reading.
+  auto mix = sim::standard_mix(10, 5);
+  auto counted = numbered(mix, Priority::kTelemetry, 1000);
+  auto a = codec::encode_envelope_v2(header_v2(), mix), b = codec::encode_envelope_v2(header_v2(), counted);
+  std::set<std::string> sources;  // one group per source here
+  for (const auto& r : mix) sources.insert(r.source_id);
+  CHECK(b.size() - a.size() <= 12 + sources.size() * 2 + mix.size());
 }
 
 TEST_CASE("v2: the limits on size and decoded bytes hold", "[codec]") {
@@ -413,6 +478,12 @@ TEST_CASE("v2: the fuzz seeds and their JSON lines are the codec's (EPORT_WRITE_
       {"every_kind.ept2.zst", codec::compress_v2(codec::encode_envelope_v2(header_v2("", ""), every))},
       {"one_position.ept2", codec::encode_envelope_v2(header_v2("", ""), std::span(mix.data(), 1))},
       {"mix_50.ept2.zst", codec::compress_v2(codec::encode_envelope_v2(header_v2("", ""), mix))},
+      // Schema 1.5: numbered as the store numbers them, with a hole.
+      {"numbered_mix.ept2.zst", codec::compress_v2(codec::encode_envelope_v2(header_v2("", ""), [&] {
+         auto rs = numbered(mix, Priority::kTelemetry, 41);
+         rs[7].class_seq += 3;
+         return rs;
+       }()))},
   };
   const std::string dir = std::string(EPORT_SOURCE_DIR) + "/agent/codec/fuzz/corpus/envelope_v2/";
   const bool write = std::getenv("EPORT_WRITE_FUZZ_SEEDS") != nullptr;

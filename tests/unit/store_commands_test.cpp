@@ -279,7 +279,7 @@ TEST_CASE("a store of schema v2 is migrated: it keeps its readings and gains the
   const auto now = model::now_utc_ms();
   {
     auto ob = open(o);
-    CHECK(sql_int(o.path, "PRAGMA user_version") == 4);  // every migration up to the current schema
+    CHECK(sql_int(o.path, "PRAGMA user_version") == 5);  // every migration up to the current schema
     CHECK(sql_int(o.path, "SELECT count(*) FROM sqlite_schema WHERE name = 'commands'") == 1);
     CHECK(ob->stats().total_rows() == 1);
     CHECK(ob->last_seq("tcu-1") == 9);

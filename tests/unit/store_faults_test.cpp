@@ -265,7 +265,7 @@ std::function<void(const std::string&)> fail_reading(std::string btree, int rc) 
   return [btree = std::move(btree), rc](const std::string& path) {
     Other other(path);
     other.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-    other.exec("PRAGMA user_version = 3");  // the schema version it has: touches page 1 only
+    other.exec("PRAGMA user_version = 5");  // the schema version it has: touches page 1 only
     auto page_size = other.integer("PRAGMA page_size");
     auto root = other.integer("SELECT rootpage FROM sqlite_schema WHERE name = '" + btree + "'");
     REQUIRE(root > 1);

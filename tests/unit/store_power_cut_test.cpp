@@ -8,7 +8,10 @@
 // several sources, with publishing (take, ack) in between. After each of
 // 1,000 cuts the store reopens without salvage, passes SQLite's integrity
 // check, and holds every reading an append had acknowledged (stored) and not
-// been acked by the publisher; each source's last seq covers them all.
+// been acked by the publisher; each source's last seq covers them all. The
+// class counts (class_seq) survive with their readings: a reading seen once
+// with a count keeps it, no count is given to two readings of a source and
+// class, and the counts grow with seq.
 #include <sqlite3.h>
 
 #include <catch2/catch.hpp>
@@ -189,7 +192,30 @@ struct Run {
   std::map<std::string, std::uint64_t> next_seq;      // per source, the next seq to send
   std::set<std::pair<std::string, std::uint64_t>> acknowledged;  // stored and not published since
   long ops = 0;  // VFS ops the run made
+  // Every stored reading seen (taken or found at a reopen), per source and
+  // class: seq -> its class_seq.
+  std::map<std::pair<std::string, int>, std::map<std::uint64_t, std::uint64_t>> class_seqs;
 };
+
+// A stored reading seen: its class count is there, and is the one it had.
+void observe(Run& run, const store::StoredRecord& r) {
+  INFO(r.source_id << " seq " << r.seq);
+  REQUIRE(r.class_seq > 0);
+  auto [it, fresh] = run.class_seqs[{r.source_id, static_cast<int>(r.priority)}].try_emplace(r.seq, r.class_seq);
+  REQUIRE(it->second == r.class_seq);
+}
+
+// No class count given twice, and the counts grow with seq (per source and class).
+void check_class_seqs(const Run& run) {
+  for (const auto& [key, by_seq] : run.class_seqs) {
+    std::uint64_t prev = 0;
+    for (const auto& [seq, cs] : by_seq) {
+      INFO(key.first << " class " << key.second << " seq " << seq << " class_seq " << cs);
+      REQUIRE(cs > prev);
+      prev = cs;
+    }
+  }
+}
 
 // Units send batches, the publisher takes and acks some, until `batches`
 // batches were sent or the power went.
@@ -220,6 +246,9 @@ void drive(store::Outbox& ob, Run& run, std::mt19937& rng, int batches) {
     }
     if (rng() % 3 == 0) {
       auto taken = ob.take(1 + rng() % 20, 1 << 20);
+      if (taken) {
+        for (const auto& t : *taken) observe(run, t);
+      }
       if (taken && !taken->empty() && ob.ack(std::vector<store::Lease>{store::Lease::of(*taken)})) {
         for (const auto& t : *taken) run.acknowledged.erase({t.source_id, t.seq});
       }
@@ -281,6 +310,7 @@ TEST_CASE("1,000 simulated power cuts while units send: every acknowledged readi
           std::set<std::pair<std::string, std::uint64_t>> present;
           REQUIRE((*ob)->for_each([&](const store::StoredRecord& r) {
                           present.emplace(r.source_id, r.seq);
+                          observe(run, r);
                           return true;
                         })
                       .ok());
@@ -307,11 +337,13 @@ TEST_CASE("1,000 simulated power cuts while units send: every acknowledged readi
       std::set<std::pair<std::string, std::uint64_t>> present;
       REQUIRE((*ob)->for_each([&](const store::StoredRecord& r) {
                       present.emplace(r.source_id, r.seq);
+                      observe(run, r);
                       return true;
                     })
                   .ok());
       for (const auto& a : run.acknowledged) REQUIRE(present.count(a));
       checked += run.acknowledged.size();
+      check_class_seqs(run);
     }
     sqlite3* db = nullptr;
     REQUIRE(sqlite3_open_v2(o.path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);

@@ -89,7 +89,7 @@ flatbuffers::Offset<fb::Reading> build_reading(flatbuffers::FlatBufferBuilder& b
       },
       r.payload);
   return fb::CreateReading(b, source, container, r.seq, r.time_utc_ms, type, payload,
-                           static_cast<fb::TimeSource>(r.time_source));
+                           static_cast<fb::TimeSource>(r.time_source), r.class_seq);
 }
 
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
@@ -116,6 +116,9 @@ std::string reading_problem(const fb::Reading* in, bool bounded, std::size_t* co
              std::to_string(kMaxContainerIdBytes);
     }
     bytes += container->size();
+  }
+  if (bounded && in->class_seq() > model::kMaxSeq) {
+    return "class_seq " + std::to_string(in->class_seq()) + " > 2^53-1";
   }
   auto type = in->payload_type();
   if (type == fb::Payload::NONE || type > fb::Payload::MAX) {
@@ -185,6 +188,7 @@ Result<model::Reading> read_reading(const fb::Reading* in) {
   r.time_utc_ms = in->time_utc_ms();
   r.time_source = in->time_source() == fb::TimeSource::GatewayReceive ? model::TimeSource::kGatewayReceive
                                                                       : model::TimeSource::kSource;
+  r.class_seq = in->class_seq();
   switch (in->payload_type()) {
     case fb::Payload::Position: {
       const auto* p = in->payload_as_Position();
@@ -357,6 +361,7 @@ Result<Envelope> decode_envelope(std::span<const std::uint8_t> bytes, const Deco
       }
       auto r = read_reading(in);
       if (!r) return Error{"reading " + std::to_string(i) + ": " + r.error()};
+      if (r->class_seq > 0) r->class_priority = out.header.priority;
       out.readings.push_back(std::move(r).value());
     }
   }
@@ -422,6 +427,10 @@ std::string reading_to_json(const model::Reading& r) {
   append_escaped(out, r.source_id);
   if (!r.container_id.empty()) field(out, "container", r.container_id);
   field(out, "seq", r.seq);
+  if (r.class_seq > 0) {
+    field(out, "class", std::string(model::priority_name(r.class_priority)));
+    field(out, "class_seq", r.class_seq);
+  }
   field(out, "time_utc_ms", r.time_utc_ms);
   if (r.time_source == model::TimeSource::kGatewayReceive) field(out, "time_source", std::string("gateway_receive"));
   out += ",\"kind\":\"";

@@ -168,6 +168,14 @@ void build_columns(const GroupBuild& g, std::uint64_t sent_utc_ms, std::vector<s
   }
 }
 
+// Appends group g's class seqs (schema 1.5): the first, then each as the
+// delta from the one before plus 1 (0 for the usual consecutive counts).
+void build_class_seqs(const GroupBuild& g, std::vector<std::uint8_t>& out) {
+  const auto& rs = g.readings;
+  put_varint(out, rs[0]->class_seq);
+  for (std::size_t i = 1; i < rs.size(); ++i) put_delta(out, rs[i]->class_seq, rs[i - 1]->class_seq + 1);
+}
+
 // Groups in order of their first reading; a map keeps the lookup cheap.
 std::vector<GroupBuild> group(std::span<const model::Reading> readings) {
   std::vector<GroupBuild> groups;
@@ -185,6 +193,7 @@ std::vector<GroupBuild> group(std::span<const model::Reading> readings) {
 struct EnvelopeEncoderV2::Impl {
   flatbuffers::FlatBufferBuilder builder{16 * 1024};
   std::vector<std::uint8_t> columns;
+  std::vector<std::uint8_t> class_seqs;
   std::vector<flatbuffers::Offset<fb1::Reading>> v1;
 };
 
@@ -197,23 +206,37 @@ std::span<const std::uint8_t> EnvelopeEncoderV2::encode(const EnvelopeHeader& h,
   b.Clear();
   impl_->v1.clear();
   impl_->columns.clear();
+  impl_->class_seqs.clear();
   auto groups = group(readings);
+  bool numbered = false;
+  for (const auto& r : readings) numbered = numbered || r.class_seq > 0;
   put_varint(impl_->columns, h.envelope_seq);
   put_varint(impl_->columns, h.sent_utc_ms);
   impl_->columns.push_back(static_cast<std::uint8_t>(h.priority));
   put_varint(impl_->columns, groups.size());
   for (const auto& g : groups) {
     build_columns(g, h.sent_utc_ms, impl_->columns);
-    for (const auto* r : g.readings)
-      if ((tag_of(*r) & kKindMask) == kKindV1) impl_->v1.push_back(detail::build_reading(b, *r));
+    if (numbered) build_class_seqs(g, impl_->class_seqs);
+    for (const auto* r : g.readings) {
+      if ((tag_of(*r) & kKindMask) != kKindV1) continue;
+      if (r->class_seq == 0) {
+        impl_->v1.push_back(detail::build_reading(b, *r));
+      } else {  // its class_seq travels in class_seqs only
+        model::Reading bare = *r;
+        bare.class_seq = 0;
+        impl_->v1.push_back(detail::build_reading(b, bare));
+      }
+    }
   }
   flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb1::Reading>>> v1;
   if (!impl_->v1.empty()) v1 = b.CreateVector(impl_->v1);
   auto cols = b.CreateVector(impl_->columns);
+  flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> class_seqs;
+  if (numbered) class_seqs = b.CreateVector(impl_->class_seqs);
   flatbuffers::Offset<flatbuffers::String> site, gw;
   if (!h.site_id.empty()) site = b.CreateString(h.site_id);
   if (!h.gateway_id.empty()) gw = b.CreateString(h.gateway_id);
-  auto env = fb2::CreateEnvelope(b, cols, v1, site, gw);
+  auto env = fb2::CreateEnvelope(b, cols, v1, site, gw, class_seqs);
   b.Finish(env, fb2::EnvelopeIdentifier());
   return {b.GetBufferPointer(), b.GetSize()};
 }
@@ -284,9 +307,10 @@ std::string in_group(std::size_t g, const std::string& why) { return "group " + 
 // Decodes group `gi` from `c`, taking its v1 tables from `v1` at `next_v1`;
 // `budget_readings` and `budget_bytes` are what the limits still allow
 // (decremented).
-Result<GroupOut> read_group(ColumnReader& c, std::size_t gi, std::uint64_t sent_utc_ms,
+Result<GroupOut> read_group(ColumnReader& c, ColumnReader* class_seqs, std::size_t gi, std::uint64_t sent_utc_ms,
                             const flatbuffers::Vector<flatbuffers::Offset<fb1::Reading>>* v1, std::size_t& next_v1,
-                            std::size_t& budget_readings, std::size_t& budget_bytes) {
+                            std::size_t& budget_readings, std::size_t& budget_bytes,
+                            model::Priority priority) {
   auto fail = [gi](const std::string& why) { return Error{in_group(gi, why)}; };
   auto source_r = c.string("source_id", kMaxSourceIdBytes);
   if (!source_r) return fail(source_r.error());
@@ -343,6 +367,19 @@ Result<GroupOut> read_group(ColumnReader& c, std::size_t gi, std::uint64_t sent_
   for (std::size_t i = 0; i < count; ++i) {
     if (seq[i] == 0 || seq[i] > model::kMaxSeq) {
       return fail("reading " + std::to_string(i) + ": seq " + std::to_string(seq[i]) + " out of range 1..2^53-1");
+    }
+  }
+  // The group's class seqs, from their own stream (absent: all 0).
+  std::vector<std::uint64_t> cs(count, 0);
+  if (class_seqs != nullptr) {
+    for (std::size_t i = 0; i < count; ++i) {
+      auto v = class_seqs->varint("class_seqs", i);
+      if (!v) return fail(v.error());
+      cs[i] = i == 0 ? *v : cs[i - 1] + 1 + static_cast<std::uint64_t>(unzigzag(*v));
+      if (cs[i] > model::kMaxSeq) {
+        return fail("reading " + std::to_string(i) + ": class_seq " + std::to_string(cs[i]) +
+                    " out of range 0..2^53-1");
+      }
     }
   }
   for (std::size_t i = 0; i < count; ++i) {
@@ -405,6 +442,7 @@ Result<GroupOut> read_group(ColumnReader& c, std::size_t gi, std::uint64_t sent_
       auto back = detail::read_reading(t);
       if (!back) return fail("reading " + std::to_string(i) + ": v1 table: " + back.error());
       r = std::move(back).value();
+      if (r.class_seq != 0) return fail("reading " + std::to_string(i) + ": v1 table has a class_seq (v2 carries it in class_seqs)");
       bool gw = (tags[i] & kTagGatewayReceive) != 0;
       if (r.source_id != source_id || r.container_id != container_id || r.seq != seq[i] || r.time_utc_ms != time[i] ||
           (r.time_source == model::TimeSource::kGatewayReceive) != gw) {
@@ -445,6 +483,8 @@ Result<GroupOut> read_group(ColumnReader& c, std::size_t gi, std::uint64_t sent_
         r.payload = s;
       }
     }
+    r.class_seq = cs[i];
+    if (r.class_seq > 0) r.class_priority = priority;
     if (cost > budget_bytes) return fail("reading " + std::to_string(i) + ": envelope decodes to more than the limit");
     budget_bytes -= cost;
     out.readings.push_back(std::move(r));
@@ -496,14 +536,20 @@ Result<Envelope> decode_envelope_v2(std::span<const std::uint8_t> bytes, const D
   if (*groups > limits.max_readings) {
     return Error{"envelope holds " + std::to_string(*groups) + " groups > limit " + std::to_string(limits.max_readings)};
   }
+  std::optional<ColumnReader> class_seqs;
+  if (env->class_seqs() != nullptr) class_seqs.emplace(*env->class_seqs());
   std::size_t next_v1 = 0;
   for (std::size_t g = 0; g < *groups; ++g) {
-    auto got = read_group(c, g, out.header.sent_utc_ms, v1, next_v1, budget_readings, budget_bytes);
+    auto got = read_group(c, class_seqs ? &*class_seqs : nullptr, g, out.header.sent_utc_ms, v1, next_v1,
+                          budget_readings, budget_bytes, out.header.priority);
     if (!got) return Error{got.error()};
     out.skipped_unknown += got->skipped_unknown;
     for (auto& r : got->readings) out.readings.push_back(std::move(r));
   }
   if (c.left() != 0) return Error{std::to_string(c.left()) + " bytes after the last group"};
+  if (class_seqs && class_seqs->left() != 0) {
+    return Error{std::to_string(class_seqs->left()) + " bytes of class_seqs after the last group"};
+  }
   if (std::size_t tables = v1 ? v1->size() : 0; next_v1 != tables) {
     return Error{std::to_string(tables) + " v1 tables but " + std::to_string(next_v1) + " readings of kind v1"};
   }

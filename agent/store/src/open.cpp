@@ -80,6 +80,18 @@ CREATE TABLE IF NOT EXISTS derived_state (
 ) WITHOUT ROWID;
 )sql";
 
+// Schema v5: each reading's class_seq, its source's count of readings in its
+// class (docs/consuming.md, "Completeness per class"), and each source's last
+// count per class (class_seq_<priority value>). Rows stored before it keep 0:
+// not numbered.
+constexpr const char* kSchemaV5 = R"sql(
+ALTER TABLE outbox ADD COLUMN class_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sources ADD COLUMN class_seq_0 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sources ADD COLUMN class_seq_1 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sources ADD COLUMN class_seq_2 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sources ADD COLUMN class_seq_3 INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 bool exists(const std::string& path) {
   struct stat st{};
   return ::stat(path.c_str(), &st) == 0;
@@ -177,6 +189,14 @@ std::optional<Failure> migrate(sqlite::Db& db) {
       return f;
     }
   }
+  // version 4 -> 5: class seqs (waiting rows stay unnumbered).
+  if (*version < 5) {
+    if (auto s = db.exec(kSchemaV5); !s) {
+      auto f = fail(db, s.error());
+      (void)db.exec("ROLLBACK");
+      return f;
+    }
+  }
   if (auto s = db.exec("PRAGMA user_version = " + std::to_string(kSchemaVersion) + "; COMMIT"); !s) {
     auto f = fail(db, s.error());
     (void)db.exec("ROLLBACK");
@@ -239,8 +259,13 @@ std::uint64_t salvage(sqlite::Db& fresh, const std::string& damaged) {
   if (!old.open(damaged, SQLITE_OPEN_READONLY)) return 0;
   std::uint64_t copied = 0;
   sqlite::Stmt read, write;
-  if (!read.prepare(old, "SELECT priority, source_id, seq, created_ms, body FROM outbox ORDER BY id") ||
-      !write.prepare(fresh, "INSERT INTO outbox(priority, source_id, seq, created_ms, body) VALUES (?,?,?,?,?)")) {
+  // A damaged file of schema v4 or older has no class seqs: its rows stay unnumbered.
+  if (!read.prepare(old, "SELECT priority, source_id, seq, created_ms, body, class_seq FROM outbox ORDER BY id") &&
+      !read.prepare(old, "SELECT priority, source_id, seq, created_ms, body, 0 FROM outbox ORDER BY id")) {
+    return 0;
+  }
+  if (!write.prepare(fresh,
+                     "INSERT INTO outbox(priority, source_id, seq, created_ms, body, class_seq) VALUES (?,?,?,?,?,?)")) {
     return 0;
   }
   (void)fresh.exec("BEGIN");
@@ -251,6 +276,7 @@ std::uint64_t salvage(sqlite::Db& fresh, const std::string& damaged) {
     write.bind(3, read.column_int(2));
     write.bind(4, read.column_int(3));
     write.bind_blob(5, read.column_blob(4));
+    write.bind(6, read.column_int(5));
     if (write.step() == SQLITE_DONE) ++copied;
   }
   read.reset();
@@ -271,6 +297,25 @@ std::uint64_t salvage(sqlite::Db& fresh, const std::string& damaged) {
   (void)fresh.exec(
       "INSERT INTO sources(source_id, last_seq) SELECT source_id, max(seq) FROM outbox GROUP BY source_id "
       "ON CONFLICT(source_id) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)");
+  // Class counts: from the damaged sources table where it reads, never below the salvaged rows'.
+  sqlite::Stmt counts, put_counts;
+  if (counts.prepare(old, "SELECT source_id, class_seq_0, class_seq_1, class_seq_2, class_seq_3 FROM sources") &&
+      put_counts.prepare(fresh, "UPDATE sources SET class_seq_0 = max(class_seq_0, ?2), class_seq_1 = max(class_seq_1, ?3), "
+                                "class_seq_2 = max(class_seq_2, ?4), class_seq_3 = max(class_seq_3, ?5) "
+                                "WHERE source_id = ?1")) {
+    while (counts.step() == SQLITE_ROW) {
+      sqlite::ResetGuard g(put_counts);
+      put_counts.bind(1, counts.column_text(0));
+      for (int i = 1; i <= 4; ++i) put_counts.bind(i + 1, counts.column_int(i));
+      (void)put_counts.step();
+    }
+    counts.reset();
+  }
+  for (int p = 0; p < 4; ++p) {
+    std::string col = "class_seq_" + std::to_string(p);
+    (void)fresh.exec("UPDATE sources SET " + col + " = max(" + col + ", coalesce((SELECT max(o.class_seq) FROM outbox o "
+                     "WHERE o.source_id = sources.source_id AND o.priority = " + std::to_string(p) + "), 0))");
+  }
   // Seen command ids, where they read (a damaged file of schema v2 or older
   // has none): a command recorded there must not run again after recovery.
   sqlite::Stmt cmd_read, cmd_write;

@@ -12,7 +12,7 @@
 
 namespace eport::store::opening {
 
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 // The WAL is checkpointed once it holds this much, and kept at that size.
 inline constexpr std::int64_t kWalCheckpointBytes = 1 << 20;

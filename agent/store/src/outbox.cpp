@@ -116,6 +116,9 @@ class StoreLock {
 // the counter grows.
 constexpr std::size_t kMaxInvalidSeqLogged = 1024;
 
+// A source's last class_seq in each class, indexed by Priority value.
+using ClassSeqs = std::array<std::uint64_t, model::kPriorityCount>;
+
 }  // namespace
 
 std::uint64_t OutboxStats::total_rows() const {
@@ -144,12 +147,17 @@ struct Outbox::Impl {
   std::uint64_t commands_bytes = 0;  // sum of their cost
   std::int64_t page_size = 4096;
   std::unordered_map<std::string, std::uint64_t> last_seq;     // every source stored and not expired
+  // Each source's last class_seq per class (by Priority value): the count of
+  // its readings stored in that class (docs/consuming.md, "Completeness per
+  // class"). A source without an entry has counted none.
+  std::unordered_map<std::string, ClassSeqs> class_last;
   // Sources stored since their sources row was last written (committed, so
   // durable in the outbox rows themselves): what write_sources() writes.
   struct Unwritten {
     std::uint64_t last_seq = 0;
     std::int64_t seen_ms = 0;
     std::int64_t last_row_id = 0;
+    ClassSeqs class_seq{};
   };
   std::unordered_map<std::string, Unwritten> unwritten;
   std::chrono::steady_clock::time_point sources_written_at{};
@@ -174,18 +182,22 @@ struct Outbox::Impl {
 
   Status prepare_all() {
     for (auto [stmt, sql] : {
-             std::pair{&insert, "INSERT INTO outbox(priority, source_id, seq, created_ms, body) VALUES (?,?,?,?,?)"},
+             std::pair{&insert,
+                       "INSERT INTO outbox(priority, source_id, seq, created_ms, body, class_seq) VALUES (?,?,?,?,?,?)"},
              std::pair{&upsert_source,
-                       "INSERT INTO sources(source_id, last_seq, seen_ms, last_row_id) VALUES (?1, ?2, ?3, ?4) "
+                       "INSERT INTO sources(source_id, last_seq, seen_ms, last_row_id, class_seq_0, class_seq_1, "
+                       "class_seq_2, class_seq_3) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
                        "ON CONFLICT(source_id) DO UPDATE SET last_seq = max(last_seq, ?2), seen_ms = ?3, "
-                       "last_row_id = max(last_row_id, ?4)"},
+                       "last_row_id = max(last_row_id, ?4), class_seq_0 = max(class_seq_0, ?5), "
+                       "class_seq_1 = max(class_seq_1, ?6), class_seq_2 = max(class_seq_2, ?7), "
+                       "class_seq_3 = max(class_seq_3, ?8)"},
              // A source is forgotten when idle and when none of its rows can
              // still wait: its last row is older than every row waiting.
              std::pair{&expire_sources,
                        "DELETE FROM sources WHERE seen_ms < ?1 AND last_row_id < "
                        "(SELECT coalesce(min(id), 9223372036854775807) FROM outbox) RETURNING source_id"},
              std::pair{&take,
-                       "SELECT id, source_id, seq, created_ms, body FROM outbox WHERE priority = ? AND id > ? "
+                       "SELECT id, source_id, seq, created_ms, body, class_seq FROM outbox WHERE priority = ? AND id > ? "
                        "ORDER BY id LIMIT ?"},
              std::pair{&del, "DELETE FROM outbox WHERE priority = ? AND id BETWEEN ? AND ? RETURNING length(body)"},
              std::pair{&set_env_seq, "UPDATE meta SET value = max(value, ?) WHERE key = 'envelope_seq_reserved'"},
@@ -247,11 +259,17 @@ struct Outbox::Impl {
       return st;
     }
     sqlite::Stmt s;
-    if (auto st = s.prepare(db, "SELECT source_id, last_seq FROM sources"); !st) return st;
+    if (auto st = s.prepare(db, "SELECT source_id, last_seq, class_seq_0, class_seq_1, class_seq_2, class_seq_3 "
+                                "FROM sources");
+        !st)
+      return st;
     int rc;
     while ((rc = s.step()) == SQLITE_ROW) {
       auto id = s.column_text(0);
       sources_bytes += source_cost(id);
+      ClassSeqs counts{};
+      for (std::size_t p = 0; p < counts.size(); ++p) counts[p] = static_cast<std::uint64_t>(s.column_int(2 + static_cast<int>(p)));
+      if (counts != ClassSeqs{}) class_last[id] = counts;
       last_seq[std::move(id)] = static_cast<std::uint64_t>(s.column_int(1));
     }
     if (rc != SQLITE_DONE) return Error{sqlite_error(db.get(), "loading sources")};
@@ -276,6 +294,24 @@ struct Outbox::Impl {
     }
     tail.reset();
     if (rc != SQLITE_DONE) return Error{sqlite_error(db.get(), "loading sources from the newest rows")};
+    // ... and the rest of each source's class counts.
+    sqlite::Stmt tail_counts;
+    if (auto st = tail_counts.prepare(db, "SELECT source_id, priority, max(class_seq) FROM outbox WHERE id > ? "
+                                          "GROUP BY source_id, priority");
+        !st)
+      return st;
+    tail_counts.bind(1, *covered);
+    while ((rc = tail_counts.step()) == SQLITE_ROW) {
+      auto id = tail_counts.column_text(0);
+      auto p = tail_counts.column_int(1);
+      auto count = static_cast<std::uint64_t>(tail_counts.column_int(2));
+      if (p < 0 || p >= model::kPriorityCount || count == 0) continue;
+      auto& counts = class_last[id];
+      counts[static_cast<std::size_t>(p)] = std::max(counts[static_cast<std::size_t>(p)], count);
+      if (auto u = unwritten.find(id); u != unwritten.end()) u->second.class_seq = counts;
+    }
+    tail_counts.reset();
+    if (rc != SQLITE_DONE) return Error{sqlite_error(db.get(), "loading class counts from the newest rows")};
 
     sqlite::Stmt c;
     if (auto st = c.prepare(db, "SELECT priority, count(*), coalesce(sum(length(body)),0) FROM outbox GROUP BY priority");
@@ -346,6 +382,9 @@ struct Outbox::Impl {
       upsert_source.bind(2, static_cast<std::int64_t>(u.last_seq));
       upsert_source.bind(3, u.seen_ms);
       upsert_source.bind(4, u.last_row_id);
+      for (std::size_t p = 0; p < u.class_seq.size(); ++p) {
+        upsert_source.bind(5 + static_cast<int>(p), static_cast<std::int64_t>(u.class_seq[p]));
+      }
       if (int rc = step_done(upsert_source); rc != SQLITE_OK) return rc;
     }
     return SQLITE_OK;
@@ -622,6 +661,15 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
   // once it has committed.
   std::unordered_map<std::string_view, std::uint64_t> batch_max;
   std::unordered_map<std::string_view, std::int64_t> batch_row;  // last row id inserted per source
+  std::unordered_map<std::string_view, ClassSeqs> batch_class;    // class counts after this batch, per source
+  // The class_seq the next record of `source` in class `p` gets (and counts it).
+  auto next_class_seq = [&](std::string_view source, model::Priority p) -> std::uint64_t {
+    auto [it, fresh] = batch_class.try_emplace(source);
+    if (fresh) {
+      if (auto known = d.class_last.find(std::string(source)); known != d.class_last.end()) it->second = known->second;
+    }
+    return ++it->second[static_cast<std::size_t>(p)];
+  };
   std::unordered_map<std::string_view, std::uint64_t> newly_blocked;
   std::unordered_set<std::string_view> unblocked;
   std::array<ClassStats, model::kPriorityCount> added{}, evicted{};
@@ -665,10 +713,13 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
     d.insert.bind(3, static_cast<std::int64_t>(e.seq));
     d.insert.bind(4, static_cast<std::int64_t>(e.created_utc_ms));
     d.insert.bind_blob(5, e.body);
-    if (int rc = d.step_done(d.insert); rc != SQLITE_OK) return fail_rc("derive", rc);
     // batch_max holds string_views and `derived` is reused for the next
     // record: the id is kept in derived_keep, which outlives batch_max.
     derived_keep.push_back(e.source_id);
+    // Counted before the insert can fail: a failed append rolls back the
+    // whole batch, and its counts with it.
+    d.insert.bind(6, static_cast<std::int64_t>(next_class_seq(derived_keep.back(), e.priority)));
+    if (int rc = d.step_done(d.insert); rc != SQLITE_OK) return fail_rc("derive", rc);
     batch_max[derived_keep.back()] = e.seq;
     batch_row[derived_keep.back()] = sqlite3_last_insert_rowid(d.db.get());
     if (e_new) sources_bytes += d.source_cost(e.source_id);
@@ -705,6 +756,10 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
   Record rewritten;  // a record as the deriver rewrote it (Deriver::rewrite)
   for (std::size_t i = 0; i < records.size(); ++i) {
     const Record& r = deriver != nullptr ? deriver->rewrite(records[i], rewritten) : records[i];
+    // The batch's maps keep views of source ids: of the caller's record,
+    // which outlives them (a rewrite has the same source, in scratch space
+    // reused by the next record).
+    const std::string_view source = records[i].source_id;
     if (!valid_seq(r.seq)) {
       d.refuse_invalid_seq(r);
       ++result.refused;
@@ -732,7 +787,7 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
         ++result.refused;
         continue;
       }
-      unblocked.insert(r.source_id);  // the held-back reading is here again
+      unblocked.insert(source);  // the held-back reading is here again
     }
     auto need = accounted(r.body.size());
     bool new_source = !batch_max.count(r.source_id) && !d.last_seq.count(r.source_id);
@@ -743,7 +798,7 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
       if (d.opt.source_row_bytes > 0 && sources_bytes + d.source_cost(r.source_id) > sources_limit) {
         ++result.refused;
         ++added[static_cast<std::size_t>(r.priority)].refused;
-        newly_blocked[r.source_id] = r.seq;
+        newly_blocked[source] = r.seq;
         ++d.stats.sources_refused;
         continue;
       }
@@ -756,7 +811,7 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
     if (total + need > limit) {
       ++result.refused;
       ++added[static_cast<std::size_t>(r.priority)].refused;
-      newly_blocked[r.source_id] = r.seq;
+      newly_blocked[source] = r.seq;
       continue;
     }
     if (int rc = d.injected("insert"); rc != SQLITE_OK) return fail("insert", rc);
@@ -765,9 +820,10 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
     d.insert.bind(3, static_cast<std::int64_t>(r.seq));  // exact: seq <= kMaxSeq < 2^63
     d.insert.bind(4, static_cast<std::int64_t>(r.created_utc_ms));
     d.insert.bind_blob(5, r.body);
+    d.insert.bind(6, static_cast<std::int64_t>(next_class_seq(source, r.priority)));
     if (int rc = d.step_done(d.insert); rc != SQLITE_OK) return fail("insert", rc);
-    batch_max[r.source_id] = r.seq;
-    batch_row[r.source_id] = sqlite3_last_insert_rowid(d.db.get());
+    batch_max[source] = r.seq;
+    batch_row[source] = sqlite3_last_insert_rowid(d.db.get());
     if (new_source) sources_bytes += d.source_cost(r.source_id);
     auto& c = added[static_cast<std::size_t>(r.priority)];
     ++c.rows;
@@ -805,6 +861,7 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
     u.last_seq = std::max(u.last_seq, seq);
     u.seen_ms = now_ms;
     u.last_row_id = std::max(u.last_row_id, batch_row[source]);
+    if (auto c = batch_class.find(source); c != batch_class.end()) u.class_seq = c->second;
   }
   bool any_evicted = false;
   for (const auto& e : evicted) any_evicted = any_evicted || e.rows > 0;
@@ -838,6 +895,7 @@ Result<AppendResult> Outbox::append(std::span<const Record> records, Deriver* de
     d.blocked_from[std::string(source)] = seq;
     d.blocked_at[std::string(source)] = blocked_now;
   }
+  for (const auto& [source, counts] : batch_class) d.class_last[std::string(source)] = counts;
   for (const auto& [source, seq] : batch_max) {
     auto [it, inserted] = d.last_seq.try_emplace(std::string(source), 0);
     if (inserted) d.sources_bytes += d.source_cost(source);
@@ -912,6 +970,7 @@ Result<std::vector<StoredRecord>> Outbox::take(std::size_t max_rows, std::size_t
       }
       r.seq = static_cast<std::uint64_t>(d.take.column_int(2));
       r.created_utc_ms = static_cast<std::uint64_t>(d.take.column_int(3));
+      r.class_seq = static_cast<std::uint64_t>(d.take.column_int(5));
       r.priority = static_cast<model::Priority>(p);
       r.body.assign(body.begin(), body.end());
       bytes += body.size();
@@ -1055,6 +1114,7 @@ Result<MaintenanceReport> Outbox::maintain(std::uint64_t now_utc_ms) {
     while ((rc = d.expire_sources.step()) == SQLITE_ROW) {
       auto id = d.expire_sources.column_text(0);
       if (d.last_seq.erase(id) > 0) d.sources_bytes -= std::min(d.sources_bytes, d.source_cost(id));
+      d.class_last.erase(id);
       d.blocked_from.erase(id);
       d.blocked_at.erase(id);
       report.forgotten_sources.push_back(id);
@@ -1113,7 +1173,7 @@ Status Outbox::for_each(const std::function<bool(const StoredRecord&)>& visit) {
   auto& d = *impl_;
   std::lock_guard lock(d.mu);
   sqlite::Stmt s;
-  if (auto st = s.prepare(d.db, "SELECT id, source_id, seq, created_ms, body, priority FROM outbox "
+  if (auto st = s.prepare(d.db, "SELECT id, source_id, seq, created_ms, body, priority, class_seq FROM outbox "
                                 "ORDER BY priority DESC, id");
       !st)
     return st;
@@ -1127,6 +1187,7 @@ Status Outbox::for_each(const std::function<bool(const StoredRecord&)>& visit) {
     auto body = s.column_blob(4);
     r.body.assign(body.begin(), body.end());
     r.priority = static_cast<model::Priority>(s.column_int(5));
+    r.class_seq = static_cast<std::uint64_t>(s.column_int(6));
     if (!visit(r)) return ok_status();
   }
   if (rc != SQLITE_DONE) return Error{sqlite_error(d.db.get(), "dump")};

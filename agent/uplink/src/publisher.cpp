@@ -313,6 +313,8 @@ struct Publisher::Impl : public ConnectionEvents {
                              std::to_string(r.seq) + "): " + reading.error());
         continue;
       }
+      reading->class_seq = r.class_seq;
+      reading->class_priority = r.priority;
       batch.push_back(std::move(reading).value());
     }
     auto lease = store::Lease::of(*rows);

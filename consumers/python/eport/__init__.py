@@ -1,8 +1,9 @@
 """eport: the consumer kit of eport-edge for cloud services in Python (docs/consuming.md).
 
     eport.decode        payload (zstd or not) -> checked FlatBuffers envelope -> readings
-                        as eport-tail prints them; every schema version 1.0..1.4
-    eport.completeness  per source: received seqs, declared gaps, undeclared gaps
+                        as eport-tail prints them; every schema version 1.0..1.5, envelopes v1 and v2
+    eport.completeness  per source: received seqs, declared gaps, undeclared gaps;
+                        per source and class: the gateway's class counts, and their holes
     eport.verify        the evidence verifier (docs/evidence.md section 15)
     eport.records       eport.records.Row: a reading as the mappings read it
     eport.dcsa          DCSA Track & Trace 3.0 events of readings

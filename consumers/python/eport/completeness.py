@@ -1,6 +1,7 @@
 """eport.completeness: which of a source's seqs arrived, which were declared lost at the source
 (gap records), and which are missing with nobody saying why (lost in transit, or not arrived
-yet): the checker of docs/consuming.md section 11, over the readings eport.decode gives."""
+yet); and, per class, which of the gateway's class counts (class_seq, schema 1.5) are missing:
+the checkers of docs/consuming.md section 11, over the readings eport.decode gives."""
 
 
 def _merge(ranges):
@@ -49,4 +50,52 @@ def completeness(readings, start=1):
                 holes.append((nxt, first - 1))
             nxt = last + 1
         result[source] = {"received": received, "declared_gaps": declared, "undeclared_gaps": holes}
+    return result
+
+
+def class_completeness(readings, start=None):
+    """Per (source, class), from the decoded readings of ONE gateway (the dicts of
+    Codec.decode_payload or the lines eport-tail prints; duplicates allowed; readings without
+    "class_seq", from a gateway before schema 1.5, are not counted):
+
+        {(source, class): {"received": N,                  distinct readings counted
+                           "first": (seq, class_seq),       the earliest received
+                           "missing": [(first, last, next_seq), ...],
+                           "restarts": [seq, ...]}}
+
+    A reading's class_seq is the gateway's count of that source's readings in that class
+    (1, 2, 3, ...), so within a class the counts of a source have no holes. "missing" lists
+    each hole: the class_seqs first..last (inclusive) were stored by the gateway and not
+    received; next_seq is the seq of the first reading received after it. Holes are looked for
+    from the earliest reading received (a subscriber that joined late sees no hole before it),
+    or from start[(source, class)] (the first class_seq you expect, e.g. 1, or one more than
+    the last you stored) when given. A count that starts again (a class_seq not above the one
+    before, on a later seq: the gateway's store was replaced, or it forgot the idle source)
+    is listed in "restarts" by the seq where it did, and holes are looked for from 1 there.
+    Memory and time grow with the number of readings."""
+    per_key = {}
+    for r in readings:
+        cs = r.get("class_seq")
+        if not cs:
+            continue
+        per_key.setdefault((r["source"], r["class"]), {})[r["seq"]] = cs
+    start = start or {}
+    result = {}
+    for k in sorted(per_key):
+        items = sorted(per_key[k].items())
+        first_seq, first_cs = items[0]
+        expected = start.get(k)  # the next class_seq expected; None: from the first received
+        missing, restarts = [], []
+        prev = None
+        for seq, cs in items:
+            if prev is not None and cs <= prev:
+                restarts.append(seq)
+                expected = 1
+            elif prev is not None:
+                expected = prev + 1
+            if expected is not None and cs > expected:
+                missing.append((expected, cs - 1, seq))
+            prev = cs
+        result[k] = {"received": len(items), "first": (first_seq, first_cs), "missing": missing,
+                     "restarts": restarts}
     return result

@@ -139,7 +139,8 @@ LAYOUT = {
                  ("Readings", "[table]", "Reading")],
     "Reading": [("SourceId", "string"), ("ContainerId", "string"), ("Seq", "u64"), ("TimeUtcMs", "u64"),
                 ("PayloadType", "u8"), ("Payload", "union", "PayloadType"),
-                ("TimeSource", "u8")],  # schema 1.1; a 1.0 writer's shorter vtable leaves it absent (Source)
+                ("TimeSource", "u8"),  # schema 1.1; a 1.0 writer's shorter vtable leaves it absent (Source)
+                ("ClassSeq", "u64")],  # schema 1.5; absent: 0, not numbered
     "Position": [("LatE7", "i32"), ("LonE7", "i32"), ("SpeedCmS", "u16"), ("HeadingCdeg", "u16"),
                  ("Fix", "u8"), ("Satellites", "u8"), ("HdopCenti", "u16")],
     "SealEvent": [("SealId", "string"), ("State", "u8")],
@@ -158,7 +159,7 @@ LAYOUT = {
 # The outer table of envelope v2, read by hand (not by flatc's code): its columns are decoded here.
 LAYOUT_V2 = {
     "EnvelopeV2": [("Columns", "[u8]"), ("V1Readings", "[table]", "Reading"), ("SiteId", "string"),
-                   ("GatewayId", "string")],
+                   ("GatewayId", "string"), ("ClassSeqs", "[u8]")],  # ClassSeqs: schema 1.5
 }
 _SCALAR = {"bool": "<B", "u8": "<B", "u16": "<H", "i16": "<h", "i32": "<i", "u32": "<I", "u64": "<Q"}
 _FLAGS = {"bool": "BoolFlags", "u8": "Uint8Flags", "u16": "Uint16Flags", "i16": "Int16Flags", "i32": "Int32Flags",
@@ -405,7 +406,7 @@ class Codec:
         for i in range(env.ReadingsLength()):
             r = env.Readings(i)
             try:
-                readings.append(self._reading(r))
+                readings.append(self._reading(r, header["priority"]))
             except DecodeError as e:
                 problems.append(f"reading {i}: {e}")
         return header, readings, problems
@@ -433,6 +434,8 @@ class Codec:
         container = _strlen(r._tab, "Reading", "ContainerId") or 0
         if container > MAX_CONTAINER_ID_BYTES:
             raise DecodeError(f"reading {i}: container_id of {container} bytes > {MAX_CONTAINER_ID_BYTES}")
+        if r.ClassSeq() > _MAX_SEQ:
+            raise DecodeError(f"reading {i}: class_seq {r.ClassSeq()} > 2^53-1")
         tab = r.Payload()
         if tab is None:
             raise DecodeError(f"reading {i}: payload type {r.PayloadType()} ({kind}) without its table")
@@ -460,7 +463,7 @@ class Codec:
             seal += n
         return DECODED_READING_BYTES + source + container + seal
 
-    def _reading(self, r):
+    def _reading(self, r, priority=None):
         kind = self.payload_members.get(r.PayloadType())
         if kind not in LAYOUT:  # before anything is copied
             raise DecodeError(f"unknown or missing payload type {r.PayloadType()}: skipped")
@@ -472,6 +475,12 @@ class Codec:
         if container:
             out["container"] = container
         out["seq"] = r.Seq()
+        class_seq = r.ClassSeq()
+        if class_seq and priority is not None:  # schema 1.5: counted in the envelope's class
+            out["class"] = priority
+            out["class_seq"] = class_seq
+        elif class_seq:
+            out["class_seq"] = class_seq
         out["time_utc_ms"] = r.TimeUtcMs()
         if r.TimeSource() == TIME_SOURCE_GATEWAY_RECEIVE:
             out["time_source"] = "gateway_receive"  # the unit had no valid clock: the agent's receive time
@@ -634,6 +643,10 @@ class _V2Decoder:
                 r.Init(self.buf, e + _U32.unpack_from(self.buf, e)[0])
                 self.v1.append(r)
         self.next_v1 = 0
+        self.class_seqs = None  # [position, end] in the buffer of the class_seqs stream (schema 1.5)
+        if "ClassSeqs" in self.fields:
+            cs = self.fields["ClassSeqs"]
+            self.class_seqs = [cs + 4, cs + 4 + _U32.unpack_from(self.buf, cs)[0]]
         envelope_seq = self.varint("envelope_seq", 0)
         sent = self.varint("sent_utc_ms", 0)
         priority = self.byte("priority", 0)
@@ -649,6 +662,7 @@ class _V2Decoder:
             site, gateway = site or tsite, gateway or tgateway
         header = {"site": site, "gateway": gateway, "envelope_seq": envelope_seq, "sent_utc_ms": sent,
                   "priority": PRIORITY_NAMES[priority], "schema_version": 2}
+        self.priority = header["priority"]
         groups = self.varint("group count", 0)
         if groups > limits.max_readings:
             raise DecodeError(f"envelope holds {groups} groups > limit {limits.max_readings}")
@@ -662,6 +676,8 @@ class _V2Decoder:
                 raise DecodeError(f"group {g}: {e}")
         if self.p != self.end:
             raise DecodeError(f"{self.end - self.p} bytes after the last group")
+        if self.class_seqs is not None and self.class_seqs[0] != self.class_seqs[1]:
+            raise DecodeError(f"{self.class_seqs[1] - self.class_seqs[0]} bytes of class_seqs after the last group")
         if self.next_v1 != len(self.v1):
             raise DecodeError(f"{len(self.v1)} v1 tables but {self.next_v1} readings of kind v1")
         return header, readings, problems
@@ -698,6 +714,19 @@ class _V2Decoder:
         for i, s in enumerate(seq):
             if s == 0 or s > _MAX_SEQ:
                 raise DecodeError(f"reading {i}: seq {s} out of range 1..2^53-1")
+        class_seq = [0] * n
+        if self.class_seqs is not None:  # the group's class seqs, from their own stream
+            saved = self.p, self.end
+            self.p, self.end = self.class_seqs
+            try:
+                for i in range(n):
+                    v = self.varint("class_seqs", i)
+                    class_seq[i] = v if i == 0 else (class_seq[i - 1] + 1 + _unzigzag(v)) & _M64
+                    if class_seq[i] > _MAX_SEQ:
+                        raise DecodeError(f"reading {i}: class_seq {class_seq[i]} out of range 0..2^53-1")
+                self.class_seqs[0] = self.p
+            finally:
+                self.p, self.end = saved
         bits = [0] * n
         for i in range(n):
             kind = tags[i] & 3
@@ -729,6 +758,9 @@ class _V2Decoder:
             if container:
                 out["container"] = container
             out["seq"] = seq[i]
+            if class_seq[i]:
+                out["class"] = self.priority
+                out["class_seq"] = class_seq[i]
             out["time_utc_ms"] = time[i]
             if tags[i] & 0x04:
                 out["time_source"] = "gateway_receive"
@@ -743,6 +775,12 @@ class _V2Decoder:
                     got = self.codec._reading(r)
                 except DecodeError as e:
                     raise DecodeError(f"reading {i}: v1 table: {e}")
+                if "class_seq" in got:
+                    raise DecodeError(f"reading {i}: v1 table has a class_seq (v2 carries it in class_seqs)")
+                if class_seq[i]:
+                    got = {**{k: got[k] for k in ("source", "container", "seq") if k in got},
+                           "class": self.priority, "class_seq": class_seq[i],
+                           **{k: v for k, v in got.items() if k not in ("source", "container", "seq")}}
                 if {k: got.get(k) for k in ("source", "container", "seq", "time_utc_ms", "time_source")} != \
                         {k: out.get(k) for k in ("source", "container", "seq", "time_utc_ms", "time_source")}:
                     raise DecodeError(f"reading {i}: v1 table's source, container, seq, time or time source "

@@ -192,6 +192,13 @@ enum class TimeSource : std::uint8_t {
 // 64-bit SQLite integer and a JavaScript number exactly. Seqs start at 1.
 inline constexpr std::uint64_t kMaxSeq = (std::uint64_t{1} << 53) - 1;
 
+// Priority classes, highest first when the outbox drains. The numeric value
+// is stored on disk: never renumber.
+enum class Priority : std::uint8_t { kBulk = 0, kTelemetry = 1, kEvent = 2, kAlarm = 3 };
+constexpr int kPriorityCount = 4;
+std::string_view priority_name(Priority p);
+std::optional<Priority> priority_from_name(std::string_view name);
+
 struct Reading {
   std::string source_id;     // telematics unit id (or the gateway's own id), <= 32 bytes
   std::string container_id;  // ISO 6346, e.g. "MSKU1234565"; empty for the gateway
@@ -199,15 +206,17 @@ struct Reading {
   std::uint64_t time_utc_ms = 0;  // milliseconds since 1970-01-01T00:00:00Z
   Payload payload;
   TimeSource time_source = TimeSource::kSource;
+  // The gateway's count of this source's readings in one class: 1, 2, 3, ...
+  // without holes, given by the store in the transaction that stores the
+  // reading (docs/consuming.md, "Completeness per class"). 0: not numbered (a
+  // reading not stored yet, or from a store or schema before 1.5). Same range
+  // as seq.
+  std::uint64_t class_seq = 0;
+  // The class class_seq counts in (on the wire: the envelope's priority).
+  // Meaningful only when class_seq > 0.
+  Priority class_priority = Priority::kTelemetry;
   bool operator==(const Reading&) const = default;
 };
-
-// Priority classes, highest first when the outbox drains. The numeric value
-// is stored on disk: never renumber.
-enum class Priority : std::uint8_t { kBulk = 0, kTelemetry = 1, kEvent = 2, kAlarm = 3 };
-constexpr int kPriorityCount = 4;
-std::string_view priority_name(Priority p);
-std::optional<Priority> priority_from_name(std::string_view name);
 
 // Which priority class each kind of reading goes to (config [priority]).
 // The defaults are the built-in classification: seal tampered or opened and

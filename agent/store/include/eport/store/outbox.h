@@ -117,6 +117,9 @@ struct StoredRecord {
   model::Priority priority = model::Priority::kTelemetry;
   std::uint64_t created_utc_ms = 0;
   std::vector<std::uint8_t> body;
+  // Its source's count of readings in its class when it was stored: 1, 2,
+  // 3, ... (model::Reading::class_seq); 0 for a row from before store v5.
+  std::uint64_t class_seq = 0;
 };
 
 // What one take() handed out: every row of one class between two ids.
