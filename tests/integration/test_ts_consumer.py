@@ -4,7 +4,10 @@ eport-sim, and both consumers subscribed at once. The TS consumer is the package
 eport-ts-decode, fed the raw payloads by mosquitto_sub -F '%t %x'. Its reading lines equal
 eport-tail's, line for line and byte for byte; then envelopes built here (schema 1.1 gaps and
 gateway time, 1.4 evidence checkpoints, a newer payload kind) and hostile payloads through the
-same broker: the same lines again, and every hostile payload refused by both."""
+same broker: the same lines again, and every hostile payload refused by both.
+With EPORT_TEST_ENVELOPE_FORMAT=v2 (ctest integration.ts_consumer_v2) the agent sends envelope
+v2 (EPT2, zstd with the v2 dictionary, site and gateway only in the topic): the TS consumer
+decodes it with each message's topic, and every agent envelope it prints is a v2 one."""
 import json
 import os
 import shutil
@@ -17,6 +20,7 @@ import ts_package
 
 PKG = ts_package.build()  # or exit 77, saying why (no node, npm or tsc; npm cannot reach the registry)
 
+FORMAT = os.environ.get("EPORT_TEST_ENVELOPE_FORMAT") or "v1"  # what the agent sends (harness.Agent)
 UNITS, COUNT = 10, 30  # 300 readings: the test stays well under a minute
 CMD = h.AGENT.replace("app/eport-agent", "tools/eport-cmd")
 
@@ -205,8 +209,11 @@ def test_ts_consumer(work):
                             "dcsa" not in e for e in mismatch), mismatch
     envs = [json.loads(line) for line in ts.lines() if line.startswith('{"envelope"')]
     assert sum(e["readings"] for e in envs) == len(ts_lines), "envelope lines do not add up to the readings"
+    versions = {e["envelope"]["schema_version"] for e in envs}
+    assert versions == {2 if FORMAT == "v2" else 1}, f"agent sending {FORMAT}: envelopes of schema_version {versions}"
+    assert all(e["envelope"]["site"] == "cnsha" and e["envelope"]["gateway"] == "gw-test-01" for e in envs), envs
     assert any(line.startswith('{"health"') for line in ts.lines()), "no health message at the TS consumer"
-    h.log(f"{n} readings and {len(ev)} custody events ({len(mismatch)} seal mismatches) in {len(envs)} envelopes: "
+    h.log(f"{n} readings and {len(ev)} custody events ({len(mismatch)} seal mismatches) in {len(envs)} {FORMAT} envelopes: "
           f"TS consumer == eport-tail line by line == sim's acked log")
     check_built_and_hostile(work, broker, ts)
     assert agent.terminate() == 0

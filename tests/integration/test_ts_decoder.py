@@ -2,7 +2,10 @@
 would (npm ci, tsc), then its unit tests with node's test runner: the shared vectors of
 agent/codec/fuzz/corpus/envelope refused with the C++ codec's messages (gen_corpus.py's
 EXPECTED), docs/consuming.md's worked example, zstd and size bounds, 64-bit values over
-2^53-1, truncations, mutants and random bytes refused with DecodeError only."""
+2^53-1, truncations, mutants and random bytes refused with DecodeError only; envelope v2: the
+seeds of agent/codec/fuzz/corpus/envelope_v2 decoded to tests/data/envelope_v2/*.jsonl (the C++
+codec's lines), docs/schema.md's v2 example, the refusals of test_python_v2.py with the same
+messages, the v2 dictionary's frames bounded, mutants refused with DecodeError only."""
 import os
 import subprocess
 

@@ -1,5 +1,6 @@
 """Builds the TypeScript decoder package (consumers/typescript) for a test: a copy in the
-test's work dir, `npm ci` (the dependencies pinned in package-lock.json) and Debian's tsc.
+test's work dir (with the v2 zstd dictionary copied in, as the package's build step does),
+`npm ci` (the dependencies pinned in package-lock.json) and Debian's tsc.
 Exits 77 (skip), saying why, only when node, npm or tsc is absent or npm cannot reach the
 registry; any other failure fails the test."""
 import atexit
@@ -14,6 +15,9 @@ import harness as h
 
 PACKAGE = os.path.join(h.SOURCE_DIR, "consumers", "typescript")
 FILES = ("package.json", "package-lock.json", "tsconfig.json", "src", "test")
+# The v2 zstd dictionary, copied into the package as its build step does (scripts/copy-dictionary.mjs):
+# the package loads it next to dist/, never from the source tree.
+DICTIONARY = os.path.join(h.SOURCE_DIR, "schema", "eport_v2_dict_1.zdict")
 # npm's codes for a registry it cannot reach (no network, no DNS, a proxy refusing, or a
 # TLS-intercepting proxy whose CA this machine does not trust, as in a bare Debian root
 # behind such a proxy).
@@ -50,6 +54,7 @@ def build():
     for name in FILES:
         src = os.path.join(PACKAGE, name)
         (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, os.path.join(out, name))
+    shutil.copy(DICTIONARY, os.path.join(out, os.path.basename(DICTIONARY)))
     env = dict(os.environ, npm_config_update_notifier="false", npm_config_fund="false", npm_config_audit="false",
                npm_config_fetch_retries="1")
     p = subprocess.run([t["npm"], "ci", "--no-audit", "--no-fund"], cwd=out, capture_output=True, text=True,

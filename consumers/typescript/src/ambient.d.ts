@@ -22,3 +22,21 @@ declare const Buffer: {
 declare module "node:readline" {
   export function createInterface(options: { input: unknown; crlfDelay?: number }): AsyncIterable<string>;
 }
+
+interface ImportMeta {
+  url: string;
+}
+
+declare class URL {
+  constructor(url: string, base?: string | URL);
+  readonly href: string;
+  readonly pathname: string;
+}
+
+declare module "node:module" {
+  export function createRequire(path: string | URL): (id: string) => unknown;
+}
+
+declare module "node:fs/promises" {
+  export function readFile(path: string | URL): Promise<Uint8Array>;
+}

@@ -3,7 +3,8 @@
 // prints them with -F '%t %x' (topic, a space, the payload in hex; one message a line) and
 // prints what the Python consumer and eport-tail print: one JSON line per reading (duplicates
 // dropped), {"envelope":...} lines with --envelopes, {"error":...} lines for refused payloads,
-// status/health/reply messages tagged. A summary goes to stderr at the end.
+// status/health/reply messages tagged. A summary goes to stderr at the end. Envelopes v1 (EPT1)
+// and v2 (EPT2, decoded with each message's topic: the site and gateway ids come from it).
 //
 //   mosquitto_sub -h 127.0.0.1 -p 1883 -q 1 -F '%t %x' -t 'eport/v1/+/+/data/#' | eport-ts-decode --envelopes
 
@@ -49,7 +50,7 @@ const HEX = /^(?:[0-9a-fA-F]{2})*$/;
 
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv.slice(2));
-  const codec = new Codec({ maxPayloadBytes: opts.maxBytes, maxBytes: opts.maxBytes, maxReadings: opts.maxReadings,
+  const codec = await Codec.create({ maxPayloadBytes: opts.maxBytes, maxBytes: opts.maxBytes, maxReadings: opts.maxReadings,
     maxDecodedBytes: opts.maxDecodedBytes });
   const dedup = new DedupWindow(opts.dedupWindow);
   const counts: Record<string, number> = { readings: 0, envelopes: 0, zstd: 0, errors: 0, duplicates: 0, status: 0, health: 0 };
@@ -78,7 +79,7 @@ async function main(): Promise<number> {
     }
     let d;
     try {
-      d = codec.decodePayload(payload);
+      d = codec.decodePayload(payload, topic); // v2: site and gateway from the topic
     } catch (e) {
       if (e instanceof DecodeError) return error(e.message, topic, payload.byteLength);
       throw e;

@@ -1,15 +1,17 @@
 // decode.ts: payload bytes -> envelope header and readings, after unwrap (bounded zstd) and
 // verifyEnvelope(). Values and names are those eport-tail prints (agent/codec/src/codec.cpp):
 // optional scalars absent stay absent (never 0), 64-bit fields are numbers and a value above
-// 2^53-1 is refused rather than rounded, unknown enum values read as "unknown".
+// 2^53-1 is refused rather than rounded, unknown enum values read as "unknown". An EPT2 buffer
+// (envelope v2) is handed to envelope_v2.ts, which reads its v1 Reading tables with this decoder.
 
 import {
-  DECODED_READING_BYTES, DecodeError, Limits, MAX_COMMAND_ID_BYTES, MAX_CONTAINER_ID_BYTES, MAX_EVIDENCE_BYTES,
+  DECODED_READING_BYTES, DecodeError, InexactNumberError, Limits, MAX_COMMAND_ID_BYTES, MAX_CONTAINER_ID_BYTES, MAX_EVIDENCE_BYTES,
   MAX_SAFE_U64, MAX_SEAL_ID_BYTES, MAX_SOURCE_ID_BYTES, MAX_SUBJECT_ID_BYTES, MAX_ZONE_ID_BYTES, withDefaults,
 } from "./limits.js";
 import { LAYOUT, PAYLOAD_MEMBERS, slotOf } from "./layout.js";
-import { verifyEnvelope } from "./verify.js";
-import { decompressBounded, isZstd } from "./zstd.js";
+import { FILE_IDENTIFIER_V2, verifyEnvelope } from "./verify.js";
+import { decompressBounded, isZstd, ready } from "./zstd.js";
+import { decodeEnvelopeV2 } from "./envelope_v2.js";
 
 export const SCHEMA_MAJOR = 1;
 
@@ -64,7 +66,7 @@ export interface Decoded {
 const utf8 = new TextDecoder("utf-8", { fatal: false });
 
 /** Reads fields of verified tables. */
-class Reader {
+export class Reader {
   private readonly view: DataView;
   constructor(readonly buf: Uint8Array) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -96,6 +98,11 @@ class Reader {
     const at = this.field(pos, t, n);
     return at ? this.view.getInt32(at, true) : undefined;
   }
+  /** A u64 as a bigint (0n if absent). */
+  u64big(pos: number, t: string, n: string): bigint {
+    const at = this.field(pos, t, n);
+    return at ? this.view.getBigUint64(at, true) : 0n;
+  }
   /** A u64 as a number; throws DecodeError above 2^53-1. */
   u64(pos: number, t: string, n: string, what: string): number | undefined {
     const at = this.field(pos, t, n);
@@ -104,7 +111,7 @@ class Reader {
     const hi = this.view.getUint32(at + 4, true);
     if (hi > 0x1fffff) {
       const v = (BigInt(hi) << 32n) | BigInt(lo);
-      throw new DecodeError(`${what} ${v} > ${MAX_SAFE_U64}, not exact in a JavaScript number`);
+      throw new InexactNumberError(`${what} ${v} > ${MAX_SAFE_U64}, not exact in a JavaScript number`);
     }
     return hi * 2 ** 32 + lo;
   }
@@ -141,8 +148,18 @@ class Reader {
 export class Codec {
   readonly limits: Limits;
 
+  /** A decoder for v1 and for v2 envelopes without compression or compressed without a dictionary;
+   * a zstd frame of the v2 dictionary also needs ready() to have been awaited (Codec.create does). */
   constructor(limits?: Partial<Limits>) {
     this.limits = withDefaults(limits);
+  }
+
+  /** A decoder for every payload the agent sends, v1 and v2, once the zstd WebAssembly module and
+   * the v2 dictionary are loaded (ready(), awaited once per process; later calls return at once). */
+  static async create(limits?: Partial<Limits>): Promise<Codec> {
+    const codec = new Codec(limits); // limits checked before anything is loaded
+    await ready();
+    return codec;
   }
 
   /** The envelope bytes: decompressed with the size limit if the payload is a zstd frame. */
@@ -154,13 +171,21 @@ export class Codec {
     return { envelope: decompressBounded(payload, this.limits.maxBytes), compressed: true };
   }
 
-  /** Decodes one MQTT payload of a data or evidence topic. Throws DecodeError only. */
-  decodePayload(payload: Uint8Array): Decoded {
+  /** Decodes one MQTT payload of a data or evidence topic. Throws DecodeError for any bad payload.
+   * topic: the topic it arrived on (eport/v1/<site>/<gateway>/...); a v2 envelope without site and
+   * gateway ids takes them from it, and one whose ids differ from it is refused. Without a topic a
+   * v2 envelope's ids are those it carries (empty, as the agent sends them); a v1 envelope's are
+   * always its own. */
+  decodePayload(payload: Uint8Array, topic?: string): Decoded {
     if (!(payload instanceof Uint8Array)) throw new DecodeError("payload is not a Uint8Array");
     const { envelope, compressed } = this.unwrap(payload);
     verifyEnvelope(envelope, this.limits);
     try {
-      return { ...this.decode(new Reader(envelope)), compressed };
+      const r = new Reader(envelope);
+      if (String.fromCharCode(...envelope.subarray(4, 8)) === FILE_IDENTIFIER_V2) {
+        return { ...decodeEnvelopeV2(r, this.limits, topic, this), compressed };
+      }
+      return { ...this.decode(r), compressed };
     } catch (e) {
       if (e instanceof DecodeError) throw e;
       // The verifier should make this unreachable; a test treats it as a verifier bug.
@@ -203,40 +228,54 @@ export class Codec {
   private checkSize(r: Reader, env: number, positions: number[]): void {
     const limit = this.limits.maxDecodedBytes;
     let decoded = (r.length(env, "Envelope", "site_id") ?? 0) + (r.length(env, "Envelope", "gateway_id") ?? 0);
-    const bound = (i: number, what: string, n: number, max: number) => {
-      if (n > max) throw new DecodeError(`reading ${i}: ${what} of ${n} bytes > ${max}`);
-      return n;
-    };
     positions.forEach((pos, i) => {
-      const type = r.u8(pos, "Reading", "payload_type") ?? 0;
-      const kind = PAYLOAD_MEMBERS[type];
-      if (kind === undefined) return; // skipped without copying anything
-      let cost = DECODED_READING_BYTES;
-      cost += bound(i, "source_id", r.length(pos, "Reading", "source_id") ?? 0, MAX_SOURCE_ID_BYTES);
-      cost += bound(i, "container_id", r.length(pos, "Reading", "container_id") ?? 0, MAX_CONTAINER_ID_BYTES);
-      const tab = r.table(pos, "Reading", "payload");
-      if (!tab) throw new DecodeError(`reading ${i}: payload type ${type} (${kind}) without its table`);
-      if (kind === "SealEvent") cost += bound(i, "seal_id", r.length(tab, kind, "seal_id") ?? 0, MAX_SEAL_ID_BYTES);
-      if (kind === "CustodyEvent") {
-        cost += bound(i, "subject_id", r.length(tab, kind, "subject_id") ?? 0, MAX_SUBJECT_ID_BYTES);
-        cost += bound(i, "zone_id", r.length(tab, kind, "zone_id") ?? 0, MAX_ZONE_ID_BYTES);
-        cost += bound(i, "seal_id", r.length(tab, kind, "seal_id") ?? 0, MAX_SEAL_ID_BYTES);
-        cost += bound(i, "expected_seal_id", r.length(tab, kind, "expected_seal_id") ?? 0, MAX_SEAL_ID_BYTES);
-        cost += bound(i, "command_id", r.length(tab, kind, "command_id") ?? 0, MAX_COMMAND_ID_BYTES);
+      try {
+        decoded += this.readingCost(r, pos);
+      } catch (e) {
+        if (e instanceof DecodeError) throw new DecodeError(`reading ${i}: ${e.message}`);
+        throw e;
       }
-      if (kind === "EvidenceCheckpoint") {
-        const n = r.length(tab, kind, "cose") ?? 0;
-        if (n === 0 || n > MAX_EVIDENCE_BYTES) {
-          throw new DecodeError(`reading ${i}: evidence checkpoint of ${n} bytes (1..${MAX_EVIDENCE_BYTES})`);
-        }
-        cost += n;
-      }
-      decoded += cost;
       if (decoded > limit) throw new DecodeError(`envelope decodes to more than ${limit} bytes (limit reached at reading ${i})`);
     });
   }
 
-  private reading(r: Reader, pos: number): Reading {
+  /** What decoding the Reading table at `pos` copies (DECODED_READING_BYTES plus its strings), its
+   * ids checked against their bounds; 0 for a payload kind this decoder does not know (skipped).
+   * Throws DecodeError, the message without the "reading I: " that the caller adds. */
+  readingCost(r: Reader, pos: number): number {
+    const bound = (what: string, n: number, max: number) => {
+      if (n > max) throw new DecodeError(`${what} of ${n} bytes > ${max}`);
+      return n;
+    };
+    const type = r.u8(pos, "Reading", "payload_type") ?? 0;
+    const kind = PAYLOAD_MEMBERS[type];
+    if (kind === undefined) return 0; // skipped without copying anything
+    let cost = DECODED_READING_BYTES;
+    cost += bound("source_id", r.length(pos, "Reading", "source_id") ?? 0, MAX_SOURCE_ID_BYTES);
+    cost += bound("container_id", r.length(pos, "Reading", "container_id") ?? 0, MAX_CONTAINER_ID_BYTES);
+    const tab = r.table(pos, "Reading", "payload");
+    if (!tab) throw new DecodeError(`payload type ${type} (${kind}) without its table`);
+    if (kind === "SealEvent") cost += bound("seal_id", r.length(tab, kind, "seal_id") ?? 0, MAX_SEAL_ID_BYTES);
+    if (kind === "CustodyEvent") {
+      cost += bound("subject_id", r.length(tab, kind, "subject_id") ?? 0, MAX_SUBJECT_ID_BYTES);
+      cost += bound("zone_id", r.length(tab, kind, "zone_id") ?? 0, MAX_ZONE_ID_BYTES);
+      cost += bound("seal_id", r.length(tab, kind, "seal_id") ?? 0, MAX_SEAL_ID_BYTES);
+      cost += bound("expected_seal_id", r.length(tab, kind, "expected_seal_id") ?? 0, MAX_SEAL_ID_BYTES);
+      cost += bound("command_id", r.length(tab, kind, "command_id") ?? 0, MAX_COMMAND_ID_BYTES);
+    }
+    if (kind === "EvidenceCheckpoint") {
+      const n = r.length(tab, kind, "cose") ?? 0;
+      if (n === 0 || n > MAX_EVIDENCE_BYTES) {
+        throw new DecodeError(`evidence checkpoint of ${n} bytes (1..${MAX_EVIDENCE_BYTES})`);
+      }
+      cost += n;
+    }
+    return cost;
+  }
+
+  /** The Reading table at `pos` (after readingCost); throws DecodeError (InexactNumberError for a
+   * 64-bit value over 2^53-1), the message without "reading I: ". */
+  reading(r: Reader, pos: number): Reading {
     const R = "Reading";
     const type = r.u8(pos, R, "payload_type") ?? 0;
     const kind = PAYLOAD_MEMBERS[type];

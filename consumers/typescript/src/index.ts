@@ -1,5 +1,7 @@
-// index.ts: the package's API. Codec.decodePayload(bytes) verifies (bounded zstd, bounded
-// verifier) and decodes one MQTT payload; readingLine/envelopeLine print eport-tail's JSON lines.
+// index.ts: the package's API. `await Codec.create()` (or `await ready()` once, then `new Codec()`)
+// loads the zstd WebAssembly module and the v2 dictionary; codec.decodePayload(bytes, topic)
+// verifies (bounded zstd, bounded verifier) and decodes one MQTT payload, envelope v1 (EPT1) or v2
+// (EPT2); readingLine/envelopeLine print eport-tail's JSON lines.
 
 import type { Decoded, EnvelopeHeader, Reading } from "./decode.js";
 import { jsonLine } from "./json.js";
@@ -7,8 +9,9 @@ import { jsonLine } from "./json.js";
 export { Codec, PRIORITY_NAMES, SCHEMA_MAJOR } from "./decode.js";
 export type { Decoded, EnvelopeHeader, Reading } from "./decode.js";
 export * from "./limits.js";
-export { verifyEnvelope, FILE_IDENTIFIER } from "./verify.js";
-export { decompressBounded, isZstd, ZSTD_MAGIC } from "./zstd.js";
+export { verifyEnvelope, FILE_IDENTIFIER, FILE_IDENTIFIER_V2 } from "./verify.js";
+export { SCHEMA_VERSION_V2 } from "./envelope_v2.js";
+export { decompressBounded, isReady, isZstd, ready, V2_DICTIONARY_ID, V2_DICTIONARY_URL, ZSTD_MAGIC } from "./zstd.js";
 export { jsonLine, quote, RawJson } from "./json.js";
 export type { JsonObject, JsonValue } from "./json.js";
 export { completeness } from "./completeness.js";

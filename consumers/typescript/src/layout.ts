@@ -1,4 +1,5 @@
-// layout.ts: the wire layout of schema/telemetry.fbs (1.4) that the verifier and the decoder read.
+// layout.ts: the wire layout of schema/telemetry.fbs (1.4), and of the outer table of
+// schema/telemetry_v2.fbs (LAYOUT_V2), that the verifier and the decoders read.
 // Field i of a table sits in vtable slot 4 + 2*i (declaration order in the schema). This is the
 // Python consumer's LAYOUT table, with the schema's names; fields appended to the schema later
 // are not read (a newer writer's longer vtable is fine, an older one's shorter vtable means absent).
@@ -37,6 +38,13 @@ export const LAYOUT: Readonly<Record<string, readonly Field[]>> = {
   EvidenceCheckpoint: [f("cose", "[u8]"), f("n", "u64"), f("check", "u8")], // 1.4
 };
 
+/** The outer table of envelope v2 (schema/telemetry_v2.fbs, root eport.telemetry.v2.Envelope,
+ * identifier EPT2); its columns are decoded by envelope_v2.ts, its v1_readings are v1 Readings. */
+export const LAYOUT_V2: Readonly<Record<string, readonly Field[]>> = {
+  EnvelopeV2: [f("columns", "[u8]"), f("v1_readings", "[table]", "Reading"), f("site_id", "string"),
+    f("gateway_id", "string")],
+};
+
 /** union Payload: payload_type value -> table (0 is NONE). */
 export const PAYLOAD_MEMBERS: Readonly<Record<number, string>> = {
   1: "Position", 2: "SealEvent", 3: "DoorEvent", 4: "SensorSample", 5: "SequenceGap",
@@ -47,7 +55,7 @@ export const SCALAR_SIZE: Readonly<Partial<Record<Kind, number>>> = { bool: 1, u
 
 /** The vtable slot of a field, by name (throws on a name not in LAYOUT: a programming error). */
 export function slotOf(table: string, field: string): number {
-  const i = LAYOUT[table].findIndex((x) => x.name === field);
+  const i = (LAYOUT[table] ?? LAYOUT_V2[table]).findIndex((x) => x.name === field);
   if (i < 0) throw new Error(`LAYOUT has no ${table}.${field}`);
   return 4 + 2 * i;
 }

@@ -10,6 +10,15 @@ export class DecodeError extends Error {
   }
 }
 
+/** A 64-bit value above 2^53-1, which a JS number cannot hold exactly: the reading holding it is
+ * skipped (one entry in `problems`), the envelope kept; in the header it refuses the envelope. */
+export class InexactNumberError extends DecodeError {
+  constructor(message: string) {
+    super(message);
+    this.name = "DecodeError";
+  }
+}
+
 /** Fixed cost of one decoded reading in the max_decoded_bytes bound (kDecodedReadingBytes). */
 export const DECODED_READING_BYTES = 384;
 export const MAX_SOURCE_ID_BYTES = 40; // units 32, "<gateway>:custody" 40

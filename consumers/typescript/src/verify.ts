@@ -2,12 +2,14 @@
 // checks every offset, vtable, string and vector that the decoder will read lies inside the
 // buffer and is aligned, strings are terminated, the reading count and table count are bounded:
 // what C++'s VerifyEnvelopeBuffer does, with the Python consumer's messages. Nothing reads a
-// buffer before it passed verifyEnvelope().
+// buffer before it passed verifyEnvelope(). An EPT2 buffer (envelope v2) is verified as its outer
+// table (LAYOUT_V2) and the v1 Reading tables it holds.
 
 import { DecodeError, Limits } from "./limits.js";
-import { LAYOUT, PAYLOAD_MEMBERS, SCALAR_SIZE } from "./layout.js";
+import { LAYOUT, LAYOUT_V2, PAYLOAD_MEMBERS, SCALAR_SIZE } from "./layout.js";
 
 export const FILE_IDENTIFIER = "EPT1";
+export const FILE_IDENTIFIER_V2 = "EPT2";
 
 class Verifier {
   private readonly view: DataView;
@@ -60,7 +62,7 @@ class Verifier {
     this.span(vt, vsize, 2, `${name} vtable`);
     this.span(pos, Math.max(tsize, 4), 1, `${name} table body`);
     const values: Record<string, number> = {};
-    const fields = LAYOUT[name];
+    const fields = LAYOUT[name] ?? LAYOUT_V2[name];
     for (let i = 0; i < fields.length; i++) {
       const { name: field, kind, arg } = fields[i];
       const slot = 4 + 2 * i;
@@ -101,6 +103,10 @@ class Verifier {
   }
 
   envelope(): void {
+    if (this.n >= 8 && String.fromCharCode(...this.buf.subarray(4, 8)) === FILE_IDENTIFIER_V2) {
+      this.table(this.deref(0, "root"), "EnvelopeV2", 1); // its columns are checked as they are decoded
+      return;
+    }
     if (this.n < 8 || String.fromCharCode(...this.buf.subarray(4, 8)) !== FILE_IDENTIFIER) {
       throw new DecodeError("not an EPT1 envelope (missing file identifier)");
     }
