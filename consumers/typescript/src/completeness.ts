@@ -58,3 +58,52 @@ export function completeness(readings: Iterable<Reading>, start: number | Record
   }
   return result;
 }
+
+/** Per source and class: the gateway's class counts received (schema 1.5; the Python consumer's
+ * class_completeness(), same output, keyed "source\tclass"). */
+export interface ClassCompleteness {
+  /** Distinct readings counted. */
+  received: number;
+  /** [seq, class_seq] of the earliest received. */
+  first: [seq: number, classSeq: number];
+  /** [first, last, nextSeq]: class_seqs first..last not received; nextSeq: the seq received after them. */
+  missing: [first: number, last: number, nextSeq: number][];
+  /** Seqs where the count started again (the gateway forgot the source, or its store was replaced). */
+  restarts: number[];
+}
+
+/** From decoded readings of ONE gateway (duplicates allowed; readings without class_seq are not
+ * counted). Holes are looked for from the earliest reading received, or from
+ * start["source\tclass"] (the first class_seq expected) when given; a class_seq not above the
+ * one before, on a later seq, is a restart, and holes are looked for from 1 there. */
+export function classCompleteness(readings: Iterable<Reading>, start: Record<string, number> = {}):
+    Record<string, ClassCompleteness> {
+  const per = new Map<string, Map<number, number>>();
+  for (const r of readings) {
+    if (!r.class_seq || r.class === undefined) continue;
+    const key = `${r.source}\t${r.class}`;
+    let bySeq = per.get(key);
+    if (!bySeq) per.set(key, (bySeq = new Map()));
+    bySeq.set(r.seq, r.class_seq);
+  }
+  const result: Record<string, ClassCompleteness> = {};
+  for (const key of [...per.keys()].sort()) {
+    const items = [...per.get(key)!.entries()].sort((a, b) => a[0] - b[0]);
+    let expected: number | undefined = start[key];
+    const missing: ClassCompleteness["missing"] = [];
+    const restarts: number[] = [];
+    let prev: number | undefined;
+    for (const [seq, cs] of items) {
+      if (prev !== undefined && cs <= prev) {
+        restarts.push(seq);
+        expected = 1;
+      } else if (prev !== undefined) {
+        expected = prev + 1;
+      }
+      if (expected !== undefined && cs > expected) missing.push([expected, cs - 1, seq]);
+      prev = cs;
+    }
+    result[key] = { received: items.length, first: [items[0][0], items[0][1]], missing, restarts };
+  }
+  return result;
+}

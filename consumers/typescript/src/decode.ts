@@ -48,6 +48,9 @@ export interface Reading {
   source: string;
   container?: string;
   seq: number;
+  /** Schema 1.5: the envelope's class, and the gateway's count of this source's readings in it. */
+  class?: string;
+  class_seq?: number;
   time_utc_ms: number;
   time_source?: "gateway_receive";
   kind: "position" | "seal" | "door" | "sensor" | "gap" | "event" | "evidence";
@@ -62,6 +65,9 @@ export interface Decoded {
   /** The payload was a zstd frame. */
   compressed: boolean;
 }
+
+/** The largest class_seq (schema 1.5), as seq: 2^53-1. */
+const MAX_CLASS_SEQ = 2n ** 53n - 1n;
 
 const utf8 = new TextDecoder("utf-8", { fatal: false });
 
@@ -213,7 +219,7 @@ export class Codec {
     const problems: string[] = [];
     positions.forEach((pos, i) => {
       try {
-        readings.push(this.reading(r, pos));
+        readings.push(this.reading(r, pos, header.priority));
       } catch (e) {
         if (!(e instanceof DecodeError)) throw e;
         problems.push(`reading ${i}: ${e.message}`);
@@ -253,6 +259,8 @@ export class Codec {
     let cost = DECODED_READING_BYTES;
     cost += bound("source_id", r.length(pos, "Reading", "source_id") ?? 0, MAX_SOURCE_ID_BYTES);
     cost += bound("container_id", r.length(pos, "Reading", "container_id") ?? 0, MAX_CONTAINER_ID_BYTES);
+    const classSeq = r.u64big(pos, "Reading", "class_seq");
+    if (classSeq > MAX_CLASS_SEQ) throw new DecodeError(`class_seq ${classSeq} > 2^53-1`);
     const tab = r.table(pos, "Reading", "payload");
     if (!tab) throw new DecodeError(`payload type ${type} (${kind}) without its table`);
     if (kind === "SealEvent") cost += bound("seal_id", r.length(tab, kind, "seal_id") ?? 0, MAX_SEAL_ID_BYTES);
@@ -275,7 +283,7 @@ export class Codec {
 
   /** The Reading table at `pos` (after readingCost); throws DecodeError (InexactNumberError for a
    * 64-bit value over 2^53-1), the message without "reading I: ". */
-  reading(r: Reader, pos: number): Reading {
+  reading(r: Reader, pos: number, priority?: string): Reading {
     const R = "Reading";
     const type = r.u8(pos, R, "payload_type") ?? 0;
     const kind = PAYLOAD_MEMBERS[type];
@@ -286,6 +294,13 @@ export class Codec {
     const container = r.string(pos, R, "container_id");
     if (container) out.container = container;
     out.seq = r.u64(pos, R, "seq", "seq") ?? 0;
+    const classSeq = r.u64(pos, R, "class_seq", "class_seq") ?? 0; // at most 2^53-1: readingCost checked it
+    if (classSeq > 0 && priority !== undefined) {
+      out.class = priority;
+      out.class_seq = classSeq;
+    } else if (classSeq > 0) {
+      out.class_seq = classSeq;
+    }
     out.time_utc_ms = r.u64(pos, R, "time_utc_ms", "time_utc_ms") ?? 0;
     if (r.u8(pos, R, "time_source") === TIME_SOURCE_GATEWAY_RECEIVE) out.time_source = "gateway_receive";
     const p = r.table(pos, R, "payload");

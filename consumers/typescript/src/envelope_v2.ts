@@ -138,6 +138,8 @@ export function decodeEnvelopeV2(r: Reader, limits: Limits, topic: string | unde
   const columns = r.bytes(root, E, "columns");
   if (columns === undefined) throw new DecodeError("v2 envelope without columns");
   const c = new ColumnReader(columns);
+  const classSeqBytes = r.bytes(root, E, "class_seqs"); // schema 1.5; absent: nothing numbered
+  const cs = classSeqBytes === undefined ? undefined : new ColumnReader(classSeqBytes);
   const envelopeSeq = c.varint("envelope_seq", 0);
   const sent = c.varint("sent_utc_ms", 0);
   const priority = c.byte("priority", 0);
@@ -151,13 +153,14 @@ export function decodeEnvelopeV2(r: Reader, limits: Limits, topic: string | unde
   const next = { v1: 0 };
   for (let g = 0; g < Number(groups); g++) {
     try {
-      readGroup(c, g, sent, r, tables, next, budget, v1, readings, problems);
+      readGroup(c, cs, PRIORITIES[priority], g, sent, r, tables, next, budget, v1, readings, problems);
     } catch (e) {
       if (e instanceof DecodeError) throw new DecodeError(`group ${g}: ${e.message}`);
       throw e;
     }
   }
   if (c.left() !== 0) throw new DecodeError(`${c.left()} bytes after the last group`);
+  if (cs !== undefined && cs.left() !== 0) throw new DecodeError(`${cs.left()} bytes of class_seqs after the last group`);
   if (next.v1 !== tables.length) {
     throw new DecodeError(`${tables.length} v1 tables but ${next.v1} readings of kind v1`);
   }
@@ -187,8 +190,9 @@ export function decodeEnvelopeV2(r: Reader, limits: Limits, topic: string | unde
 
 /** Decodes group `g` into `readings` (and `problems`), taking its v1 tables from `tables` at
  * next.v1; decrements the budgets. Throws DecodeError, the message without "group G: ". */
-function readGroup(c: ColumnReader, g: number, sent: bigint, r: Reader, tables: number[], next: { v1: number },
-  budget: Budget, v1: V1Decoder, readings: Reading[], problems: string[]): void {
+function readGroup(c: ColumnReader, cs: ColumnReader | undefined, priority: string, g: number, sent: bigint,
+  r: Reader, tables: number[], next: { v1: number }, budget: Budget, v1: V1Decoder, readings: Reading[],
+  problems: string[]): void {
   const sourceBytes = c.string("source_id", MAX_SOURCE_ID_BYTES);
   if (sourceBytes.byteLength === 0) throw new DecodeError("empty source_id");
   const containerBytes = c.string("container_id", MAX_CONTAINER_ID_BYTES);
@@ -224,6 +228,15 @@ function readGroup(c: ColumnReader, g: number, sent: bigint, r: Reader, tables: 
   for (let i = 1; i < n; i++) time[i] = (time[i - 1] + unzigzag(c.varint("time_utc_ms", i))) & M64;
   for (let i = 0; i < n; i++) {
     if (seq[i] === 0n || seq[i] > MAX_SAFE) throw new DecodeError(`reading ${i}: seq ${seq[i]} out of range 1..2^53-1`);
+  }
+  // The group's class seqs (schema 1.5), from their own stream; absent: all 0.
+  const classSeq: bigint[] = new Array<bigint>(n).fill(0n);
+  if (cs !== undefined) {
+    for (let i = 0; i < n; i++) {
+      const v = cs.varint("class_seqs", i);
+      classSeq[i] = i === 0 ? v : (classSeq[i - 1] + 1n + unzigzag(v)) & M64;
+      if (classSeq[i] > MAX_SAFE) throw new DecodeError(`reading ${i}: class_seq ${classSeq[i]} out of range 0..2^53-1`);
+    }
   }
   for (let i = 0; i < n; i++) {
     const kind = tags[i] & 3;
@@ -283,6 +296,9 @@ function readGroup(c: ColumnReader, g: number, sent: bigint, r: Reader, tables: 
         else if (e instanceof DecodeError) fail(e.message);
         else throw e;
       }
+      if (r.u64big(pos, R, "class_seq") !== 0n) {
+        throw new DecodeError(`reading ${i}: v1 table has a class_seq (v2 carries it in class_seqs)`);
+      }
       // Compared as on the wire (bytes, 64-bit values), before anything is rounded.
       if (!sameBytes(r.bytes(pos, R, "source_id") ?? EMPTY, sourceBytes) ||
         !sameBytes(r.bytes(pos, R, "container_id") ?? EMPTY, containerBytes) ||
@@ -294,6 +310,10 @@ function readGroup(c: ColumnReader, g: number, sent: bigint, r: Reader, tables: 
       const o: Record<string, string | number> = { source };
       if (container) o.container = container;
       o.seq = Number(seq[i]);
+      if (classSeq[i] > 0n) {
+        o.class = priority;
+        o.class_seq = Number(classSeq[i]);
+      }
       o.time_utc_ms = Number(time[i]);
       if (gatewayTime) o.time_source = "gateway_receive";
       o.kind = kind === KIND_POSITION ? "position" : "sensor";
@@ -303,6 +323,12 @@ function readGroup(c: ColumnReader, g: number, sent: bigint, r: Reader, tables: 
       });
       if (time[i] > MAX_SAFE) inexact = `time_utc_ms ${time[i]} > ${MAX_SAFE_U64}, not exact in a JavaScript number`;
       out = o as Reading;
+    }
+    if (kind === KIND_V1 && out !== undefined && classSeq[i] > 0n) {
+      // eport-tail's key order: the class and its count right after seq.
+      const { source: s, container: ct, seq: q, ...rest } = out;
+      out = { source: s, ...(ct !== undefined ? { container: ct } : {}), seq: q, class: priority,
+        class_seq: Number(classSeq[i]), ...rest } as Reading;
     }
     if (cost > budget.bytes) throw new DecodeError(`reading ${i}: envelope decodes to more than the limit`);
     budget.bytes -= cost;

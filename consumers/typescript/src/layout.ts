@@ -1,4 +1,4 @@
-// layout.ts: the wire layout of schema/telemetry.fbs (1.4), and of the outer table of
+// layout.ts: the wire layout of schema/telemetry.fbs (1.5), and of the outer table of
 // schema/telemetry_v2.fbs (LAYOUT_V2), that the verifier and the decoders read.
 // Field i of a table sits in vtable slot 4 + 2*i (declaration order in the schema). This is the
 // Python consumer's LAYOUT table, with the schema's names; fields appended to the schema later
@@ -21,7 +21,8 @@ export const LAYOUT: Readonly<Record<string, readonly Field[]>> = {
     f("readings", "[table]", "Reading")],
   Reading: [f("source_id", "string"), f("container_id", "string"), f("seq", "u64"), f("time_utc_ms", "u64"),
     f("payload_type", "u8"), f("payload", "union", "payload_type"),
-    f("time_source", "u8")], // 1.1
+    f("time_source", "u8"), // 1.1
+    f("class_seq", "u64")], // 1.5
   Position: [f("lat_e7", "i32"), f("lon_e7", "i32"), f("speed_cm_s", "u16"), f("heading_cdeg", "u16"),
     f("fix", "u8"), f("satellites", "u8"), f("hdop_centi", "u16")],
   SealEvent: [f("seal_id", "string"), f("state", "u8")],
@@ -42,7 +43,7 @@ export const LAYOUT: Readonly<Record<string, readonly Field[]>> = {
  * identifier EPT2); its columns are decoded by envelope_v2.ts, its v1_readings are v1 Readings. */
 export const LAYOUT_V2: Readonly<Record<string, readonly Field[]>> = {
   EnvelopeV2: [f("columns", "[u8]"), f("v1_readings", "[table]", "Reading"), f("site_id", "string"),
-    f("gateway_id", "string")],
+    f("gateway_id", "string"), f("class_seqs", "[u8]")], // class_seqs: 1.5
 };
 
 /** union Payload: payload_type value -> table (0 is NONE). */

@@ -300,7 +300,7 @@ test("v2: the package loads its own copy of the v2 dictionary, next to dist/", (
 
 test("v2: every seed envelope decodes, on a cnsha/gw-01 topic, to exactly the C++ codec's JSON lines", () => {
   const seeds = fs.readdirSync(CORPUS_V2).sort();
-  assert.deepEqual(seeds, ["every_kind.ept2", "every_kind.ept2.zst", "mix_50.ept2.zst", "one_position.ept2"]);
+  assert.deepEqual(seeds, ["every_kind.ept2", "every_kind.ept2.zst", "mix_50.ept2.zst", "numbered_mix.ept2.zst", "one_position.ept2"]);
   for (const name of seeds) {
     const d = codec2.decodePayload(readV2(name), TOPIC);
     assert.deepEqual(d.problems, [], name);
@@ -449,4 +449,24 @@ test("v2: truncations and mutants of each seed decode or throw DecodeError, noth
   assert.ok(outcomes.decoded > 0 && outcomes.refused > 0, JSON.stringify(outcomes));
   assert.ok(Date.now() - t0 < 60000, `${Date.now() - t0} ms`);
   console.log(`# v2 fuzz outcomes ${JSON.stringify(outcomes)} in ${Date.now() - t0} ms`);
+});
+
+test("class counts (schema 1.5): classCompleteness finds holes, starts and restarts as the Python kit does", async () => {
+  const { classCompleteness } = await import(path.join(PKG, "dist", "index.js"));
+  const r = (seq, cs, cls = "alarm", source = "TU-1") => ({ source, seq, class: cls, class_seq: cs, kind: "door", state: "open" });
+  assert.deepEqual(classCompleteness([r(9, 3), r(5, 1), r(7, 2), r(7, 2)]),
+    { "TU-1\talarm": { received: 3, first: [5, 1], missing: [], restarts: [] } });
+  const c = classCompleteness([r(5, 1), r(20, 4), r(30, 5), r(40, 9), r(6, 1, "telemetry"), r(8, 3, "telemetry"),
+    r(3, 7, "alarm", "TU-2"), { source: "TU-1", seq: 50, kind: "door", state: "open" }]);
+  assert.deepEqual(c["TU-1\talarm"].missing, [[2, 3, 20], [6, 8, 40]]);
+  assert.deepEqual(c["TU-1\ttelemetry"].missing, [[2, 2, 8]]);
+  assert.equal(Object.keys(c).length, 3);
+  assert.deepEqual(classCompleteness([r(20, 4)], { "TU-1\talarm": 1 })["TU-1\talarm"].missing, [[1, 3, 20]]);
+  const re = classCompleteness([r(5, 8), r(6, 9), r(70, 1), r(71, 2), r(90, 3), r(95, 2), r(99, 4)])["TU-1\talarm"];
+  assert.deepEqual([re.restarts, re.missing], [[70, 95], [[1, 1, 95], [3, 3, 99]]]);
+  // The numbered seed: the hole the C++ test put in it (class_seq 48 + 3 at the 8th reading of its source).
+  const d = codec2.decodePayload(readV2("numbered_mix.ept2.zst"), TOPIC);
+  const holes = Object.values(classCompleteness(d.readings)).flatMap((x) => x.missing);
+  assert.equal(holes.length, 1);
+  assert.equal(holes[0][1] - holes[0][0], 2);
 });
