@@ -40,8 +40,8 @@ def events_of(readings, source):
 
 
 def content(r):
-    """An event without its place in the custody source (the gateway's id, its seq there)."""
-    return json.dumps({k: v for k, v in r.items() if k not in ("source", "seq")}, sort_keys=True)
+    """An event without its place in the custody source (the gateway's id, its seq and class count there)."""
+    return json.dumps({k: v for k, v in r.items() if k not in ("source", "seq", *h.GATEWAY_KEYS)}, sort_keys=True)
 
 
 CMD = h.AGENT.replace("app/eport-agent", "tools/eport-cmd")

@@ -1,5 +1,5 @@
 // make_fixtures: writes one telemetry payload per schema version the agent can send
-// (1.0 .. 1.4) with the agent's own encoder (eport::codec), and the JSON lines eport-tail
+// (1.0 .. 1.5) with the agent's own encoder (eport::codec), and the JSON lines eport-tail
 // prints for it, for tests/kit/test_kit.sh: the installed C++ library and the installed
 // Python package must decode every one to exactly those lines.
 //
@@ -108,6 +108,16 @@ std::vector<Reading> v1_4() {  // units' evidence checkpoints
   return {at("TU-0001:ev", "", 5, 1795000040000, ev)};
 }
 
+std::vector<Reading> v1_5() {  // the gateway's class counts, in the envelope's class (Event)
+  auto door = at("TU-0042", "MSKU1234565", 131, 1795000050000, DoorEvent{DoorState::kClosed});
+  door.class_seq = 7;
+  door.class_priority = Priority::kEvent;
+  auto seal = at("TU-0042", "MSKU1234565", 132, 1795000051000, SealEvent{"SL51941122", SealState::kSealed});
+  seal.class_seq = 8;
+  seal.class_priority = Priority::kEvent;
+  return {door, seal};
+}
+
 bool write(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary);
   f << text;
@@ -127,7 +137,7 @@ int main(int argc, char** argv) {
     bool zstd;
   };
   const Version versions[] = {{"1.0", v1_0(), false}, {"1.1", v1_1(), false}, {"1.2", v1_2(), true},
-                              {"1.3", v1_3(), false}, {"1.4", v1_4(), false}};
+                              {"1.3", v1_3(), false}, {"1.4", v1_4(), false}, {"1.5", v1_5(), true}};
   std::uint64_t envelope_seq = 1;
   for (const auto& v : versions) {
     eport::codec::EnvelopeHeader h{"cnsha", "gw-01", envelope_seq++, 1795000099000, Priority::kEvent};

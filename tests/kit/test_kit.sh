@@ -3,7 +3,7 @@
 # installed the way a service gets it, never from the source tree.
 #   cpp     libeport-codec-dev into a DESTDIR; examples/cpp/decode_envelope.cpp built against
 #           it with g++ + pkg-config and with CMake find_package(eport-codec); both decode the
-#           payload of every schema version 1.0..1.4 to eport-tail's lines, and refuse a damaged one
+#           payload of every schema version 1.0..1.5 to eport-tail's lines, and refuse a damaged one
 #   python  python3-eport into a DESTDIR; tests/kit/decode_fixtures.py decodes the same payloads
 #           with it (its build-time decoder, no flatc), and runs its other modules
 #   debs    the kit's two .debs (CPackKitConfig.cmake): names, control fields, files, the example
@@ -37,7 +37,7 @@ cpp)
   cmake --build "$work/cmake-build" >>"$work/cmake.log" 2>&1 || { cat "$work/cmake.log"; fail "cmake build"; }
   grep -q "$root" "$work/cmake-build/CMakeCache.txt" || fail "eport-codec not found in the install"
   for bin in "$work/decode_pc" "$work/cmake-build/decode_envelope"; do
-    for v in 1.0 1.1 1.2 1.3 1.4; do
+    for v in 1.0 1.1 1.2 1.3 1.4 1.5; do
       "$bin" "$work/fixtures/schema-$v.ept" >"$work/out" 2>"$work/err" || { cat "$work/err"; fail "$bin schema $v"; }
       cmp -s "$work/out" "$work/fixtures/schema-$v.jsonl" ||
         { diff "$work/fixtures/schema-$v.jsonl" "$work/out" || true; fail "$bin: schema $v differs"; }
@@ -112,9 +112,9 @@ debs)
     pcdir=$(dirname "$(find "$work/unpacked" -name eport-codec.pc)")
     g++ -std=c++20 -o "$work/decode_deb" "$src/examples/cpp/decode_envelope.cpp" \
       $(PKG_CONFIG_PATH=$pcdir pkg-config --cflags --libs eport-codec) || fail "the example against the .deb's files"
-    "$work/decode_deb" "$work/fixtures/schema-1.4.ept" 2>/dev/null | cmp -s - "$work/fixtures/schema-1.4.jsonl" ||
+    "$work/decode_deb" "$work/fixtures/schema-1.5.ept" 2>/dev/null | cmp -s - "$work/fixtures/schema-1.5.jsonl" ||
       fail "the example built from the .deb's files decodes differently"
-    echo "the example links against the .deb's stripped libraries and decodes schema 1.4"
+    echo "the example links against the .deb's stripped libraries and decodes schema 1.5"
   fi
   DESTDIR=$work/plain cmake --install "$build" >/dev/null
   if find "$work/plain" \( -name 'libeport_codec.a' -o -name 'eport-codec.pc' -o -path '*dist-packages*' \

@@ -481,8 +481,9 @@ TEST_CASE("v2: the fuzz seeds and their JSON lines are the codec's (EPORT_WRITE_
       // Schema 1.5: numbered as the store numbers them, with a hole.
       {"numbered_mix.ept2.zst", codec::compress_v2(codec::encode_envelope_v2(header_v2("", ""), [&] {
          auto rs = numbered(mix, Priority::kTelemetry, 41);
-         for (std::size_t i = 7; i < rs.size(); ++i) {
-           if (rs[i].source_id == rs[7].source_id) rs[i].class_seq += 3;  // 3 readings evicted before the 8th
+         int nth = 0;  // 3 readings of the first source evicted before its third
+         for (auto& r : rs) {
+           if (r.source_id == rs[0].source_id && ++nth >= 3) r.class_seq += 3;
          }
          return rs;
        }()))},
