@@ -88,7 +88,8 @@ std::vector<model::Reading> make_mix(int units, int per_unit) { return eport::si
 
 // The envelopes the publisher would send for these readings: the readings of
 // one class in store order, at most `batch` readings and about
-// publish.max_bytes of stored bodies each (the outbox's take()).
+// publish.max_bytes of stored bodies each (the outbox's take()), each
+// numbered in its class as the store numbers it (class_seq, schema 1.5).
 struct Batch {
   model::Priority priority;
   std::vector<model::Reading> readings;
@@ -100,6 +101,7 @@ std::vector<Batch> batches(const std::vector<model::Reading>& mix, std::size_t b
     auto prio = static_cast<model::Priority>(p);
     Batch cur{prio, {}};
     std::size_t bytes = 0;
+    std::map<std::string, std::uint64_t> counted;  // per source, its class_seq so far in this class
     for (const auto& r : mix) {
       if (model::default_priority(r) != prio) continue;
       std::size_t body = codec::encode_reading(r).size();
@@ -109,6 +111,8 @@ std::vector<Batch> batches(const std::vector<model::Reading>& mix, std::size_t b
         bytes = 0;
       }
       cur.readings.push_back(r);
+      cur.readings.back().class_seq = ++counted[r.source_id];
+      cur.readings.back().class_priority = prio;
       bytes += body;
     }
     if (!cur.readings.empty()) out.push_back(std::move(cur));

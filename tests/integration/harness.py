@@ -213,8 +213,9 @@ def with_test_envelope_format(toml_text):
 class Agent:
     def __init__(self, work, broker_uri, gateway="gw-test-01", site="cnsha", extra="", store_extra=""):
         """extra: further TOML sections; store_extra: further keys of [store].
-        EPORT_TEST_ENVELOPE_FORMAT=v2 in the environment runs the agent with
-        publish.envelope_format = "v2" (docs/schema.md) unless extra sets it."""
+        EPORT_TEST_ENVELOPE_FORMAT=v1 (or v2) in the environment runs the agent with
+        that publish.envelope_format (docs/schema.md; the default is v2) unless extra
+        sets it."""
         extra = with_test_envelope_format(extra)
         self.work = work
         self.name = "agent"  # its logs: agent-1.log, agent-2.log, ... one per start

@@ -5,9 +5,10 @@ eport-ts-decode, fed the raw payloads by mosquitto_sub -F '%t %x'. Its reading l
 eport-tail's, line for line and byte for byte; then envelopes built here (schema 1.1 gaps and
 gateway time, 1.4 evidence checkpoints, a newer payload kind) and hostile payloads through the
 same broker: the same lines again, and every hostile payload refused by both.
-With EPORT_TEST_ENVELOPE_FORMAT=v2 (ctest integration.ts_consumer_v2) the agent sends envelope
-v2 (EPT2, zstd with the v2 dictionary, site and gateway only in the topic): the TS consumer
-decodes it with each message's topic, and every agent envelope it prints is a v2 one."""
+The agent sends envelope v2 by default (EPT2, zstd with the v2 dictionary, site and gateway only
+in the topic): the TS consumer decodes it with each message's topic, and every agent envelope it
+prints is a v2 one; with EPORT_TEST_ENVELOPE_FORMAT=v1 (ctest integration.ts_consumer_v1) the
+same with envelope v1."""
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ import ts_package
 
 PKG = ts_package.build()  # or exit 77, saying why (no node, npm or tsc; npm cannot reach the registry)
 
-FORMAT = os.environ.get("EPORT_TEST_ENVELOPE_FORMAT") or "v1"  # what the agent sends (harness.Agent)
+FORMAT = os.environ.get("EPORT_TEST_ENVELOPE_FORMAT") or "v2"  # what the agent sends (harness.Agent)
 UNITS, COUNT = 10, 30  # 300 readings: the test stays well under a minute
 CMD = h.AGENT.replace("app/eport-agent", "tools/eport-cmd")
 

@@ -85,10 +85,11 @@ config::Keys<PublisherOptions> build() {
                                EPORT_OPTION(O, compression)));
   k.add(config::enumeration<O>("publish.envelope_format",
                                {{"v1", codec::EnvelopeFormat::kV1}, {"v2", codec::EnvelopeFormat::kV2}},
-                               "\"v1\": envelopes of schema/telemetry.fbs (EPT1). \"v2\": envelope v2 "
-                               "(EPT2, docs/schema.md): readings in columns per source, zstd with the v2 "
-                               "dictionary, the site and gateway ids only in the topic; about half the bytes "
-                               "per reading or less (docs/benchmarks.md). Every subscriber must read v2 first.",
+                               "\"v2\": envelope v2 (EPT2, docs/schema.md): readings in columns per source, "
+                               "zstd with the v2 dictionary, the site and gateway ids only in the topic; about "
+                               "half the bytes per reading or less (docs/benchmarks.md); eport-tail and the "
+                               "consumer kits read it. \"v1\": envelopes of schema/telemetry.fbs (EPT1), for "
+                               "subscribers that read only v1 (decoders before schema 1.5).",
                                EPORT_OPTION(O, envelope_format)));
   k.add(config::integer<O>("publish.zstd_level", 1, 19, "zstd level: higher is smaller and slower.",
                            EPORT_OPTION(O, zstd_level)));

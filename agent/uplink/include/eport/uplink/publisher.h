@@ -76,10 +76,11 @@ struct PublisherOptions {
   std::chrono::milliseconds max_age{1000};    // wait for a fuller envelope (alarms never wait)
   Compression compression = Compression::kZstd;
   int zstd_level = 3;                          // with kZstd
-  // publish.envelope_format: v1 (schema/telemetry.fbs) until every consumer
-  // reads v2 (schema/telemetry_v2.fbs: per-source columns, the v2 zstd
-  // dictionary, site and gateway ids only in the topic).
-  codec::EnvelopeFormat envelope_format = codec::EnvelopeFormat::kV1;
+  // publish.envelope_format: v2 (schema/telemetry_v2.fbs: per-source
+  // columns, the v2 zstd dictionary, site and gateway ids only in the topic),
+  // which every consumer of this tree reads; v1 (schema/telemetry.fbs) for
+  // subscribers that read only v1.
+  codec::EnvelopeFormat envelope_format = codec::EnvelopeFormat::kV2;
   // The zstd level envelopes are compressed with; 0: not compressed.
   int packing_level() const { return compression == Compression::kZstd ? zstd_level : 0; }
   BudgetOptions budget;
