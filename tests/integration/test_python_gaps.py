@@ -112,26 +112,28 @@ def check_completeness():
     h.log("completeness(): received, declared and undeclared ranges as specified")
 
 
-def check_doc_completeness(work, codec, builder):
-    """docs/consuming.md's completeness example: its input lines are what both consumers print
-    for the envelope they describe, and its program prints exactly the output shown."""
+def check_doc_example(work, codec, builder, name, data_file, priority="event"):
+    """A completeness example of docs/consuming.md: the blocks after <!-- check: NAME_input -->,
+    <!-- check: NAME --> and <!-- check: NAME_output -->. Its input lines are what the consumer
+    prints for the envelope they describe (of class `priority`), and its program, run with those
+    lines in `data_file`, prints exactly the output shown."""
     with open(DOC) as f:  # blocks after <!-- check: NAME --> markers, as test_python_consumer.py reads them
         blocks = dict(re.findall(r"<!-- check: (\w+) -->\s*```[a-z]*\n(.*?)```", f.read(), re.S))
-    assert {"completeness_input", "completeness", "completeness_output"} <= set(blocks), list(blocks)
-    lines = blocks["completeness_input"].strip().splitlines()
-    got, problems = decode_lines(codec, builder.envelope(lines))
-    assert got == lines and not problems, f"doc: the input lines are not what the consumer prints: {got}"
-    with open(work.file("tu-0042.jsonl"), "w") as f:
+    assert {f"{name}_input", name, f"{name}_output"} <= set(blocks), list(blocks)
+    lines = blocks[f"{name}_input"].strip().splitlines()
+    got, problems = decode_lines(codec, builder.envelope(lines, priority=priority))
+    assert got == lines and not problems, f"doc {name}: the input lines are not what the consumer prints: {got}"
+    with open(work.file(data_file), "w") as f:
         f.write("\n".join(lines) + "\n")
-    with open(work.file("doc_completeness.py"), "w") as f:
-        f.write(blocks["completeness"])
+    with open(work.file(f"doc_{name}.py"), "w") as f:
+        f.write(blocks[name])
     env = dict(os.environ, PYTHONPATH=CONSUMER_DIR)
-    p = subprocess.run([sys.executable, "doc_completeness.py"], cwd=work.path, capture_output=True, text=True,
+    p = subprocess.run([sys.executable, f"doc_{name}.py"], cwd=work.path, capture_output=True, text=True,
                        timeout=30, env=env)
     assert p.returncode == 0, p.stderr
-    want = blocks["completeness_output"].strip()
-    assert p.stdout.strip() == want, f"doc completeness example prints\n{p.stdout}\nthe doc shows\n{want}"
-    h.log("doc's completeness example prints what the doc shows")
+    want = blocks[f"{name}_output"].strip()
+    assert p.stdout.strip() == want, f"doc {name} example prints\n{p.stdout}\nthe doc shows\n{want}"
+    h.log(f"doc's {name} example prints what the doc shows")
 
 
 def check_class_completeness():
@@ -159,36 +161,14 @@ def check_class_completeness():
     h.log("class_completeness(): holes, starts and restarts as specified")
 
 
-def check_doc_class_completeness(work, codec, builder):
-    """docs/consuming.md's per-class example: its input lines are what the consumer prints for
-    that alarm envelope, and its program prints exactly the output shown."""
-    with open(DOC) as f:
-        blocks = dict(re.findall(r"<!-- check: (\w+) -->\s*```[a-z]*\n(.*?)```", f.read(), re.S))
-    assert {"class_completeness_input", "class_completeness", "class_completeness_output"} <= set(blocks), list(blocks)
-    lines = blocks["class_completeness_input"].strip().splitlines()
-    got, problems = decode_lines(codec, builder.envelope(lines, priority="alarm"))
-    assert got == lines and not problems, f"doc: the input lines are not what the consumer prints: {got}"
-    with open(work.file("alarms.jsonl"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    with open(work.file("doc_class_completeness.py"), "w") as f:
-        f.write(blocks["class_completeness"])
-    env = dict(os.environ, PYTHONPATH=CONSUMER_DIR)
-    p = subprocess.run([sys.executable, "doc_class_completeness.py"], cwd=work.path, capture_output=True, text=True,
-                       timeout=30, env=env)
-    assert p.returncode == 0, p.stderr
-    want = blocks["class_completeness_output"].strip()
-    assert p.stdout.strip() == want, f"doc class completeness example prints\n{p.stdout}\nthe doc shows\n{want}"
-    h.log("doc's per-class completeness example prints what the doc shows")
-
-
 def test_python_gaps(work):
     codec = ec.load_codec(cache_dir=work.file("codegen"))
     builder = envelopes.Builder()
     check_decoding(codec, builder)
     check_completeness()
-    check_doc_completeness(work, codec, builder)
+    check_doc_example(work, codec, builder, "completeness", "tu-0042.jsonl")
     check_class_completeness()
-    check_doc_class_completeness(work, codec, builder)
+    check_doc_example(work, codec, builder, "class_completeness", "alarms.jsonl", priority="alarm")
 
 
 if __name__ == "__main__":
