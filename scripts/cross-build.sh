@@ -6,8 +6,9 @@
 # the :ARCH -dev packages). amd64: the same release build natively.
 # See docs/cross-compiling.md.
 #
-# Usage: scripts/cross-build.sh arm64|armhf|amd64 [--sysroot DIR] [--no-install] [--no-package] [--no-tests]
+# Usage: scripts/cross-build.sh arm64|armhf|amd64 [--sysroot DIR] [--install-only | --no-install] [--no-package] [--no-tests]
 #   --sysroot DIR  build against a vendor or extracted sysroot instead of multiarch
+#   --install-only install what the build needs (apt, or the sysroot fallback), build nothing
 #   --no-install   never call apt-get (fail if something is missing)
 #   --no-package   skip cpack
 #   --no-tests     build the packaged programs only, not the unit test programs
@@ -16,19 +17,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-usage() { echo "usage: $0 arm64|armhf|amd64 [--sysroot DIR] [--no-install] [--no-package] [--no-tests]" >&2; exit 64; }
+usage() { echo "usage: $0 arm64|armhf|amd64 [--sysroot DIR] [--install-only | --no-install] [--no-package] [--no-tests]" >&2; exit 64; }
 (($#)) || usage
 ARCH=$1; shift
-SYSROOT="" INSTALL=1 PACKAGE=1 TESTS=1
+SYSROOT="" INSTALL=1 INSTALL_ONLY=0 PACKAGE=1 TESTS=1
 while (($#)); do
   case "$1" in
     --sysroot) SYSROOT=$(realpath "$2"); shift 2 ;;
+    --install-only) INSTALL_ONLY=1; shift ;;
     --no-install) INSTALL=0; shift ;;
     --no-package) PACKAGE=0; shift ;;
     --no-tests) TESTS=0; shift ;;
     *) usage ;;
   esac
 done
+if ((INSTALL_ONLY && !INSTALL)); then usage; fi
 
 NATIVE_ARCH=$(dpkg --print-architecture)
 case "$ARCH" in
@@ -100,6 +103,14 @@ else
   [[ -z "$SYSROOT" ]] && want+=("${LIBS[@]/%/:$ARCH}")
 fi
 mapfile -t missing < <(missing_pkgs "${want[@]}")
+# A sysroot an earlier run made (the fallback below, e.g. by --install-only)
+# stands in for the :ARCH packages it replaced.
+if ((${#missing[@]})) && [[ -n "$TOOLCHAIN" && -z "$SYSROOT" && -f $ROOT/build-$ARCH-sysroot/.complete ]] &&
+   [[ -z $(missing_pkgs "${HOST_PKGS[@]}" "crossbuild-essential-$ARCH" qemu-user) ]]; then
+  SYSROOT=$ROOT/build-$ARCH-sysroot
+  missing=()
+  log "using the sysroot an earlier run made: $SYSROOT"
+fi
 if ((${#missing[@]})); then
   ((INSTALL)) || { log "missing: ${missing[*]} (and --no-install given)"; exit 1; }
   log "installing ${missing[*]}"
@@ -120,6 +131,8 @@ if ((${#missing[@]})); then
     SYSROOT=$(make_debian_sysroot)
   fi
 fi
+
+if ((INSTALL_ONLY)); then log "everything the build needs is installed"; exit 0; fi
 
 # --- 2. configure --------------------------------------------------------------
 # Debian's release flags (hardening: fortify, stack protector, relro, bindnow),
