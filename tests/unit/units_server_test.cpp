@@ -1044,6 +1044,58 @@ bool closed_by_agent(Link& l, std::chrono::milliseconds timeout) {
 
 }  // namespace
 
+TEST_CASE("many units sending at once: what waits for a commit stays bounded, and everything is stored",
+          "[units][hardening]") {
+  // 40 units each write 250 readings in one go, while the store commits at
+  // most 20 per transaction: the server stops reading unit input once
+  // ingest holds its high water, before every read and not once per
+  // wake-up. What waits for a commit is then at most the high water plus
+  // the frames of one read (16 KiB); before, one wake-up read every ready
+  // link's budget (64 KiB each) at once.
+  ingest::IngestOptions io;
+  io.commit_max_readings = 20;
+  Agent agent({}, io);
+  constexpr int kUnits = 40;
+  constexpr std::uint64_t kEach = 250;
+  std::vector<Link> links;
+  std::vector<std::vector<std::uint8_t>> bursts;
+  for (int u = 0; u < kUnits; ++u) {
+    links.push_back(Link::connect(agent.socket_path));
+    links.back().send(hello("tcu-burst-" + std::to_string(u)));
+    links.back().expect(EPB_MSG_WELCOME);
+    std::vector<std::uint8_t> burst;
+    for (std::uint64_t s = 1; s <= kEach; ++s) {
+      auto f = encoded(reading(s));
+      burst.insert(burst.end(), f.begin(), f.end());
+    }
+    bursts.push_back(std::move(burst));
+  }
+  const std::size_t frame = encoded(reading(1)).size();
+  const std::size_t bound = agent.ingest->high_water() + 16384 / frame + 1;
+
+  std::atomic<bool> sampling{true};
+  std::size_t most = 0;
+  std::thread sampler([&] {
+    while (sampling) most = std::max(most, agent.ingest->queued());
+  });
+  for (int u = 0; u < kUnits; ++u) links[static_cast<std::size_t>(u)].raw(bursts[static_cast<std::size_t>(u)]);
+  for (auto& link : links) {
+    std::uint64_t last = 0;
+    while (last < kEach) {
+      auto m = link.next(10000ms);
+      REQUIRE(m.has_value());
+      REQUIRE(static_cast<int>(m->type) == static_cast<int>(EPB_MSG_ACK));
+      last = m->m.ack.seq;
+    }
+  }
+  sampling = false;
+  sampler.join();
+  INFO("most readings waiting for a commit: " << most << ", bound " << bound);
+  CHECK(most <= bound);
+  CHECK(agent.stats().backpressure_pauses.load() > 0);
+  CHECK(agent.rows() == kUnits * kEach);
+}
+
 TEST_CASE("a client that floods and never reads does not stall other units or grow memory", "[units][hardening]") {
   Agent agent;
   // Two flooders that never read, sending over and over: one PINGs (each

@@ -1060,6 +1060,10 @@ struct Server::Impl : public ingest::CompletionSink {
     if (s.port >= 0) s.lost = true;
   }
 
+  // Enough is waiting for a commit: unit input stays in the socket and tty
+  // buffers (units stall at their window) until ingest catches up.
+  bool ingest_backlogged() const { return ingest.queued() > ingest.high_water(); }
+
   void read_from(std::uint64_t id, Session& s) {
     std::uint8_t buf[16384];
     std::size_t budget = std::max<std::size_t>(opt.read_budget_bytes, 1);
@@ -1068,6 +1072,10 @@ struct Server::Impl : public ingest::CompletionSink {
       // drops it); one that sends fast is read again on the next wake-up,
       // after every other ready link had its turn (epoll is level-triggered).
       if (s.out.size() > opt.max_output_bytes) return;
+      // Backpressure, checked before every read and not only once per
+      // wake-up: a wake-up with many ready links would otherwise queue a
+      // read budget of each (100 units: tens of thousands of readings, MiBs).
+      if (ingest_backlogged()) return;
       if (budget == 0) {
         ++stats.read_budget_yields;
         return;
@@ -1324,7 +1332,7 @@ struct Server::Impl : public ingest::CompletionSink {
       // Backpressure: with enough waiting for a commit, leave unit input in
       // the socket and tty buffers (units then stall at their window) until
       // ingest catches up; acks keep flowing meanwhile.
-      bool paused = ingest.queued() > ingest.high_water();
+      bool paused = ingest_backlogged();
       for (int i = 0; i < n; ++i) {
         auto tag = events[static_cast<std::size_t>(i)].data.u64;
         auto ev = events[static_cast<std::size_t>(i)].events;
@@ -1336,7 +1344,10 @@ struct Server::Impl : public ingest::CompletionSink {
           std::uint64_t v;
           [[maybe_unused]] auto r = read(wake_fd, &v, sizeof v);
         } else if (auto it = sessions.find(tag); it != sessions.end()) {
-          if (!paused && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) read_from(tag, it->second);
+          if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+            paused = paused || ingest_backlogged();
+            if (!paused) read_from(tag, it->second);
+          }
         }
       }
       if (paused) {
