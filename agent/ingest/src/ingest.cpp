@@ -170,7 +170,7 @@ std::size_t Ingest::queued() const {
   return impl_->queue.size();
 }
 
-std::size_t Ingest::high_water() const { return impl_->opt.commit_max_readings * 2; }
+std::size_t Ingest::high_water() const { return impl_->opt.commit_max_readings; }
 
 IngestStats Ingest::stats() const {
   std::lock_guard l(impl_->mu);

@@ -83,7 +83,7 @@ class Ingest {
   // while this is above high_water(), so that a burst waits in the units and
   // the kernel's socket buffers, not in the agent's memory.
   std::size_t queued() const;
-  std::size_t high_water() const;
+  std::size_t high_water() const;  // commit_max_readings: one commit waits while one is written
 
  private:
   struct Impl;
