@@ -3,8 +3,14 @@
 // simulated readings, encoded as our envelope (by batch size), our envelope
 // with zstd, one JSON message per reading, and Sparkplug B DDATA. Figures only;
 // exits non-zero only if an envelope fails to decode back to its readings.
-// Usage: eport-wire-bench [UNITS [READINGS_PER_UNIT]]   (default 50 200)
+// With --rates, instead: per gateway reading rate, the envelopes the
+// publisher would form at its defaults (publish.max_age_ms, max_readings,
+// max_bytes of eport::uplink::PublisherOptions) and the total bytes per
+// reading of v1+zstd, v2+dictionary, JSON and Sparkplug B, as a table and,
+// with --csv, as CSV (scripts/bench-plots.sh plots it).
+// Usage: eport-wire-bench [UNITS [READINGS_PER_UNIT]] [--rates R1,R2,... [--csv FILE]]   (default 50 200)
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -19,6 +25,7 @@
 #include "eport/codec/codec.h"
 #include "eport/codec/topics.h"
 #include "eport/model/reading.h"
+#include "eport/uplink/publisher.h"
 #include "fleet.h"
 #include "sparkplug_b.pb.h"
 
@@ -30,10 +37,15 @@ namespace spb = org::eclipse::tahu::protobuf;
 
 constexpr const char* kSite = "cnsha";
 constexpr const char* kGateway = "gw-yangshan-01";
-// What the publisher uses by default: publish.max_bytes (stored bodies per envelope).
-constexpr std::size_t kPublishMaxBytes = 65536;
+// The publisher's defaults (publish.max_readings, publish.max_bytes,
+// publish.max_age_ms, publish.zstd_level), owned by eport::uplink::PublisherOptions.
+const eport::uplink::PublisherOptions& publish_defaults() {
+  static const eport::uplink::PublisherOptions o{};
+  return o;
+}
+const std::size_t kPublishMaxBytes = publish_defaults().max_bytes;  // stored bodies per envelope
+const std::size_t kDefaultBatch = publish_defaults().max_readings;
 constexpr std::size_t kPubackBytes = 4;  // fixed header 2 + packet id 2
-constexpr std::size_t kDefaultBatch = 500;  // publish.max_readings default
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -120,10 +132,20 @@ std::vector<Batch> batches(const std::vector<model::Reading>& mix, std::size_t b
   return out;
 }
 
+// Readings per envelope of a gateway that keeps up with `rate` readings/s:
+// the publisher sends once the first waiting reading is max_age old, so an
+// envelope holds about rate x max_age readings, at most max_readings (and
+// batches() caps it at publish.max_bytes). The same for every class.
+std::size_t live_batch(double rate, std::chrono::milliseconds max_age, std::size_t max_readings) {
+  auto n = static_cast<std::size_t>(rate * static_cast<double>(max_age.count()) / 1000.0);
+  return std::min(max_readings, std::max<std::size_t>(1, n));
+}
+
 struct EnvelopeRow {
   std::size_t batch;
   Tally plain;
   std::vector<Tally> zstd;  // one per level
+  Tally zstd_default;       // at publish.zstd_level's default (the agent's v1 envelopes)
 };
 
 constexpr int kLevels[] = {1, 3, 9};
@@ -132,6 +154,9 @@ bool measure_envelopes(const std::vector<model::Reading>& mix, std::size_t batch
   row.batch = batch;
   row.plain.name = "envelope, batch " + std::to_string(batch);
   for (int level : kLevels) row.zstd.push_back(Tally{"envelope+zstd-" + std::to_string(level) + ", batch " + std::to_string(batch)});
+  const int level = publish_defaults().zstd_level;
+  row.zstd_default.name = "envelope+zstd-" + std::to_string(level) + ", batch " + std::to_string(batch);
+  const int* measured = std::find(std::begin(kLevels), std::end(kLevels), level);
   codec::EnvelopeEncoder enc;
   std::uint64_t envelope_seq = 1000000;
   for (const auto& b : batches(mix, batch)) {
@@ -148,12 +173,14 @@ bool measure_envelopes(const std::vector<model::Reading>& mix, std::size_t batch
     for (std::size_t i = 0; i < std::size(kLevels); ++i) {
       auto z = codec::compress(bytes, kLevels[i]);
       row.zstd[i].add(topic.size(), z.size(), b.readings.size());
+      if (kLevels + i == measured) row.zstd_default.add(topic.size(), z.size(), b.readings.size());
       auto zb = codec::decode_payload(z);
       if (!codec::is_compressed(z) || !zb || zb->readings.size() != b.readings.size()) {
         std::fprintf(stderr, "zstd-%d envelope of batch %zu does not decode back\n", kLevels[i], batch);
         return false;
       }
     }
+    if (measured == std::end(kLevels)) row.zstd_default.add(topic.size(), codec::compress(bytes, level).size(), b.readings.size());
   }
   return true;
 }
@@ -165,6 +192,7 @@ bool measure_envelopes(const std::vector<model::Reading>& mix, std::size_t batch
 struct V2Row {
   std::size_t batch;
   Tally plain, zstd, dict, dict9;
+  Tally dict_default;  // with the v2 dictionary at publish.zstd_level's default: what the agent sends
 };
 
 bool measure_v2(const std::vector<model::Reading>& mix, std::size_t batch, V2Row& row) {
@@ -173,6 +201,8 @@ bool measure_v2(const std::vector<model::Reading>& mix, std::size_t batch, V2Row
   row.zstd.name = "envelope v2+zstd-3, batch " + std::to_string(batch);
   row.dict.name = "envelope v2+zstd-3+dictionary, batch " + std::to_string(batch);
   row.dict9.name = "envelope v2+zstd-9+dictionary, batch " + std::to_string(batch);
+  const int level = publish_defaults().zstd_level;
+  row.dict_default.name = "envelope v2+zstd-" + std::to_string(level) + "+dictionary, batch " + std::to_string(batch);
   codec::EnvelopeEncoderV2 enc;
   std::uint64_t envelope_seq = 1000000;
   for (const auto& b : batches(mix, batch)) {
@@ -186,6 +216,8 @@ bool measure_v2(const std::vector<model::Reading>& mix, std::size_t batch, V2Row
     auto zd = codec::compress_v2(bytes, 3);
     row.dict.add(topic.size(), zd.size(), b.readings.size());
     row.dict9.add(topic.size(), codec::compress_v2(bytes, 9).size(), b.readings.size());
+    row.dict_default.add(topic.size(), level == 3 ? zd.size() : codec::compress_v2(bytes, level).size(),
+                         b.readings.size());
     auto expect = codec::v2_order(b.readings);
     h = codec::EnvelopeHeader{kSite, kGateway, h.envelope_seq, h.sent_utc_ms, h.priority, codec::kSchemaVersionV2};
     for (auto payload : {std::span<const std::uint8_t>(bytes), std::span<const std::uint8_t>(z),
@@ -437,14 +469,106 @@ void print_row(const Tally& t, double json_total) {
               t.publish_pr() - t.payload_pr(), t.publish_pr(), t.puback_pr(), t.total_pr(), t.total_pr() / json_total);
 }
 
+// ---- by reading rate (--rates) ------------------------------------------------------
+
+// Comma-separated positive numbers; empty on any other text.
+std::vector<double> parse_rates(std::string_view s) {
+  std::vector<double> out;
+  while (!s.empty()) {
+    auto comma = s.find(',');
+    auto item = s.substr(0, comma);
+    double v = 0;
+    auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (ec != std::errc() || end != item.data() + item.size() || !(v > 0) || v > 1e9) return {};
+    out.push_back(v);
+    s = comma == std::string_view::npos ? std::string_view() : s.substr(comma + 1);
+  }
+  return out;
+}
+
+// A gateway receiving `rate` readings/s of the mix, the publisher at its
+// defaults: the envelopes of live_batch(rate, max_age, max_readings) per
+// class (as Table 1b and the issue 16 cases), total B/reading (PUBLISH +
+// PUBACK) of each format. JSON and Sparkplug B send one message per reading
+// whatever the rate.
+int run_rates(const std::vector<model::Reading>& mix, const std::vector<double>& rates, const std::string& csv) {
+  const auto& d = publish_defaults();
+  Tally json = measure_json(mix);
+  std::vector<Tally> sp(3);
+  if (!measure_sparkplug(mix, SpMode::kNames, sp[0]) || !measure_sparkplug(mix, SpMode::kAliases, sp[1]) ||
+      !measure_sparkplug(mix, SpMode::kAliasesNoMetricTime, sp[2]))
+    return 1;
+  std::FILE* out = nullptr;
+  if (!csv.empty()) {
+    out = std::fopen(csv.c_str(), "w");
+    if (!out) {
+      std::fprintf(stderr, "cannot write %s\n", csv.c_str());
+      return 1;
+    }
+    std::fprintf(out, "# eport-wire-bench --rates, %zu readings: publisher defaults max_age_ms=%lld max_readings=%zu "
+                      "max_bytes=%zu zstd_level=%d envelope_format=v%d compression=%s; total B/reading (PUBLISH + "
+                      "PUBACK, QoS 1)\n",
+                 mix.size(), static_cast<long long>(d.max_age.count()), d.max_readings, d.max_bytes, d.zstd_level,
+                 static_cast<int>(d.envelope_format), d.compression == eport::uplink::Compression::kZstd ? "zstd" : "none");
+    std::fprintf(out, "rate,readings_per_envelope,envelopes,v1,v1_zstd,v2,v2_dict,json,sparkplug_names,"
+                      "sparkplug_aliases,sparkplug_aliases_no_metric_time\n");
+  }
+  std::printf("By reading rate, publisher defaults (publish.max_age_ms = %lld, publish.max_readings = %zu, "
+              "publish.max_bytes = %zu, zstd level %d): total B/reading (PUBLISH + PUBACK)\n",
+              static_cast<long long>(d.max_age.count()), d.max_readings, d.max_bytes, d.zstd_level);
+  std::printf("| readings/s | readings/env | envelopes | v1 | v1+zstd-%d | v2 | v2+zstd-%d+dictionary | JSON | "
+              "Sparkplug B, names | Sparkplug B, aliases | Sparkplug B, aliases, no metric time |\n",
+              d.zstd_level, d.zstd_level);
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (double rate : rates) {
+    std::size_t b = live_batch(rate, d.max_age, d.max_readings);
+    EnvelopeRow r1;
+    V2Row r2;
+    if (!measure_envelopes(mix, b, r1) || !measure_v2(mix, b, r2)) {
+      if (out) std::fclose(out);
+      return 1;
+    }
+    double per_env = static_cast<double>(r1.plain.readings) / static_cast<double>(r1.plain.messages);
+    std::printf("| %g | %.1f | %zu | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", rate, per_env,
+                r1.plain.messages, r1.plain.total_pr(), r1.zstd_default.total_pr(), r2.plain.total_pr(),
+                r2.dict_default.total_pr(), json.total_pr(), sp[0].total_pr(), sp[1].total_pr(), sp[2].total_pr());
+    if (out)
+      std::fprintf(out, "%g,%.2f,%zu,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f\n", rate, per_env, r1.plain.messages,
+                   r1.plain.total_pr(), r1.zstd_default.total_pr(), r2.plain.total_pr(), r2.dict_default.total_pr(),
+                   json.total_pr(), sp[0].total_pr(), sp[1].total_pr(), sp[2].total_pr());
+  }
+  if (out && std::fclose(out) != 0) {
+    std::fprintf(stderr, "cannot write %s\n", csv.c_str());
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   GOOGLE_PROTOBUF_VERIFY_VERSION;
-  int units = argc > 1 ? std::atoi(argv[1]) : 50;
-  int per_unit = argc > 2 ? std::atoi(argv[2]) : 200;
-  if (units < 1 || units > 100000 || per_unit < 1 || per_unit > 100000) {
-    std::fprintf(stderr, "usage: eport-wire-bench [UNITS [READINGS_PER_UNIT]]\n");
+  int units = 50;
+  int per_unit = 200;
+  std::vector<double> rates;
+  std::string csv;
+  bool bad = false;
+  int positional = 0;
+  for (int i = 1; i < argc && !bad; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--rates" && i + 1 < argc) {
+      rates = parse_rates(argv[++i]);
+      bad = rates.empty();
+    } else if (a == "--csv" && i + 1 < argc) {
+      csv = argv[++i];
+    } else if (!a.starts_with("--") && positional < 2) {
+      (positional++ == 0 ? units : per_unit) = std::atoi(argv[i]);
+    } else {
+      bad = true;
+    }
+  }
+  if (bad || (!csv.empty() && rates.empty()) || units < 1 || units > 100000 || per_unit < 1 || per_unit > 100000) {
+    std::fprintf(stderr, "usage: eport-wire-bench [UNITS [READINGS_PER_UNIT]] [--rates R1,R2,... [--csv FILE]]\n");
     return 2;
   }
   auto mix = make_mix(units, per_unit);
@@ -462,6 +586,11 @@ int main(int argc, char** argv) {
   for (auto& [k, n] : classes) std::printf(" %s %zu", k.c_str(), n);
   std::printf("\n  wire = MQTT 3.1.1 PUBLISH at QoS 1 (fixed header + remaining length + topic + packet id + payload);"
               " PUBACK (4 B per message) shown apart; TCP/IP and TLS overhead not counted\n\n");
+  if (!rates.empty()) {
+    int rc = run_rates(mix, rates, csv);
+    google::protobuf::ShutdownProtobufLibrary();
+    return rc;
+  }
 
   Tally json = measure_json(mix);
   const double json_total = json.total_pr();
@@ -516,7 +645,7 @@ int main(int argc, char** argv) {
   for (int age : kAges) {
     std::printf("| %d |", age);
     for (double rate : kRates) {
-      auto b = std::min<std::size_t>(kDefaultBatch, std::max<std::size_t>(1, static_cast<std::size_t>(rate * age / 1000.0)));
+      auto b = live_batch(rate, std::chrono::milliseconds(age), kDefaultBatch);
       EnvelopeRow row;
       if (!measure_envelopes(mix, b, row)) return 1;
       std::printf(" %.1f (%zu) |", row.zstd[1].total_pr(), b);
@@ -548,7 +677,8 @@ int main(int argc, char** argv) {
     double goal;
   };
   const Case kCases[] = {{"1 reading per envelope (lone unit, alarm)", 1, 100},
-                         {"quiet gateway, 10 readings/s, max_age_ms 1000", 10, 25},
+                         {"quiet gateway, 10 readings/s, max_age_ms 1000",
+                          live_batch(10, std::chrono::milliseconds(1000), kDefaultBatch), 25},
                          {"busy gateway, 500 readings per envelope", 500, 12}};
   std::printf("\nIssue 16 goals, total B/reading on the wire:\n| case | v1 (none) | v1+zstd-3 | v2+zstd-3+dictionary | goal | met | v2+zstd-9+dictionary |\n|---|---:|---:|---:|---:|---|---:|\n");
   for (const auto& c : kCases) {
