@@ -28,6 +28,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 import harness as h  # noqa: E402
+from agent_backlog import rss_kib as status_kib  # noqa: E402  (/proc/PID/status fields, KiB)
 
 UNITS = 100
 GOAL_KIB = 16 * 1024
@@ -58,14 +59,6 @@ COMPONENT_OF_NAMESPACE = {
 }
 HELPER_NAMESPACES = {"codec", "model", "log", "json"}
 REST = "start-up, config, logging, the rest of the heap"
-
-
-def status_kib(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def smaps_split(pid):
