@@ -33,11 +33,22 @@ def find_mosquitto() -> str:
     return exe
 
 
+_HANDED_OUT: set = set()
+
+
 def free_port() -> int:
-    """A port that was free on 127.0.0.1 a moment ago (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port that was free on 127.0.0.1 a moment ago (the kernel's choice),
+    never one this process was given before: the kernel may hand the same
+    ephemeral port to two binds in a row once the first socket is closed, and
+    a server given it twice (nats-server's MQTT and monitor ports) dies with
+    "address already in use"."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 # ---------------------------------------------------------------- config model
