@@ -36,6 +36,11 @@ SIM = os.path.join(BIN, "tools", "eport-sim")
 TAIL = os.path.join(BIN, "tools", "eport-tail")
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
+# One free-port picker for every test, the broker tooling's (it never hands
+# out the same port twice in a process).
+sys.path.insert(0, os.path.join(SOURCE_DIR, "broker-config", "lib"))
+from eport_broker.broker import free_port  # noqa: E402,F401
+
 
 # Every process a test starts, so that main() can stop them whatever happens.
 _PROCESSES = []
@@ -49,21 +54,6 @@ def spawn(args, **kwargs):
 
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-_HANDED_OUT = set()
-
-
-def free_port():
-    """A free loopback port never handed out before in this process (two
-    binds in a row may get the same port from the kernel)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
 
 
 def wait_for_port(port, timeout=10.0):
