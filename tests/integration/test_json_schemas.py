@@ -33,7 +33,7 @@ HEALTH = {
     "queue": {c: dict(QUEUE_CLASS) for c in ("alarm", "event", "telemetry", "bulk")},
     "store": {**counters("file_bytes", "max_bytes", "duplicates", "commit_failures", "invalid_seq", "commands",
                          "commands_bytes"), "recovered_from": "", "salvaged": 0},
-    "uplink": counters("envelopes_published", "envelopes_acked", "readings_acked", "bytes_sent", "connects",
+    "uplink": counters("envelopes_published", "envelopes_acked", "envelopes_refused", "readings_acked", "bytes_sent", "connects",
                        "reconnects", "connect_failures", "certificate_refusals", "connection_losses", "failovers",
                        "undecodable_rows",
                        "commands_received", "commands_rejected", "commands_repeated"),

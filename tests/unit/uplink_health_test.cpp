@@ -37,6 +37,7 @@ TEST_CASE("the health message has the members of docs/topics.md in its order", "
   h.store.salvaged = 7;
   h.uplink.envelopes_published = 12;
   h.uplink.envelopes_acked = 12;
+  h.uplink.envelopes_refused = 1;
   h.uplink.readings_acked = 5000;
   h.uplink.bytes_sent = 181234;
   h.uplink.connects = 3;
@@ -52,7 +53,7 @@ TEST_CASE("the health message has the members of docs/topics.md in its order", "
         "\"bulk\":{\"rows\":0,\"bytes\":0,\"oldest_age_s\":0,\"evicted\":1,\"expired\":2,\"refused\":3}},"
         "\"store\":{\"file_bytes\":4210688,\"max_bytes\":268435456,\"duplicates\":0,\"commit_failures\":0,"
         "\"invalid_seq\":4,\"commands\":2,\"commands_bytes\":260,\"recovered_from\":\"\",\"salvaged\":7},"
-        "\"uplink\":{\"envelopes_published\":12,\"envelopes_acked\":12,\"readings_acked\":5000,\"bytes_sent\":181234,"
+        "\"uplink\":{\"envelopes_published\":12,\"envelopes_acked\":12,\"envelopes_refused\":1,\"readings_acked\":5000,\"bytes_sent\":181234,"
         "\"connects\":3,\"reconnects\":2,\"connect_failures\":0,\"certificate_refusals\":0,\"connection_losses\":0,"
         "\"failovers\":0,\"undecodable_rows\":0,\"commands_received\":2,\"commands_rejected\":0,\"commands_repeated\":0},"
         "\"budget\":{\"day_used\":181234,\"day_limit\":0,\"month_used\":181234,\"month_limit\":0,\"max_bytes_per_s\":0},"

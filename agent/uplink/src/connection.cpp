@@ -40,8 +40,10 @@ struct Connection::Paho : public mqtt::callback, public mqtt::iaction_listener {
   // (Not callback::delivery_complete: Paho 1.2 looks that token up by message
   // id, which races with a fast PUBACK on loopback and then never fires.)
   void on_success(const mqtt::token& tok) override { events.delivered(&tok); }
-  // Only happens when the connection goes: reconnect, then resend.
-  void on_failure(const mqtt::token& tok) override { events.delivery_failed(&tok); }
+  // The connection went, or (MQTT 5) the PUBACK carried an error reason code.
+  void on_failure(const mqtt::token& tok) override {
+    events.delivery_failed(&tok, static_cast<int>(tok.get_reason_code()));
+  }
   void message_arrived(mqtt::const_message_ptr msg) override {
     const auto& p = msg->get_payload_ref();
     const auto* bytes = reinterpret_cast<const std::uint8_t*>(p.data());
@@ -51,7 +53,10 @@ struct Connection::Paho : public mqtt::callback, public mqtt::iaction_listener {
 
 namespace {
 
-// Options for one connect attempt to exactly one broker, always MQTT 3.1.1.
+int paho_version(MqttVersion v) { return v == MqttVersion::k5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1; }
+
+// Options for one connect attempt to exactly one broker, always the one MQTT
+// version of mqtt.protocol_version (3.1.1 or 5).
 //
 // Both restrictions work around paho.mqtt.c #1187 (open in 1.3.12): when a
 // connection made from a server list, or with MQTTVERSION_DEFAULT (the C++
@@ -67,10 +72,16 @@ mqtt::connect_options connect_options(const PublisherOptions& opt, const std::st
                                       const std::string& will_json, const std::string& uri) {
   mqtt::will_options will(status_topic, will_json, 1, true);
   mqtt::connect_options co;
-  co.set_mqtt_version(MQTTVERSION_3_1_1);  // as the client was created; no 3.1 fallback (see above)
-  // The outbox, not the broker session, is what survives: a clean session,
-  // and everything unacknowledged is published again after a reconnect.
-  co.set_clean_session(true);
+  co.set_mqtt_version(paho_version(opt.mqtt_version));  // as the client was created; no fallback (see above)
+  // The outbox, not the broker session, is what survives: a clean session
+  // (MQTT 5: clean start, and the session expiry interval stays 0, so the
+  // broker forgets it at disconnect), and everything unacknowledged is
+  // published again after a reconnect.
+  if (opt.mqtt_version == MqttVersion::k5) {
+    co.set_clean_start(true);
+  } else {
+    co.set_clean_session(true);
+  }
   co.set_keep_alive_interval(opt.keepalive);
   co.set_connect_timeout(opt.connect_timeout);
   co.set_automatic_reconnect(false);
@@ -117,7 +128,7 @@ Connection::Connection(const PublisherOptions& options, std::string status_topic
   // No Paho file persistence and no offline buffer: the outbox is the only
   // durable copy, and nothing is handed to Paho while disconnected.
   paho_->client = std::make_unique<mqtt::async_client>(paho_uri(opt_.server_uris.front()), opt_.client_id,
-                                                       mqtt::create_options(MQTTVERSION_3_1_1));
+                                                       mqtt::create_options(paho_version(opt_.mqtt_version)));
   paho_->client->set_callback(*paho_);
 }
 
@@ -128,11 +139,21 @@ Connection::Attempt Connection::connect_to(const std::string& uri, const std::fu
   auto& client = paho_->client;
   bool connected = false;
   certificate_refused_.clear();
+  // Topic aliases live as long as one network connection (MQTT 5, 3.3.2.3.4).
+  topic_aliases_.clear();
+  topic_alias_maximum_ = 0;
   try {
     auto tok = client->connect(connect_options(opt_, status_topic_, will_json_, uri));
     tok->wait();
     connected = true;
-    connected_uri_ = tok->get_connect_response().get_server_uri();
+    const auto connack = tok->get_connect_response();
+    connected_uri_ = connack.get_server_uri();
+    // MQTT 5: how many topic aliases the broker accepts from us (CONNACK
+    // property 0x22; absent means none).
+    if (opt_.mqtt_version == MqttVersion::k5 &&
+        connack.get_properties().contains(mqtt::property::TOPIC_ALIAS_MAXIMUM)) {
+      topic_alias_maximum_ = mqtt::get<std::uint16_t>(connack.get_properties(), mqtt::property::TOPIC_ALIAS_MAXIMUM);
+    }
     client->publish(status_topic_, birth(), 1, true);
     if (opt_.commands) {
       // A broker may refuse the subscription (SUBACK 0x80: an ACL, or a
@@ -173,8 +194,29 @@ Connection::Attempt Connection::connect_to(const std::string& uri, const std::fu
 
 Result<Delivery> Connection::publish_data(const std::string& topic, std::span<const std::uint8_t> bytes) {
   try {
-    auto msg = mqtt::make_message(topic, bytes.data(), bytes.size(), 1, false);
+    // MQTT 5 topic alias (docs/operators.md, MQTT version): the first publish
+    // on a topic in this connection names it and sets its alias, every later
+    // one sends the alias and an empty topic. Paho sends publishes in the
+    // order they are handed over, and a lost connection fails the rest
+    // (clean session), so the broker always learns an alias before its use.
+    std::uint16_t alias = 0;
+    bool alias_known = false;
+    if (topic_alias_maximum_ > 0) {
+      if (auto it = topic_aliases_.find(topic); it != topic_aliases_.end()) {
+        alias = it->second;
+        alias_known = true;
+      } else if (topic_aliases_.size() < topic_alias_maximum_) {
+        alias = static_cast<std::uint16_t>(topic_aliases_.size() + 1);
+      }
+    }
+    auto msg = mqtt::make_message(alias_known ? std::string() : topic, bytes.data(), bytes.size(), 1, false);
+    if (alias != 0) {
+      mqtt::properties props;
+      props.add(mqtt::property(mqtt::property::TOPIC_ALIAS, alias));
+      msg->set_properties(props);
+    }
     mqtt::delivery_token_ptr tok = paho_->client->publish(msg, nullptr, *paho_);
+    if (alias != 0 && !alias_known) topic_aliases_.emplace(topic, alias);
     // The key as on_success() sees it: the token base of the delivery token.
     return Delivery{static_cast<const mqtt::token*>(tok.get()), tok};
   } catch (const mqtt::exception& e) {

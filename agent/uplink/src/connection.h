@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "eport/model/result.h"
@@ -34,8 +35,10 @@ class ConnectionEvents {
   virtual void connection_lost(const std::string& cause) = 0;
   // The PUBACK of a publish_data() delivery.
   virtual void delivered(DeliveryKey key) = 0;
-  // A publish_data() delivery failed (only when the connection goes).
-  virtual void delivery_failed(DeliveryKey key) = 0;
+  // A publish_data() delivery failed: the connection went (reason_code 0),
+  // or an MQTT 5 broker answered with a PUBACK reason code of 0x80 or more
+  // (not authorized, quota exceeded, ...: the envelope was not accepted).
+  virtual void delivery_failed(DeliveryKey key, int reason_code) = 0;
   virtual void message(std::string topic, std::vector<std::uint8_t> payload, bool retained) = 0;
 };
 
@@ -75,8 +78,9 @@ class Connection {
   // gateway's own certificate ("certificate revoked", ...), or "".
   const std::string& certificate_refused() const { return certificate_refused_; }
 
-  // A data envelope at QoS 1, not retained. An error means not connected:
-  // nothing was handed to Paho.
+  // A data envelope at QoS 1, not retained, with a topic alias when the
+  // connection is MQTT 5 and the broker accepts aliases. An error means not
+  // connected: nothing was handed to Paho.
   Result<Delivery> publish_data(const std::string& topic, std::span<const std::uint8_t> bytes);
   // A JSON message at QoS 1 (status, health, replies); not waited for.
   Status publish_json(const std::string& topic, const std::string& json, bool retained);
@@ -95,6 +99,10 @@ class Connection {
   std::string status_topic_, will_json_, cmd_topic_;
   std::string connected_uri_;
   std::string certificate_refused_;
+  // MQTT 5 topic aliases of this network connection: topic -> alias 1..max,
+  // and the broker's Topic Alias Maximum from its CONNACK (0: none).
+  std::unordered_map<std::string, std::uint16_t> topic_aliases_;
+  std::uint16_t topic_alias_maximum_ = 0;
   std::unique_ptr<Paho> paho_;
 };
 

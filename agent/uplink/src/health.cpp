@@ -17,6 +17,7 @@ UplinkCounters UplinkCounters::of(const PublisherStats& s) {
   UplinkCounters c;
   c.envelopes_published = s.envelopes_published.load();
   c.envelopes_acked = s.envelopes_acked.load();
+  c.envelopes_refused = s.envelopes_refused.load();
   c.readings_acked = s.readings_acked.load();
   c.bytes_sent = s.bytes_published.load();
   c.connects = s.connects.load();
@@ -84,6 +85,7 @@ std::string Health::to_json() const {
   const auto& u = uplink;
   out += ",\"uplink\":{\"envelopes_published\":" + std::to_string(u.envelopes_published) +
          ",\"envelopes_acked\":" + std::to_string(u.envelopes_acked) +
+         ",\"envelopes_refused\":" + std::to_string(u.envelopes_refused) +
          ",\"readings_acked\":" + std::to_string(u.readings_acked) + ",\"bytes_sent\":" + std::to_string(u.bytes_sent) +
          ",\"connects\":" + std::to_string(u.connects) +
          ",\"reconnects\":" + std::to_string(u.connects > 0 ? u.connects - 1 : 0) +

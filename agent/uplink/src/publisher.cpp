@@ -72,6 +72,7 @@ struct Publisher::Impl : public ConnectionEvents {
   bool kicked = false;
   bool flush_requested = false;
   bool lost = false;
+  bool envelope_refused = false;  // lost because an MQTT 5 PUBACK refused an envelope
   std::vector<DeliveryKey> completed;
   struct Incoming {
     std::string topic;
@@ -103,6 +104,7 @@ struct Publisher::Impl : public ConnectionEvents {
   std::chrono::milliseconds drain_timeout{3000};
   Budget budget;
   bool certificate_refused_wait = false;  // the last attempt's broker refused our certificate
+  bool refused_since_ack = false;  // an MQTT 5 PUBACK refused an envelope and none was acknowledged since
 
   Impl(PublisherOptions o, store::Outbox& ob, CommandHandler* h, std::function<std::string()> extra)
       : opt(std::move(o)),
@@ -170,11 +172,19 @@ struct Publisher::Impl : public ConnectionEvents {
     }
     cv.notify_all();
   }
-  void delivery_failed(DeliveryKey) override {
-    // Only happens when the connection goes: reconnect, then resend.
+  void delivery_failed(DeliveryKey, int reason_code) override {
+    // The connection went, or an MQTT 5 broker refused the envelope in its
+    // PUBACK: either way nothing of it is acknowledged; reconnect, then
+    // resend (the rows stay in the outbox).
+    if (reason_code >= 0x80) {
+      ++stats.envelopes_refused;
+      log::warn(kLog, "the broker refused an envelope (PUBACK reason code " + std::to_string(reason_code) +
+                          "): its readings stay in the outbox; reconnecting after the backoff");
+    }
     {
       std::lock_guard l(mu);
       lost = true;
+      if (reason_code >= 0x80) envelope_refused = true;
     }
     cv.notify_all();
   }
@@ -220,6 +230,7 @@ struct Publisher::Impl : public ConnectionEvents {
     {
       std::lock_guard l(mu);
       lost = false;
+      envelope_refused = false;
     }
     stats.connected = true;
     ++stats.connects;
@@ -281,6 +292,7 @@ struct Publisher::Impl : public ConnectionEvents {
     }
     if (leases.empty()) return;
     last_puback = Clock::now();
+    refused_since_ack = false;
     if (auto s = outbox.ack(leases); !s) {
       // The rows stay and are re-sent after the next release: duplicates, never loss.
       log::error(kLog, "ack of " + std::to_string(rows) + " rows failed: " + s.error());
@@ -428,7 +440,9 @@ struct Publisher::Impl : public ConnectionEvents {
       }
       if (!stats.connected) {
         if (connect_once(opt.server_uris)) {
-          reconnect.reset();
+          // A broker that keeps refusing envelopes (an ACL, a quota) accepts
+          // the connection every time: the backoff grows until it acknowledges one.
+          if (!refused_since_ack) reconnect.reset();
           drop_inflight();
         } else if (!backoff_wait()) {
           break;
@@ -437,14 +451,21 @@ struct Publisher::Impl : public ConnectionEvents {
       }
       process_completions();
       process_commands();
-      bool was_lost;
+      bool was_lost, was_refused;
       {
         std::lock_guard l(mu);
         was_lost = lost;
+        was_refused = envelope_refused;
       }
       if (was_lost) {
         stats.connected = false;
         drop_inflight();
+        if (was_refused) {
+          // The connection is still up: close it, wait, and send everything unacknowledged again.
+          refused_since_ack = true;
+          conn->disconnect(std::chrono::seconds(1));
+          if (!backoff_wait()) break;
+        }
         continue;
       }
       auto now = Clock::now();

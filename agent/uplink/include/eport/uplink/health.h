@@ -19,6 +19,7 @@ namespace eport::uplink {
 struct UplinkCounters {
   std::uint64_t envelopes_published = 0;
   std::uint64_t envelopes_acked = 0;
+  std::uint64_t envelopes_refused = 0;
   std::uint64_t readings_acked = 0;
   std::uint64_t bytes_sent = 0;
   std::uint64_t connects = 0;  // "reconnects" is connects - 1
