@@ -12,6 +12,9 @@ Standard library only (Debian's /usr/bin/python3); runs in threads of the test.
     proxy.passthrough()    # back to normal (closes connections that were blackholed)
     proxy.stop()
 
+    proxy = FaultProxy(broker.port, record=True)  # also keep what each connection sent upstream:
+    proxy.recorded()       # [bytes of connection 1, of connection 2, ...] (client -> broker)
+
 Also a command-line tool for manual experiments:
     /usr/bin/python3 faultproxy.py TARGET_PORT [LISTEN_PORT]   then type commands
     (pass, drop, delay MS, blackhole, cut K [up|down|both], refuse, stats, quit) on stdin.
@@ -127,6 +130,8 @@ class _Conn:
             with self.proxy.lock:
                 if direction == UP:
                     self.proxy.bytes_up += len(data)
+                    if self.proxy._record is not None:
+                        self.proxy._record.setdefault(self.cid, bytearray()).extend(data)
                 else:
                     self.proxy.bytes_down += len(data)
             if close_after:
@@ -144,8 +149,9 @@ class FaultProxy:
     bytes_down (forwarded), discarded (bytes swallowed by the blackhole),
     cuts (connections cut), events (list of (monotonic time, text))."""
 
-    def __init__(self, target_port, target_host="127.0.0.1", listen_port=0):
+    def __init__(self, target_port, target_host="127.0.0.1", listen_port=0, record=False):
         self.target = (target_host, target_port)
+        self._record = {} if record else None  # cid -> bytearray of what was forwarded upstream
         self.lock = threading.Lock()
         self.conns = {}
         self.next_id = 1
@@ -295,6 +301,11 @@ class FaultProxy:
                 return True
             time.sleep(0.02)
         return False
+
+    def recorded(self):
+        """With record=True: the bytes each connection forwarded to the broker, by connection order."""
+        with self.lock:
+            return [bytes(self._record[cid]) for cid in sorted(self._record)]
 
     def stats(self):
         with self.lock:

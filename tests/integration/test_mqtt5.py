@@ -1,0 +1,203 @@
+"""The agent over MQTT 5 (mqtt.protocol_version = "5") with a real mosquitto.
+
+test_mqtt5_topic_aliases: every acknowledged reading arrives; on the wire (the
+bytes the agent sent, recorded by a proxy and parsed here) the first data
+PUBLISH of each topic in a connection names the topic and sets an alias, every
+later one carries only the alias and an empty topic, and a new connection (the
+proxy drops the first) names its topics again before using their aliases.
+
+test_mqtt5_refused_envelope: a broker ACL denies the agent's telemetry topic.
+Over MQTT 5 mosquitto answers such a PUBLISH with PUBACK reason code 0x87 (not
+authorized): the agent counts and logs the refusal and keeps the readings, so
+once a broker that accepts them is there, every acknowledged reading arrives.
+(Over 3.1.1 mosquitto acknowledges the denied publish and drops it.)"""
+import json
+import time
+
+import harness as h
+from faultproxy import FaultProxy
+
+MQTT5 = 'protocol_version = "5"'
+
+
+def _varint(buf, i):
+    value, shift = 0, 0
+    while True:
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, i
+        shift += 7
+
+
+def mqtt_packets(stream):
+    """The packets of a client -> broker byte stream: (type, flags, body); a cut-off tail is left out."""
+    i = 0
+    while i < len(stream):
+        first = stream[i]
+        try:
+            length, j = _varint(stream, i + 1)
+        except IndexError:
+            return
+        if j + length > len(stream):
+            return
+        yield first >> 4, first & 0x0F, stream[j:j + length]
+        i = j + length
+
+
+def publish_fields(flags, body):
+    """(topic, topic alias or None) of an MQTT 5 PUBLISH body."""
+    n = int.from_bytes(body[0:2], "big")
+    topic = body[2:2 + n].decode()
+    i = 2 + n + (2 if (flags >> 1) & 3 else 0)
+    props_len, i = _varint(body, i)
+    end, alias = i + props_len, None
+    while i < end:
+        pid = body[i]
+        i += 1
+        if pid == 0x23:  # topic alias, two-byte integer
+            alias = int.from_bytes(body[i:i + 2], "big")
+            i += 2
+        elif pid in (0x01,):  # payload format indicator, byte
+            i += 1
+        elif pid in (0x02,):  # message expiry, four bytes
+            i += 4
+        else:  # nothing else is expected from the agent on a data publish
+            raise AssertionError(f"unexpected PUBLISH property {pid:#x}")
+    return topic, alias
+
+
+def check_connection(stream, gateway="gw-test-01"):
+    """Asserts the alias rules on one connection's bytes; returns (publishes by alias only, data publishes)."""
+    packets = list(mqtt_packets(stream))
+    assert packets and packets[0][0] == 1, "the connection starts with CONNECT"
+    connect = packets[0][2]
+    assert connect[0:6] == b"\x00\x04MQTT" and connect[6] == 5, f"CONNECT protocol level {connect[6]}, not 5"
+    alias_of, by_alias_only, data = {}, 0, 0
+    for ptype, flags, body in packets:
+        if ptype != 3:
+            continue
+        topic, alias = publish_fields(flags, body)
+        if topic.startswith(("eport/v1/", "eport/v2/")) and "/data/" not in topic and "/evidence" not in topic \
+                and alias is None:
+            continue  # status, health, reply: named, never aliased
+        data += 1
+        assert alias is not None and 1 <= alias <= 10, f"data publish without a valid alias: {topic!r} {alias}"
+        if topic:
+            assert f"/{gateway}/" in topic, topic
+            assert alias not in alias_of.values() or alias_of.get(topic) == alias, \
+                f"alias {alias} given to {topic} and to another topic"
+            alias_of[topic] = alias
+        else:
+            by_alias_only += 1
+            assert alias in alias_of.values(), f"alias {alias} used before this connection named its topic"
+    return by_alias_only, data
+
+
+def test_mqtt5_topic_aliases(work):
+    broker = h.Broker(work)
+    broker.start()
+    proxy = FaultProxy(broker.port, record=True).start()
+    tail = h.Tail(work, broker.uri, client_id="mqtt5-tail")
+    agent = h.Agent(work, proxy.uri, extra=f"{MQTT5}\n[publish]\nmax_age_ms = 50\n")
+    agent.start()
+    acked_log = work.file("acked.jsonl")
+    p = h.run_sim(agent, units=10, rate=40, count=100, acked_log=acked_log, seed=1)
+    assert p.returncode == 0, f"eport-sim: {p.stdout} {p.stderr}"
+    h.wait_until(lambda: len(tail.readings()) >= 1000, 30, "1000 readings at the subscriber")
+    proxy.drop()  # a second connection must name its topics again
+    proxy.wait_connections(1, 20)
+    acked_log2 = work.file("acked2.jsonl")
+    p = h.run_sim(agent, units=10, rate=40, count=100, acked_log=acked_log2, seed=2)
+    assert p.returncode == 0, f"eport-sim: {p.stdout} {p.stderr}"
+    acked = h.read_jsonl(acked_log) + h.read_jsonl(acked_log2)
+    assert len(acked) == 2000
+    h.wait_until(lambda: len(tail.readings()) >= 2000, 30, "2000 readings at the subscriber")
+    assert agent.terminate() == 0
+    tail.stop()
+    h.check_all_arrived(acked, tail.readings())
+    streams = proxy.recorded()
+    proxy.stop()
+    assert len(streams) >= 2, f"{len(streams)} connections; the proxy dropped the first"
+    total_alias_only = 0
+    for n, stream in enumerate(streams, 1):
+        alias_only, data = check_connection(stream)
+        h.log(f"connection {n}: {len(stream)} bytes up, {data} data publishes, {alias_only} by alias only")
+        total_alias_only += alias_only
+    first_alias_only, first_data = check_connection(streams[0])
+    assert first_data >= 10 and first_alias_only >= first_data - 5, \
+        f"connection 1: only {first_alias_only} of {first_data} data publishes used an alias alone"
+    last_alias_only, last_data = check_connection(streams[-1])
+    assert last_data >= 10 and last_alias_only >= last_data - 5, (last_alias_only, last_data)
+
+
+def test_mqtt5_refused_envelope(work):
+    acl = work.file("acl")
+    with open(acl, "w") as f:
+        # Anonymous clients (the agent and the subscriber): everything but the telemetry topic.
+        f.write("topic read eport/#\n"
+                "topic write eport/v1/cnsha/gw-test-01/status\n"
+                "topic write eport/v1/cnsha/gw-test-01/health\n"
+                "topic write eport/v1/cnsha/gw-test-01/reply\n"
+                "topic write eport/v1/cnsha/gw-test-01/evidence\n"
+                "topic write eport/+/cnsha/gw-test-01/data/alarm\n"
+                "topic write eport/+/cnsha/gw-test-01/data/event\n")
+    broker = h.Broker(work)
+    with open(broker.conf, "a") as f:
+        f.write(f"acl_file {acl}\n")
+    broker.start()
+    tail = h.Tail(work, broker.uri, client_id="acl-tail")
+    agent = h.Agent(work, broker.uri, extra=f"{MQTT5}\n[health]\ninterval_s = 1\n")
+    agent.start()
+    acked_log = work.file("acked.jsonl")
+    p = h.run_sim(agent, units=5, rate=20, count=60, acked_log=acked_log)
+    assert p.returncode == 0, f"eport-sim: {p.stdout} {p.stderr}"
+    acked = h.read_jsonl(acked_log)
+    assert len(acked) == 300
+    h.wait_until(lambda: "the broker refused an envelope (PUBACK reason code 135)" in agent.read_log(), 20,
+                 "the agent's log line for a refused envelope")
+    health = work.file("health.txt")
+    h.wait_until(lambda: _envelopes_refused(broker, health) > 0, 20, "envelopes_refused in a health message")
+    assert agent.terminate() == 0
+    tail.stop()
+    first = tail.readings()
+    assert first and all(r["class"] != "telemetry" for r in first), "telemetry passed an ACL that denies it"
+    held_back = {h.key(r) for r in acked} - {h.key(r) for r in first}
+    waiting = h.store_stats(agent)
+    h.log(f"{len(held_back)} acknowledged readings held back; store: {json.dumps(waiting)[:300]}")
+    assert held_back, "the mix has telemetry, which the ACL denies"
+    broker.stop()
+
+    # A broker that accepts everything: what was refused goes out now, nothing was lost.
+    broker2 = h.Broker(work)
+    broker2.start()
+    tail2 = h.Tail(work, broker2.uri, client_id="acl-tail-2", name="tail2")
+    agent2 = h.Agent(work, broker2.uri, extra=MQTT5)
+    agent2.starts = agent.starts
+    agent2.start()
+    h.wait_until(lambda: len({h.key(r) for r in first + tail2.readings()}) >= 300, 30,
+                 "the refused readings at the second broker")
+    assert agent2.terminate() == 0
+    tail2.stop()
+    h.check_all_arrived(acked, first + tail2.readings())
+
+
+def _envelopes_refused(broker, out):
+    """envelopes_refused of the gateway's latest retained-or-live health message (mosquitto_sub, 3 s)."""
+    import subprocess
+    p = subprocess.run(["mosquitto_sub", "-p", str(broker.port), "-t", "eport/v1/cnsha/gw-test-01/health", "-C", "1",
+                        "-W", "3"], capture_output=True, text=True)
+    with open(out, "a") as f:
+        f.write(p.stdout)
+    try:
+        return json.loads(p.stdout)["uplink"]["envelopes_refused"]
+    except (ValueError, KeyError):
+        return 0
+
+
+if __name__ == "__main__":
+    import sys
+    tests = {"aliases": test_mqtt5_topic_aliases, "refused": test_mqtt5_refused_envelope}
+    for name in sys.argv[1:] or tests:
+        h.main(tests[name])
