@@ -134,9 +134,12 @@ def test(workdir, t):
     nodes = [f"ssl://nats-{i}.mqtt.test.invalid:8883" for i in (1, 2, 3)]
     c_a = tomllib.loads((out / "gateways" / "gw-a" / "cluster" / "agent.toml").read_text())
     c_b = tomllib.loads((out / "gateways" / "gw-b" / "cluster" / "agent.toml").read_text())
+    t.check(agent["mqtt"].get("protocol_version") == "5" and "protocol_version" not in c_a["mqtt"],
+            "agent.toml speaks MQTT 5 to Mosquitto, cluster/agent.toml 3.1.1 (the default) to nats-server",
+            repr((agent["mqtt"], c_a["mqtt"])))
     t.check(c_a["mqtt"]["uri"] == nodes and c_b["mqtt"]["uri"] == nodes[1:] + nodes[:1]
             and {k: v for k, v in c_a["mqtt"].items() if k != "uri"} == {k: v for k, v in agent["mqtt"].items()
-                                                                       if k != "uri"},
+                                                                       if k not in ("uri", "protocol_version")},
             "cluster/agent.toml lists the three nodes (gw-a from nats-1, gw-b from nats-2), the rest as agent.toml",
             repr((c_a["mqtt"], c_b["mqtt"]["uri"])))
     san = subprocess.run(["openssl", "x509", "-in", str(out / "gateways" / "gw-a" / "gw-a.crt"), "-noout", "-ext",

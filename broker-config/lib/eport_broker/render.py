@@ -370,6 +370,10 @@ def agent_config(inv: Inventory, gateway: str, via_bridge: bool = False, cluster
               ["# The gateway id. nats-server 2.9.10 does not tie the client id to the",
                "# certificate (docs/cluster.md, failure modes)."]),
             f"client_id = {_toml_str(gateway)}",
+            *(["# Mosquitto 2 speaks MQTT 5: topic aliases (fewer bytes per envelope) and",
+               "# PUBACK reason codes (an envelope the broker refuses is resent, not lost).",
+               k.line("mqtt.protocol_version", "5")] if cluster_uris is None else
+              ["# nats-server speaks MQTT 3.1.1 only (the agent's default)."]),
             *k.rest("mqtt"), ""]))
     out.append("\n".join([
         "# Topics the cloud broker's ACL lets this gateway use (fixed by the agent):",
