@@ -53,6 +53,8 @@ path = "$WORK/outbox.db"
 maintenance_interval_s = 1
 [mqtt]
 uri = "tcp://127.0.0.1:$PORT"
+# Mosquitto speaks MQTT 5: topic aliases and PUBACK reason codes (docs/operators.md).
+protocol_version = "5"
 [custody]
 enabled = true
 zones_file = "$ROOT/docs/zones/shanghai-terminals.geojson"
