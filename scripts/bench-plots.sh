@@ -93,6 +93,7 @@ plot "$OUT/wire-rates.csv" using 1:8 with linespoints lw 2 pt 7 ps 0.6 lc rgb "#
      "" using 1:10 with linespoints lw 2 pt 5 ps 0.6 lc rgb "#e69f00" title "Sparkplug B DDATA, aliases", \
      "" using 1:5 with linespoints lw 2 pt 9 ps 0.7 lc rgb "#56b4e9" title "envelope v1 + zstd$V1_NOTE", \
      "" using 1:7 with linespoints lw 3 pt 7 ps 0.7 lc rgb "#0072b2" title "envelope v2 + zstd + dictionary$V2_NOTE", \
+     "" using 1:12 with linespoints lw 2 dt 2 pt 6 ps 0.7 lc rgb "#009e73" title "the same over MQTT 5 with a topic alias", \
      "+" using (1.0/age):(100) every ::0::0 with points pt 6 ps 2 lw 2 lc rgb "#d55e00" title "issue 16 goals", \
      "+" using (10):(25) every ::0::0 with points pt 6 ps 2 lw 2 lc rgb "#d55e00" notitle, \
      "+" using (500.0/age):(12) every ::0::0 with points pt 6 ps 2 lw 2 lc rgb "#d55e00" notitle
