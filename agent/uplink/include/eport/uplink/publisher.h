@@ -83,7 +83,10 @@ struct PublisherOptions {
   std::size_t max_bytes = 65536;              // per envelope, of stored bodies
   std::chrono::milliseconds max_age{1000};    // wait for a fuller envelope (alarms never wait)
   Compression compression = Compression::kZstd;
-  int zstd_level = 3;                          // with kZstd
+  // With kZstd. 6: the busy gateway's envelope v2 reaches 12 bytes per
+  // reading (11.99, against 12.30 at 3) for 0.15 us more CPU per reading
+  // (docs/benchmarks.md, "by zstd level").
+  int zstd_level = 6;
   // publish.envelope_format: v2 (schema/telemetry_v2.fbs: per-source
   // columns, the v2 zstd dictionary, site and gateway ids only in the topic),
   // which every consumer of this tree reads; v1 (schema/telemetry.fbs) for
