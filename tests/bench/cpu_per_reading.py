@@ -55,6 +55,12 @@ def process_cpu_s(pid):
     return stat_cpu_s(f"/proc/{pid}/stat")
 
 
+def process_sys_s(pid):
+    """stime alone in seconds: the kernel's share (syscalls, fsync, sockets)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[12]) / TICK
+
+
 def thread_cpu_s(pid):
     """{thread name: CPU s} of the live threads (exited ones are only in the process figure)."""
     out = collections.Counter()
@@ -149,7 +155,7 @@ class Bench:
             h.AGENT = self.real_agent
         pid = agent.proc.pid
         self.watch.wait(gw, lambda m: True, 120)  # connected: its first health message
-        t0, cpu0, thr0 = time.monotonic(), process_cpu_s(pid), thread_cpu_s(pid)
+        t0, cpu0, thr0, sys0 = time.monotonic(), process_cpu_s(pid), thread_cpu_s(pid), process_sys_s(pid)
         r = {"format": fmt or "idle", "readings": 0, "derived": 0}
         if fmt:
             n = self.a.units * (self.a.n // self.a.units)
@@ -162,8 +168,8 @@ class Bench:
             r["derived"] = m["uplink"]["readings_acked"] - n  # the gateway's own readings (custody events)
         else:
             time.sleep(idle_s)
-        t1, cpu1, thr1 = time.monotonic(), process_cpu_s(pid), thread_cpu_s(pid)
-        r.update(wall_s=t1 - t0, cpu_s=cpu1 - cpu0, threads={k: thr1[k] - thr0.get(k, 0.0) for k in thr1})
+        t1, cpu1, thr1, sys1 = time.monotonic(), process_cpu_s(pid), thread_cpu_s(pid), process_sys_s(pid)
+        r.update(wall_s=t1 - t0, cpu_s=cpu1 - cpu0, sys_s=sys1 - sys0, threads={k: thr1[k] - thr0.get(k, 0.0) for k in thr1})
         agent.terminate(timeout=120)
         r["life_s"] = time.monotonic() - t_start
         if self.plugin:
@@ -213,8 +219,8 @@ def report(a, bench, rows):
     print(f"\neport-agent {where}, {a.units} units x {a.rate:g} readings/s = {a.units * a.rate:g} readings/s, "
           f"{a.reps} reps, CPU from /proc/PID/stat ({TICK} ticks/s); idle baseline scaled to each run's time")
     print(f"| format | readings | gateway's own | wall s | agent CPU s | idle CPU s (same time) | "
-          f"µs/reading median | min |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          f"µs/reading median | min | of which kernel (stime) µs/reading |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     per = {}
     for fmt in ("v1", "v2"):
         us = [(r["cpu_s"] - idle_rate[i] * r["wall_s"]) / r["readings"] * 1e6 for i, r in enumerate(rows[fmt])]
@@ -223,9 +229,10 @@ def report(a, bench, rows):
         print(f"| {fmt} | {rs[0]['readings']:,} | {statistics.median(r['derived'] for r in rs):,.0f} | "
               f"{statistics.median(r['wall_s'] for r in rs):.1f} | {statistics.median(r['cpu_s'] for r in rs):.2f} | "
               f"{statistics.median(idle_rate[i] * r['wall_s'] for i, r in enumerate(rs)):.2f} | "
-              f"{statistics.median(us):.1f} | {min(us):.1f} |")
+              f"{statistics.median(us):.1f} | {min(us):.1f} | "
+              f"{statistics.median(r['sys_s'] / r['readings'] * 1e6 for r in rs):.1f} |")
     print(f"| idle | 0 | | {statistics.median(r['wall_s'] for r in idle):.1f} | "
-          f"{statistics.median(r['cpu_s'] for r in idle):.2f} | = {statistics.median(idle_rate) * 1000:.1f} ms CPU/s | | |")
+          f"{statistics.median(r['cpu_s'] for r in idle):.2f} | = {statistics.median(idle_rate) * 1000:.1f} ms CPU/s | | | |")
     print("\nper thread (live threads at the end; CPU µs per reading, summed over reps; idle: ms CPU per s):")
     names = sorted({k for fmt in rows for r in rows[fmt] for k in r["threads"]})
     print("| thread | v1 µs/reading | v2 µs/reading | idle ms/s |")
