@@ -2,6 +2,8 @@
 // or stop, back off (eport::backoff), reopen.
 #include "gnss_runner.h"
 
+#include <pthread.h>
+
 #include <chrono>
 #include <memory>
 
@@ -30,7 +32,10 @@ GnssRunner::~GnssRunner() { stop(); }
 
 void GnssRunner::start() {
   if (cfg_.gnss.source == gnss::SourceKind::kNone) return;
-  thread_ = std::jthread([this](std::stop_token st) { run(st); });
+  thread_ = std::jthread([this](std::stop_token st) {
+    pthread_setname_np(pthread_self(), "ep-gnss");  // in top, perf and /proc/PID/task/*/comm
+    run(st);
+  });
 }
 
 void GnssRunner::stop() {

@@ -2,6 +2,8 @@
 // transactions; outcomes go back to each reading's source after the commit.
 #include "eport/ingest/ingest.h"
 
+#include <pthread.h>
+
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -127,7 +129,10 @@ void Ingest::start() {
   std::lock_guard l(impl_->mu);
   if (impl_->running) return;
   impl_->running = true;
-  impl_->thread = std::thread([this] { impl_->run(); });
+  impl_->thread = std::thread([this] {
+    pthread_setname_np(pthread_self(), "ep-ingest");  // in top, perf and /proc/PID/task/*/comm
+    impl_->run();
+  });
 }
 
 void Ingest::stop() {

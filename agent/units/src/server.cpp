@@ -19,6 +19,7 @@
 // and from then on the link's frames are sealed both ways.
 #include "eport/units/server.h"
 
+#include <pthread.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
@@ -1508,7 +1509,10 @@ Status Server::start() {
     d.add_fd(d.tcp_fd, kListenTcpTag, EPOLLIN);
   }
   d.open_ports(Clock::now());  // before the thread exists; missing devices are retried by it
-  d.thread = std::thread([this] { impl_->run(); });
+  d.thread = std::thread([this] {
+    pthread_setname_np(pthread_self(), "ep-units");  // in top, perf and /proc/PID/task/*/comm
+    impl_->run();
+  });
   return ok_status();
 }
 

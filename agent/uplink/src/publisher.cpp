@@ -7,6 +7,8 @@
 // Connection's events only queue for this thread and wake it.
 #include "eport/uplink/publisher.h"
 
+#include <pthread.h>
+
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -568,7 +570,10 @@ void Publisher::start() {
   if (impl_->running) return;
   impl_->running = true;
   impl_->stopping = false;
-  impl_->thread = std::thread([this] { impl_->run(); });
+  impl_->thread = std::thread([this] {
+    pthread_setname_np(pthread_self(), "ep-publish");  // in top, perf and /proc/PID/task/*/comm
+    impl_->run();
+  });
 }
 
 void Publisher::notify() {
