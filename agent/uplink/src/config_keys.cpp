@@ -58,7 +58,7 @@ config::Keys<PublisherOptions> build() {
   k.add(config::string<O>("mqtt.client_id", "MQTT client id. Empty: the gateway id.", EPORT_OPTION(O, client_id)));
   k.add(config::enumeration<O>("mqtt.protocol_version", {{"3.1.1", MqttVersion::k3_1_1}, {"5", MqttVersion::k5}},
                                "MQTT version: \"3.1.1\" (every broker) or \"5\" (Mosquitto 2, EMQX, HiveMQ; not "
-                               "nats-server or RabbitMQ 3.10): topic aliases, about 44 bytes less per envelope on a "
+                               "nats-server or RabbitMQ 3.10): topic aliases, about 40 bytes less per envelope on a "
                                "paid link, and PUBACK reason codes, so an envelope the broker refuses (an ACL) is "
                                "resent and logged instead of counted as delivered (docs/operators.md).",
                                EPORT_OPTION(O, mqtt_version)));

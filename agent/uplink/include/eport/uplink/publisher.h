@@ -62,7 +62,7 @@ struct PublisherOptions {
   bool insecure_password_over_tcp = false;
   TlsOptions tls;
   // 3.1.1 works with every broker of docs/operators.md; 5 (Mosquitto 2,
-  // EMQX, HiveMQ) adds topic aliases (about 44 bytes less per envelope) and
+  // EMQX, HiveMQ) adds topic aliases (about 40 bytes less per envelope) and
   // PUBACK reason codes (a refused envelope is resent, not taken as
   // acknowledged). nats-server and RabbitMQ 3.10 speak only 3.1.1.
   MqttVersion mqtt_version = MqttVersion::k3_1_1;
