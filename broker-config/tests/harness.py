@@ -146,6 +146,14 @@ class Client:
         self.c.on_message = self._on_message
         self.c.on_subscribe = self._on_subscribe
         self.c.on_publish = lambda c, u, mid: self._add(self.pubacked, mid)
+        # All socket I/O on the loop thread (_loop). Without a loop_start()
+        # thread, paho 1.6 writes a publish or subscribe from the caller's
+        # thread while ours sits in SSL_read on the same SSL object, which
+        # OpenSSL does not allow: a SUBACK then never came (CI,
+        # test_acl_matrix, 2026-12-02). With a write-registration callback
+        # paho only queues the packet and wakes the loop through its socket
+        # pair, which loop() creates; the loop thread writes it.
+        self.c.on_socket_register_write = lambda c, u, sock: None
 
     def _add(self, s, v):
         with self.lock:
@@ -185,14 +193,19 @@ class Client:
         return False
 
     def _loop(self) -> None:
-        # paho 1.6's loop raises when the broker ends the TLS session with an
-        # alert (TLS 1.3 reports a refused client certificate only after the
-        # handshake): an expected "refused" outcome here, not a crash.
+        # loop(), not loop_forever(): only loop() makes the wake-up socket
+        # pair (see __init__). It returns an error once the connection has
+        # ended (disconnect(), the broker closed it); no reconnect: a test
+        # that reconnects makes a new Client. paho 1.6's loop raises when the
+        # broker ends the TLS session with an alert (TLS 1.3 reports a
+        # refused client certificate only after the handshake): an expected
+        # "refused" outcome here, not a crash.
         try:
-            self.c.loop_forever()
+            while self.c.loop(timeout=1.0) == mqtt.MQTT_ERR_SUCCESS:
+                pass
         except (ssl.SSLError, OSError) as exc:
             self.error = exc
-            self.disconnected.set()
+        self.disconnected.set()
 
     def subscribe(self, topic: str, qos: int = 1) -> tuple:
         rc, mid = self.c.subscribe(topic, qos)
