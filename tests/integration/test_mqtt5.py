@@ -10,7 +10,16 @@ test_mqtt5_refused_envelope: a broker ACL denies the agent's telemetry topic.
 Over MQTT 5 mosquitto answers such a PUBLISH with PUBACK reason code 0x87 (not
 authorized): the agent counts and logs the refusal and keeps the readings, so
 once a broker that accepts them is there, every acknowledged reading arrives.
-(Over 3.1.1 mosquitto acknowledges the denied publish and drops it.)"""
+(Over 3.1.1 mosquitto acknowledges the denied publish and drops it.)
+
+test_mqtt5_message_size_limit: mosquitto's message_size_limit (2048 bytes, not
+announced in its CONNACK) refuses the agent's first full envelopes with PUBACK
+0x95 (packet too large); the agent splits every later envelope to at most half
+the refused size, so the class drains and every acknowledged reading arrives.
+
+test_mqtt5_maximum_packet_size: mosquitto's max_packet_size (2048) is announced
+in the CONNACK (Maximum Packet Size): the agent never sends a larger packet,
+nothing is refused, and every acknowledged reading arrives."""
 import json
 import subprocess
 
@@ -185,6 +194,65 @@ def test_mqtt5_refused_envelope(work):
     h.check_all_arrived(acked, first + tail2.readings())
 
 
+def _too_large_case(work, broker_line):
+    """A broker with `broker_line` behind a recording proxy, an agent with
+    default batching (500 readings, about 6 KB packed) and a burst of 2,000
+    readings; returns (agent log, [(payload bytes, packet bytes)] of the data
+    publishes sent)."""
+    broker = h.Broker(work)
+    with open(broker.conf, "a") as f:
+        f.write(broker_line + "\n")
+    broker.start()
+    proxy = FaultProxy(broker.port, record=True).start()
+    tail = h.Tail(work, broker.uri, client_id="size-tail")
+    agent = h.Agent(work, proxy.uri, extra=MQTT5 + "\n")
+    agent.start()
+    acked_log = work.file("acked.jsonl")
+    p = h.run_sim(agent, units=10, rate=200, count=200, acked_log=acked_log, seed=3)
+    assert p.returncode == 0, f"eport-sim: {p.stdout} {p.stderr}"
+    acked = h.read_jsonl(acked_log)
+    assert len(acked) == 2000
+    h.wait_until(lambda: len({h.key(r) for r in tail.readings()}) >= 2000, 60, "2000 readings at the subscriber")
+    assert agent.terminate() == 0
+    tail.stop()
+    h.check_all_arrived(acked, tail.readings())
+    sizes = []
+    for stream in proxy.recorded():
+        for ptype, flags, body in mqtt_packets(stream):
+            if ptype != 3:
+                continue
+            topic, _ = publish_fields(flags, body)
+            if topic and "/data/" not in topic:
+                continue  # status, health: named, never aliased
+            n = int.from_bytes(body[0:2], "big")
+            props_at = 2 + n + 2
+            props_len, i = _varint(body, props_at)
+            length_bytes = 1 if len(body) < 128 else 2 if len(body) < 16384 else 3
+            sizes.append((len(body) - (i + props_len), 1 + length_bytes + len(body)))
+    proxy.stop()
+    return agent.read_log(), sizes
+
+
+def test_mqtt5_message_size_limit(work):
+    log, sizes = _too_large_case(work, "message_size_limit 2048")
+    big = [n for n, _ in sizes if n > 2048]
+    h.log(f"{len(sizes)} data publishes, {len(big)} payloads above 2048 bytes: {big}")
+    assert "(PUBACK reason code 149)" in log, "no 0x95 refusal: the envelopes were not larger than the limit"
+    assert "as too large: envelopes are split to at most" in log
+    # Refused: what was in flight when the first 0x95 came (at most mqtt.max_inflight = 16).
+    assert 0 < len(big) <= 16, big
+    assert len([n for n, _ in sizes if n <= 2048]) >= 4, "the readings went out in split envelopes"
+
+
+def test_mqtt5_maximum_packet_size(work):
+    log, sizes = _too_large_case(work, "max_packet_size 2048")
+    largest = max(packet for _, packet in sizes)
+    h.log(f"{len(sizes)} data publishes, the largest packet {largest} bytes")
+    assert "the broker refused an envelope" not in log
+    assert largest <= 2048, f"a {largest}-byte PUBLISH to a broker whose Maximum Packet Size is 2048"
+    assert len(sizes) >= 6, "2000 readings in under 6 envelopes of at most 2 KB"
+
+
 def _envelopes_refused(broker, out):
     """envelopes_refused of the gateway's next health message (mosquitto_sub, 3 s)."""
     p = subprocess.run(["mosquitto_sub", "-p", str(broker.port), "-t", "eport/v1/cnsha/gw-test-01/health", "-C", "1",
@@ -199,6 +267,7 @@ def _envelopes_refused(broker, out):
 
 if __name__ == "__main__":
     import sys
-    tests = {"aliases": test_mqtt5_topic_aliases, "refused": test_mqtt5_refused_envelope}
+    tests = {"aliases": test_mqtt5_topic_aliases, "refused": test_mqtt5_refused_envelope,
+             "size_limit": test_mqtt5_message_size_limit, "packet_size": test_mqtt5_maximum_packet_size}
     for name in sys.argv[1:] or tests:
         h.main(tests[name])

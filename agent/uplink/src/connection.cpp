@@ -6,6 +6,7 @@
 #include <mqtt/async_client.h>
 
 #include <algorithm>
+#include <cstdint>
 
 #include "tls.h"
 #include "eport/log/log.h"
@@ -142,6 +143,7 @@ Connection::Attempt Connection::connect_to(const std::string& uri, const std::fu
   // Topic aliases live as long as one network connection (MQTT 5, 3.3.2.3.4).
   topic_aliases_.clear();
   topic_alias_maximum_ = 0;
+  maximum_packet_size_ = 0;
   try {
     auto tok = client->connect(connect_options(opt_, status_topic_, will_json_, uri));
     tok->wait();
@@ -153,6 +155,12 @@ Connection::Attempt Connection::connect_to(const std::string& uri, const std::fu
     if (opt_.mqtt_version == MqttVersion::k5 &&
         connack.get_properties().contains(mqtt::property::TOPIC_ALIAS_MAXIMUM)) {
       topic_alias_maximum_ = mqtt::get<std::uint16_t>(connack.get_properties(), mqtt::property::TOPIC_ALIAS_MAXIMUM);
+    }
+    // MQTT 5: the largest packet the broker accepts (CONNACK property 0x27,
+    // e.g. mosquitto's max_packet_size; absent means no limit but the protocol's).
+    if (opt_.mqtt_version == MqttVersion::k5 &&
+        connack.get_properties().contains(mqtt::property::MAXIMUM_PACKET_SIZE)) {
+      maximum_packet_size_ = mqtt::get<std::uint32_t>(connack.get_properties(), mqtt::property::MAXIMUM_PACKET_SIZE);
     }
     client->publish(status_topic_, birth(), 1, true);
     if (opt_.commands) {
@@ -190,6 +198,15 @@ Connection::Attempt Connection::connect_to(const std::string& uri, const std::fu
     }
     return connected ? Attempt::kFailedAfterConnect : Attempt::kFailed;
   }
+}
+
+std::size_t Connection::payload_limit(const std::string& topic) const {
+  if (maximum_packet_size_ == 0) return SIZE_MAX;
+  // A QoS 1 PUBLISH (MQTT 5, 3.3): 1 byte of type and flags, a remaining
+  // length of up to 4 bytes, the topic (2 + its bytes), the packet id (2),
+  // the property length (1) and a topic alias property (3), then the payload.
+  const std::size_t framing = 1 + 4 + 2 + topic.size() + 2 + 1 + 3;
+  return maximum_packet_size_ > framing ? maximum_packet_size_ - framing : 0;
 }
 
 Result<Delivery> Connection::publish_data(const std::string& topic, std::span<const std::uint8_t> bytes) {

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <span>
@@ -78,6 +79,15 @@ class Connection {
   // gateway's own certificate ("certificate revoked", ...), or "".
   const std::string& certificate_refused() const { return certificate_refused_; }
 
+  // The most payload bytes a data PUBLISH on `topic` may carry on this
+  // connection: from the broker's Maximum Packet Size (MQTT 5 CONNACK
+  // property 0x27) less the PUBLISH's own framing, counted as if the topic
+  // were named and an alias set (the larger case); SIZE_MAX when the broker
+  // named no limit (always over 3.1.1).
+  std::size_t payload_limit(const std::string& topic) const;
+  // The broker's Maximum Packet Size (0: none named).
+  std::uint32_t maximum_packet_size() const { return maximum_packet_size_; }
+
   // A data envelope at QoS 1, not retained, with a topic alias when the
   // connection is MQTT 5 and the broker accepts aliases. An error means not
   // connected: nothing was handed to Paho.
@@ -103,6 +113,8 @@ class Connection {
   // and the broker's Topic Alias Maximum from its CONNACK (0: none).
   std::unordered_map<std::string, std::uint16_t> topic_aliases_;
   std::uint16_t topic_alias_maximum_ = 0;
+  // The broker's Maximum Packet Size from its CONNACK (MQTT 5; 0: none).
+  std::uint32_t maximum_packet_size_ = 0;
   std::unique_ptr<Paho> paho_;
 };
 

@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -32,6 +33,8 @@ namespace eport::uplink {
 
 namespace {
 constexpr std::string_view kLog = "uplink";
+// MQTT 5 reason code "Packet too large" (a PUBACK's, 3.4.2.1).
+constexpr int kPacketTooLarge = 0x95;
 
 using model::now_utc_ms;
 using Clock = std::chrono::steady_clock;
@@ -76,6 +79,8 @@ struct Publisher::Impl : public ConnectionEvents {
   bool lost = false;
   bool envelope_refused = false;  // lost because an MQTT 5 PUBACK refused an envelope
   std::vector<DeliveryKey> completed;
+  // MQTT 5 PUBACKs with an error reason code: (delivery, reason code).
+  std::vector<std::pair<DeliveryKey, int>> refusals;
   struct Incoming {
     std::string topic;
     std::vector<std::uint8_t> payload;
@@ -88,6 +93,7 @@ struct Publisher::Impl : public ConnectionEvents {
     Delivery delivery;
     store::Lease lease;
     std::size_t rows = 0;
+    std::size_t bytes = 0;  // MQTT payload
     Clock::time_point sent;
   };
   std::unordered_map<DeliveryKey, Inflight> inflight;
@@ -95,6 +101,14 @@ struct Publisher::Impl : public ConnectionEvents {
   codec::EnvelopeEncoder encoder;
   codec::EnvelopeEncoderV2 encoder_v2;
   std::vector<model::Reading> batch;
+  std::vector<std::size_t> batch_rows;  // batch[i] was taken as row batch_rows[i] of its take()
+  // The envelope sequence number drawn for the envelope being encoded and
+  // not yet published (a split publishes the first part under it), if any.
+  std::optional<std::uint64_t> pending_envelope_seq;
+  // An envelope larger than this was refused as too large (MQTT 5 PUBACK
+  // 0x95, e.g. mosquitto's message_size_limit): envelopes stay at or below
+  // it from then on. SIZE_MAX: no refusal seen.
+  std::size_t refused_size_cap = SIZE_MAX;
   std::mt19937 rng{std::random_device{}()};
   // Reconnect delay: reconnect_min doubling to reconnect_max (eport::backoff),
   // each wait drawn from 0.5 .. 1.0 of it ("equal jitter", backoff_wait).
@@ -174,7 +188,7 @@ struct Publisher::Impl : public ConnectionEvents {
     }
     cv.notify_all();
   }
-  void delivery_failed(DeliveryKey, int reason_code) override {
+  void delivery_failed(DeliveryKey key, int reason_code) override {
     // The connection went, or an MQTT 5 broker refused the envelope in its
     // PUBACK: either way nothing of it is acknowledged; reconnect, then
     // resend (the rows stay in the outbox).
@@ -186,7 +200,10 @@ struct Publisher::Impl : public ConnectionEvents {
     {
       std::lock_guard l(mu);
       lost = true;
-      if (reason_code >= 0x80) envelope_refused = true;
+      if (reason_code >= 0x80) {
+        envelope_refused = true;
+        refusals.emplace_back(key, reason_code);
+      }
     }
     cv.notify_all();
   }
@@ -270,6 +287,34 @@ struct Publisher::Impl : public ConnectionEvents {
     return false;
   }
 
+  // MQTT 5 PUBACK 0x95 (packet too large): the broker takes less than that
+  // envelope. Later envelopes are split to half its size at most, so a
+  // limit the agent was not told of (mosquitto's message_size_limit is not
+  // in the CONNACK) costs one refused envelope, not a class that never
+  // drains. Called before drop_inflight() forgets the sizes.
+  void learn_from_refusals() {
+    std::vector<std::pair<DeliveryKey, int>> refused;
+    {
+      std::lock_guard l(mu);
+      refused.swap(refusals);
+    }
+    for (auto [key, reason] : refused) {
+      auto it = inflight.find(key);
+      if (reason != kPacketTooLarge || it == inflight.end()) continue;
+      const auto& f = it->second;
+      if (f.rows <= 1) {
+        log::error(kLog, "the broker refused an envelope of one reading (" + std::to_string(f.bytes) +
+                             " bytes) as too large: its class (" + std::string(model::priority_name(f.lease.priority)) +
+                             ") cannot drain until the broker's message size limit is raised (docs/operators.md)");
+        continue;
+      }
+      refused_size_cap = std::min(refused_size_cap, f.bytes / 2);
+      log::warn(kLog, "the broker refused a " + std::to_string(f.bytes) + "-byte envelope of " +
+                          std::to_string(f.rows) + " readings as too large: envelopes are split to at most " +
+                          std::to_string(refused_size_cap) + " bytes from now on");
+    }
+  }
+
   void drop_inflight() {
     inflight.clear();
     inflight_rows.fill(0);
@@ -305,8 +350,9 @@ struct Publisher::Impl : public ConnectionEvents {
   }
 
   // Takes one batch (at most max_readings, of min_priority or higher) and
-  // publishes it. Returns false if nothing was waiting (or nothing the
-  // budget allows).
+  // publishes it, as one envelope or, when that is larger than the broker
+  // takes, as several (publish_part). Returns false if nothing was waiting
+  // (or nothing the budget allows).
   bool publish_one(std::size_t max_readings, model::Priority min_priority) {
     auto rows = outbox.take(max_readings, opt.max_bytes, min_priority);
     if (!rows) {
@@ -318,7 +364,9 @@ struct Publisher::Impl : public ConnectionEvents {
       return false;
     }
     batch.clear();
-    for (auto& r : *rows) {
+    batch_rows.clear();
+    for (std::size_t i = 0; i < rows->size(); ++i) {
+      const auto& r = (*rows)[i];
       auto reading = codec::decode_reading(r.body);
       if (!reading) {
         // Cannot be published in any form; it leaves with its batch's ack.
@@ -330,24 +378,59 @@ struct Publisher::Impl : public ConnectionEvents {
       reading->class_seq = r.class_seq;
       reading->class_priority = r.priority;
       batch.push_back(std::move(reading).value());
+      batch_rows.push_back(i);
     }
-    auto lease = store::Lease::of(*rows);
     if (batch.empty()) {
+      auto lease = store::Lease::of(*rows);
       (void)outbox.ack(std::span(&lease, 1));
       return true;
     }
-    auto priority = rows->front().priority;
-    codec::EnvelopeHeader h{opt.site_id, opt.gateway_id, outbox.next_envelope_seq(), now_utc_ms(), priority};
+    // A batch is all evidence or none (Outbox::take).
+    const auto priority = rows->front().priority;
+    const auto topic = model::is_evidence_source(rows->front().source_id)
+                           ? codec::topics::evidence(opt.site_id, opt.gateway_id)
+                           : codec::topics::data(opt.site_id, opt.gateway_id, priority);
+    const auto limit = std::min(conn->payload_limit(topic), refused_size_cap);
+    publish_part(*rows, 0, batch.size(), 0, rows->size(), priority, topic, limit);
+    return true;
+  }
+
+  // The envelope of batch[begin, end) under its sequence number, packed as configured.
+  std::vector<std::uint8_t> encode_part(std::size_t begin, std::size_t end, model::Priority priority) {
+    if (!pending_envelope_seq) pending_envelope_seq = outbox.next_envelope_seq();
+    codec::EnvelopeHeader h{opt.site_id, opt.gateway_id, *pending_envelope_seq, now_utc_ms(), priority};
     const bool v2 = opt.envelope_format == codec::EnvelopeFormat::kV2;
     if (v2) {  // the topic carries the ids (docs/schema.md, Envelope v2)
       h.site_id.clear();
       h.gateway_id.clear();
     }
-    auto bytes = v2 ? encoder_v2.encode(h, batch) : encoder.encode(h, batch);
-    std::vector<std::uint8_t> packed;
+    const std::span<const model::Reading> part(batch.data() + begin, end - begin);
+    auto bytes = v2 ? encoder_v2.encode(h, part) : encoder.encode(h, part);
     if (opt.packing_level() > 0) {
-      packed = v2 ? codec::compress_v2(bytes, opt.packing_level()) : codec::compress(bytes, opt.packing_level());
-      bytes = packed;
+      return v2 ? codec::compress_v2(bytes, opt.packing_level()) : codec::compress(bytes, opt.packing_level());
+    }
+    return {bytes.begin(), bytes.end()};
+  }
+
+  // Publishes batch[begin, end), which covers rows [first_row, end_row) of
+  // the take (undecodable rows between readings go with the part before
+  // them), as one envelope of at most `limit` bytes, or halves it until
+  // each part fits; one reading is published whatever its size (the broker's
+  // refusal is logged by learn_from_refusals). Returns false once not
+  // connected: the rest stays leased until the reconnect releases it.
+  bool publish_part(const std::vector<store::StoredRecord>& rows, std::size_t begin, std::size_t end,
+                    std::size_t first_row, std::size_t end_row, model::Priority priority, const std::string& topic,
+                    std::size_t limit) {
+    auto bytes = encode_part(begin, end, priority);
+    if (bytes.size() > limit && end - begin > 1) {
+      const auto mid = begin + (end - begin) / 2;
+      return publish_part(rows, begin, mid, first_row, batch_rows[mid], priority, topic, limit) &&
+             publish_part(rows, mid, end, batch_rows[mid], end_row, priority, topic, limit);
+    }
+    if (bytes.size() > limit) {
+      log::error(kLog, "an envelope of one reading is " + std::to_string(bytes.size()) + " bytes, above the " +
+                           std::to_string(limit) + " the broker takes on " + topic +
+                           ": sent anyway; raise the broker's message size limit (docs/operators.md)");
     }
     // The bandwidth cap delays everything but alarms.
     if (priority != model::Priority::kAlarm) {
@@ -357,21 +440,20 @@ struct Publisher::Impl : public ConnectionEvents {
         cv.wait_for(l, wait, [&] { return stopping; });
       }
     }
-    // A batch is all evidence or none (Outbox::take).
-    auto topic = model::is_evidence_source(rows->front().source_id)
-                     ? codec::topics::evidence(opt.site_id, opt.gateway_id)
-                     : codec::topics::data(opt.site_id, opt.gateway_id, priority);
     auto delivery = conn->publish_data(topic, bytes);
     if (!delivery) {
       // Not connected any more: the rows stay leased until the reconnect releases them.
       log::warn(kLog, std::string("publish failed: ") + delivery.error());
       std::lock_guard l(mu);
       lost = true;
-      return true;
+      return false;
     }
-    inflight_rows[static_cast<std::size_t>(priority)] += rows->size();
+    pending_envelope_seq.reset();
+    const auto n_rows = end_row - first_row;
+    const auto lease = store::Lease::of(std::span(rows.data() + first_row, n_rows));
+    inflight_rows[static_cast<std::size_t>(priority)] += n_rows;
     auto key = delivery->key;
-    inflight.emplace(key, Inflight{std::move(delivery).value(), lease, rows->size(), Clock::now()});
+    inflight.emplace(key, Inflight{std::move(delivery).value(), lease, n_rows, bytes.size(), Clock::now()});
     ++stats.envelopes_published;
     stats.bytes_published += bytes.size();
     budget.spend(bytes.size(), now_utc_ms());
@@ -461,6 +543,7 @@ struct Publisher::Impl : public ConnectionEvents {
       }
       if (was_lost) {
         stats.connected = false;
+        learn_from_refusals();
         drop_inflight();
         if (was_refused) {
           // The connection is still up: close it, wait, and send everything unacknowledged again.
