@@ -1,6 +1,6 @@
 // [systemd] What the agent tells systemd arrives as systemd would read it: the
 // test binds its own datagram socket, points NOTIFY_SOCKET at it and checks
-// every datagram. Built without libsystemd, every call is a silent no-op.
+// every datagram (a path and, as systemd may hand out, an abstract name).
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -64,10 +66,7 @@ class FakeNotifySocket {
 
 }  // namespace
 
-#ifdef EPORT_HAVE_LIBSYSTEMD
-
 TEST_CASE("ready, status, watchdog and stopping arrive as systemd reads them", "[systemd]") {
-  REQUIRE(systemd::built_with_libsystemd());
   FakeNotifySocket sock;
 
   CHECK(systemd::notify_ready("running: 0 units").sent());
@@ -133,18 +132,50 @@ TEST_CASE("the watchdog interval is systemd's only for the process it names", "[
   unsetenv("WATCHDOG_PID");
 }
 
-#else  // built without libsystemd
-
-TEST_CASE("without libsystemd every notification is a silent no-op", "[systemd]") {
-  REQUIRE_FALSE(systemd::built_with_libsystemd());
-  FakeNotifySocket sock;
-  CHECK(systemd::notify_ready("x").outcome == systemd::NotifyOutcome::kUnsupported);
-  CHECK(systemd::notify_watchdog().outcome == systemd::NotifyOutcome::kUnsupported);
-  CHECK(systemd::notify_stopping().outcome == systemd::NotifyOutcome::kUnsupported);
-  CHECK_FALSE(sock.receive(100ms).has_value());
-  setenv("WATCHDOG_USEC", "20000000", 1);
-  CHECK_FALSE(systemd::watchdog_interval().has_value());
-  unsetenv("WATCHDOG_USEC");
+TEST_CASE("an abstract NOTIFY_SOCKET (@name) is reached in Linux's abstract namespace", "[systemd]") {
+  const std::string name = "eport-notify-test-" + std::to_string(getpid());
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path + 1, name.data(), name.size());  // sun_path[0] = NUL: abstract
+  REQUIRE(bind(fd, reinterpret_cast<const sockaddr*>(&addr),
+               static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size())) == 0);
+  setenv("NOTIFY_SOCKET", ("@" + name).c_str(), 1);
+  CHECK(systemd::notify_ready("abstract").sent());
+  unsetenv("NOTIFY_SOCKET");
+  pollfd p{fd, POLLIN, 0};
+  REQUIRE(poll(&p, 1, 2000) == 1);
+  char buf[256];
+  ssize_t n = recv(fd, buf, sizeof(buf), 0);
+  close(fd);
+  CHECK(std::string(buf, static_cast<std::size_t>(n > 0 ? n : 0)) == "READY=1\nSTATUS=abstract");
 }
 
-#endif
+TEST_CASE("a NOTIFY_SOCKET that is neither a path nor @name is refused, not guessed at", "[systemd]") {
+  for (const char* v : {"vsock:2:1234", "relative/notify.sock"}) {
+    setenv("NOTIFY_SOCKET", v, 1);
+    auto r = systemd::notify_watchdog();
+    CHECK(r.outcome == systemd::NotifyOutcome::kFailed);
+    CHECK(r.error_number == EAFNOSUPPORT);
+  }
+  // Longer than sun_path holds.
+  setenv("NOTIFY_SOCKET", ("/" + std::string(200, 'x')).c_str(), 1);
+  CHECK(systemd::notify_watchdog().outcome == systemd::NotifyOutcome::kFailed);
+  unsetenv("NOTIFY_SOCKET");
+}
+
+TEST_CASE("a malformed WATCHDOG_USEC or WATCHDOG_PID means no watchdog", "[systemd]") {
+  unsetenv("WATCHDOG_PID");
+  for (const char* v : {"", "-5", "20s", " 20", "20 ", "99999999999999999999999", "0x10"}) {
+    setenv("WATCHDOG_USEC", v, 1);
+    CHECK_FALSE(systemd::watchdog_interval().has_value());
+  }
+  setenv("WATCHDOG_USEC", "1000000", 1);
+  for (const char* v : {"", "abc", "-1"}) {
+    setenv("WATCHDOG_PID", v, 1);
+    CHECK_FALSE(systemd::watchdog_interval().has_value());
+  }
+  unsetenv("WATCHDOG_USEC");
+  unsetenv("WATCHDOG_PID");
+}

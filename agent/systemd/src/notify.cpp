@@ -1,20 +1,28 @@
-// eport::systemd: thin wrapper over libsystemd's sd_notify()/sd_watchdog_enabled().
-// EPORT_HAVE_LIBSYSTEMD is defined by CMake when pkg-config found libsystemd;
-// otherwise the same functions compile to no-ops reporting kUnsupported.
+// eport::systemd: the service manager's notification protocol, spoken
+// directly (sd_notify(3), "Notes"): one datagram of newline-separated
+// assignments to the AF_UNIX socket named by $NOTIFY_SOCKET (a path, or an
+// abstract name written with a leading '@'), and the watchdog interval from
+// $WATCHDOG_USEC / $WATCHDOG_PID as sd_watchdog_enabled(3) reads them. No
+// libsystemd: linking it (and libgps, which pulls libdbus and libsystemd)
+// mapped seven more libraries into the agent, about 1.1 MiB resident
+// (docs/benchmarks.md, memory budget).
 #include "eport/systemd/notify.h"
 
-#include <cstdint>
-#include <string>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
-#ifdef EPORT_HAVE_LIBSYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
+#include <cerrno>
+#include <charconv>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
 
 namespace eport::systemd {
 
 namespace {
 
-#ifdef EPORT_HAVE_LIBSYSTEMD
 // One assignment per line in the notify protocol: a newline inside a value
 // would be read as the start of another assignment.
 std::string one_line(std::string_view s) {
@@ -25,12 +33,37 @@ std::string one_line(std::string_view s) {
   return out;
 }
 
+// Closes a descriptor when it goes out of scope.
+struct Fd {
+  int fd;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
 NotifyResult send(const std::string& state) {
-  // unset_environment = 0: later calls (watchdog pings) need NOTIFY_SOCKET too.
-  int r = sd_notify(0, state.c_str());
-  if (r > 0) return {NotifyOutcome::kSent, 0};
-  if (r == 0) return {NotifyOutcome::kNoManager, 0};
-  return {NotifyOutcome::kFailed, -r};
+  const char* where = std::getenv("NOTIFY_SOCKET");
+  if (where == nullptr || *where == '\0') return {NotifyOutcome::kNoManager, 0};
+  const std::string_view name(where);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  // A path, or '@' for Linux's abstract namespace (the name starts with a
+  // NUL byte then). Anything else (systemd 254's vsock: addresses) is not
+  // spoken here.
+  if ((name.front() != '/' && name.front() != '@') || name.size() >= sizeof(addr.sun_path)) {
+    return {NotifyOutcome::kFailed, EAFNOSUPPORT};
+  }
+  std::memcpy(addr.sun_path, name.data(), name.size());
+  if (name.front() == '@') addr.sun_path[0] = '\0';
+  // An abstract name's length is its bytes exactly; a path's includes its NUL.
+  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size() + (name.front() == '/' ? 1 : 0));
+  Fd sock{::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)};
+  if (sock.fd < 0) return {NotifyOutcome::kFailed, errno};
+  // The manager reads the sender's pid from the socket (SO_PASSCRED on its side).
+  if (::sendto(sock.fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&addr), len) < 0) {
+    return {NotifyOutcome::kFailed, errno};
+  }
+  return {NotifyOutcome::kSent, 0};
 }
 
 std::string with_status(std::string head, std::string_view status) {
@@ -40,13 +73,18 @@ std::string with_status(std::string head, std::string_view status) {
   }
   return head;
 }
-#endif
+
+// A whole decimal number, or nullopt (empty, a sign, trailing bytes, overflow).
+std::optional<std::uint64_t> parse_u64(const char* s) {
+  if (s == nullptr) return std::nullopt;
+  const std::string_view v(s);
+  std::uint64_t n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (v.empty() || ec != std::errc() || end != v.data() + v.size()) return std::nullopt;
+  return n;
+}
 
 }  // namespace
-
-#ifdef EPORT_HAVE_LIBSYSTEMD
-
-bool built_with_libsystemd() { return true; }
 
 NotifyResult notify_ready(std::string_view status) { return send(with_status("READY=1", status)); }
 
@@ -61,24 +99,16 @@ NotifyResult notify_extend_timeout(std::chrono::microseconds extra) {
 NotifyResult notify_stopping(std::string_view status) { return send(with_status("STOPPING=1", status)); }
 
 std::optional<std::chrono::microseconds> watchdog_interval() {
-  std::uint64_t usec = 0;
-  // > 0 only if WATCHDOG_USEC is set and WATCHDOG_PID (when set) is this process.
-  if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
-    return std::chrono::microseconds(static_cast<std::chrono::microseconds::rep>(usec));
+  // As sd_watchdog_enabled(): WATCHDOG_USEC a positive number and, when
+  // WATCHDOG_PID is set, that pid this process (else the variables were
+  // inherited from a parent that systemd watches).
+  const auto usec = parse_u64(std::getenv("WATCHDOG_USEC"));
+  if (!usec || *usec == 0 || *usec > static_cast<std::uint64_t>(INT64_MAX)) return std::nullopt;
+  if (const char* pid_text = std::getenv("WATCHDOG_PID"); pid_text != nullptr) {
+    const auto pid = parse_u64(pid_text);
+    if (!pid || *pid != static_cast<std::uint64_t>(::getpid())) return std::nullopt;
   }
-  return std::nullopt;
+  return std::chrono::microseconds(static_cast<std::chrono::microseconds::rep>(*usec));
 }
-
-#else  // built without libsystemd
-
-bool built_with_libsystemd() { return false; }
-NotifyResult notify_ready(std::string_view) { return {}; }
-NotifyResult notify_status(std::string_view) { return {}; }
-NotifyResult notify_watchdog() { return {}; }
-NotifyResult notify_extend_timeout(std::chrono::microseconds) { return {}; }
-NotifyResult notify_stopping(std::string_view) { return {}; }
-std::optional<std::chrono::microseconds> watchdog_interval() { return std::nullopt; }
-
-#endif
 
 }  // namespace eport::systemd

@@ -1,8 +1,8 @@
 // Service-manager notifications for eport-agent under systemd (Type=notify):
-// readiness, status line, watchdog keep-alive and stopping, sent with
-// libsystemd's sd_notify. Built without libsystemd every call is a no-op.
+// readiness, status line, watchdog keep-alive and stopping, sent over the
+// notification protocol of sd_notify(3) itself (src/notify.cpp; no libsystemd).
 //
-// Every function is thread-safe (sd_notify opens a fresh socket per call),
+// Every function is thread-safe (each call opens a fresh socket),
 // never blocks for long (one datagram on a local socket) and never throws.
 // A failure only matters for logging: the agent carries on either way, and
 // without NOTIFY_SOCKET (started by hand, in tests, under another init) the
@@ -19,17 +19,13 @@ enum class NotifyOutcome {
   kSent,         // the service manager got the datagram
   kNoManager,    // NOTIFY_SOCKET is not set: not started by systemd (or not Type=notify)
   kFailed,       // NOTIFY_SOCKET is set but sending failed (see error_number)
-  kUnsupported,  // built without libsystemd
 };
 
 struct NotifyResult {
-  NotifyOutcome outcome = NotifyOutcome::kUnsupported;
+  NotifyOutcome outcome = NotifyOutcome::kNoManager;
   int error_number = 0;  // errno value when outcome == kFailed, else 0
   bool sent() const { return outcome == NotifyOutcome::kSent; }
 };
-
-// True when this build links libsystemd (false: every call below is a no-op).
-bool built_with_libsystemd();
 
 // READY=1, plus STATUS=<status> when status is not empty. Send it once, after
 // the store is open and the listeners accept units.
@@ -52,7 +48,7 @@ NotifyResult notify_stopping(std::string_view status = {});
 
 // The watchdog interval systemd expects WATCHDOG=1 within (WatchdogSec= of the
 // unit, read from WATCHDOG_USEC/WATCHDOG_PID), or nullopt when there is no
-// watchdog for this process or no libsystemd. Ping at half this interval.
+// watchdog for this process. Ping at half this interval.
 std::optional<std::chrono::microseconds> watchdog_interval();
 
 }  // namespace eport::systemd
