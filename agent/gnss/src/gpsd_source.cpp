@@ -1,5 +1,5 @@
 // GpsdSource: the libgps side - connect, watch, read reports - feeding
-// GpsdAssembler. The report class is taken from the raw JSON line gps_read()
+// GpsdAssembler, through libgps loaded at run time (libgps.h). The report class is taken from the raw JSON line gps_read()
 // copies out, since libgps' `set` mask accumulates across reports.
 #include "eport/gnss/gpsd_source.h"
 
@@ -16,6 +16,7 @@
 
 #include "assembling.h"
 #include "gpsd_report.h"
+#include "libgps.h"
 #include "eport/gnss/gpsd_mapping.h"
 
 namespace eport::gnss {
@@ -53,15 +54,16 @@ std::optional<model::Reading> apply_gpsd_report(GpsdAssembler& assembler, const 
 }  // namespace detail
 
 struct GpsdSource::Impl {
-  Impl(std::string w, AssemblerOptions a, SeqSource seq, ReadingHandler h)
-      : where(std::move(w)), core(std::move(h), std::move(a), std::move(seq)) {}
+  Impl(const detail::LibGps& g, std::string w, AssemblerOptions a, SeqSource seq, ReadingHandler h)
+      : gps(g), where(std::move(w)), core(std::move(h), std::move(a), std::move(seq)) {}
   ~Impl() {
     if (open) {
-      (void)gps_stream(&data, WATCH_DISABLE, nullptr);
-      (void)gps_close(&data);
+      (void)gps.stream(&data, WATCH_DISABLE, nullptr);
+      (void)gps.close(&data);
     }
   }
 
+  const detail::LibGps& gps;
   std::string where;  // "host:port", for messages
   gps_data_t data{};
   bool open = false;
@@ -73,15 +75,17 @@ GpsdSource::~GpsdSource() = default;
 
 Result<std::unique_ptr<GpsdSource>> GpsdSource::connect(const GpsdOptions& gpsd, AssemblerOptions assembler,
                                                         SeqSource next_seq, ReadingHandler on_reading) {
-  auto impl = std::make_unique<Impl>(gpsd.host + ":" + std::to_string(gpsd.port), std::move(assembler),
-                                     std::move(next_seq), std::move(on_reading));
+  const std::string where = gpsd.host + ":" + std::to_string(gpsd.port);
+  auto gps = detail::libgps();
+  if (!gps) return Error{"gpsd " + where + ": " + gps.error()};
+  auto impl = std::make_unique<Impl>(**gps, where, std::move(assembler), std::move(next_seq), std::move(on_reading));
   const std::string port = std::to_string(gpsd.port);
-  if (gps_open(gpsd.host.c_str(), port.c_str(), &impl->data) != 0) {
-    return Error{"gpsd " + impl->where + ": connect failed: " + gps_errstr(errno)};
+  if (impl->gps.open(gpsd.host.c_str(), port.c_str(), &impl->data) != 0) {
+    return Error{"gpsd " + impl->where + ": connect failed: " + impl->gps.errstr(errno)};
   }
   impl->open = true;
-  if (gps_stream(&impl->data, WATCH_ENABLE | WATCH_JSON, nullptr) != 0) {
-    return Error{"gpsd " + impl->where + ": watch request failed: " + gps_errstr(errno)};
+  if (impl->gps.stream(&impl->data, WATCH_ENABLE | WATCH_JSON, nullptr) != 0) {
+    return Error{"gpsd " + impl->where + ": watch request failed: " + impl->gps.errstr(errno)};
   }
   return std::unique_ptr<GpsdSource>(new GpsdSource(std::move(impl)));
 }
@@ -91,10 +95,10 @@ Result<std::size_t> GpsdSource::poll_once(std::chrono::milliseconds timeout) {
   std::size_t reports = 0;
   std::vector<model::Reading> ready;
   auto wait_us = static_cast<int>(std::chrono::microseconds(timeout).count());
-  while (gps_waiting(&d, wait_us)) {
+  while (impl_->gps.waiting(&d, wait_us)) {
     wait_us = 0;  // drain what is buffered, then return
     std::array<char, 4096> msg{};
-    if (gps_read(&d, msg.data(), static_cast<int>(msg.size())) < 0) {
+    if (impl_->gps.read(&d, msg.data(), static_cast<int>(msg.size())) < 0) {
       impl_->core.deliver(ready);
       return Error{"gpsd " + impl_->where + ": connection closed or read failed"};
     }

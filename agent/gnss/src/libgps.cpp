@@ -1,0 +1,57 @@
+// libgps loaded at run time (libgps.h): dlopen of the build's soname and
+// dlsym of each function GpsdSource calls, once per process.
+#include "libgps.h"
+
+#include <dlfcn.h>
+
+#include <string>
+
+namespace eport::gnss::detail {
+
+namespace {
+
+// The Debian package that ships a soname "libNAME.so.N": libNAMEN.
+std::string package_of(std::string_view soname) {
+  const auto so = soname.find(".so.");
+  if (so == std::string_view::npos) return std::string(soname);
+  return std::string(soname.substr(0, so)) + std::string(soname.substr(so + 4));
+}
+
+template <typename F>
+bool bind(void* lib, const char* name, F& fn, std::string& missing) {
+  fn = reinterpret_cast<F>(dlsym(lib, name));
+  if (fn == nullptr) missing += std::string(missing.empty() ? "" : ", ") + name;
+  return fn != nullptr;
+}
+
+Result<const LibGps*> load() {
+  constexpr const char* kSoname = EPORT_LIBGPS_SONAME;
+  void* lib = dlopen(kSoname, RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr) {
+    const char* why = dlerror();
+    return Error{std::string(kSoname) + " could not be loaded (" + (why ? why : "dlopen failed") +
+                 "): install " + package_of(kSoname) + " for gnss.source = \"gpsd\""};
+  }
+  static LibGps table{};
+  std::string missing;
+  bind(lib, "gps_open", table.open, missing);
+  bind(lib, "gps_close", table.close, missing);
+  bind(lib, "gps_stream", table.stream, missing);
+  bind(lib, "gps_read", table.read, missing);
+  bind(lib, "gps_waiting", table.waiting, missing);
+  bind(lib, "gps_errstr", table.errstr, missing);
+  if (!missing.empty()) {
+    dlclose(lib);
+    return Error{std::string(kSoname) + " lacks " + missing + ": not the libgps this agent was built for"};
+  }
+  return &table;  // lib stays open for the process's life
+}
+
+}  // namespace
+
+Result<const LibGps*> libgps() {
+  static const Result<const LibGps*> loaded = load();  // thread-safe once (C++11 statics)
+  return loaded;
+}
+
+}  // namespace eport::gnss::detail
