@@ -71,7 +71,7 @@ set(EPORT_DEB_MAINTAINER "eport-edge maintainers <maintainers@eport-edge.invalid
 # -DEPORT_DEB_FALLBACK_DEPENDS="..." replaces the list.
 if(NOT DEFINED CACHE{EPORT_DEB_FALLBACK_DEPENDS})
   set(EPORT_DEB_FALLBACK_DEPENDS
-    "libc6 (>= 2.36), libgcc-s1 (>= 3.0), libstdc++6 (>= 12), libpaho-mqttpp3-1 (>= 1.2.0), libpaho-mqtt1.3 (>= 1.3.12), libsqlite3-0 (>= 3.40), libtomlplusplus3 (>= 3.3.0), libzstd1 (>= 1.5.4), libgps28 (>= 3.22), libsystemd0 (>= 252), libssl3 (>= 3.0.0)")
+    "libc6 (>= 2.36), libgcc-s1 (>= 3.0), libstdc++6 (>= 12), libpaho-mqttpp3-1 (>= 1.2.0), libpaho-mqtt1.3 (>= 1.3.12), libsqlite3-0 (>= 3.40), libtomlplusplus3 (>= 3.3.0), libzstd1 (>= 1.5.4), libssl3 (>= 3.0.0)")
 endif()
 
 set(CPACK_GENERATOR DEB)
@@ -103,6 +103,12 @@ This package also contains eport-sim (simulated units), eport-tail
 eport-verify (checks the signed evidence of captured readings), and runs the
 agent as the systemd service eport-agent.service under its own system user.")
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
+# libgps is loaded at run time, only for gnss.source = "gpsd" (agent/gnss/src/libgps.h),
+# so dpkg-shlibdeps does not see it: recommended, with the daemon it talks to.
+get_property(EPORT_LIBGPS_SONAME GLOBAL PROPERTY EPORT_LIBGPS_SONAME)
+if(EPORT_LIBGPS_SONAME MATCHES "^(lib[a-z]+)\\.so\\.([0-9]+)$")
+  set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "${CMAKE_MATCH_1}${CMAKE_MATCH_2}, gpsd")
+endif()
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   ${EPORT_PACKAGING_DIR}/deb/conffiles
   ${EPORT_PACKAGING_DIR}/deb/postinst

@@ -47,7 +47,7 @@ log() { echo "cross-build[$ARCH]: $*" >&2; }
 # Target libraries: what the agent links (libgps-dev: the gateway's own
 # position from gpsd; the build skips eport::gnss_gpsd without it).
 LIBS=(libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev libsqlite3-dev
-      libflatbuffers-dev libtomlplusplus-dev libzstd-dev libsystemd-dev libgps-dev)
+      libflatbuffers-dev libtomlplusplus-dev libzstd-dev libgps-dev)
 # Host tools (amd64): the compiler, qemu, the host flatc, packaging tools.
 HOST_PKGS=(cmake ninja-build pkg-config flatbuffers-compiler catch2 dpkg-dev file)
 

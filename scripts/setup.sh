@@ -12,7 +12,7 @@ RUNTIME_PKGS=(build-essential cmake ninja-build pkg-config
   mosquitto mosquitto-clients
   libflatbuffers-dev flatbuffers-compiler
   libsqlite3-dev sqlite3
-  libtomlplusplus-dev libzstd-dev libsystemd-dev libgps-dev
+  libtomlplusplus-dev libzstd-dev libgps-dev
   catch2 python3
   python3-cbor2 python3-nacl python3-cryptography)  # the demo's evidence check (examples/python/eport_verify.py)
 TEST_PKGS=(clang libclang-rt-14-dev gcc-arm-none-eabi libnewlib-arm-none-eabi

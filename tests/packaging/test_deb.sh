@@ -52,6 +52,18 @@ echo "Depends: $depends"
 for d in adduser libc6 libstdc++6 libpaho-mqttpp3 libsqlite3-0 libtomlplusplus3; do
   [[ "$depends" == *"$d"* ]] || fail "Depends lacks $d"
 done
+# libgps and libsystemd are not linked (the gpsd source loads libgps at run
+# time, sd_notify is spoken directly): seven libraries, ~1.1 MiB resident less.
+readelf -d "$WORK/root/usr/bin/eport-agent" | grep -E 'NEEDED.*(libgps|libsystemd|libdbus)' &&
+  fail "eport-agent links libgps, libsystemd or libdbus (docs/benchmarks.md, memory budget)"
+for d in libgps libsystemd; do
+  [[ "$depends" == *"$d"* ]] && fail "Depends names $d, which the agent does not link"
+done
+if grep -q '^EPORT_LIBGPS_FILE:FILEPATH=/' "$BUILD/CMakeCache.txt"; then  # built with gpsd support
+  recommends=$(dpkg-deb -f "$deb" Recommends)
+  echo "Recommends: $recommends"
+  [[ "$recommends" == *libgps* && "$recommends" == *gpsd* ]] || fail "Recommends lacks libgps or gpsd: $recommends"
+fi
 # Sysroot builds cannot run dpkg-shlibdeps and use a fixed list instead
 # (EPORT_DEB_FALLBACK_DEPENDS): it must name every package shlibdeps found.
 if [[ -n "$FALLBACK_DEPENDS" ]]; then
