@@ -17,11 +17,11 @@ std::string package_of(std::string_view soname) {
   return std::string(soname.substr(0, so)) + std::string(soname.substr(so + 4));
 }
 
+// fn = the library's `name`; a name it lacks is added to `missing`.
 template <typename F>
-bool bind(void* lib, const char* name, F& fn, std::string& missing) {
+void bind_symbol(void* lib, const char* name, F& fn, std::string& missing) {
   fn = reinterpret_cast<F>(dlsym(lib, name));
   if (fn == nullptr) missing += std::string(missing.empty() ? "" : ", ") + name;
-  return fn != nullptr;
 }
 
 Result<const LibGps*> load() {
@@ -34,12 +34,12 @@ Result<const LibGps*> load() {
   }
   static LibGps table{};
   std::string missing;
-  bind(lib, "gps_open", table.open, missing);
-  bind(lib, "gps_close", table.close, missing);
-  bind(lib, "gps_stream", table.stream, missing);
-  bind(lib, "gps_read", table.read, missing);
-  bind(lib, "gps_waiting", table.waiting, missing);
-  bind(lib, "gps_errstr", table.errstr, missing);
+  bind_symbol(lib, "gps_open", table.open, missing);
+  bind_symbol(lib, "gps_close", table.close, missing);
+  bind_symbol(lib, "gps_stream", table.stream, missing);
+  bind_symbol(lib, "gps_read", table.read, missing);
+  bind_symbol(lib, "gps_waiting", table.waiting, missing);
+  bind_symbol(lib, "gps_errstr", table.errstr, missing);
   if (!missing.empty()) {
     dlclose(lib);
     return Error{std::string(kSoname) + " lacks " + missing + ": not the libgps this agent was built for"};
