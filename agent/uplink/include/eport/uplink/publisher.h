@@ -84,7 +84,7 @@ struct PublisherOptions {
   std::chrono::milliseconds max_age{1000};    // wait for a fuller envelope (alarms never wait)
   Compression compression = Compression::kZstd;
   // With kZstd. 6: the busy gateway's envelope v2 reaches 12 bytes per
-  // reading (11.99, against 12.30 at 3) for 0.15 us more CPU per reading
+  // reading (12.00, against 12.30 at 3) for 0.15 us more CPU per reading
   // (docs/benchmarks.md, "by zstd level").
   int zstd_level = 6;
   // publish.envelope_format: v2 (schema/telemetry_v2.fbs: per-source
