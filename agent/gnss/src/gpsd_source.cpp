@@ -1,6 +1,7 @@
 // GpsdSource: the libgps side - connect, watch, read reports - feeding
-// GpsdAssembler, through libgps loaded at run time (libgps.h). The report class is taken from the raw JSON line gps_read()
-// copies out, since libgps' `set` mask accumulates across reports.
+// GpsdAssembler, through libgps loaded at run time (libgps.h). The report
+// class is taken from the raw JSON line gps_read() copies out, since
+// libgps' `set` mask accumulates across reports.
 #include "eport/gnss/gpsd_source.h"
 
 #include <gps.h>
