@@ -291,13 +291,18 @@ struct Publisher::Impl : public ConnectionEvents {
   // envelope. Later envelopes are split to half its size at most, so a
   // limit the agent was not told of (mosquitto's message_size_limit is not
   // in the CONNACK) costs one refused envelope, not a class that never
-  // drains. Called before drop_inflight() forgets the sizes.
-  void learn_from_refusals() {
+  // drains. drop_inflight() calls it before it forgets the sizes, on every
+  // path (the broker or Paho may drop the connection right after the
+  // refusal, and the reconnect then drops what was in flight).
+  // Returns true if there were refusals.
+  bool learn_from_refusals() {
     std::vector<std::pair<DeliveryKey, int>> refused;
     {
       std::lock_guard l(mu);
       refused.swap(refusals);
     }
+    if (refused.empty()) return false;
+    refused_since_ack = true;  // the reconnect backoff keeps growing (run())
     for (auto [key, reason] : refused) {
       auto it = inflight.find(key);
       if (reason != kPacketTooLarge || it == inflight.end()) continue;
@@ -313,12 +318,17 @@ struct Publisher::Impl : public ConnectionEvents {
                           std::to_string(f.rows) + " readings as too large: envelopes are split to at most " +
                           std::to_string(refused_size_cap) + " bytes from now on");
     }
+    return true;
   }
 
-  void drop_inflight() {
+  // Forgets what is in flight, after learning from its refusals; returns
+  // true if the broker had refused any of it (learn_from_refusals).
+  bool drop_inflight() {
+    const bool refused = learn_from_refusals();
     inflight.clear();
     inflight_rows.fill(0);
     outbox.release_all();  // whatever was in flight will be sent again
+    return refused;
   }
 
   void process_completions() {
@@ -523,6 +533,9 @@ struct Publisher::Impl : public ConnectionEvents {
         if (stopping) break;
       }
       if (!stats.connected) {
+        // The connection went right after a refusal (the broker or Paho
+        // closed it before the refusal was handled below): wait as then.
+        if (drop_inflight() && !backoff_wait()) break;
         if (connect_once(opt.server_uris)) {
           // A broker that keeps refusing envelopes (an ACL, a quota) accepts
           // the connection every time: the backoff grows until it acknowledges one.
@@ -543,7 +556,6 @@ struct Publisher::Impl : public ConnectionEvents {
       }
       if (was_lost) {
         stats.connected = false;
-        learn_from_refusals();
         drop_inflight();
         if (was_refused) {
           // The connection is still up: close it, wait, and send everything unacknowledged again.
