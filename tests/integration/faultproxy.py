@@ -40,6 +40,16 @@ def _close(sock):
         pass
 
 
+def _has_refusing_puback(data):
+    """True if data holds an MQTT 5 PUBACK (0x40, remaining length 3 or 4,
+    packet id, reason code) whose reason code is 0x80 or more. A scan of one
+    chunk, for tests: a PUBACK split across chunks is not seen."""
+    for i in range(len(data) - 4):
+        if data[i] == 0x40 and data[i + 1] in (3, 4) and data[i + 4] >= 0x80:
+            return True
+    return False
+
+
 class _Conn:
     """One proxied connection: a reader and a writer thread per direction. The
     writer sends each chunk at its due time, so a delay adds latency without
@@ -96,6 +106,13 @@ class _Conn:
                     continue
                 keep = p._take_cut(direction, len(data))
                 due = time.monotonic() + p._delay_s
+                refusal = direction == DOWN and p._close_after_refusal > 0 and _has_refusing_puback(data)
+                if refusal:
+                    p._close_after_refusal -= 1
+            if refusal:
+                p._event(f"connection {self.cid}: closed after a refusing PUBACK")
+                self._push(direction, (due, data, True))
+                return
             if keep is not None:
                 p._event(f"connection {self.cid}: cut {direction} after {keep} of {len(data)} bytes")
                 self._push(direction, (due, data[:keep], True))
@@ -164,6 +181,7 @@ class FaultProxy:
         self._delay_s = 0.0
         self._blackhole = False
         self._cut = {UP: [], DOWN: []}  # pending cuts: list of byte counts
+        self._close_after_refusal = 0  # closes still armed by close_after_refusal()
         self._refusing = False
         self._stopping = False
         self._listener = None
@@ -250,6 +268,15 @@ class FaultProxy:
             for d in ([UP, DOWN] if direction == "both" else [direction]):
                 self._cut[d].extend([k] * count)
         self._event(f"cut armed: {count} x {k} bytes {direction}")
+
+    def close_after_refusal(self, count=1):
+        """Arms count closes: each closes its connection right after
+        forwarding a broker -> client chunk that holds an MQTT 5 PUBACK with
+        a reason code of 0x80 or more (a refused publish), as a broker that
+        disconnects after a refusal does."""
+        with self.lock:
+            self._close_after_refusal += count
+        self._event(f"close after refusal armed: {count}")
 
     def refuse(self):
         """Stops listening: new connections get ECONNREFUSED (open ones go on)."""

@@ -17,6 +17,9 @@ announced in its CONNACK) refuses the agent's first full envelopes with PUBACK
 0x95 (packet too large); the agent splits every later envelope to at most half
 the refused size, so the class drains and every acknowledged reading arrives.
 
+test_mqtt5_refusal_then_close: the same, with the connection closed right
+after each refusing PUBACK (a fault proxy): the agent still learns the size.
+
 test_mqtt5_maximum_packet_size: mosquitto's max_packet_size (2048) is announced
 in the CONNACK (Maximum Packet Size): the agent never sends a larger packet,
 nothing is refused, and every acknowledged reading arrives."""
@@ -195,7 +198,7 @@ def test_mqtt5_refused_envelope(work):
     h.check_all_arrived(acked, first + tail2.readings())
 
 
-def _too_large_case(work, broker_line):
+def _too_large_case(work, broker_line, close_after_refusal=False):
     """A broker with `broker_line` behind a recording proxy, an agent with
     default batching (500 readings, about 6 KB packed) and a burst of 2,000
     readings; returns (agent log, [(payload bytes, packet bytes)] of the data
@@ -205,6 +208,8 @@ def _too_large_case(work, broker_line):
         f.write(broker_line + "\n")
     broker.start()
     proxy = FaultProxy(broker.port, record=True).start()
+    if close_after_refusal:
+        proxy.close_after_refusal(1000)
     tail = h.Tail(work, broker.uri, client_id="size-tail")
     agent = h.Agent(work, proxy.uri, extra=MQTT5 + "\n")
     agent.start()
@@ -234,8 +239,8 @@ def _too_large_case(work, broker_line):
     return agent.read_log(), sizes
 
 
-def test_mqtt5_message_size_limit(work):
-    log, sizes = _too_large_case(work, "message_size_limit 2048")
+def test_mqtt5_message_size_limit(work, close_after_refusal=False):
+    log, sizes = _too_large_case(work, "message_size_limit 2048", close_after_refusal)
     big = [n for n, _ in sizes if n > 2048]
     h.log(f"{len(sizes)} data publishes, {len(big)} payloads above 2048 bytes: {big}")
     assert "(PUBACK reason code 149)" in log, "no 0x95 refusal: the envelopes were not larger than the limit"
@@ -246,6 +251,13 @@ def test_mqtt5_message_size_limit(work):
     # round only if half the first refused size was still above the limit.
     assert 0 < len(big) <= 16 * len(caps), big
     assert len([n for n, _ in sizes if n <= 2048]) >= 4, "the readings went out in split envelopes"
+
+
+def test_mqtt5_refusal_then_close(work):
+    """As test_mqtt5_message_size_limit, but the connection closes right after
+    each refusing PUBACK (seen under ASan: Paho reported the refusal and the
+    lost connection together, and the reconnect forgot what it had refused)."""
+    test_mqtt5_message_size_limit(work, close_after_refusal=True)
 
 
 def test_mqtt5_maximum_packet_size(work):
@@ -272,6 +284,7 @@ def _envelopes_refused(broker, out):
 if __name__ == "__main__":
     import sys
     tests = {"aliases": test_mqtt5_topic_aliases, "refused": test_mqtt5_refused_envelope,
-             "size_limit": test_mqtt5_message_size_limit, "packet_size": test_mqtt5_maximum_packet_size}
+             "size_limit": test_mqtt5_message_size_limit, "refusal_close": test_mqtt5_refusal_then_close,
+             "packet_size": test_mqtt5_maximum_packet_size}
     for name in sys.argv[1:] or tests:
         h.main(tests[name])
