@@ -43,7 +43,11 @@ struct Connection::Paho : public mqtt::callback, public mqtt::iaction_listener {
   void on_success(const mqtt::token& tok) override { events.delivered(&tok); }
   // The connection went, or (MQTT 5) the PUBACK carried an error reason code.
   void on_failure(const mqtt::token& tok) override {
-    events.delivery_failed(&tok, static_cast<int>(tok.get_reason_code()));
+    std::size_t bytes = 0;
+    if (const auto* d = dynamic_cast<const mqtt::delivery_token*>(&tok); d != nullptr && d->get_message()) {
+      bytes = d->get_message()->get_payload_ref().size();
+    }
+    events.delivery_failed(&tok, static_cast<int>(tok.get_reason_code()), bytes);
   }
   void message_arrived(mqtt::const_message_ptr msg) override {
     const auto& p = msg->get_payload_ref();

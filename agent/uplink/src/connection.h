@@ -39,7 +39,10 @@ class ConnectionEvents {
   // A publish_data() delivery failed: the connection went (reason_code 0),
   // or an MQTT 5 broker answered with a PUBACK reason code of 0x80 or more
   // (not authorized, quota exceeded, ...: the envelope was not accepted).
-  virtual void delivery_failed(DeliveryKey key, int reason_code) = 0;
+  // payload_bytes: the envelope's size, as Paho holds it (0 if unknown),
+  // so a refusal that arrives after its delivery was forgotten still says
+  // how large the refused envelope was.
+  virtual void delivery_failed(DeliveryKey key, int reason_code, std::size_t payload_bytes) = 0;
   virtual void message(std::string topic, std::vector<std::uint8_t> payload, bool retained) = 0;
 };
 

@@ -79,8 +79,13 @@ struct Publisher::Impl : public ConnectionEvents {
   bool lost = false;
   bool envelope_refused = false;  // lost because an MQTT 5 PUBACK refused an envelope
   std::vector<DeliveryKey> completed;
-  // MQTT 5 PUBACKs with an error reason code: (delivery, reason code).
-  std::vector<std::pair<DeliveryKey, int>> refusals;
+  // MQTT 5 PUBACKs with an error reason code.
+  struct Refusal {
+    DeliveryKey key;
+    int reason_code;
+    std::size_t payload_bytes;  // 0: unknown
+  };
+  std::vector<Refusal> refusals;
   struct Incoming {
     std::string topic;
     std::vector<std::uint8_t> payload;
@@ -188,7 +193,7 @@ struct Publisher::Impl : public ConnectionEvents {
     }
     cv.notify_all();
   }
-  void delivery_failed(DeliveryKey key, int reason_code) override {
+  void delivery_failed(DeliveryKey key, int reason_code, std::size_t payload_bytes) override {
     // The connection went, or an MQTT 5 broker refused the envelope in its
     // PUBACK: either way nothing of it is acknowledged; reconnect, then
     // resend (the rows stay in the outbox).
@@ -202,7 +207,7 @@ struct Publisher::Impl : public ConnectionEvents {
       lost = true;
       if (reason_code >= 0x80) {
         envelope_refused = true;
-        refusals.emplace_back(key, reason_code);
+        refusals.push_back(Refusal{key, reason_code, payload_bytes});
       }
     }
     cv.notify_all();
@@ -291,31 +296,33 @@ struct Publisher::Impl : public ConnectionEvents {
   // envelope. Later envelopes are split to half its size at most, so a
   // limit the agent was not told of (mosquitto's message_size_limit is not
   // in the CONNACK) costs one refused envelope, not a class that never
-  // drains. drop_inflight() calls it before it forgets the sizes, on every
-  // path (the broker or Paho may drop the connection right after the
-  // refusal, and the reconnect then drops what was in flight).
-  // Returns true if there were refusals.
+  // drains. drop_inflight() calls it before it forgets what was in flight,
+  // on every path; a refusal that Paho reports after the lost connection
+  // (its callbacks may come in either order) still carries the envelope's
+  // size. Returns true if there were refusals.
   bool learn_from_refusals() {
-    std::vector<std::pair<DeliveryKey, int>> refused;
+    std::vector<Refusal> refused;
     {
       std::lock_guard l(mu);
       refused.swap(refusals);
     }
     if (refused.empty()) return false;
     refused_since_ack = true;  // the reconnect backoff keeps growing (run())
-    for (auto [key, reason] : refused) {
-      auto it = inflight.find(key);
-      if (reason != kPacketTooLarge || it == inflight.end()) continue;
-      const auto& f = it->second;
-      if (f.rows <= 1) {
-        log::error(kLog, "the broker refused an envelope of one reading (" + std::to_string(f.bytes) +
-                             " bytes) as too large: its class (" + std::string(model::priority_name(f.lease.priority)) +
+    for (const auto& r : refused) {
+      if (r.reason_code != kPacketTooLarge) continue;
+      const auto it = inflight.find(r.key);
+      const std::size_t bytes = it != inflight.end() ? it->second.bytes : r.payload_bytes;
+      if (bytes == 0) continue;
+      if (it != inflight.end() && it->second.rows <= 1) {
+        log::error(kLog, "the broker refused an envelope of one reading (" + std::to_string(bytes) +
+                             " bytes) as too large: its class (" +
+                             std::string(model::priority_name(it->second.lease.priority)) +
                              ") cannot drain until the broker's message size limit is raised (docs/operators.md)");
         continue;
       }
-      refused_size_cap = std::min(refused_size_cap, f.bytes / 2);
-      log::warn(kLog, "the broker refused a " + std::to_string(f.bytes) + "-byte envelope of " +
-                          std::to_string(f.rows) + " readings as too large: envelopes are split to at most " +
+      refused_size_cap = std::min(refused_size_cap, bytes / 2);
+      log::warn(kLog, "the broker refused a " + std::to_string(bytes) +
+                          "-byte envelope as too large: envelopes are split to at most " +
                           std::to_string(refused_size_cap) + " bytes from now on");
     }
     return true;
