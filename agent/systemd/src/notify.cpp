@@ -4,7 +4,7 @@
 // abstract name written with a leading '@'), and the watchdog interval from
 // $WATCHDOG_USEC / $WATCHDOG_PID as sd_watchdog_enabled(3) reads them. No
 // libsystemd: linking it (and libgps, which pulls libdbus and libsystemd)
-// mapped seven more libraries into the agent, about 1.1 MiB resident
+// mapped eight more libraries into the agent, about 1.1 MiB resident
 // (docs/benchmarks.md, memory budget).
 #include "eport/systemd/notify.h"
 
