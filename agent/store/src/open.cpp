@@ -229,7 +229,8 @@ std::optional<Failure> try_open(sqlite::Db& db, const OutboxOptions& o) {
   // secure_delete=FAST: Debian's SQLite zeroes deleted content by default,
   // which doubles the writes of every drain; FAST still overwrites what it can
   // without extra I/O.
-  pragmas += "; PRAGMA cache_size=-1024; PRAGMA temp_store=MEMORY; PRAGMA secure_delete=FAST;";
+  pragmas += "; PRAGMA cache_size=-" + std::to_string(kPageCacheKiB) +
+             "; PRAGMA temp_store=MEMORY; PRAGMA secure_delete=FAST;";
   if (auto s = db.exec(pragmas); !s) return fail(db, s.error());
   // The WAL: checkpointed once it holds kWalCheckpointBytes, and kept at
   // that size afterwards (reset and overwritten, not truncated and grown
