@@ -37,6 +37,7 @@
 #include "eport/codec/codec.h"
 #include "eport/codec/topics.h"
 #include "eport/store/outbox.h"
+#include "eport/uplink/publisher.h"
 #include "fleet.h"
 
 namespace {
@@ -315,7 +316,7 @@ struct StoreLoop {
   double seconds = 0;
 };
 StoreLoop store_loop(const std::string& path, eport::store::Durability durability, std::size_t max_readings,
-                     std::size_t max_bytes, bool codec_too, int zstd_level) {
+                     std::size_t max_bytes, bool codec_too, codec::EnvelopeFormat format, int zstd_level) {
   StoreLoop out;
   eport::store::OutboxOptions so;
   so.path = path;
@@ -328,6 +329,8 @@ StoreLoop store_loop(const std::string& path, eport::store::Durability durabilit
     return out;
   }
   codec::EnvelopeEncoder enc;
+  codec::EnvelopeEncoderV2 enc_v2;
+  const bool v2 = format == codec::EnvelopeFormat::kV2;
   std::vector<model::Reading> batch;
   auto t = Clock::now();
   while (true) {
@@ -337,9 +340,13 @@ StoreLoop store_loop(const std::string& path, eport::store::Durability durabilit
       batch.clear();
       for (const auto& r : *rows)
         if (auto x = codec::decode_reading(r.body)) batch.push_back(std::move(x).value());
-      codec::EnvelopeHeader h{kSite, kGateway, (*ob)->next_envelope_seq(), now_utc_ms(), rows->front().priority};
-      auto bytes = enc.encode(h, batch);
-      out.bytes += zstd_level > 0 ? codec::compress(bytes, zstd_level).size() : bytes.size();
+      // As the publisher packs them (v2: the ids are in the topic only).
+      codec::EnvelopeHeader h{v2 ? "" : kSite, v2 ? "" : kGateway, (*ob)->next_envelope_seq(), now_utc_ms(),
+                              rows->front().priority};
+      auto bytes = v2 ? enc_v2.encode(h, batch) : enc.encode(h, batch);
+      out.bytes += zstd_level == 0 ? bytes.size()
+                   : v2            ? codec::compress_v2(bytes, zstd_level).size()
+                                   : codec::compress(bytes, zstd_level).size();
     } else {
       for (const auto& r : *rows) out.bytes += r.body.size();
     }
@@ -435,13 +442,25 @@ int main(int argc, char** argv) {
     auto v = lines.substr(at + key.size() + 3);
     return v.substr(0, v.find('\n'));
   };
-  const auto durability = setting("store", "durability", "\"full\"") == "\"normal\"" ? eport::store::Durability::kNormal
-                                                                                      : eport::store::Durability::kFull;
-  const std::size_t max_readings = std::strtoul(setting("publish", "max_readings", "500").c_str(), nullptr, 10);
-  const std::size_t max_bytes = std::strtoul(setting("publish", "max_bytes", "65536").c_str(), nullptr, 10);
-  const int zstd_level = setting("publish", "compression", "\"zstd\"") == "\"zstd\""
-                             ? std::atoi(setting("publish", "zstd_level", "3").c_str())
+  // The agent's defaults, where --set does not say otherwise.
+  const eport::uplink::PublisherOptions publish_defaults{};
+  const eport::store::OutboxOptions store_defaults{};
+  const bool normal_default = store_defaults.durability == eport::store::Durability::kNormal;
+  const auto durability = setting("store", "durability", normal_default ? "\"normal\"" : "\"full\"") == "\"normal\""
+                              ? eport::store::Durability::kNormal
+                              : eport::store::Durability::kFull;
+  const std::size_t max_readings =
+      std::strtoul(setting("publish", "max_readings", std::to_string(publish_defaults.max_readings)).c_str(), nullptr, 10);
+  const std::size_t max_bytes =
+      std::strtoul(setting("publish", "max_bytes", std::to_string(publish_defaults.max_bytes)).c_str(), nullptr, 10);
+  const bool zstd_default = publish_defaults.compression == eport::uplink::Compression::kZstd;
+  const int zstd_level = setting("publish", "compression", zstd_default ? "\"zstd\"" : "\"none\"") == "\"zstd\""
+                             ? std::atoi(setting("publish", "zstd_level", std::to_string(publish_defaults.zstd_level)).c_str())
                              : 0;
+  const bool v2_default = publish_defaults.envelope_format == codec::EnvelopeFormat::kV2;
+  const auto format = setting("publish", "envelope_format", v2_default ? "\"v2\"" : "\"v1\"") == "\"v1\""
+                          ? codec::EnvelopeFormat::kV1
+                          : codec::EnvelopeFormat::kV2;
   if (n == 0 || inflight == 0 || access(agent_bin.c_str(), X_OK) != 0) {
     std::fprintf(stderr, "eport-drain-bench: need N > 0, K > 0 and an executable eport-agent (%s)\n", agent_bin.c_str());
     return 2;
@@ -492,7 +511,7 @@ int main(int argc, char** argv) {
   std::vector<Row> store_rows;
   for (bool codec_too : {false, true}) {
     copy_store(dir + "/outbox.db", dir + "/copy.db");
-    auto r = store_loop(dir + "/copy.db", durability, max_readings, max_bytes, codec_too, zstd_level);
+    auto r = store_loop(dir + "/copy.db", durability, max_readings, max_bytes, codec_too, format, zstd_level);
     Row row{codec_too ? (zstd_level > 0 ? "no network: take+decode+encode+zstd+ack" : "no network: take+decode+encode+ack")
                       : "no network: outbox take+ack only",
             {}, 0, r.readings == n};
@@ -615,8 +634,10 @@ int main(int argc, char** argv) {
   for (const auto& r : store_rows) print_row(r, raw_rps);
   std::printf("(time = first to last message at a QoS 1 subscriber on the same broker; MB/s = MQTT payload bytes. "
               "\"no network\" rows: the store library alone on a copy of the backlog, durability %s, %zu readings / %zu "
-              "bytes per take, zstd level %d (0: none), wall time in this process; MB/s = envelope or stored bytes)\n",
-              durability == eport::store::Durability::kFull ? "full" : "normal", max_readings, max_bytes, zstd_level);
+              "bytes per take, envelope %s, zstd level %d (0: none), wall time in this process; MB/s = envelope or stored "
+              "bytes)\n",
+              durability == eport::store::Durability::kFull ? "full" : "normal", max_readings, max_bytes,
+              format == codec::EnvelopeFormat::kV2 ? "v2" : "v1", zstd_level);
   if (!rows.empty()) {
     const auto& a = rows[0];
     std::printf("agent: first envelope %.2f s after start (opening a %.0f MiB store); CPU from start to the last envelope "
