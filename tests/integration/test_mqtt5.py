@@ -17,7 +17,11 @@ announced in its CONNACK) refuses the agent's first full envelopes with PUBACK
 0x95 (packet too large); the agent splits every later envelope to at most half
 the refused size, so the class drains and every acknowledged reading arrives.
 
-test_mqtt5_refusal_then_close: the same, with the connection closed right
+test_mqtt5_small_message_size_limit: a limit of 300 bytes, so that one take
+leaves as hundreds of envelopes at once (more than Paho's default buffer of
+queued publishes): every acknowledged reading still arrives.
+
+test_mqtt5_refusal_then_close: the same as the size limit case, with the connection closed right
 after each refusing PUBACK (a fault proxy): the agent still learns the size
 from a refusal Paho reports, in whichever order it reports it and the loss.
 
@@ -257,6 +261,24 @@ def test_mqtt5_message_size_limit(work, close_after_refusal=False):
     assert len([n for n, _ in sizes if n <= 2048]) >= 4, "the readings went out in split envelopes"
 
 
+def test_mqtt5_small_message_size_limit(work):
+    """A broker limit of 300 bytes: a take of 500 readings leaves as hundreds
+    of envelopes of one to three readings each, queued in Paho at
+    once beyond its in-flight window (Paho refuses a publish past its
+    maxBufferedMessages, 100 by default, also while connected). Every
+    acknowledged reading still arrives, Paho never refuses a publish, and once envelopes
+    of one reading above the learned cap are acknowledged, the cap rises to
+    them instead of logging each as too large."""
+    log, sizes, _ = _too_large_case(work, "message_size_limit 300")
+    small = [n for n, _ in sizes if n <= 300]
+    h.log(f"{len(sizes)} data publishes, {len(small)} of at most 300 bytes")
+    assert "(PUBACK reason code 149)" in log, "no 0x95 refusal: the envelopes were not larger than the limit"
+    buffered = [line for line in log.splitlines() if "No more messages can be buffered" in line]
+    assert not buffered, buffered[:3]
+    assert len(small) >= 2000 // 4, f"only {len(small)} envelopes within the limit for 2000 readings"
+    assert "sent anyway" not in log, [line for line in log.splitlines() if "sent anyway" in line][:3]
+
+
 def test_mqtt5_refusal_then_close(work):
     """As test_mqtt5_message_size_limit, but the connection closes right after
     each refusing PUBACK (seen under ASan: Paho reported the refusal and the
@@ -293,6 +315,6 @@ if __name__ == "__main__":
     import sys
     tests = {"aliases": test_mqtt5_topic_aliases, "refused": test_mqtt5_refused_envelope,
              "size_limit": test_mqtt5_message_size_limit, "refusal_close": test_mqtt5_refusal_then_close,
-             "packet_size": test_mqtt5_maximum_packet_size}
+             "small_limit": test_mqtt5_small_message_size_limit, "packet_size": test_mqtt5_maximum_packet_size}
     for name in sys.argv[1:] or tests:
         h.main(tests[name])

@@ -16,6 +16,10 @@ namespace eport::uplink {
 namespace {
 constexpr std::string_view kLog = "uplink";
 
+// Publishes besides data envelopes that may wait in Paho's queue at once:
+// the health message, the status, command replies.
+constexpr std::size_t kOtherPublishesQueued = 64;
+
 bool has_prefix(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 }  // namespace
 
@@ -131,9 +135,15 @@ Connection::Connection(const PublisherOptions& options, std::string status_topic
   for (const auto& u : opt_.server_uris) any_tls |= is_tls_uri(u);
   if (any_tls) log::info(kLog, "TLS floor: " + tls::install_floor().text);
   // No Paho file persistence and no offline buffer: the outbox is the only
-  // durable copy, and nothing is handed to Paho while disconnected.
-  paho_->client = std::make_unique<mqtt::async_client>(paho_uri(opt_.server_uris.front()), opt_.client_id,
-                                                       mqtt::create_options(paho_version(opt_.mqtt_version)));
+  // durable copy, and nothing is handed to Paho while disconnected. Paho
+  // refuses a publish once maxBufferedMessages (100 by default) are queued
+  // and not yet sent, also while connected: a take split for a broker's
+  // small message size limit hands over up to one envelope per reading at
+  // once (publisher.cpp, publish_part), beyond the in-flight window, and
+  // health, status and command replies come on top.
+  mqtt::create_options create(paho_version(opt_.mqtt_version));
+  create.set_max_buffered_messages(static_cast<int>(opt_.max_inflight + opt_.max_readings + kOtherPublishesQueued));
+  paho_->client = std::make_unique<mqtt::async_client>(paho_uri(opt_.server_uris.front()), opt_.client_id, create);
   paho_->client->set_callback(*paho_);
 }
 

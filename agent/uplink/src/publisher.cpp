@@ -112,8 +112,12 @@ struct Publisher::Impl : public ConnectionEvents {
   std::optional<std::uint64_t> pending_envelope_seq;
   // An envelope larger than this was refused as too large (MQTT 5 PUBACK
   // 0x95, e.g. mosquitto's message_size_limit): envelopes stay at or below
-  // it from then on. SIZE_MAX: no refusal seen.
+  // it from then on. SIZE_MAX: no refusal seen. It never falls below the
+  // largest envelope acknowledged so far, and rises to an envelope of one
+  // reading above it that the broker acknowledges (learn_from_refusals,
+  // process_completions).
   std::size_t refused_size_cap = SIZE_MAX;
+  std::size_t largest_acked_bytes = 0;  // MQTT payload of the largest envelope acknowledged
   std::mt19937 rng{std::random_device{}()};
   // Reconnect delay: reconnect_min doubling to reconnect_max (eport::backoff),
   // each wait drawn from 0.5 .. 1.0 of it ("equal jitter", backoff_wait).
@@ -320,7 +324,9 @@ struct Publisher::Impl : public ConnectionEvents {
                              ") cannot drain until the broker's message size limit is raised (docs/operators.md)");
         continue;
       }
-      refused_size_cap = std::min(refused_size_cap, bytes / 2);
+      // Half the refused size, but never below what the broker took.
+      const std::size_t taken = largest_acked_bytes < bytes ? largest_acked_bytes : 0;
+      refused_size_cap = std::min(refused_size_cap, std::max<std::size_t>({bytes / 2, taken, 1}));
       log::warn(kLog, "the broker refused a " + std::to_string(bytes) +
                           "-byte envelope as too large: envelopes are split to at most " +
                           std::to_string(refused_size_cap) + " bytes from now on");
@@ -352,6 +358,9 @@ struct Publisher::Impl : public ConnectionEvents {
       leases.push_back(it->second.lease);
       rows += it->second.rows;
       inflight_rows[static_cast<std::size_t>(it->second.lease.priority)] -= it->second.rows;
+      largest_acked_bytes = std::max(largest_acked_bytes, it->second.bytes);
+      // Sent above the cap (one reading cannot be split): the broker takes that size.
+      if (refused_size_cap != SIZE_MAX) refused_size_cap = std::max(refused_size_cap, it->second.bytes);
       inflight.erase(it);
     }
     if (leases.empty()) return;
@@ -407,8 +416,7 @@ struct Publisher::Impl : public ConnectionEvents {
     const auto topic = model::is_evidence_source(rows->front().source_id)
                            ? codec::topics::evidence(opt.site_id, opt.gateway_id)
                            : codec::topics::data(opt.site_id, opt.gateway_id, priority);
-    const auto limit = std::min(conn->payload_limit(topic), refused_size_cap);
-    publish_part(*rows, 0, batch.size(), 0, rows->size(), priority, topic, limit);
+    publish_part(*rows, 0, batch.size(), 0, rows->size(), priority, topic);
     return true;
   }
 
@@ -431,22 +439,26 @@ struct Publisher::Impl : public ConnectionEvents {
 
   // Publishes batch[begin, end), which covers rows [first_row, end_row) of
   // the take (undecodable rows between readings go with the part before
-  // them), as one envelope of at most `limit` bytes, or halves it until
-  // each part fits; one reading is published whatever its size (the broker's
-  // refusal is logged by learn_from_refusals). Returns false once not
+  // them), as one envelope within the broker's limit (announced, or learned
+  // from its refusals), or halves it until each part fits; one reading is
+  // published whatever its size (a refusal is logged by learn_from_refusals). Returns false once not
   // connected: the rest stays leased until the reconnect releases it.
   bool publish_part(const std::vector<store::StoredRecord>& rows, std::size_t begin, std::size_t end,
-                    std::size_t first_row, std::size_t end_row, model::Priority priority, const std::string& topic,
-                    std::size_t limit) {
+                    std::size_t first_row, std::size_t end_row, model::Priority priority, const std::string& topic) {
     auto bytes = encode_part(begin, end, priority);
+    // The broker's announced limit, and the cap learned from its refusals.
+    const auto announced = conn->payload_limit(topic);
+    const auto limit = std::min(announced, refused_size_cap);
     if (bytes.size() > limit && end - begin > 1) {
       const auto mid = begin + (end - begin) / 2;
-      return publish_part(rows, begin, mid, first_row, batch_rows[mid], priority, topic, limit) &&
-             publish_part(rows, mid, end, batch_rows[mid], end_row, priority, topic, limit);
+      return publish_part(rows, begin, mid, first_row, batch_rows[mid], priority, topic) &&
+             publish_part(rows, mid, end, batch_rows[mid], end_row, priority, topic);
     }
-    if (bytes.size() > limit) {
+    // Above a cap learned from a refusal only: sent, and if the broker
+    // refuses it, that refusal says so (learn_from_refusals).
+    if (bytes.size() > announced) {
       log::error(kLog, "an envelope of one reading is " + std::to_string(bytes.size()) + " bytes, above the " +
-                           std::to_string(limit) + " the broker takes on " + topic +
+                           std::to_string(announced) + " the broker takes on " + topic +
                            ": sent anyway; raise the broker's message size limit (docs/operators.md)");
     }
     // The bandwidth cap delays everything but alarms.
@@ -564,10 +576,12 @@ struct Publisher::Impl : public ConnectionEvents {
       if (was_lost) {
         stats.connected = false;
         drop_inflight();
+        // After a refused envelope, or a publish Paho refused, the connection
+        // may still be up: close it (at once if it is gone already), then
+        // send everything unacknowledged again.
+        conn->disconnect(std::chrono::seconds(1));
         if (was_refused) {
-          // The connection is still up: close it, wait, and send everything unacknowledged again.
           refused_since_ack = true;
-          conn->disconnect(std::chrono::seconds(1));
           if (!backoff_wait()) break;
         }
         continue;
