@@ -8,11 +8,13 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "eport/systemd/notify.h"
 
@@ -108,6 +110,30 @@ TEST_CASE("a NOTIFY_SOCKET that nobody listens on is reported as a failure", "[s
   unsetenv("NOTIFY_SOCKET");
   CHECK(r.outcome == systemd::NotifyOutcome::kFailed);
   CHECK(r.error_number != 0);
+}
+
+TEST_CASE("a manager that stopped reading gets a failure (EAGAIN), never a blocked agent thread", "[systemd]") {
+  FakeNotifySocket manager;  // read only at the end: its queue fills up
+  std::atomic<bool> done{false};
+  systemd::NotifyResult last{};
+  int sent = 0;
+  std::thread sender([&] {
+    for (int i = 0; i < 100000; ++i) {
+      last = systemd::notify_watchdog();
+      if (last.outcome != systemd::NotifyOutcome::kSent) break;
+      ++sent;
+    }
+    done = true;
+  });
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!done && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  const bool blocked = !done;
+  while (!done) (void)manager.receive(10ms);  // a blocked sender goes on once the queue drains
+  sender.join();
+  CHECK_FALSE(blocked);
+  CHECK(sent > 0);
+  CHECK(last.outcome == systemd::NotifyOutcome::kFailed);
+  CHECK(last.error_number == EAGAIN);
 }
 
 TEST_CASE("the watchdog interval is systemd's only for the process it names", "[systemd]") {

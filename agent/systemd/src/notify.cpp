@@ -60,8 +60,11 @@ NotifyResult send(const std::string& state) {
   const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size() + (name.front() == '/' ? 1 : 0));
   Fd sock{::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)};
   if (sock.fd < 0) return {NotifyOutcome::kFailed, errno};
-  // The manager reads the sender's pid from the socket (SO_PASSCRED on its side).
-  if (::sendto(sock.fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&addr), len) < 0) {
+  // The manager reads the sender's pid from the socket (SO_PASSCRED on its
+  // side). MSG_DONTWAIT: a manager whose queue is full (stalled) gets an
+  // EAGAIN failure, never a blocked agent thread.
+  if (::sendto(sock.fd, state.data(), state.size(), MSG_NOSIGNAL | MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&addr),
+               len) < 0) {
     return {NotifyOutcome::kFailed, errno};
   }
   return {NotifyOutcome::kSent, 0};

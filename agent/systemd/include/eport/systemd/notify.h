@@ -3,7 +3,8 @@
 // notification protocol of sd_notify(3) itself (src/notify.cpp; no libsystemd).
 //
 // Every function is thread-safe (each call opens a fresh socket),
-// never blocks for long (one datagram on a local socket) and never throws.
+// never blocks (one datagram on a local socket, sent with MSG_DONTWAIT) and
+// never throws.
 // A failure only matters for logging: the agent carries on either way, and
 // without NOTIFY_SOCKET (started by hand, in tests, under another init) the
 // calls do nothing and report kNoManager.
