@@ -441,8 +441,9 @@ struct Publisher::Impl : public ConnectionEvents {
   // the take (undecodable rows between readings go with the part before
   // them), as one envelope within the broker's limit (announced, or learned
   // from its refusals), or halves it until each part fits; one reading is
-  // published whatever its size (a refusal is logged by learn_from_refusals). Returns false once not
-  // connected: the rest stays leased until the reconnect releases it.
+  // published whatever its size (a refusal is logged by learn_from_refusals).
+  // Returns false once not connected: the rest stays leased until the
+  // reconnect releases it.
   bool publish_part(const std::vector<store::StoredRecord>& rows, std::size_t begin, std::size_t end,
                     std::size_t first_row, std::size_t end_row, model::Priority priority, const std::string& topic) {
     auto bytes = encode_part(begin, end, priority);
@@ -454,8 +455,10 @@ struct Publisher::Impl : public ConnectionEvents {
       return publish_part(rows, begin, mid, first_row, batch_rows[mid], priority, topic) &&
              publish_part(rows, mid, end, batch_rows[mid], end_row, priority, topic);
     }
-    // Above a cap learned from a refusal only: sent, and if the broker
-    // refuses it, that refusal says so (learn_from_refusals).
+    // One reading above the limit the CONNACK announced: the broker will
+    // close the connection for it. Above a cap learned from refusals only,
+    // it goes without a word: an acknowledgement raises the cap to it, a
+    // refusal says so (learn_from_refusals).
     if (bytes.size() > announced) {
       log::error(kLog, "an envelope of one reading is " + std::to_string(bytes.size()) + " bytes, above the " +
                            std::to_string(announced) + " the broker takes on " + topic +
