@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "eport/codec/codec.h"
+#include "eport/codec/packer.h"
 #include "eport/codec/topics.h"
 #include "eport/store/outbox.h"
 #include "eport/uplink/publisher.h"
@@ -328,9 +329,7 @@ StoreLoop store_loop(const std::string& path, eport::store::Durability durabilit
     std::fprintf(stderr, "outbox copy: %s\n", ob.error().c_str());
     return out;
   }
-  codec::EnvelopeEncoder enc;
-  codec::EnvelopeEncoderV2 enc_v2;
-  const bool v2 = format == codec::EnvelopeFormat::kV2;
+  codec::EnvelopePacker packer(format, zstd_level);  // the publisher's
   std::vector<model::Reading> batch;
   auto t = Clock::now();
   while (true) {
@@ -338,15 +337,15 @@ StoreLoop store_loop(const std::string& path, eport::store::Durability durabilit
     if (!rows || rows->empty()) break;
     if (codec_too) {
       batch.clear();
-      for (const auto& r : *rows)
-        if (auto x = codec::decode_reading(r.body)) batch.push_back(std::move(x).value());
-      // As the publisher packs them (v2: the ids are in the topic only).
-      codec::EnvelopeHeader h{v2 ? "" : kSite, v2 ? "" : kGateway, (*ob)->next_envelope_seq(), now_utc_ms(),
-                              rows->front().priority};
-      auto bytes = v2 ? enc_v2.encode(h, batch) : enc.encode(h, batch);
-      out.bytes += zstd_level == 0 ? bytes.size()
-                   : v2            ? codec::compress_v2(bytes, zstd_level).size()
-                                   : codec::compress(bytes, zstd_level).size();
+      for (const auto& r : *rows) {
+        auto x = codec::decode_reading(r.body);
+        if (!x) continue;
+        x->class_seq = r.class_seq;  // as the publisher numbers them (schema 1.5)
+        x->class_priority = r.priority;
+        batch.push_back(std::move(x).value());
+      }
+      codec::EnvelopeHeader h{kSite, kGateway, (*ob)->next_envelope_seq(), now_utc_ms(), rows->front().priority};
+      out.bytes += packer.pack(std::move(h), batch).size();
     } else {
       for (const auto& r : *rows) out.bytes += r.body.size();
     }

@@ -22,6 +22,7 @@
 #include "tls.h"
 #include "eport/backoff/backoff.h"
 #include "eport/codec/codec.h"
+#include "eport/codec/packer.h"
 #include "eport/codec/topics.h"
 #include "eport/log/log.h"
 #include "eport/model/clock.h"
@@ -103,8 +104,7 @@ struct Publisher::Impl : public ConnectionEvents {
   };
   std::unordered_map<DeliveryKey, Inflight> inflight;
   std::array<std::uint64_t, model::kPriorityCount> inflight_rows{};  // per class
-  codec::EnvelopeEncoder encoder;
-  codec::EnvelopeEncoderV2 encoder_v2;
+  codec::EnvelopePacker packer{opt.envelope_format, opt.packing_level()};
   std::vector<model::Reading> batch;
   std::vector<std::size_t> batch_rows;  // batch[i] was taken as row batch_rows[i] of its take()
   // The envelope sequence number drawn for the envelope being encoded and
@@ -424,17 +424,7 @@ struct Publisher::Impl : public ConnectionEvents {
   std::vector<std::uint8_t> encode_part(std::size_t begin, std::size_t end, model::Priority priority) {
     if (!pending_envelope_seq) pending_envelope_seq = outbox.next_envelope_seq();
     codec::EnvelopeHeader h{opt.site_id, opt.gateway_id, *pending_envelope_seq, now_utc_ms(), priority};
-    const bool v2 = opt.envelope_format == codec::EnvelopeFormat::kV2;
-    if (v2) {  // the topic carries the ids (docs/schema.md, Envelope v2)
-      h.site_id.clear();
-      h.gateway_id.clear();
-    }
-    const std::span<const model::Reading> part(batch.data() + begin, end - begin);
-    auto bytes = v2 ? encoder_v2.encode(h, part) : encoder.encode(h, part);
-    if (opt.packing_level() > 0) {
-      return v2 ? codec::compress_v2(bytes, opt.packing_level()) : codec::compress(bytes, opt.packing_level());
-    }
-    return {bytes.begin(), bytes.end()};
+    return packer.pack(std::move(h), std::span<const model::Reading>(batch.data() + begin, end - begin));
   }
 
   // Publishes batch[begin, end), which covers rows [first_row, end_row) of
