@@ -29,6 +29,7 @@
 #include "eport/uplink/batching.h"
 #include "eport/uplink/budget.h"
 #include "eport/uplink/health.h"
+#include "eport/uplink/size_cap.h"
 
 namespace eport::uplink {
 
@@ -110,14 +111,9 @@ struct Publisher::Impl : public ConnectionEvents {
   // The envelope sequence number drawn for the envelope being encoded and
   // not yet published (a split publishes the first part under it), if any.
   std::optional<std::uint64_t> pending_envelope_seq;
-  // An envelope larger than this was refused as too large (MQTT 5 PUBACK
-  // 0x95, e.g. mosquitto's message_size_limit): envelopes stay at or below
-  // it from then on. SIZE_MAX: no refusal seen. It never falls below the
-  // largest envelope acknowledged so far, and rises to an envelope of one
-  // reading above it that the broker acknowledges (learn_from_refusals,
-  // process_completions).
-  std::size_t refused_size_cap = SIZE_MAX;
-  std::size_t largest_acked_bytes = 0;  // MQTT payload of the largest envelope acknowledged
+  // Envelopes stay at or below this once the broker refused one as too
+  // large (learn_from_refusals, process_completions).
+  EnvelopeSizeCap size_cap;
   std::mt19937 rng{std::random_device{}()};
   // Reconnect delay: reconnect_min doubling to reconnect_max (eport::backoff),
   // each wait drawn from 0.5 .. 1.0 of it ("equal jitter", backoff_wait).
@@ -316,20 +312,20 @@ struct Publisher::Impl : public ConnectionEvents {
       if (r.reason_code != kPacketTooLarge) continue;
       const auto it = inflight.find(r.key);
       const std::size_t bytes = it != inflight.end() ? it->second.bytes : r.payload_bytes;
-      if (bytes == 0) continue;
-      if (it != inflight.end() && it->second.rows <= 1) {
-        log::error(kLog, "the broker refused an envelope of one reading (" + std::to_string(bytes) +
-                             " bytes) as too large: its class (" +
-                             std::string(model::priority_name(it->second.lease.priority)) +
-                             ") cannot drain until the broker's message size limit is raised (docs/operators.md)");
-        continue;
+      switch (size_cap.refused(bytes, it != inflight.end() ? it->second.rows : 0)) {
+        case EnvelopeSizeCap::Refusal::kNothingToLearn: break;
+        case EnvelopeSizeCap::Refusal::kOneReading:
+          log::error(kLog, "the broker refused an envelope of one reading (" + std::to_string(bytes) +
+                               " bytes) as too large: its class (" +
+                               std::string(model::priority_name(it->second.lease.priority)) +
+                               ") cannot drain until the broker's message size limit is raised (docs/operators.md)");
+          break;
+        case EnvelopeSizeCap::Refusal::kCapLowered:
+          log::warn(kLog, "the broker refused a " + std::to_string(bytes) +
+                              "-byte envelope as too large: envelopes are split to at most " +
+                              std::to_string(size_cap.limit()) + " bytes from now on");
+          break;
       }
-      // Half the refused size, but never below what the broker took.
-      const std::size_t taken = largest_acked_bytes < bytes ? largest_acked_bytes : 0;
-      refused_size_cap = std::min(refused_size_cap, std::max<std::size_t>({bytes / 2, taken, 1}));
-      log::warn(kLog, "the broker refused a " + std::to_string(bytes) +
-                          "-byte envelope as too large: envelopes are split to at most " +
-                          std::to_string(refused_size_cap) + " bytes from now on");
     }
     return true;
   }
@@ -358,9 +354,7 @@ struct Publisher::Impl : public ConnectionEvents {
       leases.push_back(it->second.lease);
       rows += it->second.rows;
       inflight_rows[static_cast<std::size_t>(it->second.lease.priority)] -= it->second.rows;
-      largest_acked_bytes = std::max(largest_acked_bytes, it->second.bytes);
-      // Sent above the cap (one reading cannot be split): the broker takes that size.
-      if (refused_size_cap != SIZE_MAX) refused_size_cap = std::max(refused_size_cap, it->second.bytes);
+      size_cap.acknowledged(it->second.bytes);
       inflight.erase(it);
     }
     if (leases.empty()) return;
@@ -439,7 +433,7 @@ struct Publisher::Impl : public ConnectionEvents {
     auto bytes = encode_part(begin, end, priority);
     // The broker's announced limit, and the cap learned from its refusals.
     const auto announced = conn->payload_limit(topic);
-    const auto limit = std::min(announced, refused_size_cap);
+    const auto limit = std::min(announced, size_cap.limit());
     if (bytes.size() > limit && end - begin > 1) {
       const auto mid = begin + (end - begin) / 2;
       return publish_part(rows, begin, mid, first_row, batch_rows[mid], priority, topic) &&
