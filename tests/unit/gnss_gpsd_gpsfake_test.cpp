@@ -1,6 +1,7 @@
 // GpsdSource end to end: gpsfake replays tests/data/yangshan_truck.nmea into
 // its own gpsd on a free loopback port; the positions read through libgps must
-// match those the NMEA parser gets from the same log. Exits 77 (ctest SKIP)
+// match those the NMEA parser gets from the same log; loading libgps at run
+// time refuses a missing or foreign library by name. Exits 77 (ctest SKIP)
 // when gpsfake, gpsd or python3-gps are not installed.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
@@ -25,6 +26,7 @@
 #include "eport/gnss/gpsd_source.h"
 #include "eport/gnss/line_framer.h"
 #include "gnss_test_util.h"
+#include "libgps.h"  // agent/gnss/src: the run-time loading of libgps
 
 using eport::gnss::AssemblerOptions;
 using eport::gnss::GpsdOptions;
@@ -190,6 +192,23 @@ TEST_CASE("gpsd: positions via gpsfake match the NMEA parser's for the same log"
   CHECK(satellites_reported > 0);
   CHECK(counters.positions == got.size());
   std::remove(out.c_str());  // kept only when a REQUIRE stopped the test
+}
+
+TEST_CASE("libgps: a missing or foreign library is refused by name; the real one loads once", "[gnss]") {
+  auto missing = eport::gnss::detail::load_libgps("libeport-absent.so.3");
+  REQUIRE_FALSE(missing);
+  CHECK_THAT(missing.error(), Catch::Contains("libeport-absent.so.3 could not be loaded") &&
+                                  Catch::Contains("install libeport-absent3 for gnss.source = \"gpsd\""));
+  auto foreign = eport::gnss::detail::load_libgps("libc.so.6");
+  REQUIRE_FALSE(foreign);
+  CHECK_THAT(foreign.error(), Catch::Contains("libc.so.6 lacks gps_open, gps_close, gps_stream, gps_read, "
+                                              "gps_waiting, gps_errstr: not the libgps this agent was built for"));
+  auto first = eport::gnss::detail::libgps();
+  REQUIRE(first);
+  CHECK((*first)->open != nullptr);
+  auto again = eport::gnss::detail::libgps();
+  REQUIRE(again);
+  CHECK(*again == *first);
 }
 
 int main(int argc, char* argv[]) {

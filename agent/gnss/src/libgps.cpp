@@ -1,9 +1,11 @@
 // libgps loaded at run time (libgps.h): dlopen of the build's soname and
-// dlsym of each function GpsdSource calls, once per process.
+// dlsym of each function GpsdSource calls, once per process once it worked.
 #include "libgps.h"
 
 #include <dlfcn.h>
 
+#include <mutex>
+#include <optional>
 #include <string>
 
 namespace eport::gnss::detail {
@@ -24,15 +26,16 @@ void bind_symbol(void* lib, const char* name, F& fn, std::string& missing) {
   if (fn == nullptr) missing += std::string(missing.empty() ? "" : ", ") + name;
 }
 
-Result<const LibGps*> load() {
-  constexpr const char* kSoname = EPORT_LIBGPS_SONAME;
-  void* lib = dlopen(kSoname, RTLD_NOW | RTLD_LOCAL);
+}  // namespace
+
+Result<LibGps> load_libgps(const char* soname) {
+  void* lib = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
   if (lib == nullptr) {
     const char* why = dlerror();
-    return Error{std::string(kSoname) + " could not be loaded (" + (why ? why : "dlopen failed") +
-                 "): install " + package_of(kSoname) + " for gnss.source = \"gpsd\""};
+    return Error{std::string(soname) + " could not be loaded (" + (why ? why : "dlopen failed") + "): install " +
+                 package_of(soname) + " for gnss.source = \"gpsd\""};
   }
-  static LibGps table{};
+  LibGps table{};
   std::string missing;
   bind_symbol(lib, "gps_open", table.open, missing);
   bind_symbol(lib, "gps_close", table.close, missing);
@@ -42,16 +45,22 @@ Result<const LibGps*> load() {
   bind_symbol(lib, "gps_errstr", table.errstr, missing);
   if (!missing.empty()) {
     dlclose(lib);
-    return Error{std::string(kSoname) + " lacks " + missing + ": not the libgps this agent was built for"};
+    return Error{std::string(soname) + " lacks " + missing + ": not the libgps this agent was built for"};
   }
-  return &table;  // lib stays open for the process's life
+  return table;  // lib stays open for the process's life
 }
 
-}  // namespace
-
 Result<const LibGps*> libgps() {
-  static const Result<const LibGps*> loaded = load();  // thread-safe once (C++11 statics)
-  return loaded;
+  // Only a success is kept: after a failure (libgps not installed yet) the
+  // next call tries again, so installing it needs no restart of the agent.
+  static std::mutex mu;
+  static std::optional<LibGps> loaded;
+  std::lock_guard lock(mu);
+  if (loaded) return &*loaded;
+  auto table = load_libgps(EPORT_LIBGPS_SONAME);
+  if (!table) return Error{table.error()};
+  loaded = *table;
+  return &*loaded;
 }
 
 }  // namespace eport::gnss::detail

@@ -22,9 +22,14 @@ struct LibGps {
   decltype(&::gps_errstr) errstr;
 };
 
-// Loads libgps once per process (later calls return the same table, or the
-// same error: "libgps.so.28 could not be loaded (<dlerror>): install libgps28").
+// Loads libgps (EPORT_LIBGPS_SONAME) once per process: later calls return
+// the same table. A failure is not kept ("libgps.so.28 could not be loaded
+// (<dlerror>): install libgps28"): the next call tries again, so a libgps
+// installed while the agent runs is picked up by gnss_runner's next retry.
 // Thread-safe; the library stays loaded until the process ends.
 Result<const LibGps*> libgps();
+
+// One attempt at `soname`, not kept (libgps() and the tests call it).
+Result<LibGps> load_libgps(const char* soname);
 
 }  // namespace eport::gnss::detail
