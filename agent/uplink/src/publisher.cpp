@@ -99,8 +99,9 @@ struct Publisher::Impl : public ConnectionEvents {
   struct Inflight {
     Delivery delivery;
     store::Lease lease;
-    std::size_t rows = 0;
-    std::size_t bytes = 0;  // MQTT payload
+    std::size_t rows = 0;      // outbox rows the ack deletes (undecodable ones included)
+    std::size_t readings = 0;  // readings in the envelope
+    std::size_t bytes = 0;     // MQTT payload
     Clock::time_point sent;
   };
   std::unordered_map<DeliveryKey, Inflight> inflight;
@@ -311,13 +312,15 @@ struct Publisher::Impl : public ConnectionEvents {
     for (const auto& r : refused) {
       if (r.reason_code != kPacketTooLarge) continue;
       const auto it = inflight.find(r.key);
-      const std::size_t bytes = it != inflight.end() ? it->second.bytes : r.payload_bytes;
-      switch (size_cap.refused(bytes, it != inflight.end() ? it->second.rows : 0)) {
+      // Still in flight: what was sent; else only the size Paho reported.
+      const Inflight* sent = it != inflight.end() ? &it->second : nullptr;
+      const std::size_t bytes = sent != nullptr ? sent->bytes : r.payload_bytes;
+      switch (size_cap.refused(bytes, sent != nullptr ? sent->readings : 0)) {
         case EnvelopeSizeCap::Refusal::kNothingToLearn: break;
-        case EnvelopeSizeCap::Refusal::kOneReading:
+        case EnvelopeSizeCap::Refusal::kOneReading:  // only from an envelope still in flight
           log::error(kLog, "the broker refused an envelope of one reading (" + std::to_string(bytes) +
                                " bytes) as too large: its class (" +
-                               std::string(model::priority_name(it->second.lease.priority)) +
+                               std::string(model::priority_name(sent->lease.priority)) +
                                ") cannot drain until the broker's message size limit is raised (docs/operators.md)");
           break;
         case EnvelopeSizeCap::Refusal::kCapLowered:
@@ -469,7 +472,7 @@ struct Publisher::Impl : public ConnectionEvents {
     const auto lease = store::Lease::of(std::span(rows.data() + first_row, n_rows));
     inflight_rows[static_cast<std::size_t>(priority)] += n_rows;
     auto key = delivery->key;
-    inflight.emplace(key, Inflight{std::move(delivery).value(), lease, n_rows, bytes.size(), Clock::now()});
+    inflight.emplace(key, Inflight{std::move(delivery).value(), lease, n_rows, end - begin, bytes.size(), Clock::now()});
     ++stats.envelopes_published;
     stats.bytes_published += bytes.size();
     budget.spend(bytes.size(), now_utc_ms());
