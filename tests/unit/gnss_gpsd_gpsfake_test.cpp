@@ -1,12 +1,14 @@
 // GpsdSource end to end: gpsfake replays tests/data/yangshan_truck.nmea into
 // its own gpsd on a free loopback port; the positions read through libgps must
 // match those the NMEA parser gets from the same log; loading libgps at run
-// time refuses a missing or foreign library by name. Exits 77 (ctest SKIP)
+// time refuses a missing or foreign library by name and tries a failed load
+// again. Exits 77 (ctest SKIP)
 // when gpsfake, gpsd or python3-gps are not installed.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -209,6 +211,32 @@ TEST_CASE("libgps: a missing or foreign library is refused by name; the real one
   auto again = eport::gnss::detail::libgps();
   REQUIRE(again);
   CHECK(*again == *first);
+}
+
+TEST_CASE("libgps: a load that failed is tried again, one that worked is kept", "[gnss]") {
+  // The real library's file, under a name that does not exist yet.
+  auto real = eport::gnss::detail::libgps();
+  REQUIRE(real);
+  Dl_info info{};
+  REQUIRE(dladdr(reinterpret_cast<void*>((*real)->open), &info) != 0);
+  REQUIRE(info.dli_fname != nullptr);
+  char dir_template[] = "/tmp/eport-libgps-XXXXXX";
+  REQUIRE(mkdtemp(dir_template) != nullptr);
+  const std::string later = std::string(dir_template) + "/libgps-installed-later.so.1";
+
+  eport::gnss::detail::LibGpsOnce once;
+  auto before = once.get(later.c_str());  // not installed yet
+  REQUIRE_FALSE(before);
+  CHECK_THAT(before.error(), Catch::Contains("could not be loaded"));
+  REQUIRE(symlink(info.dli_fname, later.c_str()) == 0);  // "installed" while running
+  auto after = once.get(later.c_str());
+  REQUIRE(after);
+  CHECK((*after)->open == (*real)->open);
+  REQUIRE(unlink(later.c_str()) == 0);  // gone again: the table that worked is kept
+  auto kept = once.get(later.c_str());
+  REQUIRE(kept);
+  CHECK(*kept == *after);
+  rmdir(dir_template);
 }
 
 int main(int argc, char* argv[]) {

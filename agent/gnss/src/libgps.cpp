@@ -50,17 +50,18 @@ Result<LibGps> load_libgps(const char* soname) {
   return table;  // lib stays open for the process's life
 }
 
-Result<const LibGps*> libgps() {
-  // Only a success is kept: after a failure (libgps not installed yet) the
-  // next call tries again, so installing it needs no restart of the agent.
-  static std::mutex mu;
-  static std::optional<LibGps> loaded;
-  std::lock_guard lock(mu);
-  if (loaded) return &*loaded;
-  auto table = load_libgps(EPORT_LIBGPS_SONAME);
+Result<const LibGps*> LibGpsOnce::get(const char* soname) {
+  std::lock_guard lock(mu_);
+  if (loaded_) return &*loaded_;
+  auto table = load_libgps(soname);
   if (!table) return Error{table.error()};
-  loaded = *table;
-  return &*loaded;
+  loaded_ = *table;
+  return &*loaded_;
+}
+
+Result<const LibGps*> libgps() {
+  static LibGpsOnce once;
+  return once.get(EPORT_LIBGPS_SONAME);
 }
 
 }  // namespace eport::gnss::detail

@@ -9,6 +9,9 @@
 
 #include <gps.h>
 
+#include <mutex>
+#include <optional>
+
 #include "eport/model/result.h"
 
 namespace eport::gnss::detail {
@@ -29,7 +32,18 @@ struct LibGps {
 // Thread-safe; the library stays loaded until the process ends.
 Result<const LibGps*> libgps();
 
-// One attempt at `soname`, not kept (libgps() and the tests call it).
+// One attempt at `soname`, not kept.
 Result<LibGps> load_libgps(const char* soname);
+
+// What libgps() keeps: the first table that loaded; a failure is not kept,
+// so the next get() tries again. Thread-safe.
+class LibGpsOnce {
+ public:
+  Result<const LibGps*> get(const char* soname);
+
+ private:
+  std::mutex mu_;
+  std::optional<LibGps> loaded_;
+};
 
 }  // namespace eport::gnss::detail
