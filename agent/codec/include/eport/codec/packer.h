@@ -24,9 +24,6 @@ class EnvelopePacker {
   // docs/schema.md "Envelope v2").
   std::vector<std::uint8_t> pack(EnvelopeHeader header, std::span<const model::Reading> readings);
 
-  EnvelopeFormat format() const { return format_; }
-  int zstd_level() const { return zstd_level_; }
-
  private:
   EnvelopeFormat format_;
   int zstd_level_;
